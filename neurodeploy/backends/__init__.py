@@ -1,0 +1,1 @@
+"""Reference backends that run a netlist elsewhere than our simulator (Lava)."""

@@ -1,0 +1,1 @@
+"""Writers and readers of netlist file formats: netx HDF5, NIR, ONNX."""

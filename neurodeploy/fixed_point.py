@@ -1,0 +1,83 @@
+"""Integer arithmetic of a Loihi-class core, one rule a function, on int64 arrays.
+
+Each rule mirrors Lava's bit-accurate CPU models (``PyLifModelBitAcc``,
+``PyDenseModelBitAcc``, ``PyConvModelFixed``), including where they compute in
+32-bit integers and wrap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DECAY_SHIFT = 12
+DECAY_UNITY = 1 << DECAY_SHIFT
+ACT_SHIFT = 6  # synaptic input and threshold are MSB-aligned by 6 bits
+MAX_UV = 1 << 23  # u and v are 24-bit
+V_LIMIT = MAX_UV - 1
+
+
+def wrap_bits(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement wrap of ``x`` into ``bits`` bits (a true modulo)."""
+    half = 1 << (bits - 1)
+    return ((x + half) & ((1 << bits) - 1)) - half
+
+
+def decay(x: np.ndarray, factor: int) -> np.ndarray:
+    """``x * factor / 4096`` rounded toward zero, as the chip's decay unit does."""
+    prod = x * factor
+    return np.sign(prod) * (np.abs(prod) >> DECAY_SHIFT)
+
+
+def shift(x: np.ndarray, exp: int) -> np.ndarray:
+    """``x << exp`` for ``exp >= 0``, arithmetic (floor) ``x >> -exp`` otherwise."""
+    return np.left_shift(x, exp) if exp >= 0 else np.right_shift(x, -exp)
+
+
+def effective_bias(bias_mant: np.ndarray, bias_exp: int) -> np.ndarray:
+    """The bias added to v each step: the mantissa shifted by its exponent, in int32."""
+    return wrap_bits(shift(np.asarray(bias_mant, dtype=np.int64), bias_exp), 32)
+
+
+def update_current(u: np.ndarray, a_in: np.ndarray, du: int) -> tuple[np.ndarray, np.ndarray]:
+    """One step of u: decay, add ``a_in << 6``, then Lava's one-step 24-bit wrap.
+
+    The sum is formed in int32 (wrapping modulo 2**32); the 24-bit wrap then
+    subtracts (or adds) 2**24 once, exactly as ``PyLifModelBitAcc`` does.
+    Returns the new u and where it wrapped.
+    """
+    total = wrap_bits(decay(u, DECAY_UNITY - (du + 1)) + (a_in << ACT_SHIFT), 32)
+    high, low = total > MAX_UV, total <= -MAX_UV
+    return total - (high * (2 * MAX_UV)) + (low * (2 * MAX_UV)), high | low
+
+
+def update_voltage(v: np.ndarray, u: np.ndarray, bias: np.ndarray, dv: int) -> tuple[np.ndarray, np.ndarray]:
+    """One step of v: decay, add u and the bias (int32), saturate to 24 bits.
+
+    Returns the new v and where it saturated.
+    """
+    total = wrap_bits(decay(v, DECAY_UNITY - dv) + u + bias, 32)
+    return np.clip(total, -V_LIMIT, V_LIMIT), np.abs(total) > V_LIMIT
+
+
+def sign_mode(weight: np.ndarray) -> str:
+    """'exc' when all weights are >= 0, 'inh' when all are <= 0, else 'mixed'."""
+    if np.all(weight >= 0):
+        return "exc"
+    if np.all(weight <= 0):
+        return "inh"
+    return "mixed"
+
+
+def dense_weights(weight: np.ndarray, weight_bits: int = 8) -> np.ndarray:
+    """The weights a dense core holds: clipped to 8 bits, low bits truncated.
+
+    ``k = 8 - weight_bits`` low bits are dropped, one more for mixed-sign
+    matrices (the sign takes a bit): a floor shift for excitatory and mixed
+    weights, toward zero for inhibitory ones. Idempotent.
+    """
+    weight = np.asarray(weight, dtype=np.int64)
+    mode = sign_mode(weight)
+    sign = -1 if mode == "inh" else 1
+    mag = np.clip(sign * weight, -256 if mode == "mixed" else 0, 255)
+    k = 8 - weight_bits + (mode == "mixed")
+    return sign * ((mag >> k) << k)

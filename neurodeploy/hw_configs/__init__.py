@@ -1,0 +1,1 @@
+"""Bundled hardware description files of the targets (TOML)."""
