@@ -1,0 +1,46 @@
+"""Shared fixtures: lava-dl's golden data and the Lava interpreter.
+
+Tests that need either skip with a reason when it is absent, except under CI
+(CI=true), where its absence is a failure: there they must run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from neurodeploy.backends.lava_env import lava_python
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _missing(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
+def _conformance_root() -> Path:
+    configured = os.environ.get("NEURODEPLOY_CONFORMANCE")
+    return Path(configured) if configured else REPO.parent / "shared" / "conformance" / "lava-dl"
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    """lava-dl's golden networks and traces (../shared/conformance/lava-dl)."""
+    root = _conformance_root()
+    if not (root / "tiny.net").exists():
+        _missing(f"lava-dl golden data not found at {root}; set NEURODEPLOY_CONFORMANCE")
+    return root
+
+
+@pytest.fixture(scope="session")
+def lava_exe() -> str:
+    """A Python interpreter that can import Lava."""
+    exe = lava_python()
+    if exe is None:
+        _missing("no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_PYTHON")
+    return exe
