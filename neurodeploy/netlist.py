@@ -225,14 +225,17 @@ class Netlist:
     ``input_shape`` is the shape of external spikes when layer 0 is not an
     :class:`Input`. ``reset_interval`` resets u and v of the k-th neuron layer
     (0-based, flatten layers not counted) at every step t (0-based) with
-    ``t % reset_interval == k % reset_interval``, as netx staggers Lava's resets;
-    ``None`` for never. ``output_window`` is the (start, stop) of steps
+    ``t % reset_interval == (k + reset_offset) % reset_interval``, as netx
+    staggers Lava's resets; ``None`` for never. A quantized network sets
+    ``reset_offset`` so that each layer resets on the step its first input
+    arrives, which aligns the chip's latency with the float model's steps. ``output_window`` is the (start, stop) of steps
     over which consumers count output spikes.
     """
 
     layers: list[Layer]
     input_shape: tuple[int, ...] | None = None
     reset_interval: int | None = None
+    reset_offset: int = 0
     output_window: tuple[int, int] | None = None
     meta: dict = field(default_factory=dict)
 

@@ -231,7 +231,7 @@ class _Run:
             st["pending"][slot] = 0
             if isinstance(layer, Input) and self.spikes is not None:
                 a_in += self.spikes[:, t].reshape(self.batch, -1).astype(np.int64)
-            if self.reset_interval and t % self.reset_interval == k % self.reset_interval:
+            if self.reset_interval and t % self.reset_interval == (k + self.net.reset_offset) % self.reset_interval:
                 st["u"][:] = 0
                 st["v"][:] = 0
             u, wrapped = fx.update_current(st["u"], a_in, layer.neuron.du)
