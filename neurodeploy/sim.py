@@ -232,8 +232,8 @@ class _Run:
             if isinstance(layer, Input) and self.spikes is not None:
                 a_in += self.spikes[:, t].reshape(self.batch, -1).astype(np.int64)
             if self.reset_interval and t % self.reset_interval == (k + self.net.reset_offset) % self.reset_interval:
-                st["u"][:] = 0
-                st["v"][:] = 0
+                st["u"] = np.zeros_like(st["u"])  # new arrays: the old ones are already recorded
+                st["v"] = np.zeros_like(st["v"])
             u, wrapped = fx.update_current(st["u"], a_in, layer.neuron.du)
             v, saturated = fx.update_voltage(st["v"], u, st["bias"], layer.neuron.dv)
             s = v > (layer.neuron.vth << fx.ACT_SHIFT)
