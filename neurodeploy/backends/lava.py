@@ -1,0 +1,327 @@
+"""Run a netlist in Lava's bit-accurate CPU models (``fixed_pt``), the reference the simulator must equal.
+
+Lava 0.10 needs Python 3.10 and numpy < 2. When this interpreter cannot import
+it, the run happens in a subprocess with the interpreter of
+:func:`neurodeploy.backends.lava_env.lava_python`; cases and recordings travel
+through a temporary ``.npz`` file of plain arrays and one JSON string (no pickle).
+
+What Lava accepts, and so what :func:`check_lava_limits` enforces:
+
+- bias mantissas within int16 (Lava's LIF holds ``bias_mant`` as int16 and would wrap);
+- dense weights within int32 (Lava casts them to int32 before clipping to 8 bits);
+- conv: ``weight_exp >= 0`` (Lava's Conv has no weight exponent: a positive one is
+  folded into the weights), every possible sum of ``|w| << weight_exp`` below 2**31
+  (Lava casts the float64 sum to int32), kernel, stride, padding, dilation and
+  groups at most 127 (Lava stores them as int8);
+- spikes into a synaptic layer are 0/1 (Lava's binary-spike synapses), spikes into an
+  input layer within int32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from neurodeploy.backends.lava_env import lava_in_process, lava_python
+from neurodeploy.errors import NeurodeployError
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+from neurodeploy.sim import RECORDABLE, Recording
+
+NO_LAVA = "no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_PYTHON"
+INT16 = (-(2**15), 2**15 - 1)
+INT32_LIMIT = 2**31
+LAVA_INT8_MAX = 127
+LAYER_KINDS = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
+
+
+class LavaError(NeurodeployError):
+    """A run Lava cannot do, or a Lava run that failed."""
+
+
+@dataclass
+class LavaCase:
+    """One run: a netlist with its inputs, the arguments of :func:`neurodeploy.sim.simulate`."""
+
+    net: Netlist
+    steps: int
+    spikes: np.ndarray | None = None  # (batch, steps, *input shape)
+    bias: np.ndarray | None = None  # input layer bias mantissas, optionally per sample
+    record: tuple[str, ...] = ("s",)
+    reset_interval: int | None = -1  # -1: the netlist's own
+
+    def resolved_reset(self) -> int | None:
+        return self.net.reset_interval if self.reset_interval == -1 else self.reset_interval
+
+    def batch(self) -> int:
+        if self.spikes is not None:
+            return int(self.spikes.shape[0])
+        first = self.net.layers[0]
+        if self.bias is not None and isinstance(first, Input) and np.ndim(self.bias) > len(first.shape):
+            return int(np.shape(self.bias)[0])
+        return 1
+
+
+def run_lava(
+    net: Netlist,
+    steps: int,
+    spikes: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    record: tuple[str, ...] = ("s",),
+    reset_interval: int | None = -1,
+) -> Recording:
+    """Run ``net`` in Lava like :func:`neurodeploy.sim.simulate` (one Lava run a sample).
+
+    The recording has s, u, v as asked, ``spike_count`` and ``output_counts``; the
+    other counters stay zero.
+    """
+    return run_lava_cases([LavaCase(net, steps, spikes, bias, tuple(record), reset_interval)])[0]
+
+
+def run_lava_cases(cases: Sequence[LavaCase]) -> list[Recording]:
+    """Run many cases, paying Lava's import once (one subprocess for all of them)."""
+    for k, case in enumerate(cases):
+        check_lava_limits(case, f"case {k}")
+    if lava_in_process():
+        from neurodeploy.backends.lava_worker import run_case
+
+        return [run_case(case) for case in cases]
+    return _in_subprocess("cases", lambda path: write_cases(path, cases))
+
+
+def run_netx_in_lava(
+    path: str | os.PathLike,
+    steps: int,
+    bias: np.ndarray | None = None,
+    spikes: np.ndarray | None = None,
+    reset_interval: int | None = None,
+    record: tuple[str, ...] = ("s",),
+) -> Recording:
+    """Run a netx HDF5 file through lava-dl's own ``netx.hdf5.Network`` (one sample a run).
+
+    ``bias`` replaces the input layer's bias mantissas ((C, H, W) or per sample);
+    ``spikes`` (batch, steps, *input shape) feed the network's input port. The
+    recording is keyed by the file's layer index and holds every layer netx builds.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LavaError(f"{path}: no such netx file")
+    _check_record(record)
+    spec = {"path": str(path.resolve()), "steps": int(steps), "reset_interval": reset_interval, "record": list(record)}
+    arrays = {k: np.asarray(v) for k, v in (("bias", bias), ("spikes", spikes)) if v is not None}
+    if lava_in_process():
+        from neurodeploy.backends.lava_worker import run_netx
+
+        return run_netx(spec, arrays)
+    return _in_subprocess("netx", lambda p: _save(p, spec, arrays))[0]
+
+
+def check_lava_limits(case: LavaCase, where: str = "case") -> None:
+    """Raise :class:`LavaError` where ``case`` leaves the ranges Lava computes exactly."""
+    _check_record(case.record)
+    net = case.net
+    for i, layer in enumerate(net.layers):
+        label = f"{where}, layer {i} ({layer.kind})"
+        bias = case.bias if isinstance(layer, Input) and case.bias is not None else getattr(layer, "bias", None)
+        _within(label, "bias mantissa", bias, *INT16)
+        if isinstance(layer, Dense):
+            _within(label, "weight", layer.weight, -INT32_LIMIT, INT32_LIMIT - 1)
+        if isinstance(layer, Conv):
+            _check_conv(label, layer)
+    if case.spikes is not None:
+        spikes = np.asarray(case.spikes)
+        if isinstance(net.layers[0], Input):
+            _within(f"{where}, input spikes", "value", spikes, -INT32_LIMIT, INT32_LIMIT - 1)
+        elif spikes.size and not np.isin(spikes, (0, 1)).all():
+            raise LavaError(f"{where}, input spikes: Lava's synapses take binary spikes, got values other than 0 and 1")
+
+
+def _check_conv(label: str, layer: Conv) -> None:
+    if layer.weight_exp < 0:
+        raise LavaError(f"{label}: weight_exp = {layer.weight_exp}; Lava's Conv has no weight exponent, it must be >= 0")
+    bound = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0)) << layer.weight_exp
+    if bound >= INT32_LIMIT:
+        raise LavaError(f"{label}: a conv sum can reach {bound}, Lava casts it to int32 (limit {INT32_LIMIT - 1})")
+    for name in ("stride", "padding", "dilation"):
+        if max(getattr(layer, name)) > LAVA_INT8_MAX:
+            raise LavaError(f"{label}: {name} = {getattr(layer, name)} exceeds Lava's int8 limit {LAVA_INT8_MAX}")
+    if max(layer.weight.shape[2:]) > LAVA_INT8_MAX or layer.groups > LAVA_INT8_MAX:
+        raise LavaError(f"{label}: kernel {layer.weight.shape[2:]} or groups {layer.groups} exceed Lava's int8 limit")
+
+
+def _within(label: str, name: str, value, lo: int, hi: int) -> None:
+    if value is None:
+        return
+    arr = np.asarray(value)
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        bad = int(arr.min() if arr.min() < lo else arr.max())
+        raise LavaError(f"{label}: {name} {bad} is outside Lava's range [{lo}, {hi}]")
+
+
+def _check_record(record) -> None:
+    bad = set(record) - set(RECORDABLE)
+    if bad:
+        raise LavaError(f"cannot record {sorted(bad)}; choose from {RECORDABLE}")
+
+
+# --- running the worker in another interpreter ---------------------------------
+
+
+def _in_subprocess(mode: str, write_input) -> list[Recording]:
+    exe = lava_python()
+    if exe is None:
+        raise LavaError(NO_LAVA)
+    with tempfile.TemporaryDirectory(prefix="neurodeploy-lava-") as tmp:
+        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        write_input(src)
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        cmd = [exe, "-m", "neurodeploy.backends.lava_worker", mode, str(src), str(dst)]
+        try:
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        except OSError as err:
+            raise LavaError(f"cannot start the Lava interpreter {exe}: {err}") from err
+        if done.returncode != 0 or not dst.exists():
+            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+            raise LavaError(f"the Lava run with {exe} failed (exit status {done.returncode}):\n{tail}")
+        return read_recordings(dst)
+
+
+# --- the exchange format: plain arrays plus one JSON string ----------------------
+
+
+def _save(path: Path, spec: dict, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+        np.savez(fh, __spec__=np.array(json.dumps(spec)), **arrays)
+
+
+def _load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    return json.loads(str(arrays.pop("__spec__"))), arrays
+
+
+def _plain(value):
+    """A dataclass field as JSON: ints, strings, lists; ``None`` kept."""
+    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    raise LavaError(f"cannot pass a netlist field of type {type(value).__name__} to Lava")
+
+
+def encode_netlist(net: Netlist, prefix: str, arrays: dict[str, np.ndarray]) -> dict:
+    """The netlist as a JSON-able spec; its arrays go into ``arrays`` under ``prefix``."""
+    layers = []
+    for i, layer in enumerate(net.layers):
+        entry = {"kind": layer.kind}
+        for f in fields(layer):
+            value = getattr(layer, f.name)
+            if isinstance(value, np.ndarray):
+                arrays[f"{prefix}/{i}/{f.name}"] = value
+                entry[f.name] = {"array": f"{prefix}/{i}/{f.name}"}
+            elif is_dataclass(value):
+                entry[f.name] = {k.name: _plain(getattr(value, k.name)) for k in fields(value)}
+            else:
+                entry[f.name] = _plain(value)
+        layers.append(entry)
+    spec = {f.name: _plain(getattr(net, f.name)) for f in fields(net) if f.name not in ("layers", "meta")}
+    return {"layers": layers, **spec}
+
+
+def decode_netlist(spec: dict, arrays: dict[str, np.ndarray]) -> Netlist:
+    """Inverse of :func:`encode_netlist`."""
+    layers = []
+    for entry in spec["layers"]:
+        cls = LAYER_KINDS[entry["kind"]]
+        kwargs = {}
+        for f in fields(cls):
+            value = entry.get(f.name)
+            if isinstance(value, dict) and "array" in value:
+                value = arrays[value["array"]]
+            elif f.name == "neuron":
+                value = CubaNeuron(**value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[f.name] = value
+        layers.append(cls(**kwargs))
+    net_fields = {f.name for f in fields(Netlist)} - {"layers", "meta"}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k in net_fields}
+    return Netlist(layers, **kwargs)
+
+
+def write_cases(path: Path, cases: Sequence[LavaCase]) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    specs = []
+    for k, case in enumerate(cases):
+        spec = {
+            "net": encode_netlist(case.net, f"c{k}/net", arrays),
+            "steps": int(case.steps),
+            "record": list(case.record),
+            "reset_interval": case.resolved_reset(),
+        }
+        for name in ("spikes", "bias"):
+            value = getattr(case, name)
+            if value is not None:
+                arrays[f"c{k}/{name}"] = np.asarray(value)
+        specs.append(spec)
+    _save(path, {"cases": specs}, arrays)
+
+
+def read_cases(path: Path) -> list[LavaCase]:
+    spec, arrays = _load(path)
+    return [
+        LavaCase(
+            net=decode_netlist(c["net"], arrays),
+            steps=c["steps"],
+            spikes=arrays.get(f"c{k}/spikes"),
+            bias=arrays.get(f"c{k}/bias"),
+            record=tuple(c["record"]),
+            reset_interval=c["reset_interval"],
+        )
+        for k, c in enumerate(spec["cases"])
+    ]
+
+
+def write_recordings(path: Path, recs: Sequence[Recording]) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    specs = []
+    for k, rec in enumerate(recs):
+        for name in RECORDABLE:
+            for i, arr in getattr(rec, name).items():
+                arrays[f"r{k}/{name}/{i}"] = arr
+        if rec.output_counts is not None:
+            arrays[f"r{k}/output_counts"] = rec.output_counts
+        specs.append({
+            "steps": rec.steps,
+            "batch": rec.batch,
+            "spike_count": {str(i): int(c) for i, c in rec.spike_count.items()},
+        })
+    _save(path, {"recordings": specs}, arrays)
+
+
+def read_recordings(path: Path) -> list[Recording]:
+    spec, arrays = _load(path)
+    recs = []
+    for k, r in enumerate(spec["recordings"]):
+        rec = Recording(steps=r["steps"], batch=r["batch"], output_counts=arrays.get(f"r{k}/output_counts"))
+        rec.spike_count = {int(i): c for i, c in r["spike_count"].items()}
+        for i in rec.spike_count:
+            for counter in ("synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
+                getattr(rec, counter)[i] = 0
+        for key, arr in arrays.items():
+            parts = key.split("/")
+            if parts[0] == f"r{k}" and parts[1] in RECORDABLE:
+                getattr(rec, parts[1])[int(parts[2])] = arr
+        recs.append(rec)
+    return recs
