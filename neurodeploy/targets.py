@@ -34,6 +34,7 @@ class Energy:
     neuron_update_active_pj: float | None = None  # one neuron stepped that spiked
     spike_pj: float | None = None  # one spike sent out of a neuron
     static_power_mw: float | None = None  # a chip's static (leakage) power
+    source: str = ""  # where the figures come from, printed with every cost estimate
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Timing:
     neuron_update_ns: float | None = None
     neuron_update_active_ns: float | None = None
     barrier_sync_ns: float | None = None  # end-of-step synchronisation across the chip
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,8 @@ _SCHEMA = (
     _Key("neuron", "u_bits", "u_bits", "count"),
     _Key("neuron", "v_bits", "v_bits", "count"),
 ) + tuple(
-    _Key("energy", f.name, f.name, "float") for f in fields(Energy)
-) + tuple(
-    _Key("timing", f.name, f.name, "float") for f in fields(Timing)
+    _Key(section, f.name, f.name, "str" if f.name == "source" else "float")
+    for section, cls in (("energy", Energy), ("timing", Timing)) for f in fields(cls)
 )
 
 _EXPECTED = {
@@ -193,7 +194,7 @@ def parse_target(data: dict, path: str) -> Target:
                 f"{path}: key {_dotted(spec.section, spec.key)} = {value!r}: expected {_EXPECTED[spec.kind]}"
             )
         if spec.section in ("energy", "timing"):
-            costs[spec.section][spec.key] = float(value)
+            costs[spec.section][spec.key] = value if spec.kind == "str" else float(value)
         else:
             values[spec.attr] = tuple(value) if spec.kind == "range" else value
     return Target(**values, energy=Energy(**costs["energy"]), timing=Timing(**costs["timing"]))

@@ -1,0 +1,454 @@
+"""Placement of a netlist's neuron layers onto a target's cores, and the cost of one inference.
+
+Each neuron layer is cut into runs of consecutive neurons (C-order), one run a
+core, greedily: a core takes neurons while its neurons, input axons (distinct
+presynaptic neurons feeding it), synapse memory (nonzero weights it holds x bits
+a synapse) and output axons (distinct destination cores its neurons reach) stay
+within the target's limits. Layers do not share cores, and convolution kernels
+are counted expanded, one stored synapse a nonzero weight and output neuron.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from neurodeploy import fixed_point as fx
+from neurodeploy.errors import NeurodeployError
+from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy.targets import Target
+
+
+class MappingError(NeurodeployError):
+    """A layer that cannot be placed on the target's cores: which layer, what quantity, which limit."""
+
+    def __init__(self, layer: int, description: str, quantity: str, value: int, limit: int, reason: str):
+        self.layer, self.description, self.quantity = layer, description, quantity
+        self.value, self.limit, self.reason = value, limit, reason
+        super().__init__(f"layer {layer} ({description}): {reason}")
+
+
+def describe_layer(layer) -> str:
+    """A short description such as 'dense 1024->1024' or 'conv 3x66x200->24x32x99'."""
+    dims = lambda shape: "x".join(str(s) for s in shape)  # noqa: E731
+    if isinstance(layer, Dense):
+        text = f"dense {layer.weight.shape[1]}->{layer.weight.shape[0]}"
+    elif isinstance(layer, Conv):
+        text = f"conv {dims(layer.in_shape)}->{dims(layer.shape)}"
+    elif isinstance(layer, Input):
+        text = f"input {dims(layer.shape)}"
+    else:
+        text = f"flatten {dims(layer.in_shape)}"
+    return f"{text} {layer.name}" if layer.name else text
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The presynaptic neurons (flat indices) with a nonzero weight onto each neuron, as CSR."""
+
+    indptr: np.ndarray  # (neurons + 1,)
+    indices: np.ndarray  # (synapses,) int32
+
+    @property
+    def fan_in(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    @property
+    def synapses(self) -> int:
+        return int(self.indices.size)
+
+
+def layer_wiring(layer) -> Wiring | None:
+    """The wiring of a dense or conv layer as the chip stores it; ``None`` for other layers."""
+    if isinstance(layer, Dense):
+        return _dense_wiring(fx.dense_weights(layer.weight, layer.weight_bits))
+    if isinstance(layer, Conv):
+        return _conv_wiring(layer)
+    return None
+
+
+def _dense_wiring(weight: np.ndarray) -> Wiring:
+    rows, cols = np.nonzero(weight)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=weight.shape[0]))])
+    return Wiring(indptr.astype(np.int64), cols.astype(np.int32))
+
+
+def _conv_wiring(layer: Conv) -> Wiring:
+    """Expand a convolution into per-neuron input lists, output channel by output channel."""
+    c_in, h, w = layer.in_shape
+    _, ho, wo = layer.shape
+    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+    per_group = layer.weight.shape[0] // layer.groups
+    rows_h = np.arange(ho)[:, None, None] * sh - ph
+    cols_w = np.arange(wo)[None, :, None] * sw - pw
+    counts, chunks = [], []
+    for co in range(layer.weight.shape[0]):
+        ci, kh, kw = np.nonzero(layer.weight[co])
+        ci = ci + (co // per_group) * layer.weight.shape[1]
+        hi = rows_h + kh[None, None, :] * dh
+        wi = cols_w + kw[None, None, :] * dw
+        valid = (hi >= 0) & (hi < h) & (wi >= 0) & (wi < w)
+        flat = (ci[None, None, :] * h + hi) * w + wi
+        counts.append(valid.sum(axis=2).ravel())
+        chunks.append(flat[valid].astype(np.int32))
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+    return Wiring(indptr.astype(np.int64), np.concatenate(chunks))
+
+
+def synapse_bits(layer, target: Target) -> int:
+    """Bits one stored synapse of ``layer`` takes on ``target``: weight, index, delay."""
+    weight_bits = layer.weight_bits if isinstance(layer, Dense) else 8
+    delay_bits = target.synapse_delay_bits if getattr(layer, "delay", None) is not None else 0
+    return weight_bits + target.synapse_index_bits + delay_bits
+
+
+@dataclass(frozen=True)
+class CoreUse:
+    """What one core holds: a run of ``neurons`` neurons of a layer from neuron ``first``."""
+
+    layer: int
+    first: int
+    neurons: int
+    input_axons: int
+    output_axons: int
+    synapses: int
+    synapse_bits: int
+
+
+@dataclass
+class LayerPlacement:
+    """The cores one neuron layer occupies."""
+
+    index: int  # layer index in the netlist
+    description: str
+    neurons: int
+    synapses: int
+    cores: list[CoreUse]
+
+
+@dataclass
+class Mapping:
+    """Cores and chips a netlist takes on a target, with per-core use."""
+
+    target: Target
+    layers: list[LayerPlacement]
+
+    @property
+    def cores(self) -> int:
+        return sum(len(p.cores) for p in self.layers)
+
+    @property
+    def neurons(self) -> int:
+        return sum(p.neurons for p in self.layers)
+
+    @property
+    def synapses(self) -> int:
+        return sum(p.synapses for p in self.layers)
+
+    def chips_needed(self) -> dict[str, int]:
+        """Chips each chip-level limit asks for (cores, and neurons and synapses where known)."""
+        t = self.target
+        need = {"cores": math.ceil(self.cores / t.cores_per_chip)}
+        if t.neurons_per_chip:
+            need["neurons"] = math.ceil(self.neurons / t.neurons_per_chip)
+        if t.synapses_per_chip:
+            need["synapses"] = math.ceil(self.synapses / t.synapses_per_chip)
+        return need
+
+    @property
+    def chips(self) -> int:
+        return max(self.chips_needed().values())
+
+    def utilization(self, core: CoreUse) -> dict[str, float | None]:
+        """Fraction of each per-core limit a core uses; ``None`` where the target has no limit."""
+        t = self.target
+        ratio = lambda used, limit: used / limit if limit else None  # noqa: E731
+        return {
+            "neurons": ratio(core.neurons, t.neurons_per_core),
+            "input_axons": ratio(core.input_axons, t.input_axons_per_core),
+            "output_axons": ratio(core.output_axons, t.output_axons_per_core),
+            "synapse_memory": ratio(core.synapse_bits, t.synapse_memory_bits),
+        }
+
+
+def network_wiring(net: Netlist) -> dict[int, Wiring | None]:
+    """Wiring of every neuron layer, by layer index (``None`` for input layers)."""
+    return {i: layer_wiring(net.layers[i]) for i in net.neuron_layers}
+
+
+def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] | None = None) -> Mapping:
+    """Place every neuron layer of ``net`` on ``target``'s cores; raise MappingError if one cannot be."""
+    wiring = network_wiring(net) if wiring is None else wiring
+    order = net.neuron_layers
+    placements: dict[int, LayerPlacement] = {}
+    downstream: tuple[Wiring, np.ndarray] | None = None  # next layer's wiring and core of each neuron
+    for i in reversed(order):
+        layer = net.layers[i]
+        n = int(np.prod(layer.shape))
+        out_edges = _output_edges(n, *downstream) if downstream else np.zeros(n, np.int64)
+        cores = _pack(i, layer, wiring[i], out_edges, target)
+        placements[i] = LayerPlacement(i, describe_layer(layer), n, sum(c.synapses for c in cores), cores)
+        if wiring[i] is not None:
+            core_of = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
+            downstream = (wiring[i], core_of)
+        else:
+            downstream = None
+    return Mapping(target, [placements[i] for i in order])
+
+
+def _output_edges(n_pre: int, wiring: Wiring, core_of: np.ndarray) -> np.ndarray:
+    """For each presynaptic neuron, how many distinct downstream cores it has synapses on."""
+    n_cores = int(core_of.max(initial=0)) + 1
+    dest = np.repeat(core_of, wiring.fan_in)
+    pairs = np.unique(wiring.indices.astype(np.int64) * n_cores + dest)
+    return np.bincount(pairs // n_cores, minlength=n_pre)
+
+
+def _pack(index: int, layer, wiring: Wiring | None, out_edges: np.ndarray, target: Target) -> list[CoreUse]:
+    """Greedy runs of consecutive neurons, each the longest that fits one core."""
+    n = out_edges.size
+    bits = synapse_bits(layer, target)
+    fan_in = wiring.fan_in if wiring is not None else np.zeros(n, np.int64)
+    cores, start = [], 0
+    while start < n:
+        stop = min(n, start + target.neurons_per_core)
+        axons = _new_inputs(wiring, start, stop).cumsum() if wiring is not None else np.zeros(stop - start, np.int64)
+        synapses = fan_in[start:stop].cumsum()
+        outs = out_edges[start:stop].cumsum()
+        fits = np.ones(stop - start, bool)
+        for used, limit in ((axons, target.input_axons_per_core), (synapses * bits, target.synapse_memory_bits),
+                            (outs, target.output_axons_per_core)):
+            if limit is not None:
+                fits &= used <= limit
+        take = int(np.argmin(fits)) if not fits.all() else fits.size
+        if take == 0:
+            _unplaceable(index, layer, start, int(axons[0]), int(synapses[0] * bits), int(outs[0]), target)
+        cores.append(CoreUse(index, start, take, int(axons[take - 1]), int(outs[take - 1]),
+                             int(synapses[take - 1]), int(synapses[take - 1] * bits)))
+        start += take
+    if len(cores) > 1 and not target.allow_split:
+        raise MappingError(index, describe_layer(layer), "cores", len(cores), 1,
+                           f"needs {len(cores)} cores, and target {target.name} does not split a layer across cores")
+    return cores
+
+
+def _new_inputs(wiring: Wiring, start: int, stop: int) -> np.ndarray:
+    """For neurons start..stop-1 in turn, how many inputs each adds that earlier ones did not use."""
+    lo, hi = wiring.indptr[start], wiring.indptr[stop]
+    rows = np.repeat(np.arange(stop - start), wiring.fan_in[start:stop])
+    _, first = np.unique(wiring.indices[lo:hi], return_index=True)
+    return np.bincount(rows[first], minlength=stop - start)
+
+
+def _unplaceable(index: int, layer, neuron: int, axons: int, bits: int, outs: int, target: Target) -> None:
+    """Raise MappingError for a neuron that does not fit an empty core."""
+    label = f"neuron {neuron} alone does not fit a core:"
+    if target.input_axons_per_core is not None and axons > target.input_axons_per_core:
+        limit, quantity = target.input_axons_per_core, "fan-in"
+        reason = f"{label} fan-in {axons} exceeds {limit} input axons a core"
+        value = axons
+    elif target.synapse_memory_bits is not None and bits > target.synapse_memory_bits:
+        limit, quantity, value = target.synapse_memory_bits, "synapse memory", bits
+        reason = f"{label} its synapses take {bits} bits, more than {limit} bits a core"
+    else:
+        limit, quantity, value = target.output_axons_per_core, "output axons", outs
+        reason = f"{label} fan-out to {outs} cores exceeds {limit} output axons a core"
+    raise MappingError(index, describe_layer(layer), quantity, value, limit, reason)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Operations of one inference per neuron layer index, and what the counts rest on."""
+
+    steps: int
+    synaptic_events: dict[int, float]
+    neuron_updates: dict[int, float]
+    spikes: dict[int, float]
+    basis: str
+
+    def total(self, name: str) -> float:
+        return float(sum(getattr(self, name).values()))
+
+
+def measured_activity(recording) -> Activity:
+    """Per-inference counts from a simulator Recording (its totals divided by the batch)."""
+    per = lambda counts: {i: c / recording.batch for i, c in counts.items()}  # noqa: E731
+    return Activity(
+        recording.steps, per(recording.synaptic_events), per(recording.neuron_updates),
+        per(recording.spike_count),
+        f"measured: simulated {recording.batch} sample(s) x {recording.steps} steps, averaged per sample",
+    )
+
+
+def assumed_activity(mapping: Mapping, steps: int, rate: float) -> Activity:
+    """Counts for every neuron (and every input) spiking with probability ``rate`` each step.
+
+    Synaptic events of a layer = its stored synapses x rate x steps (every presynaptic
+    neuron's fan-out, weighted by the rate); neuron updates = neurons x steps.
+    """
+    events = {p.index: p.synapses * rate * steps for p in mapping.layers}
+    updates = {p.index: float(p.neurons * steps) for p in mapping.layers}
+    spikes = {p.index: p.neurons * rate * steps for p in mapping.layers}
+    basis = (f"assumed: every neuron and input spikes with probability {rate:g} a step, {steps} steps; "
+             "synaptic events = stored synapses x rate x steps")
+    return Activity(steps, events, updates, spikes, basis)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One line of the cost arithmetic: count x unit cost, with the target key it comes from."""
+
+    name: str
+    count: float
+    unit_cost: float | None
+    unit: str  # of the unit cost: "pJ", "ns" or "mW" (static power, times a count in ns)
+    key: str
+
+    @property
+    def value(self) -> float | None:
+        """count x unit cost, in pJ for energy terms (mW x ns = pJ) and ns for time terms."""
+        return None if self.unit_cost is None else self.count * self.unit_cost
+
+    def text(self) -> str:
+        cost = "unknown" if self.unit_cost is None else f"{self.unit_cost:g} {self.unit}"
+        value = _fmt(self.value, "s", 1e-9) if self.unit == "ns" else _fmt(self.value, "J", 1e-12)
+        return f"{self.name:<34} {self.count:>16,.1f} x {cost:<12} = {value:>12}   [{self.key}]"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Energy and latency of one inference, with every term, source and assumption."""
+
+    activity: Activity
+    energy_terms: list[Term]  # dynamic energy, one term an operation kind
+    static_term: Term | None  # static power x chips x latency, where both are known
+    step_terms: list[Term]  # one time step of the busiest core, plus the barrier
+    latency_ns: float | None
+    notes: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def dynamic_pj(self) -> float | None:
+        values = [t.value for t in self.energy_terms]
+        return None if None in values else float(sum(values))
+
+    @property
+    def energy_pj(self) -> float | None:
+        """Dynamic energy plus static energy (when the target gives a static power)."""
+        static = self.static_term.value if self.static_term is not None else 0.0
+        return None if self.dynamic_pj is None else self.dynamic_pj + static
+
+    def lines(self) -> list[str]:
+        """The arithmetic, ready to print."""
+        blank = f"{'':>16}   {'':<12}"
+        out = [f"activity: {self.activity.basis}", "energy per inference:"]
+        out += ["  " + t.text() for t in self.energy_terms]
+        out.append(f"  {'dynamic':<34} {blank} = {_fmt(self.dynamic_pj, 'J', 1e-12):>12}")
+        if self.static_term is not None:
+            out.append("  " + self.static_term.text())
+        out.append(f"  {'total':<34} {blank} = {_fmt(self.energy_pj, 'J', 1e-12):>12}")
+        out.append(f"latency per inference: {self.activity.steps} steps x one step of the busiest core:")
+        out += ["  " + t.text() for t in self.step_terms]
+        step = self.latency_ns / self.activity.steps if self.latency_ns is not None else None
+        out.append(f"  {'one step':<34} {blank} = {_fmt(step, 's', 1e-9):>12}")
+        out.append(f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}")
+        out += [f"note: {n}" for n in self.notes]
+        out += [f"source: {s}" for s in self.sources]
+        return out
+
+
+def estimate_cost(mapping: Mapping, activity: Activity) -> Cost:
+    """Energy = sum of counts x per-operation energies (+ static power x time);
+    latency = steps x (busiest core's step + barrier)."""
+    target = mapping.target
+    latency, step_terms, notes = _latency(mapping, activity)
+    static = None
+    if latency is not None and target.energy.static_power_mw is not None:
+        static = Term(f"static: {mapping.chips} chip(s) x latency ns", latency * mapping.chips,
+                      target.energy.static_power_mw, "mW", "energy.static_power_mw")
+    elif target.energy.static_power_mw is None:
+        notes = notes + [f"target {target.name} gives no static power: the total is dynamic energy only"]
+    sources = [s for s in (target.energy.source, target.timing.source) if s] + [f"target file: {target.path}"]
+    return Cost(activity, _energy_terms(target, activity), static, step_terms, latency,
+                _energy_notes(target) + notes, sources)
+
+
+def _energy_terms(target: Target, act: Activity) -> list[Term]:
+    e = target.energy
+    updates, spikes = act.total("neuron_updates"), act.total("spikes")
+    terms = [Term("synaptic events", act.total("synaptic_events"), e.synaptic_op_pj, "pJ", "energy.synaptic_op_pj")]
+    if e.neuron_update_active_pj is not None:
+        terms.append(Term("neuron updates without a spike", updates - spikes, e.neuron_update_pj, "pJ",
+                          "energy.neuron_update_pj"))
+        terms.append(Term("neuron updates with a spike", spikes, e.neuron_update_active_pj, "pJ",
+                          "energy.neuron_update_active_pj"))
+    else:
+        terms.append(Term("neuron updates", updates, e.neuron_update_pj, "pJ", "energy.neuron_update_pj"))
+    if e.spike_pj is not None:
+        terms.append(Term("spikes sent", spikes, e.spike_pj, "pJ", "energy.spike_pj"))
+    return terms
+
+
+def _energy_notes(target: Target) -> list[str]:
+    notes = []
+    if target.energy.synaptic_op_pj is None or target.energy.neuron_update_pj is None:
+        notes.append(f"target {target.name} publishes no energy per operation: energy is unknown")
+    if target.energy.neuron_update_active_pj is not None:
+        notes.append("an update counts as active when the neuron spiked in that step (an assumption)")
+    if target.energy.spike_pj is not None:
+        notes.append("spike routing counts one within-tile delivery a spike; hops between tiles are not counted")
+    return notes
+
+
+def _latency(mapping: Mapping, act: Activity) -> tuple[float | None, list[Term], list[str]]:
+    """Each step lasts as long as the busiest core's work plus the end-of-step barrier.
+
+    A layer's synaptic events are spread over its cores in proportion to the
+    synapses each holds; its spikes over its neurons evenly.
+    """
+    t = mapping.target.timing
+    best: tuple[float, list[Term]] | None = None
+    for p in mapping.layers:
+        steps = act.steps
+        active = act.spikes.get(p.index, 0.0) / max(act.neuron_updates.get(p.index, 0.0), 1.0)
+        for k, core in enumerate(p.cores):
+            share = core.synapses / p.synapses if p.synapses else 0.0
+            terms = _core_step_terms(f"layer {p.index} core {k}", act.synaptic_events.get(p.index, 0.0) * share / steps,
+                                     core.neurons, active, t)
+            work = sum(term.value or 0.0 for term in terms)
+            if best is None or work > best[0]:
+                best = (work, terms)
+    if best is None:
+        return None, [], []
+    terms = best[1] + [Term("barrier synchronisation", 1, t.barrier_sync_ns, "ns", "timing.barrier_sync_ns")]
+    known = [term.value for term in terms]
+    if None in known:
+        return None, terms, [f"target {mapping.target.name} publishes no time per operation: latency is unknown"]
+    return float(sum(known)) * act.steps, terms, ["cores work in parallel; a core's operations run one after another"]
+
+
+def _core_step_terms(label: str, events: float, neurons: int, active: float, t) -> list[Term]:
+    terms = [Term(f"{label}: synaptic events", events, t.synaptic_op_ns, "ns", "timing.synaptic_op_ns")]
+    if t.neuron_update_active_ns is not None:
+        terms.append(Term(f"{label}: updates w/o spike", neurons * (1 - active), t.neuron_update_ns, "ns",
+                          "timing.neuron_update_ns"))
+        terms.append(Term(f"{label}: updates with spike", neurons * active, t.neuron_update_active_ns, "ns",
+                          "timing.neuron_update_active_ns"))
+    else:
+        terms.append(Term(f"{label}: neuron updates", neurons, t.neuron_update_ns, "ns", "timing.neuron_update_ns"))
+    return terms
+
+
+def _fmt(value: float | None, unit: str, scale: float) -> str:
+    """``value`` x ``scale`` (pJ or ns to SI) written with the best prefix."""
+    if value is None:
+        return "unknown"
+    if value == 0:
+        return f"0 {unit}"
+    x = value * scale
+    for prefix, factor in (("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9), ("p", 1e-12)):
+        if abs(x) >= factor or prefix == "p":
+            return f"{x / factor:.4g} {prefix}{unit}"
+    return f"{x:g} {unit}"
