@@ -103,7 +103,8 @@ class Dense:
     Binary spikes add the weights of the inputs that spiked; the sum is shifted by
     ``weight_exp`` and reaches the neurons one step later (plus ``delay``).
     Weights are stored as the chip holds them: 8-bit mantissas already truncated
-    to ``weight_bits``.
+    to ``weight_bits``. Mixed-sign weights may have 9 bits (sign and 8 bits, no
+    truncation), as netx encodes some files for Lava.
     """
 
     weight: np.ndarray  # int (out, in)
@@ -128,7 +129,8 @@ class Dense:
                 f"{label}: weight has {self.weight.shape[1]} inputs but the previous layer has "
                 f"{int(np.prod(in_shape))} neurons {in_shape}"
             )
-        _check_range(label, "weight_bits", self.weight_bits, 1, 8)
+        mixed = bool(np.any(self.weight < 0) and np.any(self.weight > 0))
+        _check_range(label, "weight_bits", self.weight_bits, 1, 9 if mixed else 8)
         _check_range(label, "weight_exp", self.weight_exp, -16, 16)
         if self.bias is not None:
             self.bias = _int_array(label, "bias", self.bias, ndim=1)
