@@ -13,27 +13,37 @@ import traceback
 
 from neurodeploy.errors import NeurodeployError
 
+DESCRIPTION = "Spiking networks from PyTorch onto Loihi-class chips, checked bit for bit."
+
 COMMANDS = {
+    "train": "train a spiking network (TSSL-BP, BPSA/BPTA, or plain BPTT)",
     "inspect": "print a netlist's layer table",
     "run": "simulate a netlist (or run it in Lava) and save what it computed",
     "conformance": "check the simulator against Lava on random netlists",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurodeploy", description=__doc__.splitlines()[0])
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported, to keep start-up light."""
+    parser = argparse.ArgumentParser(prog="neurodeploy", description=DESCRIPTION)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        module = importlib.import_module(f"neurodeploy.commands.{name}")
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(cmd)
-        cmd.set_defaults(run=module.run)
+        if name == command:
+            module = importlib.import_module(f"neurodeploy.commands.{name}")
+            module.add_arguments(cmd)
+            cmd.set_defaults(run=module.run)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command(argv)).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except NeurodeployError as err:

@@ -1,0 +1,44 @@
+"""``neurodeploy export``: quantize a trained model for a target and write its netlist files."""
+
+from __future__ import annotations
+
+import argparse
+
+from neurodeploy.quantize import CALIBRATIONS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train', or a NIR graph (.nir)")
+    parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a path to a target TOML file")
+    parser.add_argument("--format", default="netx", help="comma-separated: netx, nir, onnx (default netx)")
+    parser.add_argument("-o", "--output", default="export", help="output folder (default ./export)")
+    parser.add_argument("--calibrate", type=int, default=256, metavar="N",
+                        help="calibration samples from the training split (0: none; default 256)")
+    parser.add_argument("--calibration", choices=CALIBRATIONS, default="max",
+                        help="weight range: largest weight, a percentile, or the best spike-rate match")
+    parser.add_argument("--data-root", help="folder of the dataset, for datasets other than digits")
+    parser.add_argument("--dt", type=float, help="time step for NIR graphs (default: the graph's own)")
+    parser.add_argument("--steps", type=int, help="time steps a sample for NIR graphs")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+
+
+def run(args: argparse.Namespace) -> int:
+    from neurodeploy.export import export_model
+    from neurodeploy.targets import load_target
+
+    target = load_target(args.target)
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    result = export_model(args.model, target, args.output, formats, args.calibrate, args.calibration,
+                          args.force, args.data_root, args.dt, args.steps)
+    q = result.quantized
+    net = q.netlist
+    print(f"{args.model} -> {target.name}: {len(q.layers)} neuron layers, all design rules pass")
+    for layer in q.layers:
+        print(f"  layer {layer.index} {layer.kind:5s} scale {layer.scale:10.4g}  weight exp {layer.weight_exp:3d}  "
+              f"vth {layer.vth:6d}  du {layer.du:4d}  dv {layer.dv:4d}  clipped w/b {layer.weights_clipped}/"
+              f"{layer.biases_clipped}")
+    print(f"run {net.output_window[1]} steps a sample; reset interval {net.reset_interval}, "
+          f"output window {net.output_window[0]}..{net.output_window[1] - 1}")
+    for kind, path in result.files.items():
+        print(f"  wrote {kind:15s} {path}")
+    return 0
