@@ -20,6 +20,8 @@ COMMANDS = {
     "inspect": "print a netlist's layer table",
     "run": "simulate a netlist (or run it in Lava) and save what it computed",
     "conformance": "check the simulator against Lava on random netlists",
+    "targets": "list the hardware targets and their limits",
+    "map": "check a netlist against a target, place it on cores, estimate energy and latency",
 }
 
 
