@@ -1,0 +1,252 @@
+"""Datasets read from local files only (nothing is downloaded).
+
+``load_dataset(name, root, split)`` returns ``(x, y)``: ``x`` float32 in [0, 1],
+(N, C, H, W), and ``y`` int64 labels. Names and where the files must be:
+
+* ``digits``: scikit-learn's 8x8 digits (embedded, no ``root``), pixels / 16, shape
+  (N, 1, 8, 8). Split: ``sklearn.model_selection.train_test_split(test_size=0.25,
+  stratify=y, random_state=0)``, 1347 train / 450 test (:data:`DIGITS_SPLIT`).
+* ``mnist`` / ``fashion-mnist``: the IDX files (``train-images-idx3-ubyte``,
+  ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
+  optionally ``.gz``) in ``root/MNIST/raw`` or ``root/FashionMNIST/raw`` (torchvision's
+  layout), ``root/raw`` or ``root`` itself. Shape (N, 1, 28, 28).
+* ``cifar10``: ``root/cifar-10-batches-py`` (``data_batch_1..5``, ``test_batch``, read
+  with an unpickler that only rebuilds numpy arrays) or ``root/cifar-10-batches-bin``
+  (``data_batch_1..5.bin``, ``test_batch.bin``); either folder may be ``root`` itself.
+  Shape (N, 3, 32, 32).
+* ``nmnist``: the original event files, ``root/Train/<digit>/*.bin`` and
+  ``root/Test/<digit>/*.bin``; events binned into ``steps`` bins of ``bin_us``
+  microseconds (default: 300 ms spread over the bins). Returns uint8 spikes
+  (N, T, 2, 34, 34), channel 0 = OFF and 1 = ON events; several events in one bin
+  make one spike.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from numpy._core.multiarray import _reconstruct as _np_reconstruct
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "nmnist")
+_ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "n-mnist": "nmnist"}
+DIGITS_SPLIT = {
+    "method": "sklearn.model_selection.train_test_split",
+    "test_size": 0.25,
+    "stratify": True,
+    "random_state": 0,
+    "n_train": 1347,
+    "n_test": 450,
+}
+NMNIST_DURATION_US = 300_000
+NUM_CLASSES = 10
+
+
+class DatasetError(ValueError):
+    """A missing folder or file, or a file that is not what it should be."""
+
+
+def dataset_name(name: str) -> str:
+    """Canonical dataset name; raise :class:`DatasetError` for unknown ones."""
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return key
+
+
+def split_info(name: str, **params) -> dict:
+    """How the train/test split of ``name`` is made (stored in checkpoints)."""
+    name = dataset_name(name)
+    if name == "digits":
+        return dict(DIGITS_SPLIT)
+    return {"method": "official train/test files", **params}
+
+
+def load_dataset(
+    name: str, root: str | Path | None = None, split: str = "train", *, steps: int = 30, bin_us: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load one split of a dataset as ``(x, y)`` (see the module docstring).
+
+    ``steps`` and ``bin_us`` only matter for ``nmnist``.
+    """
+    name = dataset_name(name)
+    if split not in ("train", "test"):
+        raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
+    if name == "digits":
+        return _digits(split)
+    if root is None:
+        raise DatasetError(f"dataset {name!r} needs a data folder (--data-root DIR); nothing is downloaded")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"data folder {str(root)!r} does not exist or is not a folder")
+    if name == "cifar10":
+        return _cifar10(root, split)
+    if name == "nmnist":
+        return _nmnist(root, split, steps, bin_us)
+    return _mnist_like(root, split, "MNIST" if name == "mnist" else "FashionMNIST")
+
+
+def _digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    x = (data.images / 16.0).astype(np.float32)[:, None]
+    y = data.target.astype(np.int64)
+    s = DIGITS_SPLIT
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=s["test_size"], stratify=y, random_state=s["random_state"])
+    return (x_tr, y_tr) if split == "train" else (x_te, y_te)
+
+
+# --- MNIST / Fashion-MNIST (IDX files) ---------------------------------------------------
+
+
+def _read_idx(path: Path, dims: int) -> np.ndarray:
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 + 4 * dims or raw[:2] != b"\0\0" or raw[2] != 0x08 or raw[3] != dims:
+        raise DatasetError(f"{path}: not an IDX file of unsigned bytes with {dims} dimensions")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * dims)
+    if data.size != int(np.prod(shape)):
+        raise DatasetError(f"{path}: header says {shape} but the file holds {data.size} bytes")
+    return data.reshape(shape)
+
+
+def _find(folders: list[Path], names: list[str]) -> list[Path] | None:
+    """The first folder holding every name (plain or .gz), as paths."""
+    for folder in folders:
+        found = []
+        for n in names:
+            hits = [folder / n, folder / (n + ".gz")]
+            found.append(next((p for p in hits if p.is_file()), None))
+        if all(found):
+            return found  # type: ignore[return-value]
+    return None
+
+
+def _mnist_like(root: Path, split: str, folder: str) -> tuple[np.ndarray, np.ndarray]:
+    prefix = "train" if split == "train" else "t10k"
+    names = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
+    folders = [root / folder / "raw", root / "raw", root]
+    paths = _find(folders, names)
+    if paths is None:
+        raise DatasetError(
+            f"{folder} {split} files not found: expected {names[0]}[.gz] and {names[1]}[.gz] in one of "
+            + ", ".join(str(f) for f in folders)
+        )
+    images = _read_idx(paths[0], 3)
+    labels = _read_idx(paths[1], 1)
+    if len(images) != len(labels):
+        raise DatasetError(f"{paths[0]} has {len(images)} images but {paths[1]} has {len(labels)} labels")
+    return (images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)
+
+
+# --- CIFAR-10 -----------------------------------------------------------------------------
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that rebuilds numpy arrays and builtin containers, and refuses anything else."""
+
+    def find_class(self, module: str, name: str):
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
+            return _reconstruct
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        if (module, name) == ("_codecs", "encode"):  # bytes in protocol-2 pickles written by Python 3
+            return codecs.encode
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR-10 batch")
+
+
+def _reconstruct(cls, shape, dtype):
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError(f"refusing to rebuild {cls!r}")
+    return _np_reconstruct(cls, shape, dtype)
+
+
+def _cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        batch = _ArrayUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        data, labels = batch["data"], batch["labels"]
+    except (pickle.UnpicklingError, KeyError, TypeError, EOFError, ValueError) as err:
+        raise DatasetError(f"{path}: not a CIFAR-10 python batch ({err})") from None
+    data = np.asarray(data, dtype=np.uint8)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DatasetError(f"{path}: expected data (N, 3072) and N labels, got {data.shape} and {len(labels)}")
+    return data, np.asarray(labels, dtype=np.int64)
+
+
+def _cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    raw = np.frombuffer(path.read_bytes(), np.uint8)
+    if raw.size % 3073:
+        raise DatasetError(f"{path}: size {raw.size} is not a multiple of a 3073-byte CIFAR-10 record")
+    records = raw.reshape(-1, 3073)
+    return records[:, 1:], records[:, 0].astype(np.int64)
+
+
+def _cifar10(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    for folder, reader, suffix in (
+        (root / "cifar-10-batches-py", _cifar_py, ""),
+        (root, _cifar_py, ""),
+        (root / "cifar-10-batches-bin", _cifar_bin, ".bin"),
+        (root, _cifar_bin, ".bin"),
+    ):
+        paths = [folder / (n + suffix) for n in names]
+        if all(p.is_file() for p in paths):
+            parts = [reader(p) for p in paths]
+            data = np.concatenate([d for d, _ in parts]).reshape(-1, 3, 32, 32)
+            return data.astype(np.float32) / 255.0, np.concatenate([lab for _, lab in parts])
+    raise DatasetError(
+        f"CIFAR-10 {split} files not found under {root}: expected {', '.join(names)} in "
+        f"{root / 'cifar-10-batches-py'} (python batches) or the same names with .bin in "
+        f"{root / 'cifar-10-batches-bin'} (binary version)"
+    )
+
+
+# --- N-MNIST --------------------------------------------------------------------------------
+
+
+def read_nmnist_events(path: Path) -> dict[str, np.ndarray]:
+    """Events of one N-MNIST file: x, y (0..33), polarity p (1 = ON) and time ts in us.
+
+    Each event is 5 bytes: x, y, then polarity in the top bit and a 23-bit timestamp.
+    """
+    raw = np.frombuffer(Path(path).read_bytes(), np.uint8)
+    if raw.size % 5:
+        raise DatasetError(f"{path}: size {raw.size} is not a multiple of 5-byte N-MNIST events")
+    ev = raw.reshape(-1, 5).astype(np.int64)
+    ts = ((ev[:, 2] & 0x7F) << 16) | (ev[:, 3] << 8) | ev[:, 4]
+    return {"x": ev[:, 0], "y": ev[:, 1], "p": ev[:, 2] >> 7, "ts": ts}
+
+
+def bin_events(ev: dict[str, np.ndarray], steps: int, bin_us: int) -> np.ndarray:
+    """Spikes (T, 2, 34, 34) uint8 of the events in the first ``steps * bin_us`` us."""
+    out = np.zeros((steps, 2, 34, 34), np.uint8)
+    t = ev["ts"] // bin_us
+    keep = (t < steps) & (ev["x"] < 34) & (ev["y"] < 34)
+    out[t[keep], ev["p"][keep], ev["y"][keep], ev["x"][keep]] = 1
+    return out
+
+
+def _nmnist(root: Path, split: str, steps: int, bin_us: int | None) -> tuple[np.ndarray, np.ndarray]:
+    if steps < 1:
+        raise DatasetError(f"nmnist: steps = {steps} must be >= 1")
+    bin_us = bin_us or NMNIST_DURATION_US // steps
+    name = "Train" if split == "train" else "Test"
+    folder = next((f for f in (root / name, root / name.lower()) if f.is_dir()), None)
+    files = [] if folder is None else [(p, d) for d in range(NUM_CLASSES) for p in sorted((folder / str(d)).glob("*.bin"))]
+    if not files:
+        raise DatasetError(
+            f"N-MNIST {split} events not found: expected {root / name}/<digit 0-9>/*.bin "
+            "(the original binary files, Train.zip and Test.zip unpacked)"
+        )
+    x = np.stack([bin_events(read_nmnist_events(p), steps, bin_us) for p, _ in files])
+    return x, np.array([d for _, d in files], dtype=np.int64)

@@ -1,0 +1,279 @@
+"""Training: ``neurodeploy train`` and ``python -m neurodeploy.train``.
+
+Deterministic given the seed: weights and dropout come from ``torch.manual_seed(seed)``,
+the batch order from a generator seeded with ``seed``, the random input encodings
+from one seeded with ``seed + 1``. The test set is encoded batch after batch with a
+generator seeded with ``seed`` (``evaluation`` in the checkpoint), so a simulator can
+rebuild exactly the inputs behind ``float_test_accuracy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .datasets import NUM_CLASSES, DatasetError, dataset_name, load_dataset, split_info
+from .encoding import ENCODINGS, EncodingError, encode, input_kind, make_encoding
+from .models.arch import ArchError, parse_arch
+from .models.checkpoint import CheckpointError, save_checkpoint
+from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
+from .models.network import SpikingNetwork, predict
+from .models.rules import BPSA_VARIANTS, RULES, TSSL_GRADS, Rule, RuleError, make_rule
+
+EVAL_BATCH = 500
+DEFAULT_LR = {"tssl": 2e-3, "bpsa": 2e-3, "bptt-lif": 2e-3, "bptt-if": 2e-3}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (``None``: the rule's or dataset's default)."""
+
+    rule: str = "tssl"
+    arch: str = "64-128-10"
+    dataset: str = "digits"
+    data_root: str | None = None
+    steps: int = 5
+    epochs: int = 30
+    seed: int = 0
+    batch_size: int = 32
+    lr: float | None = None
+    weight_decay: float = 0.0
+    encoding: str | None = None
+    gain: float = 1.0
+    loss: str | None = None
+    tau_m: float | None = None
+    tau_s: float | None = None
+    vth: float | None = None
+    tssl_grad: str = "reference"
+    desired: str = "reference"
+    desired_count: float | None = None
+    undesired_count: float | None = None
+    variant: str = "binary"
+    bin_us: int | None = None
+    limit: int | None = None
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    model: SpikingNetwork
+    checkpoint: dict
+    history: list[dict] = field(default_factory=list)
+
+
+class TrainError(ValueError):
+    """A bad training argument; the message names it and its limit."""
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda: CUDA is not available here")
+    if name not in ("cpu", "cuda"):
+        raise TrainError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def default_threads() -> int:
+    """CPU threads for torch: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _check(cfg: TrainConfig) -> tuple[Rule, dict, str]:
+    for name, value, low in (("--steps", cfg.steps, 1), ("--epochs", cfg.epochs, 1), ("--batch-size", cfg.batch_size, 1)):
+        if int(value) < low:
+            raise TrainError(f"{name} = {value} must be >= {low}")
+    rule = make_rule(cfg.rule, cfg.tau_m, cfg.tau_s, cfg.vth, cfg.tssl_grad, cfg.variant)
+    data = dataset_name(cfg.dataset)
+    default_encoding = "events" if data == "nmnist" else "direct"
+    enc_name = cfg.encoding or default_encoding
+    if (enc_name == "events") != (data == "nmnist"):
+        raise TrainError(f"--encoding {enc_name}: 'events' is the encoding of nmnist and of nmnist only")
+    encoding = make_encoding(enc_name, **({"gain": cfg.gain} if enc_name == "rate" else {}))
+    loss = cfg.loss or LOSSES[rule.name][0]
+    if loss not in LOSSES[rule.name]:
+        raise TrainError(f"--loss {loss}: rule {rule.name!r} takes {' or '.join(LOSSES[rule.name])}")
+    return rule, encoding, loss
+
+
+class _Loss:
+    """The training loss of a rule, from a :class:`RunOutput` and the labels."""
+
+    def __init__(self, name: str, rule: Rule, cfg: TrainConfig):
+        self.name, self.rule = name, rule
+        self.desired = desired_train(cfg.steps, cfg.desired)
+        self.counts = (
+            cfg.desired_count if cfg.desired_count is not None else round(0.8 * cfg.steps),
+            cfg.undesired_count if cfg.undesired_count is not None else max(1, round(0.2 * cfg.steps)),
+        )
+
+    def __call__(self, out, labels: torch.Tensor) -> torch.Tensor:
+        if self.name == "kernel":
+            return kernel_loss(out.signal, labels, self.desired, self.rule.neuron.tau_s)
+        if self.name == "count":
+            return count_loss(out.signal, out.spikes, labels, *self.counts)
+        return ce_loss(out.signal, labels) if self.name == "ce" else mse_loss(out.signal, labels)
+
+
+@torch.no_grad()
+def evaluate(model: SpikingNetwork, x, y, encoding: dict, steps: int, seed: int, batch_size: int = EVAL_BATCH) -> float:
+    """Accuracy on (x, y), inputs encoded in order with a generator seeded with ``seed``."""
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    correct = 0
+    for start in range(0, len(y), batch_size):
+        xb = torch.as_tensor(np.asarray(x[start : start + batch_size]))
+        spikes = model(encode(xb, encoding, steps, gen).to(device))
+        correct += (predict(spikes).cpu() == torch.as_tensor(y[start : start + batch_size])).sum().item()
+    return correct / len(y)
+
+
+def _load(cfg: TrainConfig, data: str):
+    kwargs = {"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}
+    x_tr, y_tr = load_dataset(data, cfg.data_root, "train", **kwargs)
+    x_te, y_te = load_dataset(data, cfg.data_root, "test", **kwargs)
+    if cfg.limit is not None:
+        if cfg.limit < 1:
+            raise TrainError(f"--limit = {cfg.limit} must be >= 1")
+        x_tr, y_tr = x_tr[: cfg.limit], y_tr[: cfg.limit]
+    return x_tr, y_tr, x_te, y_te
+
+
+def train(cfg: TrainConfig, log=print) -> TrainResult:
+    """Train a network as ``cfg`` says; return it with its checkpoint dict and history."""
+    rule, encoding, loss_name = _check(cfg)
+    data = dataset_name(cfg.dataset)
+    device = pick_device(cfg.device)
+    torch.set_num_threads(cfg.threads or default_threads())
+    x_tr, y_tr, x_te, y_te = _load(cfg, data)
+    sample_shape = tuple(x_tr.shape[2:] if data == "nmnist" else x_tr.shape[1:])
+    torch.manual_seed(cfg.seed)
+    model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
+    if model.arch.num_outputs != NUM_CLASSES:
+        raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
+    lr = cfg.lr or DEFAULT_LR[rule.name]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    batches = math.ceil(len(y_tr) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=cfg.epochs * batches, pct_start=0.15)
+    loss_fn = _Loss(loss_name, rule, cfg)
+    order_gen = torch.Generator().manual_seed(cfg.seed)
+    enc_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        order = torch.randperm(len(y_tr), generator=order_gen).numpy()
+        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress, file=sys.stderr)
+        for b in bar:
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            xb = encode(torch.as_tensor(np.asarray(x_tr[idx])), encoding, cfg.steps, enc_gen).to(device)
+            yb = torch.as_tensor(y_tr[idx]).to(device)
+            out = model.run(xb)
+            loss = loss_fn(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+            correct += (predict(out.spikes) == yb).sum().item()
+            total += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
+        test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
+        row = {"epoch": epoch, "loss": loss_sum / total, "train_accuracy": correct / total, "test_accuracy": test_acc,
+               "seconds": time.perf_counter() - start}
+        history.append(row)
+        log(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  train {100 * row['train_accuracy']:.2f}%  "
+            f"test {100 * test_acc:.2f}%  ({row['seconds']:.1f} s)")
+    split = split_info(data, **({"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}))
+    if cfg.limit is not None:
+        split["train_limit"] = int(cfg.limit)
+    training = {**{k: v for k, v in asdict(cfg).items() if k not in ("progress", "device", "threads", "data_root")},
+                "lr": lr, "loss": loss_name, "optimizer": "AdamW", "schedule": "OneCycleLR", "history": history}
+    ckpt = save_checkpoint(
+        None, model, encoding=encoding, steps=cfg.steps, dataset=data, split=split,
+        float_test_accuracy=history[-1]["test_accuracy"], seed=cfg.seed,
+        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training,
+    )
+    return TrainResult(model, ckpt, history)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options to ``parser``."""
+    d = TrainConfig()
+    a = parser.add_argument
+    a("--rule", choices=RULES, default=d.rule, help="training rule; bptt-* are the surrogate-gradient baselines")
+    a("--arch", default=d.arch, help="architecture, e.g. 64-128-10 or 16C3p1-P2-32C3p1-P2-10 (default %(default)s)")
+    a("--dataset", default=d.dataset, help="digits (embedded), mnist, fashion-mnist, cifar10 or nmnist")
+    a("--data-root", metavar="DIR", help="folder holding the dataset's files (all but digits)")
+    a("--steps", "-T", type=int, default=d.steps, help="time steps a sample (default %(default)s)")
+    a("--epochs", type=int, default=d.epochs, help="default %(default)s")
+    a("--seed", type=int, default=d.seed, help="default %(default)s")
+    a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
+    a("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
+    a("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    a("--weight-decay", type=float, default=d.weight_decay)
+    a("--encoding", choices=ENCODINGS, help="input encoding (default: direct; events for nmnist)")
+    a("--gain", type=float, default=d.gain, help="rate encoding: spike probability = gain * pixel")
+    a("--loss", choices=sorted({v for vs in LOSSES.values() for v in vs}),
+      help="tssl: kernel (default) or count; others: ce (default) or mse")
+    a("--tau-m", type=float, help="membrane time constant in steps (tssl, bptt-lif; default 5)")
+    a("--tau-s", type=float, help="synaptic time constant in steps (tssl, bptt-lif; default 3)")
+    a("--vth", type=float, help="threshold (default 1 for tssl/bptt-lif, 0.5 for bpsa/bptt-if)")
+    a("--tssl-grad", choices=TSSL_GRADS, default=d.tssl_grad,
+      help="reference: add the reference code's surrogate fallback for quiet neurons; paper: without")
+    a("--desired", choices=DESIRED_TRAINS, default=d.desired, help="kernel loss: desired train of the true class")
+    a("--desired-count", type=float, help="count loss: spikes wanted from the true class (default 0.8 T)")
+    a("--undesired-count", type=float, help="count loss: spikes allowed to the others (default 0.2 T)")
+    a("--variant", choices=BPSA_VARIANTS, default=d.variant,
+      help="bpsa: binary spikes (deployable) or graded output with ReLU input (not deployable)")
+    a("--bin-us", type=int, help="nmnist: time bin in microseconds (default 300 ms / steps)")
+    a("--limit", type=int, help="train on the first N training samples only")
+    a("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")
+    a("--threads", type=int, help="CPU threads (default: the cores available)")
+    a("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    fields = TrainConfig.__dataclass_fields__
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``neurodeploy train``; return the exit status (2 for bad arguments or data)."""
+    try:
+        cfg = config_from_args(args)
+        result = train(cfg)
+        torch.save(result.checkpoint, args.output)
+    except (TrainError, RuleError, ArchError, DatasetError, EncodingError, CheckpointError) as err:
+        print(f"neurodeploy train: error: {err}", file=sys.stderr)
+        return 2
+    acc = result.checkpoint["float_test_accuracy"]
+    print(f"float test accuracy {100 * acc:.2f}%; checkpoint written to {args.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m neurodeploy.train", description="Train a spiking network.")
+    add_train_arguments(parser)
+    return run_train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
