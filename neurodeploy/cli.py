@@ -17,6 +17,7 @@ DESCRIPTION = "Spiking networks from PyTorch onto Loihi-class chips, checked bit
 
 COMMANDS = {
     "train": "train a spiking network (TSSL-BP, BPSA/BPTA, or plain BPTT)",
+    "export": "quantize a trained model for a target and write netx / NIR / ONNX files",
     "inspect": "print a netlist's layer table",
     "run": "simulate a netlist (or run it in Lava) and save what it computed",
     "conformance": "check the simulator against Lava on random netlists",

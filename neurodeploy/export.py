@@ -130,7 +130,9 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
     q = quantize_model(fm, target, calibrate, method, data_root)
     violations = check(q.netlist, target)
     if violations:
-        raise DesignRuleError(violations, source=str(source), target=target.name)
+        err = DesignRuleError(violations, target)
+        err.args = (f"{source}: {err}",)
+        raise err
     result = ExportResult(q, violations=violations)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as staging:
@@ -166,6 +168,8 @@ def _write(fmt: str, q: Quantized, path: Path) -> None:
 
 
 def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportResult) -> dict:
+    from neurodeploy.drc import unchecked
+
     """What export.json holds: the run conventions and, per layer, how it was quantized."""
     net = q.netlist
     return {
@@ -181,6 +185,7 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "input": "bias" if q.input_transform is not None else "spikes",
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},
-        "design_rules": {"target": target.name, "violations": [str(v) for v in result.violations], "passed": True},
+        "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],
+                         "unchecked": unchecked(target)},
         "layers": [layer.as_dict() for layer in q.layers],
     }

@@ -145,7 +145,8 @@ def _scale(layer: FloatLayer, pct: float, limits: Limits) -> tuple[float, int, f
 
     The threshold must fit ``vth_max`` and the constant drive the bias mantissa
     (at ``bias_exp`` 6); within that, the exponent is the largest at which the
-    weight range fills the mantissa, or the smallest allowed one.
+    weight range fills the mantissa, or the smallest allowed one. netx limits the
+    exponent to <= 0 for dense layers and >= 0 for conv layers.
     """
     vth_f = float(layer.neuron["vth"])
     lo, hi, _ = _weight_grid(layer.weight)
@@ -158,6 +159,8 @@ def _scale(layer: FloatLayer, pct: float, limits: Limits) -> tuple[float, int, f
     e_lo, e_hi = limits.weight_exp
     if layer.kind == "conv":
         e_lo = max(e_lo, 0)  # netx conv weights carry no exponent: only e >= 0 folds in
+    else:
+        e_hi = min(e_hi, 0)  # netx stores 8-bit dense weights and derives exponents <= 0
     e = int(np.clip(np.floor(np.log2(lam_max * w_range / (64 * w_top))), e_lo, e_hi))
     lam = min(64 * 2**e * w_top / w_range, lam_max)
     return lam, e, w_range
