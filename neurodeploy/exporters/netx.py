@@ -1,0 +1,580 @@
+"""Lava-DL netx HDF5 files: read one into a :class:`Netlist`, write a netlist as one.
+
+The mapping is the one ``lava.lib.dl.netx.hdf5.Network`` (lava-dl 0.6.0) applies,
+so that our simulator computes what Lava computes from the same file:
+
+- ``/layer/<i>/type`` is ``input``, ``conv``, ``flatten`` or ``dense``; shapes are
+  stored (C, H, W) (netx reverses them to Lava's (x, y, f)).
+- A ``CUBA``/``LOIHI`` neuron group maps to vth = ``vThMant``, du = ``iDecay`` - 1,
+  dv = ``vDecay``, bias_exp = 6, bias mantissa = ``bias``.
+- Conv weights are stored (out, in/groups, kH, kW) and act as a cross-correlation
+  on (C, H, W) (netx flips them for Lava's true convolution); no weight exponent.
+- Dense weights are integers that netx re-encodes into (mantissa, bits, exponent),
+  which Lava then clips and truncates: the netlist holds the result.
+- ``flatten`` before a dense layer is a C-order flatten of (C, H, W).
+- An ``input`` layer with a neuron group is a layer of neurons driven by their
+  bias (netx ignores the file's scalar ``weight``/``bias`` input transform); one
+  with only a ``shape`` gives the shape of external input.
+
+Datasets netx ignores carry what a netlist has beyond netx: ``biasMant`` of an
+input layer (C, H, W), ``name`` of a layer, and ``/simulation/resetInterval``,
+``/simulation/outputWindow`` next to netx's ``Ts`` and ``tSample``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from neurodeploy import fixed_point as fx
+from neurodeploy.atomic import atomic_path
+from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.netlist import MAX_DELAY, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+
+NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
+NEURON_TYPES = ("CUBA", "LOIHI")
+UNSUPPORTED = ("dense_rec", "dense_comp", "pool", "average", "concat", "convT", "unpool")
+MAX_ELEMENTS = 1 << 26  # refuse a dataset declaring more elements than this
+MAX_LAYERS = 10_000
+INT32 = 1 << 31
+# netx's neuron when a dense layer has no neuron group: a non-leaky integrator
+DEFAULT_NEURON = CubaNeuron(vth=1 << 17, du=-1, dv=4096, bias_exp=NETX_BIAS_EXP)
+
+
+class NetxExportError(NeurodeployError):
+    """A netlist that netx cannot carry; the message names the layer and the limit."""
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def netx_weight_encoding(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The (mantissas, num_weight_bits, weight_exp) netx derives from integer dense weights.
+
+    Mixed-sign weights (netx's test: some < 0, none required > 0) are first clipped to
+    [-256, 254] when out of range; the mantissas are the weights shifted left by
+    ``-weight_exp``. Raises ValueError where netx fails (all zero) or zeroes every
+    weight (a negative scale: excitatory above 255, inhibitory below -256).
+    """
+    w = np.asarray(weight, dtype=np.int64)
+    lo, hi = int(w.min()), int(w.max())
+    if lo == hi == 0:
+        raise ValueError("netx cannot encode an all-zero weight matrix")
+    if (hi > 254 and lo < 0) or (lo < -256 and hi > 0):
+        w = np.clip(w, -256, 254)
+        lo, hi = int(w.min()), int(w.max())
+    mixed = lo < 0 <= hi
+    if mixed:
+        scale = min(127 / hi if hi > 0 else math.inf, -128 / lo)
+    elif hi < 0:
+        scale = -256 / lo
+    else:
+        scale = 255 / hi
+    scale_bits = int(np.floor(np.log2(scale))) + int(mixed)
+    if scale_bits < 0:
+        raise ValueError(f"weights in [{lo}, {hi}] are out of netx's range; netx would zero all of them")
+    n = next((k for k in range(8, 0, -1) if not np.any(w % (1 << k))), 0) - int(mixed)
+    return w << scale_bits, 8 - scale_bits - n, -scale_bits
+
+
+def lava_dense_weights(mantissas: np.ndarray, weight_bits: int) -> np.ndarray:
+    """What Lava's bit-accurate Dense holds after clipping and truncating ``mantissas``."""
+    if 8 - weight_bits + (fx.sign_mode(mantissas) == "mixed") < 0:
+        return np.zeros_like(mantissas)  # Lava shifts by a negative count: every weight becomes 0
+    return fx.dense_weights(mantissas, weight_bits)
+
+
+def integer_weights(weight: np.ndarray, weight_exp: int) -> np.ndarray | None:
+    """Weights ``w`` with sum(w) == shift(sum(weight), weight_exp) for every input, or None.
+
+    Exists when the exponent is non-negative or divides every weight exactly.
+    """
+    weight = np.asarray(weight, dtype=np.int64)
+    if weight_exp >= 0:
+        return weight << weight_exp
+    if np.any(weight % (1 << -weight_exp)):
+        return None
+    return weight >> -weight_exp
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Reader:
+    """Checked access to one netx file: every error names the file and the HDF5 path."""
+
+    def __init__(self, path: str | os.PathLike, h5):
+        self.name = str(path)
+        self.h5 = h5
+
+    def fail(self, where: str, message: str) -> InputFileError:
+        return InputFileError(f"{self.name}: {where}: {message}")
+
+    def node(self, path: str, kind: str = "dataset"):
+        """The group or dataset at ``path``, refusing external links and external storage."""
+        import h5py
+
+        parent, _, key = path.rpartition("/")
+        group = self.h5[parent or "/"]
+        link = group.get(key, getlink=True)
+        if link is None:
+            raise self.fail(path, f"missing {kind}")
+        if isinstance(link, h5py.ExternalLink):
+            raise self.fail(path, f"is an external link to {link.filename}; external links are refused")
+        try:
+            obj = group[key]
+        except KeyError:
+            raise self.fail(path, "is a dangling link") from None
+        want = h5py.Group if kind == "group" else h5py.Dataset
+        if not isinstance(obj, want):
+            raise self.fail(path, f"expected a {kind}, found a {type(obj).__name__.lower()}")
+        if kind == "dataset":
+            if obj.is_virtual or obj.external:
+                raise self.fail(path, "stores its data outside the file; refused")
+            if obj.shape is None:
+                raise self.fail(path, "has no data")
+            if obj.size > MAX_ELEMENTS:
+                raise self.fail(path, f"declares {obj.size} elements, more than the limit of {MAX_ELEMENTS}")
+        return obj
+
+    def has(self, path: str) -> bool:
+        """Whether ``path`` names a link (which :meth:`node` then checks) in its group."""
+        parent, _, key = path.rpartition("/")
+        return self.h5[parent or "/"].get(key, getlink=True) is not None
+
+    def string(self, path: str) -> str:
+        ds = self.node(path)
+        if ds.dtype.kind not in "SO" or ds.ndim > 1 or ds.size != 1:
+            raise self.fail(path, f"expected one string, got dtype {ds.dtype} shape {ds.shape}")
+        value = ds[()] if ds.ndim == 0 else ds[0]
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, bytes):
+            raise self.fail(path, f"expected a string, got {type(value).__name__}")
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(path, "is not a UTF-8 string") from None
+
+    def numbers(self, path: str, ndims: tuple[int, ...], truncate: bool = False) -> np.ndarray:
+        """An integer array; floats must be whole unless ``truncate`` (netx's ``astype(int)``)."""
+        ds = self.node(path)
+        if ds.ndim not in ndims:
+            want = " or ".join(str(d) for d in ndims)
+            raise self.fail(path, f"expected {want} dimensions, got {ds.ndim}")
+        if ds.dtype.kind not in "iuf":
+            raise self.fail(path, f"expected numbers, got dtype {ds.dtype}")
+        arr = ds[()]
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)):
+                raise self.fail(path, "holds non-finite values")
+            if not truncate and np.any(arr != np.round(arr)):
+                raise self.fail(path, "expected integers, got fractional values")
+            arr = np.trunc(arr)
+        if arr.size and (arr.min() < -INT32 or arr.max() >= INT32):
+            raise self.fail(path, f"values must fit in 32 bits, found {arr.min()} .. {arr.max()}")
+        return np.asarray(arr).astype(np.int64)
+
+    def integer(self, path: str, lo: int, hi: int) -> int:
+        arr = self.numbers(path, (0, 1))
+        if arr.size != 1:
+            raise self.fail(path, f"expected one value, got {arr.size}")
+        value = int(arr.reshape(()))
+        if not lo <= value <= hi:
+            raise self.fail(path, f"{value} is outside [{lo}, {hi}]")
+        return value
+
+    def pair(self, path: str) -> tuple[int, int]:
+        """A conv parameter stored as one value or (H, W)."""
+        arr = self.numbers(path, (0, 1))
+        if arr.size not in (1, 2):
+            raise self.fail(path, f"expected 1 or 2 values, got {arr.size}")
+        return tuple(int(x) for x in np.broadcast_to(arr.reshape(-1), (2,)))
+
+    def shape(self, path: str) -> tuple[int, ...]:
+        arr = self.numbers(path, (0, 1)).reshape(-1)
+        if not 1 <= arr.size <= 3 or np.any(arr < 1):
+            raise self.fail(path, f"expected 1 to 3 positive sizes, got {arr.tolist()}")
+        return tuple(int(x) for x in arr)
+
+
+def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Netlist:
+    """Read a netx HDF5 file into a netlist, as ``netx.hdf5.Network`` would build it.
+
+    ``input_shape`` (C, H, W) is needed only when the first layer is a conv layer
+    and the file gives no input shape (netx asks for it likewise).
+    """
+    import h5py
+
+    try:
+        h5 = h5py.File(path, "r")
+    except (OSError, ValueError) as err:
+        raise InputFileError(f"{path}: cannot open as HDF5: {err}") from None
+    with h5:
+        return _read(_Reader(path, h5), input_shape)
+
+
+def _read(r: _Reader, input_shape) -> Netlist:
+    r.node("/layer", "group")
+    keys = set(r.h5["layer"].keys())
+    if len(keys) > MAX_LAYERS or keys != {str(i) for i in range(len(keys))}:
+        raise r.fail("/layer", f"expected layers named 0..n-1 (at most {MAX_LAYERS}), found {sorted(keys)[:12]}")
+    layers: list = []
+    shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+    for i in range(len(keys)):
+        base = f"/layer/{i}"
+        r.node(base, "group")
+        kind = r.string(f"{base}/type")
+        prev = layers[-1].shape if layers else shape
+        if kind == "input":
+            layer = _read_input(r, base, first=not layers)
+            if layer is None:
+                shape = r.shape(f"{base}/shape") if r.has(f"{base}/shape") else shape
+                continue
+        elif kind == "conv":
+            layer = _read_conv(r, base, prev)
+        elif kind == "dense":
+            layer = _read_dense(r, base, prev, layers[-1] if layers else None)
+            shape = shape if layers or shape is not None else (layer.weight.shape[1],)
+        elif kind == "flatten":
+            if prev is None or len(prev) != 3:
+                raise r.fail(base, f"flatten needs a (C, H, W) layer before it, got {prev}")
+            layer = Flatten(in_shape=prev)
+        elif kind in UNSUPPORTED:
+            raise r.fail(f"{base}/type", f"layer type '{kind}' is not supported (only input, conv, flatten, dense)")
+        else:
+            raise r.fail(f"{base}/type", f"unknown layer type '{kind}'")
+        if r.has(f"{base}/name"):
+            layer.name = r.string(f"{base}/name")
+        layers.append(layer)
+    if not layers:
+        raise r.fail("/layer", "holds no layer with neurons")
+    try:
+        return Netlist(
+            layers=layers,
+            input_shape=None if isinstance(layers[0], Input) else shape,
+            **_read_simulation(r),
+        )
+    except NetlistError as err:
+        raise InputFileError(f"{r.name}: {err}") from None
+
+
+def _read_neuron(r: _Reader, base: str) -> CubaNeuron:
+    r.node(base, "group")
+    kind = r.string(f"{base}/type")
+    if kind not in NEURON_TYPES:
+        raise r.fail(f"{base}/type", f"neuron type '{kind}' is not supported (only {', '.join(NEURON_TYPES)})")
+    if r.has(f"{base}/messageBits") and r.integer(f"{base}/messageBits", 0, 32) > 0:
+        raise r.fail(f"{base}/messageBits", "graded spikes are not supported")
+    return CubaNeuron(
+        vth=r.integer(f"{base}/vThMant", 0, fx.V_LIMIT),
+        du=r.integer(f"{base}/iDecay", 0, fx.DECAY_UNITY) - 1,
+        dv=r.integer(f"{base}/vDecay", 0, fx.DECAY_UNITY),
+        bias_exp=NETX_BIAS_EXP,
+    )
+
+
+def _read_input(r: _Reader, base: str, first: bool) -> Input | None:
+    """An input layer of neurons, or None when the layer only gives an input shape."""
+    if not r.has(f"{base}/neuron"):
+        return None
+    if not first:
+        raise r.fail(base, "an input layer with neurons may only come first")
+    shape = r.shape(f"{base}/shape")
+    bias = np.zeros(shape, np.int64)
+    if r.has(f"{base}/biasMant"):
+        bias = r.numbers(f"{base}/biasMant", (len(shape),))
+        if bias.shape != shape:
+            raise r.fail(f"{base}/biasMant", f"expected shape {shape}, got {bias.shape}")
+    return Input(shape=shape, neuron=_read_neuron(r, f"{base}/neuron"), bias=bias)
+
+
+def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
+    if in_shape is None:
+        raise r.fail(base, "the input shape is unknown: give input_shape (C, H, W)")
+    if len(in_shape) != 3:
+        raise r.fail(base, f"conv needs a (C, H, W) input, got {in_shape}")
+    weight = r.numbers(f"{base}/weight", (4, 5), truncate=True)
+    if weight.ndim == 5:
+        if weight.shape[4] != 1:
+            raise r.fail(f"{base}/weight", f"expected 4 dimensions (a 5th of size 1 allowed), got shape {weight.shape}")
+        weight = weight[..., 0]
+    layer = Conv(
+        weight=weight,
+        neuron=_read_neuron(r, f"{base}/neuron"),
+        in_shape=tuple(in_shape),
+        stride=r.pair(f"{base}/stride"),
+        padding=r.pair(f"{base}/padding"),
+        dilation=r.pair(f"{base}/dilation"),
+        groups=r.integer(f"{base}/groups", 1, weight.shape[0]),
+    )
+    try:
+        layer.validate(base, tuple(in_shape))
+    except NetlistError as err:
+        raise InputFileError(f"{r.name}: {err}") from None
+    declared = r.shape(f"{base}/shape")
+    if declared != layer.shape:
+        raise r.fail(f"{base}/shape", f"declares {declared} but the convolution gives {layer.shape}")
+    if r.has(f"{base}/bias"):
+        layer.bias = _read_conv_bias(r, f"{base}/bias", layer.shape)
+    return layer
+
+
+def _read_conv_bias(r: _Reader, path: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """Per channel (C,), or per neuron stored in Lava's (W, H, C) order as netx reads it."""
+    bias = r.numbers(path, (1, 3), truncate=True)
+    if bias.shape == (shape[0],):
+        return bias
+    if bias.shape == shape[::-1]:
+        return bias.transpose(2, 1, 0)
+    raise r.fail(path, f"expected ({shape[0]},) per channel or {shape[::-1]} per neuron (W, H, C), got {bias.shape}")
+
+
+def _read_dense(r: _Reader, base: str, in_shape, prev_layer) -> Dense:
+    """A dense layer; with no layer and no input shape before it, its weights give the input size."""
+    if prev_layer is not None and len(in_shape) > 1 and not isinstance(prev_layer, Flatten):
+        raise r.fail(base, f"a dense layer after a {in_shape} layer needs a flatten layer between them")
+    out = int(np.prod(r.shape(f"{base}/shape")))
+    weight = r.numbers(f"{base}/weight", (1, 2), truncate=True)
+    if weight.ndim == 1:
+        if weight.size % out:
+            raise r.fail(f"{base}/weight", f"{weight.size} values do not split into {out} rows")
+        weight = weight.reshape(out, -1)
+    n_in = weight.shape[1] if in_shape is None else int(np.prod(in_shape))
+    if weight.shape != (out, n_in):
+        raise r.fail(f"{base}/weight", f"expected shape ({out}, {n_in}), got {weight.shape}")
+    try:
+        mantissas, bits, exp = netx_weight_encoding(weight)
+    except ValueError as err:
+        raise r.fail(f"{base}/weight", str(err)) from None
+    held = lava_dense_weights(mantissas, bits)
+    if not np.any(held):
+        raise r.fail(f"{base}/weight", f"netx encodes these weights with {bits} bits and Lava truncates all of them to 0")
+    exact = integer_weights(held, exp)
+    if exact is None or not np.array_equal(exact, weight):
+        warnings.warn(f"{r.name}: {base}/weight: netx and Lava clip or truncate these weights; read as Lava computes them")
+    has_neuron = r.has(f"{base}/neuron")
+    layer = Dense(
+        weight=held,
+        neuron=_read_neuron(r, f"{base}/neuron") if has_neuron else dataclasses.replace(DEFAULT_NEURON),
+        weight_bits=bits,
+        weight_exp=exp,
+    )
+    if r.has(f"{base}/bias"):
+        bias = r.numbers(f"{base}/bias", (0, 1), truncate=True)
+        if bias.shape not in ((), (out,)):
+            raise r.fail(f"{base}/bias", f"expected ({out},) or one value, got shape {bias.shape}")
+        layer.bias = np.broadcast_to(bias, (out,)).copy()
+    if r.has(f"{base}/delay"):
+        layer.delay = _read_delay(r, f"{base}/delay", weight.shape)
+    return layer
+
+
+def _read_delay(r: _Reader, path: str, shape: tuple[int, int]) -> np.ndarray:
+    """Delays per synapse, per output (axonal) or per input, clamped to 62 as netx does."""
+    delay = r.numbers(path, (0, 1, 2), truncate=True)
+    if delay.size and delay.min() < 0:
+        raise r.fail(path, f"negative delay {delay.min()}")
+    if delay.size and delay.max() > MAX_DELAY:
+        warnings.warn(f"{r.name}: {path}: delays up to {delay.max()} clamped to {MAX_DELAY}, as netx does")
+        delay = np.minimum(delay, MAX_DELAY)
+    if delay.ndim == 1:
+        if delay.size == shape[0]:
+            delay = delay[:, None]
+        elif delay.size == shape[1]:
+            delay = delay[None, :]
+        else:
+            raise r.fail(path, f"{delay.size} delays fit neither {shape[0]} outputs nor {shape[1]} inputs")
+    if delay.ndim == 2 and delay.shape != shape:
+        raise r.fail(path, f"expected shape {shape}, got {delay.shape}")
+    return np.broadcast_to(delay, shape).copy()
+
+
+def _read_simulation(r: _Reader) -> dict:
+    """Run conventions: ``reset_interval``, ``output_window`` and ``meta['simulation']``."""
+    out: dict = {"meta": {}}
+    if not r.has("/simulation"):
+        return out
+    r.node("/simulation", "group")
+    sim = {key: r.integer(f"/simulation/{key}", 0, INT32 - 1) for key in ("Ts", "tSample") if r.has(f"/simulation/{key}")}
+    if sim:
+        out["meta"]["simulation"] = sim
+    if r.has("/simulation/resetInterval"):
+        out["reset_interval"] = r.integer("/simulation/resetInterval", 1, INT32 - 1)
+    if r.has("/simulation/outputWindow"):
+        window = r.numbers("/simulation/outputWindow", (1,))
+        if window.shape != (2,) or window[0] < 0 or window[1] < window[0]:
+            raise r.fail("/simulation/outputWindow", f"expected (start, stop) with 0 <= start <= stop, got {window.tolist()}")
+        out["output_window"] = (int(window[0]), int(window[1]))
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_netx(net: Netlist, path: str | os.PathLike) -> None:
+    """Write ``net`` as a netx HDF5 file that ``netx.hdf5.Network`` loads and runs alike.
+
+    Refuses (:class:`NetxExportError`, naming the layer) what netx cannot carry:
+    a conv weight exponent below 0, dense weights netx would re-encode with loss,
+    biases that are not whole multiples of 2**6 once shifted, a flatten of a
+    layer that is not (C, H, W).
+    """
+    import h5py
+
+    net.validate()
+    entries = _entries(net)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            layer_group = h5.create_group("layer")
+            for i, entry in enumerate(entries):
+                group = layer_group.create_group(str(i))
+                for key, value in entry.items():
+                    _put(group, key, value)
+            _write_simulation(h5, net)
+
+
+def _put(group, key: str, value) -> None:
+    if isinstance(value, dict):
+        sub = group.create_group(key)
+        for k, v in value.items():
+            _put(sub, k, v)
+    elif isinstance(value, str):
+        group.create_dataset(key, data=np.array([value.encode("utf-8")]))
+    else:
+        arr = np.asarray(value)
+        group.create_dataset(key, data=arr if arr.dtype.kind in "iu" else arr.astype(np.int64))
+
+
+def _entries(net: Netlist) -> list[dict]:
+    """One dict of datasets a layer of the file, shape-only input and implied flattens included."""
+    entries: list[dict] = []
+    if net.input_shape is not None and not isinstance(net.layers[0], Input):
+        entries.append({"type": "input", "shape": list(net.input_shape)})
+    shape = net.input_shape
+    for i, layer in enumerate(net.layers):
+        label = f"layer {i} ({layer.kind}{' ' + layer.name if layer.name else ''})"
+        if isinstance(layer, Dense) and i > 0 and len(shape) > 1 and not isinstance(net.layers[i - 1], Flatten):
+            entries.append({"type": "flatten"})  # netx needs it explicit; ours flattens implicitly alike
+        if isinstance(layer, Input):
+            entry = _input_entry(layer, label)
+        elif isinstance(layer, Conv):
+            entry = _conv_entry(layer, label)
+        elif isinstance(layer, Dense):
+            entry = _dense_entry(layer, label)
+        else:
+            if len(shape) != 3:
+                raise NetxExportError(f"{label}: netx can only flatten a (C, H, W) layer, got {shape}")
+            entry = {"type": "flatten"}
+        if layer.name:
+            entry["name"] = layer.name
+        entries.append(entry)
+        shape = layer.shape
+    return entries
+
+
+def _neuron_entry(neuron: CubaNeuron) -> dict:
+    return {"type": "CUBA", "vThMant": neuron.vth, "iDecay": neuron.du + 1, "vDecay": neuron.dv}
+
+
+def _netx_bias(bias: np.ndarray, bias_exp: int, label: str) -> np.ndarray:
+    """Mantissas m with m << 6 == bias << bias_exp, as netx fixes the exponent at 6."""
+    effective = fx.shift(np.asarray(bias, dtype=np.int64), bias_exp)
+    if np.any(effective % (1 << NETX_BIAS_EXP)):
+        raise NetxExportError(
+            f"{label}: netx fixes bias_exp at {NETX_BIAS_EXP}; bias mantissas shifted by {bias_exp} "
+            f"must be multiples of {1 << NETX_BIAS_EXP}"
+        )
+    return effective >> NETX_BIAS_EXP
+
+
+def _input_entry(layer: Input, label: str) -> dict:
+    entry = {"type": "input", "shape": list(layer.shape), "neuron": _neuron_entry(layer.neuron)}
+    if np.any(layer.bias):
+        entry["biasMant"] = _netx_bias(layer.bias, layer.neuron.bias_exp, label).astype(np.int32)
+    return entry
+
+
+def _conv_entry(layer: Conv, label: str) -> dict:
+    if layer.weight_exp < 0:
+        raise NetxExportError(
+            f"{label}: weight_exp = {layer.weight_exp}: Lava's fixed-point conv has no weight exponent, "
+            "and only exponents >= 0 can be folded into the weights"
+        )
+    entry = {
+        "type": "conv",
+        "shape": list(layer.shape),
+        "inChannels": layer.in_shape[0],
+        "outChannels": layer.weight.shape[0],
+        "kernelSize": list(layer.weight.shape[2:]),
+        "stride": list(layer.stride),
+        "padding": list(layer.padding),
+        "dilation": list(layer.dilation),
+        "groups": layer.groups,
+        "weight": _int32(layer.weight << layer.weight_exp, label),
+        "neuron": _neuron_entry(layer.neuron),
+    }
+    if layer.bias is not None:
+        bias = _netx_bias(layer.bias, layer.neuron.bias_exp, label)
+        entry["bias"] = bias.transpose(2, 1, 0) if bias.ndim == 3 else bias  # per neuron: Lava's (W, H, C)
+    return entry
+
+
+def _dense_entry(layer: Dense, label: str) -> dict:
+    held = fx.dense_weights(layer.weight, layer.weight_bits)
+    weight = integer_weights(held, layer.weight_exp)
+    if weight is None:
+        raise NetxExportError(
+            f"{label}: weight_exp = {layer.weight_exp} with weights that are not multiples of "
+            f"{1 << -layer.weight_exp}: netx stores integer weights and derives the exponent itself"
+        )
+    try:
+        mantissas, bits, exp = netx_weight_encoding(weight)
+    except ValueError as err:
+        raise NetxExportError(f"{label}: {err}") from None
+    if not np.array_equal(integer_weights(lava_dense_weights(mantissas, bits), exp), weight):
+        raise NetxExportError(
+            f"{label}: netx would re-encode these weights (in [{weight.min()}, {weight.max()}]) with {bits} "
+            "bits and Lava would clip or truncate them; an inhibitory minimum of minus a power of two does this"
+        )
+    entry = {
+        "type": "dense",
+        "shape": [layer.shape[0], 1, 1],
+        "inFeatures": layer.weight.shape[1],
+        "outFeatures": layer.weight.shape[0],
+        "weight": _int32(weight, label),
+        "neuron": _neuron_entry(layer.neuron),
+    }
+    if layer.bias is not None:
+        entry["bias"] = _netx_bias(layer.bias, layer.neuron.bias_exp, label)
+    if layer.delay is not None:
+        entry["delay"] = layer.delay.astype(np.int32)
+    return entry
+
+
+def _int32(arr: np.ndarray, label: str) -> np.ndarray:
+    if arr.size and (arr.min() < -INT32 or arr.max() >= INT32):
+        raise NetxExportError(f"{label}: weights reach {arr.min()} .. {arr.max()}, beyond 32 bits")
+    return arr.astype(np.int32)
+
+
+def _write_simulation(h5, net: Netlist) -> None:
+    values = dict(net.meta.get("simulation", {}))
+    if net.reset_interval is not None:
+        values["resetInterval"] = net.reset_interval
+    if net.output_window is not None:
+        values["outputWindow"] = list(net.output_window)
+    if values:
+        group = h5.create_group("simulation")
+        for key, value in values.items():
+            group.create_dataset(key, data=np.asarray(value, dtype=np.int64))
+
+
+def is_netx(path: str | os.PathLike) -> bool:
+    """True when ``path`` has a netx file suffix."""
+    return Path(path).suffix.lower() in (".net", ".h5", ".hdf5")
