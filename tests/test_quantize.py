@@ -1,0 +1,145 @@
+"""Folding and quantization: the integer network computes what the float graph does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodeploy.fold import FoldError, fold
+from neurodeploy.quantize import Limits, QuantizeError, quantize, run_quantized
+from neurodeploy.sim import conv2d
+
+
+
+def _neuron(drive="synaptic", tau_m=4.0, tau_s=2.0, vth=1.0):
+    return {"op": "neuron", "model": "cuba", "tau_m": tau_m, "tau_s": tau_s, "vth": vth,
+            "current_decay": 1 / tau_s, "voltage_decay": 1 / tau_m, "input_scale": 1 / tau_s, "drive": drive}
+
+
+def _float_run(layers, x, steps, direct):
+    """Reference: the graph's per-step equations in float64, layer by layer in the same step."""
+    batch = x.shape[0]
+    spikes = []
+    pre = x
+    for k, layer in enumerate(layers):
+        n = layer.shape
+        u = np.zeros((batch,) + n)
+        v = np.zeros((batch,) + n)
+        out = np.zeros((batch, steps) + n, dtype=bool)
+        bias = layer.bias if layer.kind == "dense" else layer.bias[:, None, None]
+        for t in range(steps):
+            if k == 0 and direct:
+                drive = _affine(layer, pre) + bias
+                syn = 0.0
+            else:
+                drive = bias
+                syn = _affine(layer, pre[:, t])
+            cd = layer.neuron["current_decay"] if not (k == 0 and direct) else 1.0
+            u = (1 - cd) * u + syn
+            v = (1 - layer.neuron["voltage_decay"]) * v + u + drive
+            s = v > layer.neuron["vth"]
+            v[s] = 0
+            out[:, t] = s
+        spikes.append(out)
+        pre = out.astype(np.float64)
+    return spikes
+
+
+def _affine(layer, x):
+    if layer.kind == "dense":
+        return x.reshape(x.shape[0], -1) @ layer.weight.T
+    return conv2d(x.reshape((x.shape[0],) + layer.in_shape), layer.weight, **layer.conv_args())
+
+
+def test_batchnorm_folds_into_weights_and_bias():
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+    bn = {"op": "batchnorm", "mean": rng.normal(size=5), "var": rng.random(5) + 0.5,
+          "gamma": rng.normal(size=5), "beta": rng.normal(size=5), "eps": 1e-5}
+    graph = [{"op": "input", "kind": "current", "shape": (3,)}, {"op": "dense", "weight": w, "bias": b},
+             bn, _neuron("bias")]
+    (layer,) = fold(graph)
+    x = rng.normal(size=(4, 3))
+    z = x @ w.T + b
+    expected = bn["gamma"] * (z - bn["mean"]) / np.sqrt(bn["var"] + bn["eps"]) + bn["beta"]
+    np.testing.assert_allclose(x @ layer.weight.T + layer.bias, expected, rtol=1e-12)
+
+
+def test_sum_pooling_folds_into_the_next_conv_and_dense():
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 2, size=(3, 4, 8, 8)).astype(np.float64)
+    pooled = x.reshape(3, 4, 4, 2, 4, 2).sum(axis=(3, 5))
+    wc = rng.normal(size=(6, 4, 3, 3))
+    graph = [{"op": "input", "kind": "spikes", "shape": (4, 8, 8)},
+             {"op": "conv", "weight": rng.normal(size=(4, 4, 1, 1)), "bias": None, "stride": (1, 1),
+              "padding": (0, 0), "dilation": (1, 1), "groups": 1}, _neuron(),
+             {"op": "sumpool", "kernel": 2, "stride": 2},
+             {"op": "conv", "weight": wc, "bias": None, "stride": (1, 1), "padding": (1, 1),
+              "dilation": (1, 1), "groups": 1}, _neuron()]
+    conv = fold(graph)[1]
+    expected = conv2d(pooled, wc, (1, 1), (1, 1), (1, 1), 1) / 2.0  # input scale 1/tau_s
+    got = conv2d(x, conv.weight, conv.conv["stride"], conv.conv["padding"], conv.conv["dilation"], 1)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+    wd = rng.normal(size=(5, 4 * 4 * 4))
+    graph = graph[:4] + [{"op": "flatten"}, {"op": "dense", "weight": wd, "bias": None}, _neuron()]
+    dense = fold(graph)[1]
+    np.testing.assert_allclose(x.reshape(3, -1) @ dense.weight.T, pooled.reshape(3, -1) @ wd.T / 2.0, atol=1e-12)
+    assert dense.flatten_before and dense.in_shape == (4, 8, 8)
+
+
+def test_graded_spikes_are_refused():
+    graph = [{"op": "input", "kind": "spikes", "shape": (3,)}, {"op": "dense", "weight": np.ones((2, 3))},
+             {**_neuron(), "spike": "graded", "input_relu": True}]
+    with pytest.raises(FoldError, match="graded"):
+        fold(graph)
+
+
+def test_quantized_parameters_follow_the_documented_rules():
+    rng = np.random.default_rng(3)
+    w1, w2 = rng.normal(0, 0.3, size=(20, 10)), rng.normal(0, 0.3, size=(4, 20))
+    graph = [{"op": "input", "kind": "spikes", "shape": (10,)},
+             {"op": "dense", "weight": w1, "bias": rng.normal(0, 0.05, 20)}, _neuron(),
+             {"op": "dense", "weight": w2, "bias": None}, _neuron()]
+    q = quantize(fold(graph), steps=8)
+    for fact, layer in zip(q.layers, q.netlist.layers):
+        assert (fact.du, fact.dv) == (2047, 1024)  # tau_s = 2, tau_m = 4
+        assert layer.neuron.vth == round(fact.scale / 64)  # vth = 1
+        assert fact.weight_exp <= 0 and np.all(layer.weight % 2 == 0)  # mixed: even mantissas
+        assert layer.weight.min() >= -256 and layer.weight.max() <= 254
+    net = q.netlist
+    assert net.reset_offset == 1 and net.reset_interval == 8 + 2 and net.output_window == (2, 10)
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_integer_spikes_track_the_float_model(direct):
+    rng = np.random.default_rng(4)
+    tau = dict(tau_m=4.0, tau_s=2.0)
+    graph = [{"op": "input", "kind": "current" if direct else "spikes", "shape": (1, 6, 6)},
+             {"op": "conv", "weight": rng.normal(0, 0.6, size=(4, 1, 3, 3)), "bias": rng.normal(0, 0.05, 4),
+              "stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1},
+             _neuron("bias" if direct else "synaptic", **tau),
+             {"op": "sumpool", "kernel": 2, "stride": 2}, {"op": "flatten"},
+             {"op": "dense", "weight": rng.normal(0, 0.5, size=(10, 36)), "bias": None}, _neuron(**tau)]
+    layers = fold(graph)
+    steps = 12
+    x = rng.random((64, 1, 6, 6))
+    inputs = x if direct else rng.random((64, steps, 1, 6, 6)) < x[:, None]
+    q = quantize(layers, steps, calibration=inputs)
+    for layer in layers:
+        layer.conv_args = (lambda lay=layer: {k: lay.conv[k] for k in ("stride", "padding", "dilation", "groups")})
+    ref = _float_run(layers, inputs if direct else inputs.astype(np.float64), steps, direct)
+    rec = run_quantized(q, inputs)
+    net = q.netlist
+    for k, i in enumerate(net.neuron_layers):
+        start = k + net.reset_offset
+        got = rec.s[i][:, start:start + steps].reshape(ref[k].shape)
+        assert ref[k].mean() > 0.02, "the fixture must make the layer fire"
+        assert np.mean(got != ref[k]) < 0.03, f"layer {k}: spikes differ on {np.mean(got != ref[k]):.2%}"
+
+
+def test_threshold_out_of_range_is_an_error():
+    graph = [{"op": "input", "kind": "spikes", "shape": (3,)}, {"op": "dense", "weight": np.full((2, 3), 1e-9)},
+             _neuron(vth=1e-13)]
+    with pytest.raises(QuantizeError, match="threshold"):
+        quantize(fold(graph), 4, Limits(vth_max=10))
