@@ -18,7 +18,8 @@ so that our simulator computes what Lava computes from the same file:
 
 Datasets netx ignores carry what a netlist has beyond netx: ``biasMant`` of an
 input layer (C, H, W), ``name`` of a layer, and ``/simulation/resetInterval``,
-``/simulation/outputWindow`` next to netx's ``Ts`` and ``tSample``.
+``resetOffset`` (netx's ``reset_offset`` argument) and ``outputWindow`` next to
+netx's ``Ts`` and ``tSample``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import dataclasses
 import math
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -396,7 +396,7 @@ def _read_delay(r: _Reader, path: str, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _read_simulation(r: _Reader) -> dict:
-    """Run conventions: ``reset_interval``, ``output_window`` and ``meta['simulation']``."""
+    """Run conventions: ``reset_interval``, ``reset_offset``, ``output_window``, ``meta['simulation']``."""
     out: dict = {"meta": {}}
     if not r.has("/simulation"):
         return out
@@ -406,6 +406,8 @@ def _read_simulation(r: _Reader) -> dict:
         out["meta"]["simulation"] = sim
     if r.has("/simulation/resetInterval"):
         out["reset_interval"] = r.integer("/simulation/resetInterval", 1, INT32 - 1)
+    if r.has("/simulation/resetOffset"):
+        out["reset_offset"] = r.integer("/simulation/resetOffset", -(INT32 - 1), INT32 - 1)
     if r.has("/simulation/outputWindow"):
         window = r.numbers("/simulation/outputWindow", (1,))
         if window.shape != (2,) or window[0] < 0 or window[1] < window[0]:
@@ -567,14 +569,11 @@ def _write_simulation(h5, net: Netlist) -> None:
     values = dict(net.meta.get("simulation", {}))
     if net.reset_interval is not None:
         values["resetInterval"] = net.reset_interval
+    if net.reset_offset:
+        values["resetOffset"] = net.reset_offset
     if net.output_window is not None:
         values["outputWindow"] = list(net.output_window)
     if values:
         group = h5.create_group("simulation")
         for key, value in values.items():
             group.create_dataset(key, data=np.asarray(value, dtype=np.int64))
-
-
-def is_netx(path: str | os.PathLike) -> bool:
-    """True when ``path`` has a netx file suffix."""
-    return Path(path).suffix.lower() in (".net", ".h5", ".hdf5")

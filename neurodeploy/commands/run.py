@@ -1,0 +1,164 @@
+"""``neurodeploy run``: simulate a netlist (or run it in Lava) and save what it computed.
+
+Arrays are in the netlist's order, (C, H, W) for spatial layers. ``--input`` holds
+spikes shaped (batch, steps, *input shape) or (steps, *input shape); ``--input-bias``
+holds the input layer's bias mantissas shaped like the layer, optionally with a
+leading batch axis. The output ``.npz`` holds ``s{i}``, ``u{i}``, ``v{i}`` of every
+neuron layer i (batch, steps, *layer shape), the per-layer counters aligned with
+``layers``, and ``output_counts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from neurodeploy.errors import InputFileError
+
+COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
+INT32 = 1 << 31
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("net", help="netlist file (netx HDF5: .net, .h5, .hdf5)")
+    parser.add_argument("--steps", type=_positive, required=True, metavar="T", help="time steps to run")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", metavar="SPIKES.npy", help="input spikes (batch, T, *input shape)")
+    source.add_argument("--input-bias", metavar="BIAS.npy", help="input layer bias mantissas ([batch,] *layer shape)")
+    parser.add_argument("--reset-interval", type=_non_negative, metavar="N",
+                        help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
+    parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
+                        help="our bit-accurate simulator (default) or Lava's fixed-point models")
+    parser.add_argument("--record", type=_record, default=("s", "u", "v"), metavar="s,u,v",
+                        help="variables to save (default s,u,v)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="output file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from neurodeploy.atomic import atomic_path
+    from neurodeploy.netio import load_netlist
+
+    net = load_netlist(args.net)
+    spikes = load_spikes(args.input, net, args.steps) if args.input else None
+    bias = load_bias(args.input_bias, net) if args.input_bias else None
+    reset = -1 if args.reset_interval is None else (args.reset_interval or None)
+    if args.backend == "lava":
+        from neurodeploy.backends.lava import run_lava as execute
+    else:
+        from neurodeploy.sim import simulate as execute
+    rec = execute(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset)
+    arrays = recording_arrays(rec, args.backend == "sim")
+    with atomic_path(args.output) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    spikes_out = ", ".join(f"{i}: {rec.spike_count[i]}" for i in sorted(rec.spike_count))
+    print(f"{args.net}: {args.steps} steps, batch {rec.batch}, backend {args.backend}; spikes by layer {spikes_out}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def recording_arrays(rec, counters: bool = True) -> dict[str, np.ndarray]:
+    """The ``.npz`` contents of a recording; ``counters`` False keeps only the spike counts."""
+    layers = sorted(rec.spike_count)
+    arrays: dict[str, np.ndarray] = {"layers": np.array(layers, dtype=np.int64)}
+    for name in ("s", "u", "v"):
+        for i, trace in getattr(rec, name).items():
+            arrays[f"{name}{i}"] = trace
+    for name in COUNTERS if counters else COUNTERS[:1]:
+        values = getattr(rec, name)
+        arrays[name] = np.array([values[i] for i in layers], dtype=np.int64)
+    if rec.output_counts is not None:
+        arrays["output_counts"] = rec.output_counts
+    return arrays
+
+
+def load_array(path: str) -> np.ndarray:
+    """A finite, integer-valued ``.npy`` array (never a pickle)."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise InputFileError(f"{path}: not a readable .npy array: {err}") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputFileError(f"{path}: expected one .npy array, found an archive")
+    if arr.dtype.kind not in "biuf":
+        raise InputFileError(f"{path}: expected numbers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise InputFileError(f"{path}: holds non-finite values")
+        if np.any(arr != np.round(arr)):
+            raise InputFileError(f"{path}: expected integers, got fractional values")
+    if arr.size and arr.dtype.kind in "iuf" and (arr.min() < -INT32 or arr.max() >= INT32):
+        raise InputFileError(f"{path}: values must fit in 32 bits, found {arr.min()} .. {arr.max()}")
+    return arr
+
+
+def load_spikes(path: str, net, steps: int) -> np.ndarray:
+    """Spikes (batch, >= steps, *input shape); 0/1 unless they feed an input layer's neurons."""
+    from neurodeploy.netlist import Input
+
+    arr = load_array(path)
+    first = net.layers[0]
+    shape = tuple(first.shape) if isinstance(first, Input) else tuple(net.input_shape)
+    if arr.ndim == len(shape) + 1:
+        arr = arr[None]
+    if arr.ndim != len(shape) + 2 or tuple(arr.shape[2:]) != shape:
+        raise InputFileError(f"{path}: expected shape (batch, steps, {_dims(shape)}), got {arr.shape}")
+    if arr.shape[1] < steps:
+        raise InputFileError(f"{path}: covers {arr.shape[1]} steps, {steps} were asked for")
+    if isinstance(first, Input):
+        return arr.astype(np.int64)
+    if arr.size and not np.all((arr == 0) | (arr == 1)):
+        raise InputFileError(f"{path}: spikes into layer 0 ({first.kind}) must be 0 or 1")
+    return arr.astype(bool)
+
+
+def load_bias(path: str, net) -> np.ndarray:
+    """Bias mantissas of the input layer, ([batch,] *layer shape), within 32 bits once shifted."""
+    from neurodeploy import fixed_point as fx
+    from neurodeploy.netlist import Input
+
+    first = net.layers[0]
+    if not isinstance(first, Input):
+        raise InputFileError(f"{path}: layer 0 is a {first.kind} layer; --input-bias needs an input layer")
+    arr = load_array(path).astype(np.int64)
+    shape = tuple(first.shape)
+    if tuple(arr.shape[-len(shape):]) != shape or arr.ndim not in (len(shape), len(shape) + 1):
+        raise InputFileError(f"{path}: expected shape ([batch,] {_dims(shape)}), got {arr.shape}")
+    effective = fx.shift(arr, first.neuron.bias_exp)
+    if arr.size and (effective.min() < -INT32 or effective.max() >= INT32):
+        raise InputFileError(f"{path}: bias mantissas shifted by {first.neuron.bias_exp} leave 32 bits")
+    return arr
+
+
+def _positive(text: str) -> int:
+    return _at_least(text, 1)
+
+
+def _non_negative(text: str) -> int:
+    return _at_least(text, 0)
+
+
+def _at_least(text: str, lo: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: not an integer") from None
+    if value < lo:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= {lo}")
+    return value
+
+
+def _record(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if n not in ("s", "u", "v")]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{text}: choose from s, u, v (comma-separated)")
+    return names
+
+
+def _dims(shape) -> str:
+    return ", ".join(str(s) for s in shape)
+

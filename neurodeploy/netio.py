@@ -1,0 +1,35 @@
+"""Load a netlist from any file format the package reads, chosen by the file's suffix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from neurodeploy.errors import InputFileError
+from neurodeploy.netlist import Netlist
+
+
+def _read_netx(path: Path) -> Netlist:
+    from neurodeploy.exporters.netx import read_netx
+
+    return read_netx(path)
+
+
+READERS: dict[str, Callable[[Path], Netlist]] = {
+    ".net": _read_netx,
+    ".h5": _read_netx,
+    ".hdf5": _read_netx,
+}
+
+
+def load_netlist(path: str | os.PathLike) -> Netlist:
+    """Read the netlist in ``path`` with the reader its suffix names."""
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        known = ", ".join(sorted(READERS))
+        raise InputFileError(f"{path}: unknown netlist format '{path.suffix}' (known suffixes: {known})")
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    return reader(path)
