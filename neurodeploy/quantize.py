@@ -202,7 +202,7 @@ def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[f
             transform = _direct_transform(layer, fact.scale, limits)
             out.append(Input(shape=layer.shape, neuron=neuron, bias=np.zeros(layer.shape, np.int64)))
             continue
-        if layer.flatten_before and len(layer.in_shape) > 1:
+        if layer.flatten_before and len(layer.in_shape) > 1 and out:
             out.append(Flatten())
         if layer.kind == "dense":
             out.append(Dense(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, weight_bits=8))
@@ -212,11 +212,16 @@ def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[f
     offset = 0 if direct else 1
     start = (len(layers) - 1) + offset
     net = Netlist(
-        out, input_shape=None if direct else layers[0].in_shape, reset_interval=steps + latency,
+        out, input_shape=None if direct else _input_shape(layers[0]), reset_interval=steps + latency,
         reset_offset=offset, output_window=(start, start + steps),
         meta={"steps": steps, "encoding_input": "bias" if direct else "spikes"},
     )
     return Quantized(net, facts, steps, transform)
+
+
+def _input_shape(first: FloatLayer) -> tuple[int, ...]:
+    """Input spikes reach a first dense layer flattened (netx has no leading flatten)."""
+    return (int(np.prod(first.in_shape)),) if first.kind == "dense" else first.in_shape
 
 
 def _direct_transform(layer: FloatLayer, lam: float, limits: Limits) -> dict:
@@ -234,8 +239,9 @@ def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
     steps = run_steps(q)
     if q.input_transform is not None:
         return simulate(q.netlist, steps, bias=q.input_bias(inputs), record=record)
-    pad = np.zeros((inputs.shape[0], steps) + inputs.shape[2:], dtype=inputs.dtype)
-    pad[:, : inputs.shape[1]] = inputs
+    shape = tuple(q.netlist.input_shape)
+    pad = np.zeros((inputs.shape[0], steps) + shape, dtype=inputs.dtype)
+    pad[:, : inputs.shape[1]] = inputs.reshape(inputs.shape[:2] + shape)
     return simulate(q.netlist, steps, spikes=pad, record=record)
 
 
