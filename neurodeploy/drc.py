@@ -56,13 +56,14 @@ def unchecked(target: Target) -> list[str]:
     return [text for attr, text in names.items() if getattr(target, attr) is None]
 
 
-def check(net: Netlist, target: Target, input_payload: int = 1) -> list[Violation]:
+def check(net: Netlist, target: Target, input_payload: int = 1, wiring: dict | None = None) -> list[Violation]:
     """Every violation of ``target``'s limits by ``net``.
 
     ``input_payload`` is the largest magnitude an input spike carries: 1 for binary
-    spikes, more for graded ones.
+    spikes, more for graded ones. ``wiring`` (from :func:`network_wiring`) saves
+    recomputing the network's connectivity.
     """
-    wiring = network_wiring(net)
+    wiring = network_wiring(net) if wiring is None else wiring
     found: list[Violation] = []
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Flatten):
@@ -190,7 +191,7 @@ def _capacity_rules(add, out: list[Violation], net: Netlist, target: Target, wir
         return
     if mapping.cores > target.cores:
         add("cores", mapping.cores, target.cores, f"needs {mapping.cores} cores, more than "
-            f"{target.cores_per_chip} cores a chip x {target.chips} chip(s)")
+            f"{target.cores_per_chip} cores a chip x {target.chips} chip(s); {mapping.chips} chips would hold it")
     for quantity, per_chip in (("neurons", target.neurons_per_chip), ("synapses", target.synapses_per_chip)):
         used = getattr(mapping, quantity)
         if per_chip is not None and used > per_chip * target.chips:

@@ -106,7 +106,7 @@ def synapse_bits(layer, target: Target) -> int:
 
 @dataclass(frozen=True)
 class CoreUse:
-    """What one core holds: a run of ``neurons`` neurons of a layer from neuron ``first``."""
+    """What one core holds: ``neurons`` neurons of a layer from position ``first`` in its packing order."""
 
     layer: int
     first: int
@@ -178,71 +178,112 @@ def network_wiring(net: Netlist) -> dict[int, Wiring | None]:
     return {i: layer_wiring(net.layers[i]) for i in net.neuron_layers}
 
 
+def packing_order(shape: tuple[int, ...]) -> np.ndarray:
+    """The order in which a layer's neurons (C-order indices) fill cores.
+
+    Spatial (C, H, W) layers go position by position, all channels of a position
+    together, so a core holds a patch of the map and needs few input axons; other
+    layers go in index order.
+    """
+    n = int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(n)
+    return np.arange(n).reshape(shape).transpose(1, 2, 0).ravel()
+
+
 def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] | None = None) -> Mapping:
     """Place every neuron layer of ``net`` on ``target``'s cores; raise MappingError if one cannot be."""
     wiring = network_wiring(net) if wiring is None else wiring
-    order = net.neuron_layers
     placements: dict[int, LayerPlacement] = {}
     downstream: tuple[Wiring, np.ndarray] | None = None  # next layer's wiring and core of each neuron
-    for i in reversed(order):
+    for i in reversed(net.neuron_layers):
         layer = net.layers[i]
-        n = int(np.prod(layer.shape))
-        out_edges = _output_edges(n, *downstream) if downstream else np.zeros(n, np.int64)
-        cores = _pack(i, layer, wiring[i], out_edges, target)
-        placements[i] = LayerPlacement(i, describe_layer(layer), n, sum(c.synapses for c in cores), cores)
-        if wiring[i] is not None:
-            core_of = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
-            downstream = (wiring[i], core_of)
-        else:
+        order = packing_order(layer.shape)
+        out_edges = _output_edges(order.size, *downstream) if downstream else np.zeros(order.size, np.int64)
+        cores = _pack(i, layer, _reorder(wiring[i], order), out_edges[order], target)
+        placements[i] = LayerPlacement(i, describe_layer(layer), order.size, sum(c.synapses for c in cores), cores)
+        if wiring[i] is None:
             downstream = None
-    return Mapping(target, [placements[i] for i in order])
+            continue
+        core_of = np.empty(order.size, np.int64)
+        core_of[order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
+        downstream = (wiring[i], core_of)
+    return Mapping(target, [placements[i] for i in net.neuron_layers])
+
+
+def _reorder(wiring: Wiring | None, order: np.ndarray) -> Wiring | None:
+    """The same wiring with its rows (postsynaptic neurons) taken in ``order``."""
+    if wiring is None:
+        return None
+    lengths = wiring.fan_in[order]
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    gather = np.repeat(wiring.indptr[order] - indptr[:-1], lengths) + np.arange(indptr[-1])
+    return Wiring(indptr, wiring.indices[gather])
 
 
 def _output_edges(n_pre: int, wiring: Wiring, core_of: np.ndarray) -> np.ndarray:
     """For each presynaptic neuron, how many distinct downstream cores it has synapses on."""
     n_cores = int(core_of.max(initial=0)) + 1
-    dest = np.repeat(core_of, wiring.fan_in)
-    pairs = np.unique(wiring.indices.astype(np.int64) * n_cores + dest)
-    return np.bincount(pairs // n_cores, minlength=n_pre)
+    pairs = np.sort(wiring.indices.astype(np.int64) * n_cores + np.repeat(core_of, wiring.fan_in))
+    distinct = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])] if pairs.size else pairs
+    return np.bincount(distinct // n_cores, minlength=n_pre)
 
 
 def _pack(index: int, layer, wiring: Wiring | None, out_edges: np.ndarray, target: Target) -> list[CoreUse]:
-    """Greedy runs of consecutive neurons, each the longest that fits one core."""
-    n = out_edges.size
-    bits = synapse_bits(layer, target)
-    fan_in = wiring.fan_in if wiring is not None else np.zeros(n, np.int64)
-    cores, start = [], 0
+    """Greedy runs of consecutive neurons (in packing order), each the longest that fits one core."""
+    n, cores, start, window = out_edges.size, [], 0, 64
     while start < n:
-        stop = min(n, start + target.neurons_per_core)
-        axons = _new_inputs(wiring, start, stop).cumsum() if wiring is not None else np.zeros(stop - start, np.int64)
-        synapses = fan_in[start:stop].cumsum()
-        outs = out_edges[start:stop].cumsum()
-        fits = np.ones(stop - start, bool)
-        for used, limit in ((axons, target.input_axons_per_core), (synapses * bits, target.synapse_memory_bits),
-                            (outs, target.output_axons_per_core)):
-            if limit is not None:
-                fits &= used <= limit
-        take = int(np.argmin(fits)) if not fits.all() else fits.size
+        most = min(n - start, target.neurons_per_core)
+        window = min(window, most)
+        use = _prefix_use(layer, wiring, out_edges, start, start + window, target)
+        take = _fitting(use, target)
+        while take == window < most:  # everything fitted: look further
+            window = min(4 * window, most)
+            use = _prefix_use(layer, wiring, out_edges, start, start + window, target)
+            take = _fitting(use, target)
         if take == 0:
-            _unplaceable(index, layer, start, int(axons[0]), int(synapses[0] * bits), int(outs[0]), target)
-        cores.append(CoreUse(index, start, take, int(axons[take - 1]), int(outs[take - 1]),
-                             int(synapses[take - 1]), int(synapses[take - 1] * bits)))
-        start += take
+            _unplaceable(index, layer, start, *(int(u[0]) for u in use), target)
+        axons, bits, outs, synapses = (int(u[take - 1]) for u in use)
+        cores.append(CoreUse(index, start, take, axons, outs, synapses, bits))
+        start, window = start + take, max(2 * take, 64)
     if len(cores) > 1 and not target.allow_split:
         raise MappingError(index, describe_layer(layer), "cores", len(cores), 1,
                            f"needs {len(cores)} cores, and target {target.name} does not split a layer across cores")
     return cores
 
 
+def _prefix_use(layer, wiring: Wiring | None, out_edges: np.ndarray, start: int, stop: int, target: Target):
+    """Input axons, synapse bits, output axons and synapses of every run start..k, k < stop."""
+    if wiring is None:
+        zeros = np.zeros(stop - start, np.int64)
+        return zeros, zeros, out_edges[start:stop].cumsum(), zeros
+    synapses = wiring.fan_in[start:stop].cumsum()
+    return (_new_inputs(wiring, start, stop).cumsum(), synapses * synapse_bits(layer, target),
+            out_edges[start:stop].cumsum(), synapses)
+
+
+def _fitting(use, target: Target) -> int:
+    """How many leading runs stay within every per-core limit (all uses grow with the run)."""
+    axons, bits, outs, _ = use
+    fits = np.ones(axons.size, bool)
+    for used, limit in ((axons, target.input_axons_per_core), (bits, target.synapse_memory_bits),
+                        (outs, target.output_axons_per_core)):
+        if limit is not None:
+            fits &= used <= limit
+    return int(np.argmin(fits)) if not fits.all() else int(fits.size)
+
+
 def _new_inputs(wiring: Wiring, start: int, stop: int) -> np.ndarray:
     """For neurons start..stop-1 in turn, how many inputs each adds that earlier ones did not use."""
-    lo, hi = wiring.indptr[start], wiring.indptr[stop]
+    inputs = wiring.indices[wiring.indptr[start]:wiring.indptr[stop]]
     rows = np.repeat(np.arange(stop - start), wiring.fan_in[start:stop])
-    _, first = np.unique(wiring.indices[lo:hi], return_index=True)
-    return np.bincount(rows[first], minlength=stop - start)
+    first = np.full(int(inputs.max(initial=-1)) + 1, stop - start)  # first row using each input
+    np.minimum.at(first, inputs, rows)
+    return np.bincount(first[first < stop - start], minlength=stop - start)
 
 
-def _unplaceable(index: int, layer, neuron: int, axons: int, bits: int, outs: int, target: Target) -> None:
+def _unplaceable(index: int, layer, neuron: int, axons: int, bits: int, outs: int, _synapses: int,
+                 target: Target) -> None:
     """Raise MappingError for a neuron that does not fit an empty core."""
     label = f"neuron {neuron} alone does not fit a core:"
     if target.input_axons_per_core is not None and axons > target.input_axons_per_core:

@@ -13,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _value(value, unit: str = "") -> str:
     if value is None:
         return "unknown"
+    if isinstance(value, str):
+        return value
     if isinstance(value, tuple):
         return f"{value[0]}..{value[1]}"
     if isinstance(value, bool):
@@ -47,7 +49,7 @@ def _detail_rows(target) -> list[tuple[str, str]]:
         if f.name in ("energy", "timing"):
             rows += [(f"{f.name}.{g.name}", _value(getattr(value, g.name))) for g in fields(value)]
         else:
-            rows.append((f.name, _value(value) if not isinstance(value, str) else value))
+            rows.append((f.name, _value(value)))
     return rows
 
 
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         target = load_target(name)
         print(f"{name}: {target.description}")
         for label, value in summary_rows(target):
-            print(f"  {label:<34} {value}")
+            print(f"  {label:<36} {value}")
     print("Sources are cited in each file (neurodeploy/hw_configs/*.toml); "
           "`neurodeploy targets NAME` shows every figure.")
     return 0
