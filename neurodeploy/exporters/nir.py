@@ -1,0 +1,396 @@
+"""NIR files: the integer netlist as a NIR graph, and foreign NIR graphs as float ops.
+
+:func:`write_nir` writes a chain ``Input -> [Linear|Conv2d|Flatten] -> CubaLIF ...
+-> Output`` whose float parameters describe what the chip computes, read as
+NIR's ODEs integrated by forward Euler with step ``dt`` (as snnTorch and Norse
+do). Voltages and currents are in the chip's units divided by 2**6, so a layer's
+``v_threshold`` is its ``vth`` mantissa:
+
+* synapse weight = ``W * 2**weight_exp`` (dense weights as the core holds them);
+* ``dt / tau_syn = (du + 1) / 4096`` and ``dt / tau_mem = dv / 4096`` (a decay of
+  zero, ``du = -1`` or ``dv = 0``, becomes ``tau = 2**40 dt``);
+* ``w_in = tau_syn / dt`` and ``r = tau_mem / dt``: an input x adds x to the
+  current and the current adds itself to v, each step, as on the chip;
+* ``v_leak = b * tau_mem / dt`` with ``b = (bias << bias_exp) / 2**6``, the
+  constant the chip adds to v each step; ``v_reset = 0``.
+
+The floats leave out what a float peer does not model: decays truncated toward
+zero, the floor shift of the weighted sum for a negative ``weight_exp``, u's
+24-bit wrap, v's saturation, per-synapse delays, the periodic reset, and the
+one step of latency every dense or conv layer adds on the chip (a peer passes
+input through all layers in the same step, so the chip's spikes of the k-th
+synaptic layer lag the peer's by k steps). All of it is kept exactly in the
+nodes' metadata (the integer fields of each layer) and the graph's metadata
+(the netlist's run conventions), from which :func:`read_nir` rebuilds the very
+same netlist. Metadata needs nir >= 1.0.2.
+
+:func:`nir_to_float_graph` turns a float NIR chain written by any framework into
+plain numpy op dicts for the quantizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from neurodeploy import fixed_point as fx
+from neurodeploy.atomic import atomic_path
+from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+
+DEFAULT_DT = 1e-4  # seconds a step; snnTorch's fixed NIR convention
+NO_DECAY_STEPS = 2.0**40  # tau, in steps, that stands for "no decay"
+FORMAT_KEY = "neurodeploy_netlist"  # graph metadata key: format version of our own files
+FORMAT_VERSION = 1
+LATENCY_NOTE = (
+    "on the chip every dense or conv layer delivers its input one step after the spikes "
+    "that caused it (plus per-synapse delays); this graph's float semantics have no such latency"
+)
+LAYER_CLASSES = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
+NEURON_SIDE = ("neuron", "bias")  # layer fields kept on the CubaLIF node; the rest on the synapse node
+
+
+class NirExportError(NeurodeployError):
+    """A netlist whose run conventions cannot be written to NIR metadata."""
+
+
+def write_nir(net: Netlist, path: str | os.PathLike, dt: float = DEFAULT_DT) -> None:
+    """Write ``net`` to ``path`` as a NIR graph (HDF5) that :func:`read_nir` reads back exactly."""
+    import nir
+
+    graph = netlist_to_nir(net, dt)
+    with atomic_path(path) as tmp:
+        nir.write(tmp, graph)
+
+
+def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
+    """The NIR graph of ``net``: a chain from ``input`` to ``output`` with metadata on every node."""
+    import nir
+
+    first = net.layers[0]
+    shape = tuple(first.shape if isinstance(first, Input) else net.input_shape)
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
+    for i, layer in enumerate(net.layers):
+        for key, node in _layer_nodes(i, layer, shape, dt):
+            nodes[key] = node
+        shape = tuple(layer.shape)
+    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
+    names = list(nodes)
+    metadata = {FORMAT_KEY: FORMAT_VERSION, "dt": float(dt), "latency": LATENCY_NOTE, "netlist": _netlist_json(net)}
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata=metadata)
+
+
+def _layer_nodes(i: int, layer, in_shape: tuple[int, ...], dt: float) -> list[tuple[str, Any]]:
+    """The NIR nodes of layer ``i``, in order, keyed ``l<i>_<part>``."""
+    import nir
+
+    synapse_md = {"layer": i, "kind": layer.kind, **_fields_metadata(layer, neuron_side=False)}
+    if isinstance(layer, Flatten):
+        return [(f"l{i}_flatten", _flatten_node(in_shape, synapse_md))]
+    neuron_md = {"layer": i, "kind": layer.kind, **_fields_metadata(layer, neuron_side=True)}
+    if isinstance(layer, Input):
+        return [(f"l{i}_neurons", nir.CubaLIF(**_cuba_params(layer, dt), metadata={**synapse_md, **neuron_md}))]
+    nodes = []
+    if isinstance(layer, Dense) and len(in_shape) > 1:  # the chip flattens implicitly; NIR needs it said
+        nodes.append((f"l{i}_reshape", _flatten_node(in_shape, {})))
+    nodes.append((f"l{i}_{layer.kind}", _synapse_node(layer, synapse_md)))
+    nodes.append((f"l{i}_neurons", nir.CubaLIF(**_cuba_params(layer, dt), metadata=neuron_md)))
+    return nodes
+
+
+def _flatten_node(in_shape: tuple[int, ...], metadata: dict) -> Any:
+    import nir
+
+    return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1, metadata=metadata)
+
+
+def _synapse_node(layer: Dense | Conv, metadata: dict) -> Any:
+    import nir
+
+    if isinstance(layer, Dense):
+        weight = fx.dense_weights(layer.weight, layer.weight_bits) * 2.0**layer.weight_exp
+        return nir.Linear(weight=weight.astype(np.float32), metadata=metadata)
+    return nir.Conv2d(
+        input_shape=tuple(layer.in_shape[1:]),
+        weight=(layer.weight * 2.0**layer.weight_exp).astype(np.float32),
+        stride=tuple(layer.stride),
+        padding=tuple(layer.padding),
+        dilation=tuple(layer.dilation),
+        groups=int(layer.groups),
+        bias=np.zeros(layer.weight.shape[0], np.float32),
+        metadata=metadata,
+    )
+
+
+def _cuba_params(layer, dt: float) -> dict[str, np.ndarray]:
+    """Float CubaLIF parameters of a neuron layer (see the module docstring)."""
+    neuron, shape = layer.neuron, tuple(layer.shape)
+    syn_steps = fx.DECAY_UNITY / (neuron.du + 1) if neuron.du >= 0 else NO_DECAY_STEPS
+    mem_steps = fx.DECAY_UNITY / neuron.dv if neuron.dv > 0 else NO_DECAY_STEPS
+    bias = np.zeros(shape) if layer.bias is None else _bias_per_neuron(np.asarray(layer.bias), shape)
+    bias = fx.effective_bias(bias, neuron.bias_exp) / 2.0**fx.ACT_SHIFT
+    full = np.ones(shape)
+    return {
+        "tau_syn": full * syn_steps * dt,
+        "tau_mem": full * mem_steps * dt,
+        "r": full * mem_steps,
+        "v_leak": bias * mem_steps,
+        "v_threshold": full * float(neuron.vth),
+        "v_reset": np.zeros(shape),
+        "w_in": full * syn_steps,
+    }
+
+
+def _bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-channel (C,) bias of a (C, H, W) layer repeated over H and W; a per-neuron one as is."""
+    if bias.shape == tuple(shape):
+        return bias
+    return np.broadcast_to(bias.reshape(-1, 1, 1), shape)
+
+
+# --- exact integer content as metadata -------------------------------------------------
+
+
+def _fields_metadata(layer, neuron_side: bool) -> dict[str, Any]:
+    """The layer's dataclass fields on one side (neuron or synapse) as HDF5-storable values."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(layer):
+        value = getattr(layer, f.name)
+        if (f.name in NEURON_SIDE) != neuron_side or value is None:
+            continue
+        if isinstance(value, CubaNeuron):
+            out.update({f"neuron_{k}": np.int64(v) for k, v in dataclasses.asdict(value).items()})
+        elif isinstance(value, str):
+            out[f.name] = value
+        elif np.ndim(value) == 0:  # nir.write compresses arrays, which scalars refuse
+            out[f.name] = np.int64(value)
+        else:
+            out[f.name] = np.asarray(value, dtype=np.int64)
+    return out
+
+
+def _layer_from_metadata(md: dict[str, Any], source: str):
+    """Rebuild one layer from the merged metadata of its nodes."""
+    kind = _text(md["kind"])
+    if kind not in LAYER_CLASSES:
+        raise InputFileError(f"{source}: layer {md['layer']} has unknown kind {kind!r}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(LAYER_CLASSES[kind]):
+        if f.name == "neuron":
+            kwargs["neuron"] = CubaNeuron(**{n.name: int(md[f"neuron_{n.name}"]) for n in dataclasses.fields(CubaNeuron)})
+        elif f.name in md:
+            value = md[f.name]
+            if f.name == "name":
+                kwargs[f.name] = _text(value)
+            elif "tuple" in str(f.type):
+                kwargs[f.name] = tuple(int(x) for x in np.atleast_1d(value))
+            elif np.ndim(value) == 0 and "ndarray" not in str(f.type):
+                kwargs[f.name] = int(value)
+            else:
+                kwargs[f.name] = np.asarray(value, dtype=np.int64)
+    return LAYER_CLASSES[kind](**kwargs)
+
+
+def _text(value) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _netlist_json(net: Netlist) -> str:
+    """The netlist's run conventions and meta (all fields but the layers) as JSON."""
+    fields = {f.name: getattr(net, f.name) for f in dataclasses.fields(net) if f.name != "layers"}
+    try:
+        return json.dumps(_encode(fields, "netlist"))
+    except TypeError as err:
+        raise NirExportError(f"netlist: cannot store in NIR metadata: {err}") from None
+
+
+def _encode(value, where: str):
+    """JSON-ready form of ``value`` that keeps tuples, arrays and numpy scalars apart."""
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"{where} has a key {bad[0]!r} that is not a string")
+        return {"dict": {k: _encode(v, f"{where}.{k}") for k, v in value.items()}}
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v, where) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, where) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"ndarray": value.tolist(), "dtype": value.dtype.str, "shape": list(value.shape)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"{where} holds a {type(value).__name__}, which is not storable")
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "dict" in value:
+        return {k: _decode(v) for k, v in value["dict"].items()}
+    if "tuple" in value:
+        return tuple(_decode(v) for v in value["tuple"])
+    return np.array(value["ndarray"], dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def read_nir(path: str | os.PathLike) -> Netlist:
+    """Read a netlist that :func:`write_nir` wrote; foreign NIR graphs need :func:`nir_to_float_graph`."""
+    graph = _read_graph(path)
+    source = str(path)
+    if FORMAT_KEY not in graph.metadata:
+        raise InputFileError(
+            f"{source}: the NIR graph carries no {FORMAT_KEY!r} metadata, so it holds a float network "
+            "written by another tool; import it with nir_to_float_graph and quantize it"
+        )
+    version = int(graph.metadata[FORMAT_KEY])
+    if version > FORMAT_VERSION:
+        raise InputFileError(f"{source}: format version {version} is newer than the {FORMAT_VERSION} this reader knows")
+    per_layer: dict[int, dict] = {}
+    for key in _chain(graph, source):
+        md = graph.nodes[key].metadata or {}
+        if "layer" in md:
+            per_layer.setdefault(int(md["layer"]), {}).update(md)
+    if sorted(per_layer) != list(range(len(per_layer))) or not per_layer:
+        raise InputFileError(f"{source}: layer numbers {sorted(per_layer)} are not 0..n-1")
+    try:
+        layers = [_layer_from_metadata(per_layer[i], source) for i in range(len(per_layer))]
+        conventions = _decode(json.loads(_text(graph.metadata["netlist"])))
+        return Netlist(layers=layers, **conventions)
+    except (KeyError, TypeError, ValueError, NetlistError) as err:
+        raise InputFileError(f"{source}: the neurodeploy metadata is damaged: {err}") from None
+
+
+def _read_graph(path: str | os.PathLike):
+    import nir
+
+    if not os.path.exists(path):
+        raise InputFileError(f"{path}: no such file")
+    try:
+        return nir.read(path)
+    except Exception as err:  # h5py, nir's asserts and type checks raise many kinds
+        raise InputFileError(f"{path}: not a readable NIR graph ({type(err).__name__}: {err})") from None
+
+
+def _chain(graph, source: str) -> list[str]:
+    """Node keys from the single Input to the single Output; anything but a chain is refused."""
+    import nir
+
+    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise InputFileError(f"{source}: the graph has {len(inputs)} Input nodes; only chains with one input are supported")
+    succ: dict[str, list[str]] = {}
+    preds: dict[str, int] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+        preds[b] = preds.get(b, 0) + 1
+    order = [inputs[0]]
+    while succ.get(order[-1]):
+        after = succ[order[-1]]
+        if len(after) > 1:
+            raise InputFileError(f"{source}: node {order[-1]!r} feeds {len(after)} nodes {after}; only chains are supported")
+        key = after[0]
+        if key in order or preds[key] > 1:
+            raise InputFileError(f"{source}: node {key!r} has {preds[key]} inputs (or closes a loop); only chains are supported")
+        order.append(key)
+    if not isinstance(graph.nodes[order[-1]], nir.Output):
+        raise InputFileError(f"{source}: the chain ends at {order[-1]!r}, not at an Output node")
+    stray = sorted(set(graph.nodes) - set(order))
+    if stray:
+        raise InputFileError(f"{source}: nodes {stray} are not on the chain from input to output")
+    return order
+
+
+# --- foreign float graphs -----------------------------------------------------------------
+
+
+def nir_to_float_graph(graph, dt: float | None = None) -> list[dict[str, Any]]:
+    """Ordered float ops of a NIR chain (a graph or a file path), for the quantizer.
+
+    Ops: ``input`` (shape), ``dense`` (weight, bias or None), ``conv`` (weight,
+    bias, stride, padding, dilation, groups), ``sumpool``/``avgpool`` (kernel,
+    stride, padding), ``flatten`` (all but the batch axis, C order) and ``neuron``
+    (model ``cuba``/``lif``/``if`` with NIR's parameters as arrays, and ``dt``:
+    the argument, else the graph's ``dt`` metadata, else None). Every op has its
+    node's ``name`` and output ``shape`` (None where NIR left it undefined).
+    """
+    source = "NIR graph"
+    if isinstance(graph, (str, os.PathLike)):
+        source, graph = str(graph), _read_graph(graph)
+    if dt is None and "dt" in (graph.metadata or {}):
+        dt = float(graph.metadata["dt"])
+    ops = []
+    for key in _chain(graph, source)[:-1]:
+        node = graph.nodes[key]
+        convert = _FLOAT_OPS.get(type(node).__name__)
+        if convert is None:
+            raise InputFileError(
+                f"{source}: node {key!r} is a {type(node).__name__}, which the importer does not take; "
+                f"supported: {', '.join(sorted(_FLOAT_OPS))}"
+            )
+        op = {"name": key, **convert(node, source, key)}
+        if op["op"] == "neuron":
+            op["dt"] = dt
+        out = (node.output_type or {}).get("output")
+        op["shape"] = None if out is None else tuple(int(s) for s in np.atleast_1d(out))
+        ops.append(op)
+    return ops
+
+
+def _f64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _pair(x) -> tuple[int, int]:
+    return tuple(int(v) for v in np.broadcast_to(np.asarray(x), (2,)))
+
+
+def _conv_padding(node, source: str, key: str) -> tuple[int, int]:
+    if isinstance(node.padding, str):
+        if node.padding == "valid":
+            return (0, 0)
+        total = np.asarray(_pair(node.dilation)) * (np.asarray(node.weight.shape[2:]) - 1)
+        if np.any(total % 2) or np.any(np.asarray(_pair(node.stride)) != 1):
+            raise InputFileError(f"{source}: node {key!r}: padding 'same' is asymmetric here (even kernel or stride > 1)")
+        return _pair(total // 2)
+    return _pair(node.padding)
+
+
+def _flatten_op(node, source: str, key: str) -> dict:
+    if int(node.end_dim) != -1 or int(node.start_dim) not in (0, 1):
+        raise InputFileError(
+            f"{source}: node {key!r}: only flattening all dimensions is supported, got start_dim={node.start_dim}, end_dim={node.end_dim}"
+        )
+    return {"op": "flatten"}
+
+
+_FLOAT_OPS = {
+    "Input": lambda n, s, k: {"op": "input"},
+    "Affine": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": _f64(n.bias)},
+    "Linear": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": None},
+    "Conv2d": lambda n, s, k: {
+        "op": "conv", "weight": _f64(n.weight), "bias": _f64(n.bias), "stride": _pair(n.stride),
+        "padding": _conv_padding(n, s, k), "dilation": _pair(n.dilation), "groups": int(n.groups),
+    },
+    "SumPool2d": lambda n, s, k: {"op": "sumpool", "kernel": _pair(n.kernel_size), "stride": _pair(n.stride), "padding": _pair(n.padding)},
+    "AvgPool2d": lambda n, s, k: {"op": "avgpool", "kernel": _pair(n.kernel_size), "stride": _pair(n.stride), "padding": _pair(n.padding)},
+    "Flatten": _flatten_op,
+    "CubaLIF": lambda n, s, k: {
+        "op": "neuron", "model": "cuba", "tau_syn": _f64(n.tau_syn), "tau_mem": _f64(n.tau_mem), "r": _f64(n.r),
+        "v_leak": _f64(n.v_leak), "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset), "w_in": _f64(n.w_in),
+    },
+    "LIF": lambda n, s, k: {
+        "op": "neuron", "model": "lif", "tau_mem": _f64(n.tau), "r": _f64(n.r), "v_leak": _f64(n.v_leak),
+        "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset),
+    },
+    "IF": lambda n, s, k: {"op": "neuron", "model": "if", "r": _f64(n.r), "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset)},
+}
