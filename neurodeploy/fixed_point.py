@@ -73,7 +73,9 @@ def dense_weights(weight: np.ndarray, weight_bits: int = 8) -> np.ndarray:
 
     ``k = 8 - weight_bits`` low bits are dropped, one more for mixed-sign
     matrices (the sign takes a bit): a floor shift for excitatory and mixed
-    weights, toward zero for inhibitory ones. Idempotent.
+    weights, toward zero for inhibitory ones. Idempotent, except where the
+    truncation removes every positive weight of a mixed matrix that holds -256
+    (the result is inhibitory, and -256 then clips to -255).
     """
     weight = np.asarray(weight, dtype=np.int64)
     mode = sign_mode(weight)
