@@ -56,19 +56,22 @@ def unchecked(target: Target) -> list[str]:
     return [text for attr, text in names.items() if getattr(target, attr) is None]
 
 
-def check(net: Netlist, target: Target, input_payload: int = 1, wiring: dict | None = None) -> list[Violation]:
+def check(net: Netlist, target: Target, input_payload: int = 1, wiring: dict | None = None,
+          input_bias: np.ndarray | None = None) -> list[Violation]:
     """Every violation of ``target``'s limits by ``net``.
 
     ``input_payload`` is the largest magnitude an input spike carries: 1 for binary
-    spikes, more for graded ones. ``wiring`` (from :func:`network_wiring`) saves
-    recomputing the network's connectivity.
+    spikes, more for graded ones. ``input_bias`` is a run's replacement for the
+    input layer's bias, checked in its place. ``wiring`` (from
+    :func:`network_wiring`) saves recomputing the network's connectivity.
     """
     wiring = network_wiring(net) if wiring is None else wiring
     found: list[Violation] = []
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Flatten):
             continue
-        found += _layer_violations(i, layer, wiring.get(i), target)
+        bias = input_bias if i == 0 and input_bias is not None else layer.bias
+        found += _layer_violations(i, layer, bias, wiring.get(i), target)
     found += _network_violations(net, target, wiring, input_payload, found)
     return found
 
@@ -100,15 +103,15 @@ class _Layer:
                 self.add(quantity, int(bad), f"[{lo}, {hi}]", f"{quantity} {int(bad)} is {side} the range [{lo}, {hi}]{count}")
 
 
-def _layer_violations(index: int, layer, wiring: Wiring | None, target: Target) -> list[Violation]:
+def _layer_violations(index: int, layer, bias, wiring: Wiring | None, target: Target) -> list[Violation]:
     v = _Layer(index, layer)
     neuron = layer.neuron
     v.in_range("vth", neuron.vth, target.vth)
     v.in_range("du", neuron.du, target.du)
     v.in_range("dv", neuron.dv, target.dv)
     v.in_range("bias exponent", neuron.bias_exp, target.bias_exp)
-    if layer.bias is not None:
-        v.in_range("bias mantissa", layer.bias, target.bias_mantissa)
+    if bias is not None:
+        v.in_range("bias mantissa", bias, target.bias_mantissa)
     if isinstance(layer, (Dense, Conv)):
         _synapse_rules(v, layer, target)
     if wiring is not None:

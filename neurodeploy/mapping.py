@@ -390,11 +390,13 @@ class Cost:
         if self.static_term is not None:
             out.append("  " + self.static_term.text())
         out.append(f"  {'total':<34} {blank} = {_fmt(self.energy_pj, 'J', 1e-12):>12}")
-        out.append(f"latency per inference: {self.activity.steps} steps x one step of the busiest core:")
-        out += ["  " + t.text() for t in self.step_terms]
-        step = self.latency_ns / self.activity.steps if self.latency_ns is not None else None
-        out.append(f"  {'one step':<34} {blank} = {_fmt(step, 's', 1e-9):>12}")
-        out.append(f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}")
+        if self.latency_ns is None:
+            out.append("latency per inference: unknown")
+        else:
+            out.append(f"latency per inference: {self.activity.steps} steps x one step of the busiest core:")
+            out += ["  " + t.text() for t in self.step_terms]
+            out.append(f"  {'one step':<34} {blank} = {_fmt(self.latency_ns / self.activity.steps, 's', 1e-9):>12}")
+            out.append(f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}")
         out += [f"note: {n}" for n in self.notes]
         out += [f"source: {s}" for s in self.sources]
         return out
@@ -409,7 +411,7 @@ def estimate_cost(mapping: Mapping, activity: Activity) -> Cost:
     if latency is not None and target.energy.static_power_mw is not None:
         static = Term(f"static: {mapping.chips} chip(s) x latency ns", latency * mapping.chips,
                       target.energy.static_power_mw, "mW", "energy.static_power_mw")
-    elif target.energy.static_power_mw is None:
+    elif target.energy.static_power_mw is None and target.energy.synaptic_op_pj is not None:
         notes = notes + [f"target {target.name} gives no static power: the total is dynamic energy only"]
     sources = [s for s in (target.energy.source, target.timing.source) if s] + [f"target file: {target.path}"]
     return Cost(activity, _energy_terms(target, activity), static, step_terms, latency,
@@ -450,24 +452,21 @@ def _latency(mapping: Mapping, act: Activity) -> tuple[float | None, list[Term],
     synapses each holds; its spikes over its neurons evenly.
     """
     t = mapping.target.timing
-    best: tuple[float, list[Term]] | None = None
+    if None in (t.synaptic_op_ns, t.neuron_update_ns, t.barrier_sync_ns):
+        return None, [], [f"target {mapping.target.name} publishes no time per operation: latency is unknown"]
+    busiest: tuple[float, list[Term]] = (-1.0, [])
     for p in mapping.layers:
-        steps = act.steps
         active = act.spikes.get(p.index, 0.0) / max(act.neuron_updates.get(p.index, 0.0), 1.0)
         for k, core in enumerate(p.cores):
             share = core.synapses / p.synapses if p.synapses else 0.0
-            terms = _core_step_terms(f"layer {p.index} core {k}", act.synaptic_events.get(p.index, 0.0) * share / steps,
-                                     core.neurons, active, t)
-            work = sum(term.value or 0.0 for term in terms)
-            if best is None or work > best[0]:
-                best = (work, terms)
-    if best is None:
-        return None, [], []
-    terms = best[1] + [Term("barrier synchronisation", 1, t.barrier_sync_ns, "ns", "timing.barrier_sync_ns")]
-    known = [term.value for term in terms]
-    if None in known:
-        return None, terms, [f"target {mapping.target.name} publishes no time per operation: latency is unknown"]
-    return float(sum(known)) * act.steps, terms, ["cores work in parallel; a core's operations run one after another"]
+            events = act.synaptic_events.get(p.index, 0.0) * share / act.steps
+            terms = _core_step_terms(f"layer {p.index} core {k}", events, core.neurons, active, t)
+            work = sum(term.value for term in terms)
+            if work > busiest[0]:
+                busiest = (work, terms)
+    terms = busiest[1] + [Term("barrier synchronisation", 1, t.barrier_sync_ns, "ns", "timing.barrier_sync_ns")]
+    step = sum(term.value for term in terms)
+    return step * act.steps, terms, ["cores work in parallel; a core's operations run one after another"]
 
 
 def _core_step_terms(label: str, events: float, neurons: int, active: float, t) -> list[Term]:

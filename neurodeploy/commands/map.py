@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("net", help="netlist file (netx HDF5)")
     parser.add_argument("--target", required=True, help="bundled target name (see `neurodeploy targets`) or a TOML file")
     parser.add_argument("--chips", type=int, help="chips in the system (overrides the target's system.chips)")
-    parser.add_argument("--steps", type=int, help="time steps an inference (default: the input's length, or the "
-                        "end of the netlist's output window)")
+    parser.add_argument("--steps", type=int, help="time steps an inference (default: the input's length, the end "
+                        "of the netlist's output window, or a netx file's tSample)")
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE,
                         help=f"without input data: assumed spikes a neuron a step (default {DEFAULT_RATE})")
     data = parser.add_mutually_exclusive_group()
@@ -60,7 +60,10 @@ def _steps(args, net, spikes) -> int:
         return int(spikes.shape[1])
     if net.output_window:
         return int(net.output_window[1])
-    raise NeurodeployError(f"{args.net}: the netlist has no output window; give --steps")
+    sample = net.meta.get("simulation", {}).get("tSample")  # netx files' sample length
+    if sample:
+        return int(sample)
+    raise NeurodeployError(f"{args.net}: the netlist states no sample length; give --steps")
 
 
 def _activity(args, net, mapping, spikes, bias, steps: int):
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     steps = _steps(args, net, spikes)
     payload = 1 if spikes is None or spikes.dtype == bool else int(np.abs(spikes).max(initial=1))
     wiring = network_wiring(net)
-    violations = check(net, target, payload, wiring)
+    violations = check(net, target, payload, wiring, input_bias=bias)
     try:
         mapping = map_network(net, target, wiring)
     except MappingError:
