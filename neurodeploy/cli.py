@@ -23,6 +23,8 @@ COMMANDS = {
     "conformance": "check the simulator against Lava on random netlists",
     "targets": "list the hardware targets and their limits",
     "map": "check a netlist against a target, place it on cores, estimate energy and latency",
+    "compare": "run the float model and its quantized netlist on the same inputs and write a report",
+    "demo": "train on the embedded digits, export to loihi2, compare, and write the report",
 }
 
 

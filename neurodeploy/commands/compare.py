@@ -1,0 +1,78 @@
+"""``neurodeploy compare``: the float model against its quantized netlist, with a report."""
+
+from __future__ import annotations
+
+import argparse
+
+from neurodeploy.compare import BACKENDS
+from neurodeploy.quantize import CALIBRATIONS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train'")
+    parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a target TOML file (default loihi2)")
+    parser.add_argument("--dataset", help="dataset of the test samples (default: the model's)")
+    parser.add_argument("--data-root", metavar="DIR", help="folder of the dataset (all but digits)")
+    parser.add_argument("--backend", choices=BACKENDS, default="sim",
+                        help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples")
+    parser.add_argument("--lava-samples", type=int, default=8, metavar="N", help="samples run in Lava (default 8)")
+    parser.add_argument("--samples", type=int, metavar="N", help="first N test samples (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="encoding seed (batch b uses seed + b; default 0)")
+    parser.add_argument("--batch-size", type=int, default=256, help="samples a batch (default 256)")
+    parser.add_argument("--calibrate", type=int, default=256, metavar="N",
+                        help="calibration samples from the training split (0: none; default 256)")
+    parser.add_argument("--calibration", choices=CALIBRATIONS, default="max", help="weight range calibration")
+    parser.add_argument("--cost-reference", metavar="TARGET",
+                        help="also price the measured operations with this target's figures (e.g. loihi1, when "
+                        "the target publishes no energy or time per operation)")
+    parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
+
+
+def print_summary(report: dict, paths: dict) -> None:
+    """The headline figures and where the report is."""
+    acc, hw = report["accuracy"], report["hardware"]
+    lo, hi = acc["gap_interval"]
+    print(f"float accuracy     {100 * acc['float']:6.2f}%   ({acc['samples']} test samples)")
+    print(f"quantized accuracy {100 * acc['quantized']:6.2f}%   gap {100 * acc['gap']:+.2f} points "
+          f"[{100 * lo:+.2f}, {100 * hi:+.2f}]")
+    print(f"agreement          {100 * acc['agreement']:6.2f}%")
+    energy = "unknown" if hw["energy_pj"] is None else f"{hw['energy_pj'] / 1e6:.4g} uJ"
+    latency = "unknown" if hw["latency_ns"] is None else f"{hw['latency_ns'] / 1e3:.4g} us"
+    print(f"{hw['target']}: {hw['cores']} cores on {hw['chips']} chip(s); energy {energy}, latency {latency} "
+          "per inference")
+    if report.get("lava"):
+        lava = report["lava"]
+        print(f"Lava: {lava['samples']} samples, spikes equal in {100 * lava['spike_match']:.2f}% of entries, "
+              f"{lava['prediction_match']} predictions equal")
+    ref = report.get("hardware_reference")
+    if ref and "error" not in ref:
+        energy = "unknown" if ref["energy_pj"] is None else f"{ref['energy_pj'] / 1e6:.4g} uJ"
+        latency = "unknown" if ref["latency_ns"] is None else f"{ref['latency_ns'] / 1e3:.4g} us"
+        print(f"  with {ref['target']}'s per-operation figures (stand-in): energy {energy}, latency {latency} "
+              "per inference")
+    print(f"report: {paths['markdown']} (and {paths['json'].name}, plots/)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from neurodeploy.compare import CompareError, compare_and_report, load_test_samples
+    from neurodeploy.datasets import DatasetError, dataset_name
+    from neurodeploy.export import load_float_model, quantize_model
+    from neurodeploy.targets import load_target
+
+    target = load_target(args.target)
+    fm = load_float_model(args.model)
+    try:
+        dataset = dataset_name(args.dataset or fm.meta["dataset"])
+        extra = {"steps": fm.steps} if dataset == "nmnist" else {}
+        x, y = load_test_samples(dataset, args.data_root, args.samples, **extra)
+        q = quantize_model(fm, target, args.calibrate, args.calibration, args.data_root)
+    except DatasetError as err:
+        raise CompareError(str(err)) from err
+    reference = load_target(args.cost_reference) if args.cost_reference else None
+    report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
+                                       args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
+                                       reference)
+    print_summary(report, paths)
+    return 0

@@ -1,0 +1,288 @@
+"""Float model against its quantized netlist on the same encoded samples, and the report files.
+
+The float side (torch) and the integer side (the simulator, optionally Lava on
+a few samples) see inputs from one encoding draw a batch: batch ``b`` of
+``batch_size`` samples is encoded with seed ``seed + b``. The integer side's
+inputs are kept exactly as ``neurodeploy run`` takes them (spikes padded to the
+run's steps, or input-layer biases) and written to ``inputs.npy`` beside the
+netx file, so the quantized accuracy can be reproduced from the files alone.
+
+Timing: neuron layer k's float step 0 is the chip's step ``k + reset_offset``;
+predictions count the output layer's spikes over the netlist's output window.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neurodeploy.atomic import atomic_path
+from neurodeploy.errors import NeurodeployError
+from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
+from neurodeploy.netlist import Conv, Dense, Netlist
+from neurodeploy.quantize import Quantized, run_steps
+from neurodeploy.report import DECODING, LayerActivity, accuracy_summary, hardware_summary, layer_rows
+from neurodeploy.sim import Recording, simulate
+
+BACKENDS = ("sim", "lava")
+COUNTERS = ("u_wraps", "v_saturations")
+RASTER_SAMPLE = 0
+
+
+class CompareError(NeurodeployError):
+    """A comparison that cannot run as asked (samples, backend, output folder)."""
+
+
+@dataclass
+class Comparison:
+    """What one comparison measured, as plain arrays (the report is built from these)."""
+
+    labels: np.ndarray
+    float_pred: np.ndarray
+    quant_pred: np.ndarray
+    activities: list[LayerActivity]
+    counters: dict[str, list[int]]
+    recording: Recording  # counters summed over all samples (no traces), for the cost
+    inputs: np.ndarray  # the integer side's inputs, as `neurodeploy run` takes them
+    input_kind: str  # "spikes" or "bias"
+    raster: tuple[list[np.ndarray], list[np.ndarray]]  # one sample's aligned spikes: float, integer
+    lava: dict | None = field(default=None)
+
+
+def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
+    """(inputs, kind): input biases (B, *shape) for the direct encoding, else spikes padded to the run's steps."""
+    if q.input_transform is not None:
+        return q.input_bias(encoded), "bias"
+    steps = run_steps(q)
+    padded = np.zeros((encoded.shape[0], steps) + encoded.shape[2:], dtype=bool)
+    padded[:, : encoded.shape[1]] = encoded
+    return padded, "spikes"
+
+
+def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",)) -> Recording:
+    """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does."""
+    if kind == "bias":
+        return simulate(net, steps, bias=inputs, record=record)
+    return simulate(net, steps, spikes=inputs, record=record)
+
+
+def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> list[np.ndarray]:
+    """Per neuron layer k, its spikes over the float model's ``steps`` steps from ``k + reset_offset``."""
+    out = []
+    for k, i in enumerate(net.neuron_layers):
+        start = k + net.reset_offset
+        out.append(spikes[i][:, start:start + steps])
+    return out
+
+
+def decode_predictions(output_spikes: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """Argmax of spike counts over ``window`` of (batch, steps, *shape) spikes; ties to the lowest index."""
+    counts = output_spikes[:, window[0]:window[1]].reshape(output_spikes.shape[0], window[1] - window[0], -1)
+    return counts.sum(axis=1).argmax(axis=1)
+
+
+def _add_counters(total: Recording, rec: Recording) -> None:
+    total.batch += rec.batch
+    for name in ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
+        mine = getattr(total, name)
+        for i, value in getattr(rec, name).items():
+            mine[i] = mine.get(i, 0) + int(value)
+
+
+def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 256,
+                  progress: bool = True) -> Comparison:
+    """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both."""
+    from tqdm import tqdm
+
+    from neurodeploy.export import encoded_inputs, float_rates
+
+    net, steps = q.netlist, run_steps(q)
+    window = net.output_window
+    shapes = [net.layers[i].shape for i in net.neuron_layers]
+    activities = [LayerActivity(int(np.prod(s))) for s in shapes]
+    total = Recording(steps=steps, batch=0)
+    float_pred, quant_pred, inputs, raster = [], [], [], None
+    kind = "bias" if q.input_transform is not None else "spikes"
+    starts = range(0, len(y), batch_size)
+    for b, start in enumerate(tqdm(starts, desc="compare", unit="batch", disable=not progress, file=sys.stderr)):
+        encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
+        out_f, layers_f = float_rates(fm, enc)
+        ints, kind = integer_inputs(q, encoded)
+        rec = simulate_inputs(net, steps, ints, kind)
+        layers_i = aligned_spikes(rec.s, net, q.steps)
+        for act, f, s in zip(activities, layers_f, layers_i):
+            act.add(f, s)
+        _add_counters(total, rec)
+        float_pred.append(out_f.sum(axis=1).reshape(len(out_f), -1).argmax(axis=1))
+        quant_pred.append(decode_predictions(rec.s[net.neuron_layers[-1]], window))
+        inputs.append(ints)
+        if raster is None:
+            raster = ([f[RASTER_SAMPLE] for f in layers_f], [s[RASTER_SAMPLE] for s in layers_i])
+    counters = {name: [int(getattr(total, name)[i]) for i in net.neuron_layers] for name in COUNTERS}
+    return Comparison(np.asarray(y), np.concatenate(float_pred), np.concatenate(quant_pred), activities,
+                      counters, total, np.concatenate(inputs), kind, raster)
+
+
+def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
+    """Run the first ``samples`` samples in Lava; compare its spikes and predictions with the simulator's."""
+    from neurodeploy.backends.lava import run_lava
+
+    net, steps = q.netlist, run_steps(q)
+    n = min(samples, len(comparison.labels))
+    inputs = comparison.inputs[:n]
+    kwargs = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
+    lava = run_lava(net, steps, record=("s",), **kwargs)
+    sim = simulate_inputs(net, steps, inputs, comparison.input_kind)
+    equal = sum(int(np.sum(lava.s[i] == sim.s[i])) for i in net.neuron_layers)
+    size = sum(sim.s[i].size for i in net.neuron_layers)
+    pred = decode_predictions(lava.s[net.neuron_layers[-1]], net.output_window)
+    labels = comparison.labels[:n]
+    return {
+        "backend": "Lava fixed_pt CPU models",
+        "samples": n,
+        "spike_match": equal / size if size else 1.0,
+        "prediction_match": int(np.sum(pred == comparison.quant_pred[:n])),
+        "accuracy": float(np.mean(pred == labels)) if n else 0.0,
+        "sim_accuracy": float(np.mean(comparison.quant_pred[:n] == labels)) if n else 0.0,
+    }
+
+
+def weight_grids(fm, q: Quantized) -> list[dict]:
+    """Per synaptic layer: float weights times the layer's scale (in mantissa units) and the integer mantissas."""
+    from neurodeploy.fold import fold
+
+    floats = fold(fm.graph)
+    net = q.netlist
+    out = []
+    for k, i in enumerate(net.neuron_layers):
+        layer = net.layers[i]
+        if not isinstance(layer, (Dense, Conv)):
+            continue
+        facts = q.layers[k]
+        scaled = floats[k].weight * facts.scale / (64 * 2.0**facts.weight_exp)
+        out.append({"layer": k, "description": describe_layer(layer), "scaled": scaled.ravel(),
+                    "mantissas": np.asarray(layer.weight).ravel()})
+    return out
+
+
+def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -> dict:
+    meta = fm.meta
+    return {
+        "model": str(model), "rule": meta.get("rule"), "encoding": (meta.get("encoding") or {}).get("name"),
+        "dataset": dataset, "split": "test", "seed": seed, "batch_size": batch_size, "backend": backend,
+        "checkpoint_float_test_accuracy": meta.get("float_test_accuracy"),
+    }
+
+
+def reproduce_section(files: dict[str, Path], net: Netlist, kind: str) -> dict:
+    """The ``neurodeploy run`` command that recomputes the quantized predictions, and how to decode them."""
+    flag = "--input-bias" if kind == "bias" else "--input"
+    out = files["inputs"].parent / "out.npz"
+    start, stop = net.output_window
+    last = net.neuron_layers[-1]
+    return {
+        "files": {name: str(path) for name, path in files.items()},
+        "command": f"neurodeploy run {files['netx']} {flag} {files['inputs']} -o {out}",
+        "decoding": DECODING.format(start=start, last=stop - 1),
+        "python": [
+            "import numpy as np",
+            f"s = np.load('{out}')['s{last}']  # output layer spikes (batch, steps, classes)",
+            f"pred = s[:, {start}:{stop}].sum(axis=1).argmax(axis=1)",
+            f"accuracy = (pred == np.load('{files['labels']}')).mean()",
+        ],
+    }
+
+
+def reference_cost(net: Netlist, activity, reference, target) -> dict:
+    """Cores and cost on ``reference``'s figures for the same measured counts (a stand-in for ``target``)."""
+    note = (f"{reference.name}'s per-operation figures applied to the operations measured on {target.name}'s "
+            f"netlist: a stand-in where {target.name} publishes none, not a {target.name} figure")
+    try:
+        mapping = map_network(net, reference)
+    except NeurodeployError as err:
+        return {"target": reference.name, "note": note, "error": str(err)}
+    return {**hardware_summary(mapping, estimate_cost(mapping, activity)), "note": note}
+
+
+def build_report(fm, q: Quantized, target, comparison: Comparison, source: dict, files: dict[str, Path],
+                 cost_reference=None) -> dict:
+    """The report dict: accuracy, per layer, hardware cost, run conventions and how to reproduce.
+
+    ``cost_reference``: another target whose per-operation figures also price the
+    measured operations (for a target that publishes none).
+    """
+    net = q.netlist
+    mapping = map_network(net, target)
+    activity = measured_activity(comparison.recording)
+    cost = estimate_cost(mapping, activity)
+    classes = int(np.prod(net.output_shape))
+    descriptions = [describe_layer(net.layers[i]) for i in net.neuron_layers]
+    return {
+        "source": source,
+        "accuracy": accuracy_summary(comparison.labels, comparison.float_pred, comparison.quant_pred, classes),
+        "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
+                             [f.as_dict() for f in q.layers]),
+        "hardware": hardware_summary(mapping, cost),
+        "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
+        "lava": comparison.lava,
+        "run": {"steps": q.steps, "run_steps": run_steps(q), "reset_interval": net.reset_interval,
+                "reset_offset": net.reset_offset, "output_window": list(net.output_window),
+                "input": "input-layer biases (direct encoding, computed on the host)" if comparison.input_kind == "bias"
+                else "binary spikes into the first synaptic layer"},
+        "reproduce": reproduce_section(files, net, comparison.input_kind),
+    }
+
+
+def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: str) -> dict[str, Path]:
+    """The netx file, the integer inputs and the labels, each written atomically."""
+    from neurodeploy.exporters.netx import write_netx
+
+    files = {"netx": out_dir / f"{stem}.net", "inputs": out_dir / "inputs.npy", "labels": out_dir / "labels.npy"}
+    write_netx(q.netlist, files["netx"])
+    for name, array in (("inputs", comparison.inputs), ("labels", comparison.labels)):
+        with atomic_path(files[name]) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, array)
+    return files
+
+
+def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.ndarray, out_dir: str | Path,
+                       dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
+                       batch_size: int = 256, plots: bool = True, progress: bool = True,
+                       cost_reference=None) -> tuple[dict, dict[str, Path]]:
+    """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``."""
+    from neurodeploy.drc import require
+    from neurodeploy.report import write_report
+
+    if backend not in BACKENDS:
+        raise CompareError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if len(y) == 0:
+        raise CompareError(f"{dataset}: no samples to compare")
+    require(q.netlist, target)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    comparison = compare_model(fm, q, x, y, seed, batch_size, progress)
+    if backend == "lava":
+        comparison.lava = lava_check(q, comparison, lava_samples)
+    files = write_run_files(q, comparison, out_dir, Path(model).stem)
+    source = _source(model, fm, dataset, seed, backend, batch_size)
+    report = build_report(fm, q, target, comparison, source, files, cost_reference)
+    if plots:
+        from neurodeploy.plots import write_plots
+
+        report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
+    paths = {**files, **write_report(report, out_dir)}
+    return report, paths
+
+
+def load_test_samples(dataset: str, data_root: str | None, samples: int | None, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``samples`` samples of the test split (all when ``None``)."""
+    from neurodeploy.datasets import load_dataset
+
+    if samples is not None and samples < 1:
+        raise CompareError(f"--samples = {samples} must be >= 1")
+    x, y = load_dataset(dataset, root=data_root, split="test", **kwargs)
+    return (x, y) if samples is None else (x[:samples], y[:samples])
