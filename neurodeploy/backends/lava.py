@@ -90,9 +90,9 @@ def run_lava_cases(cases: Sequence[LavaCase]) -> list[Recording]:
     for k, case in enumerate(cases):
         check_lava_limits(case, f"case {k}")
     if lava_in_process():
-        from neurodeploy.backends.lava_worker import run_case
+        from neurodeploy.backends.lava_worker import run_cases
 
-        return [run_case(case) for case in cases]
+        return run_cases(list(cases))
     return _in_subprocess("cases", lambda path: write_cases(path, cases))
 
 

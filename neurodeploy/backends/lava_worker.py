@@ -6,26 +6,38 @@ cases from an ``.npz`` file and writes their recordings to another::
     python -m neurodeploy.backends.lava_worker cases IN.npz OUT.npz
     python -m neurodeploy.backends.lava_worker netx IN.npz OUT.npz
 
-Each neuron layer is a ``LIF`` (``LIFReset`` with offset k + reset_offset + 1 for the k-th neuron
-layer when resets are asked for, as netx staggers them), each dense layer a
-``Dense`` or ``DelayDense``, each conv layer a ``Conv`` with the kernel flipped and
-put in Lava's (x, y, f) order; input spikes come from a ``RingBuffer`` source,
-spikes go to ``RingBuffer`` sinks and u, v are read every step by ``Read``
-processes. Everything runs with ``Loihi2SimCfg(select_tag='fixed_pt')``.
+Each neuron layer is a ``LIF`` (``LIFReset`` with offset k + reset_offset + 1 for
+the k-th neuron layer when resets are asked for, as netx staggers them), each
+dense layer a ``Dense`` or ``DelayDense``, each conv layer a ``Conv`` with the
+kernel flipped and put in Lava's (x, y, f) order; input spikes come from a
+``RingBuffer`` source and one :class:`Recorder` takes s, u and v of every layer.
+Lava runs one sample at a time; several samples (of one case or of many) share
+one Lava run as disjoint networks, which pays compilation and start-up once.
+Everything runs with ``Loihi2SimCfg(select_tag='fixed_pt')``.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
-from dataclasses import dataclass, field
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyRefPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort, RefPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.resources import CPU
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.conv.process import Conv as LavaConv
 from lava.proc.dense.process import DelayDense, Dense as LavaDense
-from lava.proc.io.sink import Read, RingBuffer as SpikeSink
 from lava.proc.io.source import RingBuffer as SpikeSource
 from lava.proc.lif.process import LIF, LIFReset
 
@@ -41,22 +53,6 @@ def to_lava(x: np.ndarray, ndim: int) -> np.ndarray:
         return x
     lead = x.ndim - 3
     return x.transpose(tuple(range(lead)) + (lead + 2, lead + 1, lead))
-
-
-def from_lava_trace(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A Lava buffer (*lava shape, steps) to our (steps, *shape)."""
-    data = np.moveaxis(np.asarray(data), -1, 0)
-    return to_lava(data, len(shape)).reshape((data.shape[0],) + tuple(shape))
-
-
-@dataclass
-class _Probe:
-    """The processes that record one neuron layer."""
-
-    index: int
-    shape: tuple[int, ...]
-    spikes: SpikeSink
-    reads: dict[str, Read] = field(default_factory=dict)
 
 
 def _per_neuron(bias, shape: tuple[int, ...]) -> np.ndarray:
@@ -113,17 +109,91 @@ def _connect(out_port, out_shape: tuple[int, ...], layer, in_port) -> None:
     out_port.connect(in_port)
 
 
-def build(net: Netlist, steps: int, spikes, bias, record, reset_interval) -> tuple[list, list[_Probe]]:
-    """Lava processes for one sample; returns them and the probes of every neuron layer.
+class Recorder(AbstractProcess):
+    """Records spikes (from OutPorts) and u, v (through RefPorts) of many layers, saved to ``path``.
+
+    One process for all the traces of a run: Lava forks an OS process for every
+    process, so one recorder costs far less than a sink or a ``Read`` per trace.
+    Its buffer goes to an ``.npy`` file after the last step, because reading a Var
+    back from Lava sends it one element at a time. Row t holds every target's
+    values after step t, flattened in Lava's order.
+    """
+
+    def __init__(self, *, targets: list, steps: int, path: str) -> None:
+        kinds = tuple("s" if isinstance(t, OutPort) else "var" for t in targets)
+        sizes = [int(np.prod(t.shape)) for t in targets]
+        super().__init__(kinds=kinds, sizes=sizes, steps=steps, path=path)
+        for k, target in enumerate(targets):
+            setattr(self, f"p{k}", InPort(shape=target.shape) if kinds[k] == "s" else RefPort(shape=target.shape))
+        self.targets = targets
+
+    def connect_targets(self) -> None:
+        for k, target in enumerate(self.targets):
+            port = getattr(self, f"p{k}")
+            if isinstance(target, OutPort):
+                target.connect(port)
+            else:
+                port.connect_var(target)
+
+
+class _RecorderModelBase(PyLoihiProcessModel):
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.buffer = np.zeros((proc_params["steps"], sum(proc_params["sizes"])), np.int64)
+
+    def _slots(self, kind: str):
+        offsets = np.cumsum([0] + list(self.proc_params["sizes"]))
+        for k, this in enumerate(self.proc_params["kinds"]):
+            if this == kind:
+                yield getattr(self, f"p{k}"), offsets[k], offsets[k + 1]
+
+    def run_spk(self) -> None:
+        for port, lo, hi in self._slots("s"):
+            self.buffer[self.time_step - 1, lo:hi] = port.recv().reshape(-1)
+
+    def post_guard(self) -> bool:
+        return True
+
+    def run_post_mgmt(self) -> None:
+        for port, lo, hi in self._slots("var"):
+            self.buffer[self.time_step - 1, lo:hi] = port.read().reshape(-1)
+        if self.time_step == self.proc_params["steps"]:
+            with atomic_path(self.proc_params["path"]) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, self.buffer)
+
+
+_RECORDER_MODELS: dict[tuple[str, ...], type] = {}
+
+
+def _recorder_model(kinds: tuple[str, ...]) -> type:
+    """A model class with one typed port a target (Lava types ports by class attribute)."""
+    if kinds not in _RECORDER_MODELS:
+        ports = {
+            f"p{k}": LavaPyType(PyInPort.VEC_DENSE, np.int32) if kind == "s" else LavaPyType(PyRefPort.VEC_DENSE, np.int32)
+            for k, kind in enumerate(kinds)
+        }
+        cls = type(f"RecorderModel{len(kinds)}", (_RecorderModelBase,), ports)
+        _RECORDER_MODELS[kinds] = tag("fixed_pt")(requires(CPU)(implements(proc=Recorder, protocol=LoihiProtocol)(cls)))
+    return _RECORDER_MODELS[kinds]
+
+
+Neurons = list[tuple[int, tuple[int, ...], AbstractProcess]]  # (layer index, our shape, neuron process)
+Builder = Callable[[int], tuple[list, Neurons]]  # run length -> processes and neurons of one sample
+Traces = dict[str, dict[int, np.ndarray]]  # var -> layer -> (steps, *shape)
+GROUP_SIZE = 8  # samples a Lava run
+
+
+def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list, Neurons]:
+    """Lava processes for one sample of ``net``, and its neuron processes.
 
     ``spikes`` is (steps, *input shape) or None; ``bias`` replaces the input layer's.
     """
-    procs, probes = [], []
+    procs, neurons = [], []
     prev_port, prev_shape = None, None
     if spikes is not None:
         first = net.layers[0]
         shape = first.shape if isinstance(first, Input) else net.input_shape
-        if not isinstance(first, Input) and isinstance(next(l for l in net.layers if not isinstance(l, Flatten)), Dense):
+        if not isinstance(first, Input) and isinstance(next(x for x in net.layers if not isinstance(x, Flatten)), Dense):
             shape = (int(np.prod(shape)),)
         data = to_lava(spikes.reshape((steps,) + tuple(shape)), len(shape))
         source = SpikeSource(data=np.moveaxis(data, 0, -1).astype(np.int32))
@@ -143,34 +213,71 @@ def build(net: Netlist, steps: int, spikes, bias, record, reset_interval) -> tup
             if prev_port is not None:
                 _connect(prev_port, prev_shape, layer, syn.s_in)
             syn.a_out.connect(lif.a_in)
-        probes.append(_probe(i, tuple(layer.shape), lif, steps, record))
+        neurons.append((i, tuple(layer.shape), lif))
         prev_port, prev_shape = lif.s_out, tuple(layer.shape)
-    return procs, probes
+    return procs, neurons
 
 
-def _probe(index: int, shape, lif, steps: int, record) -> _Probe:
-    sink = SpikeSink(shape=lif.s_out.shape, buffer=steps)
-    lif.s_out.connect(sink.a_in)
-    probe = _Probe(index, shape, sink)
-    for name in ("u", "v"):
-        if name in record:
-            reader = Read(buffer=steps)
-            reader.connect_var(getattr(lif, name))
-            probe.reads[name] = reader
-    return probe
+_MODELS: dict[type, type] = {}
 
 
-def run_built(procs: list, probes: list[_Probe], steps: int) -> dict[str, dict[int, np.ndarray]]:
-    """Run the processes for ``steps`` and return s, u, v traces as (steps, *shape) per layer."""
-    out: dict[str, dict[int, np.ndarray]] = {"s": {}, "u": {}, "v": {}}
+def _run_config(procs: list, recorder: Recorder) -> Loihi2SimCfg:
+    """``fixed_pt`` models, chosen by Lava's own selection once a process class.
+
+    Lava searches (and re-imports) the model modules for every process at every
+    compile; the choice is the same for every process of a class, so it is made
+    once and handed over per process through Lava's exception map.
+    """
+    cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    for proc in procs:
+        if type(proc) not in _MODELS:
+            _MODELS[type(proc)] = cfg.select(proc, ProcGroupDiGraphs._find_proc_models(proc))
+    models = {p: _MODELS[type(p)] for p in procs}
+    models[recorder] = _recorder_model(recorder.proc_params["kinds"])
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
+
+
+def run_group(builders: list[Builder], steps: list[int], record) -> list[Traces]:
+    """Run several samples as one Lava run (disjoint networks joined by one recorder)."""
+    length = max(steps)
+    procs, targets, where = [], [], []
+    for j, builder in enumerate(builders):
+        sample_procs, neurons = builder(length)
+        procs += sample_procs
+        for index, shape, neuron in neurons:
+            for var in ("s",) + tuple(v for v in ("u", "v") if v in record):
+                targets.append(neuron.s_out if var == "s" else getattr(neuron, var))
+                where.append((j, index, var, shape))
+    tmp = Path(tempfile.mkdtemp(prefix="neurodeploy-lava-"))
+    recorder = Recorder(targets=targets, steps=length, path=str(tmp / "traces.npy"))
+    recorder.connect_targets()
     try:
-        procs[0].run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        for p in probes:
-            out["s"][p.index] = from_lava_trace(p.spikes.data.get(), p.shape) != 0
-            for name, reader in p.reads.items():
-                out[name][p.index] = np.rint(from_lava_trace(reader.data.get(), p.shape)).astype(np.int32)
+        try:
+            recorder.run(condition=RunSteps(num_steps=length), run_cfg=_run_config(procs, recorder))
+        finally:
+            recorder.stop()
+        data = np.load(tmp / "traces.npy", allow_pickle=False)
     finally:
-        procs[0].stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _split(data, where, steps)
+
+
+def _split(data: np.ndarray, where: list, steps: list[int]) -> list[Traces]:
+    out: list[Traces] = [{"s": {}, "u": {}, "v": {}} for _ in steps]
+    lo = 0
+    for j, index, var, shape in where:
+        size = int(np.prod(shape))
+        lava_shape = tuple(reversed(shape)) if len(shape) == 3 else shape
+        trace = to_lava(data[: steps[j], lo:lo + size].reshape((steps[j],) + lava_shape), len(shape))
+        out[j][var][index] = trace != 0 if var == "s" else trace.astype(np.int32)
+        lo += size
+    return out
+
+
+def _in_groups(builders: list[Builder], steps: list[int], record) -> list[Traces]:
+    out: list[Traces] = []
+    for g in range(0, len(builders), GROUP_SIZE):
+        out += run_group(builders[g:g + GROUP_SIZE], steps[g:g + GROUP_SIZE], record)
     return out
 
 
@@ -180,20 +287,50 @@ def _sample(x, b: int, per_sample: bool):
     return x[b] if per_sample else x
 
 
+def _padded(spikes: np.ndarray, length: int) -> np.ndarray:
+    """Spikes of one sample padded with zeros to ``length`` steps (a longer run of its group)."""
+    out = np.zeros((length,) + spikes.shape[1:], spikes.dtype)
+    out[: len(spikes)] = spikes
+    return out
+
+
+def _case_builders(case: LavaCase) -> list[Builder]:
+    net, first = case.net, case.net.layers[0]
+    per_sample = case.bias is not None and isinstance(first, Input) and np.ndim(case.bias) > len(first.shape)
+    spikes = None if case.spikes is None else np.asarray(case.spikes)[:, : case.steps]
+
+    def builder(b: int) -> Builder:
+        sample_spikes = None if spikes is None else spikes[b]
+        bias = _sample(case.bias, b, per_sample)
+        return lambda length: build(
+            net, length, None if sample_spikes is None else _padded(sample_spikes, length), bias, case.resolved_reset()
+        )
+
+    return [builder(b) for b in range(case.batch())]
+
+
+def run_cases(cases: list[LavaCase]) -> list[Recording]:
+    """Run every sample of every case, several samples a Lava run, and stack them per case."""
+    builders, steps, owner = [], [], []
+    record = tuple(sorted({v for case in cases for v in case.record}))
+    for k, case in enumerate(cases):
+        for builder in _case_builders(case):
+            builders.append(builder)
+            steps.append(case.steps)
+            owner.append(k)
+    traces = _in_groups(builders, steps, record)
+    return [
+        _recording([t for t, o in zip(traces, owner) if o == k], case.steps, case.record, case.net.neuron_layers[-1])
+        for k, case in enumerate(cases)
+    ]
+
+
 def run_case(case: LavaCase) -> Recording:
-    """Run a case sample by sample and stack the traces like the simulator's recording."""
-    batch, steps, net = case.batch(), case.steps, case.net
-    first = net.layers[0]
-    bias_per_sample = case.bias is not None and isinstance(first, Input) and np.ndim(case.bias) > len(first.shape)
-    traces = []
-    for b in range(batch):
-        spikes = None if case.spikes is None else np.asarray(case.spikes)[b, :steps]
-        procs, probes = build(net, steps, spikes, _sample(case.bias, b, bias_per_sample), case.record, case.resolved_reset())
-        traces.append(run_built(procs, probes, steps))
-    return _recording(traces, steps, case.record, net.neuron_layers[-1])
+    """Run one case sample by sample and stack the traces like the simulator's recording."""
+    return run_cases([case])[0]
 
 
-def _recording(traces: list[dict], steps: int, record, last: int) -> Recording:
+def _recording(traces: list[Traces], steps: int, record, last: int) -> Recording:
     rec = Recording(steps=steps, batch=len(traces))
     for i in traces[0]["s"]:
         s = np.stack([t["s"][i] for t in traces])
@@ -207,7 +344,7 @@ def _recording(traces: list[dict], steps: int, record, last: int) -> Recording:
 
 
 def run_netx(spec: dict, arrays: dict[str, np.ndarray]) -> Recording:
-    """Run a netx file through lava-dl's ``netx.hdf5.Network``, one sample at a time."""
+    """Run a netx file through lava-dl's ``netx.hdf5.Network``, one sample a Lava run."""
     steps, record = int(spec["steps"]), tuple(spec["record"])
     spikes, bias = arrays.get("spikes"), arrays.get("bias")
     layers = _netx_layers(spec["path"])
@@ -216,30 +353,32 @@ def run_netx(spec: dict, arrays: dict[str, np.ndarray]) -> Recording:
     traces = []
     for b in range(batch):
         sample_spikes = None if spikes is None else spikes[b, :steps]
-        procs, probes = _build_netx(spec, steps, sample_spikes, _sample(bias, b, per_sample), record, layers)
-        traces.append(run_built(procs, probes, steps))
-    return _recording(traces, steps, record, probes[-1].index)
+        build_one = lambda length, b=b, x=sample_spikes: _build_netx(spec, x, _sample(bias, b, per_sample), layers)
+        traces += run_group([build_one], [steps], record)
+    last = [i for i, (kind, _, neuron) in enumerate(layers) if kind in NETX_BLOCKS or (kind == "input" and neuron)][-1]
+    return _recording(traces, steps, record, last)
 
 
-def _build_netx(spec: dict, steps: int, spikes, bias, record, layers) -> tuple[list, list[_Probe]]:
+def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
     from lava.lib.dl.netx import hdf5
 
     input_shape = None if spikes is None else tuple(reversed(spikes.shape[1:]))
     net = hdf5.Network(net_config=spec["path"], reset_interval=spec["reset_interval"], input_shape=input_shape)
-    procs = [net]
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
     if spikes is not None:
         data = to_lava(spikes, spikes.ndim - 1)
         source = SpikeSource(data=np.moveaxis(data, 0, -1).astype(np.int32))
         source.s_out.connect(net.inp)
-    probes = []
-    built = [i for i, (kind, shape, has_neuron) in enumerate(layers) if kind in ("dense", "conv", "dense_rec") or (kind == "input" and has_neuron)]
+    built = [i for i, (kind, _, neuron) in enumerate(layers) if kind in NETX_BLOCKS or (kind == "input" and neuron)]
+    neurons = []
     for index, block in zip(built, net.layers):
         shape = tuple(block.neuron.u.shape)
-        ours = tuple(reversed(shape)) if len(shape) == 3 else shape
-        probes.append(_probe(index, ours, block.neuron, steps, record))
-    return procs, probes
+        neurons.append((index, tuple(reversed(shape)) if len(shape) == 3 else shape, block.neuron))
+    return [], neurons
+
+
+NETX_BLOCKS = ("dense", "conv", "dense_rec")
 
 
 def _netx_layers(path: str) -> list[tuple[str, tuple[int, ...], bool]]:
@@ -260,7 +399,7 @@ def _netx_layers(path: str) -> list[tuple[str, tuple[int, ...], bool]]:
 def main(argv: list[str]) -> int:
     mode, src, dst = argv
     if mode == "cases":
-        recs = [run_case(case) for case in read_cases(Path(src))]
+        recs = run_cases(read_cases(Path(src)))
     else:
         recs = [run_netx(*_load(Path(src)))]
     with atomic_path(dst) as tmp:
