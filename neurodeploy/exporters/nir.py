@@ -114,16 +114,43 @@ def _synapse_node(layer: Dense | Conv, metadata: dict) -> Any:
     if isinstance(layer, Dense):
         weight = fx.dense_weights(layer.weight, layer.weight_bits) * 2.0**layer.weight_exp
         return nir.Linear(weight=weight.astype(np.float32), metadata=metadata)
+    weight, padding = _square_kernel(_ungrouped(layer), layer, f"layer {metadata['layer']} (conv)")
     return nir.Conv2d(
         input_shape=tuple(layer.in_shape[1:]),
-        weight=(layer.weight * 2.0**layer.weight_exp).astype(np.float32),
+        weight=(weight * 2.0**layer.weight_exp).astype(np.float32),
         stride=tuple(layer.stride),
-        padding=tuple(layer.padding),
+        padding=padding,
         dilation=tuple(layer.dilation),
-        groups=int(layer.groups),
+        groups=1,
         bias=np.zeros(layer.weight.shape[0], np.float32),
         metadata=metadata,
     )
+
+
+def _square_kernel(weight: np.ndarray, layer: Conv, label: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """A kH x kW kernel grown to a square with zero taps on both sides, the padding grown to
+    match, so the output is unchanged: NIR's shape inference takes kH for both sides."""
+    side = max(weight.shape[2:])
+    grow = [side - k for k in weight.shape[2:]]
+    if any(g % 2 for g in grow):
+        raise NirExportError(
+            f"{label}: a {weight.shape[2]}x{weight.shape[3]} kernel cannot be written to NIR: its shape inference "
+            "(nir 1.0.8) takes the kernel as square, and sides of odd and even size cannot be padded to a square"
+        )
+    pads = [(0, 0), (0, 0)] + [(g // 2, g // 2) for g in grow]
+    padding = tuple(int(p + d * g // 2) for p, d, g in zip(layer.padding, layer.dilation, grow))
+    return np.pad(weight, pads), padding
+
+
+def _ungrouped(layer: Conv) -> np.ndarray:
+    """The (out, in, kH, kW) weights of a grouped conv, zero across groups: NIR's type check
+    takes weight.shape[1] for the input channels, whatever ``groups`` says."""
+    out, per_group = layer.weight.shape[:2]
+    full = np.zeros((out, per_group * layer.groups) + layer.weight.shape[2:], layer.weight.dtype)
+    step = out // layer.groups
+    for g in range(layer.groups):
+        full[g * step:(g + 1) * step, g * per_group:(g + 1) * per_group] = layer.weight[g * step:(g + 1) * step]
+    return full
 
 
 def _cuba_params(layer, dt: float) -> dict[str, np.ndarray]:

@@ -100,6 +100,8 @@ def _graph_inputs(g: "_Builder", net: Netlist, steps: int) -> _Inputs:
     import onnx
 
     first = net.layers[0]
+    if isinstance(first, Input) and np.abs(first.bias).max(initial=0) >= 2**31:
+        raise OnnxExportError(f"layer 0 (input): bias mantissas beyond int32 ({np.abs(first.bias).max()}) cannot be a graph input")
     if not isinstance(first, Input):
         spikes = g.input("spikes", onnx.TensorProto.INT32, ["batch", steps, *net.input_shape])
         return _Inputs(spikes, None, _dim(g, spikes, 0), None)
