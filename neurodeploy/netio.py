@@ -16,10 +16,17 @@ def _read_netx(path: Path) -> Netlist:
     return read_netx(path)
 
 
+def _read_nir(path: Path) -> Netlist:
+    from neurodeploy.exporters.nir import read_nir
+
+    return read_nir(path)
+
+
 READERS: dict[str, Callable[[Path], Netlist]] = {
     ".net": _read_netx,
     ".h5": _read_netx,
     ".hdf5": _read_netx,
+    ".nir": _read_nir,
 }
 
 
