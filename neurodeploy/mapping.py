@@ -1,11 +1,16 @@
 """Placement of a netlist's neuron layers onto a target's cores, and the cost of one inference.
 
-Each neuron layer is cut into runs of consecutive neurons (C-order), one run a
-core, greedily: a core takes neurons while its neurons, input axons (distinct
-presynaptic neurons feeding it), synapse memory (nonzero weights it holds x bits
-a synapse) and output axons (distinct destination cores its neurons reach) stay
-within the target's limits. Layers do not share cores, and convolution kernels
-are counted expanded, one stored synapse a nonzero weight and output neuron.
+Each neuron layer is cut into runs of consecutive neurons in its packing order
+(index order; spatial layers position by position), one run a core, greedily: a
+core takes neurons while its neurons, input axons (distinct presynaptic neurons
+feeding it), synapse memory (nonzero weights it holds x bits a synapse) and output
+axons (distinct destination cores its neurons reach) stay within the target's
+limits. Layers do not share cores, and convolution kernels are counted expanded,
+one stored synapse a nonzero weight and output neuron.
+
+The cost of an inference is the operations counted (by the simulator, or from an
+assumed spike rate) times the target's per-operation figures; every term keeps
+its count, unit cost and target key so that a report can print the arithmetic.
 """
 
 from __future__ import annotations
