@@ -55,7 +55,7 @@ NEURON_SIDE = ("neuron", "bias")  # layer fields kept on the CubaLIF node; the r
 
 
 class NirExportError(NeurodeployError):
-    """A netlist whose run conventions cannot be written to NIR metadata."""
+    """A netlist NIR cannot hold: a meta value JSON cannot store, or a kernel NIR's shape check refuses."""
 
 
 def write_nir(net: Netlist, path: str | os.PathLike, dt: float = DEFAULT_DT) -> None:

@@ -16,10 +16,12 @@ narrow for graded input or weights of -256. int64 sums are exact below 2**63;
 payloads up to ``MAX_PAYLOAD``.
 
 Inputs: ``spikes`` (batch, steps, *input shape) int32 when layer 0 is not an
-input layer; else ``bias`` (batch, *shape) int32, the input layer's mantissas,
-which default to the netlist's own. Outputs: ``spikes_<i>`` (batch, steps,
-*shape) uint8 for every neuron layer i, and ``output_counts`` (batch, *output
-shape) int64, the last layer's spikes summed over all steps.
+input layer. For an input layer, ``bias`` (batch, *shape) int32, its mantissas,
+and ``spikes`` (batch, steps, *shape) int32, integer drive added to its current:
+both are initializers a run may override (the netlist's own bias; no drive).
+Outputs: ``spikes_<i>`` (batch, steps, *shape) uint8 for every neuron layer i,
+and ``output_counts`` (batch, *output shape) int64, the last layer's spikes
+summed over all steps. The model property ``steps`` holds the step count.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Flatten, Input, Netlist
+from neurodeploy.netlist import Conv, Dense, Input, Netlist
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17
@@ -160,19 +162,13 @@ def _step_body(outer: "_Builder", net: Netlist, io: _Inputs):
             queue = body.input(f"queue_{i}", onnx.TensorProto.INT64, [depth, "batch", n])
             carried.append((depth, n))
             a_in = body.op("Gather", [queue, body.const(np.int64(0))], axis=0)
-        if net.reset_interval:
-            u, v = _periodic_reset(body, it, u, v, k, net)
-        u = _update_current(body, u, a_in, layer.neuron.du)
-        v = _update_voltage(body, v, u, _bias(outer, layer, io), layer.neuron.dv)
-        fired = body.op("Greater", [v, body.const(np.int64(layer.neuron.vth << fx.ACT_SHIFT))])
-        v = body.op("Where", [fired, body.const(np.int64(0)), v])
+        u, v, fired = _neuron_step(body, it, u, v, a_in, _bias(outer, layer, io), k, net, layer)
         new_states += [u, v]
         if queue is not None:
             pre = spikes_before if k else _external_step(body, io.spikes, it, net.input_shape)
             new_states.append(_next_queue(body, outer, net, i, queue, pre, io.batch, zero_row))
-        spikes = body.op("Cast", [fired], to=onnx.TensorProto.INT64)
+        spikes_before = body.op("Cast", [fired], to=INT64)
         traces.append(body.op("Reshape", [body.op("Cast", [fired], to=onnx.TensorProto.UINT8), body.const([-1, *layer.shape])]))
-        spikes_before = spikes
     body.output(body.op("Identity", ["cond_in"]), onnx.TensorProto.BOOL, [])
     for name in new_states:
         body.output(body.op("Identity", [name]), onnx.TensorProto.INT64, None)
@@ -184,6 +180,16 @@ def _step_body(outer: "_Builder", net: Netlist, io: _Inputs):
 def _synapse_depth(layer: Dense | Conv) -> int:
     delay = getattr(layer, "delay", None)
     return 1 if delay is None else int(delay.max()) + 1
+
+
+def _neuron_step(g: "_Builder", it: str, u: str, v: str, a_in: str, bias: str | None, k: int, net: Netlist, layer):
+    """One step of the k-th neuron layer: periodic reset, u, v, spikes, v zeroed where they fired."""
+    if net.reset_interval:
+        u, v = _periodic_reset(g, it, u, v, k, net)
+    u = _update_current(g, u, a_in, layer.neuron.du)
+    v = _update_voltage(g, v, u, bias, layer.neuron.dv)
+    fired = g.op("Greater", [v, g.const(np.int64(layer.neuron.vth << fx.ACT_SHIFT))])
+    return u, g.op("Where", [fired, g.const(np.int64(0)), v]), fired
 
 
 def _periodic_reset(g: "_Builder", it: str, u: str, v: str, k: int, net: Netlist) -> tuple[str, str]:
