@@ -96,7 +96,7 @@ def test_weight_bits_nine_fit_loihi1_but_not_loihi2():
     assert quantities(check(net, LOIHI2)) == ["weight bits"]
 
 
-def test_delays_beyond_the_target(tmp_path):
+def test_delays_beyond_the_target():
     target = dataclasses.replace(LOIHI1, delay=(0, 7))
     net = dense_net(10, 4, delay=np.full((4, 10), 9))
     (v,) = check(net, target)
