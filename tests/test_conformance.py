@@ -1,0 +1,102 @@
+"""The random-netlist generator (fast, no Lava) and the conformance run against Lava."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodeploy import fixed_point as fx
+from neurodeploy.backends.lava import check_lava_limits
+from neurodeploy.conformance import compare, describe, generate_cases, run_conformance
+from neurodeploy.netlist import Conv, Dense, Input
+from neurodeploy.sim import simulate
+
+LAVA_CASES = 200
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return generate_cases(150, seed=3)
+
+
+def _layers(cases, kind):
+    return [layer for case in cases for layer in case.net.layers if isinstance(layer, kind)]
+
+
+def test_same_seed_same_cases():
+    a, b = generate_cases(5, seed=11), generate_cases(5, seed=11)
+    for x, y in zip(a, b):
+        assert x.steps == y.steps and x.net.reset_interval == y.net.reset_interval
+        assert np.array_equal(x.spikes, y.spikes)
+        for lx, ly in zip(x.net.layers, y.net.layers):
+            assert lx.kind == ly.kind
+            if hasattr(lx, "weight"):
+                assert np.array_equal(lx.weight, ly.weight)
+    assert [describe(c.net) for c in a] != [describe(c.net) for c in generate_cases(5, seed=12)]
+
+
+def test_cases_reach_every_rule(cases):
+    dense, conv = _layers(cases, Dense), _layers(cases, Conv)
+    assert {fx.sign_mode(layer.weight) for layer in dense} == {"exc", "inh", "mixed"}
+    assert {fx.sign_mode(layer.weight) for layer in conv} >= {"exc", "mixed"}
+    assert min(layer.weight_exp for layer in dense) <= -8 and max(layer.weight_exp for layer in dense) >= 8
+    assert any(np.abs(layer.weight).max() > 255 for layer in dense)  # Lava clips these
+    assert {layer.weight_bits for layer in dense} == set(range(1, 9))
+    assert any(layer.delay is not None and layer.delay.max() > 8 for layer in dense)
+    assert any(layer.weight_exp > 0 for layer in conv)
+    assert any(max(layer.stride) > 1 for layer in conv) and any(layer.groups > 1 for layer in conv)
+    neurons = [layer.neuron for case in cases for layer in case.net.layers if hasattr(layer, "neuron")]
+    assert {-1, 0, 4095} <= {n.du for n in neurons} and {0, 4096} <= {n.dv for n in neurons}
+    assert min(n.bias_exp for n in neurons) < -8 and max(n.bias_exp for n in neurons) > 8
+    assert any(case.net.reset_interval for case in cases) and any(not case.net.reset_interval for case in cases)
+    assert any(isinstance(case.net.layers[0], Input) for case in cases)
+    assert any(case.batch() > 1 for case in cases)
+    assert max(len(case.net.neuron_layers) for case in cases) >= 4
+
+
+def test_cases_wrap_u_and_saturate_v(cases):
+    wraps = saturations = 0
+    for case in cases:
+        rec = simulate(case.net, case.steps, spikes=case.spikes, record=())
+        wraps += sum(rec.u_wraps.values())
+        saturations += sum(rec.v_saturations.values())
+    assert wraps > 0 and saturations > 0
+
+
+def test_cases_stay_within_lavas_ranges(cases):
+    for k, case in enumerate(cases):
+        check_lava_limits(case, f"case {k}")
+        assert all(int(np.abs(layer.bias).max(initial=0)) < 2**15 for layer in case.net.layers if getattr(layer, "bias", None) is not None)
+
+
+def test_compare_counts_and_locates_mismatches(cases):
+    case = cases[0]
+    sim = simulate(case.net, case.steps, spikes=case.spikes, record=case.record)
+    ref = simulate(case.net, case.steps, spikes=case.spikes, record=case.record)
+    assert compare(0, case, sim, ref).mismatching == 0
+    layer = case.net.neuron_layers[-1]
+    ref.v[layer][0, 2].flat[0] += 5
+    ref.s[layer][0, 1].flat[0] ^= True
+    result = compare(0, case, sim, ref)
+    assert result.mismatching == 2
+    assert [(m.var, m.step, m.layer) for m in result.first] == [("s", 1, layer), ("v", 2, layer)]
+    assert result.first[1].lava - result.first[1].sim == 5
+
+
+def test_run_conformance_with_a_stand_in_reference():
+    def reference(cases):
+        recs = [simulate(c.net, c.steps, spikes=c.spikes, record=c.record) for c in cases]
+        recs[1].u[cases[1].net.neuron_layers[0]][0, 0].flat[0] += 1
+        return recs
+
+    report = run_conformance(4, seed=2, reference=reference)
+    assert (report.cases, report.mismatching, [r.index for r in report.failed]) == (4, 1, [1])
+    assert not report.ok
+
+
+@pytest.mark.lava
+def test_simulator_equals_lava_on_random_netlists(lava_exe):
+    report = run_conformance(LAVA_CASES, seed=0)
+    details = "\n".join(f"case {r.index} ({r.description}): {r.mismatching}; {r.first[0]}" for r in report.failed[:5])
+    assert report.mismatching == 0, details
+    assert report.cases == LAVA_CASES
