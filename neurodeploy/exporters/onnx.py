@@ -72,8 +72,8 @@ def netlist_to_onnx(net: Netlist, steps: int):
         outer.op("Transpose", [f"trace_{i}"], out=f"spikes_{i}", perm=[1, 0, *range(2, len(shape) + 2)])
         outer.output(f"spikes_{i}", onnx.TensorProto.UINT8, ["batch", int(steps), *shape])
     last = net.neuron_layers[-1]
-    total = outer.op("Cast", [f"spikes_{last}"], to=INT64)
-    outer.op("ReduceSum", [total, outer.const([1])], out="output_counts", keepdims=0)
+    total = outer.op("ReduceSum", [outer.op("Cast", [f"spikes_{last}"], to=INT64), outer.const([1])], keepdims=0)
+    outer.op("Reshape", [total, outer.const([-1, *net.output_shape])], out="output_counts")  # a final flatten counts too
     outer.output("output_counts", onnx.TensorProto.INT64, ["batch", *net.output_shape])
     model = onnx.helper.make_model(
         outer.graph("neurodeploy_netlist"), opset_imports=[onnx.helper.make_opsetid("", OPSET)],
