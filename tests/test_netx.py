@@ -185,6 +185,15 @@ def test_conventions_and_extras_survive(tmp_path):
     assert again.reset_offset == 2 and np.array_equal(again.layers[0].bias, input_net.layers[0].bias)
 
 
+def test_numbers_are_stored_as_integers(tmp_path):
+    path = tmp_path / "ints.net"
+    write_netx(random_netlists(8)[0], path)
+    kinds = []
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: kinds.append((name, obj.dtype.kind)) if isinstance(obj, h5py.Dataset) else None)
+    assert kinds and all(kind in "iuS" for _, kind in kinds), kinds
+
+
 def test_implied_flatten_is_written(tmp_path):
     rng = np.random.default_rng(4)
     net = Netlist([Conv(rng.integers(-3, 4, (2, 1, 2, 2)), neuron(rng)), Dense(rng.integers(-9, 9, (3, 18)), neuron(rng))],
