@@ -8,8 +8,9 @@ ranges Lava itself computes exactly (see :mod:`neurodeploy.backends.lava`):
   in [-2**19, 2**19] (large enough to wrap u); otherwise binary spikes at a density
   of 0.05 to 0.6;
 - 1 to 4 synaptic layers: dense (1 to 16 neurons; excitatory, inhibitory or mixed
-  weights of magnitude up to 300, so that Lava clips them; 1 to 8 weight bits;
-  weight_exp -8..8, sometimes -16 or 16; delays 0..62 in a quarter of them) and conv
+  weights of magnitude up to 300, so that Lava clips them; 1 to 8 weight bits, up to
+  9 for mixed signs; weight_exp -8..8, sometimes -16 or 16; delays 0..62 in a
+  quarter of them) and conv
   while the shape is (C, H, W) (1 to 4 channels, kernels 1..3, stride 1..2, padding
   0..2, dilation 1..2, groups, weights in [-256, 255], weight_exp 0..4 keeping sums
   below 2**31), with or without a flatten before a dense layer;
@@ -25,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from neurodeploy import fixed_point as fx
 from neurodeploy.backends.lava import LavaCase, check_lava_limits
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import RECORDABLE, Recording, simulate
@@ -118,7 +120,7 @@ def _dense(rng: np.random.Generator, n_in: int) -> Dense:
         neuron=_neuron(rng),
         bias=_bias(rng, (n_out,)),
         weight_exp=exp,
-        weight_bits=int(rng.integers(1, 9)),
+        weight_bits=int(rng.integers(1, 10 if fx.sign_mode(weight) == "mixed" else 9)),
         delay=delay,
     )
 

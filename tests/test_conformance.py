@@ -41,7 +41,7 @@ def test_cases_reach_every_rule(cases):
     assert {fx.sign_mode(layer.weight) for layer in conv} >= {"exc", "mixed"}
     assert min(layer.weight_exp for layer in dense) <= -8 and max(layer.weight_exp for layer in dense) >= 8
     assert any(np.abs(layer.weight).max() > 255 for layer in dense)  # Lava clips these
-    assert {layer.weight_bits for layer in dense} == set(range(1, 9))
+    assert {layer.weight_bits for layer in dense} == set(range(1, 10))
     assert any(layer.delay is not None and layer.delay.max() > 8 for layer in dense)
     assert any(layer.weight_exp > 0 for layer in conv)
     assert any(max(layer.stride) > 1 for layer in conv) and any(layer.groups > 1 for layer in conv)
