@@ -53,12 +53,13 @@ class Comparison:
 
 
 def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
-    """(inputs, kind): input biases (B, *shape) for the direct encoding, else spikes padded to the run's steps."""
+    """(inputs, kind): input biases (B, *shape) for the direct encoding, else spikes (B, run steps, *netlist
+    input shape), zero after the float model's steps."""
     if q.input_transform is not None:
         return q.input_bias(encoded), "bias"
-    steps = run_steps(q)
-    padded = np.zeros((encoded.shape[0], steps) + encoded.shape[2:], dtype=bool)
-    padded[:, : encoded.shape[1]] = encoded
+    steps, shape = run_steps(q), tuple(q.netlist.input_shape)
+    padded = np.zeros((encoded.shape[0], steps) + shape, dtype=bool)
+    padded[:, : encoded.shape[1]] = encoded.reshape(encoded.shape[:2] + shape)
     return padded, "spikes"
 
 
@@ -84,12 +85,43 @@ def decode_predictions(output_spikes: np.ndarray, window: tuple[int, int]) -> np
     return counts.sum(axis=1).argmax(axis=1)
 
 
-def _add_counters(total: Recording, rec: Recording) -> None:
-    total.batch += rec.batch
-    for name in ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
-        mine = getattr(total, name)
-        for i, value in getattr(rec, name).items():
-            mine[i] = mine.get(i, 0) + int(value)
+class Tally:
+    """Batch after batch, what both sides did: predictions, per-layer activity, counters, inputs.
+
+    Takes plain arrays: the float side's output spikes (B, T, classes) and layer
+    spikes (B, T, ...), and the simulator's recording of the same samples.
+    """
+
+    def __init__(self, net: Netlist, float_steps: int, run_steps: int):
+        self.net, self.float_steps = net, float_steps
+        self.activities = [LayerActivity(int(np.prod(net.layers[i].shape))) for i in net.neuron_layers]
+        self.total = Recording(steps=run_steps, batch=0)
+        self.float_pred: list[np.ndarray] = []
+        self.quant_pred: list[np.ndarray] = []
+        self.inputs: list[np.ndarray] = []
+        self.raster: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+
+    def add(self, float_out: np.ndarray, float_layers: list[np.ndarray], rec: Recording, inputs: np.ndarray) -> None:
+        layers_i = aligned_spikes(rec.s, self.net, self.float_steps)
+        for act, f, s in zip(self.activities, float_layers, layers_i):
+            act.add(f, s)
+        self.total.batch += rec.batch
+        for name in ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
+            mine = getattr(self.total, name)
+            for i, value in getattr(rec, name).items():
+                mine[i] = mine.get(i, 0) + int(value)
+        self.float_pred.append(decode_predictions(float_out, (0, float_out.shape[1])))
+        self.quant_pred.append(decode_predictions(rec.s[self.net.neuron_layers[-1]], self.net.output_window))
+        self.inputs.append(inputs)
+        if self.raster is None:
+            self.raster = ([f[RASTER_SAMPLE] for f in float_layers], [s[RASTER_SAMPLE] for s in layers_i])
+
+    def comparison(self, labels: np.ndarray, input_kind: str) -> Comparison:
+        counters = {name: [int(getattr(self.total, name).get(i, 0)) for i in self.net.neuron_layers]
+                    for name in COUNTERS}
+        return Comparison(np.asarray(labels), np.concatenate(self.float_pred), np.concatenate(self.quant_pred),
+                          self.activities, counters, self.total, np.concatenate(self.inputs), input_kind,
+                          self.raster)
 
 
 def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 256,
@@ -100,30 +132,15 @@ def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0,
     from neurodeploy.export import encoded_inputs, float_rates
 
     net, steps = q.netlist, run_steps(q)
-    window = net.output_window
-    shapes = [net.layers[i].shape for i in net.neuron_layers]
-    activities = [LayerActivity(int(np.prod(s))) for s in shapes]
-    total = Recording(steps=steps, batch=0)
-    float_pred, quant_pred, inputs, raster = [], [], [], None
+    tally = Tally(net, q.steps, steps)
     kind = "bias" if q.input_transform is not None else "spikes"
     starts = range(0, len(y), batch_size)
     for b, start in enumerate(tqdm(starts, desc="compare", unit="batch", disable=not progress, file=sys.stderr)):
         encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
         out_f, layers_f = float_rates(fm, enc)
         ints, kind = integer_inputs(q, encoded)
-        rec = simulate_inputs(net, steps, ints, kind)
-        layers_i = aligned_spikes(rec.s, net, q.steps)
-        for act, f, s in zip(activities, layers_f, layers_i):
-            act.add(f, s)
-        _add_counters(total, rec)
-        float_pred.append(out_f.sum(axis=1).reshape(len(out_f), -1).argmax(axis=1))
-        quant_pred.append(decode_predictions(rec.s[net.neuron_layers[-1]], window))
-        inputs.append(ints)
-        if raster is None:
-            raster = ([f[RASTER_SAMPLE] for f in layers_f], [s[RASTER_SAMPLE] for s in layers_i])
-    counters = {name: [int(getattr(total, name)[i]) for i in net.neuron_layers] for name in COUNTERS}
-    return Comparison(np.asarray(y), np.concatenate(float_pred), np.concatenate(quant_pred), activities,
-                      counters, total, np.concatenate(inputs), kind, raster)
+        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind), ints)
+    return tally.comparison(y, kind)
 
 
 def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
@@ -177,7 +194,7 @@ def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -
     }
 
 
-def reproduce_section(files: dict[str, Path], net: Netlist, kind: str) -> dict:
+def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: str) -> dict:
     """The ``neurodeploy run`` command that recomputes the quantized predictions, and how to decode them."""
     flag = "--input-bias" if kind == "bias" else "--input"
     out = files["inputs"].parent / "out.npz"
@@ -185,7 +202,10 @@ def reproduce_section(files: dict[str, Path], net: Netlist, kind: str) -> dict:
     last = net.neuron_layers[-1]
     return {
         "files": {name: str(path) for name, path in files.items()},
-        "command": f"neurodeploy run {files['netx']} {flag} {files['inputs']} -o {out}",
+        "argv": ["run", str(files["netx"]), "--steps", str(steps), flag, str(files["inputs"]), "--record", "s",
+                 "-o", str(out)],
+        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record s -o {out}",
+        "output_key": f"s{last}",
         "decoding": DECODING.format(start=start, last=stop - 1),
         "python": [
             "import numpy as np",
@@ -207,7 +227,7 @@ def reference_cost(net: Netlist, activity, reference, target) -> dict:
     return {**hardware_summary(mapping, estimate_cost(mapping, activity)), "note": note}
 
 
-def build_report(fm, q: Quantized, target, comparison: Comparison, source: dict, files: dict[str, Path],
+def build_report(q: Quantized, target, comparison: Comparison, source: dict, files: dict[str, Path],
                  cost_reference=None) -> dict:
     """The report dict: accuracy, per layer, hardware cost, run conventions and how to reproduce.
 
@@ -232,7 +252,7 @@ def build_report(fm, q: Quantized, target, comparison: Comparison, source: dict,
                 "reset_offset": net.reset_offset, "output_window": list(net.output_window),
                 "input": "input-layer biases (direct encoding, computed on the host)" if comparison.input_kind == "bias"
                 else "binary spikes into the first synaptic layer"},
-        "reproduce": reproduce_section(files, net, comparison.input_kind),
+        "reproduce": reproduce_section(files, net, run_steps(q), comparison.input_kind),
     }
 
 
@@ -269,7 +289,7 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
         comparison.lava = lava_check(q, comparison, lava_samples)
     files = write_run_files(q, comparison, out_dir, Path(model).stem)
     source = _source(model, fm, dataset, seed, backend, batch_size)
-    report = build_report(fm, q, target, comparison, source, files, cost_reference)
+    report = build_report(q, target, comparison, source, files, cost_reference)
     if plots:
         from neurodeploy.plots import write_plots
 
