@@ -5,9 +5,9 @@ per-layer spikes, simulator counters, the mapping's cost), so each figure can
 be checked on small arrays whose right values are known; no torch.
 
 The accuracy gap is quantized minus float on the same samples. Its confidence
-interval is Newcombe's (1998) method 10 for paired proportions: Wilson score
-intervals of the two accuracies, combined with the correlation of the paired
-outcomes. The exact McNemar test gives the p-value of "no difference".
+interval is paired: Agresti and Min's (2005) adjusted Wald interval, which
+depends on the discordant pairs only (samples one side gets right and the other
+wrong). The exact McNemar test gives the p-value of "no difference".
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import numpy as np
 from neurodeploy.atomic import atomic_path
 
 CONFIDENCE = 0.95
-CI_METHOD = ("Newcombe (1998) method 10 for paired proportions: Wilson score intervals of both accuracies "
-             "combined with the phi correlation of the paired outcomes (no continuity correction)")
+CI_METHOD = ("Agresti-Min (2005) adjusted Wald interval for paired proportions: the Wald interval of the "
+             "difference after adding half a pair to each cell of the 2x2 table of paired outcomes")
 DECODING = ("prediction = argmax of the output layer's spike counts over the output window "
             "(steps {start}..{last} of the run), ties to the lowest class index")
 
@@ -45,24 +45,18 @@ def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def paired_difference_interval(both: int, first_only: int, second_only: int, neither: int,
+def paired_difference_interval(first_only: int, second_only: int, n: int,
                                confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Interval for p2 - p1, the second proportion minus the first, from one 2x2 table of pairs.
+    """Interval for p2 - p1 from ``n`` pairs, ``first_only`` / ``second_only`` of them discordant.
 
-    ``both``: pairs where both succeed; ``first_only`` / ``second_only``: where one
-    does; ``neither``. Newcombe's method 10 (module docstring).
+    Agresti and Min's (2005) adjusted Wald interval: half a pair added to each of
+    the four cells, so it neither collapses to a point when no pair is
+    discordant nor leaves [-1, 1].
     """
-    n = both + first_only + second_only + neither
-    if n == 0:
-        return -1.0, 1.0
-    p1, p2 = (both + first_only) / n, (both + second_only) / n
-    l1, u1 = wilson_interval(both + first_only, n, confidence)
-    l2, u2 = wilson_interval(both + second_only, n, confidence)
-    margins = (both + first_only) * (second_only + neither) * (both + second_only) * (first_only + neither)
-    phi = (both * neither - first_only * second_only) / math.sqrt(margins) if margins else 0.0
-    below = math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
-    above = math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
-    return max(-1.0, p2 - p1 - below), min(1.0, p2 - p1 + above)
+    m = n + 2
+    centre = (second_only - first_only) / m
+    half = z_value(confidence) * math.sqrt(first_only + second_only + 1 - (second_only - first_only) ** 2 / m) / m
+    return max(-1.0, centre - half), min(1.0, centre + half)
 
 
 def mcnemar_exact_p(first_only: int, second_only: int) -> float:
@@ -90,7 +84,7 @@ def accuracy_summary(labels: np.ndarray, float_pred: np.ndarray, quant_pred: np.
     q_only, neither = int(np.sum(~f_ok & q_ok)), int(np.sum(~f_ok & ~q_ok))
     n = labels.size
     agree = int(np.sum(float_pred == quant_pred))
-    lo, hi = paired_difference_interval(both, f_only, q_only, neither, confidence)
+    lo, hi = paired_difference_interval(f_only, q_only, n, confidence)
     return {
         "samples": n,
         "float": f_ok.mean() if n else 0.0,

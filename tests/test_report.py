@@ -41,18 +41,19 @@ def test_mcnemar_exact_p_known_values():
     assert mcnemar_exact_p(3, 3) == 1.0
 
 
-def test_paired_interval_without_discordant_pairs_is_narrow_around_zero():
-    lo, hi = paired_difference_interval(418, 0, 0, 32)
-    assert lo < 0 < hi
-    assert hi - lo < 0.02  # far narrower than either accuracy's own interval
-    l1, u1 = wilson_interval(418, 450)
-    assert hi - lo < u1 - l1
+def test_paired_interval_known_values():
+    z = 1.959963984540054
+    # no discordant pair among 450: +-z / 452 around 0
+    assert paired_difference_interval(0, 0, 450) == pytest.approx((-z / 452, z / 452))
+    # 7 first-only, 2 second-only among 100: centre -5/102, sd sqrt(10 - 25/102) / 102
+    sd = math.sqrt(10 - 25 / 102) / 102
+    assert paired_difference_interval(7, 2, 100) == pytest.approx((-5 / 102 - z * sd, -5 / 102 + z * sd))
+    assert paired_difference_interval(5, 0, 5) == pytest.approx((-1.0, -5 / 7 + z * math.sqrt(6 - 25 / 7) / 7))
 
 
-def test_paired_interval_is_antisymmetric():
-    lo, hi = paired_difference_interval(80, 7, 2, 11)
-    lo2, hi2 = paired_difference_interval(80, 2, 7, 11)
-    assert (lo2, hi2) == pytest.approx((-hi, -lo))
+def test_paired_interval_is_antisymmetric_and_holds_the_estimate():
+    lo, hi = paired_difference_interval(7, 2, 100)
+    assert paired_difference_interval(2, 7, 100) == pytest.approx((-hi, -lo))
     assert lo < (2 - 7) / 100 < hi
 
 
@@ -61,8 +62,8 @@ def test_paired_interval_covers_the_true_difference_about_95_percent():
     probs = [0.85, 0.04, 0.02, 0.09]  # both right, first only, second only, neither: true gap -0.02
     tables = rng.multinomial(200, probs, size=2000)
     covered = 0
-    for both, first, second, neither in tables:
-        lo, hi = paired_difference_interval(int(both), int(first), int(second), int(neither))
+    for _, first, second, _ in tables:
+        lo, hi = paired_difference_interval(int(first), int(second), 200)
         covered += lo <= -0.02 <= hi
     assert 0.925 <= covered / len(tables) <= 0.975
 
@@ -185,7 +186,7 @@ def test_markdown_shows_every_section_and_figure():
     for needle in ("## Accuracy", "75.00%", "50.00%", "-25.00 points", "Confusion matrix, float",
                    "Confusion matrix, quantized", "## Per layer", "dense 4->3", "| 2 |", "## On loihi1",
                    "synaptic events", "source:", "reset interval 5, reset offset 1", "steps 1..4",
-                   "neurodeploy run /x/m.net --steps 5", "Newcombe"):
+                   "neurodeploy run /x/m.net --steps 5", "Agresti-Min"):
         assert needle in text, needle
 
 
