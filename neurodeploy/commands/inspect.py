@@ -11,7 +11,9 @@ COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("net", help="netlist file (netx HDF5: .net, .h5, .hdf5)")
+    from neurodeploy.netio import READERS
+
+    parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,7 +21,9 @@ INT32 = 1 << 31
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("net", help="netlist file (netx HDF5: .net, .h5, .hdf5)")
+    from neurodeploy.netio import READERS
+
+    parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
     parser.add_argument("--steps", type=_positive, required=True, metavar="T", help="time steps to run")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="SPIKES.npy", help="input spikes (batch, T, *input shape)")
