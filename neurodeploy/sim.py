@@ -2,15 +2,20 @@
 
 Each step, every neuron layer takes the synaptic input computed from the previous
 layer's spikes one step earlier (so each dense or conv connection adds one step
-of latency), updates u and v with :mod:`neurodeploy.fixed_point`, spikes and
-resets. Synaptic sums are exact: integer products are summed in float32 only
-where every possible sum is below 2**24, in float64 below 2**53, and in int64
-otherwise. Events are counted for the energy model: a synaptic event is one
-spike delivered over one nonzero synapse; a neuron update is one neuron stepped.
+of latency), updates u and v by the rules of :mod:`neurodeploy.fixed_point`,
+spikes and resets. The netlist is feed-forward, so the run goes layer by layer:
+one matrix product gives a layer's input at every step, then its neurons step.
+Everything is exact: integer products are summed in float32 only where every
+possible sum is below 2**24, in float64 below 2**53, and in int64 otherwise; u, v
+and the input are held in float64 only where every value stays an integer below
+2**52 (see :class:`_Neurons`), else in int64. Events are counted for the energy
+model: a synaptic event is one spike delivered over one nonzero synapse; a neuron
+update is one neuron stepped.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +24,9 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.netlist import Conv, Dense, Flatten, Input, Netlist
 
 RECORDABLE = ("s", "u", "v")
+FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
+INT32 = 2**31
+CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit in about this
 
 
 @dataclass
@@ -59,18 +67,26 @@ class _DenseOp:
 
     def __init__(self, layer: Dense, graded_max: int):
         weight = fx.dense_weights(layer.weight, layer.weight_bits)
-        delay = np.zeros_like(weight) if layer.delay is None else layer.delay
         self.exp = int(layer.weight_exp)
         self.dtype = _sum_dtype(weight, weight.shape[1], graded_max)
-        self.by_delay = {
-            int(d): np.where(delay == d, weight, 0).T.astype(self.dtype) for d in np.unique(delay)
-        }
-        self.depth = max(self.by_delay) + 1
+        if layer.delay is None or not layer.delay.any():
+            self.by_delay = {0: np.ascontiguousarray(weight.T, dtype=self.dtype)}
+        else:
+            self.by_delay = {
+                int(d): np.where(layer.delay == d, weight, 0).T.astype(self.dtype) for d in np.unique(layer.delay)
+            }
         self.fan_out = (weight != 0).sum(axis=0).astype(np.float64)
+        row_sum = int(np.abs(weight).sum(axis=1).max(initial=0)) * graded_max
+        self.bound = _shifted_bound(row_sum, self.exp) + len(self.by_delay)  # a floor adds at most 1 a delay
 
-    def __call__(self, s: np.ndarray) -> dict[int, np.ndarray]:
-        x = s.astype(self.dtype)
-        return {d: fx.shift(np.rint(x @ w).astype(np.int64), self.exp) for d, w in self.by_delay.items()}
+    def __call__(self, x: np.ndarray, exact_float: bool) -> dict[int, np.ndarray]:
+        """Presynaptic values (rows, n_in) -> synaptic input (rows, n_out) per delay.
+
+        float64 already shifted left by 6 (as it enters u) if ``exact_float``, else int64.
+        """
+        x = x.astype(self.dtype, copy=False)
+        then = fx.ACT_SHIFT if exact_float else 0
+        return {d: _scaled(x @ w, self.exp, exact_float, then) for d, w in self.by_delay.items()}
 
 
 class _ConvOp:
@@ -82,15 +98,46 @@ class _ConvOp:
         self.dtype = _sum_dtype(layer.weight, layer.weight.shape[1] * kh * kw, graded_max)
         self.weight = layer.weight.astype(self.dtype)
         self.exp = int(layer.weight_exp)
-        self.depth = 1
         mask = (layer.weight != 0).astype(np.float64)
         self.fan_out = _conv_transpose_ones(mask, layer).reshape(-1)
+        fan_sum = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0))
+        self.raw_bound = _shifted_bound(fan_sum * graded_max, self.exp)
+        self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
 
-    def __call__(self, s: np.ndarray) -> dict[int, np.ndarray]:
-        x = s.reshape((s.shape[0],) + self.layer.in_shape).astype(self.dtype)
+    def __call__(self, x: np.ndarray, exact_float: bool) -> dict[int, np.ndarray]:
+        rows = x.shape[0]
+        x = x.reshape((rows,) + self.layer.in_shape).astype(self.dtype, copy=False)
         out = conv2d(x, self.weight, self.layer.stride, self.layer.padding, self.layer.dilation, self.layer.groups)
-        out = fx.wrap_bits(fx.shift(np.rint(out).astype(np.int64), self.exp), 24)
-        return {0: out.reshape(s.shape[0], -1)}
+        if exact_float and self.raw_bound < FLOAT_EXACT:
+            out = _scaled(out, self.exp, True)
+            out -= np.floor((out + fx.MAX_UV) * 2.0**-24) * 2.0**24  # two's-complement wrap to 24 bits
+            out *= 2.0**fx.ACT_SHIFT
+        else:
+            out = fx.wrap_bits(fx.shift(np.rint(out).astype(np.int64), self.exp), 24)
+            out = (out << fx.ACT_SHIFT).astype(np.float64) if exact_float else out
+        return {0: out.reshape(rows, -1)}
+
+
+def _shifted_bound(bound: int, exp: int) -> int:
+    """A bound on |x << exp| (or on the floor of ``x >> -exp``) given |x| <= bound."""
+    return bound << exp if exp >= 0 else (bound >> -exp) + 1
+
+
+def _scaled(y: np.ndarray, exp: int, exact_float: bool, then: int = 0) -> np.ndarray:
+    """An exact integer sum shifted by ``exp`` (a floor when negative), then left by ``then``.
+
+    float64 when ``exact_float`` (scaling by a power of two is exact in binary
+    floating point, and so is the floor), int64 otherwise.
+    """
+    if not exact_float:
+        return fx.shift(fx.shift(np.rint(y).astype(np.int64) if y.dtype.kind == "f" else y, exp), then)
+    if exp >= 0:
+        return np.multiply(y, 2.0 ** (exp + then), dtype=np.float64)
+    y = np.multiply(y, 2.0**exp, dtype=np.float64)
+    np.floor(y, out=y)
+    if then:
+        y *= 2.0**then
+    return y
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int) -> np.ndarray:
@@ -179,97 +226,225 @@ def simulate(
     return rec
 
 
+class _Neurons:
+    """The CUBA update of one neuron layer, step by step over a batch.
+
+    With ``exact_float`` (every synaptic input below 2**44 in magnitude), u, v and
+    the input are held as float64: all of them are integers below 2**52, products
+    with a decay factor k / 4096 are exact (at most 44 significant bits), and
+    ``trunc``, ``floor`` and scaling by powers of two are exact, so each step equals
+    the int64 rules of :mod:`neurodeploy.fixed_point`. Scalar bounds on |u| and |v|
+    skip the wraps and the clip where they cannot happen: with input below 2**24
+    (after the 6-bit shift) |u| never exceeds 2**23, so neither u's int32 wrap nor a
+    second 24-bit wrap can occur. Otherwise the int64 rules run as written.
+    """
+
+    def __init__(self, neuron, bias: np.ndarray, input_bound: int):
+        self.neuron = neuron
+        self.cu = (fx.DECAY_UNITY - (neuron.du + 1)) / fx.DECAY_UNITY
+        self.cv = (fx.DECAY_UNITY - neuron.dv) / fx.DECAY_UNITY
+        self.threshold = neuron.vth << fx.ACT_SHIFT
+        self.a_bound = input_bound << fx.ACT_SHIFT
+        self.exact_float = input_bound < 2**44
+        self.bias_bound = int(np.abs(bias).max(initial=0))
+        self.bias = bias if self.bias_bound else None
+        self.u_may_wrap32 = self.a_bound >= 2**24
+        self.v_may_wrap32 = self.u_may_wrap32 or self.bias_bound + 2**24 >= INT32
+        if self.exact_float and self.bias is not None:
+            self.bias = self.bias.astype(np.float64)
+
+    def run(self, a_in: np.ndarray | None, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
+        """Step through a_in (steps, rows, n) (None: no input), writing spikes into s (rows, steps, n).
+
+        ``resets(t)`` says whether u and v are zeroed before step t; ``u_out`` and
+        ``v_out`` (rows, steps, n) take the traces when not None. Returns the
+        counts of u wraps and v saturations.
+        """
+        rows, steps, n = s.shape
+        step = self._float_step if self.exact_float else self._int_step
+        dtype = np.float64 if self.exact_float else np.int64
+        u, v = np.zeros((rows, n), dtype), np.zeros((rows, n), dtype)
+        bounds = [0.0, 0.0]  # bounds on |u| and |v|
+        wraps = saturations = 0
+        for t in range(steps):
+            if resets(t):
+                u.fill(0)
+                v.fill(0)
+                bounds = [0.0, 0.0]
+            w, sat = step(u, v, None if a_in is None else a_in[t], s[:, t], bounds)
+            wraps, saturations = wraps + w, saturations + sat
+            if u_out is not None:
+                u_out[:, t] = u
+            if v_out is not None:
+                v_out[:, t] = v
+        return wraps, saturations
+
+    def _float_step(self, u, v, a, s, bounds) -> tuple[int, int]:
+        wraps = saturations = 0
+        _decay(u, self.cu)
+        u_bound = bounds[0] * self.cu
+        if a is not None:
+            u += a
+            u_bound += self.a_bound
+        if self.u_may_wrap32:
+            _wrap32(u)
+        if self.u_may_wrap32 or (u_bound >= fx.MAX_UV and (u.max() > fx.MAX_UV or u.min() <= -fx.MAX_UV)):
+            high, low = u > fx.MAX_UV, u <= -fx.MAX_UV
+            wraps = np.count_nonzero(high) + np.count_nonzero(low)
+            np.subtract(u, 2 * fx.MAX_UV, out=u, where=high)
+            np.add(u, 2 * fx.MAX_UV, out=u, where=low)
+        if u_bound >= fx.MAX_UV:  # checked or wrapped: now within (-2**23, 2**23] unless int32 wraps occur
+            u_bound = INT32 if self.u_may_wrap32 else fx.MAX_UV
+        _decay(v, self.cv)
+        v += u
+        if self.bias is not None:
+            v += self.bias
+        v_bound = bounds[1] * self.cv + u_bound + self.bias_bound
+        if self.v_may_wrap32:
+            _wrap32(v)
+        if self.v_may_wrap32 or (v_bound > fx.V_LIMIT and (v.max() > fx.V_LIMIT or v.min() < -fx.V_LIMIT)):
+            saturations = np.count_nonzero(v > fx.V_LIMIT) + np.count_nonzero(v < -fx.V_LIMIT)
+            np.clip(v, -fx.V_LIMIT, fx.V_LIMIT, out=v)
+        v_bound = min(v_bound, fx.V_LIMIT)
+        np.greater(v, self.threshold, out=s)
+        if v_bound > self.threshold and np.count_nonzero(s):
+            np.copyto(v, 0.0, where=s)
+        bounds[0], bounds[1] = u_bound, v_bound
+        return int(wraps), int(saturations)
+
+    def _int_step(self, u, v, a, s, bounds) -> tuple[int, int]:
+        n = self.neuron
+        new_u, wrapped = fx.update_current(u, np.zeros_like(u) if a is None else a, n.du)
+        bias = np.zeros_like(u) if self.bias is None else self.bias
+        new_v, saturated = fx.update_voltage(v, new_u, bias, n.dv)
+        np.greater(new_v, self.threshold, out=s)
+        u[...] = new_u
+        v[...] = np.where(s, 0, new_v)
+        return int(wrapped.sum()), int(saturated.sum())
+
+
+def _decay(x: np.ndarray, factor: float) -> None:
+    """x = trunc(x * factor) in place; factor is k / 4096, so the product is exact in float64."""
+    if factor == 0.0:
+        x.fill(0.0)
+    elif factor != 1.0:
+        x *= factor
+        np.trunc(x, out=x)
+
+
+def _wrap32(x: np.ndarray) -> None:
+    """Two's-complement wrap of integer-valued float64 x into 32 bits, in place (exact below 2**52)."""
+    x -= np.floor((x + 2.0**31) * 2.0**-32) * 2.0**32
+
+
+class _Unit:
+    """One neuron layer: its synapses (None for an input layer) and neurons."""
+
+    def __init__(self, k: int, index: int, layer, op, neurons: _Neurons):
+        self.k, self.index, self.layer, self.op, self.neurons = k, index, layer, op, neurons
+        self.n = int(np.prod(layer.shape))
+
+    def synaptic_input(self, pre: np.ndarray | None, steps: int) -> np.ndarray | None:
+        """(steps, rows, n) input arriving at each step, times 2**6 in the float path; None if nothing arrives."""
+        if pre is None:
+            return None
+        exact = self.neurons.exact_float
+        rows = pre.shape[0]
+        if self.op is None:  # external input into an input layer, same step
+            a = pre.reshape(rows, steps, self.n).transpose(1, 0, 2)
+            return a * 2.0**fx.ACT_SHIFT if exact else a.astype(np.int64)
+        a = np.zeros((steps, rows, self.n), np.float64 if exact else np.int64)
+        if steps > 1:
+            flat = pre[:, : steps - 1].transpose(1, 0, *range(2, pre.ndim)).reshape((steps - 1) * rows, -1)
+            for d, current in self.op(flat, exact).items():
+                if d + 1 < steps:
+                    a[d + 1:] += current.reshape(steps - 1, rows, self.n)[: steps - 1 - d]
+        return a
+
+
 class _Run:
-    """State of one simulation: per neuron layer u, v, bias and pending input."""
+    """One simulation, layer after layer over all steps (the netlist is feed-forward).
+
+    The batch is cut into chunks that keep each layer's input and spikes within
+    about CHUNK_BYTES; samples are independent.
+    """
 
     def __init__(self, net, batch, record, reset_interval, rec, graded_max, spikes, bias):
         self.net, self.batch, self.record, self.rec = net, batch, record, rec
         self.reset_interval, self.spikes = reset_interval, spikes
-        self.units = []  # (layer index, layer, synapse op or None, order among neuron layers)
-        for i in net.neuron_layers:
+        self.units = []
+        for k, i in enumerate(net.neuron_layers):
             layer = net.layers[i]
-            op = None if isinstance(layer, Input) else _synapse(layer, graded_max if not self.units else 1)
-            self.units.append((i, layer, op))
-        self.state = []
-        for k, (i, layer, op) in enumerate(self.units):
+            op = None if isinstance(layer, Input) else _synapse(layer, graded_max if k == 0 else 1)
             n = int(np.prod(layer.shape))
             layer_bias = bias if (isinstance(layer, Input) and bias is not None) else layer.bias
-            b = np.zeros(n, np.int64) if layer_bias is None else np.broadcast_to(
-                _bias_per_neuron(np.asarray(layer_bias, np.int64), layer.shape, batch), (batch, n)
+            b = np.zeros((1, n), np.int64) if layer_bias is None else _bias_per_neuron(
+                np.asarray(layer_bias, np.int64), layer.shape, batch
             )
-            depth = op.depth if op is not None else 1
-            self.state.append({
-                "u": np.zeros((batch, n), np.int64),
-                "v": np.zeros((batch, n), np.int64),
-                "bias": fx.effective_bias(b, layer.neuron.bias_exp),
-                "pending": np.zeros((depth, batch, n), np.int64),
-            })
-            for name in record:
-                getattr(rec, name)[i] = np.zeros((batch, 0) + tuple(layer.shape), np.int32)
-            for counter in ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
-                getattr(rec, counter)[i] = 0
-        self.traces = {name: {i: [] for i, _, _ in self.units} for name in record}
-        self.count = np.zeros((batch, int(np.prod(net.output_shape))), np.int64)
+            input_bound = graded_max if op is None else op.bound
+            neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
+            self.units.append(_Unit(k, i, layer, op, neurons))
 
     def go(self, steps: int) -> None:
-        for t in range(steps):
-            self.step(t)
-        for name, per_layer in self.traces.items():
-            for k, (i, layer, _) in enumerate(self.units):
-                dtype = bool if name == "s" else np.int32
-                arr = np.stack(per_layer[i], axis=1).astype(dtype) if per_layer[i] else np.zeros((self.batch, 0), dtype)
-                getattr(self.rec, name)[i] = arr.reshape((self.batch, steps) + tuple(layer.shape))
-        out_shape = self.net.output_shape
-        self.rec.output_counts = self.count.reshape((self.batch,) + tuple(out_shape))
+        rec, batch = self.rec, self.batch
+        for unit in self.units:
+            shape = (batch, steps) + tuple(unit.layer.shape)
+            for name in self.record:
+                getattr(rec, name)[unit.index] = np.zeros(shape, bool if name == "s" else np.int32)
+            for counter in ("spike_count", "synaptic_events", "u_wraps", "v_saturations"):
+                getattr(rec, counter)[unit.index] = 0
+            rec.neuron_updates[unit.index] = batch * steps * unit.n
+        rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
+        chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
+        for start in range(0, batch, chunk):
+            self._chunk(slice(start, min(batch, start + chunk)), steps)
 
-    def step(self, t: int) -> None:
-        spikes_now = []
-        for k, (i, layer, op) in enumerate(self.units):
-            st = self.state[k]
-            slot = t % st["pending"].shape[0]
-            a_in = st["pending"][slot].copy()
-            st["pending"][slot] = 0
-            if isinstance(layer, Input) and self.spikes is not None:
-                a_in += self.spikes[:, t].reshape(self.batch, -1).astype(np.int64)
-            if self.reset_interval and t % self.reset_interval == (k + self.net.reset_offset) % self.reset_interval:
-                st["u"] = np.zeros_like(st["u"])  # new arrays: the old ones are already recorded
-                st["v"] = np.zeros_like(st["v"])
-            u, wrapped = fx.update_current(st["u"], a_in, layer.neuron.du)
-            v, saturated = fx.update_voltage(st["v"], u, st["bias"], layer.neuron.dv)
-            s = v > (layer.neuron.vth << fx.ACT_SHIFT)
-            v = np.where(s, 0, v)
-            st["u"], st["v"] = u, v
-            self._account(i, s, u, v, wrapped, saturated)
-            spikes_now.append(s)
-        self.count += spikes_now[-1]
-        self._deliver(t, spikes_now)
+    def _bytes_per_sample(self, steps: int) -> int:
+        widest = max(max(u.n for u in self.units), int(np.prod(self.net.input_shape or (1,))))
+        cols = max((_im2col_size(u.op) for u in self.units if isinstance(u.op, _ConvOp)), default=0)
+        return steps * (widest * 10 + cols * 4)
 
-    def _account(self, i, s, u, v, wrapped, saturated) -> None:
+    def _chunk(self, rows: slice, steps: int) -> None:
         rec = self.rec
-        rec.spike_count[i] += int(s.sum())
-        rec.neuron_updates[i] += s.size
-        rec.u_wraps[i] += int(wrapped.sum())
-        rec.v_saturations[i] += int(saturated.sum())
-        for name, value in (("s", s), ("u", u), ("v", v)):
-            if name in self.traces:
-                self.traces[name][i].append(value)
+        pre = None if self.spikes is None else self.spikes[rows, :steps]
+        size = rows.stop - rows.start
+        for unit in self.units:
+            a = unit.synaptic_input(pre, steps)
+            if unit.op is not None and pre is not None:
+                counts = pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64)
+                rec.synaptic_events[unit.index] += int(np.rint(counts @ unit.op.fan_out))
+            s, u, v = (
+                getattr(rec, name)[unit.index][rows].reshape(size, steps, unit.n) if name in self.record else None
+                for name in ("s", "u", "v")
+            )
+            s = np.empty((size, steps, unit.n), bool) if s is None else s
+            neurons = unit.neurons
+            if neurons.bias is not None and neurons.bias.shape[0] > 1:
+                neurons = _rows_of(neurons, rows)
+            wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
+            rec.u_wraps[unit.index] += wraps
+            rec.v_saturations[unit.index] += saturations
+            rec.spike_count[unit.index] += int(np.count_nonzero(s))
+            pre = s
+        rec.output_counts[rows] = pre.sum(axis=1).reshape(rec.output_counts[rows].shape)
 
-    def _deliver(self, t: int, spikes_now: list[np.ndarray]) -> None:
-        """Send this step's spikes through each synaptic layer, to arrive next step(s)."""
-        for k, (i, layer, op) in enumerate(self.units):
-            if op is None:
-                continue
-            if k == 0:
-                if self.spikes is None:
-                    continue
-                pre = self.spikes[:, t].reshape(self.batch, -1)
-            else:
-                pre = spikes_now[k - 1]
-            st = self.state[k]
-            depth = st["pending"].shape[0]
-            for d, current in op(pre).items():
-                st["pending"][(t + 1 + d) % depth] += current
-            self.rec.synaptic_events[i] += int(np.rint(pre.astype(np.float64) @ op.fan_out).sum())
+    def _resets(self, k: int):
+        interval, offset = self.reset_interval, self.net.reset_offset
+        if not interval:
+            return lambda t: False
+        return lambda t: t % interval == (k + offset) % interval
+
+
+def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
+    """The same neurons with the per-sample bias of some rows."""
+    part = copy.copy(neurons)
+    part.bias = neurons.bias[rows]
+    return part
+
+
+def _im2col_size(op: _ConvOp) -> int:
+    kh, kw = op.layer.weight.shape[2:]
+    return int(np.prod(op.layer.shape[1:])) * op.layer.weight.shape[1] * op.layer.groups * kh * kw
 
 
 def _bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...], batch: int) -> np.ndarray:
