@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodeploy.errors import NeurodeployError
+
 try:
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
 except ImportError:  # numpy < 2
@@ -50,7 +52,7 @@ NMNIST_DURATION_US = 300_000
 NUM_CLASSES = 10
 
 
-class DatasetError(ValueError):
+class DatasetError(NeurodeployError, ValueError):
     """A missing folder or file, or a file that is not what it should be."""
 
 

@@ -12,10 +12,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from neurodeploy.errors import NeurodeployError
+
 ENCODINGS = ("direct", "rate", "latency", "events")
 
 
-class EncodingError(ValueError):
+class EncodingError(NeurodeployError, ValueError):
     """An unknown encoding or bad parameters."""
 
 

@@ -20,13 +20,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .datasets import NUM_CLASSES, DatasetError, dataset_name, load_dataset, split_info
-from .encoding import ENCODINGS, EncodingError, encode, input_kind, make_encoding
-from .models.arch import ArchError, parse_arch
-from .models.checkpoint import CheckpointError, save_checkpoint
+from .atomic import atomic_path
+from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
+from .encoding import ENCODINGS, encode, input_kind, make_encoding
+from .errors import NeurodeployError
+from .models.arch import parse_arch
+from .models.checkpoint import save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
 from .models.network import SpikingNetwork, predict
-from .models.rules import BPSA_VARIANTS, RULES, TSSL_GRADS, Rule, RuleError, make_rule
+from .models.rules import BPSA_VARIANTS, RULES, TSSL_GRADS, Rule, make_rule
 
 EVAL_BATCH = 500
 DEFAULT_LR = {"tssl": 2e-3, "bpsa": 2e-3, "bptt-lif": 2e-3, "bptt-if": 2e-3}
@@ -71,7 +73,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-class TrainError(ValueError):
+class TrainError(NeurodeployError, ValueError):
     """A bad training argument; the message names it and its limit."""
 
 
@@ -256,14 +258,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run ``neurodeploy train``; return the exit status (2 for bad arguments or data)."""
-    try:
-        cfg = config_from_args(args)
-        result = train(cfg)
-        torch.save(result.checkpoint, args.output)
-    except (TrainError, RuleError, ArchError, DatasetError, EncodingError, CheckpointError) as err:
-        print(f"neurodeploy train: error: {err}", file=sys.stderr)
-        return 2
+    """Run ``neurodeploy train``; bad arguments or data raise a :class:`NeurodeployError` subclass."""
+    result = train(config_from_args(args))
+    with atomic_path(args.output) as tmp:
+        torch.save(result.checkpoint, tmp)
     acc = result.checkpoint["float_test_accuracy"]
     print(f"float test accuracy {100 * acc:.2f}%; checkpoint written to {args.output}")
     return 0
@@ -272,7 +270,11 @@ def run_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neurodeploy.train", description="Train a spiking network.")
     add_train_arguments(parser)
-    return run_train(parser.parse_args(argv))
+    try:
+        return run_train(parser.parse_args(argv))
+    except NeurodeployError as err:
+        print(f"neurodeploy train: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

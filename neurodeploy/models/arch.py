@@ -21,8 +21,10 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
+from neurodeploy.errors import NeurodeployError
 
-class ArchError(ValueError):
+
+class ArchError(NeurodeployError, ValueError):
     """A malformed or inconsistent architecture spec; the message names the token."""
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from neurodeploy.errors import InputFileError
+
 from .arch import ArchError, parse_arch
 from .network import SpikingNetwork
 from .rules import RuleError, make_rule
@@ -42,7 +44,7 @@ _REQUIRED = ("format", "version", "rule", "variant", "deployable", "arch", "inpu
              "steps", "dataset", "split", "float_test_accuracy", "seed", "state_dict")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputFileError, ValueError):
     """A checkpoint that cannot be read; the message names the file and the key."""
 
 

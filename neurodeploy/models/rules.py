@@ -18,12 +18,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+from neurodeploy.errors import NeurodeployError
+
 RULES = ("tssl", "bpsa", "bptt-lif", "bptt-if")
 TSSL_GRADS = ("reference", "paper")
 BPSA_VARIANTS = ("binary", "graded")
 
 
-class RuleError(ValueError):
+class RuleError(NeurodeployError, ValueError):
     """An unknown rule or constants the rule cannot use."""
 
 
