@@ -281,6 +281,10 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
         raise CompareError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if len(y) == 0:
         raise CompareError(f"{dataset}: no samples to compare")
+    expected = tuple(fm.meta.get("input_shape") or x.shape[1:])
+    if tuple(x.shape[-len(expected):]) != expected:
+        raise CompareError(f"{model}: the model takes samples shaped {expected}, dataset {dataset} has "
+                           f"{tuple(x.shape[1:])}")
     require(q.netlist, target)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -298,7 +302,8 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
     return report, paths
 
 
-def load_test_samples(dataset: str, data_root: str | None, samples: int | None, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+def load_test_samples(dataset: str, data_root: str | None, samples: int | None,
+                      **kwargs) -> tuple[np.ndarray, np.ndarray]:
     """The first ``samples`` samples of the test split (all when ``None``)."""
     from neurodeploy.datasets import load_dataset
 

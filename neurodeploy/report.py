@@ -235,7 +235,8 @@ def _accuracy_lines(acc: dict) -> list[str]:
     return [
         "## Accuracy",
         "",
-        *_table(["", "accuracy"], [["float (torch)", _pct(acc["float"])], ["quantized (integer)", _pct(acc["quantized"])]]),
+        *_table(["", "accuracy"], [["float (torch)", _pct(acc["float"])],
+                                   ["quantized (integer)", _pct(acc["quantized"])]]),
         "",
         f"- gap, quantized minus float: **{_points(acc['gap'])} points**, {100 * acc['confidence']:.0f}% interval "
         f"[{_points(lo)}, {_points(hi)}] points ({acc['interval_method']})",

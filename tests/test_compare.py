@@ -21,6 +21,7 @@ from neurodeploy.compare import (
     Tally,
     aligned_spikes,
     build_report,
+    compare_and_report,
     decode_predictions,
     integer_inputs,
     load_test_samples,
@@ -210,3 +211,13 @@ def test_compare_with_lava_matches_the_simulator(checkpoint, tmp_path, lava_exe)
                  "--lava-samples", "3", "--no-plots", "--no-progress", "-o", str(out)]) == 0
     lava = json.loads((out / "report.json").read_text())["lava"]
     assert lava["samples"] == 3 and lava["spike_match"] == 1.0 and lava["prediction_match"] == 3
+
+
+def test_compare_refuses_a_dataset_of_another_shape(checkpoint, tmp_path):
+    from neurodeploy.export import load_float_model, quantize_model
+
+    x, y = load_test_samples("digits", None, 4)
+    fm, target = load_float_model(checkpoint), load_target("loihi2")
+    q = quantize_model(fm, target, calibrate=0)
+    with pytest.raises(CompareError, match=r"takes samples shaped \(1, 8, 8\), dataset digits has \(1, 8, 4\)"):
+        compare_and_report(checkpoint, fm, q, target, x[..., :4], y, tmp_path, "digits", plots=False, progress=False)

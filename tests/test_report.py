@@ -153,7 +153,8 @@ def test_hardware_summary_from_a_measured_run():
     cost = estimate_cost(mapping, measured_activity(rec))
     hw = hardware_summary(mapping, cost)
     assert hw["cores"] == 1 and hw["chips"] == 1
-    assert hw["core_use"] == [{"layer": 0, "core": 0, "neurons_held": 3, "use": mapping.utilization(mapping.layers[0].cores[0])}]
+    use = mapping.utilization(mapping.layers[0].cores[0])
+    assert hw["core_use"] == [{"layer": 0, "core": 0, "neurons_held": 3, "use": use}]
     assert hw["core_use"][0]["use"]["neurons"] == pytest.approx(3 / target.neurons_per_core)
     assert hw["energy_pj"] == pytest.approx(cost.energy_pj) and hw["energy_pj"] > 0
     assert any("synaptic events" in line for line in hw["cost_lines"])
