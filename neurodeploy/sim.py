@@ -19,6 +19,7 @@ import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.netlist import Conv, Dense, Flatten, Input, Netlist
@@ -27,6 +28,10 @@ RECORDABLE = ("s", "u", "v")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
 INT32 = 2**31
 CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit in about this
+# BLAS threads for the matrix products. Ours are many and mostly mid-sized, where a
+# thread pool sharing busy cores costs more than it gives: a (14, 2560) @ (2560, 100)
+# product took 60 ms with two OpenBLAS threads on a loaded 2-core machine, 0.2 ms with one.
+BLAS_THREADS = 1
 
 
 @dataclass
@@ -105,17 +110,20 @@ class _ConvOp:
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
 
     def __call__(self, x: np.ndarray, exact_float: bool) -> dict[int, np.ndarray]:
-        rows = x.shape[0]
-        x = x.reshape((rows,) + self.layer.in_shape).astype(self.dtype, copy=False)
-        out = conv2d(x, self.weight, self.layer.stride, self.layer.padding, self.layer.dilation, self.layer.groups)
+        """Presynaptic values (rows, n_in) -> synaptic input (rows, C, H, W), as :class:`_DenseOp`."""
+        rows, layer = x.shape[0], self.layer
+        x = x.reshape((rows,) + layer.in_shape).astype(self.dtype, copy=False)
+        out = _conv2d_channels_last(x, self.weight, layer.stride, layer.padding, layer.dilation, layer.groups)
+        wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
         if exact_float and self.raw_bound < FLOAT_EXACT:
-            out = _scaled(out, self.exp, True)
-            out -= np.floor((out + fx.MAX_UV) * 2.0**-24) * 2.0**24  # two's-complement wrap to 24 bits
-            out *= 2.0**fx.ACT_SHIFT
+            out = _scaled(out, self.exp, True, 0 if wraps else fx.ACT_SHIFT)
+            if wraps:
+                out -= np.floor((out + fx.MAX_UV) * 2.0**-24) * 2.0**24  # two's-complement wrap to 24 bits
+                out *= 2.0**fx.ACT_SHIFT
         else:
             out = fx.wrap_bits(fx.shift(np.rint(out).astype(np.int64), self.exp), 24)
             out = (out << fx.ACT_SHIFT).astype(np.float64) if exact_float else out
-        return {0: out.reshape(rows, -1)}
+        return {0: out.transpose(0, 3, 1, 2)}
 
 
 def _shifted_bound(bound: int, exp: int) -> int:
@@ -142,24 +150,34 @@ def _scaled(y: np.ndarray, exp: int, exact_float: bool, then: int = 0) -> np.nda
 
 def conv2d(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int) -> np.ndarray:
     """Batched 2-D cross-correlation: x (B, C, H, W), w (O, C/groups, kH, kW) -> (B, O, Ho, Wo)."""
-    b, c, h, wd = x.shape
+    return _conv2d_channels_last(x, w, stride, padding, dilation, groups).transpose(0, 3, 1, 2)
+
+
+def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int) -> np.ndarray:
+    """:func:`conv2d` with the output left contiguous in (B, Ho, Wo, O) order.
+
+    The patches are gathered from a channels-last copy of x, so that the copy's
+    innermost runs are whole channel vectors rather than kernel rows.
+    """
     o, cg, kh, kw = w.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    ho = (x.shape[2] - dh * (kh - 1) - 1) // sh + 1
-    wo = (x.shape[3] - dw * (kw - 1) - 1) // sw + 1
+        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    b, h, wd, c = x.shape
+    ho = (h - dh * (kh - 1) - 1) // sh + 1
+    wo = (wd - dw * (kw - 1) - 1) // sw + 1
     st = x.strides
     cols = np.lib.stride_tricks.as_strided(
-        x, (b, ho, wo, c, kh, kw), (st[0], st[2] * sh, st[3] * sw, st[1], st[2] * dh, st[3] * dw), writeable=False
+        x, (b, ho, wo, kh, kw, c), (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]), writeable=False
     )
     og = o // groups
     outs = []
     for g in range(groups):
-        patch = cols[:, :, :, g * cg:(g + 1) * cg].reshape(b * ho * wo, cg * kh * kw)
-        outs.append(patch @ w[g * og:(g + 1) * og].reshape(og, -1).T)
+        patch = cols[..., g * cg:(g + 1) * cg].reshape(b * ho * wo, kh * kw * cg)
+        outs.append(patch @ w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T)
     out = np.concatenate(outs, axis=1) if groups > 1 else outs[0]
-    return out.reshape(b, ho, wo, o).transpose(0, 3, 1, 2)
+    return out.reshape(b, ho, wo, o)
 
 
 def _conv_transpose_ones(mask: np.ndarray, layer: Conv) -> np.ndarray:
@@ -222,7 +240,8 @@ def simulate(
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     rec = Recording(steps=steps, batch=batch)
-    _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
+    with threadpool_limits(BLAS_THREADS, user_api="blas"):
+        _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
     return rec
 
 
@@ -281,10 +300,14 @@ class _Neurons:
 
     def _float_step(self, u, v, a, s, bounds) -> tuple[int, int]:
         wraps = saturations = 0
-        _decay(u, self.cu)
         u_bound = bounds[0] * self.cu
+        if a is not None and self.cu == 0.0:
+            np.copyto(u, a)
+        else:
+            _decay(u, self.cu)
+            if a is not None:
+                u += a
         if a is not None:
-            u += a
             u_bound += self.a_bound
         if self.u_may_wrap32:
             _wrap32(u)
@@ -356,9 +379,16 @@ class _Unit:
         a = np.zeros((steps, rows, self.n), np.float64 if exact else np.int64)
         if steps > 1:
             flat = pre[:, : steps - 1].transpose(1, 0, *range(2, pre.ndim)).reshape((steps - 1) * rows, -1)
-            for d, current in self.op(flat, exact).items():
+            currents = self.op(flat, exact)
+            for d, current in currents.items():
                 if d + 1 < steps:
-                    a[d + 1:] += current.reshape(steps - 1, rows, self.n)[: steps - 1 - d]
+                    shape = (steps - 1, rows) + current.shape[1:]  # a view, also of a transposed conv output
+                    arrived = current.reshape(shape)[: steps - 1 - d]
+                    target = a[d + 1:].reshape((steps - 1 - d, rows) + current.shape[1:])
+                    if len(currents) == 1:
+                        target[...] = arrived
+                    else:
+                        target += arrived
         return a
 
 
