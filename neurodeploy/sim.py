@@ -258,13 +258,15 @@ class _Neurons:
     second 24-bit wrap can occur. Otherwise the int64 rules run as written.
     """
 
+    FLOAT_INPUT_LIMIT = 2**44  # synaptic input bound below which the float64 path is exact
+
     def __init__(self, neuron, bias: np.ndarray, input_bound: int):
         self.neuron = neuron
         self.cu = (fx.DECAY_UNITY - (neuron.du + 1)) / fx.DECAY_UNITY
         self.cv = (fx.DECAY_UNITY - neuron.dv) / fx.DECAY_UNITY
         self.threshold = neuron.vth << fx.ACT_SHIFT
         self.a_bound = input_bound << fx.ACT_SHIFT
-        self.exact_float = input_bound < 2**44
+        self.exact_float = input_bound < self.FLOAT_INPUT_LIMIT
         self.bias_bound = int(np.abs(bias).max(initial=0))
         self.bias = bias if self.bias_bound else None
         self.u_may_wrap32 = self.a_bound >= 2**24
@@ -311,13 +313,13 @@ class _Neurons:
             u_bound += self.a_bound
         if self.u_may_wrap32:
             _wrap32(u)
-        if self.u_may_wrap32 or (u_bound >= fx.MAX_UV and (u.max() > fx.MAX_UV or u.min() <= -fx.MAX_UV)):
-            high, low = u > fx.MAX_UV, u <= -fx.MAX_UV
-            wraps = np.count_nonzero(high) + np.count_nonzero(low)
-            np.subtract(u, 2 * fx.MAX_UV, out=u, where=high)
-            np.add(u, 2 * fx.MAX_UV, out=u, where=low)
-        if u_bound >= fx.MAX_UV:  # checked or wrapped: now within (-2**23, 2**23] unless int32 wraps occur
-            u_bound = INT32 if self.u_may_wrap32 else fx.MAX_UV
+            wraps, u_bound = _wrap24(u), INT32
+        elif u_bound >= fx.MAX_UV:  # look: the bound allows a wrap, the values may not
+            top, bottom = u.max(), u.min()
+            if top > fx.MAX_UV or bottom <= -fx.MAX_UV:
+                wraps, u_bound = _wrap24(u), fx.MAX_UV
+            else:
+                u_bound = max(top, -bottom)
         _decay(v, self.cv)
         v += u
         if self.bias is not None:
@@ -325,10 +327,13 @@ class _Neurons:
         v_bound = bounds[1] * self.cv + u_bound + self.bias_bound
         if self.v_may_wrap32:
             _wrap32(v)
-        if self.v_may_wrap32 or (v_bound > fx.V_LIMIT and (v.max() > fx.V_LIMIT or v.min() < -fx.V_LIMIT)):
-            saturations = np.count_nonzero(v > fx.V_LIMIT) + np.count_nonzero(v < -fx.V_LIMIT)
-            np.clip(v, -fx.V_LIMIT, fx.V_LIMIT, out=v)
-        v_bound = min(v_bound, fx.V_LIMIT)
+            saturations, v_bound = _saturate(v), fx.V_LIMIT
+        elif v_bound > fx.V_LIMIT:
+            top, bottom = v.max(), v.min()
+            if top > fx.V_LIMIT or bottom < -fx.V_LIMIT:
+                saturations, v_bound = _saturate(v), fx.V_LIMIT
+            else:
+                v_bound = max(top, -bottom)
         np.greater(v, self.threshold, out=s)
         if v_bound > self.threshold and np.count_nonzero(s):
             np.copyto(v, 0.0, where=s)
@@ -353,6 +358,21 @@ def _decay(x: np.ndarray, factor: float) -> None:
     elif factor != 1.0:
         x *= factor
         np.trunc(x, out=x)
+
+
+def _wrap24(u: np.ndarray) -> int:
+    """Lava's one-step 24-bit wrap of u in place: above 2**23 take 2**24 off, at or below -2**23 add it."""
+    high, low = u > fx.MAX_UV, u <= -fx.MAX_UV
+    np.subtract(u, 2 * fx.MAX_UV, out=u, where=high)
+    np.add(u, 2 * fx.MAX_UV, out=u, where=low)
+    return int(np.count_nonzero(high) + np.count_nonzero(low))
+
+
+def _saturate(v: np.ndarray) -> int:
+    """Clip v to 24 bits in place; returns how many values were outside."""
+    outside = int(np.count_nonzero(v > fx.V_LIMIT) + np.count_nonzero(v < -fx.V_LIMIT))
+    np.clip(v, -fx.V_LIMIT, fx.V_LIMIT, out=v)
+    return outside
 
 
 def _wrap32(x: np.ndarray) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from neurodeploy import fixed_point as fx
+from neurodeploy import sim as sim_module
 from neurodeploy.backends.lava import check_lava_limits
 from neurodeploy.conformance import compare, describe, generate_cases, run_conformance
 from neurodeploy.netlist import Conv, Dense, Input
@@ -67,6 +68,15 @@ def test_cases_stay_within_lavas_ranges(cases):
     for k, case in enumerate(cases):
         check_lava_limits(case, f"case {k}")
         assert all(int(np.abs(layer.bias).max(initial=0)) < 2**15 for layer in case.net.layers if getattr(layer, "bias", None) is not None)
+
+
+def test_float_path_equals_the_int64_rules(cases, monkeypatch):
+    float_runs = [simulate(c.net, c.steps, spikes=c.spikes, record=c.record) for c in cases[:60]]
+    monkeypatch.setattr(sim_module._Neurons, "FLOAT_INPUT_LIMIT", 0)
+    for k, (case, fast) in enumerate(zip(cases, float_runs)):
+        exact = simulate(case.net, case.steps, spikes=case.spikes, record=case.record)
+        assert compare(k, case, fast, exact).mismatching == 0
+        assert (fast.u_wraps, fast.v_saturations, fast.synaptic_events) == (exact.u_wraps, exact.v_saturations, exact.synaptic_events)
 
 
 def test_compare_counts_and_locates_mismatches(cases):

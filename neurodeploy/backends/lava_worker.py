@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -237,8 +238,13 @@ def _run_config(procs: list, recorder: Recorder) -> Loihi2SimCfg:
     return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
 
 
-def run_group(builders: list[Builder], steps: list[int], record) -> list[Traces]:
-    """Run several samples as one Lava run (disjoint networks joined by one recorder)."""
+def run_group(builders: list[Builder], steps: list[int], record, timings: dict | None = None) -> list[Traces]:
+    """Run several samples as one Lava run (disjoint networks joined by one recorder).
+
+    ``timings``, when given, accumulates seconds of "setup" (building, compiling,
+    starting processes), "steps" (running them) and "finish" (stopping, reading).
+    """
+    clock = time.perf_counter()
     length = max(steps)
     procs, targets, where = [], [], []
     for j, builder in enumerate(builders):
@@ -251,14 +257,22 @@ def run_group(builders: list[Builder], steps: list[int], record) -> list[Traces]
     tmp = Path(tempfile.mkdtemp(prefix="neurodeploy-lava-"))
     recorder = Recorder(targets=targets, steps=length, path=str(tmp / "traces.npy"))
     recorder.connect_targets()
+    marks = [clock]
     try:
         try:
-            recorder.run(condition=RunSteps(num_steps=length), run_cfg=_run_config(procs, recorder))
+            recorder.create_runtime(run_cfg=_run_config(procs, recorder))
+            marks.append(time.perf_counter())
+            recorder.run(condition=RunSteps(num_steps=length))
+            marks.append(time.perf_counter())
         finally:
             recorder.stop()
         data = np.load(tmp / "traces.npy", allow_pickle=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if timings is not None:
+        marks.append(time.perf_counter())
+        for name, seconds in zip(("setup", "steps", "finish"), np.diff(marks)):
+            timings[name] = timings.get(name, 0.0) + float(seconds)
     return _split(data, where, steps)
 
 
@@ -274,10 +288,10 @@ def _split(data: np.ndarray, where: list, steps: list[int]) -> list[Traces]:
     return out
 
 
-def _in_groups(builders: list[Builder], steps: list[int], record) -> list[Traces]:
+def _in_groups(builders: list[Builder], steps: list[int], record, size: int, timings) -> list[Traces]:
     out: list[Traces] = []
-    for g in range(0, len(builders), GROUP_SIZE):
-        out += run_group(builders[g:g + GROUP_SIZE], steps[g:g + GROUP_SIZE], record)
+    for g in range(0, len(builders), size):
+        out += run_group(builders[g:g + size], steps[g:g + size], record, timings)
     return out
 
 
@@ -309,8 +323,11 @@ def _case_builders(case: LavaCase) -> list[Builder]:
     return [builder(b) for b in range(case.batch())]
 
 
-def run_cases(cases: list[LavaCase]) -> list[Recording]:
-    """Run every sample of every case, several samples a Lava run, and stack them per case."""
+def run_cases(cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict | None = None) -> list[Recording]:
+    """Run every sample of every case, ``group_size`` samples a Lava run, and stack them per case.
+
+    ``timings`` accumulates seconds as in :func:`run_group`.
+    """
     builders, steps, owner = [], [], []
     record = tuple(sorted({v for case in cases for v in case.record}))
     for k, case in enumerate(cases):
@@ -318,7 +335,7 @@ def run_cases(cases: list[LavaCase]) -> list[Recording]:
             builders.append(builder)
             steps.append(case.steps)
             owner.append(k)
-    traces = _in_groups(builders, steps, record)
+    traces = _in_groups(builders, steps, record, group_size, timings)
     return [
         _recording([t for t, o in zip(traces, owner) if o == k], case.steps, case.record, case.net.neuron_layers[-1])
         for k, case in enumerate(cases)

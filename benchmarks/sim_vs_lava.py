@@ -1,0 +1,129 @@
+"""The simulator against Lava's fixed_pt models, timed in the same run.
+
+    python benchmarks/sim_vs_lava.py [--lava-samples 4]
+
+Two networks: PilotNet (lava-dl's gts/pilotnet_lif/network.net, 15 steps, batch
+1, image.npy as the input layer's bias) and a 784-500-500-10 dense net (256
+samples of 25 steps, 20% input activity). One line each::
+
+    NAME lava_s=... sim_s=... ratio=... lava_steps_s=... ratio_steps=... ...
+
+``lava_s`` is Lava's wall time for what ``run_lava`` does (building the processes,
+compiling, starting them, running, stopping), one sample a Lava run, after a
+warm-up run that pays Lava's one-time costs; ``lava_steps_s`` counts only the
+stepping of the started processes. Lava runs ``--lava-samples`` of the dense
+net's 256 samples and is scaled linearly to 256 (the line says so). ``sim_s``
+is the median of three runs of :func:`neurodeploy.sim.simulate` on the whole
+batch. The Lava side runs in the Lava interpreter (this script with ``--lava``),
+which also checks that its spikes equal the simulator's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from neurodeploy.backends.lava import LavaCase, read_cases, write_cases  # noqa: E402
+from neurodeploy.backends.lava_env import lava_python  # noqa: E402
+from neurodeploy.netlist import CubaNeuron, Dense, Netlist  # noqa: E402
+from neurodeploy.sim import simulate  # noqa: E402
+
+PILOTNET = Path(os.environ.get("NEURODEPLOY_CONFORMANCE", REPO.parent / "shared" / "conformance" / "lava-dl"))
+PILOTNET = PILOTNET / "gts" / "pilotnet_lif"
+DENSE_SAMPLES, DENSE_STEPS, ACTIVITY = 256, 25, 0.2
+
+
+def pilotnet_case() -> LavaCase:
+    from neurodeploy.exporters.netx import read_netx
+
+    net = read_netx(PILOTNET / "network.net")
+    image = np.load(PILOTNET / "image.npy").transpose(2, 1, 0).astype(np.int64)  # (x, y, f) -> (C, H, W)
+    return LavaCase(net, 15, bias=image, reset_interval=16)
+
+
+def dense_case(samples: int) -> LavaCase:
+    rng = np.random.default_rng(0)
+    sizes = (784, 500, 500, 10)
+    layers = [
+        Dense(weight=rng.integers(-128, 128, (n_out, n_in)), neuron=CubaNeuron(vth=200, du=1000, dv=500))
+        for n_in, n_out in zip(sizes, sizes[1:])
+    ]
+    spikes = rng.random((DENSE_SAMPLES, DENSE_STEPS, sizes[0])) < ACTIVITY
+    return LavaCase(Netlist(layers, input_shape=(sizes[0],)), DENSE_STEPS, spikes=spikes[:samples])
+
+
+def time_sim(case: LavaCase) -> float:
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, reset_interval=case.reset_interval)
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def lava_side(src: str, dst: str) -> None:
+    """In the Lava interpreter: warm up, time each case one sample a run, check spikes."""
+    from neurodeploy.backends.lava_worker import run_cases
+
+    cases = read_cases(Path(src))
+    warm = Netlist([Dense(weight=np.ones((2, 3), int), neuron=CubaNeuron(vth=1, du=0, dv=0))], input_shape=(3,))
+    run_cases([LavaCase(warm, 2, spikes=np.ones((1, 2, 3), bool))])
+    out = []
+    for case in cases:
+        timings: dict = {}
+        start = time.perf_counter()
+        rec = run_cases([case], group_size=1, timings=timings)[0]
+        total = time.perf_counter() - start
+        sim = simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, reset_interval=case.reset_interval)
+        same = all(np.array_equal(rec.s[i], sim.s[i]) for i in sim.s)
+        out.append({"total": total, "steps": timings["steps"], "samples": rec.batch, "equal": same})
+    Path(dst).write_text(json.dumps(out))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lava-samples", type=int, default=4, help="dense samples Lava runs (default 4)")
+    parser.add_argument("--lava", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.lava:
+        lava_side(*args.lava)
+        return 0
+    exe = lava_python()
+    if exe is None:
+        print("no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_PYTHON", file=sys.stderr)
+        return 2
+    named = {"pilotnet": pilotnet_case(), "dense784": dense_case(DENSE_SAMPLES)}
+    for_lava = [named["pilotnet"], dense_case(args.lava_samples)]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "cases.npz", Path(tmp) / "times.json"
+        write_cases(src, for_lava)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        subprocess.run([exe, __file__, "--lava", str(src), str(dst)], check=True, env=env, capture_output=True)
+        lava = json.loads(dst.read_text())
+    for (name, case), measured in zip(named.items(), lava):
+        scale = case.batch() / measured["samples"]
+        sim_s = time_sim(case)
+        lava_s, steps_s = measured["total"] * scale, measured["steps"] * scale
+        note = f" lava_samples={measured['samples']} (scaled to {case.batch()})" if scale != 1 else ""
+        print(
+            f"{name} lava_s={lava_s:.3f} sim_s={sim_s:.4f} ratio={lava_s / sim_s:.0f} "
+            f"lava_steps_s={steps_s:.3f} ratio_steps={steps_s / sim_s:.0f} batch={case.batch()} steps={case.steps}"
+            f"{note} spikes_equal={'yes' if measured['equal'] else 'NO'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
