@@ -103,18 +103,26 @@ def run_netx_in_lava(
     spikes: np.ndarray | None = None,
     reset_interval: int | None = None,
     record: tuple[str, ...] = ("s",),
+    reset_offset: int = 0,
 ) -> Recording:
     """Run a netx HDF5 file through lava-dl's own ``netx.hdf5.Network`` (one sample a run).
 
-    ``bias`` replaces the input layer's bias mantissas ((C, H, W) or per sample);
-    ``spikes`` (batch, steps, *input shape) feed the network's input port. The
+    ``bias`` sets the input layer's bias mantissas ((C, H, W) or per sample; netx
+    reads none from the file); ``spikes`` (batch, steps, *input shape) feed the
+    network's input port; ``reset_interval`` and ``reset_offset`` are netx's. The
     recording is keyed by the file's layer index and holds every layer netx builds.
     """
     path = Path(path)
     if not path.exists():
         raise LavaError(f"{path}: no such netx file")
     _check_record(record)
-    spec = {"path": str(path.resolve()), "steps": int(steps), "reset_interval": reset_interval, "record": list(record)}
+    spec = {
+        "path": str(path.resolve()),
+        "steps": int(steps),
+        "reset_interval": reset_interval,
+        "reset_offset": int(reset_offset),
+        "record": list(record),
+    }
     arrays = {k: np.asarray(v) for k, v in (("bias", bias), ("spikes", spikes)) if v is not None}
     if lava_in_process():
         from neurodeploy.backends.lava_worker import run_netx

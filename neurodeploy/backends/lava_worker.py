@@ -380,7 +380,12 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
     from lava.lib.dl.netx import hdf5
 
     input_shape = None if spikes is None else tuple(reversed(spikes.shape[1:]))
-    net = hdf5.Network(net_config=spec["path"], reset_interval=spec["reset_interval"], input_shape=input_shape)
+    net = hdf5.Network(
+        net_config=spec["path"],
+        reset_interval=spec["reset_interval"],
+        reset_offset=spec["reset_offset"],
+        input_shape=input_shape,
+    )
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
     if spikes is not None:
