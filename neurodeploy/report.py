@@ -182,6 +182,8 @@ def hardware_summary(mapping, cost) -> dict:
             cores.append({"layer": p.index, "core": k, "neurons_held": core.neurons, "use": mapping.utilization(core)})
     return {
         "target": mapping.target.name,
+        "target_description": mapping.target.description,
+        "target_file": mapping.target.path,
         "cores": mapping.cores,
         "cores_per_chip": mapping.target.cores_per_chip,
         "chips": mapping.chips,
@@ -283,6 +285,7 @@ def _hardware_lines(hw: dict) -> list[str]:
     need = ", ".join(f"{v} by {k}" for k, v in hw["chips_needed"].items())
     return [
         f"## On {hw['target']}", "",
+        f"Target: {hw['target_description']} (`{hw['target_file']}`).", "",
         f"- cores used: **{hw['cores']}** (of {hw['cores_per_chip']} a chip); chips: **{hw['chips']}** ({need})",
         f"- energy per inference: **{_si(hw['energy_pj'], 'J', 1e-12)}**; latency per inference: "
         f"**{_si(hw['latency_ns'], 's', 1e-9)}**", "",
