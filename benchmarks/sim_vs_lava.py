@@ -6,16 +6,19 @@ Two networks: PilotNet (lava-dl's gts/pilotnet_lif/network.net, 15 steps, batch
 1, image.npy as the input layer's bias) and a 784-500-500-10 dense net (256
 samples of 25 steps, 20% input activity). One line each::
 
-    NAME lava_s=... sim_s=... ratio=... lava_steps_s=... ratio_steps=... ...
+    NAME lava_s=... sim_s=... ratio=... cpu: ... stepping only: ...
 
 ``lava_s`` is Lava's wall time for what ``run_lava`` does (building the processes,
 compiling, starting them, running, stopping), one sample a Lava run, after a
-warm-up run that pays Lava's one-time costs; ``lava_steps_s`` counts only the
-stepping of the started processes. Lava runs ``--lava-samples`` of the dense
+warm-up run that pays Lava's one-time costs; "stepping only" counts just the
+running of the started processes. Lava runs ``--lava-samples`` of the dense
 net's 256 samples and is scaled linearly to 256 (the line says so). ``sim_s``
 is the median of three runs of :func:`neurodeploy.sim.simulate` on the whole
-batch. The Lava side runs in the Lava interpreter (this script with ``--lava``),
-which also checks that its spikes equal the simulator's.
+batch. "cpu" gives the CPU seconds of each side (Lava's summed over its
+processes), the fairer measure on a busy machine, where a single-process
+simulator gets a smaller share of the cores than Lava's dozen processes. The
+Lava side runs in the Lava interpreter (this script with ``--lava``), which also
+checks that its spikes equal the simulator's.
 """
 
 from __future__ import annotations
@@ -64,13 +67,23 @@ def dense_case(samples: int) -> LavaCase:
     return LavaCase(Netlist(layers, input_shape=(sizes[0],)), DENSE_STEPS, spikes=spikes[:samples])
 
 
-def time_sim(case: LavaCase) -> float:
-    runs = []
+def time_sim(case: LavaCase) -> tuple[float, float]:
+    """Median wall and CPU seconds of three runs."""
+    wall, cpu = [], []
     for _ in range(3):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, reset_interval=case.reset_interval)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def cpu_with_children() -> float:
+    """CPU seconds of this process and of its finished children (Lava's processes, once stopped)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def lava_side(src: str, dst: str) -> None:
@@ -83,12 +96,12 @@ def lava_side(src: str, dst: str) -> None:
     out = []
     for case in cases:
         timings: dict = {}
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_with_children()
         rec = run_cases([case], group_size=1, timings=timings)[0]
-        total = time.perf_counter() - start
+        total, cpu = time.perf_counter() - start, cpu_with_children() - start_cpu
         sim = simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, reset_interval=case.reset_interval)
         same = all(np.array_equal(rec.s[i], sim.s[i]) for i in sim.s)
-        out.append({"total": total, "steps": timings["steps"], "samples": rec.batch, "equal": same})
+        out.append({"total": total, "cpu": cpu, "steps": timings["steps"], "samples": rec.batch, "equal": same})
     Path(dst).write_text(json.dumps(out))
 
 
@@ -114,13 +127,14 @@ def main() -> int:
         lava = json.loads(dst.read_text())
     for (name, case), measured in zip(named.items(), lava):
         scale = case.batch() / measured["samples"]
-        sim_s = time_sim(case)
-        lava_s, steps_s = measured["total"] * scale, measured["steps"] * scale
+        sim_s, sim_cpu = time_sim(case)
+        lava_s, lava_cpu, steps_s = (measured[key] * scale for key in ("total", "cpu", "steps"))
         note = f" lava_samples={measured['samples']} (scaled to {case.batch()})" if scale != 1 else ""
         print(
-            f"{name} lava_s={lava_s:.3f} sim_s={sim_s:.4f} ratio={lava_s / sim_s:.0f} "
-            f"lava_steps_s={steps_s:.3f} ratio_steps={steps_s / sim_s:.0f} batch={case.batch()} steps={case.steps}"
-            f"{note} spikes_equal={'yes' if measured['equal'] else 'NO'}"
+            f"{name} lava_s={lava_s:.3f} sim_s={sim_s:.4f} ratio={lava_s / sim_s:.0f}"
+            f" | cpu: lava_s={lava_cpu:.3f} sim_s={sim_cpu:.4f} ratio={lava_cpu / sim_cpu:.0f}"
+            f" | stepping only: lava_s={steps_s:.3f} ratio={steps_s / sim_s:.0f}"
+            f" | batch={case.batch()} steps={case.steps}{note} spikes_equal={'yes' if measured['equal'] else 'NO'}"
         )
     return 0
 
