@@ -118,6 +118,7 @@ def raster(float_spikes: list[np.ndarray], int_spikes: list[np.ndarray], labels:
             t, n = np.nonzero(mine & ~other)
             ax.scatter(t, n, s=22, marker="x", color=MISMATCH_COLOR)
             ax.set_ylim(-0.5, f.shape[1] - 0.5)
+            ax.set_xlim(-0.5, f.shape[0] - 0.5)
             ax.set_title(f"{name}: layer {label} ({int(mine.sum())} spikes)", fontsize=9)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if col == 0:
