@@ -34,12 +34,12 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.h5check import MAX_ELEMENTS, open_hdf5
 from neurodeploy.netlist import MAX_DELAY, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
 NEURON_TYPES = ("CUBA", "LOIHI")
 UNSUPPORTED = ("dense_rec", "dense_comp", "pool", "average", "concat", "convT", "unpool")
-MAX_ELEMENTS = 1 << 26  # refuse a dataset declaring more elements than this
 MAX_LAYERS = 10_000
 INT32 = 1 << 31
 # netx's neuron when a dense layer has no neuron group: a non-leaky integrator
@@ -116,36 +116,22 @@ class _Reader:
         return InputFileError(f"{self.name}: {where}: {message}")
 
     def node(self, path: str, kind: str = "dataset"):
-        """The group or dataset at ``path``, refusing external links and external storage."""
+        """The group or dataset at ``path`` (links, storage and sizes were checked on opening)."""
         import h5py
 
-        parent, _, key = path.rpartition("/")
-        group = self.h5[parent or "/"]
-        link = group.get(key, getlink=True)
-        if link is None:
+        obj = self.h5.get(path)
+        if obj is None:
             raise self.fail(path, f"missing {kind}")
-        if isinstance(link, h5py.ExternalLink):
-            raise self.fail(path, f"is an external link to {link.filename}; external links are refused")
-        try:
-            obj = group[key]
-        except KeyError:
-            raise self.fail(path, "is a dangling link") from None
         want = h5py.Group if kind == "group" else h5py.Dataset
         if not isinstance(obj, want):
             raise self.fail(path, f"expected a {kind}, found a {type(obj).__name__.lower()}")
-        if kind == "dataset":
-            if obj.is_virtual or obj.external:
-                raise self.fail(path, "stores its data outside the file; refused")
-            if obj.shape is None:
-                raise self.fail(path, "has no data")
-            if obj.size > MAX_ELEMENTS:
-                raise self.fail(path, f"declares {obj.size} elements, more than the limit of {MAX_ELEMENTS}")
+        if kind == "dataset" and obj.shape is None:
+            raise self.fail(path, "has no data")
         return obj
 
     def has(self, path: str) -> bool:
-        """Whether ``path`` names a link (which :meth:`node` then checks) in its group."""
-        parent, _, key = path.rpartition("/")
-        return self.h5[parent or "/"].get(key, getlink=True) is not None
+        """Whether ``path`` names an object."""
+        return path in self.h5
 
     def string(self, path: str) -> str:
         ds = self.node(path)
@@ -200,7 +186,10 @@ class _Reader:
         arr = self.numbers(path, (0, 1)).reshape(-1)
         if not 1 <= arr.size <= 3 or np.any(arr < 1):
             raise self.fail(path, f"expected 1 to 3 positive sizes, got {arr.tolist()}")
-        return tuple(int(x) for x in arr)
+        shape = tuple(int(x) for x in arr)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise self.fail(path, f"{shape} declares {math.prod(shape)} neurons, more than the limit of {MAX_ELEMENTS}")
+        return shape
 
 
 def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Netlist:
@@ -209,13 +198,7 @@ def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = Non
     ``input_shape`` (C, H, W) is needed only when the first layer is a conv layer
     and the file gives no input shape (netx asks for it likewise).
     """
-    import h5py
-
-    try:
-        h5 = h5py.File(path, "r")
-    except (OSError, ValueError) as err:
-        raise InputFileError(f"{path}: cannot open as HDF5: {err}") from None
-    with h5:
+    with open_hdf5(path, "netx file") as h5:
         return _read(_Reader(path, h5), input_shape)
 
 
