@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any
 
@@ -40,6 +41,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.h5check import H5_ERRORS, open_hdf5
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
 
 DEFAULT_DT = 1e-4  # seconds a step; snnTorch's fixed NIR convention
@@ -50,6 +52,8 @@ LATENCY_NOTE = (
     "on the chip every dense or conv layer delivers its input one step after the spikes "
     "that caused it (plus per-synapse delays); this graph's float semantics have no such latency"
 )
+# what nir.read raises for a graph it cannot build: HDF5 errors, its asserts and type checks
+NIR_READ_ERRORS = (*H5_ERRORS, ValueError, TypeError, AssertionError, AttributeError, IndexError)
 LAYER_CLASSES = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
 NEURON_SIDE = ("neuron", "bias")  # layer fields kept on the CubaLIF node; the rest on the synapse node
 
@@ -200,26 +204,46 @@ def _fields_metadata(layer, neuron_side: bool) -> dict[str, Any]:
     return out
 
 
-def _layer_from_metadata(md: dict[str, Any], source: str):
+def _layer_from_metadata(md: dict[str, Any], where: str):
     """Rebuild one layer from the merged metadata of its nodes."""
     kind = _text(md["kind"])
     if kind not in LAYER_CLASSES:
-        raise InputFileError(f"{source}: layer {md['layer']} has unknown kind {kind!r}")
+        raise InputFileError(f"{where}: unknown kind {kind!r}")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(LAYER_CLASSES[kind]):
         if f.name == "neuron":
-            kwargs["neuron"] = CubaNeuron(**{n.name: int(md[f"neuron_{n.name}"]) for n in dataclasses.fields(CubaNeuron)})
+            kwargs["neuron"] = CubaNeuron(**{
+                n.name: _meta_int(md[f"neuron_{n.name}"], where, f"neuron_{n.name}") for n in dataclasses.fields(CubaNeuron)
+            })
         elif f.name in md:
             value = md[f.name]
             if f.name == "name":
                 kwargs[f.name] = _text(value)
             elif "tuple" in str(f.type):
-                kwargs[f.name] = tuple(int(x) for x in np.atleast_1d(value))
+                kwargs[f.name] = tuple(int(x) for x in _meta_ints(value, where, f.name).reshape(-1))
             elif np.ndim(value) == 0 and "ndarray" not in str(f.type):
-                kwargs[f.name] = int(value)
+                kwargs[f.name] = _meta_int(value, where, f.name)
             else:
-                kwargs[f.name] = np.asarray(value, dtype=np.int64)
+                kwargs[f.name] = _meta_ints(value, where, f.name)
     return LAYER_CLASSES[kind](**kwargs)
+
+
+def _meta_ints(value, where: str, name: str) -> np.ndarray:
+    """An int64 array from metadata holding integers (whole finite floats allowed); anything else refused."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        if arr.size and np.abs(arr).max() >= 2.0**63:
+            raise InputFileError(f"{where}: {name} holds values beyond 64 bits")
+    elif arr.dtype.kind not in "biu" or arr.dtype.kind == "u" and arr.size and arr.max() >= 2**63:
+        raise InputFileError(f"{where}: {name} must hold integers, got {arr.dtype} {np.ravel(arr)[:4].tolist()}")
+    return arr.astype(np.int64)
+
+
+def _meta_int(value, where: str, name: str) -> int:
+    arr = _meta_ints(value, where, name)
+    if arr.size != 1:
+        raise InputFileError(f"{where}: {name} must be one integer, got shape {arr.shape}")
+    return int(arr.reshape(()))
 
 
 def _text(value) -> str:
@@ -256,6 +280,7 @@ def _encode(value, where: str):
 
 
 def _decode(value):
+    """The value :func:`_encode` stored; arrays of numbers only (ValueError, TypeError or KeyError if damaged)."""
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if not isinstance(value, dict):
@@ -264,7 +289,34 @@ def _decode(value):
         return {k: _decode(v) for k, v in value["dict"].items()}
     if "tuple" in value:
         return tuple(_decode(v) for v in value["tuple"])
-    return np.array(value["ndarray"], dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+    dtype = np.dtype(value["dtype"])
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise ValueError(f"array dtype {dtype} is not a number type")
+    return np.array(value["ndarray"], dtype=dtype).reshape(value["shape"])
+
+
+def _conventions(text, source: str) -> dict[str, Any]:
+    """The netlist's run conventions from the graph's ``netlist`` metadata, with their types checked."""
+    conventions = _decode(json.loads(_text(text)))
+    names = {f.name for f in dataclasses.fields(Netlist)} - {"layers"}
+    if not isinstance(conventions, dict) or not set(conventions) <= names:
+        raise InputFileError(f"{source}: metadata 'netlist' must map some of {sorted(names)}, got {str(conventions)[:80]}")
+    checks = {
+        "input_shape": lambda v: v is None or isinstance(v, tuple) and all(_is_int(x) for x in v),
+        "reset_interval": lambda v: v is None or _is_int(v),
+        "reset_offset": _is_int,
+        "output_window": lambda v: v is None or isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v)
+        and 0 <= v[0] <= v[1],
+        "meta": lambda v: isinstance(v, dict),
+    }
+    for name, value in conventions.items():
+        if not checks[name](value):
+            raise InputFileError(f"{source}: metadata 'netlist': {name} = {str(value)[:80]} is not valid")
+    return conventions
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -274,37 +326,45 @@ def read_nir(path: str | os.PathLike) -> Netlist:
     """Read a netlist that :func:`write_nir` wrote; foreign NIR graphs need :func:`nir_to_float_graph`."""
     graph = _read_graph(path)
     source = str(path)
-    if FORMAT_KEY not in graph.metadata:
+    if FORMAT_KEY not in (graph.metadata or {}):
         raise InputFileError(
             f"{source}: the NIR graph carries no {FORMAT_KEY!r} metadata, so it holds a float network "
             "written by another tool; import it with nir_to_float_graph and quantize it"
         )
-    version = int(graph.metadata[FORMAT_KEY])
+    try:
+        return _netlist_from_graph(graph, source)
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError, NetlistError) as err:
+        raise InputFileError(f"{source}: the neurodeploy metadata is damaged: {type(err).__name__}: {err}") from None
+
+
+def _netlist_from_graph(graph, source: str) -> Netlist:
+    version = _meta_int(graph.metadata[FORMAT_KEY], source, FORMAT_KEY)
     if version > FORMAT_VERSION:
         raise InputFileError(f"{source}: format version {version} is newer than the {FORMAT_VERSION} this reader knows")
     per_layer: dict[int, dict] = {}
     for key in _chain(graph, source):
         md = graph.nodes[key].metadata or {}
         if "layer" in md:
-            per_layer.setdefault(int(md["layer"]), {}).update(md)
+            per_layer.setdefault(_meta_int(md["layer"], f"{source}: node {key!r}", "layer"), {}).update(md)
     if sorted(per_layer) != list(range(len(per_layer))) or not per_layer:
-        raise InputFileError(f"{source}: layer numbers {sorted(per_layer)} are not 0..n-1")
-    try:
-        layers = [_layer_from_metadata(per_layer[i], source) for i in range(len(per_layer))]
-        conventions = _decode(json.loads(_text(graph.metadata["netlist"])))
-        return Netlist(layers=layers, **conventions)
-    except (KeyError, TypeError, ValueError, NetlistError) as err:
-        raise InputFileError(f"{source}: the neurodeploy metadata is damaged: {err}") from None
+        raise InputFileError(f"{source}: layer numbers {sorted(per_layer)[:12]} are not 0..n-1")
+    layers = [_layer_from_metadata(per_layer[i], f"{source}: layer {i}") for i in range(len(per_layer))]
+    return Netlist(layers=layers, **_conventions(graph.metadata["netlist"], source))
 
 
 def _read_graph(path: str | os.PathLike):
+    """The NIR graph in ``path``, its HDF5 structure checked before nir reads it."""
+    import h5py
     import nir
 
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise InputFileError(f"{path}: no such file")
+    with open_hdf5(path, "NIR graph") as h5:
+        if not isinstance(h5.get("node"), h5py.Group):
+            raise InputFileError(f"{path}: not a NIR file: it has no /node group")
     try:
         return nir.read(path)
-    except Exception as err:  # h5py, nir's asserts and type checks raise many kinds
+    except NIR_READ_ERRORS as err:
         raise InputFileError(f"{path}: not a readable NIR graph ({type(err).__name__}: {err})") from None
 
 
@@ -354,7 +414,7 @@ def nir_to_float_graph(graph, dt: float | None = None) -> list[dict[str, Any]]:
     if isinstance(graph, (str, os.PathLike)):
         source, graph = str(graph), _read_graph(graph)
     if dt is None and "dt" in (graph.metadata or {}):
-        dt = float(graph.metadata["dt"])
+        dt = _graph_dt(graph.metadata["dt"], source)
     ops = []
     for key in _chain(graph, source)[:-1]:
         node = graph.nodes[key]
@@ -364,17 +424,34 @@ def nir_to_float_graph(graph, dt: float | None = None) -> list[dict[str, Any]]:
                 f"{source}: node {key!r} is a {type(node).__name__}, which the importer does not take; "
                 f"supported: {', '.join(sorted(_FLOAT_OPS))}"
             )
-        op = {"name": key, **convert(node, source, key)}
+        try:
+            op = {"name": key, **convert(node, source, key)}
+            out = (node.output_type or {}).get("output")
+            op["shape"] = None if out is None else tuple(int(s) for s in np.atleast_1d(out))
+        except (TypeError, ValueError, OverflowError) as err:
+            raise InputFileError(f"{source}: node {key!r} ({type(node).__name__}): bad parameters: {err}") from None
         if op["op"] == "neuron":
             op["dt"] = dt
-        out = (node.output_type or {}).get("output")
-        op["shape"] = None if out is None else tuple(int(s) for s in np.atleast_1d(out))
         ops.append(op)
     return ops
 
 
+def _graph_dt(value, source: str) -> float:
+    try:
+        dt = float(np.asarray(value).reshape(()))
+    except (TypeError, ValueError):
+        dt = math.nan
+    if not math.isfinite(dt) or dt <= 0:
+        raise InputFileError(f"{source}: metadata dt = {value!r} must be one finite number > 0")
+    return dt
+
+
 def _f64(x) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
+    """Finite float64 values (ValueError otherwise)."""
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("holds non-finite values")
+    return arr
 
 
 def _pair(x) -> tuple[int, int]:
