@@ -33,6 +33,13 @@ def _uniform(values: np.ndarray, what: str, where: str) -> float:
     return float(values.flat[0])
 
 
+def _time_constant(values: np.ndarray, what: str, where: str) -> float:
+    tau = _uniform(values, what, where)
+    if tau <= 0:
+        raise InputFileError(f"{where}: {what} = {tau} must be > 0")
+    return tau
+
+
 def _per_neuron(values, n: int, what: str, where: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     if arr.size == 1:
@@ -58,12 +65,12 @@ def _neuron(op: dict, syn: dict, dt: float | None, where: str) -> dict:
     if model == "if":
         cd, vd, gain, leak = 1.0, 0.0, dt * r, np.zeros(n)
     else:
-        vd = dt / _uniform(op["tau_mem"], "tau_mem", where)
+        vd = dt / _time_constant(op["tau_mem"], "tau_mem", where)
         leak = vd * _per_neuron(op.get("v_leak", 0.0), n, "v_leak", where)
         gain = vd * r
         cd = 1.0
         if model == "cuba":
-            cd = dt / _uniform(op["tau_syn"], "tau_syn", where)
+            cd = dt / _time_constant(op["tau_syn"], "tau_syn", where)
             gain = gain * cd * _per_neuron(op.get("w_in", 1.0), n, "w_in", where)
     if not 0 < vd <= 1 and model != "if" or not 0 < cd <= 1:
         raise InputFileError(f"{where}: dt = {dt} does not fit the time constants (decays {cd:.3g}, {vd:.3g})")
