@@ -1,0 +1,40 @@
+"""netx files: random corruptions are refused with one clean error naming the file, never a crash."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from fuzzing import byte_corrupter, cases, fuzz, hdf5_corrupter, sample_netlist
+from neurodeploy.exporters.netx import write_netx
+from neurodeploy.netio import load_netlist
+
+BYTE_CASES = 600
+STRUCTURED_CASES = 600
+
+
+@pytest.fixture(scope="module")
+def valid(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("netx") / "valid.net"
+    write_netx(sample_netlist(input_layer=True), path)
+    load_netlist(path)
+    return path.read_bytes()
+
+
+def _load(path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # netx's clipping warnings on values that still load
+        load_netlist(path)
+
+
+@pytest.mark.parametrize("kind,corrupter,n,first_seed", [
+    ("bytes", byte_corrupter, BYTE_CASES, 0),
+    ("structured", hdf5_corrupter, STRUCTURED_CASES, 1_000_000),
+])
+def test_corrupted_netx_files_are_refused_cleanly(valid, tmp_path, kind, corrupter, n, first_seed):
+    tally = fuzz(cases(n), corrupter(valid), _load, tmp_path / "case.net", tmp_path / "failing", first_seed)
+    print(tally.summary(f"netx {kind}"))
+    assert not tally.failures, "\n".join(tally.failures[:10])
+    assert tally.total == cases(n)
+    assert tally.refused > tally.total // 3, "the corruptions should mostly break the file"
