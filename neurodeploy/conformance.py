@@ -84,7 +84,8 @@ class Report:
 
 
 def _neuron(rng: np.random.Generator) -> CubaNeuron:
-    vth = int(rng.choice([0, rng.integers(1, 64), rng.integers(64, 4096), rng.integers(4096, 2**17)], p=[0.1, 0.5, 0.3, 0.1]))
+    choices = [0, rng.integers(1, 64), rng.integers(64, 4096), rng.integers(4096, 2**17)]
+    vth = int(rng.choice(choices, p=[0.1, 0.5, 0.3, 0.1]))
     du = int(rng.choice([-1, 0, 4095, rng.integers(0, 4096)], p=[0.15, 0.15, 0.15, 0.55]))
     dv = int(rng.choice([0, 4096, rng.integers(0, 4097)], p=[0.25, 0.1, 0.65]))
     bias_exp = int(rng.integers(-24, 25)) if rng.random() < 0.2 else int(rng.integers(-4, 9))
@@ -212,7 +213,8 @@ def compare(index: int, case: LavaCase, sim: Recording, ref: Recording, keep: in
         for layer in ours:
             a, b = ours[layer], theirs.get(layer)
             if b is None or a.shape != b.shape:
-                raise ValueError(f"case {index}, layer {layer} {var}: shapes {a.shape} and {None if b is None else b.shape}")
+                found_shape = None if b is None else b.shape
+                raise ValueError(f"case {index}, layer {layer} {var}: shapes {a.shape} and {found_shape}")
             diff = np.argwhere(a != b)
             result.mismatching += len(diff)
             for pos in diff[:keep]:
@@ -234,7 +236,8 @@ def run_conformance(
     refs = reference(cases)
     failed, total = [], 0
     for k, (case, ref) in enumerate(zip(cases, refs)):
-        sim = simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=case.record, reset_interval=case.reset_interval)
+        sim = simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=case.record,
+                       reset_interval=case.reset_interval)
         result = compare(k, case, sim, ref)
         total += result.mismatching
         if result.mismatching:

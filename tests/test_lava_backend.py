@@ -106,10 +106,11 @@ def test_recordings_survive_the_exchange_format(tmp_path, hand_built):
 
 def test_limits_name_the_layer_and_the_range():
     weight = np.ones((2, 3))
-    wide_bias = Netlist([Dense(weight=weight, neuron=CubaNeuron(vth=1, du=0, dv=0), bias=np.array([0, 40000]))], input_shape=(3,))
+    neuron = CubaNeuron(vth=1, du=0, dv=0)
+    wide_bias = Netlist([Dense(weight=weight, neuron=neuron, bias=np.array([0, 40000]))], input_shape=(3,))
     with pytest.raises(LavaError, match=r"layer 0 \(dense\): bias mantissa 40000 is outside Lava's range \[-32768, 32767\]"):
         check_lava_limits(LavaCase(wide_bias, 3))
-    conv = Netlist([Conv(weight=np.ones((1, 1, 2, 2), int), neuron=CubaNeuron(vth=1, du=0, dv=0), weight_exp=-1)], input_shape=(1, 3, 3))
+    conv = Netlist([Conv(weight=np.ones((1, 1, 2, 2), int), neuron=neuron, weight_exp=-1)], input_shape=(1, 3, 3))
     with pytest.raises(LavaError, match="layer 0 \\(conv\\): weight_exp = -1"):
         check_lava_limits(LavaCase(conv, 3))
     plain = Netlist([Dense(weight=weight, neuron=CubaNeuron(vth=1, du=0, dv=0))], input_shape=(3,))

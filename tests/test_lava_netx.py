@@ -18,7 +18,8 @@ def _assert_same(lava, sim, names=("s",)) -> None:
     assert len(lava.s) == len(sim.s)
     for name in names:
         for (i, ours), j in zip(sorted(getattr(sim, name).items()), sorted(getattr(lava, name))):
-            np.testing.assert_array_equal(getattr(lava, name)[j], ours, err_msg=f"netlist layer {i}, file layer {j}, {name}")
+            where = f"netlist layer {i}, file layer {j}, {name}"
+            np.testing.assert_array_equal(getattr(lava, name)[j], ours, err_msg=where)
 
 
 def test_tiny_net_rewritten_runs_alike(lava_exe, conformance_dir, tmp_path):
@@ -36,7 +37,8 @@ def test_written_dense_and_conv_nets_run_alike(lava_exe, tmp_path):
     rng = np.random.default_rng(5)
     with_input = Netlist(
         [
-            Input(shape=(2, 5, 6), neuron=CubaNeuron(vth=40, du=300, dv=200, bias_exp=6), bias=rng.integers(0, 90, (2, 5, 6))),
+            Input(shape=(2, 5, 6), neuron=CubaNeuron(vth=40, du=300, dv=200, bias_exp=6),
+                  bias=rng.integers(0, 90, (2, 5, 6))),
             Conv(weight=rng.integers(-60, 60, (3, 2, 3, 2)), neuron=CubaNeuron(vth=30, du=100, dv=900, bias_exp=6),
                  stride=(1, 2), padding=(1, 0), bias=rng.integers(-20, 20, 3)),
             Flatten(),

@@ -169,12 +169,11 @@ _RECORDER_MODELS: dict[tuple[str, ...], type] = {}
 def _recorder_model(kinds: tuple[str, ...]) -> type:
     """A model class with one typed port a target (Lava types ports by class attribute)."""
     if kinds not in _RECORDER_MODELS:
-        ports = {
-            f"p{k}": LavaPyType(PyInPort.VEC_DENSE, np.int32) if kind == "s" else LavaPyType(PyRefPort.VEC_DENSE, np.int32)
-            for k, kind in enumerate(kinds)
-        }
+        port_types = {"s": PyInPort.VEC_DENSE, "var": PyRefPort.VEC_DENSE}
+        ports = {f"p{k}": LavaPyType(port_types[kind], np.int32) for k, kind in enumerate(kinds)}
         cls = type(f"RecorderModel{len(kinds)}", (_RecorderModelBase,), ports)
-        _RECORDER_MODELS[kinds] = tag("fixed_pt")(requires(CPU)(implements(proc=Recorder, protocol=LoihiProtocol)(cls)))
+        cls = implements(proc=Recorder, protocol=LoihiProtocol)(cls)
+        _RECORDER_MODELS[kinds] = tag("fixed_pt")(requires(CPU)(cls))
     return _RECORDER_MODELS[kinds]
 
 
@@ -194,7 +193,8 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
     if spikes is not None:
         first = net.layers[0]
         shape = first.shape if isinstance(first, Input) else net.input_shape
-        if not isinstance(first, Input) and isinstance(next(x for x in net.layers if not isinstance(x, Flatten)), Dense):
+        first_synapse = next(x for x in net.layers if not isinstance(x, Flatten))
+        if not isinstance(first, Input) and isinstance(first_synapse, Dense):
             shape = (int(np.prod(shape)),)
         data = to_lava(spikes.reshape((steps,) + tuple(shape)), len(shape))
         source = SpikeSource(data=np.moveaxis(data, 0, -1).astype(np.int32))
@@ -342,11 +342,6 @@ def run_cases(cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict
     ]
 
 
-def run_case(case: LavaCase) -> Recording:
-    """Run one case sample by sample and stack the traces like the simulator's recording."""
-    return run_cases([case])[0]
-
-
 def _recording(traces: list[Traces], steps: int, record, last: int) -> Recording:
     rec = Recording(steps=steps, batch=len(traces))
     for i in traces[0]["s"]:
@@ -370,10 +365,9 @@ def run_netx(spec: dict, arrays: dict[str, np.ndarray]) -> Recording:
     traces = []
     for b in range(batch):
         sample_spikes = None if spikes is None else spikes[b, :steps]
-        build_one = lambda length, b=b, x=sample_spikes: _build_netx(spec, x, _sample(bias, b, per_sample), layers)
-        traces += run_group([build_one], [steps], record)
-    last = [i for i, (kind, _, neuron) in enumerate(layers) if kind in NETX_BLOCKS or (kind == "input" and neuron)][-1]
-    return _recording(traces, steps, record, last)
+        sample_bias = _sample(bias, b, per_sample)
+        traces += run_group([lambda _: _build_netx(spec, sample_spikes, sample_bias, layers)], [steps], record)
+    return _recording(traces, steps, record, _netx_blocks(layers)[-1])
 
 
 def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
@@ -389,18 +383,24 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
     if spikes is not None:
+        if len(net.inp.shape) == 1:  # a dense first block takes (C, H, W) input flattened C-first
+            spikes = spikes.reshape(len(spikes), -1)
         data = to_lava(spikes, spikes.ndim - 1)
         source = SpikeSource(data=np.moveaxis(data, 0, -1).astype(np.int32))
         source.s_out.connect(net.inp)
-    built = [i for i, (kind, _, neuron) in enumerate(layers) if kind in NETX_BLOCKS or (kind == "input" and neuron)]
     neurons = []
-    for index, block in zip(built, net.layers):
+    for index, block in zip(_netx_blocks(layers), net.layers):
         shape = tuple(block.neuron.u.shape)
         neurons.append((index, tuple(reversed(shape)) if len(shape) == 3 else shape, block.neuron))
     return [], neurons
 
 
 NETX_BLOCKS = ("dense", "conv", "dense_rec")
+
+
+def _netx_blocks(layers: list[tuple[str, tuple[int, ...], bool]]) -> list[int]:
+    """File indices of the layers netx builds a block for: all but flatten and shape-only input."""
+    return [i for i, (kind, _, neuron) in enumerate(layers) if kind in NETX_BLOCKS or (kind == "input" and neuron)]
 
 
 def _netx_layers(path: str) -> list[tuple[str, tuple[int, ...], bool]]:
