@@ -379,6 +379,32 @@ def corrupt_tree(tree, rng: Rng, replace: Callable[[Rng, Any], tuple[Any, str]] 
     return f"replace {'/'.join(map(str, path))} by {kind}"
 
 
+def checkpoint_value(rng: Rng, old) -> tuple[Any, str]:
+    """A wrong value for a checkpoint entry: for a tensor, wrong shapes, dtypes and values; else
+    :func:`wrong_value`, or an object a weights-only unpickler must refuse."""
+    import datetime
+
+    import torch
+
+    if isinstance(old, torch.Tensor):
+        kind = str(rng.choice(["nan", "inf", "shape", "transpose", "empty", "scalar", "int", "bool", "complex",
+                               "half", "list", "string"]))
+        t = old.detach().clone().float()
+        if kind in ("nan", "inf") and t.numel():
+            t.view(-1)[int(rng.integers(0, t.numel()))] = math.nan if kind == "nan" else -math.inf
+            return t, kind
+        table = {"shape": lambda: torch.zeros(tuple(s + 1 for s in t.shape) or (2,)),
+                 "transpose": lambda: t.T.contiguous() if t.dim() == 2 else t.reshape(-1, 1),
+                 "empty": lambda: torch.zeros(0), "scalar": lambda: torch.tensor(1.0),
+                 "int": lambda: t.to(torch.int64), "bool": lambda: t > 0, "complex": lambda: t.to(torch.complex64),
+                 "half": lambda: t.half(), "list": lambda: t.tolist(), "string": lambda: "weights"}
+        return table.get(kind, lambda: t)(), kind
+    if rng.random() < 0.1:
+        unsafe = [datetime.date(2020, 1, 1), {1, 2}, complex(1, 2), range(3)]
+        return unsafe[int(rng.integers(0, len(unsafe)))], "unsafe object"
+    return wrong_value(rng, old)
+
+
 # --------------------------------------------------------------------------- TOML
 
 
