@@ -22,7 +22,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from neurodeploy import fixed_point as fx
-from neurodeploy.netlist import Conv, Dense, Flatten, Input, Netlist
+from neurodeploy.netlist import Conv, Dense, Input, Netlist
 
 RECORDABLE = ("s", "u", "v")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly

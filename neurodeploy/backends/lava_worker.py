@@ -44,7 +44,7 @@ from lava.proc.lif.process import LIF, LIFReset
 
 from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava import LavaCase, _load, read_cases, write_recordings
-from neurodeploy.netlist import Conv, Dense, Flatten, Input, Netlist
+from neurodeploy.netlist import Dense, Flatten, Input, Netlist
 from neurodeploy.sim import Recording
 
 
