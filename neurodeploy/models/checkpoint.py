@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from neurodeploy.atomic import atomic_path
 from neurodeploy.encoding import make_encoding
 from neurodeploy.errors import InputFileError
 
@@ -91,10 +92,11 @@ def checkpoint_dict(model: SpikingNetwork, *, encoding: dict, steps: int, datase
 
 
 def save_checkpoint(path: str | Path | None, model: SpikingNetwork, **meta) -> dict:
-    """Build the checkpoint (keyword arguments of :func:`checkpoint_dict`), write it to ``path``."""
+    """Build the checkpoint (keyword arguments of :func:`checkpoint_dict`), write it to ``path`` atomically."""
     ckpt = checkpoint_dict(model, **meta)
     if path is not None:
-        torch.save(ckpt, path)
+        with atomic_path(path) as tmp:
+            torch.save(ckpt, tmp)
     return ckpt
 
 
