@@ -74,8 +74,8 @@ def _neuron_op(layer: NeuronLayer, shape: tuple, drive: str) -> dict:
 
 @torch.no_grad()
 def _out_shapes(model: SpikingNetwork) -> list[tuple]:
-    device = next(model.parameters()).device
-    x = torch.zeros(1, 1, *model.input_shape, device=device)
+    param = next(model.parameters())
+    x = torch.zeros(1, 1, *model.input_shape, dtype=param.dtype, device=param.device)
     shapes = []
     for block in model.blocks:
         x = block(x)[0] if isinstance(block, NeuronLayer) else block(x)
