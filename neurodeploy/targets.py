@@ -9,6 +9,7 @@ rather than assume a value.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, fields
@@ -130,17 +131,21 @@ _SCHEMA = (
 )
 
 _EXPECTED = {
-    "count": "an integer >= 1",
-    "bits": "an integer >= 0",
-    "range": "two integers [low, high] with low <= high",
+    "count": "an integer >= 1 (at most 2**53)",
+    "bits": "an integer >= 0 (at most 2**53)",
+    "range": "two integers [low, high] with low <= high (within +-2**53)",
     "bool": "true or false",
-    "float": "a number >= 0",
+    "float": "a number >= 0, finite",
     "str": "a string",
 }
 
 
+MAX_INT = 2**53  # integers beyond this are refused (and floats are exact below it)
+MAX_FILE_BYTES = 1 << 20  # a target file is a page of TOML
+
+
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_INT <= value <= MAX_INT
 
 
 def _valid(kind: str, value) -> bool:
@@ -154,7 +159,7 @@ def _valid(kind: str, value) -> bool:
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "float":
-        return (_is_int(value) or isinstance(value, float)) and value >= 0
+        return (_is_int(value) or isinstance(value, float) and math.isfinite(value)) and value >= 0
     return isinstance(value, str)
 
 
@@ -221,6 +226,9 @@ def load_target(name_or_path: str | os.PathLike) -> Target:
             f"{text_name}: no such target file, and not a bundled target (bundled: {', '.join(list_targets())})"
         )
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputFileError(f"{path}: {size} bytes; a target file has at most {MAX_FILE_BYTES}")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise InputFileError(f"{path}: cannot read target file: {err}") from err
@@ -232,4 +240,6 @@ def _parse_text(text: str, path: str) -> Target:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputFileError(f"{path}: not valid TOML: {err}") from err
+    except RecursionError:
+        raise InputFileError(f"{path}: not valid TOML for a target: arrays or tables nest too deep") from None
     return parse_target(data, path)
