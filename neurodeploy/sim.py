@@ -80,9 +80,13 @@ class _DenseOp:
             self.by_delay = {
                 int(d): np.where(layer.delay == d, weight, 0).T.astype(self.dtype) for d in np.unique(layer.delay)
             }
-        self.fan_out = (weight != 0).sum(axis=0).astype(np.float64)
+        self.fan_out = (weight != 0).sum(axis=0).astype(np.float64)  # nonzero synapses leaving each input
         row_sum = int(np.abs(weight).sum(axis=1).max(initial=0)) * graded_max
         self.bound = _shifted_bound(row_sum, self.exp) + len(self.by_delay)  # a floor adds at most 1 a delay
+
+    def events(self, counts: np.ndarray) -> int:
+        """Synaptic events from the summed presynaptic values of each input neuron."""
+        return int(np.rint(counts @ self.fan_out))
 
     def __call__(self, x: np.ndarray, exact_float: bool) -> dict[int, np.ndarray]:
         """Presynaptic values (rows, n_in) -> synaptic input (rows, n_out) per delay.
@@ -103,11 +107,22 @@ class _ConvOp:
         self.dtype = _sum_dtype(layer.weight, layer.weight.shape[1] * kh * kw, graded_max)
         self.weight = layer.weight.astype(self.dtype)
         self.exp = int(layer.weight_exp)
-        mask = (layer.weight != 0).astype(np.float64)
-        self.fan_out = _conv_transpose_ones(mask, layer).reshape(-1)
+        self.mask = (layer.weight != 0).astype(np.float64)
         fan_sum = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0))
         self.raw_bound = _shifted_bound(fan_sum * graded_max, self.exp)
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
+
+    def events(self, counts: np.ndarray) -> int:
+        """Synaptic events from the summed presynaptic values of each input neuron.
+
+        Each input reaches as many outputs as the nonzero taps whose window covers
+        it, so the count is the sum of the input map convolved with the nonzero mask
+        (exact in float64: integers far below 2**53).
+        """
+        layer = self.layer
+        image = counts.reshape((1,) + layer.in_shape)
+        reached = _conv2d_channels_last(image, self.mask, layer.stride, layer.padding, layer.dilation, layer.groups)
+        return int(np.rint(reached.sum()))
 
     def __call__(self, x: np.ndarray, exact_float: bool) -> dict[int, np.ndarray]:
         """Presynaptic values (rows, n_in) -> synaptic input (rows, C, H, W), as :class:`_DenseOp`."""
@@ -178,24 +193,6 @@ def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilatio
         outs.append(patch @ w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T)
     out = np.concatenate(outs, axis=1) if groups > 1 else outs[0]
     return out.reshape(b, ho, wo, o)
-
-
-def _conv_transpose_ones(mask: np.ndarray, layer: Conv) -> np.ndarray:
-    """Fan-out of every input neuron: how many nonzero synapses leave it."""
-    c, h, w = layer.in_shape
-    counts = np.zeros((c, h, w))
-    (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
-    ho, wo = layer.shape[1:]
-    og, cg = mask.shape[0] // layer.groups, mask.shape[1]
-    for g in range(layer.groups):
-        taps = mask[g * og:(g + 1) * og].sum(axis=0)  # (cg, kh, kw): outputs reached through each tap
-        for i in range(mask.shape[2]):
-            for j in range(mask.shape[3]):
-                rows = np.arange(ho) * sh + i * dh - ph
-                cols = np.arange(wo) * sw + j * dw - pw
-                rows, cols = rows[(rows >= 0) & (rows < h)], cols[(cols >= 0) & (cols < w)]
-                counts[g * cg:(g + 1) * cg, rows[:, None], cols[None, :]] += taps[:, i, j][:, None, None]
-    return counts
 
 
 def _synapse(layer, graded_max: int):
@@ -462,7 +459,7 @@ class _Run:
             a = unit.synaptic_input(pre, steps)
             if unit.op is not None and pre is not None:
                 counts = pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64)
-                rec.synaptic_events[unit.index] += int(np.rint(counts @ unit.op.fan_out))
+                rec.synaptic_events[unit.index] += unit.op.events(counts)
             s, u, v = (
                 getattr(rec, name)[unit.index][rows].reshape(size, steps, unit.n) if name in self.record else None
                 for name in ("s", "u", "v")
