@@ -26,28 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-core", action="store_true", help="list every core's use")
 
 
-def _load_array(path: str):
-    import numpy as np
-
-    from neurodeploy.errors import InputFileError
-
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise InputFileError(f"{path}: cannot read as a .npy array: {err}") from err
-
-
 def _inputs(args, net):
     """Input spikes (with a batch axis) and input bias from the files given, or None."""
+    from neurodeploy.commands.run import load_array, load_bias
     from neurodeploy.errors import InputFileError
-    from neurodeploy.netlist import Input
 
-    spikes = _load_array(args.input) if args.input else None
-    if spikes is not None and spikes.ndim == len(net.input_shape or net.layers[0].shape) + 1:
+    spikes = load_array(args.input) if args.input else None
+    shape = tuple(net.input_shape or net.layers[0].shape)
+    if spikes is not None and spikes.ndim == len(shape) + 1:
         spikes = spikes[None]
-    bias = _load_array(args.input_bias) if args.input_bias else None
-    if bias is not None and not isinstance(net.layers[0], Input):
-        raise InputFileError(f"{args.input_bias}: --input-bias needs a netlist whose layer 0 is an input layer")
+    if spikes is not None and (spikes.ndim != len(shape) + 2 or tuple(spikes.shape[2:]) != shape):
+        dims = ", ".join(map(str, shape))
+        raise InputFileError(f"{args.input}: expected shape ([batch,] steps, {dims}), got {spikes.shape}")
+    bias = load_bias(args.input_bias, net) if args.input_bias else None
     return spikes, bias
 
 

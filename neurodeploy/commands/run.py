@@ -11,6 +11,9 @@ neuron layer i (batch, steps, *layer shape), the per-layer counters aligned with
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import tokenize
 
 import numpy as np
 
@@ -76,17 +79,20 @@ def recording_arrays(rec, counters: bool = True) -> dict[str, np.ndarray]:
 
 
 def load_array(path: str) -> np.ndarray:
-    """A finite, integer-valued ``.npy`` array (never a pickle)."""
+    """A finite, integer-valued ``.npy`` array (never a pickle, never an archive).
+
+    The header is checked before any data is read: a number dtype, and a declared
+    size the file really holds (a header declaring 10**12 elements allocates nothing).
+    """
     try:
-        arr = np.load(path, allow_pickle=False)
+        with open(path, "rb") as fh:
+            _check_npy_header(fh, path)
+            fh.seek(0)
+            arr = np.load(fh, allow_pickle=False)
     except FileNotFoundError:
         raise InputFileError(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise InputFileError(f"{path}: not a readable .npy array: {err}") from None
-    if not isinstance(arr, np.ndarray):
-        raise InputFileError(f"{path}: expected one .npy array, found an archive")
-    if arr.dtype.kind not in "biuf":
-        raise InputFileError(f"{path}: expected numbers, got dtype {arr.dtype}")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise InputFileError(f"{path}: holds non-finite values")
@@ -95,6 +101,34 @@ def load_array(path: str) -> np.ndarray:
     if arr.size and arr.dtype.kind in "iuf" and (arr.min() < -INT32 or arr.max() >= INT32):
         raise InputFileError(f"{path}: values must fit in 32 bits, found {arr.min()} .. {arr.max()}")
     return arr
+
+
+def _check_npy_header(fh, path: str) -> None:
+    """Refuse what is not a .npy file of numbers whose data the file holds in full."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(fh)
+    except ValueError:
+        raise InputFileError(f"{path}: not a .npy array file (an .npz archive or other data)") from None
+    if version not in ((1, 0), (2, 0)):
+        raise InputFileError(f"{path}: .npy format version {version} is not supported (1.0 or 2.0)")
+    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    try:
+        shape, _, dtype = read(fh)
+    except (ValueError, SyntaxError, tokenize.TokenError) as err:  # numpy parses the header as Python literals
+        raise InputFileError(f"{path}: damaged .npy header: {err}") from None
+    if dtype.hasobject:
+        raise InputFileError(f"{path}: not a readable .npy array: dtype {dtype} holds pickled Python objects, "
+                             "which are never loaded")
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+        raise InputFileError(f"{path}: expected numbers, got dtype {dtype}")
+    if any(d < 0 for d in shape):
+        raise InputFileError(f"{path}: declares a negative size in shape {shape}")
+    declared = math.prod(shape) * dtype.itemsize
+    held = os.fstat(fh.fileno()).st_size - fh.tell()
+    if held < declared:
+        raise InputFileError(f"{path}: the header declares shape {shape} ({declared} bytes), the file holds {held}")
 
 
 def load_spikes(path: str, net, steps: int) -> np.ndarray:
