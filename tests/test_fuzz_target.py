@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from importlib import resources
 
 import pytest
 
 from fuzzing import byte_corrupter, cases, corrupt_tree, fuzz, to_toml, toml_value
-from neurodeploy.targets import _bundled_dir, load_target
+from neurodeploy.targets import load_target
 
 BYTE_CASES = 600
 STRUCTURED_CASES = 600
@@ -17,7 +18,7 @@ STRUCTURED_CASES = 600
 
 @pytest.fixture(scope="module")
 def valid() -> bytes:
-    return (_bundled_dir() / "loihi1.toml").read_bytes()
+    return (resources.files("neurodeploy.hw_configs") / "loihi1.toml").read_bytes()
 
 
 def _tree_corrupter(valid: bytes):
