@@ -152,8 +152,9 @@ def _scaled(y: np.ndarray, exp: int, exact_float: bool, then: int = 0) -> np.nda
     float64 when ``exact_float`` (scaling by a power of two is exact in binary
     floating point, and so is the floor), int64 otherwise.
     """
-    if not exact_float:
-        return fx.shift(fx.shift(np.rint(y).astype(np.int64) if y.dtype.kind == "f" else y, exp), then)
+    if not exact_float or y.dtype.kind != "f":  # int64 sums may exceed 2**53: shift them as integers
+        shifted = fx.shift(np.rint(y).astype(np.int64) if y.dtype.kind == "f" else y, exp)
+        return fx.shift(shifted, then) if not exact_float else shifted.astype(np.float64) * 2.0**then
     if exp >= 0:
         return np.multiply(y, 2.0 ** (exp + then), dtype=np.float64)
     y = np.multiply(y, 2.0**exp, dtype=np.float64)

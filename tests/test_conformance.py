@@ -9,7 +9,7 @@ from neurodeploy import fixed_point as fx
 from neurodeploy import sim as sim_module
 from neurodeploy.backends.lava import check_lava_limits
 from neurodeploy.conformance import compare, describe, generate_cases, run_conformance
-from neurodeploy.netlist import Conv, Dense, Input
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Input, Netlist
 from neurodeploy.sim import simulate
 
 LAVA_CASES = 200
@@ -79,6 +79,24 @@ def test_float_path_equals_the_int64_rules(cases, monkeypatch):
         assert compare(k, case, fast, exact).mismatching == 0
         for counter in ("u_wraps", "v_saturations", "synaptic_events", "spike_count"):
             assert getattr(fast, counter) == getattr(exact, counter)
+
+
+def test_float_path_takes_huge_graded_sums_exactly(monkeypatch):
+    """A sum past 2**53 (summed in int64) that the weight exponent brings back down stays exact.
+
+    255 * spike is 2**16 * k - 1 between 2**55 and 2**56, where float64 would round it
+    up to 2**16 * k and the floor of its shift by -16 would come out one too high.
+    """
+    spike = 141289400107265
+    assert 2**55 <= 255 * spike < 2**56 and (255 * spike) % 2**16 == 2**16 - 1
+    net = Netlist([Dense(weight=np.array([[255]]), neuron=CubaNeuron(vth=0, du=4095, dv=4096), weight_exp=-16)],
+                  input_shape=(1,))
+    spikes = np.full((1, 3, 1), spike)
+    fast = simulate(net, 3, spikes=spikes, record=("u",))
+    monkeypatch.setattr(sim_module._Neurons, "FLOAT_INPUT_LIMIT", 0)
+    exact = simulate(net, 3, spikes=spikes, record=("u",))
+    assert exact.u[0][0, 1, 0] != 0
+    np.testing.assert_array_equal(fast.u[0], exact.u[0])
 
 
 def test_compare_counts_and_locates_mismatches(cases):
