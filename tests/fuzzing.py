@@ -567,7 +567,7 @@ def netlists(draw, netx: bool = False) -> Netlist:
     """Small valid netlists: input layers, (grouped, strided, dilated) convs, flattens, dense layers with
     delays and biases, and the run conventions. ``netx`` keeps to what netx stores exactly."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    spatial = draw(st.booleans())
+    spatial = draw(st.integers(0, 2)) > 0
     shape = (draw(st.integers(1, 3)), draw(st.integers(2, 7)), draw(st.integers(2, 7))) if spatial \
         else (draw(st.integers(1, 20)),)
     layers: list = []
@@ -576,7 +576,7 @@ def netlists(draw, netx: bool = False) -> Netlist:
         layers.append(Input(shape=shape, neuron=_neuron(draw, netx), bias=bias))
     in_shape = shape
     for _ in range(draw(st.integers(1, 4))):
-        conv = _conv(draw, rng, shape, netx) if len(shape) == 3 and draw(st.booleans()) else None
+        conv = _conv(draw, rng, shape, netx) if len(shape) == 3 and draw(st.integers(0, 3)) > 0 else None
         if conv is not None:
             layers.append(conv)
             shape = conv.shape
