@@ -136,7 +136,7 @@ class _ConvOp:
                 out -= np.floor((out + fx.MAX_UV) * 2.0**-24) * 2.0**24  # two's-complement wrap to 24 bits
                 out *= 2.0**fx.ACT_SHIFT
         else:
-            out = fx.wrap_bits(fx.shift(np.rint(out).astype(np.int64), self.exp), 24)
+            out = fx.wrap_bits(_scaled(out, self.exp, False), 24)
             out = (out << fx.ACT_SHIFT).astype(np.float64) if exact_float else out
         return {0: out.transpose(0, 3, 1, 2)}
 
