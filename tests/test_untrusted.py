@@ -1,0 +1,265 @@
+"""Files from others run nothing and allocate nothing absurd: pickles in checkpoints and arrays, zip
+bombs, HDF5 links out of the file, aliases and cycles, data stored elsewhere, huge declared sizes."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import pickle
+import resource
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from fuzzing import sample_netlist
+from neurodeploy.cli import main
+from neurodeploy.commands.run import load_array
+from neurodeploy.errors import InputFileError
+from neurodeploy.exporters.netx import write_netx
+from neurodeploy.models import CheckpointError, load_checkpoint, make_rule, parse_arch, save_checkpoint
+from neurodeploy.models.network import SpikingNetwork
+from neurodeploy.netio import load_netlist
+
+MAX_GROWTH_MB = 200  # what refusing a file may add to the process's peak memory
+
+
+class SystemCall:
+    """Unpickling this runs a shell command."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class OpenFile:
+    """Unpickling this creates a file through a builtin."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (builtins.open, (self.path, "w"))
+
+
+def _checkpoint(path) -> dict:
+    model = SpikingNetwork(parse_arch("64-10"), (1, 8, 8), make_rule("tssl"), "current")
+    return save_checkpoint(path, model, encoding={"name": "direct"}, steps=4, dataset="digits", split={},
+                           float_test_accuracy=0.5, seed=0)
+
+
+@pytest.fixture
+def marker(tmp_path):
+    path = tmp_path / "created-by-unpickling"
+    yield path
+    assert not path.exists(), "unpickling ran code from the file"
+
+
+@pytest.mark.parametrize("payload", ["system", "open"])
+def test_checkpoint_whose_pickle_runs_code_is_refused(tmp_path, marker, payload):
+    ckpt = _checkpoint(None)
+    ckpt["training"] = {"note": SystemCall(f"touch {marker}") if payload == "system" else OpenFile(str(marker))}
+    path = tmp_path / "evil.pt"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"evil\.pt: refused: it holds Python objects other than tensors"):
+        load_checkpoint(path)
+
+
+def test_cli_refuses_the_pickle_in_one_line_exit_2(tmp_path, marker, capsys):
+    ckpt = _checkpoint(None)
+    ckpt["state_dict"] = SystemCall(f"touch {marker}")
+    path = tmp_path / "evil.pt"
+    torch.save(ckpt, path)
+    assert main(["export", str(path), "-o", str(tmp_path / "out"), "--calibrate", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"neurodeploy export: error: {path}: refused") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_plain_pickle_is_never_unpickled(tmp_path, marker):
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(pickle.dumps({"format": "neurodeploy-checkpoint", "x": SystemCall(f"touch {marker}")}))
+    with pytest.raises(CheckpointError, match="not a checkpoint written by torch.save"):
+        load_checkpoint(path)
+
+
+def test_compressed_checkpoint_is_refused_before_it_expands(tmp_path):
+    """A zip bomb: 64 MB of zeros deflate to a few dozen kB."""
+    ckpt = _checkpoint(None)
+    ckpt["training"] = {"pad": torch.zeros(16 * 2**20)}
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    stored = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for name in stored.namelist():
+            bomb.writestr(name, stored.read(name))
+    assert path.stat().st_size < 2**20
+    with pytest.raises(CheckpointError, match="is compressed"):
+        load_checkpoint(path)
+
+
+def test_valid_checkpoint_still_loads(tmp_path):
+    _checkpoint(tmp_path / "ok.pt")
+    model, ckpt = load_checkpoint(tmp_path / "ok.pt")
+    assert ckpt["format"] == "neurodeploy-checkpoint"
+
+
+def test_npy_holding_a_pickle_is_refused_unread(tmp_path, marker):
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array([SystemCall(f"touch {marker}")], dtype=object), allow_pickle=True)
+    with pytest.raises(InputFileError, match="pickled Python objects, which are never loaded"):
+        load_array(str(path))
+
+
+def test_npy_declaring_a_huge_shape_allocates_nothing(tmp_path):
+    path = tmp_path / "huge.npy"
+    np.save(path, np.zeros(4, np.int64))
+    data = path.read_bytes().replace(b"'shape': (4,)", b"'shape': (1000000000000,)")
+    path.write_bytes(data)
+    before = _peak_mb()
+    with pytest.raises(InputFileError, match=r"declares shape \(1000000000000,\)"):
+        load_array(str(path))
+    assert _peak_mb() - before < MAX_GROWTH_MB
+
+
+def test_npz_archive_is_not_an_input_array(tmp_path):
+    path = tmp_path / "arrays.npy"
+    with open(path, "wb") as fh:
+        np.savez(fh, a=np.zeros(3))
+    with pytest.raises(InputFileError, match="not a .npy array file"):
+        load_array(str(path))
+
+
+# --------------------------------------------------------------------------- HDF5: netx and NIR
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.fixture(params=["netx", "nir"])
+def hdf5_file(request, tmp_path):
+    """A valid netx or NIR file and the path of one dataset inside it (a conv weight)."""
+    net = sample_netlist(input_layer=False)
+    if request.param == "netx":
+        path = tmp_path / "net.net"
+        write_netx(net, path)
+        return path, "layer/1/weight"
+    pytest.importorskip("nir")
+    from neurodeploy.exporters.nir import write_nir
+
+    path = tmp_path / "net.nir"
+    write_nir(net, path)
+    return path, "node/nodes/l0_conv/weight"
+
+
+def _edit(path, edit) -> None:
+    with h5py.File(path, "r+") as h5:
+        edit(h5)
+
+
+def _refused(path, match: str, monkeypatch) -> InputFileError:
+    """Refused with ``match``, and for NIR before nir.read is called."""
+    nir = pytest.importorskip("nir") if path.suffix == ".nir" else None
+    if nir is not None:
+        monkeypatch.setattr(nir, "read", lambda *a, **k: pytest.fail("nir.read ran on an unchecked file"))
+    with pytest.raises(InputFileError, match=match) as err:
+        load_netlist(path)
+    assert str(err.value).startswith(str(path))
+    return err.value
+
+
+def test_external_link_is_refused(hdf5_file, tmp_path, monkeypatch):
+    path, dataset = hdf5_file
+    secret = tmp_path / "secret.h5"
+    with h5py.File(secret, "w") as h5:
+        h5["weight"] = np.ones((2, 2, 3, 3))
+
+    def link(h5):
+        del h5[dataset]
+        h5[dataset] = h5py.ExternalLink(str(secret), "/weight")
+
+    _edit(path, link)
+    _refused(path, f"/{dataset}: is an external link to {secret}", monkeypatch)
+
+
+@pytest.mark.parametrize("target", ["/elsewhere/weight", "/../../etc/passwd", "/"])
+def test_soft_links_are_refused(hdf5_file, monkeypatch, target):
+    path, dataset = hdf5_file
+
+    def link(h5):
+        del h5[dataset]
+        h5[dataset] = h5py.SoftLink(target)
+
+    _edit(path, link)
+    _refused(path, f"/{dataset}: is a soft link to {target}; links are refused", monkeypatch)
+
+
+def test_hard_link_cycle_is_refused(hdf5_file, monkeypatch):
+    """nir's reader recurses through groups: a group linked into itself would never end."""
+    path, dataset = hdf5_file
+    group = dataset.rpartition("/")[0]
+    _edit(path, lambda h5: h5[group].__setitem__("loop", h5[group]))
+    _refused(path, "aliases are refused", monkeypatch)
+
+
+@pytest.mark.parametrize("shape", [(10**12,), (10**6, 10**6)])
+def test_absurd_declared_size_is_refused_before_allocating(hdf5_file, monkeypatch, shape):
+    path, dataset = hdf5_file
+
+    def huge(h5):
+        del h5[dataset]
+        h5.create_dataset(dataset, shape=shape, dtype="f8", chunks=(1,) * len(shape))
+
+    _edit(path, huge)
+    assert path.stat().st_size < 2**20
+    before = _peak_mb()
+    _refused(path, f"/{dataset}: declares {np.prod(shape, dtype=object)} elements, more than the limit", monkeypatch)
+    assert _peak_mb() - before < MAX_GROWTH_MB
+
+
+def test_data_stored_in_another_file_is_refused(hdf5_file, tmp_path, monkeypatch):
+    path, dataset = hdf5_file
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(np.ones(18).tobytes())
+
+    def external(h5):
+        del h5[dataset]
+        h5.create_dataset(dataset, shape=(2, 1, 3, 3), dtype="f8", external=[(str(raw), 0, 144)])
+
+    _edit(path, external)
+    _refused(path, "stores its data outside the file", monkeypatch)
+
+
+def test_virtual_dataset_is_refused(hdf5_file, tmp_path, monkeypatch):
+    path, dataset = hdf5_file
+    source = tmp_path / "source.h5"
+    with h5py.File(source, "w") as h5:
+        h5["w"] = np.ones(18)
+
+    def virtual(h5):
+        layout = h5py.VirtualLayout(shape=(18,), dtype="f8")
+        layout[:] = h5py.VirtualSource(str(source), "w", shape=(18,))
+        del h5[dataset]
+        h5.create_virtual_dataset(dataset, layout)
+
+    _edit(path, virtual)
+    _refused(path, "stores its data outside the file", monkeypatch)
+
+
+def test_opaque_and_variable_length_data_are_refused(hdf5_file, monkeypatch):
+    path, dataset = hdf5_file
+
+    def vlen(h5):
+        del h5[dataset]
+        h5.create_dataset(dataset, (2,), dtype=h5py.vlen_dtype(np.int64))
+
+    _edit(path, vlen)
+    _refused(path, "only numbers and strings are read", monkeypatch)
