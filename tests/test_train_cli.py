@@ -1,0 +1,48 @@
+"""``python -m neurodeploy.train``: a short run end to end, and clear errors for bad arguments."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from neurodeploy.train import main
+
+
+def test_module_entry_point_trains_and_writes(tmp_path):
+    out = tmp_path / "m.pt"
+    cmd = [sys.executable, "-m", "neurodeploy.train", "--rule", "bpsa", "--arch", "64-16-10bn", "--steps", "4",
+           "--epochs", "2", "--limit", "200", "--seed", "3", "--threads", "1", "-o", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "epoch   2/2" in run.stdout and "float test accuracy" in run.stdout
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["rule"] == "bpsa" and ckpt["steps"] == 4 and ckpt["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--arch", "64-12q-10"], "token '12q' is not a layer"),
+        (["--arch", "64-128-7"], "ends with 7 neurons but digits has 10 classes"),
+        (["--dataset", "mnist", "--data-root", "/nonexistent/mnist"], "'/nonexistent/mnist' does not exist"),
+        (["--dataset", "mnist"], "needs a data folder"),
+        (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--steps", "0"], "--steps = 0 must be >= 1"),
+        (["--rule", "bpsa", "--tau-m", "4"], "integrate-and-fire"),
+        (["--rule", "tssl", "--loss", "ce"], "takes kernel or count"),
+        (["--rule", "tssl", "--variant", "graded"], "'bpsa' only"),
+        (["--encoding", "events"], "'events' is the encoding of nmnist"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, capsys, args, words):
+    assert main([*args, "--epochs", "1", "--no-progress", "-o", str(tmp_path / "m.pt")]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_unknown_rule_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--rule", "stdp", "-o", str(tmp_path / "m.pt")])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'stdp'" in capsys.readouterr().err
