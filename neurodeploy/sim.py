@@ -16,6 +16,7 @@ update is one neuron stepped.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +32,9 @@ CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit
 # BLAS threads for the matrix products. Ours are many and mostly mid-sized, where a
 # thread pool sharing busy cores costs more than it gives: a (14, 2560) @ (2560, 100)
 # product took 60 ms with two OpenBLAS threads on a loaded 2-core machine, 0.2 ms with one.
+# Products of at least BIG_PRODUCT multiply-adds use every core.
 BLAS_THREADS = 1
+BIG_PRODUCT = 1 << 26
 
 
 @dataclass
@@ -95,7 +98,7 @@ class _DenseOp:
         """
         x = x.astype(self.dtype, copy=False)
         then = fx.ACT_SHIFT if exact_float else 0
-        return {d: _scaled(x @ w, self.exp, exact_float, then) for d, w in self.by_delay.items()}
+        return {d: _scaled(_matmul(x, w), self.exp, exact_float, then) for d, w in self.by_delay.items()}
 
 
 class _ConvOp:
@@ -139,6 +142,14 @@ class _ConvOp:
             out = fx.wrap_bits(_scaled(out, self.exp, False), 24)
             out = (out << fx.ACT_SHIFT).astype(np.float64) if exact_float else out
         return {0: out.transpose(0, 3, 1, 2)}
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b``, on every core when the product is large enough to gain from it."""
+    if a.shape[0] * a.shape[1] * b.shape[1] < BIG_PRODUCT:
+        return a @ b
+    with threadpool_limits(os.cpu_count() or 1, user_api="blas"):
+        return a @ b
 
 
 def _shifted_bound(bound: int, exp: int) -> int:
@@ -191,7 +202,7 @@ def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilatio
     outs = []
     for g in range(groups):
         patch = cols[..., g * cg:(g + 1) * cg].reshape(b * ho * wo, kh * kw * cg)
-        outs.append(patch @ w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T)
+        outs.append(_matmul(patch, w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T))
     out = np.concatenate(outs, axis=1) if groups > 1 else outs[0]
     return out.reshape(b, ho, wo, o)
 
