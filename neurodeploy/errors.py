@@ -7,3 +7,7 @@ class NeurodeployError(Exception):
 
 class InputFileError(NeurodeployError):
     """A file that cannot be read as what it claims to be (netx, NIR, checkpoint, target, array)."""
+
+
+class OutputFileError(NeurodeployError):
+    """An output that could not be written (a full disk, no permission); no partial file is left."""
