@@ -7,9 +7,13 @@ and ``run``; heavy imports (torch, Lava) happen inside ``run`` only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 import traceback
+from typing import Iterator
 
 from neurodeploy.errors import NeurodeployError
 
@@ -46,19 +50,49 @@ def _command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that cleanup runs (finally blocks, staged files)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def terminations_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (Python's default for them
+    ends the process at once, skipping every cleanup); the previous handlers come back after."""
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {name: signal.signal(getattr(signal, name), _terminate) for name in names}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(_command(argv)).parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except NeurodeployError as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"neurodeploy {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"neurodeploy {args.command}: interrupted", file=sys.stderr)
-        return 130
+    with terminations_interrupt():
+        try:
+            return int(args.run(args) or 0)
+        except NeurodeployError as err:
+            if args.debug:
+                traceback.print_exc()
+            print(f"neurodeploy {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as err:
+            signum = err.signum if isinstance(err, Terminated) else signal.SIGINT
+            print(f"neurodeploy {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+            return 128 + signum
 
 
 if __name__ == "__main__":
