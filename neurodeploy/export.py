@@ -9,14 +9,14 @@ outputs and renames each into place only once all are complete.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.errors import NeurodeployError
+from neurodeploy.atomic import replace_all
+from neurodeploy.errors import NeurodeployError, OutputFileError
 from neurodeploy.fold import fold
 from neurodeploy.quantize import Limits, Quantized, quantize
 
@@ -134,21 +134,24 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
         err.args = (f"{source}: {err}",)
         raise err
     result = ExportResult(q, violations=violations)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as staging:
-        staged = {fmt: Path(staging) / path.name for fmt, path in targets.items()}
-        for fmt, path in staged.items():
-            _write(fmt, q, path)
-        if q.input_transform is not None:
-            staged["input_transform"] = Path(staging) / f"{stem}.input.npz"
-            with open(staged["input_transform"], "wb") as fh:
-                np.savez(fh, **{k: np.asarray(v) for k, v in q.input_transform.items()})
-        result.files = {key: out_dir / path.name for key, path in staged.items()}
-        staged["report"] = Path(staging) / report_path.name
-        result.files["report"] = report_path
-        staged["report"].write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))
-        for key, path in staged.items():
-            os.replace(path, result.files[key])
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as staging:
+            staged = {fmt: Path(staging) / path.name for fmt, path in targets.items()}
+            for fmt, path in staged.items():
+                _write(fmt, q, path)
+            if q.input_transform is not None:
+                staged["input_transform"] = Path(staging) / f"{stem}.input.npz"
+                with open(staged["input_transform"], "wb") as fh:
+                    np.savez(fh, **{k: np.asarray(v) for k, v in q.input_transform.items()})
+            result.files = {key: out_dir / path.name for key, path in staged.items()}
+            staged["report"] = Path(staging) / report_path.name
+            result.files["report"] = report_path
+            staged["report"].write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))
+            replace_all(((path, result.files[key]) for key, path in staged.items()), Path(staging))
+    except OSError as err:  # writing into the staging folder: a full disk, no permission
+        raise OutputFileError(f"{out_dir}: cannot write the export ({err.strerror or err}); "
+                              "the previous files are kept") from err
     return result
 
 
