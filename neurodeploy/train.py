@@ -31,7 +31,7 @@ from .models.network import SpikingNetwork, predict
 from .models.rules import BPSA_VARIANTS, RULES, TSSL_GRADS, Rule, make_rule
 
 EVAL_BATCH = 500
-DEFAULT_LR = {"tssl": 2e-3, "bpsa": 2e-3, "bptt-lif": 2e-3, "bptt-if": 2e-3}
+DEFAULT_LR = 5e-3
 
 
 @dataclass
@@ -96,7 +96,8 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _check(cfg: TrainConfig) -> tuple[Rule, dict, str]:
+def resolve_config(cfg: TrainConfig) -> tuple[Rule, dict, str]:
+    """Check ``cfg``; return its rule, encoding dict and loss name (defaults filled in)."""
     for name, value, low in (("--steps", cfg.steps, 1), ("--epochs", cfg.epochs, 1), ("--batch-size", cfg.batch_size, 1)):
         if int(value) < low:
             raise TrainError(f"{name} = {value} must be >= {low}")
@@ -113,7 +114,7 @@ def _check(cfg: TrainConfig) -> tuple[Rule, dict, str]:
     return rule, encoding, loss
 
 
-class _Loss:
+class TrainingLoss:
     """The training loss of a rule, from a :class:`RunOutput` and the labels."""
 
     def __init__(self, name: str, rule: Rule, cfg: TrainConfig):
@@ -159,7 +160,7 @@ def _load(cfg: TrainConfig, data: str):
 
 def train(cfg: TrainConfig, log=print) -> TrainResult:
     """Train a network as ``cfg`` says; return it with its checkpoint dict and history."""
-    rule, encoding, loss_name = _check(cfg)
+    rule, encoding, loss_name = resolve_config(cfg)
     data = dataset_name(cfg.dataset)
     device = pick_device(cfg.device)
     torch.set_num_threads(cfg.threads or default_threads())
@@ -169,11 +170,11 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
         raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
-    lr = cfg.lr or DEFAULT_LR[rule.name]
+    lr = cfg.lr or DEFAULT_LR
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     batches = math.ceil(len(y_tr) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=cfg.epochs * batches, pct_start=0.15)
-    loss_fn = _Loss(loss_name, rule, cfg)
+    loss_fn = TrainingLoss(loss_name, rule, cfg)
     order_gen = torch.Generator().manual_seed(cfg.seed)
     enc_gen = torch.Generator().manual_seed(cfg.seed + 1)
     history = []
@@ -229,7 +230,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--seed", type=int, default=d.seed, help="default %(default)s")
     a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
     a("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
-    a("--lr", type=float, help="peak learning rate of the one-cycle schedule (default 2e-3)")
+    a("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
     a("--weight-decay", type=float, default=d.weight_decay)
     a("--encoding", choices=ENCODINGS, help="input encoding (default: direct; events for nmnist)")
     a("--gain", type=float, default=d.gain, help="rate encoding: spike probability = gain * pixel")

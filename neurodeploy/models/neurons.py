@@ -60,15 +60,22 @@ def psp(spikes: Tensor, tau_s: float) -> Tensor:
 def _integrate(current: Tensor, leak: float, vth: float) -> tuple[Tensor, Tensor]:
     """Run the LIF forward on (T, M) currents; return membranes before reset and spikes."""
     membrane = torch.empty_like(current)
-    spikes = torch.empty_like(current)
+    fired = torch.empty(current.shape, dtype=torch.bool, device=current.device)
     rest = torch.zeros_like(current[0])
     for t in range(current.shape[0]):
-        v = torch.add(current[t], rest, alpha=leak) if leak != 1.0 else current[t] + rest
-        membrane[t] = v
-        fired = v > vth
-        spikes[t] = fired
-        rest = v.masked_fill(fired, 0.0)
-    return membrane, spikes
+        v = torch.add(current[t], rest, alpha=leak, out=membrane[t])
+        torch.gt(v, vth, out=fired[t])
+        rest = v.masked_fill(fired[t], 0.0)
+    return membrane, fired.to(current.dtype)
+
+
+def _scan_back(drive: Tensor, gain: Tensor) -> Tensor:
+    """``out[t] = drive[t] + gain[t] * out[t+1]`` backwards over time, ``out[T] = 0``."""
+    out = torch.empty_like(drive)
+    carry = torch.zeros_like(drive[0])
+    for t in range(drive.shape[0] - 1, -1, -1):
+        carry = torch.addcmul(drive[t], gain[t], carry, out=out[t])
+    return out
 
 
 class TSSLBPFunction(torch.autograd.Function):
@@ -117,20 +124,16 @@ class TSSLBPFunction(torch.autograd.Function):
         tau_m, tau_s, vth, fallback = ctx.constants
         steps = membrane.shape[0]
         seen = kernel.t() @ grad_trace.reshape(steps, -1)  # G[t]
-        fired = spikes > 0
-        before = torch.cat([torch.zeros_like(membrane[:1]), (membrane * (1 - spikes))[:-1]])
-        rho = torch.where(fired, (1.0 / (membrane - before)).clamp(0.0, RHO_MAX), torch.zeros_like(membrane))
-        leak = leak_factor(tau_m)
-        delta = torch.empty_like(membrane)
-        carry = torch.zeros_like(membrane[0])
-        for t in range(steps - 1, -1, -1):
-            at_spike = rho[t] * (seen[t] + carry * membrane[t] / tau_m)
-            carry = torch.where(fired[t], at_spike, leak * carry)
-            delta[t] = carry
+        increment = membrane.clone()
+        increment[1:] -= membrane[:-1]
+        increment[1:].addcmul_(membrane[:-1], spikes[:-1])  # v[t] - v[t-1] (1 - s[t-1])
+        rho = increment.reciprocal_().clamp_(0.0, RHO_MAX).mul_(spikes)
+        # delta[t] = rho[t] (G[t] + c v[t] / tau_m) at spikes, (1 - 1/tau_m) c between them
+        gain = torch.where(spikes > 0, rho * membrane / tau_m, leak_factor(tau_m))
+        delta = _scan_back(rho.mul_(seen), gain)
         if fallback:
-            x = ((membrane - vth) / FALLBACK_WIDTH).clamp(-8.0, 8.0)
-            sig = torch.sigmoid(x)
-            surrogate = sig * (1 - sig) / FALLBACK_WIDTH * seen
+            x = torch.sub(membrane, vth).div_(FALLBACK_WIDTH).clamp_(-8.0, 8.0).sigmoid_()
+            surrogate = torch.ops.aten.sigmoid_backward(seen, x).div_(FALLBACK_WIDTH)
             delta = torch.where(trace < 1.0 / (4.0 * tau_s), surrogate, delta)
         return delta.view_as(grad_trace), None, None, None, None
 
@@ -164,15 +167,9 @@ class BPSAFunction(torch.autograd.Function):
         (membrane,) = ctx.saved_tensors
         vth, graded = ctx.constants
         fired = membrane > vth
-        zero = torch.zeros_like(membrane)
-        slope = fired.to(membrane.dtype) if graded else torch.where(fired, 1.0 / torch.where(fired, membrane, 1.0), zero)
+        slope = fired.to(membrane.dtype) if graded else torch.where(fired, membrane.reciprocal(), 0.0)
         keep = (~fired).to(membrane.dtype) + BPTA_RESIDUAL * slope
-        grad = grad_spikes.reshape(membrane.shape) * slope
-        out = torch.empty_like(membrane)
-        carry = torch.zeros_like(membrane[0])
-        for t in range(membrane.shape[0] - 1, -1, -1):
-            carry = grad[t] + carry * keep[t]
-            out[t] = carry
+        out = _scan_back(grad_spikes.reshape(membrane.shape) * slope, keep)
         return out.view_as(grad_spikes), None, None
 
 
