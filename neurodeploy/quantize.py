@@ -36,6 +36,7 @@ from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import conv2d, simulate
 
 BIAS_EXP = 6  # netx programs every bias as mantissa << 6
+VTH_17_BITS = 2**17 - 1  # Loihi's threshold mantissa is 17 bits wide
 CALIBRATIONS = ("max", "percentile", "rate")
 PERCENTILES = (100.0, 99.99, 99.9, 99.5)
 
@@ -80,6 +81,9 @@ class LayerQuant:
     biases_clipped: int
     weight_range: float
     percentile: float
+    thresholds_beyond_17_bits: int = 0  # 1 when vth needs more than Loihi's 17-bit mantissa (a wide target)
+    calibration_u_wraps: int | None = None  # on the calibration inputs; None without calibration
+    calibration_v_saturations: int | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -185,7 +189,8 @@ def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, l
     bias = np.clip(np.rint(braw), b_lo, b_hi).astype(np.int64)
     clipped_b = int(np.sum((braw < b_lo - 0.5) | (braw > b_hi + 0.5)))
     neuron = CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=BIAS_EXP)
-    facts = LayerQuant(index, layer.kind, lam, e, 8, vth, du, dv, clipped_w, clipped_b, w_range, pct)
+    facts = LayerQuant(index, layer.kind, lam, e, 8, vth, du, dv, clipped_w, clipped_b, w_range, pct,
+                       thresholds_beyond_17_bits=int(vth > VTH_17_BITS))
     return mant, bias, neuron, facts
 
 
@@ -246,9 +251,11 @@ def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
 
 
 def _overflowing_layers(q: Quantized, calib: np.ndarray) -> list[int]:
+    """Neuron layers whose u wraps or v saturates on ``calib``; the counts go into their facts."""
     rec = run_quantized(q, calib, record=())
-    idx = q.netlist.neuron_layers
-    return [k for k, i in enumerate(idx) if rec.u_wraps[i] or rec.v_saturations[i]]
+    for fact, i in zip(q.layers, q.netlist.neuron_layers):
+        fact.calibration_u_wraps, fact.calibration_v_saturations = int(rec.u_wraps[i]), int(rec.v_saturations[i])
+    return [k for k, fact in enumerate(q.layers) if fact.calibration_u_wraps or fact.calibration_v_saturations]
 
 
 def layer_rates(q: Quantized, calib: np.ndarray) -> list[float]:
@@ -289,6 +296,8 @@ def quantize(
         for k in bad:
             shifts[k] += 1
         q = _build(layers, steps, shifts, pcts, limits)
+    else:  # out of halvings (or none allowed): count what is left
+        _overflowing_layers(q, calibration)
     return q
 
 
