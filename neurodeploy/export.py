@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodeploy import faults
 from neurodeploy.atomic import replace_all
 from neurodeploy.errors import NeurodeployError, OutputFileError
 from neurodeploy.fold import fold
@@ -112,8 +113,12 @@ def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "
 
 def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx",), calibrate: int = 256,
                  method: str = "max", force: bool = False, data_root: str | None = None,
-                 dt: float | None = None, steps: int | None = None) -> ExportResult:
-    """Quantize ``source`` for ``target``, check every design rule, then write the files."""
+                 dt: float | None = None, steps: int | None = None, strict: bool = False) -> ExportResult:
+    """Quantize ``source`` for ``target``, check every design rule, then write the files.
+
+    ``strict``: any numerical fault counted (clipping, thresholds beyond 17 bits, u wraps
+    or v saturations on the calibration inputs) is an error, and nothing is written.
+    """
     from neurodeploy.drc import DesignRuleError, check
 
     unknown = [f for f in formats if f not in FORMATS]
@@ -133,6 +138,8 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
         err = DesignRuleError(violations, target)
         err.args = (f"{source}: {err}",)
         raise err
+    if strict:
+        faults.require_none(numerical_faults(q), faults.layer_labels(q.netlist), str(source))
     result = ExportResult(q, violations=violations)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -153,6 +160,11 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
         raise OutputFileError(f"{out_dir}: cannot write the export ({err.strerror or err}); "
                               "the previous files are kept") from err
     return result
+
+
+def numerical_faults(q: Quantized) -> faults.Counts:
+    """Per neuron layer, the quantizer's counts and the simulator's on the calibration inputs."""
+    return faults.merged(faults.quantizer_counts(q.layers), faults.calibration_counts(q.layers))
 
 
 def _write(fmt: str, q: Quantized, path: Path) -> None:
@@ -191,4 +203,5 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],
                          "unchecked": unchecked(target)},
         "layers": [layer.as_dict() for layer in q.layers],
+        "numerical_faults": faults.summary(numerical_faults(q), faults.layer_labels(net)),
     }

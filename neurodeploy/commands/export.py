@@ -20,16 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dt", type=float, help="time step for NIR graphs (default: the graph's own)")
     parser.add_argument("--steps", type=int, help="time steps a sample for NIR graphs")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit 2, nothing written) on any numerical fault: weights or biases clipped, "
+                        "thresholds beyond 17 bits, u wraps or v saturations on the calibration samples")
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.export import export_model
+    from neurodeploy import faults
+    from neurodeploy.export import export_model, numerical_faults
     from neurodeploy.targets import load_target
 
     target = load_target(args.target)
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     result = export_model(args.model, target, args.output, formats, args.calibrate, args.calibration,
-                          args.force, args.data_root, args.dt, args.steps)
+                          args.force, args.data_root, args.dt, args.steps, args.strict)
     q = result.quantized
     net = q.netlist
     print(f"{args.model} -> {target.name}: {len(q.layers)} neuron layers, all design rules pass")
@@ -39,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
               f"{layer.biases_clipped}")
     print(f"run {net.output_window[1]} steps a sample; reset interval {net.reset_interval}, "
           f"output window {net.output_window[0]}..{net.output_window[1] - 1}")
+    counts = numerical_faults(q)
+    calibrated = "on the calibration samples" if args.calibrate else "not simulated: no calibration"
+    print(f"numerical faults (quantizer; u and v {calibrated}): {faults.total(counts)}")
+    for line in faults.lines(counts, faults.layer_labels(net)):
+        print(f"  {line}")
     for kind, path in result.files.items():
         print(f"  wrote {kind:15s} {path}")
     return 0
