@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", type=_record, default=("s", "u", "v"), metavar="s,u,v",
                         help="variables to save (default s,u,v)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="output file")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 2 (after saving) if u wraps or v saturates in any layer (counted by the "
+                        "simulator, with either backend)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +63,24 @@ def run(args: argparse.Namespace) -> int:
     spikes_out = ", ".join(f"{i}: {rec.spike_count[i]}" for i in sorted(rec.spike_count))
     print(f"{args.net}: {args.steps} steps, batch {rec.batch}, backend {args.backend}; spikes by layer {spikes_out}")
     print(f"wrote {args.output}")
+    if args.backend != "sim":  # Lava's models wrap and saturate alike but do not count; the simulator does
+        from neurodeploy.sim import simulate
+
+        rec = simulate(net, args.steps, spikes=spikes, bias=bias, record=(), reset_interval=reset)
+    report_faults(rec, net, args.net, args.strict)
     return 0
+
+
+def report_faults(rec, net, source: str, strict: bool) -> None:
+    """Print the u wraps and v saturations of each layer; with ``strict``, raise if any."""
+    from neurodeploy import faults
+
+    counts, labels = faults.simulator_counts(rec, net), faults.layer_labels(net)
+    print(f"numerical faults: {faults.total(counts)}")
+    for line in faults.lines(counts, labels):
+        print(f"  {line}")
+    if strict:
+        faults.require_none(counts, labels, source)
 
 
 def recording_arrays(rec, counters: bool = True) -> dict[str, np.ndarray]:
