@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodeploy import faults
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
@@ -246,6 +247,7 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
         "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
                              [f.as_dict() for f in q.layers]),
         "hardware": hardware_summary(mapping, cost),
+        "numerical_faults": faults.summary(numerical_faults(q, comparison), faults.layer_labels(net)),
         "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
         "lava": comparison.lava,
         "run": {"steps": q.steps, "run_steps": run_steps(q), "reset_interval": net.reset_interval,
@@ -254,6 +256,12 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
                 else "binary spikes into the first synaptic layer"},
         "reproduce": reproduce_section(files, net, run_steps(q), comparison.input_kind),
     }
+
+
+def numerical_faults(q: Quantized, comparison: Comparison) -> faults.Counts:
+    """Per neuron layer, the quantizer's counts and the simulator's over the compared samples."""
+    measured = [{name: comparison.counters[name][k] for name in faults.SIMULATOR} for k in range(len(q.layers))]
+    return faults.merged(faults.quantizer_counts(q.layers), measured)
 
 
 def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: str) -> dict[str, Path]:

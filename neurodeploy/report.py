@@ -325,6 +325,19 @@ def _run_lines(report: dict) -> list[str]:
     ]
 
 
+def _fault_lines(found: dict | None) -> list[str]:
+    """Numerical faults: clipping and wide thresholds (quantizer), wraps and saturations (simulator)."""
+    if found is None:
+        return []
+    rows = []
+    for layer in found["layers"]:
+        counts = [f"{name.replace('_', ' ')} {value}" for name, value in layer.items() if name != "layer" and value]
+        if counts:
+            rows.append(f"- {layer['layer']}: {', '.join(counts)}")
+    head = f"{found['total']} in all (weights and biases clipped, thresholds beyond 17 bits, u wraps, v saturations)"
+    return ["## Numerical faults", "", head + (":" if rows else "."), "", *rows] + ([""] if rows else [])
+
+
 def _lava_lines(lava: dict | None) -> list[str]:
     if not lava:
         return []
@@ -347,6 +360,7 @@ def render_markdown(report: dict) -> str:
         f"(encoding seed {src['seed']}); quantized side run in {src['backend']}.", "",
         *_accuracy_lines(report["accuracy"]),
         *_layer_lines(report["layers"]),
+        *_fault_lines(report.get("numerical_faults")),
         *_hardware_lines(report["hardware"]),
         *_reference_lines(report.get("hardware_reference")),
         *_lava_lines(report.get("lava")),

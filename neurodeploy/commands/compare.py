@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeploy import faults
 from neurodeploy.compare import BACKENDS
 from neurodeploy.quantize import CALIBRATIONS
 
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 2 (after writing the report) on any numerical fault: weights or biases clipped, "
+                        "thresholds beyond 17 bits, u wraps or v saturations on the compared samples")
 
 
 def print_summary(report: dict, paths: dict) -> None:
@@ -52,6 +56,10 @@ def print_summary(report: dict, paths: dict) -> None:
         latency = "unknown" if ref["latency_ns"] is None else f"{ref['latency_ns'] / 1e3:.4g} us"
         print(f"  with {ref['target']}'s per-operation figures (stand-in): energy {energy}, latency {latency} "
               "per inference")
+    found = report["numerical_faults"]
+    print(f"numerical faults   {found['total']}")
+    for line in faults.lines(*faults.from_summary(found)) if found["total"] else ():
+        print(f"  {line}")
     print(f"report: {paths['markdown']} (and {paths['json'].name}, plots/)")
 
 
@@ -75,4 +83,6 @@ def run(args: argparse.Namespace) -> int:
                                        args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
                                        reference)
     print_summary(report, paths)
+    if args.strict:
+        faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)
     return 0
