@@ -27,6 +27,7 @@ import codecs
 import gzip
 import io
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +112,25 @@ def _digits(split: str) -> tuple[np.ndarray, np.ndarray]:
 # --- MNIST / Fashion-MNIST (IDX files) ---------------------------------------------------
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed if it ends in .gz; unreadable or damaged files raise DatasetError."""
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise DatasetError(f"{path}: cannot read: {err}") from None
+
+
+def _labels(labels: np.ndarray, path: Path) -> np.ndarray:
+    """Class labels as int64, each one of the 10 classes."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DatasetError(f"{path}: labels must be 0..{NUM_CLASSES - 1}, found {labels.min()} .. {labels.max()}")
+    return labels
+
+
 def _read_idx(path: Path, dims: int) -> np.ndarray:
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    raw = _read_bytes(path)
     if len(raw) < 4 + 4 * dims or raw[:2] != b"\0\0" or raw[2] != 0x08 or raw[3] != dims:
         raise DatasetError(f"{path}: not an IDX file of unsigned bytes with {dims} dimensions")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
@@ -148,7 +166,7 @@ def _mnist_like(root: Path, split: str, folder: str) -> tuple[np.ndarray, np.nda
     labels = _read_idx(paths[1], 1)
     if len(images) != len(labels):
         raise DatasetError(f"{paths[0]} has {len(images)} images but {paths[1]} has {len(labels)} labels")
-    return (images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)
+    return (images.astype(np.float32) / 255.0)[:, None], _labels(labels, paths[1])
 
 
 # --- CIFAR-10 -----------------------------------------------------------------------------
@@ -175,22 +193,22 @@ def _reconstruct(cls, shape, dtype):
 
 def _cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        batch = _ArrayUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
-        data, labels = batch["data"], batch["labels"]
-    except (pickle.UnpicklingError, KeyError, TypeError, EOFError, ValueError) as err:
-        raise DatasetError(f"{path}: not a CIFAR-10 python batch ({err})") from None
-    data = np.asarray(data, dtype=np.uint8)
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise DatasetError(f"{path}: expected data (N, 3072) and N labels, got {data.shape} and {len(labels)}")
-    return data, np.asarray(labels, dtype=np.int64)
+        batch = _ArrayUnpickler(io.BytesIO(_read_bytes(path)), encoding="latin1").load()
+        data, labels = np.asarray(batch["data"], dtype=np.uint8), np.asarray(batch["labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, KeyError, TypeError, EOFError, ValueError, IndexError, AttributeError,
+            OverflowError) as err:  # what a damaged pickle or a wrong structure raises
+        raise DatasetError(f"{path}: not a CIFAR-10 python batch ({type(err).__name__}: {err})") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
+        raise DatasetError(f"{path}: expected data (N, 3072) and N labels, got {data.shape} and {labels.shape}")
+    return data, _labels(labels, path)
 
 
 def _cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    raw = np.frombuffer(path.read_bytes(), np.uint8)
+    raw = np.frombuffer(_read_bytes(path), np.uint8)
     if raw.size % 3073:
         raise DatasetError(f"{path}: size {raw.size} is not a multiple of a 3073-byte CIFAR-10 record")
     records = raw.reshape(-1, 3073)
-    return records[:, 1:], records[:, 0].astype(np.int64)
+    return records[:, 1:], _labels(records[:, 0], path)
 
 
 def _cifar10(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +239,7 @@ def read_nmnist_events(path: Path) -> dict[str, np.ndarray]:
 
     Each event is 5 bytes: x, y, then polarity in the top bit and a 23-bit timestamp.
     """
-    raw = np.frombuffer(Path(path).read_bytes(), np.uint8)
+    raw = np.frombuffer(_read_bytes(Path(path)), np.uint8)
     if raw.size % 5:
         raise DatasetError(f"{path}: size {raw.size} is not a multiple of 5-byte N-MNIST events")
     ev = raw.reshape(-1, 5).astype(np.int64)
