@@ -50,13 +50,14 @@ def train_model(out_dir: Path, epochs: int, seed: int, progress: bool) -> Path:
 
 def export(checkpoint: Path, target, out_dir: Path):
     """Export every available format; if an optional one fails, say why and export netx alone."""
+    from neurodeploy.errors import NeurodeployError
     from neurodeploy.export import export_model
 
     formats = available_formats()
     print(f"[2/3] exporting to {target.name}: {', '.join(formats)}")
     try:
         return export_model(checkpoint, target, out_dir, formats, force=True)
-    except Exception as err:  # an optional writer that fails must not stop the demo
+    except (NeurodeployError, ImportError) as err:  # an optional writer that refuses or is missing must not stop the demo
         if formats == ("netx",):
             raise
         print(f"      {', '.join(formats[1:])} export failed ({type(err).__name__}: {err}); exporting netx only")
