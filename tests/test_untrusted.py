@@ -263,3 +263,42 @@ def test_opaque_and_variable_length_data_are_refused(hdf5_file, monkeypatch):
 
     _edit(path, vlen)
     _refused(path, "only numbers and strings are read", monkeypatch)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def test_cifar_batch_whose_pickle_runs_code_is_refused(tmp_path, marker):
+    from neurodeploy.datasets import DatasetError, load_dataset
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": SystemCall(f"touch {marker}"), "labels": [0]}))
+    with pytest.raises(DatasetError, match="test_batch: not a CIFAR-10 python batch.*not allowed"):
+        load_dataset("cifar10", root=tmp_path, split="test")
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda raw: raw[: len(raw) // 2], "cannot read"),  # a truncated gzip stream
+    (lambda raw: b"\x1f\x8b" + bytes(40), "cannot read"),  # a gzip header, then garbage
+])
+def test_damaged_mnist_files_are_dataset_errors(tmp_path, damage, message):
+    import gzip
+
+    from neurodeploy.datasets import DatasetError, load_dataset
+
+    images = gzip.compress(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(2 * 784))
+    labels = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 4]))
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(damage(images))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(labels)
+    with pytest.raises(DatasetError, match=message):
+        load_dataset("mnist", root=tmp_path, split="test")
+
+
+def test_labels_outside_the_classes_are_refused(tmp_path):
+    from neurodeploy.datasets import DatasetError, load_dataset
+
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(784))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 1, 200]))
+    with pytest.raises(DatasetError, match=r"labels must be 0\.\.9, found 200"):
+        load_dataset("mnist", root=tmp_path, split="test")
