@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -202,9 +203,8 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNetwork, dict]:
     try:
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as err:
-        detail = next((line.strip() for line in str(err).splitlines() if "nsupported" in line), "")
         raise CheckpointError(f"{path}: refused: it holds Python objects other than tensors, numbers, strings, lists "
-                              f"and dicts, and checkpoints are never unpickled beyond those ({detail})") from None
+                              f"and dicts, and checkpoints are never unpickled beyond those ({_refusal(err)})") from None
     except TORCH_LOAD_ERRORS as err:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {_first_line(err)})") from None
     if not isinstance(ckpt, dict):
@@ -224,6 +224,13 @@ def _check_archive(path: Path) -> None:
     if packed:
         raise CheckpointError(f"{path}: member {packed[0]!r} is compressed; torch.save stores members uncompressed, "
                               "and compressed ones (which may expand without limit) are refused")
+
+
+def _refusal(err: BaseException) -> str:
+    """What torch's weights-only unpickler refused (its message also advises an unsafe load: left out)."""
+    text = str(err)
+    at = text.lower().find("unsupported")
+    return "a construct it does not allow" if at < 0 else re.split(r"\.\s|\n", text[at:])[0].rstrip(".")
 
 
 def _first_line(err: BaseException) -> str:
