@@ -265,6 +265,27 @@ def test_opaque_and_variable_length_data_are_refused(hdf5_file, monkeypatch):
     _refused(path, "only numbers and strings are read", monkeypatch)
 
 
+# --------------------------------------------------------------------------- what the user sees
+
+
+@pytest.mark.parametrize("suffix", [".net", ".nir", ".pt", ".toml", ".npy"])
+def test_a_corrupt_file_is_one_line_and_exit_2_and_debug_shows_the_traceback(tmp_path, capsys, suffix):
+    path = tmp_path / f"broken{suffix}"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    good_net = tmp_path / "good.net"
+    write_netx(sample_netlist(input_layer=False), good_net)
+    argv = {
+        ".net": ["inspect", str(path)], ".nir": ["inspect", str(path)],
+        ".pt": ["export", str(path), "-o", str(tmp_path / "out")], ".toml": ["targets", str(path)],
+        ".npy": ["run", str(good_net), "--steps", "3", "--input", str(path), "-o", str(tmp_path / "o.npz")],
+    }[suffix]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"neurodeploy {argv[0]}: error: {path}: ") and err.count("\n") == 1, err
+    assert main(["--debug", *argv]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- datasets
 
 
