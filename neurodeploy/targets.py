@@ -131,9 +131,9 @@ _SCHEMA = (
 )
 
 _EXPECTED = {
-    "count": "an integer >= 1 (at most 2**53)",
-    "bits": "an integer >= 0 (at most 2**53)",
-    "range": "two integers [low, high] with low <= high (within +-2**53)",
+    "count": "an integer >= 1, at most 2**53",
+    "bits": "an integer >= 0, at most 2**53",
+    "range": "two integers [low, high] with low <= high, within +-2**53",
     "bool": "true or false",
     "float": "a number >= 0, finite",
     "str": "a string",
