@@ -66,7 +66,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as err:
-        raise OutputFileError(f"{path}: cannot write: {err.strerror or err}") from err
+        raise OutputFileError(path, f"cannot write: {err.strerror or err}") from err
     finally:
         if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
@@ -87,13 +87,14 @@ def replace_all(moves: Iterable[tuple[Path, Path]], backup_dir: Path) -> None:
                 os.replace(source, destination)
                 done.append((destination, backup))
         except OSError as err:
-            for destination, backup in reversed(done):
+            failed = destination
+            for placed, backup in reversed(done):
                 if backup is None:
-                    destination.unlink()
+                    placed.unlink()
                 else:
-                    os.replace(backup, destination)
-            raise OutputFileError(f"{err.filename or backup_dir}: cannot put the new files in place "
-                                  f"({err.strerror or err}); the previous files are kept") from err
+                    os.replace(backup, placed)
+            raise OutputFileError(failed, f"cannot put the new files in place: {err.strerror or err}; "
+                                  "the ones already moved were put back") from err
 
 
 def _backup(path: Path, backup_dir: Path) -> Path:

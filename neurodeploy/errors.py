@@ -1,5 +1,7 @@
 """Errors a user can cause and fix: the CLI prints them without a traceback, exit status 2."""
 
+from pathlib import Path
+
 
 class NeurodeployError(Exception):
     """Base of every user-facing error; the message names the file, the place and the limit."""
@@ -11,3 +13,7 @@ class InputFileError(NeurodeployError):
 
 class OutputFileError(NeurodeployError):
     """An output that could not be written (a full disk, no permission); no partial file is left."""
+
+    def __init__(self, path, reason: str, note: str = ""):
+        super().__init__(f"{path}: {reason}" + (f"; {note}" if note else ""))
+        self.path, self.reason = Path(path), reason

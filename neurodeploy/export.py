@@ -156,8 +156,10 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
             result.files["report"] = report_path
             staged["report"].write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))
             replace_all(((path, result.files[key]) for key, path in staged.items()), Path(staging))
+    except OutputFileError as err:  # named in the staging folder: name it where it belongs
+        raise OutputFileError(out_dir / err.path.name, err.reason, "the previous files are kept") from err
     except OSError as err:  # writing into the staging folder: a full disk, no permission
-        raise OutputFileError(f"{out_dir}: cannot write the export ({err.strerror or err}); "
+        raise OutputFileError(out_dir, f"cannot write the export: {err.strerror or err}",
                               "the previous files are kept") from err
     return result
 

@@ -134,7 +134,8 @@ def test_full_disk_while_writing_keeps_the_previous_files(exported, monkeypatch,
     monkeypatch.setattr(onnx_exporter, "write_onnx", full_disk)
     assert main(_export_args(ckpt, out)) == 2
     err = capsys.readouterr().err
-    assert "model.onnx: cannot write: No space left on device" in err and "Traceback" not in err
+    assert err == (f"neurodeploy export: error: {out / 'model.onnx'}: cannot write: No space left on device; "
+                   "the previous files are kept\n")
     assert _snapshot(out) == before
 
 
@@ -189,6 +190,7 @@ def test_replace_all_restores_on_failure(tmp_path):
     (staging / "a").write_text("new a")
     (staging / "b").write_text("new b")
     moves = [(staging / "a", out / "a"), (staging / "b", out / "b"), (staging / "missing", out / "c")]
-    with pytest.raises(OutputFileError, match="the previous files are kept"):
+    with pytest.raises(OutputFileError, match=r"out/c: cannot put the new files in place: No such file or directory; "
+                                              r"the ones already moved were put back"):
         replace_all(moves, staging)
     assert _snapshot(out) == {"a": b"old a"}
