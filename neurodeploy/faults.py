@@ -71,8 +71,8 @@ def lines(counts: Counts, labels: list[str]) -> list[str]:
 
 def require_none(counts: Counts, labels: list[str], where: str) -> None:
     """Raise :class:`NumericalFaultError` naming each layer and count that is not zero."""
-    found = [f"{label}: {value} {_words(name)}" for label, layer in zip(labels, counts)
-             for name, value in layer.items() if value]
+    found = [f"{label}: " + ", ".join(f"{value} {_words(name)}" for name, value in layer.items() if value)
+             for label, layer in zip(labels, counts) if any(layer.values())]
     if found:
         raise NumericalFaultError(f"{where}: --strict: numerical faults: " + "; ".join(found))
 

@@ -104,9 +104,9 @@ def test_run_prints_wraps_and_saturations_per_layer_and_strict_fails(tmp_path, c
     (tmp_path / "out.npz").unlink()
     assert main([*args, "--strict"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"neurodeploy run: error: {net}: --strict: numerical faults: "
-                          f"layer 0 (dense 128->16): {wraps[0]} u wraps")
-    assert f"layer 1 (dense 16->2): {saturations[1]} v saturations" in err
+    assert err == (f"neurodeploy run: error: {net}: --strict: numerical faults: layer 0 (dense 128->16): "
+                   f"{wraps[0]} u wraps, {saturations[0]} v saturations; layer 1 (dense 16->2): "
+                   f"{saturations[1]} v saturations\n")
     assert (tmp_path / "out.npz").exists()  # the run's arrays are saved first, to look into
 
 
