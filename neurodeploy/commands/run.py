@@ -118,8 +118,9 @@ def load_array(path: str) -> np.ndarray:
             raise InputFileError(f"{path}: holds non-finite values")
         if np.any(arr != np.round(arr)):
             raise InputFileError(f"{path}: expected integers, got fractional values")
-    if arr.size and arr.dtype.kind in "iuf" and (arr.min() < -INT32 or arr.max() >= INT32):
-        raise InputFileError(f"{path}: values must fit in 32 bits, found {arr.min()} .. {arr.max()}")
+    lo, hi = (arr.min().item(), arr.max().item()) if arr.size else (0, 0)  # Python numbers: exact comparisons
+    if lo < -INT32 or hi >= INT32:
+        raise InputFileError(f"{path}: values must fit in 32 bits, found {lo} .. {hi}")
     return arr
 
 
