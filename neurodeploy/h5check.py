@@ -103,7 +103,10 @@ def check_dataset(dsid, path: str, name: str) -> int:
     plist = dsid.get_create_plist()
     if plist.get_layout() == h5py.h5d.VIRTUAL or plist.get_external_count():
         raise InputFileError(f"{name}: {path}: stores its data outside the file; refused")
-    dtype = dsid.dtype
+    try:
+        dtype = dsid.dtype
+    except (TypeError, ValueError) as err:  # a damaged datatype message: integers of 10 bytes, unknown encodings
+        raise InputFileError(f"{name}: {path}: holds data of a type numpy cannot represent ({err})") from None
     if dtype.kind not in READABLE_KINDS or dtype.kind == "O" and h5py.check_string_dtype(dtype) is None:
         raise InputFileError(f"{name}: {path}: holds {dtype} data; only numbers and strings are read")
     space = dsid.get_space()
