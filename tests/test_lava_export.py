@@ -1,0 +1,47 @@
+"""Exported digits models run in lava-dl's netx on Lava fixed_pt exactly as in the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodeploy.backends.lava import run_netx_in_lava
+from neurodeploy.datasets import load_dataset
+from neurodeploy.export import encoded_inputs, export_model, load_float_model
+from neurodeploy.exporters.netx import read_netx
+from neurodeploy.quantize import run_quantized
+from neurodeploy.targets import load_target
+from neurodeploy.train import TrainConfig, train
+
+SAMPLES = 100
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("rule, arch, encoding", [("tssl", "64-128-10", "direct"), ("bpsa", "64-128-10bn", "rate")])
+def test_exported_digits_model_runs_in_lava_netx_like_the_simulator(tmp_path, lava_exe, rule, arch, encoding):
+    cfg = TrainConfig(rule=rule, arch=arch, steps=5, epochs=2, encoding=encoding, progress=False, device="cpu")
+    path = tmp_path / f"{rule}.pt"
+    from neurodeploy.models import save_checkpoint
+
+    result = train(cfg, log=lambda *a, **k: None)
+    save_checkpoint(path, result.model, **{k: result.checkpoint[k] for k in (
+        "encoding", "steps", "dataset", "split", "float_test_accuracy", "seed")})
+    exported = export_model(path, load_target("loihi2"), tmp_path / "out", calibrate=64)
+    q = exported.quantized
+    net = read_netx(exported.files["netx"])
+    fm = load_float_model(path)
+    x, _ = load_dataset("digits", split="test")
+    inputs, _ = encoded_inputs(fm, x[:SAMPLES], seed=1)
+    steps = net.output_window[1]
+    expected = run_quantized(q, inputs)
+    if q.input_transform is not None:
+        lava = run_netx_in_lava(exported.files["netx"], steps, bias=q.input_bias(inputs),
+                                reset_interval=net.reset_interval, reset_offset=net.reset_offset)
+    else:
+        spikes = np.zeros((SAMPLES, steps) + tuple(net.input_shape), bool)
+        spikes[:, : inputs.shape[1]] = inputs.reshape((SAMPLES, inputs.shape[1]) + tuple(net.input_shape))
+        lava = run_netx_in_lava(exported.files["netx"], steps, spikes=spikes,
+                                reset_interval=net.reset_interval, reset_offset=net.reset_offset)
+    last = net.neuron_layers[-1]
+    assert expected.s[last].any(), "the model must spike for the comparison to mean anything"
+    np.testing.assert_array_equal(lava.s[max(lava.s)], expected.s[last])  # keyed by the file's layers
