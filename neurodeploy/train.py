@@ -158,6 +158,27 @@ def _load(cfg: TrainConfig, data: str):
     return x_tr, y_tr, x_te, y_te
 
 
+def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int, gen, bar) -> tuple[float, float]:
+    """One pass over ``batches`` of (x, y); return the mean loss and the training accuracy."""
+    model.train()
+    device = next(model.parameters()).device
+    total, correct, loss_sum = 0, 0, 0.0
+    for (x, y), _ in zip(batches, bar):
+        xb = encode(torch.as_tensor(np.asarray(x)), encoding, steps, gen).to(device)
+        yb = torch.as_tensor(y).to(device)
+        out = model.run(xb)
+        loss = loss_fn(out, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.item() * len(yb)
+        correct += (predict(out.spikes) == yb).sum().item()
+        total += len(yb)
+        bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
+    return loss_sum / total, correct / total
+
+
 def train(cfg: TrainConfig, log=print) -> TrainResult:
     """Train a network as ``cfg`` says; return it with its checkpoint dict and history."""
     rule, encoding, loss_name = resolve_config(cfg)
@@ -180,26 +201,12 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
     history = []
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        model.train()
-        total, correct, loss_sum = 0, 0, 0.0
         order = torch.randperm(len(y_tr), generator=order_gen).numpy()
         bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress, file=sys.stderr)
-        for b in bar:
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xb = encode(torch.as_tensor(np.asarray(x_tr[idx])), encoding, cfg.steps, enc_gen).to(device)
-            yb = torch.as_tensor(y_tr[idx]).to(device)
-            out = model.run(xb)
-            loss = loss_fn(out, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.item() * len(idx)
-            correct += (predict(out.spikes) == yb).sum().item()
-            total += len(idx)
-            bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
+        batches_of = ((x_tr[idx], y_tr[idx]) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size)))
+        loss, train_acc = _train_epoch(model, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar)
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
-        row = {"epoch": epoch, "loss": loss_sum / total, "train_accuracy": correct / total, "test_accuracy": test_acc,
+        row = {"epoch": epoch, "loss": loss, "train_accuracy": train_acc, "test_accuracy": test_acc,
                "seconds": time.perf_counter() - start}
         history.append(row)
         log(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  train {100 * row['train_accuracy']:.2f}%  "
