@@ -17,8 +17,8 @@
 * ``nmnist``: the original event files, ``root/Train/<digit>/*.bin`` and
   ``root/Test/<digit>/*.bin``; events binned into ``steps`` bins of ``bin_us``
   microseconds (default: 300 ms spread over the bins). Returns uint8 spikes
-  (N, T, 2, 34, 34), channel 0 = OFF and 1 = ON events; several events in one bin
-  make one spike.
+  (N, T, 2, 34, 34) as a :class:`PackedSpikes` (bit-packed; index it for arrays),
+  channel 0 = OFF and 1 = ON events; several events in one bin make one spike.
 """
 
 from __future__ import annotations
@@ -256,7 +256,35 @@ def bin_events(ev: dict[str, np.ndarray], steps: int, bin_us: int) -> np.ndarray
     return out
 
 
-def _nmnist(root: Path, split: str, steps: int, bin_us: int | None) -> tuple[np.ndarray, np.ndarray]:
+class PackedSpikes:
+    """Binary spikes (N, *shape) kept 8 to a byte; indexing returns unpacked uint8 arrays.
+
+    N-MNIST's 60,000 training samples at T = 30 take 0.5 GB this way instead of 4 GB.
+    """
+
+    def __init__(self, samples: list[np.ndarray]):
+        self.sample_shape = samples[0].shape if samples else ()
+        self.bits = np.stack([np.packbits(s.reshape(-1)) for s in samples]) if samples else np.zeros((0, 0), np.uint8)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.bits), *self.sample_shape)
+
+    def __len__(self) -> int:
+        return len(self.bits)
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = self.bits[index]
+        size = int(np.prod(self.sample_shape))
+        flat = np.unpackbits(rows, axis=-1, count=size)
+        return flat.reshape(*rows.shape[:-1], *self.sample_shape)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        full = self[:]
+        return full if dtype is None else full.astype(dtype)
+
+
+def _nmnist(root: Path, split: str, steps: int, bin_us: int | None) -> tuple[PackedSpikes, np.ndarray]:
     if steps < 1:
         raise DatasetError(f"nmnist: steps = {steps} must be >= 1")
     bin_us = bin_us or NMNIST_DURATION_US // steps
@@ -268,5 +296,5 @@ def _nmnist(root: Path, split: str, steps: int, bin_us: int | None) -> tuple[np.
             f"N-MNIST {split} events not found: expected {root / name}/<digit 0-9>/*.bin "
             "(the original binary files, Train.zip and Test.zip unpacked)"
         )
-    x = np.stack([bin_events(read_nmnist_events(p), steps, bin_us) for p, _ in files])
+    x = PackedSpikes([bin_events(read_nmnist_events(p), steps, bin_us) for p, _ in files])
     return x, np.array([d for _, d in files], dtype=np.int64)

@@ -104,7 +104,9 @@ def test_nmnist_events_and_binning(tmp_path):
     assert spikes[0, 1, 5, 3] == 1 and spikes[1, 0, 0, 33] == 1 and spikes[2, 1, 1, 1] == 1
     _write(tmp_path / "Test" / "0" / "00002.bin", _events([(0, 0, 0, 5)]))
     x, y = load_dataset("nmnist", tmp_path, "test", steps=3)
-    assert x.shape == (2, 3, 2, 34, 34) and x.dtype == np.uint8 and y.tolist() == [0, 4]
+    assert x.shape == (2, 3, 2, 34, 34) and len(x) == 2 and y.tolist() == [0, 4]
+    assert x[1].dtype == np.uint8 and np.array_equal(x[1], spikes) and x[0].sum() == 1
+    assert np.array_equal(x[np.array([1, 0])][0], spikes) and np.asarray(x).shape == (2, 3, 2, 34, 34)
 
 
 def _write(path, data: bytes):

@@ -1,8 +1,10 @@
 """``python -m neurodeploy.train``: a short run end to end, and clear errors for bad arguments."""
 
+import gzip
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,3 +48,41 @@ def test_unknown_rule_is_refused_by_the_parser(tmp_path, capsys):
         main(["--rule", "stdp", "-o", str(tmp_path / "m.pt")])
     assert exit_info.value.code == 2
     assert "invalid choice: 'stdp'" in capsys.readouterr().err
+
+
+def _fake_mnist(root, n=20):
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = np.arange(n, dtype=np.uint8) % 10
+        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(bytes([0, 0, 8, 3]) + b"".join(int(s).to_bytes(4, "big") for s in images.shape) + images.tobytes()))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + labels.tobytes())
+
+
+def _fake_nmnist(root, per_class=2):
+    rng = np.random.default_rng(1)
+    for split in ("Train", "Test"):
+        for digit in range(10):
+            folder = root / split / str(digit)
+            folder.mkdir(parents=True)
+            for k in range(per_class):
+                n = 200
+                ts = np.sort(rng.integers(0, 300_000, n))
+                ev = np.stack([rng.integers(0, 34, n), rng.integers(0, 34, n),
+                               (rng.integers(0, 2, n) << 7) | (ts >> 16), (ts >> 8) & 255, ts & 255], 1)
+                (folder / f"{k:05d}.bin").write_bytes(ev.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("dataset, arch, extra", [("mnist", "8C5s2-P2-10", ["--encoding", "rate"]),
+                                                 ("nmnist", "2x34x34-4C5s3-P2-10", [])])
+def test_trains_from_local_files(tmp_path, dataset, arch, extra):
+    (_fake_mnist if dataset == "mnist" else _fake_nmnist)(tmp_path / "data")
+    out = tmp_path / "m.pt"
+    args = ["--dataset", dataset, "--data-root", str(tmp_path / "data"), "--arch", arch, "--steps", "4",
+            "--epochs", "1", "--threads", "1", "--no-progress", "-o", str(out), *extra]
+    assert main(args) == 0
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["dataset"] == dataset and ckpt["encoding"]["name"] == ("rate" if dataset == "mnist" else "events")
