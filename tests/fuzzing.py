@@ -260,61 +260,72 @@ def _string_edit(rng: Rng, text: bytes) -> bytes:
 
 
 def corrupt_hdf5(rng: Rng, path: Path) -> str:
-    """One structured corruption of the HDF5 file at ``path``, made in place with h5py; its name."""
+    """One structured corruption of the HDF5 file at ``path``, made in place with h5py; its name
+    (``...:skipped`` when the drawn edit does not apply, e.g. after an earlier edit of the same case)."""
     with h5py.File(path, "r+") as h5:
         names = _objects(h5)
         target = names[int(rng.integers(0, len(names)))]
-        parent_name, _, key = target.rpartition("/")
-        parent = h5[parent_name or "/"]
-        obj = h5[target]
-        kind = rng.choice(["delete", "values", "values", "values", "string", "swap", "soft", "external", "alias",
-                           "cycle", "huge", "extra", "rename", "attr"])
-        if kind == "delete":
-            del parent[key]
-        elif kind in ("values", "string") and isinstance(obj, h5py.Dataset):
-            data = obj[()]
-            if kind == "string" and isinstance(data, (bytes, np.ndarray)) and np.asarray(data).dtype.kind in "SO":
-                item = data if isinstance(data, bytes) else np.asarray(data).reshape(-1)[0]
-                item = item.encode() if isinstance(item, str) else bytes(item)
-                _replace(parent, key, np.array([_string_edit(rng, item)]) if np.ndim(data) else _string_edit(rng, item))
-            else:
-                values, name = _bad_values(rng, np.asarray(data) if np.asarray(data).dtype.kind in "biuf" else np.ones(1))
-                _replace(parent, key, values)
-                kind = f"values:{name}"
-        elif kind == "swap":
-            del parent[key]
-            if isinstance(obj, h5py.Group):
-                parent.create_dataset(key, data=np.arange(3))
-            else:
-                parent.create_group(key)
-        elif kind == "soft":
-            other = names[int(rng.integers(0, len(names)))]
-            del parent[key]
-            parent[key] = h5py.SoftLink("/" + other if rng.random() < 0.8 else "/nowhere")
-        elif kind == "external":
-            del parent[key]
-            parent[key] = h5py.ExternalLink("/etc/hostname", "/x")
-        elif kind == "alias":
-            other = names[int(rng.integers(0, len(names)))]
-            if other != target and not target.startswith(other + "/") and not other.startswith(target + "/"):
-                del parent[key]
-                parent[key] = h5[other]
-        elif kind == "cycle" and isinstance(obj, h5py.Group):
-            obj["loop"] = parent
-        elif kind == "huge" and isinstance(obj, h5py.Dataset):
-            del parent[key]
-            shape = (10**12,) if rng.random() < 0.5 else (10**6, 10**6)
-            parent.create_dataset(key, shape=shape, dtype="i8", chunks=(1,) * len(shape))
-        elif kind == "extra":
-            group = obj if isinstance(obj, h5py.Group) else parent
-            group.create_dataset(f"extra{int(rng.integers(0, 9))}", data=rng.integers(-5, 5, 4))
-        elif kind == "rename" and parent_name:
-            parent.move(key, str(rng.choice(["99", "-1", "x", key + "0", "00"])))
-        elif kind == "attr":
-            obj.attrs["note"] = np.arange(10)
-        else:
-            kind = f"{kind}:skipped"
+        kind = str(rng.choice(["delete", "values", "values", "values", "string", "swap", "soft", "external", "alias",
+                               "cycle", "huge", "extra", "rename", "attr"]))
+        try:
+            kind = _edit_hdf5(rng, h5, names, target, kind)
+        except (ValueError, KeyError, TypeError):  # h5py refuses the edit (a name taken, a link already gone)
+            kind += ":skipped"
     return f"hdf5 {kind} {target}"
+
+
+def _edit_hdf5(rng: Rng, h5, names: list[str], target: str, kind: str) -> str:
+    parent_name, _, key = target.rpartition("/")
+    parent = h5[parent_name or "/"]
+    obj = h5[target]
+    if isinstance(obj, h5py.Dataset) and (obj.size or 0) > 1 << 20:  # a huge one from an earlier edit: leave it
+        return f"{kind}:skipped"
+    if kind == "delete":
+        del parent[key]
+    elif kind in ("values", "string") and isinstance(obj, h5py.Dataset):
+        data = obj[()]
+        if kind == "string" and isinstance(data, (bytes, np.ndarray)) and np.asarray(data).dtype.kind in "SO":
+            item = data if isinstance(data, bytes) else np.asarray(data).reshape(-1)[0]
+            item = item.encode() if isinstance(item, str) else bytes(item)
+            _replace(parent, key, np.array([_string_edit(rng, item)]) if np.ndim(data) else _string_edit(rng, item))
+        else:
+            values, name = _bad_values(rng, np.asarray(data) if np.asarray(data).dtype.kind in "biuf" else np.ones(1))
+            _replace(parent, key, values)
+            kind = f"values:{name}"
+    elif kind == "swap":
+        del parent[key]
+        if isinstance(obj, h5py.Group):
+            parent.create_dataset(key, data=np.arange(3))
+        else:
+            parent.create_group(key)
+    elif kind == "soft":
+        other = names[int(rng.integers(0, len(names)))]
+        del parent[key]
+        parent[key] = h5py.SoftLink("/" + other if rng.random() < 0.8 else "/nowhere")
+    elif kind == "external":
+        del parent[key]
+        parent[key] = h5py.ExternalLink("/etc/hostname", "/x")
+    elif kind == "alias":
+        other = names[int(rng.integers(0, len(names)))]
+        if other != target and not target.startswith(other + "/") and not other.startswith(target + "/"):
+            del parent[key]
+            parent[key] = h5[other]
+    elif kind == "cycle" and isinstance(obj, h5py.Group):
+        obj["loop"] = parent
+    elif kind == "huge" and isinstance(obj, h5py.Dataset):
+        del parent[key]
+        shape = (10**12,) if rng.random() < 0.5 else (10**6, 10**6)
+        parent.create_dataset(key, shape=shape, dtype="i8", chunks=(1,) * len(shape))
+    elif kind == "extra":
+        group = obj if isinstance(obj, h5py.Group) else parent
+        group.create_dataset(f"extra{int(rng.integers(0, 9))}", data=rng.integers(-5, 5, 4))
+    elif kind == "rename" and parent_name:
+        parent.move(key, str(rng.choice(["99", "-1", "x", key + "0", "00"])))
+    elif kind == "attr":
+        obj.attrs["note"] = np.arange(10)
+    else:
+        kind = f"{kind}:skipped"
+    return kind
 
 
 def hdf5_corrupter(valid: bytes) -> Callable[[Rng, Path], str]:
