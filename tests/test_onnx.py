@@ -110,3 +110,16 @@ def test_bad_inputs_and_overflow_are_refused(tmp_path):
     with pytest.raises(OnnxExportError, match="overflow int64"):
         write_onnx(huge, tmp_path / "huge.onnx", steps=2)
     assert not (tmp_path / "huge.onnx").exists()
+
+
+def test_input_layer_bias_for_a_batch_without_drive(tmp_path):
+    """A batch of biases with the one-sample default drive (as the direct encoding runs)."""
+    rng = np.random.default_rng(3)
+    net = Netlist([
+        Input(shape=(128,), neuron=CubaNeuron(vth=200, du=1364, dv=819, bias_exp=6), bias=np.zeros(128, int)),
+        Dense(weight=rng.integers(-128, 127, (10, 128)) * 2, neuron=CubaNeuron(vth=900, du=1364, dv=819)),
+    ], reset_interval=6, reset_offset=0)
+    path = tmp_path / "net.onnx"
+    write_onnx(net, path, steps=6)
+    bias = rng.integers(-100, 400, (100, 128))
+    _assert_same_spikes(run_onnx(path, bias=bias), simulate(net, 6, bias=bias), net)

@@ -109,8 +109,9 @@ def _graph_inputs(g: "_Builder", net: Netlist, steps: int) -> _Inputs:
         return _Inputs(spikes, None, _dim(g, spikes, 0), None)
     g.initializers.append(onnx.numpy_helper.from_array(first.bias.astype(np.int32)[None], "bias"))
     g.initializers.append(onnx.numpy_helper.from_array(np.zeros((1, 1, *first.shape), np.int32), "spikes"))
-    bias = g.input("bias", onnx.TensorProto.INT32, ["batch", *first.shape])
-    spikes = g.input("spikes", onnx.TensorProto.INT32, ["batch", "steps", *first.shape])
+    # Either may keep its one-sample default while the other holds a batch: distinct dim names.
+    bias = g.input("bias", onnx.TensorProto.INT32, ["bias_batch", *first.shape])
+    spikes = g.input("spikes", onnx.TensorProto.INT32, ["drive_batch", "steps", *first.shape])
     batch = g.op("Max", [_dim(g, bias, 0), _dim(g, spikes, 0)])
     last_step = g.op("Squeeze", [g.op("Sub", [_dim(g, spikes, 1), g.const([1])])])
     return _Inputs(spikes, bias, batch, last_step)
