@@ -57,7 +57,8 @@ _OPTIONAL = {"num_classes": (int,), "rule_options": (dict,), "evaluation": (dict
 MAX_STEPS = 100_000  # time steps a sample
 MAX_INPUT = 1 << 24  # values in one input sample
 # what torch.load raises for a damaged archive or pickle (an UnpicklingError is reported apart)
-TORCH_LOAD_ERRORS = (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError)
+TORCH_LOAD_ERRORS = (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+                     AssertionError)  # torch asserts on a damaged persistent id
 
 
 class CheckpointError(InputFileError, ValueError):
