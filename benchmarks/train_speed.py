@@ -22,23 +22,21 @@ import torch
 from neurodeploy.datasets import load_dataset
 from neurodeploy.encoding import encode, input_kind
 from neurodeploy.models import SpikingNetwork, parse_arch
+from neurodeploy.models.losses import LOSSES
 from neurodeploy.train import DEFAULT_LR, TrainConfig, TrainingLoss, resolve_config, train
 
-MLP_TSSL = dict(arch="64-128-10", steps=5)
-MLP_BPSA = dict(arch="64-128-10bn", steps=8)
-CNN_TSSL = dict(arch="16C3p1-P2-32C3p1-P2-10", steps=5)
-CNN_BPSA = dict(arch="16C3p1bn-P2-32C3p1bn-P2-10bn", steps=8)
+# name: (network and options of both, the rule and its own options, the baseline and its own options)
 PAIRS = {
-    "mlp-tssl": ("tssl", "bptt-lif", MLP_TSSL),
-    "mlp-bpsa": ("bpsa", "bptt-if", MLP_BPSA),
-    "cnn-tssl": ("tssl", "bptt-lif", CNN_TSSL),
-    "cnn-bpsa": ("bpsa", "bptt-if", CNN_BPSA),
+    "mlp-tssl": (dict(arch="64-128-10", steps=8), dict(rule="tssl"), dict(rule="bptt-lif")),
+    "mlp-bpsa": (dict(arch="64-128-D0.2-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
+    "cnn-tssl": (dict(arch="16C3p1-P2-32C3p1-P2-D0.2-10", steps=5), dict(rule="tssl", loss="count"), dict(rule="bptt-lif")),
+    "cnn-bpsa": (dict(arch="16C3p1bn-P2-32C3p1bn-P2-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
 }
 
 
-def _stepper(rule: str, net: dict, batch: int, seed: int):
-    """A closure running one training step of ``rule`` on a fixed digits batch."""
-    cfg = TrainConfig(rule=rule, batch_size=batch, seed=seed, **net)
+def _stepper(recipe: dict, batch: int, seed: int):
+    """A closure running one training step of ``recipe`` on a fixed digits batch."""
+    cfg = TrainConfig(batch_size=batch, seed=seed, **recipe)
     rule_obj, encoding, loss_name = resolve_config(cfg)
     x, y = load_dataset("digits", split="train")
     torch.manual_seed(seed)
@@ -57,26 +55,26 @@ def _stepper(rule: str, net: dict, batch: int, seed: int):
     return step
 
 
-def step_times(rule: str, base: str, net: dict, batch: int, rounds: int, steps_per_round: int) -> tuple[float, float]:
-    """Median seconds a training step of ``rule`` and of ``base``, measured interleaved."""
-    run = {name: _stepper(name, net, batch, 0) for name in (rule, base)}
-    for fn in run.values():
+def step_times(recipes: list[dict], batch: int, rounds: int, steps_per_round: int) -> list[float]:
+    """Median seconds a training step of each recipe, measured interleaved."""
+    run = [_stepper(r, batch, 0) for r in recipes]
+    for fn in run:
         for _ in range(3):
             fn()
-    times: dict[str, list[float]] = {rule: [], base: []}
+    times: list[list[float]] = [[] for _ in run]
     for _ in range(rounds):
-        for name, fn in run.items():
+        for fn, out in zip(run, times):
             start = time.perf_counter()
             for _ in range(steps_per_round):
                 fn()
-            times[name].append((time.perf_counter() - start) / steps_per_round)
-    return statistics.median(times[rule]), statistics.median(times[base])
+            out.append((time.perf_counter() - start) / steps_per_round)
+    return [statistics.median(t) for t in times]
 
 
-def accuracy(rule: str, net: dict, seed: int, epochs: int, batch: int) -> tuple[float, float]:
+def accuracy(recipe: dict, seed: int, epochs: int, batch: int, threads: int) -> tuple[float, float]:
     """(final test accuracy, wall seconds) of one full training run."""
     start = time.perf_counter()
-    cfg = TrainConfig(rule=rule, epochs=epochs, seed=seed, batch_size=batch, progress=False, **net)
+    cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch, threads=threads, progress=False, **recipe)
     result = train(cfg, log=lambda _: None)
     return result.history[-1]["test_accuracy"], time.perf_counter() - start
 
@@ -88,31 +86,31 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: runs reproducible)")
     parser.add_argument("--no-accuracy", action="store_true", help="time the steps only")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"digits, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}, {torch.get_num_threads()} threads")
-    header = f"{'network':30s} {'T':>2s} {'rule':9s} {'ms/step':>8s} {'ratio':>6s} {'test acc (per seed)':>30s} {'mean':>7s} {'train s':>8s}"
+    torch.set_num_threads(args.threads)
+    print(f"digits, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}, {args.threads} threads")
+    header = f"{'network':30s} {'T':>2s} {'rule':9s} {'loss':6s} {'ms/step':>8s} {'ratio':>6s} {'test acc % by seed':>20s} {'mean':>6s} {'train s':>8s}"
     print(header)
     print("-" * len(header))
     for key in args.pairs:
-        rule, base, net = PAIRS[key]
-        t_rule, t_base = step_times(rule, base, net, args.batch_size, args.rounds, 10)
-        rows = {}
-        for name in (rule, base):
-            runs = [] if args.no_accuracy else [accuracy(name, net, s, args.epochs, args.batch_size) for s in args.seeds]
-            rows[name] = runs
-        for name, t in ((rule, t_rule), (base, t_base)):
-            runs = rows[name]
-            accs = " ".join(f"{100 * a:.2f}" for a, _ in runs)
-            mean = f"{100 * np.mean([a for a, _ in runs]):.2f}" if runs else "-"
+        net, own, base = PAIRS[key]
+        recipes = [{**net, **own}, {**net, **base}]
+        times = step_times(recipes, args.batch_size, args.rounds, 10)
+        means = []
+        for recipe, t in zip(recipes, times):
+            runs = [] if args.no_accuracy else [accuracy(recipe, s, args.epochs, args.batch_size, args.threads)
+                                                for s in args.seeds]
+            means.append(np.mean([a for a, _ in runs]) if runs else float("nan"))
+            accs = " ".join(f"{100 * a:.2f}" for a, _ in runs) or "-"
             secs = f"{np.mean([s for _, s in runs]):.1f}" if runs else "-"
-            print(f"{net['arch']:30s} {net['steps']:2d} {name:9s} {1e3 * t:8.2f} {t / t_base:6.2f} {accs:>30s} {mean:>7s} {secs:>8s}")
-        if rows[rule]:
-            gap = np.mean([a for a, _ in rows[rule]]) - np.mean([a for a, _ in rows[base]])
-            print(f"{'':30s} {'':2s} {rule + ' - ' + base:>18s}: step time x{t_rule / t_base:.2f}, accuracy {100 * gap:+.2f} points")
+            loss = recipe.get("loss") or LOSSES[recipe["rule"]][0]
+            mean = f"{100 * means[-1]:.2f}" if runs else "-"
+            print(f"{net['arch']:30s} {net['steps']:2d} {recipe['rule']:9s} {loss:6s} {1e3 * t:8.2f} {t / times[1]:6.2f} "
+                  f"{accs:>20s} {mean:>6s} {secs:>8s}")
+        gap = "" if args.no_accuracy else f", accuracy {100 * (means[0] - means[1]):+.2f} points"
+        print(f"  -> {own['rule']} / {base['rule']}: step time x{times[0] / times[1]:.2f}{gap}")
 
 
 if __name__ == "__main__":
