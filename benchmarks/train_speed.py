@@ -30,7 +30,7 @@ PAIRS = {
     "mlp-tssl": (dict(arch="64-128-10", steps=8), dict(rule="tssl"), dict(rule="bptt-lif")),
     "mlp-bpsa": (dict(arch="64-128-D0.2-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
     "cnn-tssl": (dict(arch="16C3p1-P2-32C3p1-P2-D0.2-10", steps=5), dict(rule="tssl", loss="count"), dict(rule="bptt-lif")),
-    "cnn-bpsa": (dict(arch="16C3p1bn-P2-32C3p1bn-P2-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
+    "cnn-bpsa": (dict(arch="16C3p1bn-P2-32C3p1bn-P2-D0.2-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
 }
 
 
