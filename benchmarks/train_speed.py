@@ -28,7 +28,7 @@ from neurodeploy.train import DEFAULT_LR, TrainConfig, TrainingLoss, resolve_con
 # name: (network and options of both, the rule and its own options, the baseline and its own options)
 PAIRS = {
     "mlp-tssl": (dict(arch="64-128-10", steps=8), dict(rule="tssl"), dict(rule="bptt-lif")),
-    "mlp-bpsa": (dict(arch="64-128-D0.2-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
+    "mlp-bpsa": (dict(arch="64-128-D0.1-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
     "cnn-tssl": (dict(arch="16C3p1-P2-32C3p1-P2-D0.2-10", steps=5), dict(rule="tssl", loss="count"), dict(rule="bptt-lif")),
     "cnn-bpsa": (dict(arch="16C3p1bn-P2-32C3p1bn-P2-D0.2-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
 }

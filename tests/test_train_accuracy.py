@@ -10,7 +10,7 @@ from neurodeploy.train import TrainConfig, train
 
 RECIPES = [
     pytest.param(dict(rule="tssl", arch="64-128-10", steps=8), 0.97, id="tssl-mlp"),
-    pytest.param(dict(rule="bpsa", arch="64-128-D0.2-10bn", steps=8, loss="mse"), 0.97, id="bpsa-mlp"),
+    pytest.param(dict(rule="bpsa", arch="64-128-D0.1-10bn", steps=8, loss="mse"), 0.97, id="bpsa-mlp"),
     pytest.param(dict(rule="tssl", arch="16C3p1-P2-32C3p1-P2-D0.2-10", steps=5, loss="count"), 0.98, id="tssl-cnn"),
     pytest.param(dict(rule="bpsa", arch="16C3p1bn-P2-32C3p1bn-P2-D0.2-10bn", steps=8, loss="mse"), 0.98, id="bpsa-cnn"),
 ]
