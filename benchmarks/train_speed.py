@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"digits, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}, {args.threads} threads")
-    header = f"{'network':30s} {'T':>2s} {'rule':9s} {'loss':6s} {'ms/step':>8s} {'ratio':>6s} {'test acc % by seed':>20s} {'mean':>6s} {'train s':>8s}"
+    header = f"{'network':34s} {'T':>2s} {'rule':9s} {'loss':6s} {'ms/step':>8s} {'ratio':>6s} {'test acc % by seed':>20s} {'mean':>6s} {'train s':>8s}"
     print(header)
     print("-" * len(header))
     for key in args.pairs:
@@ -107,7 +107,7 @@ def main() -> None:
             secs = f"{np.mean([s for _, s in runs]):.1f}" if runs else "-"
             loss = recipe.get("loss") or LOSSES[recipe["rule"]][0]
             mean = f"{100 * means[-1]:.2f}" if runs else "-"
-            print(f"{net['arch']:30s} {net['steps']:2d} {recipe['rule']:9s} {loss:6s} {1e3 * t:8.2f} {t / times[1]:6.2f} "
+            print(f"{net['arch']:34s} {net['steps']:2d} {recipe['rule']:9s} {loss:6s} {1e3 * t:8.2f} {t / times[1]:6.2f} "
                   f"{accs:>20s} {mean:>6s} {secs:>8s}")
         gap = "" if args.no_accuracy else f", accuracy {100 * (means[0] - means[1]):+.2f} points"
         print(f"  -> {own['rule']} / {base['rule']}: step time x{times[0] / times[1]:.2f}{gap}")
