@@ -11,8 +11,12 @@ allocated. HDF5 errors raised while the caller reads the file become
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import math
 import os
+import select
+import signal
+import time
 from typing import Iterator
 
 from neurodeploy.errors import InputFileError
@@ -24,6 +28,9 @@ MAX_OBJECTS = 100_000  # groups and datasets in a file
 MAX_DEPTH = 64  # nested groups
 READABLE_KINDS = "biufSO"  # booleans, numbers, fixed and variable-length strings
 H5_ERRORS = (OSError, KeyError, RuntimeError)  # what h5py raises for damaged structures or data
+REHEARSAL_SECONDS = 10  # a reading rehearsal taking longer than this (plus the size allowance) hangs
+REHEARSAL_BYTES_PER_SECOND = 10e6
+DAMAGED = "damaged HDF5 structure or data"
 
 
 @contextlib.contextmanager
@@ -41,15 +48,100 @@ def open_hdf5(path: str | os.PathLike, kind: str = "HDF5 file") -> Iterator[obje
         raise InputFileError(f"{name}: not a readable {kind}: cannot open as HDF5: {err}") from None
     with h5:
         try:
-            check_tree(h5, name)
+            indirect = check_tree(h5, name)
+            if indirect:
+                rehearse(path, name, indirect)
             yield h5
         except (*H5_ERRORS, UnicodeDecodeError) as err:
-            raise InputFileError(f"{name}: damaged HDF5 structure or data: {type(err).__name__}: {err}") from None
+            raise InputFileError(f"{name}: {DAMAGED}: {type(err).__name__}: {err}") from None
 
 
-def check_tree(h5, name: str) -> None:
+def rehearse(path: str | os.PathLike, name: str, datasets: list[str]) -> None:
+    """Read ``datasets`` of ``path`` once in a forked child first: the HDF5 library can loop forever
+    or crash reading some damaged data (a corrupted heap of variable-length strings, found by
+    fuzzing), and only a child can be stopped. A child that hangs or dies makes an
+    :class:`InputFileError` naming the dataset it was reading; the errors it meets are left for the
+    caller's own read to report. A no-op without fork.
+    """
+    if not hasattr(os, "fork"):
+        return
+    seconds = REHEARSAL_SECONDS + os.path.getsize(path) / REHEARSAL_BYTES_PER_SECOND
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report each dataset before reading it, then "done"; never returns
+        code = 1
+        try:
+            faulthandler.disable()  # a crash here is expected and reported by the parent
+            os.close(read_end)
+            code = _read_all(path, datasets, write_end)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    last, ended = "", "timeout"
+    try:
+        last, ended = _follow_child(read_end, seconds)
+    finally:
+        os.close(read_end)
+        if ended == "timeout":  # or the parent was interrupted: the child goes too
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    where = f"reading {last}" if last else "opening it"
+    if ended == "timeout":
+        raise InputFileError(f"{name}: {where} did not finish within {seconds:.0f} s; {DAMAGED}")
+    if ended == "died":
+        how = f"signal {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else \
+            f"exit status {os.WEXITSTATUS(status)}"
+        raise InputFileError(f"{name}: the HDF5 library failed ({how}) {where}; {DAMAGED}")
+
+
+def _read_all(path, datasets: list[str], out: int) -> int:
+    """In the child: read each dataset, writing its path to ``out`` first; 0 once all are read."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            for dataset in datasets:
+                os.write(out, dataset.encode("utf-8", "replace") + b"\n")
+                try:
+                    h5[dataset][()]
+                except (*H5_ERRORS, TypeError, ValueError):  # the parent's reader reports these
+                    pass
+        os.write(out, b"\0done\n")
+        return 0
+    except BaseException:  # an interrupt, an error opening: the parent's own read reports it
+        os.write(out, b"\0done\n")
+        return 1
+
+
+def _follow_child(fd: int, seconds: float) -> tuple[str, str]:
+    """(the last dataset the child named, how it ended: "done", "died" or "timeout") within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    buffer = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return _last(buffer), "timeout"
+        chunk = os.read(fd, 65536)
+        if not chunk:  # the pipe closed without "done": the child died
+            return _last(buffer), "died"
+        buffer += chunk
+        if buffer.endswith(b"\0done\n"):
+            return "", "done"
+
+
+def _last(buffer: bytes) -> str:
+    lines = buffer.rstrip(b"\n").split(b"\n")
+    return lines[-1].decode("utf-8", "replace")
+
+
+def check_tree(h5, name: str) -> list[str]:
     """Check every link of ``h5`` (HDF5's own visit: fast, each group once, cycles included);
-    raise :class:`InputFileError` at the first unsafe one."""
+    raise :class:`InputFileError` at the first unsafe one.
+
+    Returns the datasets read through structures the file describes (chunk indexes and filters,
+    the heap of variable-length strings), which :func:`rehearse` reads first; contiguous and
+    compact data of fixed size is one bounded read.
+    """
     import h5py
 
     links: list[tuple[bytes, int, int]] = []
@@ -68,7 +160,7 @@ def check_tree(h5, name: str) -> None:
 
     h5py.h5o.visit(h5.id, note, info=True)
     seen = {h5py.h5o.get_info(h5.id).addr: "/"}
-    total = 0
+    total, indirect = 0, []
     for link, kind, address in links:
         path = "/" + link.decode("utf-8", "replace")
         if kind != h5py.h5l.TYPE_HARD:
@@ -79,9 +171,13 @@ def check_tree(h5, name: str) -> None:
         if first != path:
             raise InputFileError(f"{name}: {path}: links to the object already at {first}; aliases are refused")
         if kinds.get(address) == h5py.h5o.TYPE_DATASET:
-            total += check_dataset(h5py.h5d.open(h5.id, link), path, name)
+            dsid = h5py.h5d.open(h5.id, link)
+            total += check_dataset(dsid, path, name)
             if total > MAX_TOTAL_BYTES:
                 raise InputFileError(f"{name}: datasets declare more than {MAX_TOTAL_BYTES} bytes in all")
+            if _read_indirectly(dsid):
+                indirect.append(path)
+    return indirect
 
 
 def _describe_link(h5, link: bytes, kind: int) -> str:
@@ -93,6 +189,16 @@ def _describe_link(h5, link: bytes, kind: int) -> str:
         target, inside = h5.id.links.get_val(link)
         return f"is an external link to {target.decode('utf-8', 'replace')}:{inside.decode('utf-8', 'replace')}"
     return f"is a user-defined link (type {kind})"
+
+
+def _read_indirectly(dsid) -> bool:
+    """Chunked (possibly filtered) storage, or variable-length strings."""
+    import h5py
+
+    if dsid.get_create_plist().get_layout() == h5py.h5d.CHUNKED:
+        return True
+    info = h5py.check_string_dtype(dsid.dtype)
+    return info is not None and info.length is None
 
 
 def check_dataset(dsid, path: str, name: str) -> int:

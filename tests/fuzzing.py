@@ -12,11 +12,16 @@ case is reproduced from its number alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import itertools
 import math
 import os
+import select
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +29,9 @@ from typing import Any, Callable
 
 import h5py
 import numpy as np
-from hypothesis import strategies as st
 
-from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.exporters.netx import integer_weights
-from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Input, Netlist
 
 NIGHTLY_FACTOR = 20
 SCALE = NIGHTLY_FACTOR if os.environ.get("NEURODEPLOY_FUZZ", "").lower() == "nightly" else 1
@@ -86,20 +88,22 @@ class Tally:
                 f"{self.accepted} still valid, {len(self.failures)} failures ({kinds})")
 
 
-def fuzz(n: int, corrupt: Callable[[Rng, Path], str], load: Callable[[Path], Any], path: Path,
+def fuzz(n: int, corrupt: Callable[[Rng, Path], str], load: Callable[[Path], Any] | LoaderProcess, path: Path,
          keep: Path, first_seed: int = 0) -> Tally:
     """Run ``n`` cases: ``corrupt(rng, path)`` writes a corrupted file and names the corruption,
     ``load(path)`` must return or raise a :class:`NeurodeployError` whose message names the file.
 
-    Failing inputs are copied into ``keep`` as ``case<seed><suffix>``.
+    ``load`` runs in this process, or in a :class:`LoaderProcess`. Failing inputs are copied into
+    ``keep`` as ``case<seed><suffix>``.
     """
+    outcome = load.outcome if isinstance(load, LoaderProcess) else functools.partial(_outcome, load)
     tally = Tally()
     start, cpu = time.perf_counter(), time.process_time()
     for seed in range(first_seed, first_seed + n):
         kind = corrupt(np.random.default_rng(seed), path)
         label = " ".join(kind.split(";")[0].split()[:2]).split(":")[0]
         tally.by_kind[label] = tally.by_kind.get(label, 0) + 1
-        problem = _outcome(load, path)
+        problem = outcome(path)
         if problem is None:
             tally.accepted += 1
         elif problem == "":
@@ -126,6 +130,83 @@ def _outcome(load: Callable[[Path], Any], path: Path) -> str | None:
     except Exception as err:  # the property under test: nothing but NeurodeployError escapes
         return f"{type(err).__name__}: {err}"
     return None
+
+
+class LoaderProcess:
+    """A small Python process of its own that runs one loader on file after file.
+
+    It keeps the heavy modules of the test session (torch) out of the loader's process,
+    which makes the forks of :func:`neurodeploy.h5check.rehearse` cheap, and a crash or a
+    hang of the loader is reported as a failing case instead of ending the test run.
+    ``spec`` is ``"module:function"``.
+    """
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> LoaderProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+
+    def outcome(self, path: Path) -> str | None:
+        """As :func:`_outcome`, from the other process."""
+        if self.proc is None:
+            self.proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(Path(__file__).parent), self.spec],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         text=True, bufsize=1)
+        self.proc.stdin.write(f"{path}\n")
+        self.proc.stdin.flush()
+        if not select.select([self.proc.stdout], [], [], 3 * CASE_SECONDS)[0]:
+            self._stop()
+            return f"hang: no answer within {3 * CASE_SECONDS} s"
+        answer = self.proc.stdout.readline()
+        if not answer:
+            code = self.proc.wait()
+            self.proc = None
+            return f"crash: the loader's process ended with status {code}"
+        return None if answer == "ok\n" else "" if answer == "refused\n" else answer[len("fail "):].rstrip("\n")
+
+    def _stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+_WORKER = """
+import importlib, sys, warnings
+from pathlib import Path
+warnings.simplefilter("ignore")
+sys.path.insert(0, sys.argv[1])
+from fuzzing import _outcome
+module, name = sys.argv[2].split(":")
+load = getattr(importlib.import_module(module), name)
+for line in sys.stdin:
+    problem = _outcome(load, Path(line.rstrip("\\n")))
+    answer = "ok" if problem is None else "refused" if problem == "" else "fail " + problem.replace("\\n", " ")
+    print(answer, flush=True)
+"""
+
+
+_NIR_CALLS = itertools.count()
+
+
+def load_nir_alternately(path: Path) -> None:
+    """The netlist reader on even calls, the float-graph import on odd ones (each reads the whole file)."""
+    from neurodeploy.netio import load_netlist
+
+    (load_float_graph if next(_NIR_CALLS) % 2 else load_netlist)(path)
+
+
+def load_float_graph(path: Path) -> None:
+    """What ``export`` reads from a foreign NIR file: its float graph, folded for the quantizer."""
+    from neurodeploy.export import load_float_model
+    from neurodeploy.fold import fold
+
+    fold(load_float_model(path, steps=4).graph)
 
 
 # --------------------------------------------------------------------------- byte corruptions
@@ -541,122 +622,6 @@ def wrong_array(rng: Rng, good: np.ndarray) -> tuple[bytes, str]:
     if kind == "float16":
         return npy_bytes(a.astype(np.float16)), kind
     return npy_bytes(np.asfortranarray(a)), kind
-
-
-# --------------------------------------------------------------------------- random valid netlists
-
-
-def _neuron(draw, netx: bool) -> CubaNeuron:
-    return CubaNeuron(
-        vth=draw(st.sampled_from([0, 1, 7, 100, 4095, 2**17 - 1])),
-        du=draw(st.integers(-1, 4095)),
-        dv=draw(st.integers(0, 4096)),
-        bias_exp=6 if netx else draw(st.integers(-8, 12)),
-    )
-
-
-def _bias(draw, rng: Rng, shape: tuple[int, ...], netx: bool) -> np.ndarray | None:
-    if not draw(st.booleans()):
-        return None
-    return rng.integers(-300, 300, shape)
-
-
-def _dense_weights(draw, rng: Rng, shape: tuple[int, int], netx: bool) -> tuple[np.ndarray, int, int]:
-    """(weight, weight_bits, weight_exp): for netx, integers netx encodes exactly (8 bits, exponent 0)."""
-    mode = draw(st.sampled_from(["exc", "inh", "mixed"]))
-    lo, hi = {"exc": (0, 255), "inh": (-255, 0), "mixed": (-128, 127)}[mode]
-    weight = rng.integers(lo, hi + 1, shape)
-    weight.reshape(-1)[0] = hi if mode != "inh" else lo  # never all zero
-    if netx:
-        return weight, 8, 0
-    bits = draw(st.integers(1, 9 if mode == "mixed" else 8))
-    return weight, bits, draw(st.integers(-6, 6))
-
-
-@st.composite
-def netlists(draw, netx: bool = False) -> Netlist:
-    """Small valid netlists: input layers, (grouped, strided, dilated) convs, flattens, dense layers with
-    delays and biases, and the run conventions. ``netx`` keeps to what netx stores exactly."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    spatial = draw(st.integers(0, 2)) > 0
-    shape = (draw(st.integers(1, 3)), draw(st.integers(2, 7)), draw(st.integers(2, 7))) if spatial \
-        else (draw(st.integers(1, 20)),)
-    layers: list = []
-    if draw(st.booleans()):
-        bias = rng.integers(-100, 100, shape)
-        layers.append(Input(shape=shape, neuron=_neuron(draw, netx), bias=bias))
-    in_shape = shape
-    for _ in range(draw(st.integers(1, 4))):
-        conv = _conv(draw, rng, shape, netx) if len(shape) == 3 and draw(st.integers(0, 3)) > 0 else None
-        if conv is not None:
-            layers.append(conv)
-            shape = conv.shape
-            continue
-        if len(shape) == 3:
-            layers.append(Flatten())
-        n_out = draw(st.integers(1, 12))
-        weight, bits, exp = _dense_weights(draw, rng, (n_out, int(np.prod(shape))), netx)
-        delay = rng.integers(0, draw(st.sampled_from([1, 4, 63])), weight.shape) if draw(st.booleans()) else None
-        layers.append(Dense(weight, _neuron(draw, netx), bias=_bias(draw, rng, (n_out,), netx), weight_exp=exp,
-                            weight_bits=bits, delay=delay, name=draw(st.sampled_from(["", "hidden", "out"]))))
-        shape = (n_out,)
-    start = draw(st.integers(0, 5))
-    return Netlist(
-        layers,
-        input_shape=None if isinstance(layers[0], Input) else in_shape,
-        reset_interval=draw(st.one_of(st.none(), st.integers(1, 40))),
-        reset_offset=draw(st.integers(0, 6)),
-        output_window=draw(st.one_of(st.none(), st.just((start, start + draw(st.integers(0, 20)))))),
-    )
-
-
-def _conv(draw, rng: Rng, in_shape: tuple[int, int, int], netx: bool) -> Conv | None:
-    c, h, w = in_shape
-    groups = draw(st.sampled_from([g for g in (1, 2, 3) if c % g == 0]))
-    out = groups * draw(st.integers(1, 3))
-    k = draw(st.sampled_from([1, 3])) if not netx else draw(st.integers(1, 3))
-    kernel = (k, k) if draw(st.booleans()) or not netx else (k, draw(st.integers(1, 3)))
-    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    if any(size + 2 * p - d * (kk - 1) < 1 for size, kk, p, d in zip((h, w), kernel, padding, dilation)):
-        return None
-    weight = rng.integers(-20, 21, (out, c // groups) + kernel)
-    layer = Conv(weight=weight, neuron=_neuron(draw, netx), in_shape=in_shape, stride=stride, padding=padding,
-                 dilation=dilation, groups=groups, weight_exp=draw(st.integers(0, 3)))
-    per_neuron = draw(st.booleans())
-    layer.bias = _bias(draw, rng, layer.shape if per_neuron else (out,), netx)
-    return layer
-
-
-# --------------------------------------------------------------------------- netlist equivalence
-
-
-def canonical(net: Netlist) -> list:
-    """What a netlist computes, layer by layer, independent of how a format encodes it: effective
-    synaptic weights, per-neuron effective biases, delays, geometry, neuron constants and run conventions."""
-    out: list = [("conventions", net.input_shape, net.reset_interval if net.reset_interval else None,
-                  net.reset_offset, net.output_window)]
-    for layer in net.layers:
-        if isinstance(layer, Flatten):
-            continue
-        n = layer.neuron
-        bias = np.zeros(layer.shape, np.int64)
-        if layer.bias is not None:
-            b = np.asarray(layer.bias)
-            bias = bias + (b.reshape(-1, 1, 1) if b.ndim == 1 and len(layer.shape) == 3 else b)
-        row = [layer.kind, tuple(layer.shape), n.vth, n.du, n.dv, fx.effective_bias(bias, n.bias_exp).tolist()]
-        if isinstance(layer, Dense):
-            held = fx.dense_weights(layer.weight, layer.weight_bits)
-            exact = integer_weights(held, layer.weight_exp)
-            row += [("exact", exact.tolist()) if exact is not None else ("shifted", held.tolist(), layer.weight_exp)]
-            delay = np.zeros(layer.weight.shape, np.int64) if layer.delay is None else layer.delay
-            row.append(delay.tolist())
-        elif isinstance(layer, Conv):
-            row += [(layer.weight << layer.weight_exp).tolist(), layer.stride, layer.padding, layer.dilation,
-                    layer.groups, layer.in_shape]
-        out.append(row)
-    return out
 
 
 def sample_netlist(input_layer: bool) -> Netlist:

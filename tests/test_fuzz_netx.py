@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
-from fuzzing import byte_corrupter, cases, fuzz, hdf5_corrupter, sample_netlist
+from fuzzing import LoaderProcess, byte_corrupter, cases, fuzz, hdf5_corrupter, sample_netlist
 from neurodeploy.exporters.netx import write_netx
 from neurodeploy.netio import load_netlist
 
@@ -22,18 +20,13 @@ def valid(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-def _load(path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # netx's clipping warnings on values that still load
-        load_netlist(path)
-
-
 @pytest.mark.parametrize("kind,corrupter,n,first_seed", [
     ("bytes", byte_corrupter, BYTE_CASES, 0),
     ("structured", hdf5_corrupter, STRUCTURED_CASES, 1_000_000),
 ])
 def test_corrupted_netx_files_are_refused_cleanly(valid, tmp_path, kind, corrupter, n, first_seed):
-    tally = fuzz(cases(n), corrupter(valid), _load, tmp_path / "case.net", tmp_path / "failing", first_seed)
+    with LoaderProcess("neurodeploy.netio:load_netlist") as load:
+        tally = fuzz(cases(n), corrupter(valid), load, tmp_path / "case.net", tmp_path / "failing", first_seed)
     print(tally.summary(f"netx {kind}"))
     assert not tally.failures, "\n".join(tally.failures[:10])
     assert tally.total == cases(n)

@@ -323,3 +323,74 @@ def test_labels_outside_the_classes_are_refused(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 1, 200]))
     with pytest.raises(DatasetError, match=r"labels must be 0\.\.9, found 200"):
         load_dataset("mnist", root=tmp_path, split="test")
+
+
+# --------------------------------------------------------------------------- HDF5 library hangs and crashes
+
+
+def _compress(path, dataset: str) -> None:
+    """Store ``dataset`` chunked and compressed, which is read through structures the file describes."""
+    def edit(h5):
+        data = h5[dataset][()]
+        del h5[dataset]
+        h5.create_dataset(dataset, data=data, chunks=True, compression="gzip")
+
+    _edit(path, edit)
+
+
+def _stall_on(dataset: str, action):
+    """A stand-in for h5py's dataset read that runs ``action`` on ``dataset`` (the child inherits it)."""
+    real = h5py.Dataset.__getitem__
+
+    def read(self, key):
+        if self.name == dataset:
+            action()
+        return real(self, key)
+
+    return read
+
+
+def test_a_read_that_never_ends_is_stopped_and_named(hdf5_file, monkeypatch):
+    import time
+
+    import neurodeploy.h5check as h5check
+
+    path, dataset = hdf5_file
+    _compress(path, dataset)
+    monkeypatch.setattr(h5check, "REHEARSAL_SECONDS", 2)
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", _stall_on("/" + dataset, lambda: time.sleep(3600)))
+    start = time.monotonic()
+    with pytest.raises(InputFileError, match=rf"{path}: reading /{dataset} did not finish within 2 s; damaged HDF5"):
+        load_netlist(path)
+    assert time.monotonic() - start < 30
+
+
+def test_a_read_that_crashes_the_library_is_refused_not_fatal(hdf5_file, monkeypatch):
+    import signal
+
+    path, dataset = hdf5_file
+    _compress(path, dataset)
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", _stall_on("/" + dataset, lambda: os.kill(os.getpid(), signal.SIGSEGV)))
+    with pytest.raises(InputFileError, match=rf"the HDF5 library failed \(signal SIGSEGV\) reading /{dataset}"):
+        load_netlist(path)
+
+
+def test_a_nir_file_that_hangs_hdf5_ends(tmp_path):
+    """Found by the nightly fuzz run: 512 zeroed bytes in a NIR file's global heap make HDF5 2.0 loop
+    forever reading /node/edges. Whatever the library version does with it, loading ends, cleanly."""
+    import time
+
+    pytest.importorskip("nir")
+    from neurodeploy.exporters.nir import write_nir
+
+    path = tmp_path / "hang.nir"
+    write_nir(sample_netlist(input_layer=False), path)
+    data = bytearray(path.read_bytes())
+    data[2513:2513 + 512] = bytes(512)
+    path.write_bytes(bytes(data))
+    start = time.monotonic()
+    try:
+        load_netlist(path)
+    except InputFileError as err:
+        assert str(err).startswith(str(path))
+    assert time.monotonic() - start < 60
