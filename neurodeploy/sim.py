@@ -8,7 +8,9 @@ one matrix product gives a layer's input at every step, then its neurons step.
 Everything is exact: integer products are summed in float32 only where every
 possible sum is below 2**24, in float64 below 2**53, and in int64 otherwise; u, v
 and the input are held in float64 only where every value stays an integer below
-2**52 (see :class:`_Neurons`), else in int64. Events are counted for the energy
+2**52 (see :class:`_Neurons`), else in int64. (C, H, W) layers are held
+channels-last inside a run, so that a convolution's output is its neurons' state
+without a transpose; the records come out in the netlist's order. Events are counted for the energy
 model: a synaptic event is one spike delivered over one nonzero synapse; a neuron
 update is one neuron stepped.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,12 +32,13 @@ RECORDABLE = ("s", "u", "v")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
 INT32 = 2**31
 CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit in about this
-# BLAS threads for the matrix products. Ours are many and mostly mid-sized, where a
+# BLAS threads for the matrix products. Batches are split across cores by samples
+# (see _Run); within a chunk the products are many and mostly mid-sized, where a
 # thread pool sharing busy cores costs more than it gives: a (14, 2560) @ (2560, 100)
 # product took 60 ms with two OpenBLAS threads on a loaded 2-core machine, 0.2 ms with one.
-# Products of at least BIG_PRODUCT multiply-adds use every core.
+# A run on one chunk lets products of at least BIG_PRODUCT multiply-adds use every core.
 BLAS_THREADS = 1
-BIG_PRODUCT = 1 << 26
+BIG_PRODUCT = 1 << 28
 
 
 @dataclass
@@ -71,18 +75,26 @@ def _sum_dtype(weight: np.ndarray, fan_in: int, graded_max: int = 1) -> type:
 
 
 class _DenseOp:
-    """Dense synapses of one layer, possibly with per-synapse delays."""
+    """Dense synapses of one layer, possibly with per-synapse delays.
 
-    def __init__(self, layer: Dense, graded_max: int):
-        weight = fx.dense_weights(layer.weight, layer.weight_bits)
+    ``in_shape`` is the shape of the layer feeding it; a (C, H, W) one is held
+    channels-last (see :func:`_to_internal`), so the weight's columns are
+    reordered to match.
+    """
+
+    def __init__(self, layer: Dense, graded_max: int, in_shape: tuple[int, ...]):
+        weight = _columns_channels_last(fx.dense_weights(layer.weight, layer.weight_bits), in_shape)
+        delay = None if layer.delay is None else _columns_channels_last(layer.delay, in_shape)
         self.exp = int(layer.weight_exp)
         self.dtype = _sum_dtype(weight, weight.shape[1], graded_max)
-        if layer.delay is None or not layer.delay.any():
+        if delay is None or not delay.any():
             self.by_delay = {0: np.ascontiguousarray(weight.T, dtype=self.dtype)}
         else:
-            self.by_delay = {
-                int(d): np.where(layer.delay == d, weight, 0).T.astype(self.dtype) for d in np.unique(layer.delay)
-            }
+            self.by_delay = {int(d): np.where(delay == d, weight, 0).T.astype(self.dtype) for d in np.unique(delay)}
+        # in the float path a non-negative exponent and the 6-bit alignment go into the weights (exact: powers of 2)
+        self.prescaled = None
+        if self.exp >= 0 and self.dtype != np.int64:
+            self.prescaled = {d: w * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT)) for d, w in self.by_delay.items()}
         self.fan_out = (weight != 0).sum(axis=0).astype(np.float64)  # nonzero synapses leaving each input
         row_sum = int(np.abs(weight).sum(axis=1).max(initial=0)) * graded_max
         self.bound = _shifted_bound(row_sum, self.exp) + len(self.by_delay)  # a floor adds at most 1 a delay
@@ -91,18 +103,22 @@ class _DenseOp:
         """Synaptic events from the summed presynaptic values of each input neuron."""
         return int(np.rint(counts @ self.fan_out))
 
-    def __call__(self, x: np.ndarray, exact_float: bool) -> dict[int, np.ndarray]:
+    def __call__(self, x: np.ndarray, exact_float: bool, spread: bool) -> dict[int, np.ndarray]:
         """Presynaptic values (rows, n_in) -> synaptic input (rows, n_out) per delay.
 
-        float64 already shifted left by 6 (as it enters u) if ``exact_float``, else int64.
+        With ``exact_float`` already shifted left by 6 (as it enters u), as float32
+        or float64 holding exact integers; else int64. ``spread``: large products
+        may use every core.
         """
         x = x.astype(self.dtype, copy=False)
+        if exact_float and self.prescaled is not None:
+            return {d: _matmul(x, w, spread) for d, w in self.prescaled.items()}
         then = fx.ACT_SHIFT if exact_float else 0
-        return {d: _scaled(_matmul(x, w), self.exp, exact_float, then) for d, w in self.by_delay.items()}
+        return {d: _scaled(_matmul(x, w, spread), self.exp, exact_float, then) for d, w in self.by_delay.items()}
 
 
 class _ConvOp:
-    """Convolution synapses (cross-correlation), output wrapped to 24 bits."""
+    """Convolution synapses (cross-correlation), output wrapped to 24 bits; channels-last in and out."""
 
     def __init__(self, layer: Conv, graded_max: int):
         self.layer = layer
@@ -114,42 +130,55 @@ class _ConvOp:
         fan_sum = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0))
         self.raw_bound = _shifted_bound(fan_sum * graded_max, self.exp)
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
+        self.wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
+        self.prescaled = None
+        if self.exp >= 0 and self.dtype != np.int64 and not self.wraps:
+            self.prescaled = self.weight * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT))
 
     def events(self, counts: np.ndarray) -> int:
-        """Synaptic events from the summed presynaptic values of each input neuron.
+        """Synaptic events from the summed presynaptic values of each input neuron (channels-last).
 
         Each input reaches as many outputs as the nonzero taps whose window covers
         it, so the count is the sum of the input map convolved with the nonzero mask
         (exact in float64: integers far below 2**53).
         """
-        layer = self.layer
-        image = counts.reshape((1,) + layer.in_shape)
-        reached = _conv2d_channels_last(image, self.mask, layer.stride, layer.padding, layer.dilation, layer.groups)
-        return int(np.rint(reached.sum()))
+        image = counts.reshape((1,) + _channels_last(self.layer.in_shape))
+        return int(np.rint(self._conv(image, self.mask).sum()))
 
-    def __call__(self, x: np.ndarray, exact_float: bool) -> dict[int, np.ndarray]:
-        """Presynaptic values (rows, n_in) -> synaptic input (rows, C, H, W), as :class:`_DenseOp`."""
-        rows, layer = x.shape[0], self.layer
-        x = x.reshape((rows,) + layer.in_shape).astype(self.dtype, copy=False)
-        out = _conv2d_channels_last(x, self.weight, layer.stride, layer.padding, layer.dilation, layer.groups)
-        wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
+    def __call__(self, x: np.ndarray, exact_float: bool, spread: bool) -> dict[int, np.ndarray]:
+        """Presynaptic values (rows, n_in) -> synaptic input (rows, n_out), as :class:`_DenseOp`."""
+        rows = x.shape[0]
+        x = x.reshape((rows,) + _channels_last(self.layer.in_shape))
+        if exact_float and self.prescaled is not None:
+            return {0: self._conv(x, self.prescaled, spread).reshape(rows, -1)}
+        out = self._conv(x, self.weight, spread)
         if exact_float and self.raw_bound < FLOAT_EXACT:
-            out = _scaled(out, self.exp, True, 0 if wraps else fx.ACT_SHIFT)
-            if wraps:
+            if self.wraps:
+                out = _scaled(out.astype(np.float64), self.exp, True)
                 out -= np.floor((out + fx.MAX_UV) * 2.0**-24) * 2.0**24  # two's-complement wrap to 24 bits
                 out *= 2.0**fx.ACT_SHIFT
+            else:
+                out = _scaled(out, self.exp, True, fx.ACT_SHIFT)
         else:
             out = fx.wrap_bits(_scaled(out, self.exp, False), 24)
             out = (out << fx.ACT_SHIFT).astype(np.float64) if exact_float else out
-        return {0: out.transpose(0, 3, 1, 2)}
+        return {0: out.reshape(rows, -1)}
+
+    def _conv(self, x: np.ndarray, weight: np.ndarray, spread: bool = False) -> np.ndarray:
+        layer = self.layer
+        return _conv2d_channels_last(x, weight, layer.stride, layer.padding, layer.dilation, layer.groups, spread)
 
 
-def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b``, on every core when the product is large enough to gain from it."""
-    if a.shape[0] * a.shape[1] * b.shape[1] < BIG_PRODUCT:
+def _matmul(a: np.ndarray, b: np.ndarray, spread: bool = False) -> np.ndarray:
+    """``a @ b``, on every core when ``spread`` and the product is large enough to gain from it."""
+    if not spread or a.shape[0] * a.shape[1] * b.shape[1] < BIG_PRODUCT:
         return a @ b
-    with threadpool_limits(os.cpu_count() or 1, user_api="blas"):
+    with threadpool_limits(_cores(), user_api="blas"):
         return a @ b
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _shifted_bound(bound: int, exp: int) -> int:
@@ -160,38 +189,45 @@ def _shifted_bound(bound: int, exp: int) -> int:
 def _scaled(y: np.ndarray, exp: int, exact_float: bool, then: int = 0) -> np.ndarray:
     """An exact integer sum shifted by ``exp`` (a floor when negative), then left by ``then``.
 
-    float64 when ``exact_float`` (scaling by a power of two is exact in binary
-    floating point, and so is the floor), int64 otherwise.
+    In place and in its own float type when ``exact_float`` (scaling by a power of
+    two is exact in binary floating point, and so is the floor, while the result
+    stays an integer below the type's 2**24 or 2**53: it is at most the sum); int64
+    otherwise.
     """
     if not exact_float or y.dtype.kind != "f":  # int64 sums may exceed 2**53: shift them as integers
         shifted = fx.shift(np.rint(y).astype(np.int64) if y.dtype.kind == "f" else y, exp)
         return fx.shift(shifted, then) if not exact_float else shifted.astype(np.float64) * 2.0**then
-    if exp >= 0:
-        return np.multiply(y, 2.0 ** (exp + then), dtype=np.float64)
-    y = np.multiply(y, 2.0**exp, dtype=np.float64)
-    np.floor(y, out=y)
-    if then:
-        y *= 2.0**then
+    if exp < 0:
+        y *= 2.0**exp
+        np.floor(y, out=y)
+        exp = 0
+    if exp + then:
+        y *= 2.0 ** (exp + then)
     return y
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int) -> np.ndarray:
     """Batched 2-D cross-correlation: x (B, C, H, W), w (O, C/groups, kH, kW) -> (B, O, Ho, Wo)."""
-    return _conv2d_channels_last(x, w, stride, padding, dilation, groups).transpose(0, 3, 1, 2)
+    out = _conv2d_channels_last(x.transpose(0, 2, 3, 1), w, stride, padding, dilation, groups)
+    return out.transpose(0, 3, 1, 2)
 
 
-def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int) -> np.ndarray:
-    """:func:`conv2d` with the output left contiguous in (B, Ho, Wo, O) order.
+def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int,
+                          spread: bool = False) -> np.ndarray:
+    """:func:`conv2d` on x (B, H, W, C), with the output contiguous in (B, Ho, Wo, O) order.
 
-    The patches are gathered from a channels-last copy of x, so that the copy's
-    innermost runs are whole channel vectors rather than kernel rows.
+    The patches are gathered from a channels-last copy of x in w's type, so that
+    the copy's innermost runs are whole channel vectors rather than kernel rows.
     """
     o, cg, kh, kw = w.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    if ph or pw:
-        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
     b, h, wd, c = x.shape
+    if ph or pw:
+        padded = np.zeros((b, h + 2 * ph, wd + 2 * pw, c), w.dtype)
+        padded[:, ph:ph + h, pw:pw + wd] = x
+        x, h, wd = padded, h + 2 * ph, wd + 2 * pw
+    else:
+        x = np.ascontiguousarray(x, dtype=w.dtype)
     ho = (h - dh * (kh - 1) - 1) // sh + 1
     wo = (wd - dw * (kw - 1) - 1) // sw + 1
     st = x.strides
@@ -202,13 +238,37 @@ def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilatio
     outs = []
     for g in range(groups):
         patch = cols[..., g * cg:(g + 1) * cg].reshape(b * ho * wo, kh * kw * cg)
-        outs.append(_matmul(patch, w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T))
+        outs.append(_matmul(patch, w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T, spread))
     out = np.concatenate(outs, axis=1) if groups > 1 else outs[0]
     return out.reshape(b, ho, wo, o)
 
 
-def _synapse(layer, graded_max: int):
-    return _DenseOp(layer, graded_max) if isinstance(layer, Dense) else _ConvOp(layer, graded_max)
+def _channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The order a layer's neurons are held in: (H, W, C) for a (C, H, W) layer, else as given."""
+    return tuple(shape[1:]) + (shape[0],) if len(shape) == 3 else tuple(shape)
+
+
+def _to_internal(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """x (..., *shape) in the netlist's order -> the held order, flattened to (..., n)."""
+    lead = x.ndim - len(shape)
+    if len(shape) == 3:
+        x = np.moveaxis(x, lead, -1)
+    return x.reshape(x.shape[:lead] + (-1,))
+
+
+def _to_netlist(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`_to_internal`: x (..., n) held order -> (..., *shape), a view."""
+    x = x.reshape(x.shape[:-1] + _channels_last(shape))
+    return np.moveaxis(x, -1, x.ndim - 3) if len(shape) == 3 else x
+
+
+def _columns_channels_last(matrix: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
+    """A dense layer's (n_out, n_in) matrix with its columns in the held order of its input."""
+    return _to_internal(matrix.reshape((matrix.shape[0],) + tuple(in_shape)), tuple(in_shape))
+
+
+def _synapse(layer, graded_max: int, in_shape: tuple[int, ...]):
+    return _DenseOp(layer, graded_max, in_shape) if isinstance(layer, Dense) else _ConvOp(layer, graded_max)
 
 
 def _batch_size(spikes: np.ndarray | None, bias: np.ndarray | None, net: Netlist) -> int:
@@ -283,17 +343,19 @@ class _Neurons:
         if self.exact_float and self.bias is not None:
             self.bias = self.bias.astype(np.float64)
 
-    def run(self, a_in: np.ndarray | None, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
-        """Step through a_in (steps, rows, n) (None: no input), writing spikes into s (rows, steps, n).
+    def run(self, a_in: np.ndarray | None, first: int, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
+        """Step through the input, writing spikes into s (steps, rows, n).
 
+        The input at step t is ``a_in[t - first]`` where that exists, else none.
         ``resets(t)`` says whether u and v are zeroed before step t; ``u_out`` and
-        ``v_out`` (rows, steps, n) take the traces when not None. Returns the
+        ``v_out`` (steps, rows, n) take the traces when not None. Returns the
         counts of u wraps and v saturations.
         """
-        rows, steps, n = s.shape
+        steps, rows, n = s.shape
         step = self._float_step if self.exact_float else self._int_step
         dtype = np.float64 if self.exact_float else np.int64
         u, v = np.zeros((rows, n), dtype), np.zeros((rows, n), dtype)
+        last = first + (0 if a_in is None else len(a_in))
         bounds = [0.0, 0.0]  # bounds on |u| and |v|
         wraps = saturations = 0
         for t in range(steps):
@@ -301,18 +363,21 @@ class _Neurons:
                 u.fill(0)
                 v.fill(0)
                 bounds = [0.0, 0.0]
-            w, sat = step(u, v, None if a_in is None else a_in[t], s[:, t], bounds)
+            w, sat = step(u, v, a_in[t - first] if first <= t < last else None, s[t], bounds)
             wraps, saturations = wraps + w, saturations + sat
             if u_out is not None:
-                u_out[:, t] = u
+                u_out[t] = u
             if v_out is not None:
-                v_out[:, t] = v
+                v_out[t] = v
         return wraps, saturations
 
     def _float_step(self, u, v, a, s, bounds) -> tuple[int, int]:
         wraps = saturations = 0
         u_bound = bounds[0] * self.cu
-        if a is not None and self.cu == 0.0:
+        u_zero = a is None and u_bound == 0  # u is all zero and stays so (an input layer driven by bias)
+        if u_zero:
+            pass
+        elif a is not None and self.cu == 0.0:
             np.copyto(u, a)
         else:
             _decay(u, self.cu)
@@ -330,7 +395,8 @@ class _Neurons:
             else:
                 u_bound = max(top, -bottom)
         _decay(v, self.cv)
-        v += u
+        if not u_zero:
+            v += u
         if self.bias is not None:
             v += self.bias
         v_bound = bounds[1] * self.cv + u_bound + self.bias_bound
@@ -390,64 +456,72 @@ def _wrap32(x: np.ndarray) -> None:
 
 
 class _Unit:
-    """One neuron layer: its synapses (None for an input layer) and neurons."""
+    """One neuron layer: its synapses (None for an input layer) and neurons, held in the order of
+    :func:`_channels_last`."""
 
     def __init__(self, k: int, index: int, layer, op, neurons: _Neurons):
         self.k, self.index, self.layer, self.op, self.neurons = k, index, layer, op, neurons
+        self.shape = tuple(layer.shape)
         self.n = int(np.prod(layer.shape))
 
-    def synaptic_input(self, pre: np.ndarray | None, steps: int) -> np.ndarray | None:
-        """(steps, rows, n) input arriving at each step, times 2**6 in the float path; None if nothing arrives."""
+    def synaptic_input(self, pre: np.ndarray | None, spread: bool) -> tuple[np.ndarray | None, int]:
+        """Input from ``pre`` (steps, rows, n_pre) and the step its first entry arrives at.
+
+        The input is shaped (arriving steps, rows, n), times 2**6 in the float path;
+        None if nothing arrives. A connection delivers one step late, plus its delay.
+        """
         if pre is None:
-            return None
+            return None, 0
         exact = self.neurons.exact_float
-        rows = pre.shape[0]
+        steps, rows = pre.shape[:2]
         if self.op is None:  # external input into an input layer, same step
-            a = pre.reshape(rows, steps, self.n).transpose(1, 0, 2)
-            return a * 2.0**fx.ACT_SHIFT if exact else a.astype(np.int64)
-        a = np.zeros((steps, rows, self.n), np.float64 if exact else np.int64)
-        if steps > 1:
-            flat = pre[:, : steps - 1].transpose(1, 0, *range(2, pre.ndim)).reshape((steps - 1) * rows, -1)
-            currents = self.op(flat, exact)
-            for d, current in currents.items():
-                if d + 1 < steps:
-                    shape = (steps - 1, rows) + current.shape[1:]  # a view, also of a transposed conv output
-                    arrived = current.reshape(shape)[: steps - 1 - d]
-                    target = a[d + 1:].reshape((steps - 1 - d, rows) + current.shape[1:])
-                    if len(currents) == 1:
-                        target[...] = arrived
-                    else:
-                        target += arrived
-        return a
+            return (pre * 2.0**fx.ACT_SHIFT if exact else pre.astype(np.int64)), 0
+        if steps < 2:
+            return None, 0
+        currents = self.op(pre[: steps - 1].reshape((steps - 1) * rows, -1), exact, spread)
+        currents = {d: c.reshape(steps - 1, rows, self.n)[: max(0, steps - 1 - d)] for d, c in currents.items()}
+        if len(currents) == 1:
+            (d, current), = currents.items()
+            return current, d + 1
+        a = np.zeros((steps - 1, rows, self.n), np.float64 if exact else np.int64)
+        for d, current in currents.items():
+            a[d:] += current
+        return a, 1
 
 
 class _Run:
     """One simulation, layer after layer over all steps (the netlist is feed-forward).
 
     The batch is cut into chunks that keep each layer's input and spikes within
-    about CHUNK_BYTES; samples are independent.
+    about CHUNK_BYTES, and into at least one chunk a core when each still has
+    MIN_PARALLEL_ROWS samples; samples are independent, so the chunks run in
+    parallel threads (numpy and BLAS release the GIL).
     """
+
+    MIN_PARALLEL_ROWS = 8
 
     def __init__(self, net, batch, record, reset_interval, rec, graded_max, spikes, bias):
         self.net, self.batch, self.record, self.rec = net, batch, record, rec
         self.reset_interval, self.spikes = reset_interval, spikes
         self.units = []
+        in_shape = net.input_shape
         for k, i in enumerate(net.neuron_layers):
             layer = net.layers[i]
-            op = None if isinstance(layer, Input) else _synapse(layer, graded_max if k == 0 else 1)
-            n = int(np.prod(layer.shape))
+            op = None if isinstance(layer, Input) else _synapse(layer, graded_max if k == 0 else 1, in_shape)
             layer_bias = bias if (isinstance(layer, Input) and bias is not None) else layer.bias
-            b = np.zeros((1, n), np.int64) if layer_bias is None else _bias_per_neuron(
+            b = np.zeros((1, int(np.prod(layer.shape))), np.int64) if layer_bias is None else _bias_per_neuron(
                 np.asarray(layer_bias, np.int64), layer.shape, batch
             )
+            b = _to_internal(b.reshape((b.shape[0],) + tuple(layer.shape)), tuple(layer.shape))
             input_bound = graded_max if op is None else op.bound
             neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
             self.units.append(_Unit(k, i, layer, op, neurons))
+            in_shape = tuple(layer.shape)
 
     def go(self, steps: int) -> None:
         rec, batch = self.rec, self.batch
         for unit in self.units:
-            shape = (batch, steps) + tuple(unit.layer.shape)
+            shape = (batch, steps) + unit.shape
             for name in self.record:
                 getattr(rec, name)[unit.index] = np.zeros(shape, bool if name == "s" else np.int32)
             for counter in ("spike_count", "synaptic_events", "u_wraps", "v_saturations"):
@@ -455,37 +529,53 @@ class _Run:
             rec.neuron_updates[unit.index] = batch * steps * unit.n
         rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
-        for start in range(0, batch, chunk):
-            self._chunk(slice(start, min(batch, start + chunk)), steps)
+        workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)
+        if workers > 1:
+            chunk = min(chunk, -(-batch // workers))
+        parts = [slice(start, min(batch, start + chunk)) for start in range(0, batch, chunk)]
+        if workers > 1 and len(parts) > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                counted = list(pool.map(lambda rows: self._chunk(rows, steps, spread=False), parts))
+        else:
+            counted = [self._chunk(rows, steps, spread=True) for rows in parts]
+        for counts in counted:
+            for unit, values in zip(self.units, counts):
+                for counter, value in zip(("synaptic_events", "u_wraps", "v_saturations", "spike_count"), values):
+                    getattr(rec, counter)[unit.index] += value
 
     def _bytes_per_sample(self, steps: int) -> int:
         widest = max(max(u.n for u in self.units), int(np.prod(self.net.input_shape or (1,))))
         cols = max((_im2col_size(u.op) for u in self.units if isinstance(u.op, _ConvOp)), default=0)
         return steps * (widest * 10 + cols * 4)
 
-    def _chunk(self, rows: slice, steps: int) -> None:
-        rec = self.rec
-        pre = None if self.spikes is None else self.spikes[rows, :steps]
+    def _chunk(self, rows: slice, steps: int, spread: bool) -> list[tuple[int, int, int, int]]:
+        """Run samples ``rows``, writing their records; returns each unit's counters
+        (synaptic events, u wraps, v saturations, spikes)."""
+        rec, counts = self.rec, []
         size = rows.stop - rows.start
+        pre = None
+        if self.spikes is not None:
+            shape = tuple(self.spikes.shape[2:])
+            pre = _to_internal(np.moveaxis(self.spikes[rows, :steps], 1, 0), shape)
         for unit in self.units:
-            a = unit.synaptic_input(pre, steps)
+            a, first = unit.synaptic_input(pre, spread)
+            events = 0
             if unit.op is not None and pre is not None:
-                counts = pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64)
-                rec.synaptic_events[unit.index] += unit.op.events(counts)
-            s, u, v = (
-                getattr(rec, name)[unit.index][rows].reshape(size, steps, unit.n) if name in self.record else None
-                for name in ("s", "u", "v")
-            )
-            s = np.empty((size, steps, unit.n), bool) if s is None else s
+                events = unit.op.events(pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
+            s = np.empty((steps, size, unit.n), bool)
+            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record else None for name in "uv")
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
-            wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
-            rec.u_wraps[unit.index] += wraps
-            rec.v_saturations[unit.index] += saturations
-            rec.spike_count[unit.index] += int(np.count_nonzero(s))
+            wraps, saturations = neurons.run(a, first, self._resets(unit.k), s, u, v)
+            for name, held in (("s", s), ("u", u), ("v", v)):
+                if name in self.record:
+                    getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
+            counts.append((events, wraps, saturations, int(np.count_nonzero(s))))
             pre = s
-        rec.output_counts[rows] = pre.sum(axis=1).reshape(rec.output_counts[rows].shape)
+        total = pre.sum(axis=0, dtype=np.int64)
+        rec.output_counts[rows] = _to_netlist(total, self.units[-1].shape).reshape(rec.output_counts[rows].shape)
+        return counts
 
     def _resets(self, k: int):
         interval, offset = self.reset_interval, self.net.reset_offset

@@ -167,6 +167,32 @@ class TestBatch:
             assert np.array_equal(both.s[0][b], alone.s[0][0])
 
 
+    def test_parallel_chunks_equal_one_serial_run(self, monkeypatch):
+        """Chunks of uneven size in threads (3 workers, small chunks) give what one serial run gives."""
+        import neurodeploy.sim as sim_module
+        from neurodeploy.conformance import generate_cases
+
+        rng = np.random.default_rng(3)
+        for case in generate_cases(12, seed=11):
+            shape = case.spikes.shape[2:]
+            drive = rng.integers(-3, 4, (23, case.steps) + shape) if case.spikes.dtype != bool else None
+            batch = drive * (rng.random(drive.shape) < 0.3) if drive is not None else rng.random(
+                (23, case.steps) + shape) < 0.3
+            monkeypatch.setattr(sim_module._Run, "MIN_PARALLEL_ROWS", 10**9)
+            serial = simulate(case.net, case.steps, spikes=batch, record=("s", "u", "v"))
+            monkeypatch.setattr(sim_module._Run, "MIN_PARALLEL_ROWS", 2)
+            monkeypatch.setattr(sim_module, "_cores", lambda: 3)
+            monkeypatch.setattr(sim_module, "CHUNK_BYTES", 1)  # one sample a chunk before the split by cores
+            threaded = simulate(case.net, case.steps, spikes=batch, record=("s", "u", "v"))
+            monkeypatch.undo()
+            for name in ("s", "u", "v"):
+                for i, trace_ in getattr(serial, name).items():
+                    assert np.array_equal(getattr(threaded, name)[i], trace_), (name, i)
+            for counter in ("spike_count", "synaptic_events", "u_wraps", "v_saturations", "neuron_updates"):
+                assert getattr(threaded, counter) == getattr(serial, counter), counter
+            assert np.array_equal(threaded.output_counts, serial.output_counts)
+
+
 @pytest.mark.parametrize("stride,padding,dilation,groups", [
     ((1, 1), (0, 0), (1, 1), 1), ((2, 1), (1, 2), (1, 2), 2), ((3, 2), (2, 0), (2, 1), 4),
 ])
