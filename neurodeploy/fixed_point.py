@@ -68,18 +68,27 @@ def sign_mode(weight: np.ndarray) -> str:
     return "mixed"
 
 
-def dense_weights(weight: np.ndarray, weight_bits: int = 8) -> np.ndarray:
+def dense_weights(weight: np.ndarray, weight_bits: int = 8, dtype: type = np.int64) -> np.ndarray:
     """The weights a dense core holds: clipped to 8 bits, low bits truncated.
 
     ``k = 8 - weight_bits`` low bits are dropped, one more for mixed-sign
     matrices (the sign takes a bit): a floor shift for excitatory and mixed
     weights, toward zero for inhibitory ones. Idempotent, except where the
     truncation removes every positive weight of a mixed matrix that holds -256
-    (the result is inhibitory, and -256 then clips to -255).
+    (the result is inhibitory, and -256 then clips to -255). The values fit
+    ``dtype`` int16 and wider.
     """
     weight = np.asarray(weight, dtype=np.int64)
-    mode = sign_mode(weight)
-    sign = -1 if mode == "inh" else 1
-    mag = np.clip(sign * weight, -256 if mode == "mixed" else 0, 255)
+    lowest, highest = (int(weight.min()), int(weight.max())) if weight.size else (0, 0)
+    mode = "exc" if lowest >= 0 else "inh" if highest <= 0 else "mixed"  # as sign_mode
+    low = -256 if mode == "mixed" else 0
+    mag = -weight if mode == "inh" else weight
+    if mode == "inh":
+        lowest, highest = -highest, -lowest
+    if lowest < low or highest > 255:
+        mag = np.clip(mag, low, 255)
+    mag = mag.astype(np.int16)  # 9-bit values from here
     k = 8 - weight_bits + (mode == "mixed")
-    return sign * ((mag >> k) << k)
+    if k:
+        mag = (mag >> k) << k
+    return (-mag if mode == "inh" else mag).astype(dtype, copy=False)

@@ -18,12 +18,13 @@ update is one neuron stepped.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.netlist import Conv, Dense, Input, Netlist
@@ -83,20 +84,20 @@ class _DenseOp:
     """
 
     def __init__(self, layer: Dense, graded_max: int, in_shape: tuple[int, ...]):
-        weight = _columns_channels_last(fx.dense_weights(layer.weight, layer.weight_bits), in_shape)
+        weight = _columns_channels_last(fx.dense_weights(layer.weight, layer.weight_bits, np.int16), in_shape)
         delay = None if layer.delay is None else _columns_channels_last(layer.delay, in_shape)
         self.exp = int(layer.weight_exp)
         self.dtype = _sum_dtype(weight, weight.shape[1], graded_max)
         if delay is None or not delay.any():
-            self.by_delay = {0: np.ascontiguousarray(weight.T, dtype=self.dtype)}
+            self.by_delay = {0: weight.astype(self.dtype).T}  # a view: BLAS takes the transpose as it is
         else:
-            self.by_delay = {int(d): np.where(delay == d, weight, 0).T.astype(self.dtype) for d in np.unique(delay)}
+            self.by_delay = {int(d): np.where(delay == d, weight, 0).astype(self.dtype).T for d in np.unique(delay)}
         # in the float path a non-negative exponent and the 6-bit alignment go into the weights (exact: powers of 2)
         self.prescaled = None
         if self.exp >= 0 and self.dtype != np.int64:
             self.prescaled = {d: w * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT)) for d, w in self.by_delay.items()}
         self.fan_out = (weight != 0).sum(axis=0).astype(np.float64)  # nonzero synapses leaving each input
-        row_sum = int(np.abs(weight).sum(axis=1).max(initial=0)) * graded_max
+        row_sum = int(np.abs(weight).sum(axis=1, dtype=np.int64).max(initial=0)) * graded_max
         self.bound = _shifted_bound(row_sum, self.exp) + len(self.by_delay)  # a floor adds at most 1 a delay
 
     def events(self, counts: np.ndarray) -> int:
@@ -173,8 +174,14 @@ def _matmul(a: np.ndarray, b: np.ndarray, spread: bool = False) -> np.ndarray:
     """``a @ b``, on every core when ``spread`` and the product is large enough to gain from it."""
     if not spread or a.shape[0] * a.shape[1] * b.shape[1] < BIG_PRODUCT:
         return a @ b
-    with threadpool_limits(_cores(), user_api="blas"):
+    with _blas().limit(limits=_cores(), user_api="blas"):
         return a @ b
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The loaded BLAS libraries, looked up once (a lookup reads /proc/self/maps)."""
+    return ThreadpoolController()
 
 
 def _cores() -> int:
@@ -309,7 +316,7 @@ def simulate(
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     rec = Recording(steps=steps, batch=batch)
-    with threadpool_limits(BLAS_THREADS, user_api="blas"):
+    with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
         _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
     return rec
 
