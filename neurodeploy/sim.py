@@ -40,6 +40,7 @@ CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit
 # A run on one chunk lets products of at least BIG_PRODUCT multiply-adds use every core.
 BLAS_THREADS = 1
 BIG_PRODUCT = 1 << 28
+COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
 
 
 @dataclass
@@ -127,7 +128,9 @@ class _ConvOp:
         self.dtype = _sum_dtype(layer.weight, layer.weight.shape[1] * kh * kw, graded_max)
         self.weight = layer.weight.astype(self.dtype)
         self.exp = int(layer.weight_exp)
-        self.mask = (layer.weight != 0).astype(np.float64)
+        o, cg, kh, kw = layer.weight.shape
+        nonzero = (layer.weight != 0).reshape(layer.groups, o // layer.groups, cg, kh, kw)
+        self.taps = nonzero.sum(axis=1, dtype=np.float64)  # per group: how many of its outputs use each tap
         fan_sum = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0))
         self.raw_bound = _shifted_bound(fan_sum * graded_max, self.exp)
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
@@ -140,11 +143,12 @@ class _ConvOp:
         """Synaptic events from the summed presynaptic values of each input neuron (channels-last).
 
         Each input reaches as many outputs as the nonzero taps whose window covers
-        it, so the count is the sum of the input map convolved with the nonzero mask
-        (exact in float64: integers far below 2**53).
+        it, so the count is the sum of the input map convolved with the nonzero mask,
+        here summed over each group's outputs first (exact in float64: integers far
+        below 2**53).
         """
         image = counts.reshape((1,) + _channels_last(self.layer.in_shape))
-        return int(np.rint(self._conv(image, self.mask).sum()))
+        return int(np.rint(self._conv(image, self.taps).sum()))
 
     def __call__(self, x: np.ndarray, exact_float: bool, spread: bool) -> dict[int, np.ndarray]:
         """Presynaptic values (rows, n_in) -> synaptic input (rows, n_out), as :class:`_DenseOp`."""
@@ -223,31 +227,36 @@ def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilatio
                           spread: bool = False) -> np.ndarray:
     """:func:`conv2d` on x (B, H, W, C), with the output contiguous in (B, Ho, Wo, O) order.
 
-    The patches are gathered from a channels-last copy of x in w's type, so that
-    the copy's innermost runs are whole channel vectors rather than kernel rows.
+    A few images at a time (while their patches fit in cache), the patches are
+    gathered from a channels-last copy of x in w's type, so that the copy's
+    innermost runs are whole channel vectors rather than kernel rows.
     """
     o, cg, kh, kw = w.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     b, h, wd, c = x.shape
-    if ph or pw:
-        padded = np.zeros((b, h + 2 * ph, wd + 2 * pw, c), w.dtype)
-        padded[:, ph:ph + h, pw:pw + wd] = x
-        x, h, wd = padded, h + 2 * ph, wd + 2 * pw
-    else:
-        x = np.ascontiguousarray(x, dtype=w.dtype)
-    ho = (h - dh * (kh - 1) - 1) // sh + 1
-    wo = (wd - dw * (kw - 1) - 1) // sw + 1
-    st = x.strides
-    cols = np.lib.stride_tricks.as_strided(
-        x, (b, ho, wo, kh, kw, c), (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]), writeable=False
-    )
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     og = o // groups
-    outs = []
-    for g in range(groups):
-        patch = cols[..., g * cg:(g + 1) * cg].reshape(b * ho * wo, kh * kw * cg)
-        outs.append(_matmul(patch, w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T, spread))
-    out = np.concatenate(outs, axis=1) if groups > 1 else outs[0]
-    return out.reshape(b, ho, wo, o)
+    kernels = [w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T for g in range(groups)]
+    dtype = w.dtype if x.dtype.kind in "biu" else np.result_type(x, w)  # spikes take the weights' type
+    out = np.empty((b, ho, wo, o), dtype)
+    block = max(1, COLS_BLOCK_BYTES // max(1, ho * wo * kh * kw * c * dtype.itemsize))
+    for lo in range(0, b, block):
+        images = x[lo:lo + block]
+        if ph or pw:
+            padded = np.zeros((len(images), h + 2 * ph, wd + 2 * pw, c), dtype)
+            padded[:, ph:ph + h, pw:pw + wd] = images
+        else:
+            padded = np.ascontiguousarray(images, dtype=dtype)
+        st = padded.strides
+        cols = np.lib.stride_tricks.as_strided(
+            padded, (len(images), ho, wo, kh, kw, c),
+            (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]), writeable=False,
+        )
+        for g, kernel in enumerate(kernels):
+            patch = cols[..., g * cg:(g + 1) * cg].reshape(len(images) * ho * wo, kh * kw * cg)
+            out[lo:lo + block, ..., g * og:(g + 1) * og] = _matmul(patch, kernel, spread).reshape(-1, ho, wo, og)
+    return out
 
 
 def _channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -331,10 +340,13 @@ class _Neurons:
     the int64 rules of :mod:`neurodeploy.fixed_point`. Scalar bounds on |u| and |v|
     skip the wraps and the clip where they cannot happen: with input below 2**24
     (after the 6-bit shift) |u| never exceeds 2**23, so neither u's int32 wrap nor a
-    second 24-bit wrap can occur. Otherwise the int64 rules run as written.
+    second 24-bit wrap can occur. Where the bounds show that every u, v, sum and
+    decay product stays an integer below 2**24 (see :meth:`_fits_float32`), float32
+    is exact too and is used. Otherwise the int64 rules run as written.
     """
 
     FLOAT_INPUT_LIMIT = 2**44  # synaptic input bound below which the float64 path is exact
+    FLOAT32_EXACT = 2**24
 
     def __init__(self, neuron, bias: np.ndarray, input_bound: int):
         self.neuron = neuron
@@ -347,8 +359,31 @@ class _Neurons:
         self.bias = bias if self.bias_bound else None
         self.u_may_wrap32 = self.a_bound >= 2**24
         self.v_may_wrap32 = self.u_may_wrap32 or self.bias_bound + 2**24 >= INT32
+        self.dtype = np.int64
+        if self.exact_float:
+            self.dtype = np.float32 if self._fits_float32() else np.float64
+            self.threshold = min(self.threshold, fx.MAX_UV)  # |v| < 2**23: a higher threshold acts as this one
         if self.exact_float and self.bias is not None:
-            self.bias = self.bias.astype(np.float64)
+            self.bias = self.bias.astype(self.dtype)
+
+    def _fits_float32(self) -> bool:
+        """Whether float32 computes this layer exactly: every value an integer below 2**24.
+
+        |u| <= cu |u| + a_bound gives |u| <= U = a_bound / (1 - cu), and likewise
+        |v| <= V = (U + bias) / (1 - cv). With U and V inside 24 bits nothing wraps
+        or saturates; a decay product x * m / 4096 is exact when |x| times the odd
+        part of m is below 2**24.
+        """
+        n, unity = self.neuron, fx.DECAY_UNITY
+        keep_u, keep_v = unity - (n.du + 1), unity - n.dv
+        if keep_u >= unity or keep_v >= unity:  # no decay: no bound from it
+            return False
+        u_top = -(-self.a_bound * unity // (unity - keep_u))
+        v_top = -(-(u_top + self.bias_bound) * unity // (unity - keep_v))
+        return (
+            u_top < fx.MAX_UV and v_top <= fx.V_LIMIT
+            and u_top * _odd_part(keep_u) < self.FLOAT32_EXACT and v_top * _odd_part(keep_v) < self.FLOAT32_EXACT
+        )
 
     def run(self, a_in: np.ndarray | None, first: int, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
         """Step through the input, writing spikes into s (steps, rows, n).
@@ -360,8 +395,7 @@ class _Neurons:
         """
         steps, rows, n = s.shape
         step = self._float_step if self.exact_float else self._int_step
-        dtype = np.float64 if self.exact_float else np.int64
-        u, v = np.zeros((rows, n), dtype), np.zeros((rows, n), dtype)
+        u, v = np.zeros((rows, n), self.dtype), np.zeros((rows, n), self.dtype)
         last = first + (0 if a_in is None else len(a_in))
         bounds = [0.0, 0.0]  # bounds on |u| and |v|
         wraps = saturations = 0
@@ -431,6 +465,11 @@ class _Neurons:
         u[...] = new_u
         v[...] = np.where(s, 0, new_v)
         return int(wrapped.sum()), int(saturated.sum())
+
+
+def _odd_part(m: int) -> int:
+    """m without its factors of two (0 for 0)."""
+    return m // (m & -m) if m else 0
 
 
 def _decay(x: np.ndarray, factor: float) -> None:

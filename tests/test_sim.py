@@ -148,6 +148,27 @@ class TestEventCounts:
         one_corner[0, 0, 0, 0, 0] = True
         assert simulate(net, 1, spikes=one_corner).synaptic_events == {0: 4}  # a corner reaches 2x2 outputs
 
+    def test_grouped_strided_conv_events_equal_a_count_synapse_by_synapse(self):
+        rng = np.random.default_rng(5)
+        w = rng.integers(-2, 3, (6, 2, 3, 2)) * (rng.random((6, 2, 3, 2)) < 0.5)
+        layer = Conv(w, neuron(), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
+        net = Netlist([layer], input_shape=(4, 5, 6))
+        x = rng.random((2, 3, 4, 5, 6)) < 0.4
+        (c, h, wd), (o, cg, kh, kw) = (4, 5, 6), w.shape
+        ho, wo = net.layers[0].shape[1:]
+        expected = 0
+        for out in range(o):
+            g = out // (o // 2)
+            for i in range(ho):
+                for j in range(wo):
+                    for ci in range(cg):
+                        for a in range(kh):
+                            for b in range(kw):
+                                y, z = i * 2 - 1 + a, j + 2 * b
+                                if w[out, ci, a, b] and 0 <= y < h and 0 <= z < wd:
+                                    expected += int(x[:, :, g * cg + ci, y, z].sum())
+        assert simulate(net, 3, spikes=x).synaptic_events == {0: expected}
+
     def test_wraps_and_saturations(self):
         net = Netlist([Input((2,), neuron(dv=0), bias=np.array([2**17, 0]))])  # bias 2**23 > v limit
         rec = simulate(net, 3, spikes=np.array([[[0, 2**17 + 1]] * 3]))  # (2**17 + 1) << 6 > 2**23
@@ -211,3 +232,37 @@ def test_conv2d_is_a_cross_correlation(stride, padding, dilation, groups):
                 cols = j * stride[1] + dilation[1] * np.arange(2)
                 patch = xp[:, g * cg:(g + 1) * cg][:, :, rows][:, :, :, cols]
                 assert np.array_equal(got[:, o, i, j], (patch * w[o]).sum(axis=(1, 2, 3)))
+
+
+class TestFloat32Path:
+    """u = input and v keeps 3/4 a step: |v| <= 4 |input| << 6, and 3 |v| must stay below 2**24."""
+
+    LIMIT = 21845  # the largest input bound with 3 * 4 * (bound << 6) < 2**24
+
+    def test_chosen_exactly_up_to_the_bound(self):
+        from neurodeploy.sim import _Neurons
+
+        n, no_bias = CubaNeuron(vth=10, du=4095, dv=1024), np.zeros((1, 1), np.int64)
+        assert _Neurons(n, no_bias, self.LIMIT).dtype == np.float32
+        assert _Neurons(n, no_bias, self.LIMIT + 1).dtype == np.float64
+        assert _Neurons(CubaNeuron(vth=10, du=4095, dv=0), no_bias, 1).dtype == np.float64  # v never decays
+
+    def test_values_at_the_bound_equal_the_int64_rules(self, monkeypatch):
+        import neurodeploy.sim as sim_module
+
+        rng = np.random.default_rng(2)
+        weight = rng.choice([-255, 255], (7, 85))
+        weight[0] = 255  # the all-positive row drives v to its largest value
+        net = Netlist([Dense(weight, CubaNeuron(vth=2**17 - 1, du=4095, dv=1024))], input_shape=(85,))
+        spikes = np.ones((3, 40, 85), bool)
+        spikes[1:] = rng.random((2, 40, 85)) < 0.6
+        chosen = []
+        original = sim_module._Neurons._fits_float32
+        monkeypatch.setattr(sim_module._Neurons, "_fits_float32", lambda self: chosen.append(original(self)) or chosen[-1])
+        fast = simulate(net, 40, spikes=spikes, record=("s", "u", "v"))
+        assert chosen == [True]
+        monkeypatch.setattr(sim_module._Neurons, "FLOAT_INPUT_LIMIT", 0)
+        exact = simulate(net, 40, spikes=spikes, record=("s", "u", "v"))
+        assert fast.v[0].max() > 5_000_000  # near 4 * 255 * 85 << 6 = 5,548,800
+        for name in ("s", "u", "v"):
+            np.testing.assert_array_equal(getattr(fast, name)[0], getattr(exact, name)[0])
