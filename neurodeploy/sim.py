@@ -40,6 +40,7 @@ CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit
 # A run on one chunk lets products of at least BIG_PRODUCT multiply-adds use every core.
 BLAS_THREADS = 1
 BIG_PRODUCT = 1 << 28
+BLOCK_BYTES = 1 << 19  # a connection's input computed at a time, while the neurons use it from cache
 COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
 
 
@@ -97,6 +98,7 @@ class _DenseOp:
         self.prescaled = None
         if self.exp >= 0 and self.dtype != np.int64:
             self.prescaled = {d: w * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT)) for d, w in self.by_delay.items()}
+        self.delays = tuple(self.by_delay)
         self.fan_out = (weight != 0).sum(axis=0).astype(np.float64)  # nonzero synapses leaving each input
         row_sum = int(np.abs(weight).sum(axis=1, dtype=np.int64).max(initial=0)) * graded_max
         self.bound = _shifted_bound(row_sum, self.exp) + len(self.by_delay)  # a floor adds at most 1 a delay
@@ -135,6 +137,7 @@ class _ConvOp:
         self.raw_bound = _shifted_bound(fan_sum * graded_max, self.exp)
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
         self.wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
+        self.delays = (0,)
         self.prescaled = None
         if self.exp >= 0 and self.dtype != np.int64 and not self.wraps:
             self.prescaled = self.weight * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT))
@@ -385,10 +388,10 @@ class _Neurons:
             and u_top * _odd_part(keep_u) < self.FLOAT32_EXACT and v_top * _odd_part(keep_v) < self.FLOAT32_EXACT
         )
 
-    def run(self, a_in: np.ndarray | None, first: int, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
+    def run(self, a_in, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
         """Step through the input, writing spikes into s (steps, rows, n).
 
-        The input at step t is ``a_in[t - first]`` where that exists, else none.
+        ``a_in(t)`` is the input arriving at step t, or None where none does.
         ``resets(t)`` says whether u and v are zeroed before step t; ``u_out`` and
         ``v_out`` (steps, rows, n) take the traces when not None. Returns the
         counts of u wraps and v saturations.
@@ -396,7 +399,6 @@ class _Neurons:
         steps, rows, n = s.shape
         step = self._float_step if self.exact_float else self._int_step
         u, v = np.zeros((rows, n), self.dtype), np.zeros((rows, n), self.dtype)
-        last = first + (0 if a_in is None else len(a_in))
         bounds = [0.0, 0.0]  # bounds on |u| and |v|
         wraps = saturations = 0
         for t in range(steps):
@@ -404,7 +406,7 @@ class _Neurons:
                 u.fill(0)
                 v.fill(0)
                 bounds = [0.0, 0.0]
-            w, sat = step(u, v, a_in[t - first] if first <= t < last else None, s[t], bounds)
+            w, sat = step(u, v, a_in(t), s[t], bounds)
             wraps, saturations = wraps + w, saturations + sat
             if u_out is not None:
                 u_out[t] = u
@@ -510,29 +512,52 @@ class _Unit:
         self.shape = tuple(layer.shape)
         self.n = int(np.prod(layer.shape))
 
-    def synaptic_input(self, pre: np.ndarray | None, spread: bool) -> tuple[np.ndarray | None, int]:
-        """Input from ``pre`` (steps, rows, n_pre) and the step its first entry arrives at.
+    def synaptic_input(self, pre: np.ndarray | None, spread: bool):
+        """The input from ``pre`` (steps, rows, n_pre) as a function of the step it arrives at.
 
-        The input is shaped (arriving steps, rows, n), times 2**6 in the float path;
-        None if nothing arrives. A connection delivers one step late, plus its delay.
+        The function gives (rows, n) times 2**6 in the float path, or None where
+        nothing arrives. A connection delivers one step late, plus its delay. The
+        input is computed a block of steps at a time as the neurons reach it, so
+        that it is used while in cache.
         """
         if pre is None:
-            return None, 0
+            return lambda t: None
         exact = self.neurons.exact_float
         steps, rows = pre.shape[:2]
         if self.op is None:  # external input into an input layer, same step
-            return (pre * 2.0**fx.ACT_SHIFT if exact else pre.astype(np.int64)), 0
+            return lambda t: pre[t] * 2.0**fx.ACT_SHIFT if exact else pre[t].astype(np.int64)
         if steps < 2:
-            return None, 0
-        currents = self.op(pre[: steps - 1].reshape((steps - 1) * rows, -1), exact, spread)
-        currents = {d: c.reshape(steps - 1, rows, self.n)[: max(0, steps - 1 - d)] for d, c in currents.items()}
-        if len(currents) == 1:
-            (d, current), = currents.items()
-            return current, d + 1
+            return lambda t: None
+        if len(self.op.delays) == 1:
+            (delay,) = self.op.delays
+            return _Blocks(self, pre[: steps - 1 - delay], delay + 1, spread)
         a = np.zeros((steps - 1, rows, self.n), np.float64 if exact else np.int64)
+        currents = self.op(pre[: steps - 1].reshape((steps - 1) * rows, -1), exact, spread)
         for d, current in currents.items():
-            a[d:] += current
-        return a, 1
+            a[d:] += current.reshape(steps - 1, rows, self.n)[: max(0, steps - 1 - d)]
+        return lambda t: a[t - 1] if t >= 1 else None
+
+
+class _Blocks:
+    """A connection's input computed a block of presynaptic steps at a time (BLOCK_BYTES of output)."""
+
+    def __init__(self, unit: _Unit, pre: np.ndarray, first: int, spread):
+        self.unit, self.pre, self.first, self.spread = unit, pre, first, spread
+        rows = pre.shape[1]
+        self.size = max(1, BLOCK_BYTES // max(1, 4 * rows * unit.n))
+        self.start, self.block = 0, pre[:0]
+
+    def __call__(self, t: int) -> np.ndarray | None:
+        k = t - self.first  # the presynaptic step
+        if not 0 <= k < len(self.pre):
+            return None
+        if not self.start <= k < self.start + len(self.block):
+            self.start = k - k % self.size
+            part = self.pre[self.start:self.start + self.size]
+            flat = part.reshape(part.shape[0] * part.shape[1], -1)
+            (current,) = self.unit.op(flat, self.unit.neurons.exact_float, self.spread).values()
+            self.block = current.reshape(part.shape[:2] + (self.unit.n,))
+        return self.block[k - self.start]
 
 
 class _Run:
@@ -555,10 +580,11 @@ class _Run:
             layer = net.layers[i]
             op = None if isinstance(layer, Input) else _synapse(layer, graded_max if k == 0 else 1, in_shape)
             layer_bias = bias if (isinstance(layer, Input) and bias is not None) else layer.bias
-            b = np.zeros((1, int(np.prod(layer.shape))), np.int64) if layer_bias is None else _bias_per_neuron(
-                np.asarray(layer_bias, np.int64), layer.shape, batch
-            )
-            b = _to_internal(b.reshape((b.shape[0],) + tuple(layer.shape)), tuple(layer.shape))
+            b = np.zeros((1, 1), np.int64)  # no bias
+            if layer_bias is not None:
+                given = _bias_per_neuron(np.asarray(layer_bias, np.int64), layer.shape, batch)
+                if given.any():
+                    b = _to_internal(given.reshape((given.shape[0],) + tuple(layer.shape)), tuple(layer.shape))
             input_bound = graded_max if op is None else op.bound
             neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
             self.units.append(_Unit(k, i, layer, op, neurons))
@@ -604,7 +630,7 @@ class _Run:
             shape = tuple(self.spikes.shape[2:])
             pre = _to_internal(np.moveaxis(self.spikes[rows, :steps], 1, 0), shape)
         for unit in self.units:
-            a, first = unit.synaptic_input(pre, spread)
+            a = unit.synaptic_input(pre, spread)
             events = 0
             if unit.op is not None and pre is not None:
                 events = unit.op.events(pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
@@ -613,7 +639,7 @@ class _Run:
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
-            wraps, saturations = neurons.run(a, first, self._resets(unit.k), s, u, v)
+            wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
             for name, held in (("s", s), ("u", u), ("v", v)):
                 if name in self.record:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
