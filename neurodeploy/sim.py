@@ -18,6 +18,7 @@ update is one neuron stepped.
 from __future__ import annotations
 
 import copy
+import ctypes
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit
 # A run on one chunk lets products of at least BIG_PRODUCT multiply-adds use every core.
 BLAS_THREADS = 1
 BIG_PRODUCT = 1 << 28
+M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters
 BLOCK_BYTES = 1 << 19  # a connection's input computed at a time, while the neurons use it from cache
 COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
 
@@ -186,6 +188,23 @@ def _matmul(a: np.ndarray, b: np.ndarray, spread: bool = False) -> np.ndarray:
 
 
 @functools.cache
+def _keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed memory for reuse: blocks below 32 MB from the heap, and
+    64 MB of free heap kept rather than handed back (process-wide, set once).
+
+    A run allocates and frees the same few megabytes layer after layer, run after run. Pages
+    handed back to the system are faulted in again, at about 2.5 us each on a virtual machine:
+    a fifth of a PilotNet run. Elsewhere (other C libraries or systems) this does nothing.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    mallopt(M_TOP_PAD, 64 << 20)
+    mallopt(M_MMAP_THRESHOLD, 32 << 20)
+
+
+@functools.cache
 def _blas() -> ThreadpoolController:
     """The loaded BLAS libraries, looked up once (a lookup reads /proc/self/maps)."""
     return ThreadpoolController()
@@ -328,6 +347,7 @@ def simulate(
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     rec = Recording(steps=steps, batch=batch)
+    _keep_freed_memory()
     with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
         _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
     return rec
