@@ -4,15 +4,16 @@ Each step, every neuron layer takes the synaptic input computed from the previou
 layer's spikes one step earlier (so each dense or conv connection adds one step
 of latency), updates u and v by the rules of :mod:`neurodeploy.fixed_point`,
 spikes and resets. The netlist is feed-forward, so the run goes layer by layer:
-one matrix product gives a layer's input at every step, then its neurons step.
-Everything is exact: integer products are summed in float32 only where every
-possible sum is below 2**24, in float64 below 2**53, and in int64 otherwise; u, v
-and the input are held in float64 only where every value stays an integer below
-2**52 (see :class:`_Neurons`), else in int64. (C, H, W) layers are held
+one matrix product gives a layer's input for a block of steps, and its neurons
+step through that block while it is in cache. Everything is exact: integer
+products are summed in float32 only where every possible sum is below 2**24, in
+float64 below 2**53, and in int64 otherwise; u, v and the input are held in
+float32 or float64 only where every value provably stays an integer below 2**24
+or 2**52 (see :class:`_Neurons`), else in int64. (C, H, W) layers are held
 channels-last inside a run, so that a convolution's output is its neurons' state
-without a transpose; the records come out in the netlist's order. Events are counted for the energy
-model: a synaptic event is one spike delivered over one nonzero synapse; a neuron
-update is one neuron stepped.
+without a transpose; the records come out in the netlist's order. Events are
+counted for the energy model: a synaptic event is one spike delivered over one
+nonzero synapse; a neuron update is one neuron stepped.
 """
 
 from __future__ import annotations

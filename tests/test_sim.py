@@ -154,7 +154,7 @@ class TestEventCounts:
         layer = Conv(w, neuron(), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
         net = Netlist([layer], input_shape=(4, 5, 6))
         x = rng.random((2, 3, 4, 5, 6)) < 0.4
-        (c, h, wd), (o, cg, kh, kw) = (4, 5, 6), w.shape
+        (h, wd), (o, cg, kh, kw) = (5, 6), w.shape
         ho, wo = net.layers[0].shape[1:]
         expected = 0
         for out in range(o):
