@@ -136,7 +136,7 @@ def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0,
     tally = Tally(net, q.steps, steps)
     kind = "bias" if q.input_transform is not None else "spikes"
     starts = range(0, len(y), batch_size)
-    for b, start in enumerate(tqdm(starts, desc="compare", unit="batch", disable=not progress, file=sys.stderr)):
+    for b, start in enumerate(tqdm(starts, desc="compare", unit="batch", disable=None if progress else True, file=sys.stderr)):
         encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
         out_f, layers_f = float_rates(fm, enc)
         ints, kind = integer_inputs(q, encoded)

@@ -202,7 +202,7 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(len(y_tr), generator=order_gen).numpy()
-        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress, file=sys.stderr)
+        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=None if cfg.progress else True, file=sys.stderr)
         batches_of = ((x_tr[idx], y_tr[idx]) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size)))
         loss, train_acc = _train_epoch(model, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar)
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
