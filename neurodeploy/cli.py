@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -50,38 +51,89 @@ def _command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised like Ctrl-C so that cleanup runs (finally blocks, staged files)."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP, raised like Ctrl-C so that cleanup runs (finally blocks, staged
+    files). Python's default for SIGTERM and SIGHUP ends the process at once, skipping all that."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
 
-def _terminate(signum: int, frame) -> None:
-    raise Terminated(signum)
+class _Interrupts:
+    """The handler for those signals while a command runs.
+
+    It raises :class:`Interrupted` and, until the command has received it, sends the signal
+    again every RESEND seconds: an exception raised while Python runs a finalizer or a weakref
+    callback is printed and dropped ("Exception ignored in ..."), and the signal with it.
+    Once the command has received it, or has ended, further signals are ignored.
+    """
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+    RESEND = 0.2
+
+    def __init__(self) -> None:
+        self.done = False
+        self.lock = threading.Lock()
+        self.timers: list[threading.Timer] = []
+
+    def __call__(self, signum: int, frame) -> None:
+        with self.lock:
+            if self.done:
+                return
+            timer = threading.Timer(self.RESEND, self._resend, (signum,))
+            timer.daemon = True
+            self.timers.append(timer)
+            timer.start()
+        raise Interrupted(signum)
+
+    def received(self) -> None:
+        """The command has the interrupt (or has ended): stop sending, and let no resent signal
+        that is still on its way raise again."""
+        with self.lock:
+            self.done = True
+            timers = list(self.timers)
+        for timer in timers:
+            timer.cancel()
+            timer.join()
+
+    def _resend(self, signum: int) -> None:
+        with self.lock:
+            if self.done:
+                return
+        os.kill(os.getpid(), signum)
 
 
 @contextlib.contextmanager
-def terminations_interrupt() -> Iterator[None]:
-    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (Python's default for them
-    ends the process at once, skipping every cleanup); the previous handlers come back after."""
-    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+def interrupts_raise() -> Iterator[_Interrupts]:
+    """While the block runs, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` (see
+    :class:`_Interrupts`); the previous handlers come back after."""
+    handler = _Interrupts()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield handler
         return
-    previous = {name: signal.signal(getattr(signal, name), _terminate) for name in names}
+    signums = [getattr(signal, name) for name in handler.NAMES if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    report_unraisable = sys.unraisablehook
+
+    def quiet_for_interrupts(unraisable) -> None:  # a dropped interrupt is sent again: no report
+        if not issubclass(unraisable.exc_type, Interrupted):
+            report_unraisable(unraisable)
+
+    sys.unraisablehook = quiet_for_interrupts
     try:
-        yield
+        yield handler
     finally:
-        for name, handler in previous.items():
-            signal.signal(getattr(signal, name), handler)
+        handler.received()
+        sys.unraisablehook = report_unraisable
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(_command(argv)).parse_args(argv)
-    with terminations_interrupt():
+    with interrupts_raise() as interrupts:
         try:
             return int(args.run(args) or 0)
         except NeurodeployError as err:
@@ -90,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"neurodeploy {args.command}: error: {err}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as err:
-            signum = err.signum if isinstance(err, Terminated) else signal.SIGINT
+            interrupts.received()
+            signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
             print(f"neurodeploy {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
             return 128 + signum
 

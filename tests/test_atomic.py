@@ -194,3 +194,36 @@ def test_replace_all_restores_on_failure(tmp_path):
                                               r"the ones already moved were put back"):
         replace_all(moves, staging)
     assert _snapshot(out) == {"a": b"old a"}
+
+
+class _DropsAnInterrupt:
+    """Sends this process SIGINT from its finalizer, where the exception the handler raises is
+    printed and dropped by Python ("Exception ignored in ...")."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs here, inside the finalizer
+
+
+class _FailsInFinalizer:
+    def __del__(self):
+        raise ValueError("not an interrupt")
+
+
+def test_an_interrupt_dropped_by_a_finalizer_is_sent_again(monkeypatch):
+    from neurodeploy.cli import Interrupted, interrupts_raise
+
+    reported = []  # what Python reports as "Exception ignored in ..."
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reported.append(unraisable.exc_type))
+    start, past_the_finalizer = time.monotonic(), False
+    with pytest.raises(Interrupted) as caught:
+        with interrupts_raise():
+            _DropsAnInterrupt()  # made and finalized at once; the interrupt raised in there is lost
+            _FailsInFinalizer()
+            past_the_finalizer = True
+            while time.monotonic() - start < 10:
+                time.sleep(0.01)
+    assert past_the_finalizer and caught.value.signum == signal.SIGINT
+    assert time.monotonic() - start < 5
+    assert reported == [ValueError]  # the lost interrupt itself is not reported: it was sent again
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
