@@ -23,15 +23,15 @@ from neurodeploy.datasets import load_dataset
 from neurodeploy.encoding import encode, input_kind
 from neurodeploy.models import SpikingNetwork, parse_arch
 from neurodeploy.models.losses import LOSSES
-from neurodeploy.train import DEFAULT_LR, TrainConfig, TrainingLoss, resolve_config, train
+from neurodeploy.train import DEFAULT_LR, DIGITS_RECIPES, TrainConfig, TrainingLoss, resolve_config, train, train_step
 
-# name: (network and options of both, the rule and its own options, the baseline and its own options)
-PAIRS = {
-    "mlp-tssl": (dict(arch="64-128-10", steps=8), dict(rule="tssl"), dict(rule="bptt-lif")),
-    "mlp-bpsa": (dict(arch="64-128-D0.1-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
-    "cnn-tssl": (dict(arch="16C3p1-P2-32C3p1-P2-D0.2-10", steps=5), dict(rule="tssl", loss="count"), dict(rule="bptt-lif")),
-    "cnn-bpsa": (dict(arch="16C3p1bn-P2-32C3p1bn-P2-D0.2-10bn", steps=8, loss="mse"), dict(rule="bpsa"), dict(rule="bptt-if")),
-}
+BASELINES = {"tssl": "bptt-lif", "bpsa": "bptt-if"}  # plain BPTT with each rule's forward
+
+
+def baseline(recipe: dict) -> dict:
+    """The same network, T and options with plain BPTT (cross-entropy in place of TSSL-BP's own losses)."""
+    same = {k: v for k, v in recipe.items() if not (k == "loss" and recipe["rule"] == "tssl")}
+    return {**same, "rule": BASELINES[recipe["rule"]]}
 
 
 def _stepper(recipe: dict, batch: int, seed: int):
@@ -46,13 +46,7 @@ def _stepper(recipe: dict, batch: int, seed: int):
     xb = encode(torch.as_tensor(x[:batch]), encoding, cfg.steps, torch.Generator().manual_seed(seed))
     yb = torch.as_tensor(y[:batch])
 
-    def step() -> None:
-        loss = loss_fn(model.run(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
+    return lambda: train_step(model, opt, loss_fn, xb, yb)
 
 
 def step_times(recipes: list[dict], batch: int, rounds: int, steps_per_round: int) -> list[float]:
@@ -81,7 +75,8 @@ def accuracy(recipe: dict, seed: int, epochs: int, batch: int, threads: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", nargs="+", choices=list(PAIRS), default=list(PAIRS))
+    parser.add_argument("--pairs", nargs="+", choices=list(DIGITS_RECIPES), default=list(DIGITS_RECIPES),
+                        help="recipes of neurodeploy.train.DIGITS_RECIPES, each against its baseline")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -95,8 +90,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for key in args.pairs:
-        net, own, base = PAIRS[key]
-        recipes = [{**net, **own}, {**net, **base}]
+        own = DIGITS_RECIPES[key]
+        recipes = [own, baseline(own)]
         times = step_times(recipes, args.batch_size, args.rounds, 10)
         means = []
         for recipe, t in zip(recipes, times):
@@ -107,10 +102,10 @@ def main() -> None:
             secs = f"{np.mean([s for _, s in runs]):.1f}" if runs else "-"
             loss = recipe.get("loss") or LOSSES[recipe["rule"]][0]
             mean = f"{100 * means[-1]:.2f}" if runs else "-"
-            print(f"{net['arch']:34s} {net['steps']:2d} {recipe['rule']:9s} {loss:6s} {1e3 * t:8.2f} {t / times[1]:6.2f} "
+            print(f"{own['arch']:34s} {own['steps']:2d} {recipe['rule']:9s} {loss:6s} {1e3 * t:8.2f} {t / times[1]:6.2f} "
                   f"{accs:>20s} {mean:>6s} {secs:>8s}")
         gap = "" if args.no_accuracy else f", accuracy {100 * (means[0] - means[1]):+.2f} points"
-        print(f"  -> {own['rule']} / {base['rule']}: step time x{times[0] / times[1]:.2f}{gap}")
+        print(f"  -> {own['rule']} / {recipes[1]['rule']}: step time x{times[0] / times[1]:.2f}{gap}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from typing import Iterable, Iterator
 
 from neurodeploy.errors import OutputFileError
 
-DEFERRED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+# the signals that interrupt a command: raised as exceptions by the CLI, held back by deferred_signals
+INTERRUPTS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @contextlib.contextmanager
@@ -33,7 +34,7 @@ def deferred_signals() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in DEFERRED}
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in INTERRUPTS}
     try:
         yield
     finally:

@@ -16,6 +16,7 @@ import threading
 import traceback
 from typing import Iterator
 
+from neurodeploy.atomic import INTERRUPTS
 from neurodeploy.errors import NeurodeployError
 
 DESCRIPTION = "Spiking networks from PyTorch onto Loihi-class chips, checked bit for bit."
@@ -69,7 +70,6 @@ class _Interrupts:
     Once the command has received it, or has ended, further signals are ignored.
     """
 
-    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
     RESEND = 0.2
 
     def __init__(self) -> None:
@@ -112,8 +112,7 @@ def interrupts_raise() -> Iterator[_Interrupts]:
     if threading.current_thread() is not threading.main_thread():
         yield handler
         return
-    signums = [getattr(signal, name) for name in handler.NAMES if hasattr(signal, name)]
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    previous = {signum: signal.signal(signum, handler) for signum in INTERRUPTS}
     report_unraisable = sys.unraisablehook
 
     def quiet_for_interrupts(unraisable) -> None:  # a dropped interrupt is sent again: no report

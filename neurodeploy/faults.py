@@ -63,10 +63,12 @@ def from_summary(found: dict) -> tuple[Counts, list[str]]:
     return [{k: v for k, v in layer.items() if k != "layer"} for layer in layers], [layer["layer"] for layer in layers]
 
 
-def lines(counts: Counts, labels: list[str]) -> list[str]:
-    """One line a layer with every count, for the terminal."""
+def lines(counts: Counts, labels: list[str], nonzero: bool = False) -> list[str]:
+    """One line a layer with every count; with ``nonzero``, only the counts above zero and the layers
+    that have one."""
+    shown = [{k: v for k, v in layer.items() if v or not nonzero} for layer in counts]
     return [f"{label}: " + ", ".join(f"{_words(name)} {value}" for name, value in layer.items())
-            for label, layer in zip(labels, counts)]
+            for label, layer in zip(labels, shown) if layer or not nonzero]
 
 
 def require_none(counts: Counts, labels: list[str], where: str) -> None:

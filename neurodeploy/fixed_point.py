@@ -61,11 +61,16 @@ def update_voltage(v: np.ndarray, u: np.ndarray, bias: np.ndarray, dv: int) -> t
 
 def sign_mode(weight: np.ndarray) -> str:
     """'exc' when all weights are >= 0, 'inh' when all are <= 0, else 'mixed'."""
-    if np.all(weight >= 0):
-        return "exc"
-    if np.all(weight <= 0):
-        return "inh"
-    return "mixed"
+    return _sign_mode(*_extremes(weight))
+
+
+def _extremes(weight: np.ndarray) -> tuple[float, float]:
+    weight = np.asarray(weight)
+    return (weight.min().item(), weight.max().item()) if weight.size else (0, 0)
+
+
+def _sign_mode(lowest: float, highest: float) -> str:
+    return "exc" if lowest >= 0 else "inh" if highest <= 0 else "mixed"
 
 
 def dense_weights(weight: np.ndarray, weight_bits: int = 8, dtype: type = np.int64) -> np.ndarray:
@@ -79,8 +84,8 @@ def dense_weights(weight: np.ndarray, weight_bits: int = 8, dtype: type = np.int
     ``dtype`` int16 and wider.
     """
     weight = np.asarray(weight, dtype=np.int64)
-    lowest, highest = (int(weight.min()), int(weight.max())) if weight.size else (0, 0)
-    mode = "exc" if lowest >= 0 else "inh" if highest <= 0 else "mixed"  # as sign_mode
+    lowest, highest = _extremes(weight)
+    mode = _sign_mode(lowest, highest)
     low = -256 if mode == "mixed" else 0
     mag = -weight if mode == "inh" else weight
     if mode == "inh":

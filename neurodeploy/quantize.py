@@ -50,7 +50,7 @@ class Limits:
     """The ranges the quantizer fills (a target's, or Loihi's defaults)."""
 
     weight_exp: tuple[int, int] = (-8, 7)
-    vth_max: int = 2**17 - 1
+    vth_max: int = VTH_17_BITS
     bias_mantissa: tuple[int, int] = (-4096, 4095)
     decay_max: int = 4095
 

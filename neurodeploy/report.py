@@ -21,6 +21,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from neurodeploy import faults
 from neurodeploy.atomic import atomic_path
 
 CONFIDENCE = 0.95
@@ -329,11 +330,7 @@ def _fault_lines(found: dict | None) -> list[str]:
     """Numerical faults: clipping and wide thresholds (quantizer), wraps and saturations (simulator)."""
     if found is None:
         return []
-    rows = []
-    for layer in found["layers"]:
-        counts = [f"{name.replace('_', ' ')} {value}" for name, value in layer.items() if name != "layer" and value]
-        if counts:
-            rows.append(f"- {layer['layer']}: {', '.join(counts)}")
+    rows = [f"- {line}" for line in faults.lines(*faults.from_summary(found), nonzero=True)]
     head = f"{found['total']} in all (weights and biases clipped, thresholds beyond 17 bits, u wraps, v saturations)"
     return ["## Numerical faults", "", head + (":" if rows else "."), "", *rows] + ([""] if rows else [])
 

@@ -129,14 +129,13 @@ class _ConvOp:
 
     def __init__(self, layer: Conv, graded_max: int):
         self.layer = layer
-        kh, kw = layer.weight.shape[2:]
-        self.dtype = _sum_dtype(layer.weight, layer.weight.shape[1] * kh * kw, graded_max)
+        o, cg, kh, kw = layer.weight.shape
+        self.dtype = _sum_dtype(layer.weight, cg * kh * kw, graded_max)
         self.weight = layer.weight.astype(self.dtype)
         self.exp = int(layer.weight_exp)
-        o, cg, kh, kw = layer.weight.shape
         nonzero = (layer.weight != 0).reshape(layer.groups, o // layer.groups, cg, kh, kw)
         self.taps = nonzero.sum(axis=1, dtype=np.float64)  # per group: how many of its outputs use each tap
-        fan_sum = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0))
+        fan_sum = int(np.abs(layer.weight).reshape(o, -1).sum(axis=1).max(initial=0))
         self.raw_bound = _shifted_bound(fan_sum * graded_max, self.exp)
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
         self.wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
@@ -439,11 +438,9 @@ class _Neurons:
         wraps = saturations = 0
         u_bound = bounds[0] * self.cu
         u_zero = a is None and u_bound == 0  # u is all zero and stays so (an input layer driven by bias)
-        if u_zero:
-            pass
-        elif a is not None and self.cu == 0.0:
+        if a is not None and self.cu == 0.0:
             np.copyto(u, a)
-        else:
+        elif not u_zero:
             _decay(u, self.cu)
             if a is not None:
                 u += a
@@ -637,9 +634,12 @@ class _Run:
                     getattr(rec, counter)[unit.index] += value
 
     def _bytes_per_sample(self, steps: int) -> int:
+        """About the bytes a sample holds at once: spikes, records and (with delays) a layer's input.
+
+        Convolution patches and blocks of input are bounded on their own (COLS_BLOCK_BYTES, BLOCK_BYTES).
+        """
         widest = max(max(u.n for u in self.units), int(np.prod(self.net.input_shape or (1,))))
-        cols = max((_im2col_size(u.op) for u in self.units if isinstance(u.op, _ConvOp)), default=0)
-        return steps * (widest * 10 + cols * 4)
+        return steps * widest * 10
 
     def _chunk(self, rows: slice, steps: int, spread: bool) -> list[tuple[int, int, int, int]]:
         """Run samples ``rows``, writing their records; returns each unit's counters
@@ -682,11 +682,6 @@ def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
     part = copy.copy(neurons)
     part.bias = neurons.bias[rows]
     return part
-
-
-def _im2col_size(op: _ConvOp) -> int:
-    kh, kw = op.layer.weight.shape[2:]
-    return int(np.prod(op.layer.shape[1:])) * op.layer.weight.shape[1] * op.layer.groups * kh * kw
 
 
 def _bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...], batch: int) -> np.ndarray:

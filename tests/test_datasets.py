@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+from datafiles import idx_bytes, nmnist_bytes
 from neurodeploy.datasets import DIGITS_SPLIT, DatasetError, bin_events, load_dataset, read_nmnist_events, split_info
 
 
@@ -22,18 +23,13 @@ def test_digits_split_is_fixed_and_stratified():
     assert split_info("digits")["random_state"] == 0
 
 
-def _idx(data: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, data.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in data.shape)
-    return header + data.astype(np.uint8).tobytes()
-
-
 @pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
 def test_mnist_like_torchvision_layout(tmp_path, name, folder):
     raw = tmp_path / folder / "raw"
     raw.mkdir(parents=True)
     images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
-    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
-    (raw / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.array([7, 2, 1])))
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([7, 2, 1])))
     x, y = load_dataset(name, tmp_path, "test")
     assert x.shape == (3, 1, 28, 28) and x.dtype == np.float32
     np.testing.assert_allclose(x[0, 0], images[0] / 255.0, rtol=1e-6)
@@ -44,7 +40,7 @@ def test_mnist_like_torchvision_layout(tmp_path, name, folder):
 
 def test_bad_idx_file(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\0\0\x08\x01" + b"\0" * 8)
-    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.array([1])))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([1])))
     with pytest.raises(DatasetError, match="not an IDX file"):
         load_dataset("mnist", tmp_path, "test")
 
@@ -88,21 +84,14 @@ def test_cifar10_binary_version(tmp_path):
         load_dataset("cifar10", tmp_path, "train")
 
 
-def _events(rows) -> bytes:
-    out = bytearray()
-    for x, y, p, ts in rows:
-        out += bytes([x, y, (p << 7) | (ts >> 16), (ts >> 8) & 0xFF, ts & 0xFF])
-    return bytes(out)
-
-
 def test_nmnist_events_and_binning(tmp_path):
     rows = [(3, 5, 1, 10), (3, 5, 1, 20), (33, 0, 0, 150_000), (1, 1, 1, 299_999), (2, 2, 0, 400_000)]
-    ev = read_nmnist_events(_write(tmp_path / "Test" / "4" / "00001.bin", _events(rows)))
+    ev = read_nmnist_events(_write(tmp_path / "Test" / "4" / "00001.bin", nmnist_bytes(rows)))
     assert ev["ts"].tolist() == [10, 20, 150_000, 299_999, 400_000] and ev["p"].tolist() == [1, 1, 0, 1, 0]
     spikes = bin_events(ev, 3, 100_000)
     assert spikes.shape == (3, 2, 34, 34) and spikes.sum() == 3
     assert spikes[0, 1, 5, 3] == 1 and spikes[1, 0, 0, 33] == 1 and spikes[2, 1, 1, 1] == 1
-    _write(tmp_path / "Test" / "0" / "00002.bin", _events([(0, 0, 0, 5)]))
+    _write(tmp_path / "Test" / "0" / "00002.bin", nmnist_bytes([(0, 0, 0, 5)]))
     x, y = load_dataset("nmnist", tmp_path, "test", steps=3)
     assert x.shape == (2, 3, 2, 34, 34) and len(x) == 2 and y.tolist() == [0, 4]
     assert x[1].dtype == np.uint8 and np.array_equal(x[1], spikes) and x[0].sum() == 1

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from datafiles import idx_bytes, nmnist_bytes
+
 from neurodeploy.train import main
 
 
@@ -56,10 +58,8 @@ def _fake_mnist(root, n=20):
     rng = np.random.default_rng(0)
     for prefix in ("train", "t10k"):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = np.arange(n, dtype=np.uint8) % 10
-        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
-            gzip.compress(bytes([0, 0, 8, 3]) + b"".join(int(s).to_bytes(4, "big") for s in images.shape) + images.tobytes()))
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + labels.tobytes())
+        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(np.arange(n) % 10))
 
 
 def _fake_nmnist(root, per_class=2):
@@ -71,9 +71,8 @@ def _fake_nmnist(root, per_class=2):
             for k in range(per_class):
                 n = 200
                 ts = np.sort(rng.integers(0, 300_000, n))
-                ev = np.stack([rng.integers(0, 34, n), rng.integers(0, 34, n),
-                               (rng.integers(0, 2, n) << 7) | (ts >> 16), (ts >> 8) & 255, ts & 255], 1)
-                (folder / f"{k:05d}.bin").write_bytes(ev.astype(np.uint8).tobytes())
+                events = zip(rng.integers(0, 34, n), rng.integers(0, 34, n), rng.integers(0, 2, n), ts)
+                (folder / f"{k:05d}.bin").write_bytes(nmnist_bytes(events))
 
 
 @pytest.mark.parametrize("dataset, arch, extra", [("mnist", "8C5s2-P2-10", ["--encoding", "rate"]),

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from datafiles import idx_bytes
 from fuzzing import sample_netlist
 from neurodeploy.cli import main
 from neurodeploy.commands.run import load_array
@@ -308,8 +309,8 @@ def test_damaged_mnist_files_are_dataset_errors(tmp_path, damage, message):
 
     from neurodeploy.datasets import DatasetError, load_dataset
 
-    images = gzip.compress(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(2 * 784))
-    labels = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 4]))
+    images = gzip.compress(idx_bytes(np.zeros((2, 28, 28))))
+    labels = gzip.compress(idx_bytes(np.array([3, 4])))
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(damage(images))
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(labels)
     with pytest.raises(DatasetError, match=message):
@@ -319,8 +320,8 @@ def test_damaged_mnist_files_are_dataset_errors(tmp_path, damage, message):
 def test_labels_outside_the_classes_are_refused(tmp_path):
     from neurodeploy.datasets import DatasetError, load_dataset
 
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(784))
-    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 1, 200]))
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((1, 28, 28))))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([200])))
     with pytest.raises(DatasetError, match=r"labels must be 0\.\.9, found 200"):
         load_dataset("mnist", root=tmp_path, split="test")
 
