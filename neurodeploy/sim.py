@@ -13,13 +13,16 @@ or 2**52 (see :class:`_Neurons`), else in int64. (C, H, W) layers are held
 channels-last inside a run, so that a convolution's output is its neurons' state
 without a transpose; the records come out in the netlist's order. Events are
 counted for the energy model: a synaptic event is one spike delivered over one
-nonzero synapse; a neuron update is one neuron stepped.
+nonzero synapse; a neuron update is one neuron stepped. Sigma-delta networks
+(graded spikes) run the same way, their neurons and synapses from
+:mod:`neurodeploy.sim_graded`; a graded message over a synapse is one event.
 """
 
 from __future__ import annotations
 
 import copy
 import ctypes
+import dataclasses
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +32,10 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from neurodeploy import fixed_point as fx
-from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy import sim_graded
+from neurodeploy.netlist import Conv, Dense, Input, Netlist, is_graded
 
-RECORDABLE = ("s", "u", "v")
+RECORDABLE = ("s", "u", "v", "sigma", "act")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
 INT32 = 2**31
 CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit in about this
@@ -53,6 +57,9 @@ class Recording:
 
     ``s``, ``u`` and ``v`` hold arrays shaped (batch, steps, *layer shape) for the
     variables asked for; the counters are totals over the batch and all steps.
+    In a sigma-delta network ``s`` holds the graded messages (int32, 0 where none
+    was sent), ``sigma`` and ``act`` the neurons' sigma and activation, and a spike
+    is a message sent; u and v are absent.
     """
 
     steps: int
@@ -60,6 +67,8 @@ class Recording:
     s: dict[int, np.ndarray] = field(default_factory=dict)
     u: dict[int, np.ndarray] = field(default_factory=dict)
     v: dict[int, np.ndarray] = field(default_factory=dict)
+    sigma: dict[int, np.ndarray] = field(default_factory=dict)
+    act: dict[int, np.ndarray] = field(default_factory=dict)
     spike_count: dict[int, int] = field(default_factory=dict)
     synaptic_events: dict[int, int] = field(default_factory=dict)
     neuron_updates: dict[int, int] = field(default_factory=dict)
@@ -529,6 +538,22 @@ class _Unit:
         self.k, self.index, self.layer, self.op, self.neurons = k, index, layer, op, neurons
         self.shape = tuple(layer.shape)
         self.n = int(np.prod(layer.shape))
+        self.graded = is_graded(layer.neuron)
+        self.traces = sim_graded.traces(layer.neuron) if self.graded else ("u", "v")
+
+    def with_graded_input(self, pre: np.ndarray | None, in_shape: tuple[int, ...]) -> "_Unit":
+        """This unit with synapses sized for the largest message in ``pre`` (a copy; units are shared)."""
+        if self.op is None or pre is None:
+            return self
+        graded_max = max(1, int(np.abs(pre).max(initial=0))) if pre.dtype != bool else 1
+        unit = copy.copy(self)
+        layer = self.layer
+        if isinstance(layer, Dense):
+            inner = _DenseOp(dataclasses.replace(layer, weight_exp=0), graded_max, in_shape)
+            unit.op = sim_graded.GradedSynapse(inner, int(layer.weight_exp))
+        else:
+            unit.op = sim_graded.GradedSynapse(_ConvOp(layer, graded_max), None)
+        return unit
 
     def synaptic_input(self, pre: np.ndarray | None, spread: bool):
         """The input from ``pre`` (steps, rows, n_pre) as a function of the step it arrives at.
@@ -592,7 +617,7 @@ class _Run:
     def __init__(self, net, batch, record, reset_interval, rec, graded_max, spikes, bias):
         self.net, self.batch, self.record, self.rec = net, batch, record, rec
         self.reset_interval, self.spikes = reset_interval, spikes
-        self.units = []
+        self.units, self.in_shapes = [], []
         in_shape = net.input_shape
         for k, i in enumerate(net.neuron_layers):
             layer = net.layers[i]
@@ -603,9 +628,13 @@ class _Run:
                 given = _bias_per_neuron(np.asarray(layer_bias, np.int64), layer.shape, batch)
                 if given.any():
                     b = _to_internal(given.reshape((given.shape[0],) + tuple(layer.shape)), tuple(layer.shape))
-            input_bound = graded_max if op is None else op.bound
-            neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
+            if is_graded(layer.neuron):
+                neurons = sim_graded.GradedNeurons(layer.neuron, sim_graded.effective_bias(b, layer.neuron))
+            else:
+                input_bound = graded_max if op is None else op.bound
+                neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
             self.units.append(_Unit(k, i, layer, op, neurons))
+            self.in_shapes.append(in_shape)
             in_shape = tuple(layer.shape)
 
     def go(self, steps: int) -> None:
@@ -613,7 +642,9 @@ class _Run:
         for unit in self.units:
             shape = (batch, steps) + unit.shape
             for name in self.record:
-                getattr(rec, name)[unit.index] = np.zeros(shape, bool if name == "s" else np.int32)
+                if name == "s" or name in unit.traces:
+                    dtype = bool if name == "s" and not unit.graded else np.int32
+                    getattr(rec, name)[unit.index] = np.zeros(shape, dtype)
             for counter in ("spike_count", "synaptic_events", "u_wraps", "v_saturations"):
                 getattr(rec, counter)[unit.index] = 0
             rec.neuron_updates[unit.index] = batch * steps * unit.n
@@ -650,18 +681,21 @@ class _Run:
         if self.spikes is not None:
             shape = tuple(self.spikes.shape[2:])
             pre = _to_internal(np.moveaxis(self.spikes[rows, :steps], 1, 0), shape)
-        for unit in self.units:
+        for unit, in_shape in zip(self.units, self.in_shapes):
+            if unit.graded:
+                unit = unit.with_graded_input(pre, in_shape)
             a = unit.synaptic_input(pre, spread)
             events = 0
             if unit.op is not None and pre is not None:
-                events = unit.op.events(pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
-            s = np.empty((steps, size, unit.n), bool)
-            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record else None for name in "uv")
+                sent = pre != 0 if unit.graded else pre  # a graded message is one event a synapse
+                events = unit.op.events(sent.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
+            s = np.empty((steps, size, unit.n), np.int64 if unit.graded else bool)
+            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record else None for name in unit.traces)
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
-            for name, held in (("s", s), ("u", u), ("v", v)):
+            for name, held in zip(("s",) + unit.traces, (s, u, v)):
                 if name in self.record:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
             counts.append((events, wraps, saturations, int(np.count_nonzero(s))))

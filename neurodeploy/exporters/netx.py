@@ -16,10 +16,19 @@ so that our simulator computes what Lava computes from the same file:
   bias (netx ignores the file's scalar ``weight``/``bias`` input transform); one
   with only a ``shape`` gives the shape of external input.
 
+- A ``SDNN`` neuron group is a sigma-delta neuron with netx's state_exp of 6 and
+  the network's one ``spike_exp`` (netx's argument, default 6): a :class:`DeltaNeuron`
+  in the input layer, a :class:`SigmaNeuron` where the group has ``sigma_output``,
+  else a ReLU :class:`SigmaDeltaNeuron` (netx applies ReLU whatever ``activation``
+  says, so another activation is refused); ``messageBits`` defaults to 16; the
+  bias is truncated to integers and enters as ``bias << (spike_exp + 6)``.
+  Messages into the first synaptic layer have netx's ``input_message_bits``.
+
 Datasets netx ignores carry what a netlist has beyond netx: ``biasMant`` of an
 input layer (C, H, W), ``name`` of a layer, and ``/simulation/resetInterval``,
-``resetOffset`` (netx's ``reset_offset`` argument) and ``outputWindow`` next to
-netx's ``Ts`` and ``tSample``.
+``resetOffset`` (netx's ``reset_offset`` argument), ``outputWindow``,
+``spikeExp`` and ``inputMessageBits`` (netx's ``spike_exp`` and
+``input_message_bits`` arguments) next to netx's ``Ts`` and ``tSample``.
 """
 
 from __future__ import annotations
@@ -35,10 +44,15 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import MAX_ELEMENTS, open_hdf5
-from neurodeploy.netlist import MAX_DELAY, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+from neurodeploy.netlist import (
+    MAX_DELAY, MAX_MESSAGE_BITS, Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, NetlistError,
+    SigmaDeltaNeuron, SigmaNeuron, is_graded,
+)
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
-NEURON_TYPES = ("CUBA", "LOIHI")
+NEURON_TYPES = ("CUBA", "LOIHI", "SDNN")
+NETX_SPIKE_EXP = 6  # netx.hdf5.Network's default spike_exp
+SDNN_MESSAGE_BITS = 16  # netx's default messageBits of an SDNN neuron
 UNSUPPORTED = ("dense_rec", "dense_comp", "pool", "average", "concat", "convT", "unpool")
 MAX_LAYERS = 10_000
 INT32 = 1 << 31
@@ -192,14 +206,30 @@ class _Reader:
         return shape
 
 
-def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Netlist:
+def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None,
+              spike_exp: int | None = None, input_message_bits: int | None = None) -> Netlist:
     """Read a netx HDF5 file into a netlist, as ``netx.hdf5.Network`` would build it.
 
     ``input_shape`` (C, H, W) is needed only when the first layer is a conv layer
-    and the file gives no input shape (netx asks for it likewise).
+    and the file gives no input shape (netx asks for it likewise). ``spike_exp``
+    and ``input_message_bits`` are netx's arguments of the same names; by default
+    the file's ``/simulation/spikeExp`` and ``inputMessageBits``, else netx's
+    defaults (6 and 0).
     """
     with open_hdf5(path, "netx file") as h5:
-        return _read(_Reader(path, h5), input_shape)
+        r = _Reader(path, h5)
+        r.spike_exp = _simulation_int(r, "spikeExp", spike_exp, NETX_SPIKE_EXP, 31 - fx.STATE_EXP)
+        r.input_message_bits = _simulation_int(r, "inputMessageBits", input_message_bits, 0, MAX_MESSAGE_BITS)
+        return _read(r, input_shape)
+
+
+def _simulation_int(r: _Reader, key: str, given: int | None, default: int, hi: int) -> int:
+    if given is not None:
+        if not 0 <= given <= hi:
+            raise NeurodeployError(f"{r.name}: {key} = {given} is outside [0, {hi}]")
+        return int(given)
+    path = f"/simulation/{key}"
+    return r.integer(path, 0, hi) if r.has(path) else default
 
 
 def _read(r: _Reader, input_shape) -> Netlist:
@@ -241,17 +271,20 @@ def _read(r: _Reader, input_shape) -> Netlist:
         return Netlist(
             layers=layers,
             input_shape=None if isinstance(layers[0], Input) else shape,
+            input_message_bits=r.input_message_bits if not isinstance(layers[0], Input) else 0,
             **_read_simulation(r),
         )
     except NetlistError as err:
         raise InputFileError(f"{r.name}: {err}") from None
 
 
-def _read_neuron(r: _Reader, base: str) -> CubaNeuron:
+def _read_neuron(r: _Reader, base: str, is_input: bool = False):
     r.node(base, "group")
     kind = r.string(f"{base}/type")
     if kind not in NEURON_TYPES:
         raise r.fail(f"{base}/type", f"neuron type '{kind}' is not supported (only {', '.join(NEURON_TYPES)})")
+    if kind == "SDNN":
+        return _read_sdnn(r, base, is_input)
     if r.has(f"{base}/messageBits") and r.integer(f"{base}/messageBits", 0, 32) > 0:
         raise r.fail(f"{base}/messageBits", "graded spikes are not supported")
     return CubaNeuron(
@@ -260,6 +293,23 @@ def _read_neuron(r: _Reader, base: str) -> CubaNeuron:
         dv=r.integer(f"{base}/vDecay", 0, fx.DECAY_UNITY),
         bias_exp=NETX_BIAS_EXP,
     )
+
+
+def _read_sdnn(r: _Reader, base: str, is_input: bool):
+    """A sigma-delta neuron group, as netx's ``get_neuron_params`` builds it."""
+    bits = SDNN_MESSAGE_BITS
+    if r.has(f"{base}/messageBits"):
+        bits = r.integer(f"{base}/messageBits", 1, MAX_MESSAGE_BITS)
+    if r.has(f"{base}/activation") and not is_input:
+        activation = r.string(f"{base}/activation")
+        if activation.lower() != "relu":
+            raise r.fail(f"{base}/activation", f"activation '{activation}': netx applies ReLU to every SDNN neuron")
+    if not is_input and r.has(f"{base}/sigma_output"):
+        return SigmaNeuron(message_bits=bits)
+    limit = fx.INT32_MAX >> fx.graded_scale(r.spike_exp)
+    vth = r.integer(f"{base}/vThMant", 0, limit)
+    cls = DeltaNeuron if is_input else SigmaDeltaNeuron
+    return cls(vth=vth, spike_exp=r.spike_exp, message_bits=bits)
 
 
 def _read_input(r: _Reader, base: str, first: bool) -> Input | None:
@@ -274,7 +324,7 @@ def _read_input(r: _Reader, base: str, first: bool) -> Input | None:
         bias = r.numbers(f"{base}/biasMant", (len(shape),))
         if bias.shape != shape:
             raise r.fail(f"{base}/biasMant", f"expected shape {shape}, got {bias.shape}")
-    return Input(shape=shape, neuron=_read_neuron(r, f"{base}/neuron"), bias=bias)
+    return Input(shape=shape, neuron=_read_neuron(r, f"{base}/neuron", is_input=True), bias=bias)
 
 
 def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
