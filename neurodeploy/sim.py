@@ -354,6 +354,8 @@ def simulate(
         raise ValueError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
+    if spikes is not None and net.graded and not isinstance(first, Input) and not net.input_message_bits:
+        spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     rec = Recording(steps=steps, batch=batch)
     _keep_freed_memory()
