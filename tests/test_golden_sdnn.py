@@ -101,3 +101,34 @@ def test_tinynet_sdnn_dense_block(tiny):
     golden = xyf_t(tiny("layer2"))
     assert np.abs(golden).sum() > 0
     assert np.array_equal(rec.s[0][0], golden)
+
+
+def test_netx_read_write_read_is_identity(conformance_dir, tmp_path):
+    import dataclasses
+
+    from neurodeploy.exporters.netx import write_netx
+
+    first = read_netx(conformance_dir / "gts/pilotnet_sdnn/network.net", spike_exp=4)
+    write_netx(first, tmp_path / "a.net")
+    second = read_netx(tmp_path / "a.net")
+    assert len(first.layers) == len(second.layers)
+    for a, b in zip(first.layers, second.layers):
+        for f in dataclasses.fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y, f.name
+    assert second.layers[1].neuron.spike_exp == 4
+
+
+def test_cli_inspect_and_run_pilotnet_sdnn(conformance_dir, tmp_path, capsys):
+    from neurodeploy.cli import main
+
+    folder = conformance_dir / "gts/pilotnet_sdnn"
+    assert main(["inspect", str(folder / "network.net")]) == 0
+    table = capsys.readouterr().out
+    assert "sigma_delta" in table and "sigma-delta network" in table
+    out = tmp_path / "out.npz"
+    assert main(["run", str(folder / "network.net"), "--steps", "9", "--input", str(folder / "input.npy"),
+                 "--input-order", "lava", "-o", str(out)]) == 0
+    with np.load(out) as saved:
+        assert np.array_equal(saved["s9"][0].T, np.load(folder / "output.npy"))
+        assert "sigma1" in saved and "u1" not in saved

@@ -6,8 +6,8 @@ import argparse
 
 import numpy as np
 
-COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "vth", "du", "dv",
-           "neurons", "synapses")
+COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "neuron", "vth", "du", "dv",
+           "msg bits", "neurons", "synapses")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,13 +28,17 @@ def describe(net, title: str) -> str:
     rows = [layer_row(i, layer) for i, layer in enumerate(net.layers)]
     neurons = sum(int(np.prod(layer.shape)) for layer in net.layers if hasattr(layer, "neuron"))
     synapses = sum(synapse_count(layer) for layer in net.layers)
-    rows.append(("", "total", "", "", "", "", "", "", "", "", "", str(neurons), str(synapses)))
+    rows.append(("", "total") + ("",) * (len(COLUMNS) - 4) + (str(neurons), str(synapses)))
     widths = [max(len(str(row[c])) for row in rows + [COLUMNS]) for c in range(len(COLUMNS))]
     lines = [title]
     if net.input_shape is not None:
         lines.append(f"input shape {_dims(net.input_shape)} (C, H, W)")
     reset = "never" if net.reset_interval is None else f"every {net.reset_interval} steps (offset {net.reset_offset})"
     lines.append(f"reset: {reset}; latency {net.latency} steps")
+    if net.graded:
+        exps = sorted({net.layers[i].neuron.spike_exp for i in net.neuron_layers if hasattr(net.layers[i].neuron, "spike_exp")})
+        lines.append(f"sigma-delta network (graded spikes): spike_exp {', '.join(map(str, exps))}, "
+                     f"state_exp 6, {_graded_input(net)}; no resets")
     if net.output_window is not None:
         lines.append(f"output window: steps {net.output_window[0]} .. {net.output_window[1] - 1}")
     for key, value in net.meta.get("simulation", {}).items():
@@ -42,6 +46,13 @@ def describe(net, title: str) -> str:
     for row in [COLUMNS] + rows:
         lines.append("  ".join(str(cell).rjust(width) for cell, width in zip(row, widths)))
     return "\n".join(lines)
+
+
+def _graded_input(net) -> str:
+    if net.layers[0].kind == "input":
+        return "input delta-encoded by layer 0"
+    bits = net.input_message_bits
+    return f"input messages of {bits} bits" if bits else "binary input spikes"
 
 
 def layer_row(index: int, layer) -> tuple[str, ...]:
@@ -57,10 +68,14 @@ def layer_row(index: int, layer) -> tuple[str, ...]:
         if layer.delay is not None:
             kernel = f"delay<={int(layer.delay.max())}"
     neuron = getattr(layer, "neuron", None)
-    vth, du, dv = ("-", "-", "-") if neuron is None else (str(neuron.vth), str(neuron.du), str(neuron.dv))
+    cells = [str(getattr(neuron, name, "-")) for name in ("vth", "du", "dv", "message_bits")]
+    if neuron is not None and getattr(neuron, "activation", "relu") != "relu":
+        cells[0] += f" ({neuron.activation})"
+    neuron_kind = "-" if neuron is None else getattr(neuron, "kind", "cuba")
     neurons = str(int(np.prod(layer.shape))) if neuron is not None else "-"
     synapses = str(synapse_count(layer)) if layer.kind in ("conv", "dense") else "-"
-    return (str(index), kind, _dims(layer.shape), kernel, stride, padding, bits, exp, vth, du, dv, neurons, synapses)
+    return (str(index), kind, _dims(layer.shape), kernel, stride, padding, bits, exp, neuron_kind, *cells,
+            neurons, synapses)
 
 
 def synapse_count(layer) -> int:

@@ -463,6 +463,7 @@ def write_netx(net: Netlist, path: str | os.PathLike) -> None:
     import h5py
 
     net.validate()
+    _spike_exp(net)
     entries = _entries(net)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
@@ -513,8 +514,36 @@ def _entries(net: Netlist) -> list[dict]:
     return entries
 
 
-def _neuron_entry(neuron: CubaNeuron) -> dict:
-    return {"type": "CUBA", "vThMant": neuron.vth, "iDecay": neuron.du + 1, "vDecay": neuron.dv}
+def _neuron_entry(neuron, label: str) -> dict:
+    if not is_graded(neuron):
+        return {"type": "CUBA", "vThMant": neuron.vth, "iDecay": neuron.du + 1, "vDecay": neuron.dv}
+    if isinstance(neuron, SigmaNeuron):
+        return {"type": "SDNN", "sigma_output": True, "messageBits": neuron.message_bits}
+    if getattr(neuron, "activation", "relu") != "relu":
+        raise NetxExportError(f"{label}: activation '{neuron.activation}': netx applies ReLU to every SDNN neuron")
+    if neuron.cum_error:
+        raise NetxExportError(f"{label}: cum_error: netx builds every sigma-delta neuron without a cumulative error")
+    return {"type": "SDNN", "activation": "relu", "vThMant": neuron.vth, "messageBits": neuron.message_bits}
+
+
+def _bias_entry(bias: np.ndarray, neuron, label: str) -> np.ndarray:
+    """The bias as netx stores it: CUBA mantissas for bias_exp 6, sigma-delta mantissas as they are."""
+    if is_graded(neuron):
+        return np.asarray(bias, np.int32)
+    return _netx_bias(bias, neuron.bias_exp, label)
+
+
+def _spike_exp(net: Netlist) -> int | None:
+    """The one spike_exp of a sigma-delta network (netx takes one for all layers), or None."""
+    found = {}
+    for i in net.neuron_layers:
+        neuron = net.layers[i].neuron
+        if hasattr(neuron, "spike_exp"):
+            found.setdefault(neuron.spike_exp, i)
+    if len(found) > 1:
+        (a, i), (b, j) = list(found.items())[:2]
+        raise NetxExportError(f"layer {j}: spike_exp = {b} differs from layer {i}'s {a}; netx takes one for a network")
+    return next(iter(found), None)
 
 
 def _netx_bias(bias: np.ndarray, bias_exp: int, label: str) -> np.ndarray:
@@ -529,7 +558,7 @@ def _netx_bias(bias: np.ndarray, bias_exp: int, label: str) -> np.ndarray:
 
 
 def _input_entry(layer: Input, label: str) -> dict:
-    entry = {"type": "input", "shape": list(layer.shape), "neuron": _neuron_entry(layer.neuron)}
+    entry = {"type": "input", "shape": list(layer.shape), "neuron": _neuron_entry(layer.neuron, label)}
     if np.any(layer.bias):
         entry["biasMant"] = _netx_bias(layer.bias, layer.neuron.bias_exp, label).astype(np.int32)
     return entry
@@ -552,10 +581,10 @@ def _conv_entry(layer: Conv, label: str) -> dict:
         "dilation": list(layer.dilation),
         "groups": layer.groups,
         "weight": _int32(layer.weight << layer.weight_exp, label),
-        "neuron": _neuron_entry(layer.neuron),
+        "neuron": _neuron_entry(layer.neuron, label),
     }
     if layer.bias is not None:
-        bias = _netx_bias(layer.bias, layer.neuron.bias_exp, label)
+        bias = _bias_entry(layer.bias, layer.neuron, label)
         entry["bias"] = bias.transpose(2, 1, 0) if bias.ndim == 3 else bias  # per neuron: Lava's (W, H, C)
     return entry
 
@@ -583,10 +612,10 @@ def _dense_entry(layer: Dense, label: str) -> dict:
         "inFeatures": layer.weight.shape[1],
         "outFeatures": layer.weight.shape[0],
         "weight": _int32(weight, label),
-        "neuron": _neuron_entry(layer.neuron),
+        "neuron": _neuron_entry(layer.neuron, label),
     }
     if layer.bias is not None:
-        entry["bias"] = _netx_bias(layer.bias, layer.neuron.bias_exp, label)
+        entry["bias"] = _bias_entry(layer.bias, layer.neuron, label)
     if layer.delay is not None:
         entry["delay"] = layer.delay.astype(np.int32)
     return entry
@@ -606,6 +635,11 @@ def _write_simulation(h5, net: Netlist) -> None:
         values["resetOffset"] = net.reset_offset
     if net.output_window is not None:
         values["outputWindow"] = list(net.output_window)
+    spike_exp = _spike_exp(net)
+    if spike_exp is not None:
+        values["spikeExp"] = spike_exp
+    if net.input_message_bits:
+        values["inputMessageBits"] = net.input_message_bits
     if values:
         group = h5.create_group("simulation")
         for key, value in values.items():
