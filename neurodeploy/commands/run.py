@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
     parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
                         help="our bit-accurate simulator (default) or Lava's fixed-point models")
-    parser.add_argument("--record", type=_record, default=("s", "u", "v", "sigma", "act"), metavar="s,u,v",
-                        help="variables to save, of s, u, v (CUBA), sigma, act (sigma-delta) (default all)")
+    parser.add_argument("--record", type=_record, default=None, metavar="s,u,v",
+                        help="variables to save: s and u, v (CUBA) or sigma, act (sigma-delta) (default all the "
+                        "network has)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="output file")
     parser.add_argument("--strict", action="store_true",
                         help="exit 2 (after saving) if u wraps or v saturates in any layer (counted by the "
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         from neurodeploy.backends.lava import run_lava as execute
     else:
         from neurodeploy.sim import simulate as execute
-    rec = execute(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset)
+    record = args.record or (("s", "sigma", "act") if net.graded else ("s", "u", "v"))
+    rec = execute(net, args.steps, spikes=spikes, bias=bias, record=record, reset_interval=reset)
     arrays = recording_arrays(rec, args.backend == "sim")
     with atomic_path(args.output) as tmp:
         with open(tmp, "wb") as f:
