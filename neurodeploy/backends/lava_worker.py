@@ -41,10 +41,12 @@ from lava.proc.conv.process import Conv as LavaConv
 from lava.proc.dense.process import DelayDense, Dense as LavaDense
 from lava.proc.io.source import RingBuffer as SpikeSource
 from lava.proc.lif.process import LIF, LIFReset
+from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
 
 from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava import LavaCase, _load, read_cases, write_recordings
-from neurodeploy.netlist import Dense, Flatten, Input, Netlist
+from neurodeploy.fixed_point import STATE_EXP
+from neurodeploy.netlist import DeltaNeuron, Dense, Flatten, Input, Netlist, SigmaNeuron, is_graded
 from neurodeploy.sim import Recording
 
 
@@ -65,9 +67,25 @@ def _per_neuron(bias, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(bias, shape)
 
 
+def _graded_neuron(layer, bias):
+    """Lava's Delta, Sigma or SigmaDelta for a sigma-delta layer, state_exp 6 as netx builds them."""
+    n, shape = layer.neuron, tuple(layer.shape)
+    lava_shape = tuple(to_lava(np.empty(shape), len(shape)).shape)
+    if isinstance(n, SigmaNeuron):
+        return Sigma(shape=lava_shape)
+    common = dict(shape=lava_shape, vth=int(n.vth), spike_exp=int(n.spike_exp), state_exp=STATE_EXP,
+                  cum_error=bool(n.cum_error))
+    if isinstance(n, DeltaNeuron):
+        return Delta(**common)
+    mode = ActivationMode.RELU if n.activation == "relu" else ActivationMode.UNIT
+    return SigmaDelta(**common, bias=to_lava(_per_neuron(bias, shape), len(shape)).astype(np.int32), act_mode=mode)
+
+
 def _neuron(layer, k: int, bias, reset_interval: int | None, reset_offset: int):
     n = layer.neuron
     shape = tuple(layer.shape)
+    if is_graded(n):
+        return _graded_neuron(layer, bias)
     params = dict(
         shape=tuple(to_lava(np.empty(shape), len(shape)).shape),
         vth=int(n.vth),
@@ -83,9 +101,11 @@ def _neuron(layer, k: int, bias, reset_interval: int | None, reset_offset: int):
     return LIF(**params)
 
 
-def _synapse(layer):
+def _synapse(layer, message_bits: int = 0):
+    """Lava's synapse for ``layer``, taking messages of ``message_bits`` bits (0: binary spikes)."""
     if isinstance(layer, Dense):
-        common = dict(weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits))
+        common = dict(weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits),
+                      num_message_bits=int(message_bits))
         weight = layer.weight.astype(np.int32)
         if layer.delay is not None and layer.delay.any():
             delay = layer.delay.astype(int)  # Lava insists on the default int dtype
@@ -100,6 +120,7 @@ def _synapse(layer):
         stride=tuple(reversed(layer.stride)),
         dilation=tuple(reversed(layer.dilation)),
         groups=int(layer.groups),
+        num_message_bits=int(message_bits),
     )
 
 
@@ -190,6 +211,7 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
     """
     procs, neurons = [], []
     prev_port, prev_shape = None, None
+    bits = net.input_message_bits
     if spikes is not None:
         first = net.layers[0]
         shape = first.shape if isinstance(first, Input) else net.input_shape
@@ -209,13 +231,14 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
             if prev_port is not None:
                 prev_port.connect(lif.a_in)
         else:
-            syn = _synapse(layer)
+            syn = _synapse(layer, bits)
             procs.append(syn)
             if prev_port is not None:
                 _connect(prev_port, prev_shape, layer, syn.s_in)
             syn.a_out.connect(lif.a_in)
         neurons.append((i, tuple(layer.shape), lif))
         prev_port, prev_shape = lif.s_out, tuple(layer.shape)
+        bits = getattr(layer.neuron, "message_bits", 0)
     return procs, neurons
 
 
@@ -251,9 +274,10 @@ def run_group(builders: list[Builder], steps: list[int], record, timings: dict |
         sample_procs, neurons = builder(length)
         procs += sample_procs
         for index, shape, neuron in neurons:
-            for var in ("s",) + tuple(v for v in ("u", "v") if v in record):
+            graded = isinstance(neuron, (Delta, Sigma, SigmaDelta))
+            for var in ("s",) + tuple(v for v in record if v != "s" and hasattr(neuron, v)):
                 targets.append(neuron.s_out if var == "s" else getattr(neuron, var))
-                where.append((j, index, var, shape))
+                where.append((j, index, var, shape, graded))
     tmp = Path(tempfile.mkdtemp(prefix="neurodeploy-lava-"))
     recorder = Recorder(targets=targets, steps=length, path=str(tmp / "traces.npy"))
     recorder.connect_targets()
@@ -277,13 +301,13 @@ def run_group(builders: list[Builder], steps: list[int], record, timings: dict |
 
 
 def _split(data: np.ndarray, where: list, steps: list[int]) -> list[Traces]:
-    out: list[Traces] = [{"s": {}, "u": {}, "v": {}} for _ in steps]
+    out: list[Traces] = [{"s": {}, "u": {}, "v": {}, "sigma": {}, "act": {}} for _ in steps]
     lo = 0
-    for j, index, var, shape in where:
+    for j, index, var, shape, graded in where:
         size = int(np.prod(shape))
         lava_shape = tuple(reversed(shape)) if len(shape) == 3 else shape
         trace = to_lava(data[: steps[j], lo:lo + size].reshape((steps[j],) + lava_shape), len(shape))
-        out[j][var][index] = trace != 0 if var == "s" else trace.astype(np.int32)
+        out[j][var][index] = trace != 0 if var == "s" and not graded else trace.astype(np.int32)
         lo += size
     return out
 
@@ -346,11 +370,12 @@ def _recording(traces: list[Traces], steps: int, record, last: int) -> Recording
     rec = Recording(steps=steps, batch=len(traces))
     for i in traces[0]["s"]:
         s = np.stack([t["s"][i] for t in traces])
-        rec.spike_count[i] = int(s.sum())
+        rec.spike_count[i] = int(np.count_nonzero(s))
         for counter in ("synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
             getattr(rec, counter)[i] = 0
         for name in record:
-            getattr(rec, name)[i] = s if name == "s" else np.stack([t[name][i] for t in traces])
+            if name == "s" or i in traces[0][name]:
+                getattr(rec, name)[i] = s if name == "s" else np.stack([t[name][i] for t in traces])
     rec.output_counts = np.stack([t["s"][last] for t in traces]).sum(axis=1).astype(np.int64)
     return rec
 
