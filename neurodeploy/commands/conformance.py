@@ -10,6 +10,9 @@ SHOWN_CASES = 10
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=int, default=200, metavar="N", help="random netlists to run (default 200)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the generator (default 0)")
+    parser.add_argument("--kind", choices=("cuba", "sdnn", "delay", "all"), default="all",
+                        help="networks to draw: CUBA, sigma-delta, CUBA with delays in every dense layer, "
+                        "or all in turn (default)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.cases < 1:
         raise NeurodeployError(f"--cases {args.cases}: run at least 1 case")
-    report = run_conformance(args.cases, args.seed)
+    report = run_conformance(args.cases, args.seed, kind=args.kind)
     for result in report.failed[:SHOWN_CASES]:
         print(f"case {result.index} ({result.description}): {result.mismatching} mismatching values")
         for mismatch in result.first:
