@@ -108,8 +108,8 @@ STATE_EXP = 6  # fraction bits of a sigma-delta neuron's state beyond its messag
 
 
 def wrap32(x: np.ndarray) -> np.ndarray:
-    """Two's-complement wrap into int32, as Lava's int32 state arrays wrap."""
-    return wrap_bits(x, 32)
+    """Two's-complement wrap into int32, as Lava's int32 state arrays wrap (int32 arrays wrap by themselves)."""
+    return x if x.dtype == np.int32 else wrap_bits(x, 32)
 
 
 def abs32(x: np.ndarray) -> np.ndarray:

@@ -34,13 +34,16 @@ def effective_bias(bias: np.ndarray, neuron) -> np.ndarray:
 
 
 class GradedNeurons:
-    """One sigma-delta layer stepped over a batch; ``run`` mirrors the CUBA neurons' interface."""
+    """One sigma-delta layer stepped over a batch; ``run`` mirrors the CUBA neurons' interface.
+
+    The state is held in int32 arrays, whose arithmetic wraps modulo 2**32 as Lava's does.
+    """
 
     exact_float = False  # its synapses deliver int64 input
 
     def __init__(self, neuron, bias: np.ndarray):
         self.neuron = neuron
-        self.bias = bias if np.any(bias) else None
+        self.bias = bias.astype(np.int32) if np.any(bias) else None
         self.scale = 0 if isinstance(neuron, SigmaNeuron) else fx.graded_scale(neuron.spike_exp)
         self.vth = 0 if isinstance(neuron, SigmaNeuron) else int(neuron.vth) << self.scale
 
@@ -53,12 +56,12 @@ class GradedNeurons:
         int32 state wraps silently, as on the chip.
         """
         steps, rows, n = s.shape
-        zero = np.zeros((rows, n), np.int64)
+        zero = np.zeros((rows, n), np.int32)
         sigma, prev, residue = zero.copy(), zero.copy(), zero.copy()
         error = zero.copy() if getattr(self.neuron, "cum_error", False) else None
         for t in range(steps):
             a = a_in(t)
-            a = zero if a is None else a
+            a = zero if a is None else a.astype(np.int32)  # the int32 cast wraps, as Lava's ports do
             if isinstance(self.neuron, DeltaNeuron):
                 act = fx.wrap32(a << self.scale)
             else:

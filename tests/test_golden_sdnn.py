@@ -132,3 +132,15 @@ def test_cli_inspect_and_run_pilotnet_sdnn(conformance_dir, tmp_path, capsys):
     with np.load(out) as saved:
         assert np.array_equal(saved["s9"][0].T, np.load(folder / "output.npy"))
         assert "sigma1" in saved and "u1" not in saved
+
+
+def test_onnx_and_nir_refuse_sigma_delta_by_name(conformance_dir, tmp_path):
+    from neurodeploy.exporters.nir import NirExportError, write_nir
+    from neurodeploy.exporters.onnx import OnnxExportError, write_onnx
+
+    net = read_netx(conformance_dir / "gts/pilotnet_sdnn/network.net")
+    with pytest.raises(OnnxExportError, match="layer 0 .*sigma-delta"):
+        write_onnx(net, tmp_path / "a.onnx", steps=9)
+    with pytest.raises(NirExportError, match="NIR has no node for sigma-delta"):
+        write_nir(net, tmp_path / "a.nir")
+    assert not list(tmp_path.iterdir())

@@ -75,6 +75,11 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
     """The NIR graph of ``net``: a chain from ``input`` to ``output`` with metadata on every node."""
     import nir
 
+    if net.graded:
+        i = net.neuron_layers[0]
+        raise NirExportError(
+            f"layer {i} ({net.layers[i].kind}): NIR has no node for sigma-delta neurons (graded spikes)"
+        )
     first = net.layers[0]
     shape = tuple(first.shape if isinstance(first, Input) else net.input_shape)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
