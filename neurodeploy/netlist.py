@@ -270,6 +270,34 @@ class Dense:
 
 
 @dataclass
+class RecurrentDense(Dense):
+    """Dense synapses (out, in) plus recurrent ones (out, out) from the layer's own output (netx's ``dense_rec``).
+
+    The recurrent synapses take the layer's messages of step t and deliver at step
+    t + 1, like the feed-forward ones; both matrices share ``weight_bits`` and
+    ``weight_exp`` (each is clipped and truncated by its own sign mode), and their
+    inputs add. The recurrent messages have the bits of the layer's input
+    messages (netx's convention): binary when the input is binary. No delays.
+    """
+
+    weight_rec: np.ndarray | None = None  # int (out, out)
+
+    kind = "dense_rec"
+
+    def validate(self, label: str, in_shape: tuple[int, ...] | None) -> None:
+        super().validate(label, in_shape)
+        if self.weight_rec is None:
+            raise NetlistError(f"{label}: weight_rec is missing")
+        self.weight_rec = _int_array(label, "weight_rec", self.weight_rec, ndim=2)
+        if self.weight_rec.shape != (self.shape[0],) * 2:
+            raise NetlistError(f"{label}: weight_rec has shape {self.weight_rec.shape}, expected {(self.shape[0],) * 2}")
+        mixed = bool(np.any(self.weight_rec < 0) and np.any(self.weight_rec > 0))
+        _check_range(label, "weight_bits (for weight_rec)", self.weight_bits, 1, 9 if mixed else 8)
+        if self.delay is not None and np.any(self.delay):
+            raise NetlistError(f"{label}: delay: a recurrent layer takes no delays (netx drops their weight exponent)")
+
+
+@dataclass
 class Conv:
     """2-D convolution synapses into a population of shape (C_out, H_out, W_out).
 
@@ -344,12 +372,13 @@ class Flatten:
             self.in_shape = tuple(int(s) for s in in_shape)
 
 
-Layer = Union[Input, Dense, Conv, Flatten]
+Layer = Union[Input, Dense, RecurrentDense, Conv, Flatten]
 
 
 @dataclass
 class Netlist:
-    """An ordered chain of layers, feed-forward, with the run conventions.
+    """An ordered chain of layers, feed-forward but for recurrent dense layers onto themselves, with the run
+    conventions.
 
     ``input_shape`` is the shape of external spikes when layer 0 is not an
     :class:`Input`. ``reset_interval`` resets u and v of the k-th neuron layer
@@ -426,3 +455,8 @@ class Netlist:
     def latency(self) -> int:
         """Steps from an input spike to the last layer: one a synaptic layer."""
         return sum(isinstance(layer, (Dense, Conv)) for layer in self.layers)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether a layer feeds back onto itself."""
+        return any(isinstance(layer, RecurrentDense) for layer in self.layers)

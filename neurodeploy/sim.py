@@ -33,7 +33,7 @@ from threadpoolctl import ThreadpoolController
 
 from neurodeploy import fixed_point as fx
 from neurodeploy import sim_graded
-from neurodeploy.netlist import Conv, Dense, Input, Netlist, is_graded
+from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_graded
 
 RECORDABLE = ("s", "u", "v", "sigma", "act")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
@@ -542,6 +542,9 @@ class _Unit:
         self.n = int(np.prod(layer.shape))
         self.graded = is_graded(layer.neuron)
         self.traces = sim_graded.traces(layer.neuron) if self.graded else ("u", "v")
+        self.rec_op, self.rec_binary = None, True
+        if isinstance(layer, RecurrentDense) and not self.graded:
+            self.rec_op = _DenseOp(_recurrent_part(layer), 1, (self.n,))
 
     def with_graded_input(self, pre: np.ndarray | None, in_shape: tuple[int, ...]) -> "_Unit":
         """This unit with synapses sized for the largest message in ``pre`` (a copy; units are shared)."""
@@ -552,10 +555,32 @@ class _Unit:
         layer = self.layer
         if isinstance(layer, Dense):
             inner = _DenseOp(dataclasses.replace(layer, weight_exp=0), graded_max, in_shape)
-            unit.op = sim_graded.GradedSynapse(inner, int(layer.weight_exp))
+            unit.op = sim_graded.GradedSynapse(inner, int(layer.weight_exp), layer.delay is not None)
         else:
             unit.op = sim_graded.GradedSynapse(_ConvOp(layer, graded_max), None)
+        if isinstance(layer, RecurrentDense):
+            unit.rec_binary = pre.dtype == bool  # netx gives the recurrent synapse the layer's input bits
+            bound = 1 if unit.rec_binary else sim_graded.MESSAGE_BOUND
+            inner = _DenseOp(dataclasses.replace(_recurrent_part(layer), weight_exp=0), bound, (self.n,))
+            unit.rec_op = sim_graded.GradedSynapse(inner, int(layer.weight_exp))
         return unit
+
+    def with_recurrence(self, a, s: np.ndarray, spread: bool):
+        """The input function ``a`` plus the recurrent input: the layer's own messages of step t - 1."""
+        if self.rec_op is None:
+            return a
+        exact = self.neurons.exact_float
+
+        def total(t: int):
+            own = a(t)
+            if t < 1:
+                return own
+            prev = s[t - 1] != 0 if self.rec_binary else s[t - 1]
+            (back,) = self.rec_op(prev, exact, spread).values()
+            return back if own is None else own + back
+
+        return total
+
 
     def synaptic_input(self, pre: np.ndarray | None, spread: bool):
         """The input from ``pre`` (steps, rows, n_pre) as a function of the step it arrives at.
@@ -581,6 +606,12 @@ class _Unit:
         for d, current in currents.items():
             a[d:] += current.reshape(steps - 1, rows, self.n)[: max(0, steps - 1 - d)]
         return lambda t: a[t - 1] if t >= 1 else None
+
+
+def _recurrent_part(layer: RecurrentDense) -> Dense:
+    """The recurrent synapses of ``layer`` as a plain dense layer of its own size."""
+    return Dense(weight=layer.weight_rec, neuron=layer.neuron, weight_exp=layer.weight_exp,
+                 weight_bits=layer.weight_bits, name=layer.name)
 
 
 class _Blocks:
@@ -634,6 +665,8 @@ class _Run:
                 neurons = sim_graded.GradedNeurons(layer.neuron, sim_graded.effective_bias(b, layer.neuron))
             else:
                 input_bound = graded_max if op is None else op.bound
+                if isinstance(layer, RecurrentDense):
+                    input_bound += _DenseOp(_recurrent_part(layer), 1, tuple(layer.shape)).bound
                 neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
             self.units.append(_Unit(k, i, layer, op, neurons))
             self.in_shapes.append(in_shape)
@@ -692,11 +725,14 @@ class _Run:
                 sent = pre != 0 if unit.graded else pre  # a graded message is one event a synapse
                 events = unit.op.events(sent.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
             s = np.empty((steps, size, unit.n), np.int64 if unit.graded else bool)
+            a = unit.with_recurrence(a, s, spread)
             u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record else None for name in unit.traces)
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
+            if unit.rec_op is not None and steps > 1:
+                events += unit.rec_op.events((s[:-1] != 0).reshape(-1, unit.n).sum(axis=0, dtype=np.float64))
             for name, held in zip(("s",) + unit.traces, (s, u, v)):
                 if name in self.record:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)

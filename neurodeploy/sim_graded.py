@@ -16,6 +16,8 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.netlist import DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron
 
+MESSAGE_BOUND = 2**31  # |a graded message| never exceeds it: an int32 (sigma) or less (a delta >> 6)
+
 
 def traces(neuron) -> tuple[str, str]:
     """The two recordable state variables after s: sigma and act ('' where the neuron has none)."""
@@ -88,11 +90,14 @@ class GradedSynapse:
 
     ``inner`` is the simulator's op built with weight exponent 0 for a dense layer
     (the exponent ``exp`` is applied here, after the int32 wrap of the sum), or the
-    conv op as it is (Lava's conv output wraps to 24 bits, with no exponent).
+    conv op as it is (Lava's conv output wraps to 24 bits, with no exponent). With
+    ``delayed`` synapses the exponent applies to the exact sum of each delay and
+    the result wraps once, as Lava's ``DelayDense`` sums in int64 (its int32
+    products wrap on their own beyond 2**31, which no sum here reproduces).
     """
 
-    def __init__(self, inner, exp: int | None):
-        self.inner, self.exp = inner, exp
+    def __init__(self, inner, exp: int | None, delayed: bool = False):
+        self.inner, self.exp, self.delayed = inner, exp, delayed
         self.delays, self.bound = inner.delays, inner.bound
 
     def events(self, counts: np.ndarray) -> int:
@@ -102,4 +107,6 @@ class GradedSynapse:
         out = self.inner(x, False, spread)
         if self.exp is None:
             return out
+        if self.delayed:
+            return {d: fx.wrap32(fx.shift(v, self.exp)) for d, v in out.items()}
         return {d: fx.graded_sum(v, self.exp) for d, v in out.items()}

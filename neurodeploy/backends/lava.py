@@ -32,7 +32,7 @@ import numpy as np
 from neurodeploy.backends.lava_env import lava_in_process, lava_python
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import (
-    Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, SigmaDeltaNeuron, SigmaNeuron,
+    Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaDeltaNeuron, SigmaNeuron,
 )
 from neurodeploy.sim import RECORDABLE, Recording
 
@@ -40,7 +40,7 @@ NO_LAVA = "no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_
 INT16 = (-(2**15), 2**15 - 1)
 INT32_LIMIT = 2**31
 LAVA_INT8_MAX = 127
-LAYER_KINDS = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
+LAYER_KINDS = {cls.kind: cls for cls in (Input, Dense, RecurrentDense, Conv, Flatten)}
 NEURON_KINDS = {cls.__name__: cls for cls in (CubaNeuron, DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron)}
 
 

@@ -46,7 +46,7 @@ from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
 from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava import LavaCase, _load, read_cases, write_recordings
 from neurodeploy.fixed_point import STATE_EXP
-from neurodeploy.netlist import DeltaNeuron, Dense, Flatten, Input, Netlist, SigmaNeuron, is_graded
+from neurodeploy.netlist import DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaNeuron, is_graded
 from neurodeploy.sim import Recording
 
 
@@ -236,6 +236,12 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
             if prev_port is not None:
                 _connect(prev_port, prev_shape, layer, syn.s_in)
             syn.a_out.connect(lif.a_in)
+            if isinstance(layer, RecurrentDense):  # as netx's RecurrentDense block: the input's message bits
+                back = _synapse(Dense(weight=layer.weight_rec, neuron=layer.neuron, weight_exp=layer.weight_exp,
+                                      weight_bits=layer.weight_bits), bits)
+                procs.append(back)
+                lif.s_out.connect(back.s_in)
+                back.a_out.connect(lif.a_in)
         neurons.append((i, tuple(layer.shape), lif))
         prev_port, prev_shape = lif.s_out, tuple(layer.shape)
         bits = getattr(layer.neuron, "message_bits", 0)
