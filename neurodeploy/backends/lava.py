@@ -106,12 +106,15 @@ def run_netx_in_lava(
     reset_interval: int | None = None,
     record: tuple[str, ...] = ("s",),
     reset_offset: int = 0,
+    spike_exp: int = 6,
+    input_message_bits: int = 0,
 ) -> Recording:
     """Run a netx HDF5 file through lava-dl's own ``netx.hdf5.Network`` (one sample a run).
 
     ``bias`` sets the input layer's bias mantissas ((C, H, W) or per sample; netx
     reads none from the file); ``spikes`` (batch, steps, *input shape) feed the
-    network's input port; ``reset_interval`` and ``reset_offset`` are netx's. The
+    network's input port (a Delta input layer's neurons); ``reset_interval``, ``reset_offset``,
+    ``spike_exp`` and ``input_message_bits`` are netx's. The
     recording is keyed by the file's layer index and holds every layer netx builds.
     """
     path = Path(path)
@@ -124,6 +127,8 @@ def run_netx_in_lava(
         "reset_interval": reset_interval,
         "reset_offset": int(reset_offset),
         "record": list(record),
+        "spike_exp": int(spike_exp),
+        "input_message_bits": int(input_message_bits),
     }
     arrays = {k: np.asarray(v) for k, v in (("bias", bias), ("spikes", spikes)) if v is not None}
     if lava_in_process():

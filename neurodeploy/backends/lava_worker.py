@@ -410,6 +410,8 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
         reset_interval=spec["reset_interval"],
         reset_offset=spec["reset_offset"],
         input_shape=input_shape,
+        spike_exp=spec.get("spike_exp", 6),
+        input_message_bits=spec.get("input_message_bits", 0),
     )
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
@@ -418,10 +420,11 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
             spikes = spikes.reshape(len(spikes), -1)
         data = to_lava(spikes, spikes.ndim - 1)
         source = SpikeSource(data=np.moveaxis(data, 0, -1).astype(np.int32))
-        source.s_out.connect(net.inp)
+        delta = isinstance(net.in_layer.neuron, Delta)  # a Delta input layer encodes the input, as lava-dl's test feeds it
+        source.s_out.connect(net.in_layer.neuron.a_in if delta else net.inp)
     neurons = []
     for index, block in zip(_netx_blocks(layers), net.layers):
-        shape = tuple(block.neuron.u.shape)
+        shape = tuple(block.neuron.s_out.shape)
         neurons.append((index, tuple(reversed(shape)) if len(shape) == 3 else shape, block.neuron))
     return [], neurons
 

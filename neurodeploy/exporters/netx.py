@@ -22,6 +22,9 @@ so that our simulator computes what Lava computes from the same file:
   else a ReLU :class:`SigmaDeltaNeuron` (netx applies ReLU whatever ``activation``
   says, so another activation is refused); ``messageBits`` defaults to 16; the
   bias is truncated to integers and enters as ``bias << (spike_exp + 6)``.
+  lava-dl 0.6 cannot load a file holding ``messageBits`` (its reader hands netx a
+  group object for it), so the writer stores other message widths as
+  ``gradedBits``, which netx ignores and this reader takes.
   Messages into the first synaptic layer have netx's ``input_message_bits``.
 
 Datasets netx ignores carry what a netlist has beyond netx: ``biasMant`` of an
@@ -46,14 +49,14 @@ from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import MAX_ELEMENTS, open_hdf5
 from neurodeploy.netlist import (
     MAX_DELAY, MAX_MESSAGE_BITS, Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, NetlistError,
-    SigmaDeltaNeuron, SigmaNeuron, is_graded,
+    RecurrentDense, SigmaDeltaNeuron, SigmaNeuron, is_graded,
 )
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
 NEURON_TYPES = ("CUBA", "LOIHI", "SDNN")
 NETX_SPIKE_EXP = 6  # netx.hdf5.Network's default spike_exp
 SDNN_MESSAGE_BITS = 16  # netx's default messageBits of an SDNN neuron
-UNSUPPORTED = ("dense_rec", "dense_comp", "pool", "average", "concat", "convT", "unpool")
+UNSUPPORTED = ("dense_comp", "pool", "average", "concat", "convT", "unpool")
 MAX_LAYERS = 10_000
 INT32 = 1 << 31
 # netx's neuron when a dense layer has no neuron group: a non-leaky integrator
@@ -251,8 +254,8 @@ def _read(r: _Reader, input_shape) -> Netlist:
                 continue
         elif kind == "conv":
             layer = _read_conv(r, base, prev)
-        elif kind == "dense":
-            layer = _read_dense(r, base, prev, layers[-1] if layers else None)
+        elif kind in ("dense", "dense_rec"):
+            layer = _read_dense(r, base, prev, layers[-1] if layers else None, recurrent=kind == "dense_rec")
             shape = shape if layers or shape is not None else (layer.weight.shape[1],)
         elif kind == "flatten":
             if prev is None or len(prev) != 3:
@@ -298,8 +301,9 @@ def _read_neuron(r: _Reader, base: str, is_input: bool = False):
 def _read_sdnn(r: _Reader, base: str, is_input: bool):
     """A sigma-delta neuron group, as netx's ``get_neuron_params`` builds it."""
     bits = SDNN_MESSAGE_BITS
-    if r.has(f"{base}/messageBits"):
-        bits = r.integer(f"{base}/messageBits", 1, MAX_MESSAGE_BITS)
+    for key in ("messageBits", "gradedBits"):
+        if r.has(f"{base}/{key}"):
+            bits = r.integer(f"{base}/{key}", 1, MAX_MESSAGE_BITS)
     if r.has(f"{base}/activation") and not is_input:
         activation = r.string(f"{base}/activation")
         if activation.lower() != "relu":
@@ -368,35 +372,45 @@ def _read_conv_bias(r: _Reader, path: str, shape: tuple[int, int, int]) -> np.nd
     raise r.fail(path, f"expected ({shape[0]},) per channel or {shape[::-1]} per neuron (W, H, C), got {bias.shape}")
 
 
-def _read_dense(r: _Reader, base: str, in_shape, prev_layer) -> Dense:
-    """A dense layer; with no layer and no input shape before it, its weights give the input size."""
+def _read_matrix(r: _Reader, path: str, out: int, n_in: int | None) -> np.ndarray:
+    weight = r.numbers(path, (1, 2), truncate=True)
+    if weight.ndim == 1:
+        if weight.size % out:
+            raise r.fail(path, f"{weight.size} values do not split into {out} rows")
+        weight = weight.reshape(out, -1)
+    n_in = weight.shape[1] if n_in is None else n_in
+    if weight.shape != (out, n_in):
+        raise r.fail(path, f"expected shape ({out}, {n_in}), got {weight.shape}")
+    return weight
+
+
+def _read_dense(r: _Reader, base: str, in_shape, prev_layer, recurrent: bool = False) -> Dense:
+    """A dense layer (``recurrent``: netx's ``dense_rec``, with ``weight_rec`` encoded together with
+    ``weight``); with no layer and no input shape before it, its weights give the input size."""
     if prev_layer is not None and len(in_shape) > 1 and not isinstance(prev_layer, Flatten):
         raise r.fail(base, f"a dense layer after a {in_shape} layer needs a flatten layer between them")
     out = int(np.prod(r.shape(f"{base}/shape")))
-    weight = r.numbers(f"{base}/weight", (1, 2), truncate=True)
-    if weight.ndim == 1:
-        if weight.size % out:
-            raise r.fail(f"{base}/weight", f"{weight.size} values do not split into {out} rows")
-        weight = weight.reshape(out, -1)
-    n_in = weight.shape[1] if in_shape is None else int(np.prod(in_shape))
-    if weight.shape != (out, n_in):
-        raise r.fail(f"{base}/weight", f"expected shape ({out}, {n_in}), got {weight.shape}")
+    weight = _read_matrix(r, f"{base}/weight", out, None if in_shape is None else int(np.prod(in_shape)))
+    parts = [weight] + ([_read_matrix(r, f"{base}/weight_rec", out, out)] if recurrent else [])
     try:
-        mantissas, bits, exp = netx_weight_encoding(weight)
+        mantissas, bits, exp = netx_weight_encoding(np.hstack(parts))
     except ValueError as err:
         raise r.fail(f"{base}/weight", str(err)) from None
-    held = lava_dense_weights(mantissas, bits)
-    if not np.any(held):
+    held = [lava_dense_weights(m, bits) for m in np.split(mantissas, [weight.shape[1]], axis=1)[: len(parts)]]
+    if not np.any(held[0]):
         raise r.fail(f"{base}/weight", f"netx encodes these weights with {bits} bits and Lava truncates all of them to 0")
-    exact = integer_weights(held, exp)
-    if exact is None or not np.array_equal(exact, weight):
-        warnings.warn(f"{r.name}: {base}/weight: netx and Lava clip or truncate these weights; read as Lava computes them")
+    for part, kept in zip(parts, held):
+        exact = integer_weights(kept, exp)
+        if exact is None or not np.array_equal(exact, part):
+            warnings.warn(f"{r.name}: {base}: netx and Lava clip or truncate these weights; read as Lava computes them")
     has_neuron = r.has(f"{base}/neuron")
-    layer = Dense(
-        weight=held,
+    extra = {"weight_rec": held[1]} if recurrent else {}
+    layer = (RecurrentDense if recurrent else Dense)(
+        weight=held[0],
         neuron=_read_neuron(r, f"{base}/neuron") if has_neuron else dataclasses.replace(DEFAULT_NEURON),
         weight_bits=bits,
         weight_exp=exp,
+        **extra,
     )
     if r.has(f"{base}/bias"):
         bias = r.numbers(f"{base}/bias", (0, 1), truncate=True)
@@ -404,6 +418,8 @@ def _read_dense(r: _Reader, base: str, in_shape, prev_layer) -> Dense:
             raise r.fail(f"{base}/bias", f"expected ({out},) or one value, got shape {bias.shape}")
         layer.bias = np.broadcast_to(bias, (out,)).copy()
     if r.has(f"{base}/delay"):
+        if recurrent:
+            raise r.fail(f"{base}/delay", "delays on dense_rec are not supported (netx drops their weight exponent)")
         layer.delay = _read_delay(r, f"{base}/delay", weight.shape)
     return layer
 
@@ -517,13 +533,14 @@ def _entries(net: Netlist) -> list[dict]:
 def _neuron_entry(neuron, label: str) -> dict:
     if not is_graded(neuron):
         return {"type": "CUBA", "vThMant": neuron.vth, "iDecay": neuron.du + 1, "vDecay": neuron.dv}
+    bits = {} if neuron.message_bits == SDNN_MESSAGE_BITS else {"gradedBits": neuron.message_bits}
     if isinstance(neuron, SigmaNeuron):
-        return {"type": "SDNN", "sigma_output": True, "messageBits": neuron.message_bits}
+        return {"type": "SDNN", "sigma_output": True, **bits}
     if getattr(neuron, "activation", "relu") != "relu":
         raise NetxExportError(f"{label}: activation '{neuron.activation}': netx applies ReLU to every SDNN neuron")
     if neuron.cum_error:
         raise NetxExportError(f"{label}: cum_error: netx builds every sigma-delta neuron without a cumulative error")
-    return {"type": "SDNN", "activation": "relu", "vThMant": neuron.vth, "messageBits": neuron.message_bits}
+    return {"type": "SDNN", "activation": "relu", "vThMant": neuron.vth, **bits}
 
 
 def _bias_entry(bias: np.ndarray, neuron, label: str) -> np.ndarray:
@@ -589,31 +606,41 @@ def _conv_entry(layer: Conv, label: str) -> dict:
     return entry
 
 
-def _dense_entry(layer: Dense, label: str) -> dict:
-    held = fx.dense_weights(layer.weight, layer.weight_bits)
-    weight = integer_weights(held, layer.weight_exp)
-    if weight is None:
+def _integer_weights(layer: Dense, label: str) -> list[np.ndarray]:
+    """The integer weights netx stores for ``layer`` (and its recurrent weights), checked to survive netx."""
+    matrices = [layer.weight] + ([layer.weight_rec] if isinstance(layer, RecurrentDense) else [])
+    weights = [integer_weights(fx.dense_weights(m, layer.weight_bits), layer.weight_exp) for m in matrices]
+    if any(w is None for w in weights):
         raise NetxExportError(
             f"{label}: weight_exp = {layer.weight_exp} with weights that are not multiples of "
             f"{1 << -layer.weight_exp}: netx stores integer weights and derives the exponent itself"
         )
     try:
-        mantissas, bits, exp = netx_weight_encoding(weight)
+        mantissas, bits, exp = netx_weight_encoding(np.hstack(weights))
     except ValueError as err:
         raise NetxExportError(f"{label}: {err}") from None
-    if not np.array_equal(integer_weights(lava_dense_weights(mantissas, bits), exp), weight):
-        raise NetxExportError(
-            f"{label}: netx would re-encode these weights (in [{weight.min()}, {weight.max()}]) with {bits} "
-            "bits and Lava would clip or truncate them; an inhibitory minimum of minus a power of two does this"
-        )
+    for m, weight in zip(np.split(mantissas, [layer.weight.shape[1]], axis=1), weights):
+        if not np.array_equal(integer_weights(lava_dense_weights(m, bits), exp), weight):
+            raise NetxExportError(
+                f"{label}: netx would re-encode these weights (in [{weight.min()}, {weight.max()}]) with {bits} "
+                "bits and Lava would clip or truncate them; an inhibitory minimum of minus a power of two does this"
+            )
+    return weights
+
+
+def _dense_entry(layer: Dense, label: str) -> dict:
+    weights = _integer_weights(layer, label)
+    weight = weights[0]
     entry = {
-        "type": "dense",
+        "type": layer.kind,
         "shape": [layer.shape[0], 1, 1],
         "inFeatures": layer.weight.shape[1],
         "outFeatures": layer.weight.shape[0],
         "weight": _int32(weight, label),
         "neuron": _neuron_entry(layer.neuron, label),
     }
+    if isinstance(layer, RecurrentDense):
+        entry["weight_rec"] = _int32(weights[1], label)
     if layer.bias is not None:
         entry["bias"] = _bias_entry(layer.bias, layer.neuron, label)
     if layer.delay is not None:
