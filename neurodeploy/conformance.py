@@ -24,8 +24,12 @@ layer, or graded (16-bit) or binary messages into the first synapse; then 1 to 4
 sigma-delta or sigma layers, dense or conv, with thresholds from 0 to the int32
 limit, spike_exp 0..8 and sometimes up to 25, ReLU or no activation, a cumulative
 error or none, biases up to the int32 limit once shifted, and input large enough
-to wrap the int32 state. Lava's conv sums graded messages in float32 (torch), so
-a case is kept only where every conv sum stays below 2**24, where that is exact.
+to wrap the int32 state, and delays in a quarter of the dense layers. Lava's conv
+sums graded messages in float32 (torch), and its delayed dense multiplies them by
+the weights in int32, so a case is kept only where every conv sum stays below
+2**24 and every delayed product below 2**31, where Lava's arithmetic is exact.
+Kind ``recurrent`` draws CUBA or sigma-delta networks whose dense layers (one at
+least) are recurrent, with recurrent weights of the same ranges.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.backends.lava import LavaCase, check_lava_limits
 from neurodeploy.netlist import (
-    INT32_MAX, STATE_EXP, Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, SigmaDeltaNeuron, SigmaNeuron,
+    INT32_MAX, STATE_EXP, Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense,
+    SigmaDeltaNeuron, SigmaNeuron,
 )
 from neurodeploy.sim import RECORDABLE, Recording, simulate
 
@@ -238,7 +243,6 @@ def _graded_layer(rng: np.random.Generator, shape: tuple[int, ...], last: bool) 
         if len(shape) == 3 and rng.random() < 0.5:
             out.append(Flatten())
         layer = _dense(rng, int(np.prod(shape)))
-        layer.delay = None
     layer.neuron = neuron
     layer.bias = _graded_bias(rng, neuron, (layer.shape[0],) if rng.random() < 0.7 else layer.shape)
     if isinstance(layer, Dense) and layer.bias is not None and layer.bias.ndim > 1:
@@ -272,30 +276,55 @@ def random_sdnn_case(rng: np.random.Generator) -> LavaCase:
     return LavaCase(net, steps, spikes=spikes, record=("s", "sigma", "act"))
 
 
-def conv_sums_exact(case: LavaCase) -> bool:
-    """Whether every conv sum of the case stays below 2**24, where Lava's float32 conv is exact."""
+def graded_sums_exact(case: LavaCase) -> bool:
+    """Whether Lava computes the case's graded synapses exactly: every conv sum below 2**24 (its
+    float32 conv) and every delayed product below 2**31 (its int32 products)."""
+    if not case.net.graded:
+        return True
     rec = simulate(case.net, case.steps, spikes=case.spikes, record=("s",))
     pre = case.spikes
     for i in case.net.neuron_layers:
         layer = case.net.layers[i]
-        if isinstance(layer, Conv) and pre is not None:
+        top = 0 if pre is None else int(np.abs(pre).max(initial=0))
+        if isinstance(layer, Conv):
             fan = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0))
-            if (fan << layer.weight_exp) * int(np.abs(pre).max(initial=0)) >= 2**24:
+            if (fan << layer.weight_exp) * top >= 2**24:
                 return False
+        if isinstance(layer, Dense) and layer.delay is not None and int(np.abs(layer.weight).max()) * top >= 2**31:
+            return False
         pre = rec.s[i]
     return True
 
 
-KINDS = ("cuba", "sdnn", "delay")
+def recurrent_case(rng: np.random.Generator) -> LavaCase:
+    """A CUBA or sigma-delta case whose dense layers are recurrent (one at least, none delayed)."""
+    while True:
+        case = random_sdnn_case(rng) if rng.random() < 0.5 else random_case(rng)
+        dense = [i for i, layer in enumerate(case.net.layers) if isinstance(layer, Dense)]
+        if dense:
+            break
+    chosen = [i for i in dense if rng.random() < 0.6] or [int(rng.choice(dense))]
+    for i in chosen:
+        layer = case.net.layers[i]
+        n = layer.shape[0]
+        weight_rec = _weights(rng, (n, n), int(rng.choice([8, 64, WEIGHT_MAG])))
+        bits = layer.weight_bits if fx.sign_mode(weight_rec) == "mixed" else min(layer.weight_bits, 8)
+        case.net.layers[i] = RecurrentDense(weight=layer.weight, neuron=layer.neuron, bias=layer.bias,
+                                            weight_exp=layer.weight_exp, weight_bits=bits, weight_rec=weight_rec)
+    case.net.validate()
+    return case
+
+
+KINDS = ("cuba", "sdnn", "recurrent", "delay")
+DRAW = {"cuba": random_case, "sdnn": random_sdnn_case, "recurrent": recurrent_case,
+        "delay": lambda rng: random_case(rng, delays=True)}
 
 
 def _draw(rng: np.random.Generator, kind: str) -> LavaCase:
-    if kind == "sdnn":
-        while True:
-            case = random_sdnn_case(rng)
-            if conv_sums_exact(case):
-                return case
-    return random_case(rng, delays=kind == "delay")
+    while True:
+        case = DRAW[kind](rng)
+        if graded_sums_exact(case):
+            return case
 
 
 def generate_cases(n: int, seed: int = 0, kind: str = "cuba") -> list[LavaCase]:

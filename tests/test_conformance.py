@@ -132,8 +132,9 @@ def test_simulator_equals_lava_on_random_netlists(lava_exe):
     assert report.cases == LAVA_CASES
 
 
-SDNN_LAVA_CASES = 120
-DELAY_LAVA_CASES = 30
+SDNN_LAVA_CASES = 100
+RECURRENT_LAVA_CASES = 40
+DELAY_LAVA_CASES = 20
 
 
 @pytest.fixture(scope="module")
@@ -151,12 +152,31 @@ def test_sdnn_cases_reach_every_rule(sdnn_cases):
     assert {n.vth for n in sd} >= {0} and max(n.spike_exp for n in sd) > 8
     assert any(n.vth == fx.INT32_MAX >> (n.spike_exp + fx.STATE_EXP) and n.vth > 0 for n in sd)
     assert {c.net.input_message_bits for c in sdnn_cases} == {0, 16}
+    assert any(getattr(layer, "delay", None) is not None for c in sdnn_cases for layer in c.net.layers)
     active = wrapped = 0
     for case in sdnn_cases:
         rec = simulate(case.net, case.steps, spikes=case.spikes, record=("s", "sigma"))
         active += all(np.count_nonzero(s) for s in rec.s.values())
         wrapped += any(np.abs(x).max(initial=0) > 2**30 for x in rec.sigma.values())
     assert active > len(sdnn_cases) // 3 and wrapped > 10
+
+
+def test_recurrent_cases_feed_back_in_both_kinds_of_network():
+    from neurodeploy.netlist import RecurrentDense
+
+    cases = generate_cases(30, seed=2, kind="recurrent")
+    graded = {c.net.graded for c in cases}
+    assert graded == {True, False}
+    changed = 0
+    for case in cases:
+        layers = [layer for layer in case.net.layers if isinstance(layer, RecurrentDense)]
+        assert layers and all(layer.delay is None for layer in layers)
+        ours = simulate(case.net, case.steps, spikes=case.spikes)
+        for layer in layers:
+            layer.weight_rec = np.zeros_like(layer.weight_rec)
+        cut = simulate(case.net, case.steps, spikes=case.spikes)
+        changed += any(not np.array_equal(ours.s[i], cut.s[i]) for i in ours.s)
+    assert changed > len(cases) // 3
 
 
 def test_delay_cases_have_delays_of_every_form():
@@ -168,7 +188,8 @@ def test_delay_cases_have_delays_of_every_form():
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize("kind,n", [("sdnn", SDNN_LAVA_CASES), ("delay", DELAY_LAVA_CASES)])
+@pytest.mark.parametrize("kind,n", [("sdnn", SDNN_LAVA_CASES), ("recurrent", RECURRENT_LAVA_CASES),
+                                    ("delay", DELAY_LAVA_CASES)])
 def test_simulator_equals_lava_on_random_graded_and_delayed_netlists(lava_exe, kind, n):
     report = run_conformance(n, seed=1, kind=kind)
     details = "\n".join(f"case {r.index} ({r.description}): {r.mismatching}; {r.first[0]}" for r in report.failed[:5])
