@@ -25,9 +25,8 @@ sigma-delta or sigma layers, dense or conv, with thresholds from 0 to the int32
 limit, spike_exp 0..8 and sometimes up to 25, ReLU or no activation, a cumulative
 error or none, biases up to the int32 limit once shifted, and input large enough
 to wrap the int32 state, and delays in a quarter of the dense layers. Lava's conv
-sums graded messages in float32 (torch), and its delayed dense multiplies them by
-the weights in int32, so a case is kept only where every conv sum stays below
-2**24 and every delayed product below 2**31, where Lava's arithmetic is exact.
+sums graded messages in float32 (torch), so a case is kept only where every conv
+sum stays below 2**24, where that is exact.
 Kind ``recurrent`` draws CUBA or sigma-delta networks whose dense layers (one at
 least) are recurrent, with recurrent weights of the same ranges.
 """
@@ -277,8 +276,7 @@ def random_sdnn_case(rng: np.random.Generator) -> LavaCase:
 
 
 def graded_sums_exact(case: LavaCase) -> bool:
-    """Whether Lava computes the case's graded synapses exactly: every conv sum below 2**24 (its
-    float32 conv) and every delayed product below 2**31 (its int32 products)."""
+    """Whether Lava computes the case's graded conv sums exactly: every one below 2**24 (its float32 conv)."""
     if not case.net.graded:
         return True
     rec = simulate(case.net, case.steps, spikes=case.spikes, record=("s",))
@@ -290,8 +288,6 @@ def graded_sums_exact(case: LavaCase) -> bool:
             fan = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0))
             if (fan << layer.weight_exp) * top >= 2**24:
                 return False
-        if isinstance(layer, Dense) and layer.delay is not None and int(np.abs(layer.weight).max()) * top >= 2**31:
-            return False
         pre = rec.s[i]
     return True
 

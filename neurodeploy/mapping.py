@@ -11,6 +11,9 @@ one stored synapse a nonzero weight and output neuron.
 The cost of an inference is the operations counted (by the simulator, or from an
 assumed spike rate) times the target's per-operation figures; every term keeps
 its count, unit cost and target key so that a report can print the arithmetic.
+A sigma-delta layer's spikes are graded messages: each carries the layer's
+``message_bits`` (netx's ``messageBits``, 16 by default in lava-dl 0.6's
+``netx.hdf5.Network``), and the payload bits sent are counted beside the spikes.
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ class LayerPlacement:
     neurons: int
     synapses: int
     cores: list[CoreUse]
+    message_bits: int = 0  # bits a graded message carries; 0 for binary spikes
 
 
 @dataclass
@@ -206,7 +210,8 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
         order = packing_order(layer.shape)
         out_edges = _output_edges(order.size, *downstream) if downstream else np.zeros(order.size, np.int64)
         cores = _pack(i, layer, _reorder(wiring[i], order), out_edges[order], target)
-        placements[i] = LayerPlacement(i, describe_layer(layer), order.size, sum(c.synapses for c in cores), cores)
+        placements[i] = LayerPlacement(i, describe_layer(layer), order.size, sum(c.synapses for c in cores), cores,
+                                       getattr(layer.neuron, "message_bits", 0))
         if wiring[i] is None:
             downstream = None
             continue
@@ -313,6 +318,7 @@ class Activity:
     neuron_updates: dict[int, float]
     spikes: dict[int, float]
     basis: str
+    payload_bits: dict[int, float] = field(default_factory=dict)  # graded layers: messages x message bits
 
     def total(self, name: str) -> float:
         return float(sum(getattr(self, name).values()))
@@ -321,10 +327,12 @@ class Activity:
 def measured_activity(recording) -> Activity:
     """Per-inference counts from a simulator Recording (its totals divided by the batch)."""
     per = lambda counts: {i: c / recording.batch for i, c in counts.items()}  # noqa: E731
+    payload = {i: recording.spike_count[i] * bits for i, bits in recording.message_bits.items()}
     return Activity(
         recording.steps, per(recording.synaptic_events), per(recording.neuron_updates),
         per(recording.spike_count),
         f"measured: simulated {recording.batch} sample(s) x {recording.steps} steps, averaged per sample",
+        per(payload),
     )
 
 
@@ -339,7 +347,8 @@ def assumed_activity(mapping: Mapping, steps: int, rate: float) -> Activity:
     spikes = {p.index: p.neurons * rate * steps for p in mapping.layers}
     basis = (f"assumed: every neuron and input spikes with probability {rate:g} a step, {steps} steps; "
              "synaptic events = stored synapses x rate x steps")
-    return Activity(steps, events, updates, spikes, basis)
+    payload = {p.index: spikes[p.index] * p.message_bits for p in mapping.layers if p.message_bits}
+    return Activity(steps, events, updates, spikes, basis, payload)
 
 
 @dataclass(frozen=True)
@@ -420,7 +429,7 @@ def estimate_cost(mapping: Mapping, activity: Activity) -> Cost:
         notes = notes + [f"target {target.name} gives no static power: the total is dynamic energy only"]
     sources = [s for s in (target.energy.source, target.timing.source) if s] + [f"target file: {target.path}"]
     return Cost(activity, _energy_terms(target, activity), static, step_terms, latency,
-                _energy_notes(target) + notes, sources)
+                _energy_notes(target, activity) + notes, sources)
 
 
 def _energy_terms(target: Target, act: Activity) -> list[Term]:
@@ -439,8 +448,13 @@ def _energy_terms(target: Target, act: Activity) -> list[Term]:
     return terms
 
 
-def _energy_notes(target: Target) -> list[str]:
+def _energy_notes(target: Target, act: Activity | None = None) -> list[str]:
     notes = []
+    if act is not None and act.payload_bits:
+        notes.append(f"graded messages: {act.total('payload_bits'):,.0f} payload bits in "
+                     f"{sum(act.spikes.get(i, 0.0) for i in act.payload_bits):,.0f} messages (the layers' message_bits: "
+                     "netx messageBits, 16 by default in lava-dl 0.6); no energy a payload bit is published, "
+                     "so a graded message costs one spike")
     if target.energy.synaptic_op_pj is None or target.energy.neuron_update_pj is None:
         notes.append(f"target {target.name} publishes no energy per operation: energy is unknown")
     if target.energy.neuron_update_active_pj is not None:

@@ -74,6 +74,7 @@ class Recording:
     neuron_updates: dict[int, int] = field(default_factory=dict)
     u_wraps: dict[int, int] = field(default_factory=dict)
     v_saturations: dict[int, int] = field(default_factory=dict)
+    message_bits: dict[int, int] = field(default_factory=dict)  # sigma-delta layers: bits a graded message
     output_counts: np.ndarray | None = None  # (batch, *output shape) spikes of the last layer
 
     def predictions(self) -> np.ndarray:
@@ -683,6 +684,8 @@ class _Run:
             for counter in ("spike_count", "synaptic_events", "u_wraps", "v_saturations"):
                 getattr(rec, counter)[unit.index] = 0
             rec.neuron_updates[unit.index] = batch * steps * unit.n
+            if unit.graded:
+                rec.message_bits[unit.index] = int(unit.layer.neuron.message_bits)
         rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
         workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)

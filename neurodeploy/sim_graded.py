@@ -16,6 +16,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.netlist import DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron
 
+PRODUCT_BLOCK = 1 << 22  # products formed at a time where each must wrap on its own (32 MB of int64)
 MESSAGE_BOUND = 2**31  # |a graded message| never exceeds it: an int32 (sigma) or less (a delta >> 6)
 
 
@@ -91,9 +92,9 @@ class GradedSynapse:
     ``inner`` is the simulator's op built with weight exponent 0 for a dense layer
     (the exponent ``exp`` is applied here, after the int32 wrap of the sum), or the
     conv op as it is (Lava's conv output wraps to 24 bits, with no exponent). With
-    ``delayed`` synapses the exponent applies to the exact sum of each delay and
-    the result wraps once, as Lava's ``DelayDense`` sums in int64 (its int32
-    products wrap on their own beyond 2**31, which no sum here reproduces).
+    ``delayed`` synapses Lava's ``DelayDense`` forms each product in int32 (wrapping
+    on its own), sums them in int64 and shifts each delay's sum before the int32
+    wrap: where a product can pass 2**31 the sums are formed product by product.
     """
 
     def __init__(self, inner, exp: int | None, delayed: bool = False):
@@ -104,9 +105,26 @@ class GradedSynapse:
         return self.inner.events(counts)
 
     def __call__(self, x: np.ndarray, exact_float: bool, spread: bool) -> dict[int, np.ndarray]:
+        if self.delayed:
+            return {d: fx.wrap32(fx.shift(v, self.exp)) for d, v in self._delayed_sums(x, spread).items()}
         out = self.inner(x, False, spread)
         if self.exp is None:
             return out
-        if self.delayed:
-            return {d: fx.wrap32(fx.shift(v, self.exp)) for d, v in out.items()}
         return {d: fx.graded_sum(v, self.exp) for d, v in out.items()}
+
+    def _delayed_sums(self, x: np.ndarray, spread: bool) -> dict[int, np.ndarray]:
+        """Per delay, the int64 sum of int32-wrapped products, as ``DelayDense`` forms it."""
+        weights = {d: w.astype(np.int64) for d, w in self.inner.by_delay.items()}  # (n_in, n_out), small integers
+        top = int(np.abs(x).max(initial=0)) * max(int(np.abs(w).max(initial=0)) for w in weights.values())
+        if top < 2**31:  # no product wraps: the exact sums are Lava's
+            return self.inner(x, False, spread)
+        x = np.asarray(x, np.int64)
+        rows, (n_in, n_out) = x.shape[0], next(iter(weights.values())).shape
+        block = max(1, PRODUCT_BLOCK // max(1, n_in * n_out))
+        out = {}
+        for d, w in weights.items():
+            total = np.empty((rows, n_out), np.int64)
+            for lo in range(0, rows, block):
+                total[lo:lo + block] = fx.wrap32(x[lo:lo + block, :, None] * w[None]).sum(axis=1)
+            out[d] = total
+        return out

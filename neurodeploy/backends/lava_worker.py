@@ -107,7 +107,7 @@ def _synapse(layer, message_bits: int = 0):
         common = dict(weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits),
                       num_message_bits=int(message_bits))
         weight = layer.weight.astype(np.int32)
-        if layer.delay is not None and layer.delay.any():
+        if layer.delay is not None:  # as netx: a layer with a delay dataset is a DelayDense, zeros or not
             delay = layer.delay.astype(int)  # Lava insists on the default int dtype
             return DelayDense(weights=weight, delays=delay, max_delay=int(delay.max()), **common)
         return LavaDense(weights=weight, **common)
