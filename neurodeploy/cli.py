@@ -16,8 +16,10 @@ import threading
 import traceback
 from typing import Iterator
 
+from neurodeploy import __version__
 from neurodeploy.atomic import INTERRUPTS
 from neurodeploy.errors import NeurodeployError
+from neurodeploy.extras import missing_extra
 
 DESCRIPTION = "Spiking networks from PyTorch onto Loihi-class chips, checked bit for bit."
 
@@ -37,6 +39,7 @@ COMMANDS = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported, to keep start-up light."""
     parser = argparse.ArgumentParser(prog="neurodeploy", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"neurodeploy {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
@@ -140,6 +143,17 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
             print(f"neurodeploy {args.command}: error: {err}", file=sys.stderr)
             return 2
+        except ModuleNotFoundError as err:
+            extra = missing_extra(err)
+            if extra is None or args.debug:
+                raise
+            print(f"neurodeploy {args.command}: error: this needs the optional '{extra}' part "
+                  f"(no module named {err.name!r}): pip install \"neurodeploy[{extra}]\"", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as a pipeline expects
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
         except KeyboardInterrupt as err:
             interrupts.received()
             signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT

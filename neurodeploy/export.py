@@ -12,6 +12,7 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -131,6 +132,7 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
     existing = [p for p in [*targets.values(), report_path] if p.exists()]
     if existing and not force:
         raise ExportError(f"{', '.join(map(str, existing))} exist(s); pass --force to overwrite")
+    writers = {fmt: _writer(fmt) for fmt in formats}
     fm = load_float_model(source, dt=dt, steps=steps)
     q = quantize_model(fm, target, calibrate, method, data_root)
     violations = check(q.netlist, target)
@@ -146,7 +148,7 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
         with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as staging:
             staged = {fmt: Path(staging) / path.name for fmt, path in targets.items()}
             for fmt, path in staged.items():
-                _write(fmt, q, path)
+                writers[fmt](q, path)
             if q.input_transform is not None:
                 staged["input_transform"] = Path(staging) / f"{stem}.input.npz"
                 with open(staged["input_transform"], "wb") as fh:
@@ -169,25 +171,29 @@ def numerical_faults(q: Quantized) -> faults.Counts:
     return faults.merged(faults.quantizer_counts(q.layers), faults.calibration_counts(q.layers))
 
 
-def _write(fmt: str, q: Quantized, path: Path) -> None:
+def _writer(fmt: str) -> Callable[[Quantized, Path], None]:
+    """The writer of one format, its packages imported now: a missing extra fails before any work."""
     if fmt == "netx":
         from neurodeploy.exporters.netx import write_netx
 
-        write_netx(q.netlist, path)
-    elif fmt == "nir":
+        return lambda q, path: write_netx(q.netlist, path)
+    if fmt == "nir":
+        import nir  # noqa: F401
+
         from neurodeploy.exporters.nir import write_nir
 
-        write_nir(q.netlist, path)
-    else:
-        from neurodeploy.exporters.onnx import write_onnx
+        return lambda q, path: write_nir(q.netlist, path)
+    import onnx  # noqa: F401
 
-        write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
+    from neurodeploy.exporters.onnx import write_onnx
+
+    return lambda q, path: write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
 
 
 def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportResult) -> dict:
+    """What export.json holds: the run conventions and, per layer, how it was quantized."""
     from neurodeploy.drc import unchecked
 
-    """What export.json holds: the run conventions and, per layer, how it was quantized."""
     net = q.netlist
     return {
         "source": str(source),

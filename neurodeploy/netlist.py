@@ -15,7 +15,6 @@ import numpy as np
 
 from neurodeploy.errors import NeurodeployError
 
-U_BITS = 24
 MAX_DELAY = 62
 
 

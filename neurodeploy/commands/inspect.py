@@ -34,7 +34,7 @@ def describe(net, title: str) -> str:
     if net.input_shape is not None:
         lines.append(f"input shape {_dims(net.input_shape)} (C, H, W)")
     reset = "never" if net.reset_interval is None else f"every {net.reset_interval} steps (offset {net.reset_offset})"
-    lines.append(f"reset: {reset}; latency {net.latency} steps")
+    lines.append(f"reset: {reset}; latency {net.latency} step{'' if net.latency == 1 else 's'}")
     if net.output_window is not None:
         lines.append(f"output window: steps {net.output_window[0]} .. {net.output_window[1] - 1}")
     for key, value in net.meta.get("simulation", {}).items():
