@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from neurodeploy import __version__
 
 SHARED_NET = "import sys; sys.modules[{mod!r}] = None; from neurodeploy.cli import main; sys.exit(main({argv!r}))"
@@ -20,6 +22,7 @@ def test_version_is_the_package_version():
 
 
 def test_a_missing_extra_is_named_in_one_line(tmp_path):
+    pytest.importorskip("torch")
     from test_export import _checkpoint
 
     model = _checkpoint(tmp_path / "m.pt")
