@@ -38,10 +38,19 @@ def deferred_signals() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        restore_handlers(previous)
         if caught:
             signal.raise_signal(caught[0])
+
+
+def restore_handlers(previous: dict) -> None:
+    """Put each signal's previous handler back; all of them, even when one raises as soon as it is back."""
+    if previous:
+        (signum, handler), *rest = previous.items()
+        try:
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        finally:
+            restore_handlers(dict(rest))
 
 
 @contextlib.contextmanager
