@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .atomic import atomic_path
+from .atomic import atomic_path, check_writable
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
 from .errors import NeurodeployError
@@ -280,6 +280,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``neurodeploy train``; bad arguments or data raise a :class:`NeurodeployError` subclass."""
+    check_writable(args.output)  # refused now, not after the training
     result = train(config_from_args(args))
     with atomic_path(args.output) as tmp:
         torch.save(result.checkpoint, tmp)

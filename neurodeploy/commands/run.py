@@ -44,9 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.atomic import atomic_path
+    from neurodeploy.atomic import atomic_path, check_writable
     from neurodeploy.netio import load_netlist
 
+    check_writable(args.output)
     net = load_netlist(args.net)
     spikes = load_spikes(args.input, net, args.steps) if args.input else None
     bias = load_bias(args.input_bias, net) if args.input_bias else None
