@@ -17,8 +17,10 @@ import time
 import traceback
 from typing import Iterator
 
+from neurodeploy import budget
 from neurodeploy.atomic import INTERRUPTS, restore_handlers
 from neurodeploy.errors import NeurodeployError, printable
+from neurodeploy.ranges import show_ranges
 
 DESCRIPTION = "Spiking networks from PyTorch onto Loihi-class chips, checked bit for bit."
 
@@ -39,18 +41,36 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported, to keep start-up light."""
     parser = argparse.ArgumentParser(prog="neurodeploy", description=DESCRIPTION)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--max-bytes", type=_bytes, metavar="SIZE",
+                        help=f"memory budget for what files and options may make a command allocate, e.g. 8G "
+                        f"(default: ${budget.ENV}, else {budget.DEFAULT_BYTES >> 30}G)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             module = importlib.import_module(f"neurodeploy.commands.{name}")
             module.add_arguments(cmd)
+            show_ranges(cmd)
             cmd.set_defaults(run=module.run)
     return parser
 
 
+def _bytes(text: str) -> int:
+    try:
+        return budget.parse_bytes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _command(argv: list[str]) -> str | None:
-    return next((a for a in argv if not a.startswith("-")), None)
+    """The subcommand: the first argument that is neither an option nor the value of --max-bytes."""
+    values = iter(argv)
+    for arg in values:
+        if arg == "--max-bytes":
+            next(values, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -156,6 +176,7 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
     args = None
     try:
         args = build_parser(_command(argv)).parse_args(argv)
+        budget.set_limit(args.max_bytes)
         return int(args.run(args) or 0)
     except Exception as err:
         if interrupts.raised:  # the interrupt came back as another error (an import turns it into ImportError)
