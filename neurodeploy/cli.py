@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from typing import Iterator
 
 from neurodeploy import budget
@@ -177,7 +178,9 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
     try:
         args = build_parser(_command(argv)).parse_args(argv)
         budget.set_limit(args.max_bytes)
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line(args.command)
+            return int(args.run(args) or 0)
     except Exception as err:
         if interrupts.raised:  # the interrupt came back as another error (an import turns it into ImportError)
             raise Interrupted(interrupts.signum) from None
@@ -187,6 +190,14 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
             traceback.print_exc()
         print(f"neurodeploy {_command(argv)}: error: {printable(str(err))}", file=sys.stderr)
         return 2
+
+
+def _warning_line(command: str):
+    """A ``warnings.showwarning`` printing one line, escaped, without the source file and line."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"neurodeploy {command}: warning: {printable(str(message))}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
