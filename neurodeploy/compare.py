@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import atomic_path
+from neurodeploy.atomic import atomic_path, check_writable, staged_outputs
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
@@ -294,19 +294,19 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
         raise CompareError(f"{model}: the model takes samples shaped {expected}, dataset {dataset} has "
                            f"{tuple(x.shape[1:])}")
     require(q.netlist, target)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_writable(out_dir, folder=True)
     comparison = compare_model(fm, q, x, y, seed, batch_size, progress)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)
-    files = write_run_files(q, comparison, out_dir, Path(model).stem)
-    source = _source(model, fm, dataset, seed, backend, batch_size)
-    report = build_report(q, target, comparison, source, files, cost_reference)
-    if plots:
-        from neurodeploy.plots import write_plots
+    with staged_outputs(out_dir):  # all of the files or none
+        files = write_run_files(q, comparison, out_dir, Path(model).stem)
+        source = _source(model, fm, dataset, seed, backend, batch_size)
+        report = build_report(q, target, comparison, source, files, cost_reference)
+        if plots:
+            from neurodeploy.plots import write_plots
 
-        report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
-    paths = {**files, **write_report(report, out_dir)}
+            report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
+        paths = {**files, **write_report(report, out_dir)}
     return report, paths
 
 

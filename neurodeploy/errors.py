@@ -3,6 +3,11 @@
 from pathlib import Path
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (escape codes, carriage returns) shown escaped, as ``\\x1b``."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
 class NeurodeployError(Exception):
     """Base of every user-facing error; the message names the file, the place and the limit."""
 

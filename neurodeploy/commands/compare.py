@@ -64,11 +64,13 @@ def print_summary(report: dict, paths: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from neurodeploy.atomic import check_writable
     from neurodeploy.compare import CompareError, compare_and_report, load_test_samples
     from neurodeploy.datasets import DatasetError, dataset_name
     from neurodeploy.export import load_float_model, quantize_model
     from neurodeploy.targets import load_target
 
+    check_writable(args.output, folder=True)
     target = load_target(args.target)
     fm = load_float_model(args.model)
     try:

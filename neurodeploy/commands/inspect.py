@@ -6,6 +6,8 @@ import argparse
 
 import numpy as np
 
+from neurodeploy.errors import printable
+
 COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "vth", "du", "dv",
            "neurons", "synapses")
 
@@ -30,7 +32,7 @@ def describe(net, title: str) -> str:
     synapses = sum(synapse_count(layer) for layer in net.layers)
     rows.append(("", "total", "", "", "", "", "", "", "", "", "", str(neurons), str(synapses)))
     widths = [max(len(str(row[c])) for row in rows + [COLUMNS]) for c in range(len(COLUMNS))]
-    lines = [title]
+    lines = [printable(title)]
     if net.input_shape is not None:
         lines.append(f"input shape {_dims(net.input_shape)} (C, H, W)")
     reset = "never" if net.reset_interval is None else f"every {net.reset_interval} steps (offset {net.reset_offset})"
@@ -46,7 +48,7 @@ def describe(net, title: str) -> str:
 
 def layer_row(index: int, layer) -> tuple[str, ...]:
     """One table row: type, shape, synapse geometry and encoding, neuron parameters, sizes."""
-    kind = layer.kind + (f" {layer.name}" if layer.name else "")
+    kind = layer.kind + (f" {printable(layer.name)}" if layer.name else "")
     kernel = stride = padding = bits = exp = "-"
     if layer.kind == "conv":
         kernel = _dims(layer.weight.shape[2:]) + (f" d{_dims(layer.dilation)}" if max(layer.dilation) > 1 else "")
