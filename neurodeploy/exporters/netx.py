@@ -53,6 +53,10 @@ class NetxExportError(NeurodeployError):
 # --------------------------------------------------------------------------- weights
 
 
+class InputShapeUnknown(InputFileError):
+    """A netx file whose first layer needs an input shape the file does not give."""
+
+
 def netx_weight_encoding(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
     """The (mantissas, num_weight_bits, weight_exp) netx derives from integer dense weights.
 
@@ -279,7 +283,10 @@ def _read_input(r: _Reader, base: str, first: bool) -> Input | None:
 
 def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
     if in_shape is None:
-        raise r.fail(base, "the input shape is unknown: give input_shape (C, H, W)")
+        raise InputShapeUnknown(
+            f"{r.name}: {base}: the file has no input layer and gives no input shape (as lava-dl's SLAYER "
+            "export_hdf5 writes a convolutional network); give it: --input-shape C,H,W or input spikes "
+            "(--input) on the command line, input_shape=(C, H, W) in Python")
     if len(in_shape) != 3:
         raise r.fail(base, f"conv needs a (C, H, W) input, got {in_shape}")
     weight = r.numbers(f"{base}/weight", (4, 5), truncate=True)
