@@ -188,18 +188,30 @@ def _in_subprocess(mode: str, write_input) -> list[Recording]:
     with tempfile.TemporaryDirectory(prefix="neurodeploy-lava-") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         write_input(src)
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         cmd = [exe, "-m", "neurodeploy.backends.lava_worker", mode, str(src), str(dst)]
         try:
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            done = subprocess.run(cmd, env=worker_env(Path(tmp)), cwd=tmp, capture_output=True, text=True)
         except OSError as err:
             raise LavaError(f"cannot start the Lava interpreter {exe}: {err}") from err
         if done.returncode != 0 or not dst.exists():
             tail = "\n".join(done.stderr.strip().splitlines()[-15:])
             raise LavaError(f"the Lava run with {exe} failed (exit status {done.returncode}):\n{tail}")
         return read_recordings(dst)
+
+
+def worker_env(tmp: Path) -> dict[str, str]:
+    """The Lava interpreter's environment: this process's, with neurodeploy alone on its path.
+
+    Only a link to this package goes on PYTHONPATH, never the folder it is installed in
+    nor the caller's PYTHONPATH: those hold this interpreter's packages (numpy 2 among
+    them), which Lava's Python 3.10 must not import.
+    """
+    path = tmp / "package"
+    path.mkdir()
+    (path / "neurodeploy").symlink_to(Path(__file__).resolve().parents[1], target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env["PYTHONPATH"] = str(path)
+    return env
 
 
 # --- the exchange format: plain arrays plus one JSON string ----------------------
