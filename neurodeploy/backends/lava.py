@@ -130,6 +130,32 @@ def run_netx_in_lava(
     return _in_subprocess("netx", lambda p: _save(p, spec, arrays))[0]
 
 
+def run_lava_dl_call(
+    call: str,
+    steps: int,
+    bias: np.ndarray | None = None,
+    spikes: np.ndarray | None = None,
+    record: tuple[str, ...] = ("s",),
+) -> Recording:
+    """:func:`run_netx_in_lava` with the network built by ``call``, a ``netx.hdf5.Network(...)`` call as
+    :func:`neurodeploy.exporters.netx.lava_dl_call` prints it (its arguments are read as literals; a
+    relative ``net_config`` is taken from this process's working folder)."""
+    from neurodeploy.exporters.netx import lava_dl_call_arguments
+
+    path = Path(str(lava_dl_call_arguments(call).get("net_config", "")))
+    if not path.is_file():
+        raise LavaError(f"{call}: net_config {str(path)!r} is not a file")
+    _check_record(record)
+    spec = {"call": call, "cwd": os.getcwd(), "path": str(path.resolve()), "steps": int(steps),
+            "record": list(record)}
+    arrays = {k: np.asarray(v) for k, v in (("bias", bias), ("spikes", spikes)) if v is not None}
+    if lava_in_process():
+        from neurodeploy.backends.lava_worker import run_netx
+
+        return run_netx(spec, arrays)
+    return _in_subprocess("netx", lambda p: _save(p, spec, arrays))[0]
+
+
 def check_lava_limits(case: LavaCase, where: str = "case") -> None:
     """Raise :class:`LavaError` where ``case`` leaves the ranges Lava computes exactly."""
     _check_record(case.record)

@@ -18,6 +18,7 @@ Everything runs with ``Loihi2SimCfg(select_tag='fixed_pt')``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from lava.proc.lif.process import LIF, LIFReset
 
 from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava import LavaCase, _load, read_cases, write_recordings
+from neurodeploy.exporters.netx import lava_dl_call_arguments
 from neurodeploy.netlist import Dense, Flatten, Input, Netlist
 from neurodeploy.sim import Recording
 
@@ -374,12 +376,12 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
     from lava.lib.dl.netx import hdf5
 
     input_shape = None if spikes is None else tuple(reversed(spikes.shape[1:]))
-    net = hdf5.Network(
-        net_config=spec["path"],
-        reset_interval=spec["reset_interval"],
-        reset_offset=spec["reset_offset"],
-        input_shape=input_shape,
-    )
+    if "call" in spec:  # the call a user makes, its relative paths from the caller's folder
+        os.chdir(spec["cwd"])
+        net = hdf5.Network(**lava_dl_call_arguments(spec["call"]))
+    else:
+        net = hdf5.Network(net_config=spec["path"], reset_interval=spec["reset_interval"],
+                           reset_offset=spec["reset_offset"], input_shape=input_shape)
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
     if spikes is not None:

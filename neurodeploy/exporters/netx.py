@@ -24,6 +24,7 @@ netx's ``Ts`` and ``tSample``.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import os
@@ -407,6 +408,29 @@ def _read_simulation(r: _Reader) -> dict:
 
 
 # --------------------------------------------------------------------------- writing
+
+
+def lava_dl_call(path: str | os.PathLike, net: Netlist) -> str:
+    """The lava-dl call that loads ``path`` (the file of ``net``) to compute the simulator's spikes.
+
+    netx reads no reset from the file (it ignores ``resetInterval``/``resetOffset``), so
+    the call passes them: without them the layers are never reset.
+    """
+    args = [f"net_config={str(path)!r}"]
+    if net.reset_interval:
+        args += [f"reset_interval={net.reset_interval}", f"reset_offset={net.reset_offset}"]
+    return f"netx.hdf5.Network({', '.join(args)})"
+
+
+def lava_dl_call_arguments(call: str) -> dict:
+    """The keyword arguments of a :func:`lava_dl_call` string, read as literals (nothing is evaluated)."""
+    try:
+        node = ast.parse(call.strip(), mode="eval").body
+        if not (isinstance(node, ast.Call) and ast.unparse(node.func) == "netx.hdf5.Network" and not node.args):
+            raise ValueError("not a call of netx.hdf5.Network with keyword arguments")
+        return {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    except (SyntaxError, ValueError) as err:
+        raise NeurodeployError(f"{call!r}: not a netx.hdf5.Network(...) call of literal keywords: {err}") from None
 
 
 def write_netx(net: Netlist, path: str | os.PathLike) -> None:
