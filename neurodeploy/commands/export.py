@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if "netx" in result.files:
         from neurodeploy.exporters.netx import lava_dl_call
 
-        print(f"conventions {target.conventions}; in lava-dl, load {result.files['netx']} with this call to get "
-              "the same spikes:")
+        print(f"lava-dl computes the simulator's spikes (conventions lava; {target.name}'s are "
+              f"{target.conventions}) from {result.files['netx']} loaded by this call:")
         print(f"  from lava.lib.dl import netx; net = {lava_dl_call(result.files['netx'], net)}")
     return 0
