@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections import deque
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +33,7 @@ import numpy as np
 from neurodeploy.backends.lava_env import lava_in_process, lava_python
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+from neurodeploy.progress import Progress, parse_event
 from neurodeploy.sim import RECORDABLE, Recording
 
 NO_LAVA = "no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_PYTHON"
@@ -91,7 +93,7 @@ def run_lava_cases(cases: Sequence[LavaCase]) -> list[Recording]:
     if lava_in_process():
         from neurodeploy.backends.lava_worker import run_cases
 
-        return run_cases(list(cases))
+        return run_cases(list(cases), progress=Progress("lava"))
     return _in_subprocess("cases", lambda path: write_cases(path, cases))
 
 
@@ -126,7 +128,7 @@ def run_netx_in_lava(
     if lava_in_process():
         from neurodeploy.backends.lava_worker import run_netx
 
-        return run_netx(spec, arrays)
+        return run_netx(spec, arrays, Progress("lava"))
     return _in_subprocess("netx", lambda p: _save(p, spec, arrays))[0]
 
 
@@ -152,7 +154,7 @@ def run_lava_dl_call(
     if lava_in_process():
         from neurodeploy.backends.lava_worker import run_netx
 
-        return run_netx(spec, arrays)
+        return run_netx(spec, arrays, Progress("lava"))
     return _in_subprocess("netx", lambda p: _save(p, spec, arrays))[0]
 
 
@@ -215,13 +217,26 @@ def _in_subprocess(mode: str, write_input) -> list[Recording]:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         write_input(src)
         cmd = [exe, "-m", "neurodeploy.backends.lava_worker", mode, str(src), str(dst)]
+        progress = Progress("lava")
+        progress({"stage": f"starting {exe}"})
         try:
-            done = subprocess.run(cmd, env=worker_env(Path(tmp)), cwd=tmp, capture_output=True, text=True)
+            proc = subprocess.Popen(cmd, env=worker_env(Path(tmp)), cwd=tmp, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
         except OSError as err:
             raise LavaError(f"cannot start the Lava interpreter {exe}: {err}") from err
-        if done.returncode != 0 or not dst.exists():
-            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-            raise LavaError(f"the Lava run with {exe} failed (exit status {done.returncode}):\n{tail}")
+        tail: deque[str] = deque(maxlen=15)  # the worker's last lines of its own, for an error
+        with proc:
+            for line in proc.stderr:
+                event = parse_event(line.rstrip("\n"))
+                if event is None:
+                    tail.append(line.rstrip("\n"))
+                else:
+                    progress(event)
+        progress.close()
+        if proc.returncode != 0 or not dst.exists():
+            lines = "\n".join(tail).strip()
+            raise LavaError(f"the Lava run with {exe} failed (exit status {proc.returncode}):\n{lines}")
+        progress({"stage": "done"})
         return read_recordings(dst)
 
 
