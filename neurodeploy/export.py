@@ -184,8 +184,10 @@ def _writer(fmt: str) -> Callable[[Quantized, Path], None]:
 
 
 def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportResult) -> dict:
-    """What export.json holds: the run conventions and, per layer, how it was quantized."""
+    """What export.json holds: the run conventions, the lava-dl call that loads the netx file, and per
+    layer how it was quantized."""
     from neurodeploy.drc import unchecked
+    from neurodeploy.exporters.netx import lava_dl_call
 
     net = q.netlist
     return {
@@ -198,6 +200,8 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "reset_interval": net.reset_interval,
         "reset_offset": net.reset_offset,
         "output_window": list(net.output_window),
+        "conventions": target.conventions,
+        "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from neurodeploy import faults
+from neurodeploy.commands.run import add_conventions
 from neurodeploy.compare import BACKENDS
 from neurodeploy.quantize import CALIBRATIONS
 
@@ -16,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", metavar="DIR", help="folder of the dataset (all but digits)")
     parser.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples")
+    add_conventions(parser, "the simulator's (default: the target's [run] conventions; Lava's check always uses lava)")
     parser.add_argument("--lava-samples", type=int, default=8, metavar="N", help="samples run in Lava (default 8)")
     parser.add_argument("--samples", type=int, metavar="N", help="first N test samples (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="encoding seed (batch b uses seed + b; default 0)")
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     reference = load_target(args.cost_reference) if args.cost_reference else None
     report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
                                        args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
-                                       reference)
+                                       reference, args.conventions)
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)

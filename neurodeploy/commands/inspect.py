@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from neurodeploy.errors import printable
+from neurodeploy.commands.run import add_input_shape
 
 COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "vth", "du", "dv",
            "neurons", "synapses")
@@ -16,12 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurodeploy.netio import READERS
 
     parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
+    add_input_shape(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.netio import load_netlist
+    from neurodeploy.commands.run import load_network
 
-    print(describe(load_netlist(args.net), str(args.net)))
+    print(describe(load_network(args), str(args.net)))
     return 0
 
 
