@@ -203,6 +203,7 @@ class Quantized:
     layers: list[LayerQuant]
     steps: int
     input_transform: dict | None = field(default=None)
+    calibration: dict = field(default_factory=dict)  # set by the export pipeline: samples used, or why none
 
     def input_bias(self, x: np.ndarray) -> np.ndarray:
         """Bias mantissas of the input layer for samples ``x`` (direct encoding only)."""

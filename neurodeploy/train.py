@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -227,6 +228,8 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
     split = split_info(data, **({"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}))
     if cfg.limit is not None:
         split["train_limit"] = int(cfg.limit)
+    if cfg.data_root is not None and data != "digits":
+        split["data_root"] = str(Path(cfg.data_root).expanduser().resolve())
     training = {**{k: v for k, v in asdict(cfg).items() if k not in ("progress", "device", "threads", "data_root")},
                 "lr": lr, "loss": loss_name, "optimizer": "AdamW", "schedule": "OneCycleLR", "history": history}
     ckpt = save_checkpoint(

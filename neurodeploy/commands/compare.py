@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train'")
     parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a target TOML file (default loihi2)")
     parser.add_argument("--dataset", help="dataset of the test samples (default: the model's)")
-    parser.add_argument("--data-root", metavar="DIR", help="folder of the dataset (all but digits)")
+    parser.add_argument("--data-root", metavar="DIR", help="folder of the dataset, all but digits (default: the "
+                        "folder the model was trained from, if it still exists)")
     parser.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples")
     parser.add_argument("--lava-samples", type=int, default=8, metavar="N", help="samples run in Lava (default 8)")
@@ -66,7 +67,7 @@ def print_summary(report: dict, paths: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from neurodeploy.compare import CompareError, compare_and_report, load_test_samples
     from neurodeploy.datasets import DatasetError, dataset_name
-    from neurodeploy.export import load_float_model, quantize_model
+    from neurodeploy.export import data_folder, load_float_model, quantize_model
     from neurodeploy.targets import load_target
 
     target = load_target(args.target)
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = dataset_name(args.dataset or fm.meta["dataset"])
         extra = {"steps": fm.steps} if dataset == "nmnist" else {}
-        x, y = load_test_samples(dataset, args.data_root, args.samples, **extra)
+        root = data_folder(fm, args.data_root) if dataset == fm.meta["dataset"] else args.data_root
+        x, y = load_test_samples(dataset, root, args.samples, **extra)
         q = quantize_model(fm, target, args.calibrate, args.calibration, args.data_root)
     except DatasetError as err:
         raise CompareError(str(err)) from err
