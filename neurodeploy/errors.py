@@ -17,3 +17,14 @@ class OutputFileError(NeurodeployError):
     def __init__(self, path, reason: str, note: str = ""):
         super().__init__(f"{path}: {reason}" + (f"; {note}" if note else ""))
         self.path, self.reason = Path(path), reason
+
+
+class ExistingOutputError(NeurodeployError):
+    """Outputs that exist already: train, export and compare refuse them without ``--force``."""
+
+
+def refuse_existing(paths, force: bool = False) -> None:
+    """Raise :class:`ExistingOutputError` naming every path of ``paths`` that exists, unless ``force``."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        raise ExistingOutputError(f"{', '.join(existing)} exist(s); pass --force to overwrite")

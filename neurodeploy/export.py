@@ -18,7 +18,7 @@ import numpy as np
 
 from neurodeploy import faults
 from neurodeploy.atomic import replace_all
-from neurodeploy.errors import NeurodeployError, OutputFileError
+from neurodeploy.errors import NeurodeployError, OutputFileError, refuse_existing
 from neurodeploy.fold import fold
 from neurodeploy.quantize import Limits, Quantized, quantize
 
@@ -26,7 +26,7 @@ FORMATS = {"netx": ".net", "nir": ".nir", "onnx": ".onnx"}
 
 
 class ExportError(NeurodeployError):
-    """An export that cannot proceed (existing files, unknown format)."""
+    """An export that cannot proceed (unknown format, calibration without samples)."""
 
 
 @dataclass
@@ -165,9 +165,7 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
     stem = Path(source).stem
     targets = {fmt: out_dir / f"{stem}{FORMATS[fmt]}" for fmt in formats}
     report_path = out_dir / "export.json"
-    existing = [p for p in [*targets.values(), report_path] if p.exists()]
-    if existing and not force:
-        raise ExportError(f"{', '.join(map(str, existing))} exist(s); pass --force to overwrite")
+    refuse_existing([*targets.values(), report_path], force)
     fm = load_float_model(source, dt=dt, steps=steps)
     q = quantize_model(fm, target, calibrate, method, data_root)
     violations = check(q.netlist, target)

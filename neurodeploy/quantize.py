@@ -366,7 +366,7 @@ def _input_shape(first: FloatLayer) -> tuple[int, ...]:
 def _direct_transform(layer: FloatLayer, lam: float, bias_exp: int, limits: Limits) -> dict:
     unit = lam / 2**bias_exp
     return {"kind": layer.kind, "weight": layer.weight * unit, "bias": layer.bias * unit,
-            "clip": limits.bias_mantissa, **layer.conv}
+            "clip": limits.bias_mantissa, "in_shape": layer.in_shape, **layer.conv}
 
 
 def run_steps(q: Quantized) -> int:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .atomic import atomic_path
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
-from .errors import NeurodeployError
+from .errors import NeurodeployError, refuse_existing
 from .models.arch import parse_arch
 from .models.checkpoint import save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
@@ -252,6 +252,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--epochs", type=int, default=d.epochs, help="default %(default)s")
     a("--seed", type=int, default=d.seed, help="default %(default)s")
     a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
+    a("--force", action="store_true", help="overwrite an existing checkpoint")
     a("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     a("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
     a("--weight-decay", type=float, default=d.weight_decay)
@@ -283,6 +284,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``neurodeploy train``; bad arguments or data raise a :class:`NeurodeployError` subclass."""
+    refuse_existing([args.output], args.force)
     result = train(config_from_args(args))
     with atomic_path(args.output) as tmp:
         torch.save(result.checkpoint, tmp)

@@ -74,3 +74,15 @@ def test_trains_from_local_files(tmp_path, dataset, arch, extra):
     assert main(args) == 0
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["dataset"] == dataset and ckpt["encoding"]["name"] == ("rate" if dataset == "mnist" else "events")
+
+
+def test_an_existing_checkpoint_is_refused_before_training_without_force(tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"earlier")
+    args = ["--arch", "64-8-10", "--steps", "2", "--epochs", "1", "--limit", "20", "--threads", "1",
+            "--no-progress", "-o", str(out)]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert f"{out} exist(s); pass --force to overwrite" in captured.err and "epoch" not in captured.out
+    assert out.read_bytes() == b"earlier"
+    assert main([*args, "--force"]) == 0 and torch.load(out, weights_only=True)["steps"] == 2

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
+    parser.add_argument("--force", action="store_true", help="overwrite the report files of an earlier run")
     parser.add_argument("--strict", action="store_true",
                         help="exit 2 (after writing the report) on any numerical fault: weights or biases clipped, "
                         "thresholds beyond 17 bits, u wraps or v saturations on the compared samples")
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     reference = load_target(args.cost_reference) if args.cost_reference else None
     report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
                                        args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
-                                       reference)
+                                       reference, args.force)
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     fm = load_float_model(checkpoint)
     x, y = load_test_samples("digits", None, None)
     report, paths = compare_and_report(checkpoint, fm, exported.quantized, target, x, y, out_dir / "report",
-                                       "digits", seed=args.seed, progress=args.progress, cost_reference=reference)
+                                       "digits", seed=args.seed, progress=args.progress, cost_reference=reference,
+                                       force=True)
     print()
     print_summary(report, paths)
     return 0
