@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import atomic_path, check_writable, staged_outputs
+from neurodeploy import fixed_point as fx
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
@@ -31,6 +32,7 @@ from neurodeploy.sim import Recording, simulate
 BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
 RASTER_SAMPLE = 0
+RUN_FILES = {"netx": "{stem}.net", "inputs": "inputs.npy", "labels": "labels.npy"}
 
 
 class CompareError(NeurodeployError):
@@ -185,9 +187,30 @@ def weight_grids(fm, q: Quantized) -> list[dict]:
             continue
         facts = q.layers[k]
         scaled = floats[k].weight * facts.scale / (64 * 2.0**facts.weight_exp)
+        step = 1 << (8 + (fx.sign_mode(layer.weight) == "mixed") - min(facts.weight_bits, 9))
         out.append({"layer": k, "description": describe_layer(layer), "scaled": scaled.ravel(),
-                    "mantissas": np.asarray(layer.weight).ravel()})
+                    "mantissas": np.asarray(layer.weight).ravel(), "step": max(step, 1)})
     return out
+
+
+def host_layer(q: Quantized) -> dict | None:
+    """The direct encoding's first hidden layer: its synapses run on the host, its neurons on the chip."""
+    t = q.input_transform
+    if t is None:
+        return None
+    weight, shape = np.asarray(t["weight"]), tuple(q.netlist.layers[0].shape)
+    dims = lambda s: "x".join(str(int(v)) for v in s)  # noqa: E731
+    if t["kind"] == "dense":
+        text, products = f"dense {weight.shape[1]}->{weight.shape[0]}", weight.size
+    else:
+        text, products = f"conv {dims(t['in_shape'])}->{dims(shape)}", int(np.prod(shape) * np.prod(weight.shape[1:]))
+    return {
+        "layer": 0, "description": f"{text}, synapses on the host", "host_multiply_adds": int(products),
+        "note": (f"Layer 0 is the model's first hidden layer ({text}). The direct encoding computes its synaptic "
+                 f"input on the host, {int(products):,} multiply-adds a sample, and sends each of its "
+                 f"{int(np.prod(shape)):,} neurons the result as a bias; the neurons run on the chip. That host work "
+                 "is not on the chip, and not in the energy or latency figures."),
+    }
 
 
 def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -> dict:
@@ -246,12 +269,20 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
     cost = estimate_cost(mapping, activity)
     classes = int(np.prod(net.output_shape))
     descriptions = [describe_layer(net.layers[i]) for i in net.neuron_layers]
+    host = host_layer(q)
+    hardware = hardware_summary(mapping, cost)
+    if host is not None:
+        descriptions[0] = hardware["layers"][0]["description"] = host["description"]
     return {
         "source": source,
+        "host_layer": host,
+        "raster_sample": {"index": RASTER_SAMPLE, "label": int(comparison.labels[RASTER_SAMPLE]),
+                          "float": int(comparison.float_pred[RASTER_SAMPLE]),
+                          "quantized": int(comparison.quant_pred[RASTER_SAMPLE])},
         "accuracy": accuracy_summary(comparison.labels, comparison.float_pred, comparison.quant_pred, classes),
         "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
                              [f.as_dict() for f in q.layers]),
-        "hardware": hardware_summary(mapping, cost),
+        "hardware": hardware,
         "numerical_faults": faults.summary(numerical_faults(q, comparison), faults.layer_labels(net)),
         "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
         "lava": comparison.lava,
@@ -274,7 +305,7 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
     """The netx file, the integer inputs and the labels, each written atomically."""
     from neurodeploy.exporters.netx import write_netx
 
-    files = {"netx": out_dir / f"{stem}.net", "inputs": out_dir / "inputs.npy", "labels": out_dir / "labels.npy"}
+    files = {name: out_dir / pattern.format(stem=stem) for name, pattern in RUN_FILES.items()}
     write_netx(q.netlist, files["netx"])
     for name, array in (("inputs", comparison.inputs), ("labels", comparison.labels)):
         with atomic_path(files[name]) as tmp:
@@ -286,13 +317,16 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
 def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.ndarray, out_dir: str | Path,
                        dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
                        batch_size: int = 256, plots: bool = True, progress: bool = True,
-                       cost_reference=None, conventions: str | None = None) -> tuple[dict, dict[str, Path]]:
+                       cost_reference=None, conventions: str | None = None,
+                       force: bool = False) -> tuple[dict, dict[str, Path]]:
     """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``.
 
     The simulator runs under ``conventions``, by default the target's; Lava's check under Lava's.
+    Existing outputs are refused unless ``force``, before anything runs.
     """
     from neurodeploy.drc import require
-    from neurodeploy.report import write_report
+    from neurodeploy.plots import PLOT_FILES
+    from neurodeploy.report import REPORT_FILES, write_report
 
     if backend not in BACKENDS:
         raise CompareError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -304,6 +338,9 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
                            f"{tuple(x.shape[1:])}")
     require(q.netlist, target)
     out_dir = check_writable(out_dir, folder=True)
+    names = [*(p.format(stem=Path(model).stem) for p in RUN_FILES.values()), *REPORT_FILES.values(),
+             *(f"plots/{name}" for name in PLOT_FILES.values() if plots)]
+    refuse_existing([out_dir / name for name in names], force)
     comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)

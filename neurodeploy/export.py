@@ -1,7 +1,8 @@
 """The export pipeline: trained model -> checked integer netlist -> files for the chip.
 
-``quantize_model`` loads a checkpoint, folds and quantizes it for a target with
-calibration data; ``export_model`` checks every design rule first and writes
+``quantize_model`` folds and quantizes a loaded model for a target, with
+calibration data where there is any (the folder the checkpoint was trained from
+by default); ``export_model`` checks every design rule first and writes
 nothing unless all pass, then writes every file into a staging folder beside the
 outputs and renames each into place only once all are complete.
 """
@@ -16,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import atomic_path, check_output, check_writable, staged_outputs, staged_path
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs, staged_path
 from neurodeploy.errors import NeurodeployError, OutputFileError
 from neurodeploy.fold import fold
 from neurodeploy.quantize import Limits, Quantized, quantize
@@ -25,7 +26,7 @@ FORMATS = {"netx": ".net", "nir": ".nir", "onnx": ".onnx"}
 
 
 class ExportError(NeurodeployError):
-    """An export that cannot proceed (existing files, unknown format)."""
+    """An export that cannot proceed (unknown format, calibration without samples)."""
 
 
 @dataclass
@@ -88,27 +89,63 @@ def float_rates(fm: FloatModel, enc) -> tuple[np.ndarray, list[np.ndarray]]:
     return out.numpy().swapaxes(0, 1), [s.numpy().swapaxes(0, 1) for s in layers]
 
 
+def data_folder(fm: FloatModel, data_root: str | None) -> str | None:
+    """``data_root`` when given, else the folder the model was trained from, while it still exists."""
+    if data_root is not None:
+        return data_root
+    remembered = fm.meta.get("split", {}).get("data_root")
+    return remembered if isinstance(remembered, str) and Path(remembered).is_dir() else None
+
+
+def _no_calibration(fm: FloatModel, calibrate: int, root: str | None) -> str | None:
+    """Why no calibration can run, or None when it can."""
+    if not calibrate:
+        return "--calibrate 0"
+    if fm.model is None:
+        return "a NIR graph carries no training data"
+    if fm.meta["dataset"] == "digits" or root is not None:
+        return None
+    remembered = fm.meta.get("split", {}).get("data_root")
+    gone = f"the folder it was trained from, {remembered}, no longer exists; " if remembered else ""
+    return f"dataset {fm.meta['dataset']!r} has no data folder ({gone}pass --data-root DIR to calibrate)"
+
+
 def calibration_samples(fm: FloatModel, n: int, data_root: str | None) -> np.ndarray:
     """The first ``n`` training samples of the model's dataset (stratified order of the split)."""
     from neurodeploy.datasets import load_dataset
 
-    x, _ = load_dataset(fm.meta["dataset"], root=data_root, split="train")
+    split = fm.meta.get("split", {})
+    extra = {k: split[k] for k in ("steps", "bin_us") if split.get(k) is not None}
+    x, _ = load_dataset(fm.meta["dataset"], root=data_root, split="train", **extra)
     return x[:n]
 
 
 def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "max",
                    data_root: str | None = None, seed: int = 0) -> Quantized:
-    """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` samples."""
+    """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` training samples.
+
+    The samples come from ``data_root``, or the folder the checkpoint remembers; with
+    neither (for a dataset that needs one), the network is quantized without
+    calibration. ``Quantized.calibration`` records which.
+    """
     layers = fold(fm.graph)
     limits = Limits.from_target(target)
-    if not calibrate or fm.model is None:
-        return quantize(layers, fm.steps, limits)
-    x = calibration_samples(fm, calibrate, data_root)
+    root = data_folder(fm, data_root)
+    reason = _no_calibration(fm, calibrate, root)
+    if reason is not None:
+        if method == "rate":
+            raise ExportError(f"calibration 'rate' needs calibration samples, and there are none: {reason}")
+        q = quantize(layers, fm.steps, limits)
+        q.calibration = {"samples": 0, "reason": reason}
+        return q
+    x = calibration_samples(fm, calibrate, root)
     inputs, enc = encoded_inputs(fm, x, seed)
     rates = None
     if method == "rate":
         rates = [float(s.mean()) for s in float_rates(fm, enc)[1]]
-    return quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates)
+    q = quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates)
+    q.calibration = {"samples": len(x), "method": method, "data_root": root}
+    return q
 
 
 def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx",), calibrate: int = 256,
@@ -128,9 +165,7 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
     stem = Path(source).stem
     targets = {fmt: out_dir / f"{stem}{FORMATS[fmt]}" for fmt in formats}
     report_path = out_dir / "export.json"
-    existing = [p for p in [*targets.values(), report_path] if check_output(p).exists()]
-    if existing and not force:
-        raise ExportError(f"{', '.join(map(str, existing))} exist(s); pass --force to overwrite")
+    refuse_existing([*targets.values(), report_path], force)
     writers = {fmt: _writer(fmt) for fmt in formats}
     fm = load_float_model(source, dt=dt, steps=steps)
     q = quantize_model(fm, target, calibrate, method, data_root)
@@ -203,6 +238,7 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "conventions": target.conventions,
         "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
+        "calibration": q.calibration,
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},
         "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],

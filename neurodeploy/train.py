@@ -15,13 +15,14 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from . import budget
-from .atomic import atomic_path, check_writable
+from .atomic import atomic_path, check_writable, refuse_existing
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
 from .errors import NeurodeployError
@@ -244,6 +245,8 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
     split = split_info(data, **({"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}))
     if cfg.limit is not None:
         split["train_limit"] = int(cfg.limit)
+    if cfg.data_root is not None and data != "digits":
+        split["data_root"] = str(Path(cfg.data_root).expanduser().resolve())
     training = {**{k: v for k, v in asdict(cfg).items() if k not in ("progress", "device", "threads", "data_root")},
                 "lr": lr, "loss": loss_name, "optimizer": "AdamW", "schedule": "OneCycleLR", "history": history}
     ckpt = save_checkpoint(
@@ -266,6 +269,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--epochs", type=int, default=d.epochs, help="default %(default)s")
     a("--seed", type=int, default=d.seed, help="default %(default)s")
     a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
+    a("--force", action="store_true", help="overwrite an existing checkpoint")
     a("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     a("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
     a("--weight-decay", type=float, default=d.weight_decay)
@@ -298,6 +302,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run_train(args: argparse.Namespace) -> int:
     """Run ``neurodeploy train``; bad arguments or data raise a :class:`NeurodeployError` subclass."""
     check_writable(args.output)  # refused now, not after the training
+    refuse_existing([args.output], args.force)
     result = train(config_from_args(args))
     with atomic_path(args.output) as tmp:
         torch.save(result.checkpoint, tmp)

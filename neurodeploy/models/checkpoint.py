@@ -17,7 +17,8 @@ key                         value
 ``rule_options``            ``tssl_grad``, ``surrogate_width``
 ``encoding``                ``{"name": "direct"|"rate"|"latency"|"events", ...}``
 ``steps``                   time steps a sample
-``dataset``, ``split``      dataset name and how its train/test split is made
+``dataset``, ``split``      dataset name and how its train/test split is made; ``split.data_root``:
+                            the folder it was read from (absolute), for all but digits
 ``float_test_accuracy``     accuracy of the float model on the test split
 ``seed``                    training seed
 ``evaluation``              ``seed`` and ``batch_size`` with which the test inputs were encoded
