@@ -17,6 +17,12 @@ picks the weight range from the largest weight (``max``), a percentile
 (``percentile``: outliers clip), or whichever of those gives per-layer spike
 rates closest to the float model's (``rate``).
 
+A membrane readout (the output layer of a network classified by what it
+integrates, ``neuron["readout"] == "membrane"``) gets the largest threshold the
+target allows, so that its neurons never fire; calibration lowers its scale
+where it fires all the same (v at the top of its range), and the netlist's
+``meta["readout"]`` tells every consumer to decode v at the window's last step.
+
 Timing: the chip adds one step of latency per synaptic layer. Every layer is
 reset (u = v = 0) on the step its first input arrives, through the netlist's
 staggered periodic reset, so layer k's step ``k + reset_offset`` is the float
@@ -179,6 +185,8 @@ def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, l
     if exp_shift and e - exp_shift >= limits.weight_exp[0] and (layer.kind == "dense" or e - exp_shift >= 0):
         e -= exp_shift
     vth = int(round(float(layer.neuron["vth"]) * lam / 64))
+    if is_readout(layer):
+        vth = limits.vth_max
     if vth < 1:
         raise QuantizeError(f"{label}: threshold rounds to {vth} at scale {lam:.3g}")
     raw = layer.weight * lam / (64 * 2**e)
@@ -192,6 +200,11 @@ def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, l
     facts = LayerQuant(index, layer.kind, lam, e, 8, vth, du, dv, clipped_w, clipped_b, w_range, pct,
                        thresholds_beyond_17_bits=int(vth > VTH_17_BITS))
     return mant, bias, neuron, facts
+
+
+def is_readout(layer: FloatLayer) -> bool:
+    """Whether ``layer`` is a membrane readout (its neurons integrate and never fire)."""
+    return layer.neuron.get("readout") == "membrane"
 
 
 def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[float], limits: Limits) -> Quantized:
@@ -219,7 +232,8 @@ def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[f
     net = Netlist(
         out, input_shape=None if direct else _input_shape(layers[0]), reset_interval=steps + latency,
         reset_offset=offset, output_window=(start, start + steps),
-        meta={"steps": steps, "encoding_input": "bias" if direct else "spikes"},
+        meta={"steps": steps, "encoding_input": "bias" if direct else "spikes",
+              **({"readout": "membrane"} if is_readout(layers[-1]) else {})},
     )
     return Quantized(net, facts, steps, transform)
 
@@ -253,8 +267,10 @@ def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
 def _overflowing_layers(q: Quantized, calib: np.ndarray) -> list[int]:
     """Neuron layers whose u wraps or v saturates on ``calib``; the counts go into their facts."""
     rec = run_quantized(q, calib, record=())
-    for fact, i in zip(q.layers, q.netlist.neuron_layers):
-        fact.calibration_u_wraps, fact.calibration_v_saturations = int(rec.u_wraps[i]), int(rec.v_saturations[i])
+    readout = q.netlist.meta.get("readout") == "membrane"
+    for k, (fact, i) in enumerate(zip(q.layers, q.netlist.neuron_layers)):
+        fired = int(rec.spike_count[i]) if readout and k == len(q.layers) - 1 else 0  # v reached the top
+        fact.calibration_u_wraps, fact.calibration_v_saturations = int(rec.u_wraps[i]), int(rec.v_saturations[i]) + fired
     return [k for k, fact in enumerate(q.layers) if fact.calibration_u_wraps or fact.calibration_v_saturations]
 
 

@@ -14,7 +14,8 @@ key                         value
 ``num_classes``             output neurons
 ``neuron``                  ``model`` ("cuba"), ``tau_m``, ``tau_s``, ``vth``,
                             ``current_decay``, ``voltage_decay``, ``input_scale``
-``rule_options``            ``tssl_grad``, ``surrogate_width``
+``rule_options``            ``tssl_grad``, ``surrogate_width``, ``readout`` (``spikes`` when
+                            absent, as before readouts existed)
 ``encoding``                ``{"name": "direct"|"rate"|"latency"|"events", ...}``
 ``steps``                   time steps a sample
 ``dataset``, ``split``      dataset name and how its train/test split is made
@@ -80,7 +81,8 @@ def checkpoint_dict(model: SpikingNetwork, *, encoding: dict, steps: int, datase
         "input_shape": list(model.input_shape),
         "num_classes": model.arch.num_outputs,
         "neuron": rule.neuron.as_dict(),
-        "rule_options": {"tssl_grad": rule.tssl_grad, "surrogate_width": rule.surrogate_width},
+        "rule_options": {"tssl_grad": rule.tssl_grad, "surrogate_width": rule.surrogate_width,
+                         "readout": rule.readout},
         "encoding": dict(encoding),
         "steps": int(steps),
         "dataset": dataset,
@@ -122,6 +124,7 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> SpikingNetw
             options.get("tssl_grad", "reference"),
             ckpt["variant"],
             options.get("surrogate_width"),
+            options.get("readout", "spikes"),
         )
         make_encoding(**ckpt["encoding"])
         args = (parse_arch(ckpt["arch"]), tuple(ckpt["input_shape"]), rule,
