@@ -200,6 +200,7 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "reset_offset": net.reset_offset,
         "output_window": list(net.output_window),
         "input": "bias" if q.input_transform is not None else "spikes",
+        "readout": net.readout,
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},
         "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],
