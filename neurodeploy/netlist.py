@@ -13,6 +13,7 @@ from typing import Union
 
 import numpy as np
 
+from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
 
 U_BITS = 24
@@ -164,6 +165,11 @@ class Conv:
     name: str = ""
 
     kind = "conv"
+
+    @property
+    def weight_bits(self) -> int:
+        """Weight bits its mantissas need, counted as a dense layer's ``weight_bits`` (the chip keeps them whole)."""
+        return fx.weight_bits_used(self.weight)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -8,7 +8,8 @@ so that our simulator computes what Lava computes from the same file:
 - A ``CUBA``/``LOIHI`` neuron group maps to vth = ``vThMant``, du = ``iDecay`` - 1,
   dv = ``vDecay``, bias_exp = 6, bias mantissa = ``bias``.
 - Conv weights are stored (out, in/groups, kH, kW) and act as a cross-correlation
-  on (C, H, W) (netx flips them for Lava's true convolution); no weight exponent.
+  on (C, H, W) (netx flips them for Lava's true convolution); no weight exponent: the writer
+  folds ``weight << weight_exp`` into them and the reader splits it out again.
 - Dense weights are integers that netx re-encodes into (mantissa, bits, exponent),
   which Lava then clips and truncates: the netlist holds the result.
 - ``flatten`` before a dense layer is a C-order flatten of (C, H, W).
@@ -101,6 +102,20 @@ def integer_weights(weight: np.ndarray, weight_exp: int) -> np.ndarray | None:
     if np.any(weight % (1 << -weight_exp)):
         return None
     return weight >> -weight_exp
+
+
+def conv_mantissas(weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """(mantissas, exponent >= 0) of integer conv weights: the smallest exponent that brings them
+    exactly within 8 bits with sign, as the writer folds ``weight << weight_exp``; else (weight, 0).
+    """
+    weight = np.asarray(weight, dtype=np.int64)
+    for exp in range(32):
+        mant = weight >> exp
+        if np.any(mant << exp != weight):
+            break
+        if mant.size == 0 or (mant.min() >= -256 and mant.max() <= 255):
+            return mant, exp
+    return weight, 0
 
 
 # --------------------------------------------------------------------------- reading
@@ -288,8 +303,10 @@ def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
         if weight.shape[4] != 1:
             raise r.fail(f"{base}/weight", f"expected 4 dimensions (a 5th of size 1 allowed), got shape {weight.shape}")
         weight = weight[..., 0]
+    mantissas, exp = conv_mantissas(weight)
     layer = Conv(
-        weight=weight,
+        weight=mantissas,
+        weight_exp=exp,
         neuron=_read_neuron(r, f"{base}/neuron"),
         in_shape=tuple(in_shape),
         stride=r.pair(f"{base}/stride"),
