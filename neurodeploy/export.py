@@ -101,14 +101,36 @@ def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "
     """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` samples."""
     layers = fold(fm.graph)
     limits = Limits.from_target(target)
+    scales = trained_scales(fm, limits)
     if not calibrate or fm.model is None:
-        return quantize(layers, fm.steps, limits)
+        return quantize(layers, fm.steps, limits, scales=scales)
     x = calibration_samples(fm, calibrate, data_root)
     inputs, enc = encoded_inputs(fm, x, seed)
     rates = None
     if method == "rate":
         rates = [float(s.mean()) for s in float_rates(fm, enc)[1]]
-    return quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates)
+    return quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates, scales=scales)
+
+
+def trained_scales(fm: FloatModel, limits: Limits) -> list | None:
+    """The scales quantization-aware training froze, when it trained for these limits; else None."""
+    entry = fm.meta.get("qat")
+    if not entry:
+        return None
+    from neurodeploy.models.qat import from_entry
+
+    trained_limits, scales = from_entry(entry, "checkpoint")
+    return scales if trained_limits == limits else None
+
+
+def qat_summary(fm: FloatModel, target) -> dict | None:
+    """export.json's account of quantization-aware training: for which target, and whether its scales were kept."""
+    entry = fm.meta.get("qat")
+    if not entry:
+        return None
+    kept = trained_scales(fm, Limits.from_target(target)) is not None
+    return {"trained_for": entry["target"], "scales": "as trained" if kept else
+            f"quantized afresh: {target.name}'s limits differ from those of {entry['target']}"}
 
 
 def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx",), calibrate: int = 256,
@@ -201,6 +223,7 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "output_window": list(net.output_window),
         "input": "bias" if q.input_transform is not None else "spikes",
         "readout": net.readout,
+        "qat": qat_summary(fm, target),
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},
         "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],

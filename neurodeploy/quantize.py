@@ -314,10 +314,12 @@ def _weights(layer: FloatLayer, scale: LayerScale, limits: Limits, label: str) -
     return mant, grid, _clipped(raw, grid.lo, grid.hi, grid.step)
 
 
-def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, limits: Limits, label: str):
-    """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times."""
+def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, limits: Limits, label: str,
+                    scale: LayerScale | None = None):
+    """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times,
+    or at ``scale`` when given."""
     du, dv = decays(layer.neuron, limits, label)
-    scale = layer_scale(layer, limits, pct, exp_shift, label)
+    scale = scale or layer_scale(layer, limits, pct, exp_shift, label)
     vth = limits.vth[1] if is_readout(layer) else int(round(float(layer.neuron["vth"]) * scale.lam / 64))
     if vth < max(1, limits.vth[0]):
         raise QuantizeError(f"{label}: threshold rounds to {vth} at scale {scale.lam:.3g}, below the target's "
@@ -337,14 +339,16 @@ def is_readout(layer: FloatLayer) -> bool:
     return layer.neuron.get("readout") == "membrane"
 
 
-def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[float], limits: Limits) -> Quantized:
+def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[float], limits: Limits,
+           scales: list[LayerScale] | None = None) -> Quantized:
     direct = layers[0].neuron.get("drive") == "bias"
     out: list = []
     facts: list[LayerQuant] = []
     transform = None
     for k, layer in enumerate(layers):
         label = f"layer {k} ({layer.kind} {'x'.join(map(str, layer.in_shape))}->{'x'.join(map(str, layer.shape))})"
-        mant, bias, neuron, fact = _quantize_layer(layer, k, shifts[k], pcts[k], limits, label)
+        mant, bias, neuron, fact = _quantize_layer(layer, k, shifts[k], pcts[k], limits, label,
+                                                   scales[k] if scales else None)
         facts.append(fact)
         if k == 0 and direct:
             transform = _direct_transform(layer, fact.scale, neuron.bias_exp, limits)
@@ -423,11 +427,23 @@ def quantize(
     calibration: np.ndarray | None = None,
     method: str = "max",
     float_rates: list[float] | None = None,
+    scales: list[LayerScale] | None = None,
 ) -> Quantized:
-    """Quantize folded float layers; ``calibration`` holds encoded inputs for the checks."""
+    """Quantize folded float layers; ``calibration`` holds encoded inputs for the checks.
+
+    ``scales`` (one a layer, from quantization-aware training) are used as they are:
+    calibration then counts faults and changes nothing.
+    """
     if method not in CALIBRATIONS:
         raise QuantizeError(f"unknown calibration {method!r}; choose one of {', '.join(CALIBRATIONS)}")
     n = len(layers)
+    if scales is not None:
+        if len(scales) != n:
+            raise QuantizeError(f"{len(scales)} trained scales for {n} neuron layers")
+        q = _build(layers, steps, [0] * n, [100.0] * n, limits, scales)
+        if calibration is not None:
+            _overflowing_layers(q, calibration)
+        return q
     pcts = [100.0] * n if method == "max" else [PERCENTILES[2]] * n
     if method == "rate":
         if calibration is None or float_rates is None:

@@ -28,6 +28,7 @@ from .models.arch import parse_arch
 from .models.checkpoint import save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
 from .models.network import NeuronLayer, SpikingNetwork, predict
+from .models.qat import enable_qat, fix_scales, qat_entry
 from .models.rules import BPSA_VARIANTS, READOUTS, RULES, TSSL_GRADS, Rule, make_rule
 
 EVAL_BATCH = 500
@@ -67,6 +68,8 @@ class TrainConfig:
     undesired_count: float | None = None
     variant: str = "binary"
     readout: str | None = None
+    qat: bool = False
+    target: str | None = None
     bin_us: int | None = None
     limit: int | None = None
     device: str = "auto"
@@ -257,6 +260,7 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
         raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
+    qat = _qat_target(cfg, model)
     lr = cfg.lr or DEFAULT_LR
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     batches = math.ceil(len(y_tr) / cfg.batch_size)
@@ -273,6 +277,8 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
         activity = LayerActivity(model)
         loss, train_acc = _train_epoch(model, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar,
                                        activity)
+        if qat and epoch == cfg.epochs:  # the last evaluation is of the integer network export will give
+            qat = qat_entry(qat[0], qat[1], fix_scales(model))
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
         row = {"epoch": epoch, "loss": loss, "train_accuracy": train_acc, "test_accuracy": test_acc,
                "seconds": time.perf_counter() - start, "warnings": activity.warnings(epoch)}
@@ -289,9 +295,26 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     ckpt = save_checkpoint(
         None, model, encoding=encoding, steps=cfg.steps, dataset=data, split=split,
         float_test_accuracy=history[-1]["test_accuracy"], seed=cfg.seed,
-        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training,
+        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training, qat=qat,
     )
     return TrainResult(model, ckpt, history)
+
+
+def _qat_target(cfg: TrainConfig, model: SpikingNetwork):
+    """With ``--qat``: make ``model``'s forward the target's integer one; return (target name, limits)."""
+    if cfg.target is not None and not cfg.qat:
+        raise TrainError("--target is the target of --qat; add --qat to train for it")
+    if not cfg.qat:
+        return None
+    if cfg.target is None:
+        raise TrainError("--qat needs --target (loihi1, loihi2 or a target file)")
+    from .quantize import Limits
+    from .targets import load_target
+
+    target = load_target(cfg.target)
+    limits = Limits.from_target(target)
+    enable_qat(model, limits)
+    return target.name, limits
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -326,6 +349,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--readout", choices=READOUTS,
       help="classify by the output spike counts, or by the output membrane (its neurons never fire); "
            "default membrane for bpsa binary, spikes otherwise")
+    a("--qat", action="store_true",
+      help="quantization-aware: train with the integer weights, thresholds and decays of --target")
+    a("--target", metavar="NAME|FILE", help="the target --qat trains for (loihi1, loihi2 or a target file)")
     a("--bin-us", type=int, help="nmnist: time bin in microseconds (default 300 ms / steps)")
     a("--limit", type=int, help="train on the first N training samples only")
     a("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")

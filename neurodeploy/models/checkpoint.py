@@ -23,6 +23,9 @@ key                         value
 ``seed``                    training seed
 ``evaluation``              ``seed`` and ``batch_size`` with which the test inputs were encoded
 ``training``                hyper-parameters and per-epoch history (optional)
+``qat``                     present when trained quantization-aware: ``target``, its
+                            ``limits`` and every neuron layer's frozen ``scales``
+                            (:mod:`neurodeploy.models.qat`); loading rebuilds that forward
 ``state_dict``              the model's tensors
 ==========================  ============================================================
 """
@@ -39,10 +42,11 @@ import torch
 
 from neurodeploy.atomic import atomic_path
 from neurodeploy.encoding import make_encoding
-from neurodeploy.errors import InputFileError
+from neurodeploy.errors import InputFileError, NeurodeployError
 
 from .arch import parse_arch
 from .network import SpikingNetwork
+from .qat import enable_qat, from_entry
 from .rules import make_rule
 
 FORMAT = "neurodeploy-checkpoint"
@@ -54,7 +58,8 @@ _TYPES = {
     "input_shape": (list, tuple), "neuron": (dict,), "encoding": (dict,), "steps": (int,), "dataset": (str,),
     "split": (dict,), "float_test_accuracy": (int, float), "seed": (int,), "state_dict": (dict,),
 }
-_OPTIONAL = {"num_classes": (int,), "rule_options": (dict,), "evaluation": (dict,), "training": (dict,)}
+_OPTIONAL = {"num_classes": (int,), "rule_options": (dict,), "evaluation": (dict,), "training": (dict,),
+             "qat": (dict,)}
 MAX_STEPS = 100_000  # time steps a sample
 MAX_INPUT = 1 << 24  # values in one input sample
 # what torch.load raises for a damaged archive or pickle (an UnpicklingError is reported apart)
@@ -68,10 +73,10 @@ class CheckpointError(InputFileError, ValueError):
 
 def checkpoint_dict(model: SpikingNetwork, *, encoding: dict, steps: int, dataset: str, split: dict,
                     float_test_accuracy: float, seed: int, evaluation: dict | None = None,
-                    training: dict | None = None) -> dict:
+                    training: dict | None = None, qat: dict | None = None) -> dict:
     """The checkpoint of ``model`` as a plain dict (tensors on the CPU)."""
     rule = model.rule
-    return {
+    return {**({"qat": qat} if qat else {}),
         "format": FORMAT,
         "version": VERSION,
         "rule": rule.name,
@@ -136,6 +141,11 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> SpikingNetw
     _check_tensors(ckpt["state_dict"], shapes, source)
     model = SpikingNetwork(*args)
     model.load_state_dict(ckpt["state_dict"])
+    if "qat" in ckpt:
+        try:
+            enable_qat(model, *from_entry(ckpt["qat"], source))
+        except NeurodeployError as err:  # QatError, or a QuantizeError from the recorded limits
+            raise CheckpointError(f"{source}: qat: {err}") from None
     return model
 
 

@@ -97,6 +97,7 @@ class NeuronLayer(nn.Module):
         self.norm = norm
         self.rule = rule
         self.readout = readout  # a membrane readout: the neurons integrate and never fire
+        self.quantizer = None  # quantization-aware training's rounding (neurodeploy.models.qat), if any
 
     def current(self, x: Tensor) -> Tensor:
         z = over_time(self.synapse, x)
@@ -112,17 +113,17 @@ class NeuronLayer(nn.Module):
         The emitted values are the spikes, or BPSA's graded outputs; they carry the
         rule's gradient except under TSSL-BP, whose gradient flows through the trace.
         """
-        z = self.current(x)
         n = self.rule.neuron
+        z, vth = self.quantizer(self, x) if self.quantizer is not None else (self.current(x), n.vth)
         if self.readout:
             v = integrate(z, n.tau_m)
             return v, v
         if self.rule.name == "tssl":
-            return TSSLBPFunction.apply(z, n.tau_m, n.tau_s, n.vth, self.rule.tssl_grad == "reference")
+            return TSSLBPFunction.apply(z, n.tau_m, n.tau_s, vth, self.rule.tssl_grad == "reference")
         if self.rule.name == "bpsa":
-            out = BPSAFunction.apply(z, n.vth, self.rule.variant == "graded")
+            out = BPSAFunction.apply(z, vth, self.rule.variant == "graded")
             return out, out
-        spikes = bptt_neuron(z, n.tau_m, n.vth, self.rule.surrogate_width)
+        spikes = bptt_neuron(z, n.tau_m, vth, self.rule.surrogate_width)
         return (psp(spikes, n.tau_s) if self.rule.passes_trace else spikes), spikes
 
 
