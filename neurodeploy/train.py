@@ -69,7 +69,8 @@ class TrainConfig:
     variant: str = "binary"
     readout: str | None = None
     qat: bool = False
-    target: str | None = None
+    target: object = None  # --qat's target: a name, a file, or a neurodeploy.targets.Target
+    init: str | None = None
     bin_us: int | None = None
     limit: int | None = None
     device: str = "auto"
@@ -260,6 +261,8 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
         raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
+    if cfg.init is not None:
+        _start_from(model, cfg.init)
     qat = _qat_target(cfg, model)
     lr = cfg.lr or DEFAULT_LR
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
@@ -290,7 +293,8 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     split = split_info(data, **({"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}))
     if cfg.limit is not None:
         split["train_limit"] = int(cfg.limit)
-    training = {**{k: v for k, v in asdict(cfg).items() if k not in ("progress", "device", "threads", "data_root")},
+    skip = ("progress", "device", "threads", "data_root", "target")
+    training = {**{k: v for k, v in asdict(cfg).items() if k not in skip}, "target": qat and qat["target"],
                 "lr": lr, "loss": loss_name, "optimizer": "AdamW", "schedule": "OneCycleLR", "history": history}
     ckpt = save_checkpoint(
         None, model, encoding=encoding, steps=cfg.steps, dataset=data, split=split,
@@ -298,6 +302,18 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
         evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training, qat=qat,
     )
     return TrainResult(model, ckpt, history)
+
+
+def _start_from(model: SpikingNetwork, path: str) -> None:
+    """Load the weights of checkpoint ``path`` into ``model``: same rule, architecture and input."""
+    from .models.checkpoint import load_checkpoint
+
+    _, ckpt = load_checkpoint(path)
+    theirs = (ckpt["rule"], ckpt["arch"], tuple(ckpt["input_shape"]))
+    ours = (model.rule.name, model.arch.spec, model.input_shape)
+    if theirs != ours:
+        raise TrainError(f"--init {path}: rule, arch and input {theirs} differ from this run's {ours}")
+    model.load_state_dict(ckpt["state_dict"])
 
 
 def _qat_target(cfg: TrainConfig, model: SpikingNetwork):
@@ -309,9 +325,9 @@ def _qat_target(cfg: TrainConfig, model: SpikingNetwork):
     if cfg.target is None:
         raise TrainError("--qat needs --target (loihi1, loihi2 or a target file)")
     from .quantize import Limits
-    from .targets import load_target
+    from .targets import Target, load_target
 
-    target = load_target(cfg.target)
+    target = cfg.target if isinstance(cfg.target, Target) else load_target(cfg.target)
     limits = Limits.from_target(target)
     enable_qat(model, limits)
     return target.name, limits
@@ -352,6 +368,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--qat", action="store_true",
       help="quantization-aware: train with the integer weights, thresholds and decays of --target")
     a("--target", metavar="NAME|FILE", help="the target --qat trains for (loihi1, loihi2 or a target file)")
+    a("--init", metavar="CKPT", help="start from this checkpoint's weights (same rule and arch), e.g. to "
+                                     "fine-tune a float model with --qat")
     a("--bin-us", type=int, help="nmnist: time bin in microseconds (default 300 ms / steps)")
     a("--limit", type=int, help="train on the first N training samples only")
     a("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")
