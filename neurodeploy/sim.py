@@ -24,6 +24,7 @@ import copy
 import ctypes
 import dataclasses
 import functools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from neurodeploy import budget
 from neurodeploy import fixed_point as fx
 from neurodeploy import sim_graded
 from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_graded
@@ -38,6 +40,7 @@ from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_
 RECORDABLE = ("s", "u", "v", "sigma", "act")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
 INT32 = 2**31
+SAMPLE_BYTES_PER_VALUE = 10  # a sample's working arrays, bytes a neuron and step (spikes, input, records)
 CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit in about this
 # BLAS threads for the matrix products. Batches are split across cores by samples
 # (see _Run); within a chunk the products are many and mostly mid-sized, where a
@@ -76,6 +79,7 @@ class Recording:
     v_saturations: dict[int, int] = field(default_factory=dict)
     message_bits: dict[int, int] = field(default_factory=dict)  # sigma-delta layers: bits a graded message
     output_counts: np.ndarray | None = None  # (batch, *output shape) spikes of the last layer
+    output_v: np.ndarray | None = None  # (batch, *output shape) the last layer's v after the last step
 
     def predictions(self) -> np.ndarray:
         """Class per sample: argmax of the last layer's spike counts (lowest index on ties)."""
@@ -334,6 +338,7 @@ def simulate(
     bias: np.ndarray | None = None,
     record: tuple[str, ...] = ("s",),
     reset_interval: int | None = -1,
+    conventions: str = "lava",
 ) -> Recording:
     """Run ``net`` for ``steps`` steps on a batch and record what was asked.
 
@@ -341,11 +346,15 @@ def simulate(
     when layer 0 is an :class:`Input`, are added to its neurons' input directly
     (integers allowed there). ``bias`` replaces the input layer's bias mantissas,
     shaped like the layer or with a leading batch axis. ``reset_interval`` -1
-    takes the netlist's own; ``None`` never resets.
+    takes the netlist's own; ``None`` never resets. ``conventions`` (one of
+    :data:`fixed_point.CONVENTIONS`) sets when resets fall and the v shown on
+    spike steps: ``lava`` as Lava's fixed_pt models, ``loihi2`` as Loihi 2 silicon.
     """
     bad = set(record) - set(RECORDABLE)
     if bad:
         raise ValueError(f"cannot record {sorted(bad)}; choose from {RECORDABLE}")
+    if conventions not in fx.CONVENTIONS:
+        raise ValueError(f"unknown run conventions {conventions!r}; choose from {fx.CONVENTIONS}")
     if reset_interval == -1:
         reset_interval = net.reset_interval
     batch = _batch_size(spikes, bias, net)
@@ -357,12 +366,23 @@ def simulate(
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
     if spikes is not None and net.graded and not isinstance(first, Input) and not net.input_message_bits:
         spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
+    _require_memory(net, batch, steps, record)
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     rec = Recording(steps=steps, batch=batch)
     _keep_freed_memory()
     with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
-        _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
+        _Run(net, batch, record, (reset_interval, conventions), rec, graded_max, spikes, bias).go(steps)
     return rec
+
+
+def _require_memory(net: Netlist, batch: int, steps: int, record: tuple[str, ...]) -> None:
+    """The records (bool spikes, int32 u and v) and one sample's working arrays must fit the memory budget."""
+    sizes = [math.prod(net.layers[i].shape) for i in net.neuron_layers]
+    per_value = sum(1 if name == "s" and not net.graded else 4 for name in record)
+    widest = max(sizes + [math.prod(net.input_shape or (1,))])
+    needed = batch * steps * sum(sizes) * per_value + steps * widest * SAMPLE_BYTES_PER_VALUE
+    budget.require(needed, f"simulating {batch} sample(s) for {steps} steps ({sum(sizes)} neurons, "
+                   f"recording {','.join(record) or 'spike counts'})")
 
 
 class _Neurons:
@@ -551,7 +571,7 @@ class _Unit:
         """This unit with synapses sized for the largest message in ``pre`` (a copy; units are shared)."""
         if self.op is None or pre is None:
             return self
-        graded_max = max(1, int(np.abs(pre).max(initial=0))) if pre.dtype != bool else 1
+        graded_max = 1 if pre.dtype == bool or not pre.size else max(1, abs(int(pre.max())), abs(int(pre.min())))
         unit = copy.copy(self)
         layer = self.layer
         if isinstance(layer, Dense):
@@ -648,9 +668,9 @@ class _Run:
 
     MIN_PARALLEL_ROWS = 8
 
-    def __init__(self, net, batch, record, reset_interval, rec, graded_max, spikes, bias):
+    def __init__(self, net, batch, record, resets, rec, graded_max, spikes, bias):
         self.net, self.batch, self.record, self.rec = net, batch, record, rec
-        self.reset_interval, self.spikes = reset_interval, spikes
+        (self.reset_interval, self.conventions), self.spikes = resets, spikes
         self.units, self.in_shapes = [], []
         in_shape = net.input_shape
         for k, i in enumerate(net.neuron_layers):
@@ -687,6 +707,7 @@ class _Run:
             if unit.graded:
                 rec.message_bits[unit.index] = int(unit.layer.neuron.message_bits)
         rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
+        rec.output_v = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
         workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)
         if workers > 1:
@@ -708,7 +729,7 @@ class _Run:
         Convolution patches and blocks of input are bounded on their own (COLS_BLOCK_BYTES, BLOCK_BYTES).
         """
         widest = max(max(u.n for u in self.units), int(np.prod(self.net.input_shape or (1,))))
-        return steps * widest * 10
+        return steps * widest * SAMPLE_BYTES_PER_VALUE
 
     def _chunk(self, rows: slice, steps: int, spread: bool) -> list[tuple[int, int, int, int]]:
         """Run samples ``rows``, writing their records; returns each unit's counters
@@ -727,15 +748,19 @@ class _Run:
             if unit.op is not None and pre is not None:
                 sent = pre != 0 if unit.graded else pre  # a graded message is one event a synapse
                 events = unit.op.events(sent.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
-            s = np.empty((steps, size, unit.n), np.int64 if unit.graded else bool)
+            s = np.empty((steps, size, unit.n), np.int32 if unit.graded else bool)
             a = unit.with_recurrence(a, s, spread)
-            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record else None for name in unit.traces)
+            last = unit is self.units[-1] and not unit.graded  # a CUBA output layer's v feeds output_v
+            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record or last and name == "v" else None
+                    for name in unit.traces)
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
             if unit.rec_op is not None and steps > 1:
                 events += unit.rec_op.events((s[:-1] != 0).reshape(-1, unit.n).sum(axis=0, dtype=np.float64))
+            if v is not None and self.conventions == "loihi2" and not unit.graded:
+                v[s] = fx.LOIHI2_SPIKE_V
             for name, held in zip(("s",) + unit.traces, (s, u, v)):
                 if name in self.record:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
@@ -743,13 +768,15 @@ class _Run:
             pre = s
         total = pre.sum(axis=0, dtype=np.int64)
         rec.output_counts[rows] = _to_netlist(total, self.units[-1].shape).reshape(rec.output_counts[rows].shape)
+        if not self.units[-1].graded:
+            rec.output_v[rows] = _to_netlist(v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
         return counts
 
     def _resets(self, k: int):
-        interval, offset = self.reset_interval, self.net.reset_offset
+        interval, phase = self.reset_interval, k + self.net.reset_offset
         if not interval:
             return lambda t: False
-        return lambda t: t % interval == (k + offset) % interval
+        return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
 
 
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:

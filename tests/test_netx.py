@@ -269,7 +269,7 @@ def huge_bias(f) -> None:
     (replace("layer/4/weight", np.ones((10, 79))), "/layer/4/weight", "expected shape (10, 80)"),
     (replace("layer/5/bias", np.ones(11)), "/layer/5/bias", "expected (12,)"),
     (replace("layer/1/type", np.array([b"pool"])), "/layer/1/type", "'pool' is not supported"),
-    (replace("layer/1/type", np.array([b"dense_rec"])), "/layer/1/type", "'dense_rec' is not supported"),
+    (replace("layer/1/type", np.array([b"dense_comp"])), "/layer/1/type", "'dense_comp' is not supported"),
     (replace("layer/1/neuron/type", np.array([b"RF"])), "/layer/1/neuron/type", "'RF'"),
     (replace("layer/1/neuron/iDecay", np.array(5000)), "/layer/1/neuron/iDecay", "outside [0, 4096]"),
     (replace("layer/1/stride", np.array([1, 2, 3])), "/layer/1/stride", "expected 1 or 2 values"),

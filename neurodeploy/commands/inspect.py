@@ -6,6 +6,9 @@ import argparse
 
 import numpy as np
 
+from neurodeploy.errors import printable
+from neurodeploy.commands.run import add_input_shape
+
 COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "neuron", "vth", "du", "dv",
            "msg bits", "neurons", "synapses")
 
@@ -14,12 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurodeploy.netio import READERS
 
     parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
+    add_input_shape(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.netio import load_netlist
+    from neurodeploy.commands.run import load_network
 
-    print(describe(load_netlist(args.net), str(args.net)))
+    print(describe(load_network(args), str(args.net)))
     return 0
 
 
@@ -30,13 +34,14 @@ def describe(net, title: str) -> str:
     synapses = sum(synapse_count(layer) for layer in net.layers)
     rows.append(("", "total") + ("",) * (len(COLUMNS) - 4) + (str(neurons), str(synapses)))
     widths = [max(len(str(row[c])) for row in rows + [COLUMNS]) for c in range(len(COLUMNS))]
-    lines = [title]
+    lines = [printable(title)]
     if net.input_shape is not None:
         lines.append(f"input shape {_dims(net.input_shape)} (C, H, W)")
     reset = "never" if net.reset_interval is None else f"every {net.reset_interval} steps (offset {net.reset_offset})"
-    lines.append(f"reset: {reset}; latency {net.latency} steps")
+    lines.append(f"reset: {reset}; latency {net.latency} step{'' if net.latency == 1 else 's'}")
     if net.graded:
-        exps = sorted({net.layers[i].neuron.spike_exp for i in net.neuron_layers if hasattr(net.layers[i].neuron, "spike_exp")})
+        exps = sorted({net.layers[i].neuron.spike_exp for i in net.neuron_layers
+                       if hasattr(net.layers[i].neuron, "spike_exp")})
         lines.append(f"sigma-delta network (graded spikes): spike_exp {', '.join(map(str, exps))}, "
                      f"state_exp 6, {_graded_input(net)}; no resets")
     if net.output_window is not None:
@@ -57,23 +62,25 @@ def _graded_input(net) -> str:
 
 def layer_row(index: int, layer) -> tuple[str, ...]:
     """One table row: type, shape, synapse geometry and encoding, neuron parameters, sizes."""
-    kind = layer.kind + (f" {layer.name}" if layer.name else "")
+    kind = layer.kind + (f" {printable(layer.name)}" if layer.name else "")
     kernel = stride = padding = bits = exp = "-"
     if layer.kind == "conv":
         kernel = _dims(layer.weight.shape[2:]) + (f" d{_dims(layer.dilation)}" if max(layer.dilation) > 1 else "")
         kernel += f" g{layer.groups}" if layer.groups > 1 else ""
         stride, padding, exp = _dims(layer.stride), _dims(layer.padding), str(layer.weight_exp)
-    elif layer.kind == "dense":
+    elif layer.kind in ("dense", "dense_rec"):
         bits, exp = str(layer.weight_bits), str(layer.weight_exp)
         if layer.delay is not None:
             kernel = f"delay<={int(layer.delay.max())}"
+        if layer.kind == "dense_rec":
+            kernel = "recurrent"
     neuron = getattr(layer, "neuron", None)
     cells = [str(getattr(neuron, name, "-")) for name in ("vth", "du", "dv", "message_bits")]
     if neuron is not None and getattr(neuron, "activation", "relu") != "relu":
         cells[0] += f" ({neuron.activation})"
     neuron_kind = "-" if neuron is None else getattr(neuron, "kind", "cuba")
     neurons = str(int(np.prod(layer.shape))) if neuron is not None else "-"
-    synapses = str(synapse_count(layer)) if layer.kind in ("conv", "dense") else "-"
+    synapses = str(synapse_count(layer)) if layer.kind in ("conv", "dense", "dense_rec") else "-"
     return (str(index), kind, _dims(layer.shape), kernel, stride, padding, bits, exp, neuron_kind, *cells,
             neurons, synapses)
 
@@ -82,6 +89,8 @@ def synapse_count(layer) -> int:
     """Connections with a nonzero weight (as the chip holds it) into ``layer``; 0 for no synapses."""
     from neurodeploy import fixed_point as fx
 
+    if layer.kind == "dense_rec":
+        return sum(int(np.count_nonzero(fx.dense_weights(w, layer.weight_bits))) for w in (layer.weight, layer.weight_rec))
     if layer.kind == "dense":
         return int(np.count_nonzero(fx.dense_weights(layer.weight, layer.weight_bits)))
     if layer.kind != "conv":
