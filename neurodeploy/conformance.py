@@ -142,10 +142,14 @@ def _dense(rng: np.random.Generator, n_in: int, delays: bool = False) -> Dense:
 
 
 def _delay(rng: np.random.Generator, n_out: int, n_in: int) -> np.ndarray:
-    """Delays per synapse, per target (axonal) or per source, or one for all, up to 62."""
-    top = int(rng.choice([3, 10, 63]))
-    shape = [(n_out, n_in), (n_out, 1), (1, n_in), (1, 1)][int(rng.integers(0, 4))]
-    return np.broadcast_to(rng.integers(0, top, shape), (n_out, n_in)).copy()
+    """Delays per synapse, per target (axonal) or per source, or one for all, up to 62.
+
+    The form follows from the drawn delays (their sum modulo 4), so that the draws,
+    and every case after, are those of per-synapse delays alone.
+    """
+    delay = rng.integers(0, int(rng.choice([3, 10, 63])), (n_out, n_in))
+    part = [delay, delay[:, :1], delay[:1], delay[:1, :1]][int(delay.sum()) % 4]
+    return np.broadcast_to(part, (n_out, n_in)).copy()
 
 
 def _conv(rng: np.random.Generator, in_shape: tuple[int, int, int]) -> Conv | None:
@@ -215,7 +219,7 @@ def _spike_exp(rng: np.random.Generator) -> int:
 def _graded_vth(rng: np.random.Generator, spike_exp: int) -> int:
     limit = INT32_MAX >> (spike_exp + STATE_EXP)
     return int(rng.choice([0, rng.integers(0, min(limit, 64) + 1), rng.integers(0, limit + 1), limit],
-                          p=[0.2, 0.4, 0.3, 0.1]))
+                          p=[0.25, 0.5, 0.17, 0.08]))
 
 
 def _sigma_delta(rng: np.random.Generator) -> SigmaDeltaNeuron:
