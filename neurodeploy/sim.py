@@ -569,7 +569,7 @@ class _Unit:
 
     def with_graded_input(self, pre: np.ndarray | None, in_shape: tuple[int, ...]) -> "_Unit":
         """This unit with synapses sized for the largest message in ``pre`` (a copy; units are shared)."""
-        if self.op is None or pre is None:
+        if isinstance(self.layer, Input) or pre is None:
             return self
         graded_max = 1 if pre.dtype == bool or not pre.size else max(1, abs(int(pre.max())), abs(int(pre.min())))
         unit = copy.copy(self)
@@ -675,7 +675,9 @@ class _Run:
         in_shape = net.input_shape
         for k, i in enumerate(net.neuron_layers):
             layer = net.layers[i]
-            op = None if isinstance(layer, Input) else _synapse(layer, graded_max if k == 0 else 1, in_shape)
+            op = None  # an input layer's; a sigma-delta layer's comes with its input (_Unit.with_graded_input)
+            if not isinstance(layer, Input) and not is_graded(layer.neuron):
+                op = _synapse(layer, graded_max if k == 0 else 1, in_shape)
             layer_bias = bias if (isinstance(layer, Input) and bias is not None) else layer.bias
             b = np.zeros((1, 1), np.int64)  # no bias
             if layer_bias is not None:
