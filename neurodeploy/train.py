@@ -26,12 +26,15 @@ from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
 from .errors import NeurodeployError
 from .models.arch import layer_shapes, parse_arch
-from .models.checkpoint import save_checkpoint
+from .models.checkpoint import MAX_STEPS, save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
 from .models.network import SpikingNetwork, predict
 from .models.rules import BPSA_VARIANTS, RULES, TSSL_GRADS, Rule, make_rule
+from .ranges import integer, number, seed, show_ranges
 
 EVAL_BATCH = 500
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 16
 PARAMETER_BYTES = 16  # float32 weight, gradient and AdamW's two moments
 ACTIVATION_BYTES = 16  # float32 values kept a neuron and step for the backward pass, about
 DEFAULT_LR = 5e-3
@@ -221,7 +224,7 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
         raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
-    lr = cfg.lr or DEFAULT_LR
+    lr = DEFAULT_LR if cfg.lr is None else cfg.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     batches = math.ceil(len(y_tr) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=cfg.epochs * batches, pct_start=0.15)
@@ -262,31 +265,31 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--arch", default=d.arch, help="architecture, e.g. 64-128-10 or 16C3p1-P2-32C3p1-P2-10 (default %(default)s)")
     a("--dataset", default=d.dataset, help="digits (embedded), mnist, fashion-mnist, cifar10 or nmnist")
     a("--data-root", metavar="DIR", help="folder holding the dataset's files (all but digits)")
-    a("--steps", "-T", type=int, default=d.steps, help="time steps a sample (default %(default)s)")
-    a("--epochs", type=int, default=d.epochs, help="default %(default)s")
-    a("--seed", type=int, default=d.seed, help="default %(default)s")
+    a("--steps", "-T", type=integer(1, MAX_STEPS), default=d.steps, help="time steps a sample (default %(default)s)")
+    a("--epochs", type=integer(1, MAX_EPOCHS), default=d.epochs, help="default %(default)s")
+    a("--seed", type=seed(), default=d.seed, help="default %(default)s")
     a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
-    a("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
-    a("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
-    a("--weight-decay", type=float, default=d.weight_decay)
+    a("--batch-size", type=integer(1, MAX_BATCH), default=d.batch_size, help="default %(default)s")
+    a("--lr", type=number(0, 10, low_open=True), help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
+    a("--weight-decay", type=number(0, 10), default=d.weight_decay, help="AdamW weight decay (default %(default)s)")
     a("--encoding", choices=ENCODINGS, help="input encoding (default: direct; events for nmnist)")
-    a("--gain", type=float, default=d.gain, help="rate encoding: spike probability = gain * pixel")
+    a("--gain", type=number(0, 1e6), default=d.gain, help="rate encoding: spike probability = gain * pixel")
     a("--loss", choices=sorted({v for vs in LOSSES.values() for v in vs}),
       help="tssl: kernel (default) or count; others: ce (default) or mse")
-    a("--tau-m", type=float, help="membrane time constant in steps (tssl, bptt-lif; default 5)")
-    a("--tau-s", type=float, help="synaptic time constant in steps (tssl, bptt-lif; default 3)")
-    a("--vth", type=float, help="threshold (default 1 for tssl/bptt-lif, 0.5 for bpsa/bptt-if)")
+    a("--tau-m", type=number(0, 1e6, low_open=True), help="membrane time constant in steps (tssl, bptt-lif; default 5)")
+    a("--tau-s", type=number(0, 1e6, low_open=True), help="synaptic time constant in steps (tssl, bptt-lif; default 3)")
+    a("--vth", type=number(0, 1e6, low_open=True), help="threshold (default 1 for tssl/bptt-lif, 0.5 for bpsa/bptt-if)")
     a("--tssl-grad", choices=TSSL_GRADS, default=d.tssl_grad,
       help="reference: add the reference code's surrogate fallback for quiet neurons; paper: without")
     a("--desired", choices=DESIRED_TRAINS, default=d.desired, help="kernel loss: desired train of the true class")
-    a("--desired-count", type=float, help="count loss: spikes wanted from the true class (default 0.8 T)")
-    a("--undesired-count", type=float, help="count loss: spikes allowed to the others (default 0.2 T)")
+    a("--desired-count", type=number(0, MAX_STEPS), help="count loss: spikes wanted from the true class (default 0.8 T)")
+    a("--undesired-count", type=number(0, MAX_STEPS), help="count loss: spikes allowed to the others (default 0.2 T)")
     a("--variant", choices=BPSA_VARIANTS, default=d.variant,
       help="bpsa: binary spikes (deployable) or graded output with ReLU input (not deployable)")
-    a("--bin-us", type=int, help="nmnist: time bin in microseconds (default 300 ms / steps)")
-    a("--limit", type=int, help="train on the first N training samples only")
+    a("--bin-us", type=integer(1, 10**9), help="nmnist: time bin in microseconds (default 300 ms / steps)")
+    a("--limit", type=integer(1), help="train on the first N training samples only")
     a("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")
-    a("--threads", type=int, help="CPU threads (default: the cores available)")
+    a("--threads", type=integer(1, 4096), help="CPU threads (default: the cores available)")
     a("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -309,6 +312,7 @@ def run_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neurodeploy.train", description="Train a spiking network.")
     add_train_arguments(parser)
+    show_ranges(parser)
     try:
         return run_train(parser.parse_args(argv))
     except NeurodeployError as err:

@@ -7,6 +7,7 @@ import argparse
 from neurodeploy import faults
 from neurodeploy.compare import BACKENDS
 from neurodeploy.quantize import CALIBRATIONS
+from neurodeploy.ranges import integer, seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,11 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", metavar="DIR", help="folder of the dataset (all but digits)")
     parser.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples")
-    parser.add_argument("--lava-samples", type=int, default=8, metavar="N", help="samples run in Lava (default 8)")
-    parser.add_argument("--samples", type=int, metavar="N", help="first N test samples (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="encoding seed (batch b uses seed + b; default 0)")
-    parser.add_argument("--batch-size", type=int, default=256, help="samples a batch (default 256)")
-    parser.add_argument("--calibrate", type=int, default=256, metavar="N",
+    parser.add_argument("--lava-samples", type=integer(1, 1_000_000), default=8, metavar="N", help="samples run in Lava (default 8)")
+    parser.add_argument("--samples", type=integer(1), metavar="N", help="first N test samples (default: all)")
+    parser.add_argument("--seed", type=seed(), default=0, help="encoding seed (batch b uses seed + b; default 0)")
+    parser.add_argument("--batch-size", type=integer(1, 1 << 16), default=256, help="samples a batch (default 256)")
+    parser.add_argument("--calibrate", type=integer(0, 1_000_000), default=256, metavar="N",
                         help="calibration samples from the training split (0: none; default 256)")
     parser.add_argument("--calibration", choices=CALIBRATIONS, default="max", help="weight range calibration")
     parser.add_argument("--cost-reference", metavar="TARGET",

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeploy.ranges import integer, seed
+
 SHOWN_CASES = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cases", type=int, default=200, metavar="N", help="random netlists to run (default 200)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the generator (default 0)")
+    parser.add_argument("--cases", type=integer(1, 1_000_000), default=200, metavar="N", help="random netlists to run (default 200)")
+    parser.add_argument("--seed", type=seed(), default=0, metavar="S", help="seed of the generator (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
     from neurodeploy.conformance import run_conformance
-    from neurodeploy.errors import NeurodeployError
 
-    if args.cases < 1:
-        raise NeurodeployError(f"--cases {args.cases}: run at least 1 case")
     report = run_conformance(args.cases, args.seed)
     for result in report.failed[:SHOWN_CASES]:
         print(f"case {result.index} ({result.description}): {result.mismatching} mismatching values")

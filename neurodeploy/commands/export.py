@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeploy.export import FORMATS
+from neurodeploy.models.checkpoint import MAX_STEPS
 from neurodeploy.quantize import CALIBRATIONS
+from neurodeploy.ranges import Choices, integer, number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train', or a NIR graph (.nir)")
     parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a path to a target TOML file")
-    parser.add_argument("--format", default="netx", help="comma-separated: netx, nir, onnx (default netx)")
+    parser.add_argument("--format", type=Choices(tuple(FORMATS)), default=("netx",), help="formats to write (default netx)")
     parser.add_argument("-o", "--output", default="export", help="output folder (default ./export)")
-    parser.add_argument("--calibrate", type=int, default=256, metavar="N",
+    parser.add_argument("--calibrate", type=integer(0, 1_000_000), default=256, metavar="N",
                         help="calibration samples from the training split (0: none; default 256)")
     parser.add_argument("--calibration", choices=CALIBRATIONS, default="max",
                         help="weight range: largest weight, a percentile, or the best spike-rate match")
     parser.add_argument("--data-root", help="folder of the dataset, for datasets other than digits")
-    parser.add_argument("--dt", type=float, help="time step for NIR graphs (default: the graph's own)")
-    parser.add_argument("--steps", type=int, help="time steps a sample for NIR graphs")
+    parser.add_argument("--dt", type=number(0, 1e6, low_open=True), help="time step for NIR graphs (default: the graph's own)")
+    parser.add_argument("--steps", type=integer(1, MAX_STEPS), help="time steps a sample for NIR graphs")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     parser.add_argument("--strict", action="store_true",
                         help="fail (exit 2, nothing written) on any numerical fault: weights or biases clipped, "
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from neurodeploy.targets import load_target
 
     target = load_target(args.target)
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    formats = args.format
     result = export_model(args.model, target, args.output, formats, args.calibrate, args.calibration,
                           args.force, args.data_root, args.dt, args.steps, args.strict)
     q = result.quantized

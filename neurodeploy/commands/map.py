@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeploy.ranges import integer, number
+
 DEFAULT_RATE = 0.1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("net", help="netlist file (netx HDF5)")
     parser.add_argument("--target", required=True, help="bundled target name (see `neurodeploy targets`) or a TOML file")
-    parser.add_argument("--chips", type=int, help="chips in the system (overrides the target's system.chips)")
-    parser.add_argument("--steps", type=int, help="time steps an inference (default: the input's length, the end "
+    parser.add_argument("--chips", type=integer(1, 1 << 20), help="chips in the system (overrides the target's system.chips)")
+    parser.add_argument("--steps", type=integer(1, 1 << 31), help="time steps an inference (default: the input's length, the end "
                         "of the netlist's output window, or a netx file's tSample)")
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE,
+    parser.add_argument("--rate", type=number(0, 1), default=DEFAULT_RATE,
                         help=f"without input data: assumed spikes a neuron a step (default {DEFAULT_RATE})")
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--input", help="input spikes .npy, (steps, *input shape) or (batch, steps, *input shape): "
@@ -38,6 +40,8 @@ def _inputs(args, net):
     if spikes is not None and (spikes.ndim != len(shape) + 2 or tuple(spikes.shape[2:]) != shape):
         dims = ", ".join(map(str, shape))
         raise InputFileError(f"{args.input}: expected shape ([batch,] steps, {dims}), got {spikes.shape}")
+    if spikes is not None and spikes.size == 0:
+        raise InputFileError(f"{args.input}: holds no sample or no step (shape {spikes.shape})")
     bias = load_bias(args.input_bias, net) if args.input_bias else None
     return spikes, bias
 
