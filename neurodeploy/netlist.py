@@ -193,6 +193,7 @@ class Conv:
             )
         if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
             raise NetlistError(f"{label}: stride and dilation must be >= 1 and padding >= 0")
+        _check_range(label, "weight_exp", self.weight_exp, -16, 16)
         if min(self.shape) < 1:
             raise NetlistError(f"{label}: output shape {self.shape} is empty")
         if self.bias is not None:
