@@ -57,6 +57,8 @@ def test_hostile_inputs_end_cleanly_within_time_and_memory(tmp_path, generator):
     cases = generator(tmp_path)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         results = list(pool.map(_run, cases))
+    for case, status, _, seconds in results:
+        print(f"{seconds:5.1f} s  exit {status}  {case.name}")
     problems = [f"{case.name}: {problem}" for case, *outcome in results
                 if (problem := _problem(case, *outcome))]
     assert not problems, "\n".join(problems)
