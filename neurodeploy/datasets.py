@@ -192,8 +192,11 @@ def _mnist_like(root: Path, split: str, folder: str) -> tuple[np.ndarray, np.nda
 
 
 class _NdarrayName:
-    """What the global ``numpy.ndarray`` unpickles to: a name :func:`_reconstruct` accepts, not a callable
+    """What the global ``numpy.ndarray`` unpickles to: a name :func:`_reconstruct` accepts, not a constructor
     (called, ``numpy.ndarray`` would allocate any shape, or view a buffer with strides of 0)."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("numpy.ndarray is called, not rebuilt as numpy pickles arrays; refused")
 
 
 class _ArrayUnpickler(pickle.Unpickler):

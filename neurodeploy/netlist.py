@@ -265,7 +265,7 @@ class Netlist:
             shape = layer.shape
             neurons += 0 if isinstance(layer, Flatten) else int(np.prod(shape, dtype=object))
             try:
-                budget.require(neurons * budget.NEURON_BYTES, f"{label}: the {neurons} neurons up to here")
+                budget.require(neurons * budget.NEURON_BYTES, f"{label}: {neurons} neurons up to this layer")
             except budget.BudgetError as err:
                 raise NetlistError(str(err)) from None
         if self.reset_interval is not None and int(self.reset_interval) < 1:
