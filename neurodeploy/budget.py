@@ -68,5 +68,5 @@ def max_neurons() -> int:
 def _size(nbytes: int) -> str:
     for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if nbytes >= scale:
-            return f"{nbytes / scale:.3g} {unit}"
+            return f"{nbytes / scale:.4g} {unit}"
     return f"{nbytes} bytes"
