@@ -21,8 +21,8 @@ import numpy as np
 
 from neurodeploy import faults
 from neurodeploy import fixed_point as fx
-from neurodeploy.atomic import atomic_path
-from neurodeploy.errors import NeurodeployError, refuse_existing
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
+from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
 from neurodeploy.quantize import Quantized, run_steps
@@ -53,6 +53,7 @@ class Comparison:
     input_kind: str  # "spikes" or "bias"
     raster: tuple[list[np.ndarray], list[np.ndarray]]  # one sample's aligned spikes: float, integer
     lava: dict | None = field(default=None)
+    conventions: str = "lava"  # the simulator's run conventions (fixed_point.CONVENTIONS)
 
 
 def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
@@ -66,11 +67,11 @@ def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
     return padded, "spikes"
 
 
-def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",)) -> Recording:
+def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",),
+                    conventions: str = "lava") -> Recording:
     """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does."""
-    if kind == "bias":
-        return simulate(net, steps, bias=inputs, record=record)
-    return simulate(net, steps, spikes=inputs, record=record)
+    given = {"bias": inputs} if kind == "bias" else {"spikes": inputs}
+    return simulate(net, steps, record=record, conventions=conventions, **given)
 
 
 def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> list[np.ndarray]:
@@ -128,8 +129,9 @@ class Tally:
 
 
 def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 256,
-                  progress: bool = True) -> Comparison:
-    """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both."""
+                  progress: bool = True, conventions: str = "lava") -> Comparison:
+    """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both;
+    the simulator under run ``conventions``."""
     from tqdm import tqdm
 
     from neurodeploy.export import encoded_inputs, float_rates
@@ -142,8 +144,10 @@ def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0,
         encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
         out_f, layers_f = float_rates(fm, enc)
         ints, kind = integer_inputs(q, encoded)
-        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind), ints)
-    return tally.comparison(y, kind)
+        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions), ints)
+    comparison = tally.comparison(y, kind)
+    comparison.conventions = conventions
+    return comparison
 
 
 def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
@@ -218,7 +222,7 @@ def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -
     }
 
 
-def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: str) -> dict:
+def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: str, conventions: str) -> dict:
     """The ``neurodeploy run`` command that recomputes the quantized predictions, and how to decode them."""
     flag = "--input-bias" if kind == "bias" else "--input"
     out = files["inputs"].parent / "out.npz"
@@ -227,8 +231,9 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
     return {
         "files": {name: str(path) for name, path in files.items()},
         "argv": ["run", str(files["netx"]), "--steps", str(steps), flag, str(files["inputs"]), "--record", "s",
-                 "-o", str(out)],
-        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record s -o {out}",
+                 "--conventions", conventions, "-o", str(out)],
+        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record s "
+                   f"--conventions {conventions} -o {out}",
         "output_key": f"s{last}",
         "decoding": DECODING.format(start=start, last=stop - 1),
         "python": [
@@ -283,9 +288,10 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
         "lava": comparison.lava,
         "run": {"steps": q.steps, "run_steps": run_steps(q), "reset_interval": net.reset_interval,
                 "reset_offset": net.reset_offset, "output_window": list(net.output_window),
+                "conventions": comparison.conventions,
                 "input": "input-layer biases (direct encoding, computed on the host)" if comparison.input_kind == "bias"
                 else "binary spikes into the first synaptic layer"},
-        "reproduce": reproduce_section(files, net, run_steps(q), comparison.input_kind),
+        "reproduce": reproduce_section(files, net, run_steps(q), comparison.input_kind, comparison.conventions),
     }
 
 
@@ -311,9 +317,11 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
 def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.ndarray, out_dir: str | Path,
                        dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
                        batch_size: int = 256, plots: bool = True, progress: bool = True,
-                       cost_reference=None, force: bool = False) -> tuple[dict, dict[str, Path]]:
+                       cost_reference=None, conventions: str | None = None,
+                       force: bool = False) -> tuple[dict, dict[str, Path]]:
     """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``.
 
+    The simulator runs under ``conventions``, by default the target's; Lava's check under Lava's.
     Existing outputs are refused unless ``force``, before anything runs.
     """
     from neurodeploy.drc import require
@@ -329,22 +337,22 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
         raise CompareError(f"{model}: the model takes samples shaped {expected}, dataset {dataset} has "
                            f"{tuple(x.shape[1:])}")
     require(q.netlist, target)
-    out_dir = Path(out_dir)
+    out_dir = check_writable(out_dir, folder=True)
     names = [*(p.format(stem=Path(model).stem) for p in RUN_FILES.values()), *REPORT_FILES.values(),
              *(f"plots/{name}" for name in PLOT_FILES.values() if plots)]
     refuse_existing([out_dir / name for name in names], force)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    comparison = compare_model(fm, q, x, y, seed, batch_size, progress)
+    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)
-    files = write_run_files(q, comparison, out_dir, Path(model).stem)
-    source = _source(model, fm, dataset, seed, backend, batch_size)
-    report = build_report(q, target, comparison, source, files, cost_reference)
-    if plots:
-        from neurodeploy.plots import write_plots
+    with staged_outputs(out_dir):  # all of the files or none
+        files = write_run_files(q, comparison, out_dir, Path(model).stem)
+        source = _source(model, fm, dataset, seed, backend, batch_size)
+        report = build_report(q, target, comparison, source, files, cost_reference)
+        if plots:
+            from neurodeploy.plots import write_plots
 
-        report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
-    paths = {**files, **write_report(report, out_dir)}
+            report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
+        paths = {**files, **write_report(report, out_dir)}
     return report, paths
 
 

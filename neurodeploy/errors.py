@@ -3,6 +3,11 @@
 from pathlib import Path
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (escape codes, carriage returns) shown escaped, as ``\\x1b``."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
 class NeurodeployError(Exception):
     """Base of every user-facing error; the message names the file, the place and the limit."""
 
@@ -21,10 +26,3 @@ class OutputFileError(NeurodeployError):
 
 class ExistingOutputError(NeurodeployError):
     """Outputs that exist already: train, export and compare refuse them without ``--force``."""
-
-
-def refuse_existing(paths, force: bool = False) -> None:
-    """Raise :class:`ExistingOutputError` naming every path of ``paths`` that exists, unless ``force``."""
-    existing = [str(p) for p in paths if Path(p).exists()]
-    if existing and not force:
-        raise ExistingOutputError(f"{', '.join(existing)} exist(s); pass --force to overwrite")

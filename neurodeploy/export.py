@@ -10,15 +10,15 @@ outputs and renames each into place only once all are complete.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import replace_all
-from neurodeploy.errors import NeurodeployError, OutputFileError, refuse_existing
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs, staged_path
+from neurodeploy.errors import NeurodeployError, OutputFileError
 from neurodeploy.fold import fold
 from neurodeploy.quantize import Limits, Quantized, quantize
 
@@ -58,7 +58,7 @@ def load_float_model(path: str | Path, dt: float | None = None, steps: int | Non
         return float_model_from_nir(path, dt=dt, steps=steps)
     from neurodeploy.models import float_graph, load_checkpoint
 
-    model, meta = load_checkpoint(path)
+    model, meta = load_checkpoint(staged_path(path))
     if not meta.get("deployable", True):
         raise ExportError(f"{path}: the model is marked not deployable ({meta.get('rule')} {meta.get('variant')})")
     return FloatModel(float_graph(model), meta, model)
@@ -161,11 +161,12 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ExportError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-    out_dir = Path(out_dir)
+    out_dir = check_writable(out_dir, folder=True)
     stem = Path(source).stem
     targets = {fmt: out_dir / f"{stem}{FORMATS[fmt]}" for fmt in formats}
     report_path = out_dir / "export.json"
     refuse_existing([*targets.values(), report_path], force)
+    writers = {fmt: _writer(fmt) for fmt in formats}
     fm = load_float_model(source, dt=dt, steps=steps)
     q = quantize_model(fm, target, calibrate, method, data_root)
     violations = check(q.netlist, target)
@@ -177,25 +178,19 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
         faults.require_none(numerical_faults(q), faults.layer_labels(q.netlist), str(source))
     result = ExportResult(q, violations=violations)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as staging:
-            staged = {fmt: Path(staging) / path.name for fmt, path in targets.items()}
-            for fmt, path in staged.items():
-                _write(fmt, q, path)
+        with staged_outputs(out_dir, overwrite=force, prefix=".export-"):
+            for fmt, path in targets.items():
+                writers[fmt](q, path)
+            result.files = dict(targets)
             if q.input_transform is not None:
-                staged["input_transform"] = Path(staging) / f"{stem}.input.npz"
-                with open(staged["input_transform"], "wb") as fh:
+                result.files["input_transform"] = out_dir / f"{stem}.input.npz"
+                with atomic_path(result.files["input_transform"]) as tmp, open(tmp, "wb") as fh:
                     np.savez(fh, **{k: np.asarray(v) for k, v in q.input_transform.items()})
-            result.files = {key: out_dir / path.name for key, path in staged.items()}
-            staged["report"] = Path(staging) / report_path.name
             result.files["report"] = report_path
-            staged["report"].write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))
-            replace_all(((path, result.files[key]) for key, path in staged.items()), Path(staging))
-    except OutputFileError as err:  # named in the staging folder: name it where it belongs
-        raise OutputFileError(out_dir / err.path.name, err.reason, "the previous files are kept") from err
-    except OSError as err:  # writing into the staging folder: a full disk, no permission
-        raise OutputFileError(out_dir, f"cannot write the export: {err.strerror or err}",
-                              "the previous files are kept") from err
+            with atomic_path(report_path) as tmp:
+                tmp.write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))
+    except OutputFileError as err:
+        raise OutputFileError(err.path, err.reason, "the previous files are kept") from err
     return result
 
 
@@ -204,25 +199,31 @@ def numerical_faults(q: Quantized) -> faults.Counts:
     return faults.merged(faults.quantizer_counts(q.layers), faults.calibration_counts(q.layers))
 
 
-def _write(fmt: str, q: Quantized, path: Path) -> None:
+def _writer(fmt: str) -> Callable[[Quantized, Path], None]:
+    """The writer of one format, its packages imported now: a missing extra fails before any work."""
     if fmt == "netx":
         from neurodeploy.exporters.netx import write_netx
 
-        write_netx(q.netlist, path)
-    elif fmt == "nir":
+        return lambda q, path: write_netx(q.netlist, path)
+    if fmt == "nir":
+        import nir  # noqa: F401
+
         from neurodeploy.exporters.nir import write_nir
 
-        write_nir(q.netlist, path)
-    else:
-        from neurodeploy.exporters.onnx import write_onnx
+        return lambda q, path: write_nir(q.netlist, path)
+    import onnx  # noqa: F401
 
-        write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
+    from neurodeploy.exporters.onnx import write_onnx
+
+    return lambda q, path: write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
 
 
 def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportResult) -> dict:
+    """What export.json holds: the run conventions, the lava-dl call that loads the netx file, and per
+    layer how it was quantized."""
     from neurodeploy.drc import unchecked
+    from neurodeploy.exporters.netx import lava_dl_call
 
-    """What export.json holds: the run conventions and, per layer, how it was quantized."""
     net = q.netlist
     return {
         "source": str(source),
@@ -234,6 +235,8 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "reset_interval": net.reset_interval,
         "reset_offset": net.reset_offset,
         "output_window": list(net.output_window),
+        "conventions": target.conventions,
+        "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
         "calibration": q.calibration,
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),

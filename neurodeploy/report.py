@@ -323,6 +323,8 @@ def _run_lines(report: dict) -> list[str]:
         f"- reset interval {run['reset_interval']}, reset offset {run['reset_offset']}: neuron layer k resets at "
         f"steps t with t mod {run['reset_interval']} = (k + {run['reset_offset']}) mod {run['reset_interval']}",
         f"- output window: steps {run['output_window'][0]}..{run['output_window'][1] - 1}",
+        f"- conventions: {run.get('conventions', 'lava')} (when resets fall and the v a trace shows on a spike "
+        "step: lava as Lava's fixed_pt models, loihi2 as Loihi 2 silicon)",
         f"- input: {run['input']}", "",
         "## Reproduce the quantized accuracy", "",
         "```", rep["command"], "```", "",

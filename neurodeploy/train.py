@@ -21,17 +21,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .atomic import atomic_path
+from . import budget
+from .atomic import atomic_path, check_writable, refuse_existing
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
-from .errors import NeurodeployError, refuse_existing
-from .models.arch import parse_arch
+from .errors import NeurodeployError
+from .models.arch import layer_shapes, parse_arch
 from .models.checkpoint import save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
 from .models.network import SpikingNetwork, predict
 from .models.rules import BPSA_VARIANTS, RULES, TSSL_GRADS, Rule, make_rule
 
 EVAL_BATCH = 500
+PARAMETER_BYTES = 16  # float32 weight, gradient and AdamW's two moments
+ACTIVATION_BYTES = 16  # float32 values kept a neuron and step for the backward pass, about
 DEFAULT_LR = 5e-3
 # Recipes that reach the digits targets (>= 97% for the MLPs, >= 98% for the CNNs; docs/training.md)
 DIGITS_RECIPES = {
@@ -193,6 +196,19 @@ def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int
     return loss_sum / total, correct / total
 
 
+def _require_memory(cfg: TrainConfig, sample_shape: tuple[int, ...], rule: Rule, kind: str) -> None:
+    """Parameters (with gradients and AdamW's moments) and a batch's activations over the steps, from the
+    architecture's shapes (the network is built on the meta device: nothing allocated)."""
+    arch = parse_arch(cfg.arch)
+    with torch.device("meta"):
+        params = sum(p.numel() for p in SpikingNetwork(arch, sample_shape, rule, kind).parameters())
+    neurons = math.prod(sample_shape) + sum(math.prod(shape) for shape in layer_shapes(arch, sample_shape))
+    values = cfg.batch_size * cfg.steps * neurons
+    budget.require(params * PARAMETER_BYTES + values * ACTIVATION_BYTES,
+                   f"--arch {cfg.arch}: training {params} parameters and {neurons} neurons a sample over "
+                   f"{cfg.steps} steps, batches of {cfg.batch_size}")
+
+
 def train(cfg: TrainConfig, log=print) -> TrainResult:
     """Train a network as ``cfg`` says; return it with its checkpoint dict and history."""
     rule, encoding, loss_name = resolve_config(cfg)
@@ -201,6 +217,7 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
     torch.set_num_threads(cfg.threads or default_threads())
     x_tr, y_tr, x_te, y_te = _load(cfg, data)
     sample_shape = tuple(x_tr.shape[2:] if data == "nmnist" else x_tr.shape[1:])
+    _require_memory(cfg, sample_shape, rule, input_kind(encoding))
     torch.manual_seed(cfg.seed)
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
@@ -284,6 +301,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``neurodeploy train``; bad arguments or data raise a :class:`NeurodeployError` subclass."""
+    check_writable(args.output)  # refused now, not after the training
     refuse_existing([args.output], args.force)
     result = train(config_from_args(args))
     with atomic_path(args.output) as tmp:

@@ -176,7 +176,7 @@ def test_load_test_samples_refuses_no_samples():
 @pytest.fixture(scope="module", params=["direct", "rate"])
 def checkpoint(request, tmp_path_factory):
     """A tiny digits model trained for one epoch on 128 samples, one per encoding."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     from neurodeploy.train import TrainConfig, train
 

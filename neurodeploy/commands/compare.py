@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from neurodeploy import faults
+from neurodeploy.commands.run import add_conventions
 from neurodeploy.compare import BACKENDS
 from neurodeploy.quantize import CALIBRATIONS
 
@@ -17,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "folder the model was trained from, if it still exists)")
     parser.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples")
+    add_conventions(parser, "the simulator's (default: the target's [run] conventions; Lava's check always uses lava)")
     parser.add_argument("--lava-samples", type=int, default=8, metavar="N", help="samples run in Lava (default 8)")
     parser.add_argument("--samples", type=int, metavar="N", help="first N test samples (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="encoding seed (batch b uses seed + b; default 0)")
@@ -66,11 +68,13 @@ def print_summary(report: dict, paths: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from neurodeploy.atomic import check_writable
     from neurodeploy.compare import CompareError, compare_and_report, load_test_samples
     from neurodeploy.datasets import DatasetError, dataset_name
     from neurodeploy.export import data_folder, load_float_model, quantize_model
     from neurodeploy.targets import load_target
 
+    check_writable(args.output, folder=True)
     target = load_target(args.target)
     fm = load_float_model(args.model)
     try:
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     reference = load_target(args.cost_reference) if args.cost_reference else None
     report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
                                        args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
-                                       reference, args.force)
+                                       reference, args.conventions, args.force)
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)

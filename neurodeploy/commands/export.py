@@ -54,4 +54,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {line}")
     for kind, path in result.files.items():
         print(f"  wrote {kind:15s} {path}")
+    if "netx" in result.files:
+        from neurodeploy.exporters.netx import lava_dl_call
+
+        print(f"lava-dl computes the simulator's spikes (conventions lava; {target.name}'s are "
+              f"{target.conventions}) from {result.files['netx']} loaded by this call:")
+        print(f"  from lava.lib.dl import netx; net = {lava_dl_call(result.files['netx'], net)}")
     return 0
