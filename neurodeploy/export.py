@@ -20,7 +20,7 @@ from neurodeploy import faults
 from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs, staged_path
 from neurodeploy.errors import NeurodeployError, OutputFileError
 from neurodeploy.fold import fold
-from neurodeploy.quantize import Limits, Quantized, quantize
+from neurodeploy.quantize import Limits, Quantized, host_layer, quantize
 
 FORMATS = {"netx": ".net", "nir": ".nir", "onnx": ".onnx"}
 
@@ -238,6 +238,7 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "conventions": target.conventions,
         "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
+        "host_layer": host_layer(q),
         "calibration": q.calibration,
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},

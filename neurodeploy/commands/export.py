@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neurodeploy.quantize import CALIBRATIONS
+from neurodeploy.quantize import CALIBRATIONS, host_layer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     counts = numerical_faults(q)
     where = "quantizer; u and v on the calibration samples" if q.calibration.get("samples") else "quantizer only"
     print(f"numerical faults ({where}): {faults.total(counts)}")
+    host = host_layer(q)
+    if host is not None:
+        print(f"layer 0 ({host['description']}): its {host['host_multiply_adds']:,} multiply-adds a sample run on the "
+              f"host ({result.files['input_transform'].name} holds them); its neurons run on the chip")
     for line in faults.lines(counts, faults.layer_labels(net)):
         print(f"  {line}")
     for kind, path in result.files.items():
