@@ -25,7 +25,7 @@ from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, sta
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
-from neurodeploy.quantize import Quantized, host_layer, run_steps
+from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import DECODING, LayerActivity, accuracy_summary, hardware_summary, layer_rows
 from neurodeploy.sim import Recording, simulate
 
@@ -263,7 +263,7 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
         "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
                              [f.as_dict() for f in q.layers]),
         "hardware": hardware,
-        "numerical_faults": faults.summary(numerical_faults(q, comparison), faults.layer_labels(net)),
+        "numerical_faults": faults.summary(numerical_faults(q, comparison), layer_labels(q)),
         "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
         "lava": comparison.lava,
         "run": {"steps": q.steps, "run_steps": run_steps(q), "reset_interval": net.reset_interval,

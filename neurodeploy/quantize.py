@@ -389,6 +389,16 @@ def host_layer(q: Quantized) -> dict | None:
     }
 
 
+def layer_labels(q: Quantized) -> list[str]:
+    """``layer k (description)`` for each neuron layer of ``q``, the direct encoding's host layer named as such."""
+    from neurodeploy.faults import layer_labels as netlist_labels
+
+    labels, host = netlist_labels(q.netlist), host_layer(q)
+    if host is not None:
+        labels[0] = f"layer 0 ({host['description']})"
+    return labels
+
+
 def run_steps(q: Quantized) -> int:
     """Steps to run one sample: the float window plus the chip's latency."""
     return q.netlist.output_window[1]
