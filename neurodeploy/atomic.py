@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from neurodeploy.errors import OutputFileError
+from neurodeploy.errors import ExistingOutputError, OutputFileError
 
 # the signals that interrupt a command: raised as exceptions by the CLI, held back by deferred_signals
 INTERRUPTS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -82,6 +82,14 @@ def check_output(path: str | os.PathLike) -> Path:
         link = " (through a symlink)" if os.path.islink(path) else ""
         raise OutputFileError(path, f"is {what}{link}; outputs are written only onto regular files or new paths")
     return path
+
+
+def refuse_existing(paths: Iterable[str | os.PathLike], force: bool = False) -> None:
+    """Before any work: :class:`ExistingOutputError` naming each of ``paths`` that exists, unless ``force``
+    (each checked by :func:`check_output`)."""
+    existing = [str(p) for p in paths if check_output(p).exists()]
+    if existing and not force:
+        raise ExistingOutputError(f"{', '.join(existing)} exist(s); pass --force to overwrite")
 
 
 def check_output_folder(path: str | os.PathLike) -> Path:

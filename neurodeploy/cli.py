@@ -18,9 +18,10 @@ import traceback
 import warnings
 from typing import Iterator
 
-from neurodeploy import budget
+from neurodeploy import __version__, budget
 from neurodeploy.atomic import INTERRUPTS, restore_handlers
 from neurodeploy.errors import NeurodeployError, printable
+from neurodeploy.extras import missing_extra
 from neurodeploy.ranges import show_ranges
 
 DESCRIPTION = "Spiking networks from PyTorch onto Loihi-class chips, checked bit for bit."
@@ -41,6 +42,7 @@ COMMANDS = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported, to keep start-up light."""
     parser = argparse.ArgumentParser(prog="neurodeploy", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"neurodeploy {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser.add_argument("--max-bytes", type=_bytes, metavar="SIZE",
                         help=f"memory budget for what files and options may make a command allocate, e.g. 8G "
@@ -187,6 +189,14 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
     except Exception as err:
         if interrupts.raised:  # the interrupt came back as another error (an import turns it into ImportError)
             raise Interrupted(interrupts.signum) from None
+        if isinstance(err, BrokenPipeError):  # the reader went away (`| head`): stop quietly, as a pipeline expects
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        extra = missing_extra(err) if isinstance(err, ModuleNotFoundError) else None
+        if extra is not None and not (args is not None and args.debug):
+            print(f"neurodeploy {_command(argv)}: error: this needs the optional '{extra}' part "
+                  f"(no module named {err.name!r}): pip install \"neurodeploy[{extra}]\"", file=sys.stderr)
+            return 2
         if not isinstance(err, NeurodeployError):
             raise
         if args is not None and args.debug:

@@ -22,3 +22,7 @@ class OutputFileError(NeurodeployError):
     def __init__(self, path, reason: str, note: str = ""):
         super().__init__(f"{path}: {reason}" + (f"; {note}" if note else ""))
         self.path, self.reason = Path(path), reason
+
+
+class ExistingOutputError(NeurodeployError):
+    """Outputs that exist already: train, export and compare refuse them without ``--force``."""

@@ -1,7 +1,8 @@
 """The export pipeline: trained model -> checked integer netlist -> files for the chip.
 
-``quantize_model`` loads a checkpoint, folds and quantizes it for a target with
-calibration data; ``export_model`` checks every design rule first and writes
+``quantize_model`` folds and quantizes a loaded model for a target, with
+calibration data where there is any (the folder the checkpoint was trained from
+by default); ``export_model`` checks every design rule first and writes
 nothing unless all pass, then writes every file into a staging folder beside the
 outputs and renames each into place only once all are complete.
 """
@@ -11,20 +12,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import atomic_path, check_output, check_writable, staged_outputs, staged_path
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs, staged_path
 from neurodeploy.errors import NeurodeployError, OutputFileError
 from neurodeploy.fold import fold
-from neurodeploy.quantize import Limits, Quantized, quantize
+from neurodeploy.quantize import Limits, Quantized, host_layer, layer_labels, quantize
 
 FORMATS = {"netx": ".net", "nir": ".nir", "onnx": ".onnx"}
 
 
 class ExportError(NeurodeployError):
-    """An export that cannot proceed (existing files, unknown format)."""
+    """An export that cannot proceed (unknown format, calibration without samples)."""
 
 
 @dataclass
@@ -87,27 +89,85 @@ def float_rates(fm: FloatModel, enc) -> tuple[np.ndarray, list[np.ndarray]]:
     return out.numpy().swapaxes(0, 1), [s.numpy().swapaxes(0, 1) for s in layers]
 
 
+def data_folder(fm: FloatModel, data_root: str | None) -> str | None:
+    """``data_root`` when given, else the folder the model was trained from, while it still exists."""
+    if data_root is not None:
+        return data_root
+    remembered = fm.meta.get("split", {}).get("data_root")
+    return remembered if isinstance(remembered, str) and Path(remembered).is_dir() else None
+
+
+def _no_calibration(fm: FloatModel, calibrate: int, root: str | None) -> str | None:
+    """Why no calibration can run, or None when it can."""
+    if not calibrate:
+        return "--calibrate 0"
+    if fm.model is None:
+        return "a NIR graph carries no training data"
+    if fm.meta["dataset"] == "digits" or root is not None:
+        return None
+    remembered = fm.meta.get("split", {}).get("data_root")
+    gone = f"the folder it was trained from, {remembered}, no longer exists; " if remembered else ""
+    return f"dataset {fm.meta['dataset']!r} has no data folder ({gone}pass --data-root DIR to calibrate)"
+
+
 def calibration_samples(fm: FloatModel, n: int, data_root: str | None) -> np.ndarray:
     """The first ``n`` training samples of the model's dataset (stratified order of the split)."""
     from neurodeploy.datasets import load_dataset
 
-    x, _ = load_dataset(fm.meta["dataset"], root=data_root, split="train")
+    split = fm.meta.get("split", {})
+    extra = {k: split[k] for k in ("steps", "bin_us") if split.get(k) is not None}
+    x, _ = load_dataset(fm.meta["dataset"], root=data_root, split="train", **extra)
     return x[:n]
 
 
 def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "max",
                    data_root: str | None = None, seed: int = 0) -> Quantized:
-    """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` samples."""
+    """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` training samples.
+
+    The samples come from ``data_root``, or the folder the checkpoint remembers; with
+    neither (for a dataset that needs one), the network is quantized without
+    calibration. ``Quantized.calibration`` records which.
+    """
     layers = fold(fm.graph)
     limits = Limits.from_target(target)
-    if not calibrate or fm.model is None:
-        return quantize(layers, fm.steps, limits)
-    x = calibration_samples(fm, calibrate, data_root)
+    scales = trained_scales(fm, limits)
+    root = data_folder(fm, data_root)
+    reason = _no_calibration(fm, calibrate, root)
+    if reason is not None:
+        if method == "rate":
+            raise ExportError(f"calibration 'rate' needs calibration samples, and there are none: {reason}")
+        q = quantize(layers, fm.steps, limits, scales=scales)
+        q.calibration = {"samples": 0, "reason": reason}
+        return q
+    x = calibration_samples(fm, calibrate, root)
     inputs, enc = encoded_inputs(fm, x, seed)
     rates = None
     if method == "rate":
         rates = [float(s.mean()) for s in float_rates(fm, enc)[1]]
-    return quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates)
+    q = quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates, scales=scales)
+    q.calibration = {"samples": len(x), "method": method, "data_root": root}
+    return q
+
+
+def trained_scales(fm: FloatModel, limits: Limits) -> list | None:
+    """The scales quantization-aware training froze, when it trained for these limits; else None."""
+    entry = fm.meta.get("qat")
+    if not entry:
+        return None
+    from neurodeploy.models.qat import from_entry
+
+    trained_limits, scales = from_entry(entry, "checkpoint")
+    return scales if trained_limits == limits else None
+
+
+def qat_summary(fm: FloatModel, target) -> dict | None:
+    """export.json's account of quantization-aware training: for which target, and whether its scales were kept."""
+    entry = fm.meta.get("qat")
+    if not entry:
+        return None
+    kept = trained_scales(fm, Limits.from_target(target)) is not None
+    return {"trained_for": entry["target"], "scales": "as trained" if kept else
+            f"quantized afresh: {target.name}'s limits differ from those of {entry['target']}"}
 
 
 def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx",), calibrate: int = 256,
@@ -127,9 +187,8 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
     stem = Path(source).stem
     targets = {fmt: out_dir / f"{stem}{FORMATS[fmt]}" for fmt in formats}
     report_path = out_dir / "export.json"
-    existing = [p for p in [*targets.values(), report_path] if check_output(p).exists()]
-    if existing and not force:
-        raise ExportError(f"{', '.join(map(str, existing))} exist(s); pass --force to overwrite")
+    refuse_existing([*targets.values(), report_path], force)
+    writers = {fmt: _writer(fmt) for fmt in formats}
     fm = load_float_model(source, dt=dt, steps=steps)
     q = quantize_model(fm, target, calibrate, method, data_root)
     violations = check(q.netlist, target)
@@ -138,12 +197,12 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
         err.args = (f"{source}: {err}",)
         raise err
     if strict:
-        faults.require_none(numerical_faults(q), faults.layer_labels(q.netlist), str(source))
+        faults.require_none(numerical_faults(q), layer_labels(q), str(source))
     result = ExportResult(q, violations=violations)
     try:
         with staged_outputs(out_dir, overwrite=force, prefix=".export-"):
             for fmt, path in targets.items():
-                _write(fmt, q, path)
+                writers[fmt](q, path)
             result.files = dict(targets)
             if q.input_transform is not None:
                 result.files["input_transform"] = out_dir / f"{stem}.input.npz"
@@ -162,25 +221,31 @@ def numerical_faults(q: Quantized) -> faults.Counts:
     return faults.merged(faults.quantizer_counts(q.layers), faults.calibration_counts(q.layers))
 
 
-def _write(fmt: str, q: Quantized, path: Path) -> None:
+def _writer(fmt: str) -> Callable[[Quantized, Path], None]:
+    """The writer of one format, its packages imported now: a missing extra fails before any work."""
     if fmt == "netx":
         from neurodeploy.exporters.netx import write_netx
 
-        write_netx(q.netlist, path)
-    elif fmt == "nir":
+        return lambda q, path: write_netx(q.netlist, path)
+    if fmt == "nir":
+        import nir  # noqa: F401
+
         from neurodeploy.exporters.nir import write_nir
 
-        write_nir(q.netlist, path)
-    else:
-        from neurodeploy.exporters.onnx import write_onnx
+        return lambda q, path: write_nir(q.netlist, path)
+    import onnx  # noqa: F401
 
-        write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
+    from neurodeploy.exporters.onnx import write_onnx
+
+    return lambda q, path: write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
 
 
 def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportResult) -> dict:
+    """What export.json holds: the run conventions, the lava-dl call that loads the netx file, and per
+    layer how it was quantized."""
     from neurodeploy.drc import unchecked
+    from neurodeploy.exporters.netx import lava_dl_call
 
-    """What export.json holds: the run conventions and, per layer, how it was quantized."""
     net = q.netlist
     return {
         "source": str(source),
@@ -192,11 +257,17 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "reset_interval": net.reset_interval,
         "reset_offset": net.reset_offset,
         "output_window": list(net.output_window),
+        "conventions": target.conventions,
+        "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
+        "host_layer": host_layer(q),
+        "calibration": q.calibration,
+        "readout": net.readout,
+        "qat": qat_summary(fm, target),
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},
         "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],
                          "unchecked": unchecked(target)},
         "layers": [layer.as_dict() for layer in q.layers],
-        "numerical_faults": faults.summary(numerical_faults(q), faults.layer_labels(net)),
+        "numerical_faults": faults.summary(numerical_faults(q), layer_labels(q)),
     }

@@ -14,11 +14,12 @@ from typing import Union
 import numpy as np
 
 from neurodeploy import budget
+from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
 
-U_BITS = 24
 MAX_DELAY = 62
 MAX_LAYERS = 256  # layers a netlist may hold (reading a file's layers takes time: its count is bounded first)
+READOUTS = ("spikes", "membrane")  # what a netlist's classes are read from (Netlist.readout)
 
 
 class NetlistError(NeurodeployError):
@@ -167,6 +168,11 @@ class Conv:
     kind = "conv"
 
     @property
+    def weight_bits(self) -> int:
+        """Weight bits its mantissas need, counted as a dense layer's ``weight_bits`` (the chip keeps them whole)."""
+        return fx.weight_bits_used(self.weight)
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         c, h, w = self.in_shape
         kh, kw = self.weight.shape[2:]
@@ -234,7 +240,9 @@ class Netlist:
     staggers Lava's resets; ``None`` for never. A quantized network sets
     ``reset_offset`` so that each layer resets on the step its first input
     arrives, which aligns the chip's latency with the float model's steps. ``output_window`` is the (start, stop) of steps
-    over which consumers count output spikes.
+    over which consumers count output spikes. ``meta["readout"] = "membrane"`` says the
+    classes are read from the output layer's v at the window's last step instead
+    (:attr:`readout`; its neurons have the largest threshold and never fire).
     """
 
     layers: list[Layer]
@@ -270,6 +278,13 @@ class Netlist:
                 raise NetlistError(str(err)) from None
         if self.reset_interval is not None and int(self.reset_interval) < 1:
             raise NetlistError(f"netlist: reset_interval = {self.reset_interval} must be >= 1")
+        if self.readout not in READOUTS:
+            raise NetlistError(f"netlist: meta readout = {self.readout!r} must be one of {', '.join(READOUTS)}")
+
+    @property
+    def readout(self) -> str:
+        """What the classes are read from: ``spikes`` (counts over the window) or ``membrane``."""
+        return self.meta.get("readout", "spikes")
 
     @property
     def neuron_layers(self) -> list[int]:

@@ -69,6 +69,7 @@ class Recording:
     u_wraps: dict[int, int] = field(default_factory=dict)
     v_saturations: dict[int, int] = field(default_factory=dict)
     output_counts: np.ndarray | None = None  # (batch, *output shape) spikes of the last layer
+    output_v: np.ndarray | None = None  # (batch, *output shape) the last layer's v after the last step
 
     def predictions(self) -> np.ndarray:
         """Class per sample: argmax of the last layer's spike counts (lowest index on ties)."""
@@ -327,6 +328,7 @@ def simulate(
     bias: np.ndarray | None = None,
     record: tuple[str, ...] = ("s",),
     reset_interval: int | None = -1,
+    conventions: str = "lava",
 ) -> Recording:
     """Run ``net`` for ``steps`` steps on a batch and record what was asked.
 
@@ -334,11 +336,15 @@ def simulate(
     when layer 0 is an :class:`Input`, are added to its neurons' input directly
     (integers allowed there). ``bias`` replaces the input layer's bias mantissas,
     shaped like the layer or with a leading batch axis. ``reset_interval`` -1
-    takes the netlist's own; ``None`` never resets.
+    takes the netlist's own; ``None`` never resets. ``conventions`` (one of
+    :data:`fixed_point.CONVENTIONS`) sets when resets fall and the v shown on
+    spike steps: ``lava`` as Lava's fixed_pt models, ``loihi2`` as Loihi 2 silicon.
     """
     bad = set(record) - set(RECORDABLE)
     if bad:
         raise ValueError(f"cannot record {sorted(bad)}; choose from {RECORDABLE}")
+    if conventions not in fx.CONVENTIONS:
+        raise ValueError(f"unknown run conventions {conventions!r}; choose from {fx.CONVENTIONS}")
     if reset_interval == -1:
         reset_interval = net.reset_interval
     batch = _batch_size(spikes, bias, net)
@@ -353,7 +359,7 @@ def simulate(
     rec = Recording(steps=steps, batch=batch)
     _keep_freed_memory()
     with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
-        _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
+        _Run(net, batch, record, (reset_interval, conventions), rec, graded_max, spikes, bias).go(steps)
     return rec
 
 
@@ -603,9 +609,9 @@ class _Run:
 
     MIN_PARALLEL_ROWS = 8
 
-    def __init__(self, net, batch, record, reset_interval, rec, graded_max, spikes, bias):
+    def __init__(self, net, batch, record, resets, rec, graded_max, spikes, bias):
         self.net, self.batch, self.record, self.rec = net, batch, record, rec
-        self.reset_interval, self.spikes = reset_interval, spikes
+        (self.reset_interval, self.conventions), self.spikes = resets, spikes
         self.units = []
         in_shape = net.input_shape
         for k, i in enumerate(net.neuron_layers):
@@ -632,6 +638,7 @@ class _Run:
                 getattr(rec, counter)[unit.index] = 0
             rec.neuron_updates[unit.index] = batch * steps * unit.n
         rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
+        rec.output_v = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
         workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)
         if workers > 1:
@@ -670,11 +677,15 @@ class _Run:
             if unit.op is not None and pre is not None:
                 events = unit.op.events(pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
             s = np.empty((steps, size, unit.n), bool)
-            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record else None for name in "uv")
+            last = unit is self.units[-1]
+            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record or last and name == "v" else None
+                    for name in "uv")
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
+            if v is not None and self.conventions == "loihi2":
+                v[s] = fx.LOIHI2_SPIKE_V
             for name, held in (("s", s), ("u", u), ("v", v)):
                 if name in self.record:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
@@ -682,13 +693,14 @@ class _Run:
             pre = s
         total = pre.sum(axis=0, dtype=np.int64)
         rec.output_counts[rows] = _to_netlist(total, self.units[-1].shape).reshape(rec.output_counts[rows].shape)
+        rec.output_v[rows] = _to_netlist(v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
         return counts
 
     def _resets(self, k: int):
-        interval, offset = self.reset_interval, self.net.reset_offset
+        interval, phase = self.reset_interval, k + self.net.reset_offset
         if not interval:
             return lambda t: False
-        return lambda t: t % interval == (k + offset) % interval
+        return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
 
 
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:

@@ -1,7 +1,7 @@
 """Hardware targets: the limits and per-operation costs of a chip, read from TOML.
 
 A target file has the sections ``[system]``, ``[core]``, ``[synapse]``,
-``[neuron]``, ``[energy]`` and ``[timing]`` (see ``neurodeploy/hw_configs/*.toml``
+``[neuron]``, ``[run]``, ``[energy]`` and ``[timing]`` (see ``neurodeploy/hw_configs/*.toml``
 for annotated examples). Any limit may be left out when no figure is known: the
 design-rule checks and the cost model then report it as unchecked or unknown
 rather than assume a value.
@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
+from neurodeploy import fixed_point as fx
 from neurodeploy.errors import InputFileError
 
 if sys.version_info >= (3, 11):
@@ -80,6 +81,7 @@ class Target:
     dv: Range | None = None
     u_bits: int | None = None
     v_bits: int | None = None
+    conventions: str = "lava"  # run conventions (fixed_point.CONVENTIONS) of what the target computes
     energy: Energy = Energy()
     timing: Timing = Timing()
 
@@ -125,6 +127,7 @@ _SCHEMA = (
     _Key("neuron", "dv", "dv", "range"),
     _Key("neuron", "u_bits", "u_bits", "width"),
     _Key("neuron", "v_bits", "v_bits", "width"),
+    _Key("run", "conventions", "conventions", "conventions"),
 ) + tuple(
     _Key(section, f.name, f.name, "str" if f.name == "source" else "float")
     for section, cls in (("energy", Energy), ("timing", Timing)) for f in fields(cls)
@@ -139,6 +142,7 @@ _EXPECTED = {
     "bool": "true or false",
     "float": "a number >= 0, finite",
     "str": "a string",
+    "conventions": f"one of {', '.join(fx.CONVENTIONS)}",
 }
 
 
@@ -166,6 +170,8 @@ def _valid(kind: str, value) -> bool:
         return isinstance(value, bool)
     if kind == "float":
         return (_is_int(value) or isinstance(value, float) and math.isfinite(value)) and value >= 0
+    if kind == "conventions":
+        return value in fx.CONVENTIONS
     return isinstance(value, str)
 
 

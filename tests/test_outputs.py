@@ -87,13 +87,16 @@ def test_export_into_a_file_or_onto_a_fifo_is_refused(tmp_path, capsys):
 PAUSED_EXPORT = textwrap.dedent("""
     import pathlib, runpy, sys, time
     import neurodeploy.export as export
-    write, go = export._write, pathlib.Path(sys.argv.pop(1))
-    def paused(fmt, q, path):
-        write(fmt, q, path)
-        print("staged", flush=True)
-        while not go.exists():
-            time.sleep(0.01)
-    export._write = paused
+    writer, go = export._writer, pathlib.Path(sys.argv.pop(1))
+    def paused_writer(fmt):
+        write = writer(fmt)
+        def paused(q, path):
+            write(q, path)
+            print("staged", flush=True)
+            while not go.exists():
+                time.sleep(0.01)
+        return paused
+    export._writer = paused_writer
     sys.argv = ["neurodeploy", *sys.argv[1:]]
     runpy.run_module("neurodeploy", run_name="__main__")
 """)
@@ -199,7 +202,7 @@ def test_compare_onto_a_file_is_refused_and_an_interrupted_one_changes_nothing(t
         raise Interrupted(2)
 
     monkeypatch.setattr(report, "write_report", cut)
-    assert main(["compare", str(ckpt), *COMPARE[2:], "--samples", "9", "-o", str(out)]) == 130
+    assert main(["compare", str(ckpt), *COMPARE[2:], "--samples", "9", "--force", "-o", str(out)]) == 130
     assert _snapshot(out) == before
 
 

@@ -92,4 +92,4 @@ def _demo(args: argparse.Namespace, out_dir: Path, target, reference) -> tuple[d
     fm = load_float_model(checkpoint)
     x, y = load_test_samples("digits", None, None)
     return compare_and_report(checkpoint, fm, exported.quantized, target, x, y, out_dir / "report", "digits",
-                              seed=args.seed, progress=args.progress, cost_reference=reference)
+                              seed=args.seed, progress=args.progress, cost_reference=reference, force=True)

@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from neurodeploy.errors import printable
+from neurodeploy.commands.run import add_input_shape
 
 COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "vth", "du", "dv",
            "neurons", "synapses")
@@ -16,12 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurodeploy.netio import READERS
 
     parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
+    add_input_shape(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.netio import load_netlist
+    from neurodeploy.commands.run import load_network
 
-    print(describe(load_netlist(args.net), str(args.net)))
+    print(describe(load_network(args), str(args.net)))
     return 0
 
 
@@ -36,7 +38,7 @@ def describe(net, title: str) -> str:
     if net.input_shape is not None:
         lines.append(f"input shape {_dims(net.input_shape)} (C, H, W)")
     reset = "never" if net.reset_interval is None else f"every {net.reset_interval} steps (offset {net.reset_offset})"
-    lines.append(f"reset: {reset}; latency {net.latency} steps")
+    lines.append(f"reset: {reset}; latency {net.latency} step{'' if net.latency == 1 else 's'}")
     if net.output_window is not None:
         lines.append(f"output window: steps {net.output_window[0]} .. {net.output_window[1] - 1}")
     for key, value in net.meta.get("simulation", {}).items():
