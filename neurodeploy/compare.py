@@ -220,7 +220,7 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
 def reference_cost(net: Netlist, activity, reference, target) -> dict:
     """Cores and cost on ``reference``'s figures for the same measured counts (a stand-in for ``target``)."""
     note = (f"{reference.name}'s per-operation figures applied to the operations measured on {target.name}'s "
-            f"netlist: a stand-in where {target.name} publishes none, not a {target.name} figure")
+            f"netlist, placed on {reference.name}: a comparison, not a {target.name} figure")
     try:
         mapping = map_network(net, reference)
     except NeurodeployError as err:

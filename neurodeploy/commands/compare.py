@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="calibration samples from the training split (0: none; default 256)")
     parser.add_argument("--calibration", choices=CALIBRATIONS, default="max", help="weight range calibration")
     parser.add_argument("--cost-reference", metavar="TARGET",
-                        help="also price the measured operations with this target's figures (e.g. loihi1, when "
-                        "the target publishes no energy or time per operation)")
+                        help="also price the measured operations with this target's figures (e.g. loihi1, "
+                        "published pre-silicon figures, beside loihi2's fitted ones)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
@@ -45,7 +45,7 @@ def print_summary(report: dict, paths: dict) -> None:
     energy = "unknown" if hw["energy_pj"] is None else f"{hw['energy_pj'] / 1e6:.4g} uJ"
     latency = "unknown" if hw["latency_ns"] is None else f"{hw['latency_ns'] / 1e3:.4g} us"
     print(f"{hw['target']}: {hw['cores']} cores on {hw['chips']} chip(s); energy {energy}, latency {latency} "
-          "per inference")
+          "per inference" + (f" ({hw['energy_basis']})" if hw["energy_pj"] is not None and hw["energy_basis"] else ""))
     if report.get("lava"):
         lava = report["lava"]
         print(f"Lava: {lava['samples']} samples, spikes equal in {100 * lava['spike_match']:.2f}% of entries, "
@@ -54,8 +54,7 @@ def print_summary(report: dict, paths: dict) -> None:
     if ref and "error" not in ref:
         energy = "unknown" if ref["energy_pj"] is None else f"{ref['energy_pj'] / 1e6:.4g} uJ"
         latency = "unknown" if ref["latency_ns"] is None else f"{ref['latency_ns'] / 1e3:.4g} us"
-        print(f"  with {ref['target']}'s per-operation figures (stand-in): energy {energy}, latency {latency} "
-              "per inference")
+        print(f"  with {ref['target']}'s per-operation figures: energy {energy}, latency {latency} per inference")
     found = report["numerical_faults"]
     print(f"numerical faults   {found['total']}")
     for line in faults.lines(*faults.from_summary(found)) if found["total"] else ():
