@@ -11,7 +11,7 @@ import pytest
 
 from neurodeploy.commands import targets as targets_command
 from neurodeploy.errors import InputFileError
-from neurodeploy.targets import Energy, Target, list_targets, load_target
+from neurodeploy.targets import Target, list_targets, load_target
 
 MINIMAL = """
 name = "tiny"
