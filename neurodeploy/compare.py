@@ -26,7 +26,8 @@ from neurodeploy.mapping import describe_layer, estimate_cost, map_network, meas
 from neurodeploy.netlist import Conv, Dense, Netlist
 from neurodeploy.quantize import Quantized, run_steps
 from neurodeploy.report import DECODING, LayerActivity, accuracy_summary, hardware_summary, layer_rows
-from neurodeploy.sim import Recording, simulate
+from neurodeploy.sim import Recording
+from neurodeploy.simulators import simulator
 
 BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
@@ -64,11 +65,12 @@ def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
     return padded, "spikes"
 
 
-def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",)) -> Recording:
+def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",),
+                    device: str | None = None) -> Recording:
     """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does."""
     if kind == "bias":
-        return simulate(net, steps, bias=inputs, record=record)
-    return simulate(net, steps, spikes=inputs, record=record)
+        return simulator(device)(net, steps, bias=inputs, record=record)
+    return simulator(device)(net, steps, spikes=inputs, record=record)
 
 
 def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> list[np.ndarray]:
@@ -126,8 +128,9 @@ class Tally:
 
 
 def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 256,
-                  progress: bool = True) -> Comparison:
-    """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both."""
+                  progress: bool = True, device: str | None = None) -> Comparison:
+    """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both;
+    ``device``: the torch simulator's device (None: numpy's simulator)."""
     from tqdm import tqdm
 
     from neurodeploy.export import encoded_inputs, float_rates
@@ -140,7 +143,7 @@ def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0,
         encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
         out_f, layers_f = float_rates(fm, enc)
         ints, kind = integer_inputs(q, encoded)
-        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind), ints)
+        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind, device=device), ints)
     return tally.comparison(y, kind)
 
 
@@ -280,7 +283,7 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
 def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.ndarray, out_dir: str | Path,
                        dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
                        batch_size: int = 256, plots: bool = True, progress: bool = True,
-                       cost_reference=None) -> tuple[dict, dict[str, Path]]:
+                       cost_reference=None, device: str | None = None) -> tuple[dict, dict[str, Path]]:
     """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``."""
     from neurodeploy.drc import require
     from neurodeploy.report import write_report
@@ -296,7 +299,7 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
     require(q.netlist, target)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    comparison = compare_model(fm, q, x, y, seed, batch_size, progress)
+    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, device)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)
     files = write_run_files(q, comparison, out_dir, Path(model).stem)

@@ -333,12 +333,23 @@ def simulate(
     shaped like the layer or with a leading batch axis. ``reset_interval`` -1
     takes the netlist's own; ``None`` never resets.
     """
+    rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval)
+    batch = rec.batch
+    _keep_freed_memory()
+    with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
+        _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
+    return rec
+
+
+def prepare_run(net: Netlist, steps: int, spikes: np.ndarray | None, bias: np.ndarray | None,
+                record: tuple[str, ...], reset_interval: int | None) -> tuple[Recording, int | None, int]:
+    """Check a run's arguments (see :func:`simulate`); its empty Recording, reset interval and largest
+    input payload."""
     bad = set(record) - set(RECORDABLE)
     if bad:
         raise ValueError(f"cannot record {sorted(bad)}; choose from {RECORDABLE}")
     if reset_interval == -1:
         reset_interval = net.reset_interval
-    batch = _batch_size(spikes, bias, net)
     first = net.layers[0]
     expected = first.shape if isinstance(first, Input) else net.input_shape
     if spikes is not None and tuple(spikes.shape[2:]) != tuple(expected):
@@ -346,11 +357,7 @@ def simulate(
     if spikes is not None and spikes.shape[1] < steps:
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
-    rec = Recording(steps=steps, batch=batch)
-    _keep_freed_memory()
-    with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
-        _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
-    return rec
+    return Recording(steps=steps, batch=_batch_size(spikes, bias, net)), reset_interval, graded_max
 
 
 class _Neurons:

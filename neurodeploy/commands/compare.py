@@ -7,6 +7,7 @@ import argparse
 from neurodeploy import faults
 from neurodeploy.compare import BACKENDS
 from neurodeploy.quantize import CALIBRATIONS
+from neurodeploy.simulators import DEVICE_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost-reference", metavar="TARGET",
                         help="also price the measured operations with this target's figures (e.g. loihi1, "
                         "published pre-silicon figures, beside loihi2's fitted ones)")
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     reference = load_target(args.cost_reference) if args.cost_reference else None
     report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
                                        args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
-                                       reference)
+                                       reference, args.device)
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)

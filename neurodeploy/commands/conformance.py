@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeploy.simulators import DEVICE_HELP
+
 SHOWN_CASES = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=int, default=200, metavar="N", help="random netlists to run (default 200)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the generator (default 0)")
+    parser.add_argument("--device", help=DEVICE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.cases < 1:
         raise NeurodeployError(f"--cases {args.cases}: run at least 1 case")
-    report = run_conformance(args.cases, args.seed)
+    report = run_conformance(args.cases, args.seed, device=args.device)
     for result in report.failed[:SHOWN_CASES]:
         print(f"case {result.index} ({result.description}): {result.mismatching} mismatching values")
         for mismatch in result.first:

@@ -17,7 +17,7 @@ import tokenize
 
 import numpy as np
 
-from neurodeploy.errors import InputFileError
+from neurodeploy.errors import InputFileError, NeurodeployError
 
 COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
 INT32 = 1 << 31
@@ -25,6 +25,7 @@ INT32 = 1 << 31
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurodeploy.netio import READERS
+    from neurodeploy.simulators import DEVICE_HELP
 
     parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
     parser.add_argument("--steps", type=_positive, required=True, metavar="T", help="time steps to run")
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
     parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
                         help="our bit-accurate simulator (default) or Lava's fixed-point models")
+    parser.add_argument("--device", help=DEVICE_HELP + " (with --backend sim)")
     parser.add_argument("--record", type=_record, default=("s", "u", "v"), metavar="s,u,v",
                         help="variables to save (default s,u,v)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="output file")
@@ -52,9 +54,13 @@ def run(args: argparse.Namespace) -> int:
     bias = load_bias(args.input_bias, net) if args.input_bias else None
     reset = -1 if args.reset_interval is None else (args.reset_interval or None)
     if args.backend == "lava":
+        if args.device:
+            raise NeurodeployError(f"--device {args.device}: the device runs the simulator, not --backend lava")
         from neurodeploy.backends.lava import run_lava as execute
     else:
-        from neurodeploy.sim import simulate as execute
+        from neurodeploy.simulators import simulator
+
+        execute = simulator(args.device)
     rec = execute(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset)
     arrays = recording_arrays(rec, args.backend == "sim")
     with atomic_path(args.output) as tmp:
