@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
+from .distributed import start as start_world
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
 from .errors import NeurodeployError
 from .models.arch import parse_arch
@@ -78,6 +79,7 @@ class TrainResult:
     model: SpikingNetwork
     checkpoint: dict
     history: list[dict] = field(default_factory=list)
+    rank: int = 0  # this process's rank under torchrun (only rank 0 writes)
 
 
 class TrainError(NeurodeployError, ValueError):
@@ -193,17 +195,30 @@ def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int
 
 
 def train(cfg: TrainConfig, log=print) -> TrainResult:
-    """Train a network as ``cfg`` says; return it with its checkpoint dict and history."""
+    """Train a network as ``cfg`` says; return it with its checkpoint dict and history.
+
+    Under torchrun, every process runs this on its shard of each global batch
+    (:mod:`neurodeploy.distributed`); only rank 0 logs.
+    """
     rule, encoding, loss_name = resolve_config(cfg)
-    data = dataset_name(cfg.dataset)
-    device = pick_device(cfg.device)
-    torch.set_num_threads(cfg.threads or default_threads())
+    world = start_world(pick_device(cfg.device))
+    try:
+        return _train(cfg, rule, encoding, loss_name, world, log if world.rank == 0 else lambda *_: None)
+    finally:
+        world.close()
+
+
+def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, log) -> TrainResult:
+    data, device = dataset_name(cfg.dataset), world.device
+    torch.set_num_threads(cfg.threads or max(1, default_threads() // world.local_size))
     x_tr, y_tr, x_te, y_te = _load(cfg, data)
     sample_shape = tuple(x_tr.shape[2:] if data == "nmnist" else x_tr.shape[1:])
     torch.manual_seed(cfg.seed)
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
         raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
+    world.check_batches(len(y_tr), cfg.batch_size)
+    runner = world.wrap(model, cfg.seed)
     lr = cfg.lr or DEFAULT_LR
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     batches = math.ceil(len(y_tr) / cfg.batch_size)
@@ -215,9 +230,12 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(len(y_tr), generator=order_gen).numpy()
-        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=None if cfg.progress else True, file=sys.stderr)
-        batches_of = ((x_tr[idx], y_tr[idx]) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size)))
-        loss, train_acc = _train_epoch(model, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar)
+        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=None if cfg.progress and world.rank == 0 else True, file=sys.stderr)
+        shards = [world.shard(idx) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size))]
+        batches_of = ((x_tr[idx], y_tr[idx]) for idx in shards)
+        loss, train_acc = _train_epoch(runner, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar)
+        loss, train_acc = world.mean((loss, train_acc), sum(len(idx) for idx in shards))
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
         row = {"epoch": epoch, "loss": loss, "train_accuracy": train_acc, "test_accuracy": test_acc,
                "seconds": time.perf_counter() - start}
@@ -234,7 +252,7 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
         float_test_accuracy=history[-1]["test_accuracy"], seed=cfg.seed,
         evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training,
     )
-    return TrainResult(model, ckpt, history)
+    return TrainResult(model, ckpt, history, world.rank)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -281,6 +299,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run_train(args: argparse.Namespace) -> int:
     """Run ``neurodeploy train``; bad arguments or data raise a :class:`NeurodeployError` subclass."""
     result = train(config_from_args(args))
+    if result.rank:
+        return 0
     with atomic_path(args.output) as tmp:
         torch.save(result.checkpoint, tmp)
     acc = result.checkpoint["float_test_accuracy"]
