@@ -29,9 +29,11 @@ COUNTERS = ("synaptic_events", "u_wraps", "v_saturations", "spike_count")
 
 
 def simulate(net: Netlist, steps: int, spikes: np.ndarray | None = None, bias: np.ndarray | None = None,
-             record: tuple[str, ...] = ("s",), reset_interval: int | None = -1, device: str = "cpu") -> Recording:
+             record: tuple[str, ...] = ("s",), reset_interval: int | None = -1, conventions: str = "lava",
+             device: str = "cpu") -> Recording:
     """:func:`neurodeploy.sim.simulate` on a torch device ('cpu', 'cuda', 'cuda:1'...), spike for spike."""
-    rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval)
+    rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval, conventions)
+    resets = (reset_interval, conventions)
     dev = _device(device)
     layers = [_Layer(k, i, net, graded_max if k == 0 else 1, dev) for k, i in enumerate(net.neuron_layers)]
     for layer in layers:
@@ -45,7 +47,7 @@ def simulate(net: Netlist, steps: int, spikes: np.ndarray | None = None, bias: n
     chunk = max(1, CHUNK_BYTES // (steps * widest * 8 * 4))
     with torch.no_grad():
         for start in range(0, rec.batch, chunk):
-            _run_chunk(net, layers, rec, slice(start, min(rec.batch, start + chunk)), spikes, bias, reset_interval)
+            _run_chunk(net, layers, rec, slice(start, min(rec.batch, start + chunk)), spikes, bias, resets)
     return rec
 
 
@@ -120,7 +122,7 @@ class _Layer:
         return int(torch.round(reached.sum()).item())
 
 
-def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, spikes, bias, reset_interval) -> None:
+def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, spikes, bias, resets) -> None:
     """Run samples ``rows`` through every layer, writing their records and adding their counters."""
     size, steps = rows.stop - rows.start, rec.steps
     pre = None
@@ -130,8 +132,7 @@ def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, 
     for layer in layers:
         a = _inputs(layer, pre, steps, size)
         events = 0 if pre is None or isinstance(layer.layer, Input) else layer.events(pre)
-        s, u, v, wraps, saturations = _step_all(net, layer, a, _bias(layer, bias, rows), reset_interval, steps,
-                                                size, rec)
+        s, u, v, wraps, saturations = _step_all(net, layer, a, _bias(layer, bias, rows), resets, steps, size, rec)
         for name, held in (("s", s), ("u", u), ("v", v)):
             if held is not None and layer.index in getattr(rec, name):
                 getattr(rec, name)[layer.index][rows] = held.transpose(0, 1).reshape(
@@ -169,9 +170,12 @@ def _bias(layer: _Layer, bias: np.ndarray | None, rows: slice) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(effective)).to(layer.device)
 
 
-def _step_all(net: Netlist, layer: _Layer, a, bias: torch.Tensor, reset_interval, steps: int, size: int,
-              rec: Recording):
-    """Step the layer's neurons through every step; spikes, traces (None where not recorded) and counts."""
+def _step_all(net: Netlist, layer: _Layer, a, bias: torch.Tensor, resets, steps: int, size: int, rec: Recording):
+    """Step the layer's neurons through every step; spikes, traces (None where not recorded) and counts.
+
+    ``resets``: the reset interval (None: never) and the run conventions, as :func:`fixed_point.resets` takes them.
+    """
+    interval, conventions = resets
     n, dev = layer.layer.neuron, layer.device
     u = torch.zeros((size, layer.n), dtype=torch.int64, device=dev)
     v = torch.zeros_like(u)
@@ -182,9 +186,9 @@ def _step_all(net: Netlist, layer: _Layer, a, bias: torch.Tensor, reset_interval
     wraps = torch.zeros((), dtype=torch.int64, device=dev)
     saturations = torch.zeros_like(wraps)
     threshold = n.vth << fx.ACT_SHIFT
-    phase = None if not reset_interval else (layer.k + net.reset_offset) % reset_interval
+    spike_v = torch.full_like(u, fx.LOIHI2_SPIKE_V) if conventions == "loihi2" else zero  # v shown on a spike step
     for t in range(steps):
-        if phase is not None and t % reset_interval == phase:
+        if interval and fx.resets(t, interval, layer.k + net.reset_offset, conventions):
             u, v = torch.zeros_like(u), torch.zeros_like(v)
         u, wrapped = fx.update_current(u, zero if a is None else a[t], n.du)
         v, saturated = fx.update_voltage(v, u, bias, n.dv)
@@ -193,5 +197,5 @@ def _step_all(net: Netlist, layer: _Layer, a, bias: torch.Tensor, reset_interval
         wraps += wrapped.sum()
         saturations += saturated.sum()
         for name, trace in keep.items():
-            trace[t] = u if name == "u" else v
+            trace[t] = u if name == "u" else torch.where(s[t], spike_v, v)
     return s, keep.get("u"), keep.get("v"), int(wraps.item()), int(saturations.item())

@@ -52,12 +52,13 @@ def run_both(net, steps, **kwargs):
 
 
 def test_torch_equals_numpy_on_random_netlists():
-    """The conformance generator's netlists: every layer kind, sign mode, delays, wraps and saturations."""
+    """The conformance generator's netlists: every layer kind, sign mode, delays, wraps and saturations;
+    every other one under Loihi 2's run conventions."""
     cases = generate_cases(CASES, seed=5)
     seen = {"wraps": 0, "saturations": 0, "spikes": 0, "kinds": set(), "modes": set(), "delays": 0}
     for k, case in enumerate(cases):
         ours, theirs = run_both(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=RECORDABLE,
-                                reset_interval=case.reset_interval)
+                                reset_interval=case.reset_interval, conventions=fx.CONVENTIONS[k % 2])
         assert not differences(ours, theirs), (k, differences(ours, theirs))
         seen["wraps"] += sum(ours.u_wraps.values())
         seen["saturations"] += sum(ours.v_saturations.values())
@@ -94,6 +95,17 @@ def test_sums_beyond_float64_run_in_int64_on_the_cpu():
     spikes = np.full((1, 4, 300), 2**39 + 1)
     ours, theirs = run_both(net, 4, spikes=spikes, record=RECORDABLE)
     assert not differences(ours, theirs) and sum(ours.u_wraps.values()) > 0
+
+
+def test_pilotnet_on_loihi2_conventions(conformance_dir):
+    """lava-dl's PilotNet, its golden image as bias, 24 steps with resets every 16, as the chip runs it."""
+    from neurodeploy.exporters.netx import read_netx
+
+    folder = conformance_dir / "gts" / "pilotnet_lif"
+    image = np.load(folder / "image.npy").transpose(2, 1, 0).astype(np.int64)
+    ours, theirs = run_both(read_netx(folder / "network.net"), 24, bias=image, record=RECORDABLE, reset_interval=16,
+                            conventions="loihi2")
+    assert ours.spike_count[9] > 0 and not differences(ours, theirs)  # the last layer stays silent
 
 
 def test_input_layer_with_bias_per_sample():

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeploy.commands.run import add_conventions, add_input_shape
+
 DEFAULT_RATE = 0.1
 
 
@@ -23,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--input", help="input spikes .npy, (steps, *input shape) or (batch, steps, *input shape): "
                       "simulate and count the operations")
     data.add_argument("--input-bias", help="input layer bias .npy, (*shape) or (batch, *shape): simulate and count")
+    add_conventions(parser, "of the simulation that counts operations (default: the target's [run] conventions)")
+    add_input_shape(parser)
     parser.add_argument("--per-core", action="store_true", help="list every core's use")
     parser.add_argument("--cost-reference", metavar="TARGET",
                         help="also price the same operations with this target's figures (e.g. loihi1)")
@@ -59,7 +63,7 @@ def _steps(args, net, spikes) -> int:
     raise NeurodeployError(f"{args.net}: the netlist states no sample length; give --steps")
 
 
-def _activity(args, net, mapping, spikes, bias, steps: int):
+def _activity(args, net, mapping, spikes, bias, steps: int, conventions: str):
     """Measured counts when input data is given, otherwise the stated rate assumption."""
     from neurodeploy.errors import InputFileError
     from neurodeploy.mapping import assumed_activity, measured_activity
@@ -68,7 +72,7 @@ def _activity(args, net, mapping, spikes, bias, steps: int):
     if spikes is None and bias is None:
         return assumed_activity(mapping, steps, args.rate)
     try:
-        return measured_activity(simulate(net, steps, spikes=spikes, bias=bias))
+        return measured_activity(simulate(net, steps, spikes=spikes, bias=bias, conventions=conventions))
     except ValueError as err:
         raise InputFileError(f"{args.input or args.input_bias}: {err}") from err
 
@@ -129,12 +133,12 @@ def _print_reference(net, activity, reference) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from neurodeploy.commands.run import load_network
     from neurodeploy.drc import DesignRuleError, check, unchecked
     from neurodeploy.mapping import MappingError, estimate_cost, map_network, network_wiring
-    from neurodeploy.netio import load_netlist
     from neurodeploy.targets import load_target, with_chips
 
-    net = load_netlist(args.net)
+    net = load_network(args)
     target = load_target(args.target)
     if args.chips:
         target = with_chips(target, args.chips)
@@ -151,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
     missing = unchecked(target)
     if missing:
         print(f"not checked (the target gives no figure): {', '.join(missing)}")
-    activity = _activity(args, net, mapping, spikes, bias, steps)
+    conventions = args.conventions or target.conventions
+    if spikes is not None or bias is not None:
+        print(f"conventions: {conventions}")
+    activity = _activity(args, net, mapping, spikes, bias, steps, conventions)
     for line in estimate_cost(mapping, activity).lines():
         print(line)
     if args.cost_reference:
