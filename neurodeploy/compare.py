@@ -8,7 +8,9 @@ run's steps, or input-layer biases) and written to ``inputs.npy`` beside the
 netx file, so the quantized accuracy can be reproduced from the files alone.
 
 Timing: neuron layer k's float step 0 is the chip's step ``k + reset_offset``;
-predictions count the output layer's spikes over the netlist's output window.
+predictions count the output layer's spikes over the netlist's output window, or,
+for a netlist whose ``meta["readout"]`` is ``membrane``, take the argmax of the
+output layer's v at the window's last step (its neurons never fire).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
 from neurodeploy.quantize import Quantized, run_steps
-from neurodeploy.report import DECODING, LayerActivity, accuracy_summary, hardware_summary, layer_rows
+from neurodeploy.report import DECODING, DECODING_MEMBRANE, LayerActivity, accuracy_summary, hardware_summary, layer_rows
 from neurodeploy.sim import Recording
 from neurodeploy.simulators import simulator
 
@@ -85,10 +87,23 @@ def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> l
     return out
 
 
-def decode_predictions(output_spikes: np.ndarray, window: tuple[int, int]) -> np.ndarray:
-    """Argmax of spike counts over ``window`` of (batch, steps, *shape) spikes; ties to the lowest index."""
-    counts = output_spikes[:, window[0]:window[1]].reshape(output_spikes.shape[0], window[1] - window[0], -1)
+def decode_predictions(output: np.ndarray, window: tuple[int, int], how: str = "spikes") -> np.ndarray:
+    """Class per sample of the output layer's (batch, steps, *shape) spikes or v, ties to the lowest index.
+
+    ``spikes``: argmax of the spike counts over ``window``; ``membrane``: argmax of v
+    at the window's last step.
+    """
+    if how == "membrane":
+        return output[:, window[1] - 1].reshape(output.shape[0], -1).argmax(axis=1)
+    counts = output[:, window[0]:window[1]].reshape(output.shape[0], window[1] - window[0], -1)
     return counts.sum(axis=1).argmax(axis=1)
+
+
+def quantized_predictions(rec: Recording, net: Netlist) -> np.ndarray:
+    """Class per sample of a simulator run over the netlist's whole window, decoded as the netlist says."""
+    if net.readout == "membrane":
+        return rec.output_v.reshape(rec.batch, -1).argmax(axis=1)
+    return decode_predictions(rec.s[net.neuron_layers[-1]], net.output_window)
 
 
 class Tally:
@@ -116,8 +131,8 @@ class Tally:
             mine = getattr(self.total, name)
             for i, value in getattr(rec, name).items():
                 mine[i] = mine.get(i, 0) + int(value)
-        self.float_pred.append(decode_predictions(float_out, (0, float_out.shape[1])))
-        self.quant_pred.append(decode_predictions(rec.s[self.net.neuron_layers[-1]], self.net.output_window))
+        self.float_pred.append(decode_predictions(float_out, (0, float_out.shape[1]), self.net.readout))
+        self.quant_pred.append(quantized_predictions(rec, self.net))
         self.inputs.append(inputs)
         if self.raster is None:
             self.raster = ([f[RASTER_SAMPLE] for f in float_layers], [s[RASTER_SAMPLE] for s in layers_i])
@@ -161,11 +176,13 @@ def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
     n = min(samples, len(comparison.labels))
     inputs = comparison.inputs[:n]
     kwargs = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
-    lava = run_lava(net, steps, record=("s",), **kwargs)
+    how = net.readout
+    lava = run_lava(net, steps, record=("s", "v") if how == "membrane" else ("s",), **kwargs)
     sim = simulate_inputs(net, steps, inputs, comparison.input_kind)
     equal = sum(int(np.sum(lava.s[i] == sim.s[i])) for i in net.neuron_layers)
     size = sum(sim.s[i].size for i in net.neuron_layers)
-    pred = decode_predictions(lava.s[net.neuron_layers[-1]], net.output_window)
+    last = net.neuron_layers[-1]
+    pred = decode_predictions((lava.v if how == "membrane" else lava.s)[last], net.output_window, how)
     labels = comparison.labels[:n]
     return {
         "backend": "Lava fixed_pt CPU models",
@@ -231,18 +248,22 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
     out = files["inputs"].parent / "out.npz"
     start, stop = net.output_window
     last = net.neuron_layers[-1]
+    var = "v" if net.readout == "membrane" else "s"
+    decode = (f"pred = v[:, {stop - 1}].argmax(axis=1)" if var == "v"
+              else f"pred = s[:, {start}:{stop}].sum(axis=1).argmax(axis=1)")
+    what = "membrane potentials" if var == "v" else "spikes"
     return {
         "files": {name: str(path) for name, path in files.items()},
-        "argv": ["run", str(files["netx"]), "--steps", str(steps), flag, str(files["inputs"]), "--record", "s",
+        "argv": ["run", str(files["netx"]), "--steps", str(steps), flag, str(files["inputs"]), "--record", var,
                  "--conventions", conventions, "-o", str(out)],
-        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record s "
+        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record {var} "
                    f"--conventions {conventions} -o {out}",
-        "output_key": f"s{last}",
-        "decoding": DECODING.format(start=start, last=stop - 1),
+        "output_key": f"{var}{last}",
+        "decoding": (DECODING_MEMBRANE if var == "v" else DECODING).format(start=start, last=stop - 1),
         "python": [
             "import numpy as np",
-            f"s = np.load('{out}')['s{last}']  # output layer spikes (batch, steps, classes)",
-            f"pred = s[:, {start}:{stop}].sum(axis=1).argmax(axis=1)",
+            f"{var} = np.load('{out}')['{var}{last}']  # output layer {what} (batch, steps, classes)",
+            decode,
             f"accuracy = (pred == np.load('{files['labels']}')).mean()",
         ],
     }

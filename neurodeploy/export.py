@@ -130,12 +130,13 @@ def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "
     """
     layers = fold(fm.graph)
     limits = Limits.from_target(target)
+    scales = trained_scales(fm, limits)
     root = data_folder(fm, data_root)
     reason = _no_calibration(fm, calibrate, root)
     if reason is not None:
         if method == "rate":
             raise ExportError(f"calibration 'rate' needs calibration samples, and there are none: {reason}")
-        q = quantize(layers, fm.steps, limits)
+        q = quantize(layers, fm.steps, limits, scales=scales)
         q.calibration = {"samples": 0, "reason": reason}
         return q
     x = calibration_samples(fm, calibrate, root)
@@ -143,9 +144,30 @@ def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "
     rates = None
     if method == "rate":
         rates = [float(s.mean()) for s in float_rates(fm, enc)[1]]
-    q = quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates)
+    q = quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates, scales=scales)
     q.calibration = {"samples": len(x), "method": method, "data_root": root}
     return q
+
+
+def trained_scales(fm: FloatModel, limits: Limits) -> list | None:
+    """The scales quantization-aware training froze, when it trained for these limits; else None."""
+    entry = fm.meta.get("qat")
+    if not entry:
+        return None
+    from neurodeploy.models.qat import from_entry
+
+    trained_limits, scales = from_entry(entry, "checkpoint")
+    return scales if trained_limits == limits else None
+
+
+def qat_summary(fm: FloatModel, target) -> dict | None:
+    """export.json's account of quantization-aware training: for which target, and whether its scales were kept."""
+    entry = fm.meta.get("qat")
+    if not entry:
+        return None
+    kept = trained_scales(fm, Limits.from_target(target)) is not None
+    return {"trained_for": entry["target"], "scales": "as trained" if kept else
+            f"quantized afresh: {target.name}'s limits differ from those of {entry['target']}"}
 
 
 def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx",), calibrate: int = 256,
@@ -239,6 +261,8 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
         "calibration": q.calibration,
+        "readout": net.readout,
+        "qat": qat_summary(fm, target),
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},
         "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],

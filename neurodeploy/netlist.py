@@ -19,6 +19,7 @@ from neurodeploy.errors import NeurodeployError
 
 MAX_DELAY = 62
 MAX_LAYERS = 256  # layers a netlist may hold (reading a file's layers takes time: its count is bounded first)
+READOUTS = ("spikes", "membrane")  # what a netlist's classes are read from (Netlist.readout)
 
 
 class NetlistError(NeurodeployError):
@@ -238,7 +239,9 @@ class Netlist:
     staggers Lava's resets; ``None`` for never. A quantized network sets
     ``reset_offset`` so that each layer resets on the step its first input
     arrives, which aligns the chip's latency with the float model's steps. ``output_window`` is the (start, stop) of steps
-    over which consumers count output spikes.
+    over which consumers count output spikes. ``meta["readout"] = "membrane"`` says the
+    classes are read from the output layer's v at the window's last step instead
+    (:attr:`readout`; its neurons have the largest threshold and never fire).
     """
 
     layers: list[Layer]
@@ -274,6 +277,13 @@ class Netlist:
                 raise NetlistError(str(err)) from None
         if self.reset_interval is not None and int(self.reset_interval) < 1:
             raise NetlistError(f"netlist: reset_interval = {self.reset_interval} must be >= 1")
+        if self.readout not in READOUTS:
+            raise NetlistError(f"netlist: meta readout = {self.readout!r} must be one of {', '.join(READOUTS)}")
+
+    @property
+    def readout(self) -> str:
+        """What the classes are read from: ``spikes`` (counts over the window) or ``membrane``."""
+        return self.meta.get("readout", "spikes")
 
     @property
     def neuron_layers(self) -> list[int]:

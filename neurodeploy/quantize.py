@@ -27,6 +27,12 @@ those gives per-layer spike rates closest to the float model's (``rate``).
 same rounding to quantization-aware training, on numpy arrays or on torch tensors
 with straight-through gradients.
 
+A membrane readout (the output layer of a network classified by what it
+integrates, ``neuron["readout"] == "membrane"``) gets the largest threshold the
+target allows, so that its neurons never fire; calibration lowers its scale
+where it fires all the same (v at the top of its range), and the netlist's
+``meta["readout"]`` tells every consumer to decode v at the window's last step.
+
 Timing: the chip adds one step of latency per synaptic layer. Every layer is
 reset (u = v = 0) on the step its first input arrives, through the netlist's
 staggered periodic reset, so layer k's step ``k + reset_offset`` is the float
@@ -309,11 +315,13 @@ def _weights(layer: FloatLayer, scale: LayerScale, limits: Limits, label: str) -
     return mant, grid, _clipped(raw, grid.lo, grid.hi, grid.step)
 
 
-def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, limits: Limits, label: str):
-    """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times."""
+def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, limits: Limits, label: str,
+                    scale: LayerScale | None = None):
+    """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times,
+    or at ``scale`` when given."""
     du, dv = decays(layer.neuron, limits, label)
-    scale = layer_scale(layer, limits, pct, exp_shift, label)
-    vth = int(round(float(layer.neuron["vth"]) * scale.lam / 64))
+    scale = scale or layer_scale(layer, limits, pct, exp_shift, label)
+    vth = limits.vth[1] if is_readout(layer) else int(round(float(layer.neuron["vth"]) * scale.lam / 64))
     if vth < max(1, limits.vth[0]):
         raise QuantizeError(f"{label}: threshold rounds to {vth} at scale {scale.lam:.3g}, below the target's "
                             f"range [{max(1, limits.vth[0])}, {limits.vth[1]}]")
@@ -327,14 +335,21 @@ def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, l
     return mant, bias, neuron, facts
 
 
-def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[float], limits: Limits) -> Quantized:
+def is_readout(layer: FloatLayer) -> bool:
+    """Whether ``layer`` is a membrane readout (its neurons integrate and never fire)."""
+    return layer.neuron.get("readout") == "membrane"
+
+
+def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[float], limits: Limits,
+           scales: list[LayerScale] | None = None) -> Quantized:
     direct = layers[0].neuron.get("drive") == "bias"
     out: list = []
     facts: list[LayerQuant] = []
     transform = None
     for k, layer in enumerate(layers):
         label = f"layer {k} ({layer.kind} {'x'.join(map(str, layer.in_shape))}->{'x'.join(map(str, layer.shape))})"
-        mant, bias, neuron, fact = _quantize_layer(layer, k, shifts[k], pcts[k], limits, label)
+        mant, bias, neuron, fact = _quantize_layer(layer, k, shifts[k], pcts[k], limits, label,
+                                                   scales[k] if scales else None)
         facts.append(fact)
         if k == 0 and direct:
             transform = _direct_transform(layer, fact.scale, neuron.bias_exp, limits)
@@ -353,7 +368,8 @@ def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[f
     net = Netlist(
         out, input_shape=None if direct else _input_shape(layers[0]), reset_interval=steps + latency,
         reset_offset=offset, output_window=(start, start + steps),
-        meta={"steps": steps, "encoding_input": "bias" if direct else "spikes"},
+        meta={"steps": steps, "encoding_input": "bias" if direct else "spikes",
+              **({"readout": "membrane"} if is_readout(layers[-1]) else {})},
     )
     return Quantized(net, facts, steps, transform)
 
@@ -388,8 +404,10 @@ def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
 def _overflowing_layers(q: Quantized, calib: np.ndarray) -> list[int]:
     """Neuron layers whose u wraps or v saturates on ``calib``; the counts go into their facts."""
     rec = run_quantized(q, calib, record=())
-    for fact, i in zip(q.layers, q.netlist.neuron_layers):
-        fact.calibration_u_wraps, fact.calibration_v_saturations = int(rec.u_wraps[i]), int(rec.v_saturations[i])
+    readout = q.netlist.meta.get("readout") == "membrane"
+    for k, (fact, i) in enumerate(zip(q.layers, q.netlist.neuron_layers)):
+        fired = int(rec.spike_count[i]) if readout and k == len(q.layers) - 1 else 0  # v reached the top
+        fact.calibration_u_wraps, fact.calibration_v_saturations = int(rec.u_wraps[i]), int(rec.v_saturations[i]) + fired
     return [k for k, fact in enumerate(q.layers) if fact.calibration_u_wraps or fact.calibration_v_saturations]
 
 
@@ -410,11 +428,23 @@ def quantize(
     calibration: np.ndarray | None = None,
     method: str = "max",
     float_rates: list[float] | None = None,
+    scales: list[LayerScale] | None = None,
 ) -> Quantized:
-    """Quantize folded float layers; ``calibration`` holds encoded inputs for the checks."""
+    """Quantize folded float layers; ``calibration`` holds encoded inputs for the checks.
+
+    ``scales`` (one a layer, from quantization-aware training) are used as they are:
+    calibration then counts faults and changes nothing.
+    """
     if method not in CALIBRATIONS:
         raise QuantizeError(f"unknown calibration {method!r}; choose one of {', '.join(CALIBRATIONS)}")
     n = len(layers)
+    if scales is not None:
+        if len(scales) != n:
+            raise QuantizeError(f"{len(scales)} trained scales for {n} neuron layers")
+        q = _build(layers, steps, [0] * n, [100.0] * n, limits, scales)
+        if calibration is not None:
+            _overflowing_layers(q, calibration)
+        return q
     pcts = [100.0] * n if method == "max" else [PERCENTILES[2]] * n
     if method == "rate":
         if calibration is None or float_rates is None:

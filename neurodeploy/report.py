@@ -30,6 +30,9 @@ CI_METHOD = ("Agresti-Min (2005) adjusted Wald interval for paired proportions: 
              "difference after adding half a pair to each cell of the 2x2 table of paired outcomes")
 DECODING = ("prediction = argmax of the output layer's spike counts over the output window "
             "(steps {start}..{last} of the run), ties to the lowest class index")
+DECODING_MEMBRANE = ("prediction = argmax of the output layer's membrane potential v at step {last} of the run, "
+                     "the last of the output window (steps {start}..{last}; its neurons never fire), "
+                     "ties to the lowest class index")
 
 
 def z_value(confidence: float = CONFIDENCE) -> float:

@@ -69,6 +69,7 @@ class Recording:
     u_wraps: dict[int, int] = field(default_factory=dict)
     v_saturations: dict[int, int] = field(default_factory=dict)
     output_counts: np.ndarray | None = None  # (batch, *output shape) spikes of the last layer
+    output_v: np.ndarray | None = None  # (batch, *output shape) the last layer's v after the last step
 
     def predictions(self) -> np.ndarray:
         """Class per sample: argmax of the last layer's spike counts (lowest index on ties)."""
@@ -645,6 +646,7 @@ class _Run:
                 getattr(rec, counter)[unit.index] = 0
             rec.neuron_updates[unit.index] = batch * steps * unit.n
         rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
+        rec.output_v = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
         workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)
         if workers > 1:
@@ -683,7 +685,9 @@ class _Run:
             if unit.op is not None and pre is not None:
                 events = unit.op.events(pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
             s = np.empty((steps, size, unit.n), bool)
-            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record else None for name in "uv")
+            last = unit is self.units[-1]
+            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record or last and name == "v" else None
+                    for name in "uv")
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
@@ -697,6 +701,7 @@ class _Run:
             pre = s
         total = pre.sum(axis=0, dtype=np.int64)
         rec.output_counts[rows] = _to_netlist(total, self.units[-1].shape).reshape(rec.output_counts[rows].shape)
+        rec.output_v[rows] = _to_netlist(v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
         return counts
 
     def _resets(self, k: int):

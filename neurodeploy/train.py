@@ -30,8 +30,9 @@ from .errors import NeurodeployError
 from .models.arch import layer_shapes, parse_arch
 from .models.checkpoint import save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
-from .models.network import SpikingNetwork, predict
-from .models.rules import BPSA_VARIANTS, RULES, TSSL_GRADS, Rule, make_rule
+from .models.network import NeuronLayer, SpikingNetwork, predict
+from .models.qat import enable_qat, fix_scales, qat_entry
+from .models.rules import BPSA_VARIANTS, READOUTS, RULES, TSSL_GRADS, Rule, make_rule
 
 EVAL_BATCH = 500
 PARAMETER_BYTES = 16  # float32 weight, gradient and AdamW's two moments
@@ -71,6 +72,10 @@ class TrainConfig:
     desired_count: float | None = None
     undesired_count: float | None = None
     variant: str = "binary"
+    readout: str | None = None
+    qat: bool = False
+    target: object = None  # --qat's target: a name, a file, or a neurodeploy.targets.Target
+    init: str | None = None
     bin_us: int | None = None
     limit: int | None = None
     device: str = "auto"
@@ -114,7 +119,7 @@ def resolve_config(cfg: TrainConfig) -> tuple[Rule, dict, str]:
     for name, value, low in (("--steps", cfg.steps, 1), ("--epochs", cfg.epochs, 1), ("--batch-size", cfg.batch_size, 1)):
         if int(value) < low:
             raise TrainError(f"{name} = {value} must be >= {low}")
-    rule = make_rule(cfg.rule, cfg.tau_m, cfg.tau_s, cfg.vth, cfg.tssl_grad, cfg.variant)
+    rule = make_rule(cfg.rule, cfg.tau_m, cfg.tau_s, cfg.vth, cfg.tssl_grad, cfg.variant, readout=cfg.readout)
     data = dataset_name(cfg.dataset)
     default_encoding = "events" if data == "nmnist" else "direct"
     enc_name = cfg.encoding or default_encoding
@@ -143,7 +148,8 @@ class TrainingLoss:
             return kernel_loss(out.signal, labels, self.desired, self.rule.neuron.tau_s)
         if self.name == "count":
             return count_loss(out.signal, out.spikes, labels, *self.counts)
-        return ce_loss(out.signal, labels) if self.name == "ce" else mse_loss(out.signal, labels)
+        loss = ce_loss if self.name == "ce" else mse_loss
+        return loss(out.signal, labels, self.rule.readout)
 
 
 @torch.no_grad()
@@ -155,8 +161,8 @@ def evaluate(model: SpikingNetwork, x, y, encoding: dict, steps: int, seed: int,
     correct = 0
     for start in range(0, len(y), batch_size):
         xb = torch.as_tensor(np.asarray(x[start : start + batch_size]))
-        spikes = model(encode(xb, encoding, steps, gen).to(device))
-        correct += (predict(spikes).cpu() == torch.as_tensor(y[start : start + batch_size])).sum().item()
+        output = model(encode(xb, encoding, steps, gen).to(device))
+        correct += (predict(output, model.rule.readout).cpu() == torch.as_tensor(y[start : start + batch_size])).sum().item()
     return correct / len(y)
 
 
@@ -181,7 +187,49 @@ def train_step(model, opt, loss_fn, xb: torch.Tensor, yb: torch.Tensor):
     return loss, out
 
 
-def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int, gen, bar) -> tuple[float, float]:
+class LayerActivity:
+    """Which neurons of each layer fired at least once, and which fired every step, over an epoch."""
+
+    def __init__(self, model: SpikingNetwork):
+        self.layers = [b for b in model.blocks if isinstance(b, NeuronLayer)]
+        self.readout = model.rule.readout
+        self.ever: list[torch.Tensor | None] = [None] * len(self.layers)
+        self.always: list[torch.Tensor | None] = [None] * len(self.layers)
+
+    def add(self, layers: list[torch.Tensor]) -> None:
+        """Take one batch's binary spikes (T, B, ...) of every neuron layer."""
+        for k, s in enumerate(layers):
+            fired, every = (s > 0).flatten(2).any(0).any(0), (s > 0).flatten(2).all(0).all(0)
+            self.ever[k] = fired if self.ever[k] is None else self.ever[k] | fired
+            self.always[k] = every if self.always[k] is None else self.always[k] & every
+
+    def warnings(self, epoch: int) -> list[str]:
+        """A line for each layer silent or saturated all epoch, and for output neurons that never fired."""
+        out = []
+        for k, (layer, ever, always) in enumerate(zip(self.layers, self.ever, self.always)):
+            if layer.readout or ever is None:
+                continue
+            name = f"layer {k + 1} ({layer_name(layer)})"
+            if not ever.any():
+                out.append(f"{name} was silent for the whole of epoch {epoch}: no neuron fired")
+            elif always.all():
+                out.append(f"{name} was saturated for the whole of epoch {epoch}: every neuron fired every step")
+            elif k == len(self.layers) - 1 and not ever.all():
+                dead = [str(i) for i in torch.nonzero(~ever).flatten().tolist()]
+                out.append(f"{name}: output neuron(s) {', '.join(dead)} never fired in epoch {epoch}; "
+                           "their classes cannot be predicted")
+        return out
+
+
+def layer_name(layer: NeuronLayer) -> str:
+    """``dense 128`` or ``conv 16C3``."""
+    syn = layer.synapse
+    if isinstance(syn, torch.nn.Linear):
+        return f"dense {syn.out_features}"
+    return f"conv {syn.out_channels}C{syn.kernel_size[0]}"
+
+
+def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int, gen, bar, activity: LayerActivity):
     """One pass over ``batches`` of (x, y); return the mean loss and the training accuracy."""
     model.train()
     device = next(model.parameters()).device
@@ -191,8 +239,9 @@ def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int
         yb = torch.as_tensor(y).to(device)
         loss, out = train_step(model, opt, loss_fn, xb, yb)
         sched.step()
+        activity.add(out.layers)
         loss_sum += loss.item() * len(yb)
-        correct += (predict(out.spikes) == yb).sum().item()
+        correct += (predict(out.output, model.rule.readout) == yb).sum().item()
         total += len(yb)
         bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
     return loss_sum / total, correct / total
@@ -211,21 +260,28 @@ def _require_memory(cfg: TrainConfig, sample_shape: tuple[int, ...], rule: Rule,
                    f"{cfg.steps} steps, batches of {cfg.batch_size}")
 
 
-def train(cfg: TrainConfig, log=print) -> TrainResult:
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     """Train a network as ``cfg`` says; return it with its checkpoint dict and history.
 
+    ``warn`` gets a line for every layer that stayed silent or saturated for a whole
+    epoch (:class:`LayerActivity`); the lines are also kept in the epoch's history row.
     Under torchrun, every process runs this on its shard of each global batch
-    (:mod:`neurodeploy.distributed`); only rank 0 logs.
+    (:mod:`neurodeploy.distributed`); only rank 0 logs and warns.
     """
     rule, encoding, loss_name = resolve_config(cfg)
     world = start_world(pick_device(cfg.device))
+    quiet = lambda *_: None  # noqa: E731
     try:
-        return _train(cfg, rule, encoding, loss_name, world, log if world.rank == 0 else lambda *_: None)
+        return _train(cfg, rule, encoding, loss_name, world, *((log, warn) if world.rank == 0 else (quiet, quiet)))
     finally:
         world.close()
 
 
-def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, log) -> TrainResult:
+def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, log, warn) -> TrainResult:
     data, device = dataset_name(cfg.dataset), world.device
     torch.set_num_threads(cfg.threads or max(1, default_threads() // world.local_size))
     x_tr, y_tr, x_te, y_te = _load(cfg, data)
@@ -235,6 +291,9 @@ def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, 
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
         raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
+    if cfg.init is not None:
+        _start_from(model, cfg.init)
+    qat = _qat_target(cfg, model)
     world.check_batches(len(y_tr), cfg.batch_size)
     runner = world.wrap(model, cfg.seed)
     lr = cfg.lr or DEFAULT_LR
@@ -252,11 +311,17 @@ def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, 
                    disable=None if cfg.progress and world.rank == 0 else True, file=sys.stderr)
         shards = [world.shard(idx) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size))]
         batches_of = ((x_tr[idx], y_tr[idx]) for idx in shards)
-        loss, train_acc = _train_epoch(runner, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar)
+        activity = LayerActivity(model)
+        loss, train_acc = _train_epoch(runner, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar,
+                                       activity)
         loss, train_acc = world.mean((loss, train_acc), sum(len(idx) for idx in shards))
+        if qat and epoch == cfg.epochs:  # the last evaluation is of the integer network export will give
+            qat = qat_entry(qat[0], qat[1], fix_scales(model))
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
         row = {"epoch": epoch, "loss": loss, "train_accuracy": train_acc, "test_accuracy": test_acc,
-               "seconds": time.perf_counter() - start}
+               "seconds": time.perf_counter() - start, "warnings": activity.warnings(epoch)}
+        for line in row["warnings"]:
+            warn(line)
         history.append(row)
         log(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  train {100 * row['train_accuracy']:.2f}%  "
             f"test {100 * test_acc:.2f}%  ({row['seconds']:.1f} s)")
@@ -265,14 +330,44 @@ def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, 
         split["train_limit"] = int(cfg.limit)
     if cfg.data_root is not None and data != "digits":
         split["data_root"] = str(Path(cfg.data_root).expanduser().resolve())
-    training = {**{k: v for k, v in asdict(cfg).items() if k not in ("progress", "device", "threads", "data_root")},
+    skip = ("progress", "device", "threads", "data_root", "target")
+    training = {**{k: v for k, v in asdict(cfg).items() if k not in skip}, "target": qat and qat["target"],
                 "lr": lr, "loss": loss_name, "optimizer": "AdamW", "schedule": "OneCycleLR", "history": history}
     ckpt = save_checkpoint(
         None, model, encoding=encoding, steps=cfg.steps, dataset=data, split=split,
         float_test_accuracy=history[-1]["test_accuracy"], seed=cfg.seed,
-        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training,
+        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training, qat=qat,
     )
     return TrainResult(model, ckpt, history, world.rank)
+
+
+def _start_from(model: SpikingNetwork, path: str) -> None:
+    """Load the weights of checkpoint ``path`` into ``model``: same rule, architecture and input."""
+    from .models.checkpoint import load_checkpoint
+
+    _, ckpt = load_checkpoint(path)
+    theirs = (ckpt["rule"], ckpt["arch"], tuple(ckpt["input_shape"]))
+    ours = (model.rule.name, model.arch.spec, model.input_shape)
+    if theirs != ours:
+        raise TrainError(f"--init {path}: rule, arch and input {theirs} differ from this run's {ours}")
+    model.load_state_dict(ckpt["state_dict"])
+
+
+def _qat_target(cfg: TrainConfig, model: SpikingNetwork):
+    """With ``--qat``: make ``model``'s forward the target's integer one; return (target name, limits)."""
+    if cfg.target is not None and not cfg.qat:
+        raise TrainError("--target is the target of --qat; add --qat to train for it")
+    if not cfg.qat:
+        return None
+    if cfg.target is None:
+        raise TrainError("--qat needs --target (loihi1, loihi2 or a target file)")
+    from .quantize import Limits
+    from .targets import Target, load_target
+
+    target = cfg.target if isinstance(cfg.target, Target) else load_target(cfg.target)
+    limits = Limits.from_target(target)
+    enable_qat(model, limits)
+    return target.name, limits
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -305,6 +400,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--undesired-count", type=float, help="count loss: spikes allowed to the others (default 0.2 T)")
     a("--variant", choices=BPSA_VARIANTS, default=d.variant,
       help="bpsa: binary spikes (deployable) or graded output with ReLU input (not deployable)")
+    a("--readout", choices=READOUTS,
+      help="classify by the output spike counts, or by the output membrane (its neurons never fire); "
+           "default membrane for bpsa binary, spikes otherwise")
+    a("--qat", action="store_true",
+      help="quantization-aware: train with the integer weights, thresholds and decays of --target")
+    a("--target", metavar="NAME|FILE", help="the target --qat trains for (loihi1, loihi2 or a target file)")
+    a("--init", metavar="CKPT", help="start from this checkpoint's weights (same rule and arch), e.g. to "
+                                     "fine-tune a float model with --qat")
     a("--bin-us", type=int, help="nmnist: time bin in microseconds (default 300 ms / steps)")
     a("--limit", type=int, help="train on the first N training samples only")
     a("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")

@@ -19,8 +19,9 @@ so that our simulator computes what Lava computes from the same file:
 
 Datasets netx ignores carry what a netlist has beyond netx: ``biasMant`` of an
 input layer (C, H, W), ``name`` of a layer, and ``/simulation/resetInterval``,
-``resetOffset`` (netx's ``reset_offset`` argument) and ``outputWindow`` next to
-netx's ``Ts`` and ``tSample``.
+``resetOffset`` (netx's ``reset_offset`` argument), ``outputWindow`` and
+``readout`` (``membrane`` when the classes are read from the output layer's v:
+``meta["readout"]``) next to netx's ``Ts`` and ``tSample``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,18 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import MAX_ELEMENTS, open_hdf5
-from neurodeploy.netlist import MAX_DELAY, MAX_LAYERS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+from neurodeploy.netlist import (
+    MAX_DELAY,
+    MAX_LAYERS,
+    READOUTS,
+    Conv,
+    CubaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    NetlistError,
+)
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
 NEURON_TYPES = ("CUBA", "LOIHI")
@@ -420,6 +432,11 @@ def _read_simulation(r: _Reader) -> dict:
         if window.shape != (2,) or window[0] < 0 or window[1] < window[0]:
             raise r.fail("/simulation/outputWindow", f"expected (start, stop) with 0 <= start <= stop, got {window.tolist()}")
         out["output_window"] = (int(window[0]), int(window[1]))
+    if r.has("/simulation/readout"):
+        readout = r.string("/simulation/readout")
+        if readout not in READOUTS:
+            raise r.fail("/simulation/readout", f"expected one of {', '.join(READOUTS)}, got {readout!r}")
+        out["meta"]["readout"] = readout
     return out
 
 
@@ -603,7 +620,10 @@ def _write_simulation(h5, net: Netlist) -> None:
         values["resetOffset"] = net.reset_offset
     if net.output_window is not None:
         values["outputWindow"] = list(net.output_window)
-    if values:
+    readout = net.meta.get("readout", "spikes")
+    if values or readout != "spikes":
         group = h5.create_group("simulation")
         for key, value in values.items():
             group.create_dataset(key, data=np.asarray(value, dtype=np.int64))
+        if readout != "spikes":
+            group.create_dataset("readout", data=readout)

@@ -14,7 +14,8 @@ key                         value
 ``num_classes``             output neurons
 ``neuron``                  ``model`` ("cuba"), ``tau_m``, ``tau_s``, ``vth``,
                             ``current_decay``, ``voltage_decay``, ``input_scale``
-``rule_options``            ``tssl_grad``, ``surrogate_width``
+``rule_options``            ``tssl_grad``, ``surrogate_width``, ``readout`` (``spikes`` when
+                            absent, as before readouts existed)
 ``encoding``                ``{"name": "direct"|"rate"|"latency"|"events", ...}``
 ``steps``                   time steps a sample
 ``dataset``, ``split``      dataset name and how its train/test split is made; ``split.data_root``:
@@ -23,6 +24,9 @@ key                         value
 ``seed``                    training seed
 ``evaluation``              ``seed`` and ``batch_size`` with which the test inputs were encoded
 ``training``                hyper-parameters and per-epoch history (optional)
+``qat``                     present when trained quantization-aware: ``target``, its
+                            ``limits`` and every neuron layer's frozen ``scales``
+                            (:mod:`neurodeploy.models.qat`); loading rebuilds that forward
 ``state_dict``              the model's tensors
 ==========================  ============================================================
 """
@@ -41,10 +45,11 @@ import torch
 from neurodeploy import budget
 from neurodeploy.atomic import atomic_path
 from neurodeploy.encoding import make_encoding
-from neurodeploy.errors import InputFileError, printable
+from neurodeploy.errors import InputFileError, NeurodeployError, printable
 
 from .arch import parse_arch
 from .network import SpikingNetwork
+from .qat import enable_qat, from_entry
 from .rules import make_rule
 
 FORMAT = "neurodeploy-checkpoint"
@@ -56,7 +61,8 @@ _TYPES = {
     "input_shape": (list, tuple), "neuron": (dict,), "encoding": (dict,), "steps": (int,), "dataset": (str,),
     "split": (dict,), "float_test_accuracy": (int, float), "seed": (int,), "state_dict": (dict,),
 }
-_OPTIONAL = {"num_classes": (int,), "rule_options": (dict,), "evaluation": (dict,), "training": (dict,)}
+_OPTIONAL = {"num_classes": (int,), "rule_options": (dict,), "evaluation": (dict,), "training": (dict,),
+             "qat": (dict,)}
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
 PARAMETER_BYTES = 8  # float32 parameters, twice: the network's and the loaded copy
@@ -73,10 +79,10 @@ class CheckpointError(InputFileError, ValueError):
 
 def checkpoint_dict(model: SpikingNetwork, *, encoding: dict, steps: int, dataset: str, split: dict,
                     float_test_accuracy: float, seed: int, evaluation: dict | None = None,
-                    training: dict | None = None) -> dict:
+                    training: dict | None = None, qat: dict | None = None) -> dict:
     """The checkpoint of ``model`` as a plain dict (tensors on the CPU)."""
     rule = model.rule
-    return {
+    return {**({"qat": qat} if qat else {}),
         "format": FORMAT,
         "version": VERSION,
         "rule": rule.name,
@@ -86,7 +92,8 @@ def checkpoint_dict(model: SpikingNetwork, *, encoding: dict, steps: int, datase
         "input_shape": list(model.input_shape),
         "num_classes": model.arch.num_outputs,
         "neuron": rule.neuron.as_dict(),
-        "rule_options": {"tssl_grad": rule.tssl_grad, "surrogate_width": rule.surrogate_width},
+        "rule_options": {"tssl_grad": rule.tssl_grad, "surrogate_width": rule.surrogate_width,
+                         "readout": rule.readout},
         "encoding": dict(encoding),
         "steps": int(steps),
         "dataset": dataset,
@@ -128,6 +135,7 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> SpikingNetw
             options.get("tssl_grad", "reference"),
             ckpt["variant"],
             options.get("surrogate_width"),
+            options.get("readout", "spikes"),
         )
         make_encoding(**ckpt["encoding"])
         args = (parse_arch(ckpt["arch"]), tuple(ckpt["input_shape"]), rule,
@@ -142,6 +150,11 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> SpikingNetw
     _check_tensors(ckpt["state_dict"], shapes, source)
     model = SpikingNetwork(*args)
     model.load_state_dict(ckpt["state_dict"])
+    if "qat" in ckpt:
+        try:
+            enable_qat(model, *from_entry(ckpt["qat"], source))
+        except NeurodeployError as err:  # QatError, or a QuantizeError from the recorded limits
+            raise CheckpointError(f"{source}: qat: {err}") from None
     return model
 
 
