@@ -223,6 +223,8 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
         core_of[i][order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
     placed = _place_on_chips([placements[i] for i in layers], target)
     chip_of = {p.index: np.array([c.chip for c in p.cores]) for p in placed}
+    if max(int(c.max()) for c in chip_of.values()) == 0:
+        return Mapping(target, placed, {i: np.zeros(placements[i].neurons, np.int64) for i in feeds})
     remote = {i: _remote_edges(wiring[j], core_of[j], chip_of[j], chip_of[i][core_of[i]]) for i, j in feeds.items()}
     return Mapping(target, placed, remote)
 

@@ -229,6 +229,20 @@ def test_pilotnet_needs_three_loihi_chips(conformance_dir, capsys):
     assert "3 chips would hold it" in capsys.readouterr().err
 
 
+def test_a_kapoho_point_board_holds_what_one_loihi2_chip_cannot():
+    """1,000,001 neurons: 123 cores fit a chip, the neurons do not; the last core goes to chip 1."""
+    weight = np.zeros((2, 1_000_001), np.int64)
+    weight[:, [0, 999_999, 1_000_000]] = 1
+    net = Netlist([Dense(np.ones((1_000_001, 1), np.int64), NEURON), Dense(weight, NEURON)], input_shape=(1,))
+    mapping = map_network(net, with_chips(load_target("loihi2"), 8))
+    assert mapping.chips == 2 and mapping.chips_needed() == {"cores": 1, "neurons": 2, "synapses": 1}
+    chips = [c.chip for c in mapping.layers[0].cores]
+    assert len(chips) == 123 and chips.count(1) == 1 and chips[-1] == 1 and mapping.layers[1].cores[0].chip == 1
+    assert np.flatnonzero(mapping.remote_edges[0]).tolist() == [0]  # neuron 0 is on chip 0, the others on chip 1
+    cost = estimate_cost(mapping, assumed_activity(mapping, steps=10, rate=0.5))
+    assert cost.crossing_term.count == pytest.approx(5.0)  # neuron 0's 5 spikes, one remote core each
+
+
 def test_systems_up_to_the_largest_built(tmp_path, capsys):
     loihi2 = load_target("loihi2")
     assert with_chips(loihi2, 1152).cores == 1152 * 128
