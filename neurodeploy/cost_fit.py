@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", default="loihi2", help="target whose limits place the network (default loihi2)")
     parser.add_argument("--reference", default="loihi1", help="target giving the ratios (default loihi1)")
     args = parser.parse_args(argv)
-    net, measured = load_netlist(args.net), PILOTNET_LIF_LOIHI2
-    activity = measured_activity(simulate(net, measured.steps, bias=np.load(args.bias).astype(np.int64)))
-    energy, timing = fit_costs(map_network(net, load_target(args.target)), activity, measured, load_target(args.reference))
+    net, measured, target = load_netlist(args.net), PILOTNET_LIF_LOIHI2, load_target(args.target)
+    bias = np.load(args.bias).astype(np.int64)
+    activity = measured_activity(simulate(net, measured.steps, bias=bias, conventions=target.conventions))
+    energy, timing = fit_costs(map_network(net, target), activity, measured, load_target(args.reference))
     print(f"# {activity.total('synaptic_events'):,.0f} synaptic events, {activity.total('neuron_updates'):,.0f} "
           f"neuron updates an inference ({activity.basis})")
     for section, figures in (("energy", energy), ("timing", timing)):

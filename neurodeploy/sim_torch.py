@@ -4,9 +4,9 @@ Optional (numpy's :func:`neurodeploy.sim.simulate` stays the default); importing
 this module imports torch. Neuron state is int64 on the device and steps by the
 very rules of :mod:`neurodeploy.fixed_point`. Synaptic sums are matrix products
 and convolutions in float64, exact because every partial sum is an integer below
-2**53 (checked from the weights, the fan-in and the largest input payload; a
-network past that bound runs dense sums in int64 on the CPU and is refused on
-other devices); they are then rounded to int64 and shifted by the weight
+2**53 (checked from the weights, the fan-in and the largest input payload; past
+that bound dense sums run in int64 on the CPU, and a convolution, or a dense
+layer on another device, is refused); they are then rounded to int64 and shifted by the weight
 exponent, and convolution outputs wrap to 24 bits. Layers run one after another
 over all steps, in the netlist's (C, H, W) order, the batch cut into chunks of
 about CHUNK_BYTES of state.
