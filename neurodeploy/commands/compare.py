@@ -89,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
     reference = load_target(args.cost_reference) if args.cost_reference else None
     report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
                                        args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
-                                       reference, args.conventions, args.force,
-                                       args.device)
+                                       reference, args.conventions, args.force, args.device)
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)
