@@ -54,8 +54,10 @@ def simulate(net: Netlist, steps: int, spikes: np.ndarray | None = None, bias: n
 def _device(name: str) -> torch.device:
     try:
         device = torch.device(name)
-    except RuntimeError as err:
-        raise NeurodeployError(f"--device {name}: {err}") from None
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise NeurodeployError(f"--device {name}: the torch simulator runs on cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise NeurodeployError(f"--device {name}: torch finds no CUDA device here (torch {torch.__version__})")
     return device

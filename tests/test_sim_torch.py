@@ -149,6 +149,9 @@ def test_a_missing_device_is_refused(tmp_path, capsys):
                      "--device", "cuda", "-o", str(tmp_path / "o.npz")]) == 2
     assert "--device cuda: torch finds no CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
+    assert cli.main(["run", str(tmp_path / "net.net"), "--steps", "4", "--input", str(tmp_path / "in.npy"),
+                     "--device", "gpu", "-o", str(tmp_path / "o.npz")]) == 2
+    assert "--device gpu: the torch simulator runs on cpu, cuda or cuda:N" in capsys.readouterr().err
 
 
 def test_numpy_simulator_does_not_import_torch():
