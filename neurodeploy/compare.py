@@ -27,7 +27,7 @@ from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, sta
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
-from neurodeploy.quantize import Quantized, run_steps
+from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import DECODING, DECODING_MEMBRANE, LayerActivity, accuracy_summary, hardware_summary, layer_rows
 from neurodeploy.sim import Recording
 from neurodeploy.simulators import simulator
@@ -213,26 +213,6 @@ def weight_grids(fm, q: Quantized) -> list[dict]:
     return out
 
 
-def host_layer(q: Quantized) -> dict | None:
-    """The direct encoding's first hidden layer: its synapses run on the host, its neurons on the chip."""
-    t = q.input_transform
-    if t is None:
-        return None
-    weight, shape = np.asarray(t["weight"]), tuple(q.netlist.layers[0].shape)
-    dims = lambda s: "x".join(str(int(v)) for v in s)  # noqa: E731
-    if t["kind"] == "dense":
-        text, products = f"dense {weight.shape[1]}->{weight.shape[0]}", weight.size
-    else:
-        text, products = f"conv {dims(t['in_shape'])}->{dims(shape)}", int(np.prod(shape) * np.prod(weight.shape[1:]))
-    return {
-        "layer": 0, "description": f"{text}, synapses on the host", "host_multiply_adds": int(products),
-        "note": (f"Layer 0 is the model's first hidden layer ({text}). The direct encoding computes its synaptic "
-                 f"input on the host, {int(products):,} multiply-adds a sample, and sends each of its "
-                 f"{int(np.prod(shape)):,} neurons the result as a bias; the neurons run on the chip. That host work "
-                 "is not on the chip, and not in the energy or latency figures."),
-    }
-
-
 def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -> dict:
     meta = fm.meta
     return {
@@ -307,7 +287,7 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
         "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
                              [f.as_dict() for f in q.layers]),
         "hardware": hardware,
-        "numerical_faults": faults.summary(numerical_faults(q, comparison), faults.layer_labels(net)),
+        "numerical_faults": faults.summary(numerical_faults(q, comparison), layer_labels(q)),
         "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
         "lava": comparison.lava,
         "run": {"steps": q.steps, "run_steps": run_steps(q), "reset_interval": net.reset_interval,

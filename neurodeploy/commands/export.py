@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neurodeploy.quantize import CALIBRATIONS
+from neurodeploy.quantize import CALIBRATIONS, host_layer, layer_labels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,12 +45,16 @@ def run(args: argparse.Namespace) -> int:
               f"exp {layer.weight_exp:3d}  "
               f"vth {layer.vth:6d}  du {layer.du:4d}  dv {layer.dv:4d}  clipped w/b {layer.weights_clipped}/"
               f"{layer.biases_clipped}")
+    host = host_layer(q)
+    if host is not None:
+        print(f"  layer 0 ({host['description']}): its {host['host_multiply_adds']:,} multiply-adds a sample run on the "
+              f"host ({result.files['input_transform'].name} holds them); its neurons run on the chip")
     print(f"run {net.output_window[1]} steps a sample; reset interval {net.reset_interval}, "
           f"output window {net.output_window[0]}..{net.output_window[1] - 1}")
     counts = numerical_faults(q)
     where = "quantizer; u and v on the calibration samples" if q.calibration.get("samples") else "quantizer only"
     print(f"numerical faults ({where}): {faults.total(counts)}")
-    for line in faults.lines(counts, faults.layer_labels(net)):
+    for line in faults.lines(counts, layer_labels(q)):
         print(f"  {line}")
     for kind, path in result.files.items():
         print(f"  wrote {kind:15s} {path}")
