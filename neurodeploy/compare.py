@@ -29,7 +29,8 @@ from neurodeploy.mapping import describe_layer, estimate_cost, map_network, meas
 from neurodeploy.netlist import Conv, Dense, Netlist
 from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import DECODING, DECODING_MEMBRANE, LayerActivity, accuracy_summary, hardware_summary, layer_rows
-from neurodeploy.sim import Recording, simulate
+from neurodeploy.sim import Recording
+from neurodeploy.simulators import simulator
 
 BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
@@ -70,10 +71,11 @@ def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",),
-                    conventions: str = "lava") -> Recording:
-    """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does."""
+                    conventions: str = "lava", device: str | None = None) -> Recording:
+    """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does (torch's simulator
+    on ``device`` if given)."""
     given = {"bias": inputs} if kind == "bias" else {"spikes": inputs}
-    return simulate(net, steps, record=record, conventions=conventions, **given)
+    return simulator(device)(net, steps, record=record, conventions=conventions, **given)
 
 
 def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> list[np.ndarray]:
@@ -144,9 +146,9 @@ class Tally:
 
 
 def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 256,
-                  progress: bool = True, conventions: str = "lava") -> Comparison:
+                  progress: bool = True, conventions: str = "lava", device: str | None = None) -> Comparison:
     """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both;
-    the simulator under run ``conventions``."""
+    the simulator under run ``conventions``, torch's on ``device`` if given (else numpy's)."""
     from tqdm import tqdm
 
     from neurodeploy.export import encoded_inputs, float_rates
@@ -159,7 +161,8 @@ def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0,
         encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
         out_f, layers_f = float_rates(fm, enc)
         ints, kind = integer_inputs(q, encoded)
-        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions), ints)
+        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions, device=device),
+                  ints)
     comparison = tally.comparison(y, kind)
     comparison.conventions = conventions
     return comparison
@@ -249,7 +252,7 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
 def reference_cost(net: Netlist, activity, reference, target) -> dict:
     """Cores and cost on ``reference``'s figures for the same measured counts (a stand-in for ``target``)."""
     note = (f"{reference.name}'s per-operation figures applied to the operations measured on {target.name}'s "
-            f"netlist: a stand-in where {target.name} publishes none, not a {target.name} figure")
+            f"netlist, placed on {reference.name}: a comparison, not a {target.name} figure")
     try:
         mapping = map_network(net, reference)
     except NeurodeployError as err:
@@ -319,11 +322,11 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
                        dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
                        batch_size: int = 256, plots: bool = True, progress: bool = True,
                        cost_reference=None, conventions: str | None = None,
-                       force: bool = False) -> tuple[dict, dict[str, Path]]:
+                       force: bool = False, device: str | None = None) -> tuple[dict, dict[str, Path]]:
     """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``.
 
-    The simulator runs under ``conventions``, by default the target's; Lava's check under Lava's.
-    Existing outputs are refused unless ``force``, before anything runs.
+    The simulator runs under ``conventions``, by default the target's, on torch's ``device`` if given;
+    Lava's check under Lava's. Existing outputs are refused unless ``force``, before anything runs.
     """
     from neurodeploy.drc import require
     from neurodeploy.plots import PLOT_FILES
@@ -342,7 +345,8 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
     names = [*(p.format(stem=Path(model).stem) for p in RUN_FILES.values()), *REPORT_FILES.values(),
              *(f"plots/{name}" for name in PLOT_FILES.values() if plots)]
     refuse_existing([out_dir / name for name in names], force)
-    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions)
+    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions,
+                               device)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)
     with staged_outputs(out_dir):  # all of the files or none

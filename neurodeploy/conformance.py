@@ -29,7 +29,8 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.backends.lava import LavaCase, check_lava_limits
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
-from neurodeploy.sim import RECORDABLE, Recording, simulate
+from neurodeploy.sim import RECORDABLE, Recording
+from neurodeploy.simulators import simulator
 
 INPUT_DRIVE = 2**19
 WEIGHT_MAG = 300
@@ -228,15 +229,17 @@ def run_conformance(
     n: int,
     seed: int = 0,
     reference: Callable[[Sequence[LavaCase]], list[Recording]] | None = None,
+    device: str | None = None,
 ) -> Report:
-    """Generate ``n`` cases, run them in the simulator and in ``reference`` (Lava by default), compare."""
+    """Generate ``n`` cases, run them in the simulator (torch's on ``device`` if given) and in
+    ``reference`` (Lava by default), compare."""
     if reference is None:
         from neurodeploy.backends.lava import run_lava_cases as reference
     cases = generate_cases(n, seed)
     refs = reference(cases)
     failed, total = [], 0
     for k, (case, ref) in enumerate(zip(cases, refs)):
-        sim = simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=case.record,
+        sim = simulator(device)(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=case.record,
                        reset_interval=case.reset_interval)
         result = compare(k, case, sim, ref)
         total += result.mismatching

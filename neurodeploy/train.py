@@ -24,6 +24,7 @@ from tqdm import tqdm
 from . import budget
 from .atomic import atomic_path, check_writable, refuse_existing
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
+from .distributed import start as start_world
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
 from .errors import NeurodeployError
 from .models.arch import layer_shapes, parse_arch
@@ -90,6 +91,7 @@ class TrainResult:
     model: SpikingNetwork
     checkpoint: dict
     history: list[dict] = field(default_factory=list)
+    rank: int = 0  # this process's rank under torchrun (only rank 0 writes)
 
 
 class TrainError(NeurodeployError, ValueError):
@@ -270,11 +272,21 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
 
     ``warn`` gets a line for every layer that stayed silent or saturated for a whole
     epoch (:class:`LayerActivity`); the lines are also kept in the epoch's history row.
+    Under torchrun, every process runs this on its shard of each global batch
+    (:mod:`neurodeploy.distributed`); only rank 0 logs and warns.
     """
     rule, encoding, loss_name = resolve_config(cfg)
-    data = dataset_name(cfg.dataset)
-    device = pick_device(cfg.device)
-    torch.set_num_threads(cfg.threads or default_threads())
+    world = start_world(pick_device(cfg.device))
+    quiet = lambda *_: None  # noqa: E731
+    try:
+        return _train(cfg, rule, encoding, loss_name, world, *((log, warn) if world.rank == 0 else (quiet, quiet)))
+    finally:
+        world.close()
+
+
+def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, log, warn) -> TrainResult:
+    data, device = dataset_name(cfg.dataset), world.device
+    torch.set_num_threads(cfg.threads or max(1, default_threads() // world.local_size))
     x_tr, y_tr, x_te, y_te = _load(cfg, data)
     sample_shape = tuple(x_tr.shape[2:] if data == "nmnist" else x_tr.shape[1:])
     _require_memory(cfg, sample_shape, rule, input_kind(encoding))
@@ -285,6 +297,8 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     if cfg.init is not None:
         _start_from(model, cfg.init)
     qat = _qat_target(cfg, model)
+    world.check_batches(len(y_tr), cfg.batch_size)
+    runner = world.wrap(model, cfg.seed)
     lr = DEFAULT_LR if cfg.lr is None else cfg.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     batches = math.ceil(len(y_tr) / cfg.batch_size)
@@ -296,11 +310,14 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(len(y_tr), generator=order_gen).numpy()
-        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=None if cfg.progress else True, file=sys.stderr)
-        batches_of = ((x_tr[idx], y_tr[idx]) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size)))
+        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=None if cfg.progress and world.rank == 0 else True, file=sys.stderr)
+        shards = [world.shard(idx) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size))]
+        batches_of = ((x_tr[idx], y_tr[idx]) for idx in shards)
         activity = LayerActivity(model)
-        loss, train_acc = _train_epoch(model, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar,
+        loss, train_acc = _train_epoch(runner, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar,
                                        activity)
+        loss, train_acc = world.mean((loss, train_acc), sum(len(idx) for idx in shards))
         if qat and epoch == cfg.epochs:  # the last evaluation is of the integer network export will give
             qat = qat_entry(qat[0], qat[1], fix_scales(model))
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
@@ -324,7 +341,7 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
         float_test_accuracy=history[-1]["test_accuracy"], seed=cfg.seed,
         evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training, qat=qat,
     )
-    return TrainResult(model, ckpt, history)
+    return TrainResult(model, ckpt, history, world.rank)
 
 
 def _start_from(model: SpikingNetwork, path: str) -> None:
@@ -411,6 +428,8 @@ def run_train(args: argparse.Namespace) -> int:
     check_writable(args.output)  # refused now, not after the training
     refuse_existing([args.output], args.force)
     result = train(config_from_args(args))
+    if result.rank:
+        return 0
     with atomic_path(args.output) as tmp:
         torch.save(result.checkpoint, tmp)
     acc = result.checkpoint["float_test_accuracy"]

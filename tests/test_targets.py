@@ -11,7 +11,7 @@ import pytest
 
 from neurodeploy.commands import targets as targets_command
 from neurodeploy.errors import InputFileError
-from neurodeploy.targets import Energy, Target, list_targets, load_target
+from neurodeploy.targets import Target, list_targets, load_target
 
 MINIMAL = """
 name = "tiny"
@@ -48,7 +48,9 @@ def test_loihi2_leaves_unpublished_figures_out():
     t = load_target("loihi2")
     assert t.cores_per_chip == 128 and t.graded_spikes and t.graded_spike_bits == 24
     assert t.synapse_memory_bits is None and t.input_axons_per_core is None and t.weight_exp is None
-    assert t.energy == Energy() and t.timing.synaptic_op_ns is None
+    assert t.energy.chip_crossing_pj is None and t.energy.spike_pj is None and t.timing.neuron_update_active_ns is None
+    assert t.energy.basis.startswith("fitted to one measurement") and t.timing.basis.startswith("fitted to one")
+    assert (t.max_chips, load_target("loihi1").max_chips) == (1152, 768)
 
 
 @pytest.mark.parametrize("name", ["loihi1", "loihi2"])

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_conventions(parser, "of the simulation that counts operations (default: the target's [run] conventions)")
     add_input_shape(parser)
     parser.add_argument("--per-core", action="store_true", help="list every core's use")
+    parser.add_argument("--cost-reference", metavar="TARGET",
+                        help="also price the same operations with this target's figures (e.g. loihi1)")
 
 
 def _inputs(args, net):
@@ -105,22 +107,44 @@ def print_mapping(mapping, per_core: bool = False) -> None:
     need = ", ".join(f"{v} for its {k}" for k, v in mapping.chips_needed().items())
     print(f"cores used: {mapping.cores} ({t.cores_per_chip} a chip); chips needed: {mapping.chips} ({need}); "
           f"system: {t.chips} chip(s)")
+    if mapping.chips > 1:
+        print("placement on chips: " + "; ".join(_chip_lines(mapping)))
+
+
+def _chip_lines(mapping) -> list[str]:
+    """'chip k: layers a-b (n cores)' for each chip, in order."""
+    layers: dict[int, list[int]] = {}
+    cores: dict[int, int] = {}
+    for p in mapping.layers:
+        for c in p.cores:
+            layers.setdefault(c.chip, []).append(p.index)
+            cores[c.chip] = cores.get(c.chip, 0) + 1
+    span = lambda ids: str(ids[0]) if ids[0] == ids[-1] else f"{ids[0]}-{ids[-1]}"  # noqa: E731
+    return [f"chip {k}: layers {span(ids)} ({cores[k]} cores)" for k, ids in layers.items()]
+
+
+def _print_reference(net, activity, reference) -> None:
+    """The same operations priced with ``reference``'s figures, on its own placement."""
+    from neurodeploy.mapping import estimate_cost, map_network
+
+    mapping = map_network(net, reference)
+    print(f"with {reference.name}'s figures, on its placement ({mapping.cores} cores, {mapping.chips} chip(s)):")
+    for line in estimate_cost(mapping, activity).lines():
+        print(f"  {line}")
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import numpy as np
 
+    from neurodeploy.commands.run import load_network
     from neurodeploy.drc import DesignRuleError, check, unchecked
     from neurodeploy.mapping import MappingError, estimate_cost, map_network, network_wiring
-    from neurodeploy.commands.run import load_network
-    from neurodeploy.targets import load_target
+    from neurodeploy.targets import load_target, with_chips
 
     net = load_network(args)
     target = load_target(args.target)
     if args.chips:
-        target = dataclasses.replace(target, chips=args.chips)
+        target = with_chips(target, args.chips)
     spikes, bias = _inputs(args, net)
     steps = _steps(args, net, spikes)
     payload = 1 if spikes is None or spikes.dtype == bool else int(np.abs(spikes).max(initial=1))
@@ -137,8 +161,11 @@ def run(args: argparse.Namespace) -> int:
     conventions = args.conventions or target.conventions
     if spikes is not None or bias is not None:
         print(f"conventions: {conventions}")
-    for line in estimate_cost(mapping, _activity(args, net, mapping, spikes, bias, steps, conventions)).lines():
+    activity = _activity(args, net, mapping, spikes, bias, steps, conventions)
+    for line in estimate_cost(mapping, activity).lines():
         print(line)
+    if args.cost_reference:
+        _print_reference(net, activity, load_target(args.cost_reference))
     if violations:
         raise DesignRuleError(violations, target)
     return 0

@@ -27,6 +27,7 @@ INT32 = 1 << 31
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurodeploy.netio import READERS
+    from neurodeploy.simulators import DEVICE_HELP
 
     parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
     parser.add_argument("--steps", type=integer(1, 1 << 31), required=True, metavar="T", help="time steps to run")
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
                         help="our bit-accurate simulator (default) or Lava's fixed-point models")
     add_conventions(parser, "lava (Lava's fixed_pt, the default) or loihi2 (Loihi 2 silicon)")
+    parser.add_argument("--device", help=DEVICE_HELP + " (with --backend sim)")
     parser.add_argument("--record", type=_record, default=("s", "u", "v"), metavar="s,u,v",
                         help="variables to save (default s,u,v)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="output file")
@@ -57,16 +59,18 @@ def run(args: argparse.Namespace) -> int:
     reset = -1 if args.reset_interval is None else (args.reset_interval or None)
     conventions = args.conventions or "lava"
     if args.backend == "lava":
+        if args.device:
+            raise NeurodeployError(f"--device {args.device}: the device runs the simulator, not --backend lava")
         from neurodeploy.backends.lava import run_lava
 
         if conventions != "lava":
             raise NeurodeployError(f"--backend lava computes Lava's conventions only, not {conventions}")
         rec = run_lava(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset)
     else:
-        from neurodeploy.sim import simulate
+        from neurodeploy.simulators import simulator
 
-        rec = simulate(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset,
-                       conventions=conventions)
+        rec = simulator(args.device)(net, args.steps, spikes=spikes, bias=bias, record=args.record,
+                                     reset_interval=reset, conventions=conventions)
     arrays = recording_arrays(rec, args.backend == "sim")
     arrays["conventions"] = np.array(conventions)
     with atomic_path(args.output) as tmp:
