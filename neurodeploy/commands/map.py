@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from neurodeploy.commands.run import add_conventions, add_input_shape
+from neurodeploy.commands.run import add_conventions, add_input_shape, load_network
 
 DEFAULT_RATE = 0.1
 
@@ -111,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
 
     from neurodeploy.drc import DesignRuleError, check, unchecked
     from neurodeploy.mapping import MappingError, estimate_cost, map_network, network_wiring
-    from neurodeploy.commands.run import load_network
     from neurodeploy.targets import load_target
 
     net = load_network(args)
