@@ -8,7 +8,9 @@ run's steps, or input-layer biases) and written to ``inputs.npy`` beside the
 netx file, so the quantized accuracy can be reproduced from the files alone.
 
 Timing: neuron layer k's float step 0 is the chip's step ``k + reset_offset``;
-predictions count the output layer's spikes over the netlist's output window.
+predictions count the output layer's spikes over the netlist's output window, or,
+for a netlist whose ``meta["readout"]`` is ``membrane``, take the argmax of the
+output layer's v at the window's last step (its neurons never fire).
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ from pathlib import Path
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import atomic_path
+from neurodeploy import fixed_point as fx
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
 from neurodeploy.quantize import Quantized, run_steps
-from neurodeploy.report import DECODING, LayerActivity, accuracy_summary, hardware_summary, layer_rows
+from neurodeploy.report import DECODING, DECODING_MEMBRANE, LayerActivity, accuracy_summary, hardware_summary, layer_rows
 from neurodeploy.sim import Recording, simulate
 
 BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
 RASTER_SAMPLE = 0
+RUN_FILES = {"netx": "{stem}.net", "inputs": "inputs.npy", "labels": "labels.npy"}
 
 
 class CompareError(NeurodeployError):
@@ -81,10 +85,23 @@ def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> l
     return out
 
 
-def decode_predictions(output_spikes: np.ndarray, window: tuple[int, int]) -> np.ndarray:
-    """Argmax of spike counts over ``window`` of (batch, steps, *shape) spikes; ties to the lowest index."""
-    counts = output_spikes[:, window[0]:window[1]].reshape(output_spikes.shape[0], window[1] - window[0], -1)
+def decode_predictions(output: np.ndarray, window: tuple[int, int], how: str = "spikes") -> np.ndarray:
+    """Class per sample of the output layer's (batch, steps, *shape) spikes or v, ties to the lowest index.
+
+    ``spikes``: argmax of the spike counts over ``window``; ``membrane``: argmax of v
+    at the window's last step.
+    """
+    if how == "membrane":
+        return output[:, window[1] - 1].reshape(output.shape[0], -1).argmax(axis=1)
+    counts = output[:, window[0]:window[1]].reshape(output.shape[0], window[1] - window[0], -1)
     return counts.sum(axis=1).argmax(axis=1)
+
+
+def quantized_predictions(rec: Recording, net: Netlist) -> np.ndarray:
+    """Class per sample of a simulator run over the netlist's whole window, decoded as the netlist says."""
+    if net.readout == "membrane":
+        return rec.output_v.reshape(rec.batch, -1).argmax(axis=1)
+    return decode_predictions(rec.s[net.neuron_layers[-1]], net.output_window)
 
 
 class Tally:
@@ -112,8 +129,8 @@ class Tally:
             mine = getattr(self.total, name)
             for i, value in getattr(rec, name).items():
                 mine[i] = mine.get(i, 0) + int(value)
-        self.float_pred.append(decode_predictions(float_out, (0, float_out.shape[1])))
-        self.quant_pred.append(decode_predictions(rec.s[self.net.neuron_layers[-1]], self.net.output_window))
+        self.float_pred.append(decode_predictions(float_out, (0, float_out.shape[1]), self.net.readout))
+        self.quant_pred.append(quantized_predictions(rec, self.net))
         self.inputs.append(inputs)
         if self.raster is None:
             self.raster = ([f[RASTER_SAMPLE] for f in float_layers], [s[RASTER_SAMPLE] for s in layers_i])
@@ -156,11 +173,13 @@ def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
     n = min(samples, len(comparison.labels))
     inputs = comparison.inputs[:n]
     kwargs = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
-    lava = run_lava(net, steps, record=("s",), **kwargs)
+    how = net.readout
+    lava = run_lava(net, steps, record=("s", "v") if how == "membrane" else ("s",), **kwargs)
     sim = simulate_inputs(net, steps, inputs, comparison.input_kind)
     equal = sum(int(np.sum(lava.s[i] == sim.s[i])) for i in net.neuron_layers)
     size = sum(sim.s[i].size for i in net.neuron_layers)
-    pred = decode_predictions(lava.s[net.neuron_layers[-1]], net.output_window)
+    last = net.neuron_layers[-1]
+    pred = decode_predictions((lava.v if how == "membrane" else lava.s)[last], net.output_window, how)
     labels = comparison.labels[:n]
     return {
         "backend": "Lava fixed_pt CPU models",
@@ -185,9 +204,30 @@ def weight_grids(fm, q: Quantized) -> list[dict]:
             continue
         facts = q.layers[k]
         scaled = floats[k].weight * facts.scale / (64 * 2.0**facts.weight_exp)
+        step = 1 << (8 + (fx.sign_mode(layer.weight) == "mixed") - min(facts.weight_bits, 9))
         out.append({"layer": k, "description": describe_layer(layer), "scaled": scaled.ravel(),
-                    "mantissas": np.asarray(layer.weight).ravel()})
+                    "mantissas": np.asarray(layer.weight).ravel(), "step": max(step, 1)})
     return out
+
+
+def host_layer(q: Quantized) -> dict | None:
+    """The direct encoding's first hidden layer: its synapses run on the host, its neurons on the chip."""
+    t = q.input_transform
+    if t is None:
+        return None
+    weight, shape = np.asarray(t["weight"]), tuple(q.netlist.layers[0].shape)
+    dims = lambda s: "x".join(str(int(v)) for v in s)  # noqa: E731
+    if t["kind"] == "dense":
+        text, products = f"dense {weight.shape[1]}->{weight.shape[0]}", weight.size
+    else:
+        text, products = f"conv {dims(t['in_shape'])}->{dims(shape)}", int(np.prod(shape) * np.prod(weight.shape[1:]))
+    return {
+        "layer": 0, "description": f"{text}, synapses on the host", "host_multiply_adds": int(products),
+        "note": (f"Layer 0 is the model's first hidden layer ({text}). The direct encoding computes its synaptic "
+                 f"input on the host, {int(products):,} multiply-adds a sample, and sends each of its "
+                 f"{int(np.prod(shape)):,} neurons the result as a bias; the neurons run on the chip. That host work "
+                 "is not on the chip, and not in the energy or latency figures."),
+    }
 
 
 def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -> dict:
@@ -205,18 +245,22 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
     out = files["inputs"].parent / "out.npz"
     start, stop = net.output_window
     last = net.neuron_layers[-1]
+    var = "v" if net.readout == "membrane" else "s"
+    decode = (f"pred = v[:, {stop - 1}].argmax(axis=1)" if var == "v"
+              else f"pred = s[:, {start}:{stop}].sum(axis=1).argmax(axis=1)")
+    what = "membrane potentials" if var == "v" else "spikes"
     return {
         "files": {name: str(path) for name, path in files.items()},
-        "argv": ["run", str(files["netx"]), "--steps", str(steps), flag, str(files["inputs"]), "--record", "s",
+        "argv": ["run", str(files["netx"]), "--steps", str(steps), flag, str(files["inputs"]), "--record", var,
                  "--conventions", conventions, "-o", str(out)],
-        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record s "
+        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record {var} "
                    f"--conventions {conventions} -o {out}",
-        "output_key": f"s{last}",
-        "decoding": DECODING.format(start=start, last=stop - 1),
+        "output_key": f"{var}{last}",
+        "decoding": (DECODING_MEMBRANE if var == "v" else DECODING).format(start=start, last=stop - 1),
         "python": [
             "import numpy as np",
-            f"s = np.load('{out}')['s{last}']  # output layer spikes (batch, steps, classes)",
-            f"pred = s[:, {start}:{stop}].sum(axis=1).argmax(axis=1)",
+            f"{var} = np.load('{out}')['{var}{last}']  # output layer {what} (batch, steps, classes)",
+            decode,
             f"accuracy = (pred == np.load('{files['labels']}')).mean()",
         ],
     }
@@ -246,12 +290,20 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
     cost = estimate_cost(mapping, activity)
     classes = int(np.prod(net.output_shape))
     descriptions = [describe_layer(net.layers[i]) for i in net.neuron_layers]
+    host = host_layer(q)
+    hardware = hardware_summary(mapping, cost)
+    if host is not None:
+        descriptions[0] = hardware["layers"][0]["description"] = host["description"]
     return {
         "source": source,
+        "host_layer": host,
+        "raster_sample": {"index": RASTER_SAMPLE, "label": int(comparison.labels[RASTER_SAMPLE]),
+                          "float": int(comparison.float_pred[RASTER_SAMPLE]),
+                          "quantized": int(comparison.quant_pred[RASTER_SAMPLE])},
         "accuracy": accuracy_summary(comparison.labels, comparison.float_pred, comparison.quant_pred, classes),
         "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
                              [f.as_dict() for f in q.layers]),
-        "hardware": hardware_summary(mapping, cost),
+        "hardware": hardware,
         "numerical_faults": faults.summary(numerical_faults(q, comparison), faults.layer_labels(net)),
         "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
         "lava": comparison.lava,
@@ -274,7 +326,7 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
     """The netx file, the integer inputs and the labels, each written atomically."""
     from neurodeploy.exporters.netx import write_netx
 
-    files = {"netx": out_dir / f"{stem}.net", "inputs": out_dir / "inputs.npy", "labels": out_dir / "labels.npy"}
+    files = {name: out_dir / pattern.format(stem=stem) for name, pattern in RUN_FILES.items()}
     write_netx(q.netlist, files["netx"])
     for name, array in (("inputs", comparison.inputs), ("labels", comparison.labels)):
         with atomic_path(files[name]) as tmp:
@@ -286,13 +338,16 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
 def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.ndarray, out_dir: str | Path,
                        dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
                        batch_size: int = 256, plots: bool = True, progress: bool = True,
-                       cost_reference=None, conventions: str | None = None) -> tuple[dict, dict[str, Path]]:
+                       cost_reference=None, conventions: str | None = None,
+                       force: bool = False) -> tuple[dict, dict[str, Path]]:
     """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``.
 
     The simulator runs under ``conventions``, by default the target's; Lava's check under Lava's.
+    Existing outputs are refused unless ``force``, before anything runs.
     """
     from neurodeploy.drc import require
-    from neurodeploy.report import write_report
+    from neurodeploy.plots import PLOT_FILES
+    from neurodeploy.report import REPORT_FILES, write_report
 
     if backend not in BACKENDS:
         raise CompareError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -303,19 +358,22 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
         raise CompareError(f"{model}: the model takes samples shaped {expected}, dataset {dataset} has "
                            f"{tuple(x.shape[1:])}")
     require(q.netlist, target)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_writable(out_dir, folder=True)
+    names = [*(p.format(stem=Path(model).stem) for p in RUN_FILES.values()), *REPORT_FILES.values(),
+             *(f"plots/{name}" for name in PLOT_FILES.values() if plots)]
+    refuse_existing([out_dir / name for name in names], force)
     comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)
-    files = write_run_files(q, comparison, out_dir, Path(model).stem)
-    source = _source(model, fm, dataset, seed, backend, batch_size)
-    report = build_report(q, target, comparison, source, files, cost_reference)
-    if plots:
-        from neurodeploy.plots import write_plots
+    with staged_outputs(out_dir):  # all of the files or none
+        files = write_run_files(q, comparison, out_dir, Path(model).stem)
+        source = _source(model, fm, dataset, seed, backend, batch_size)
+        report = build_report(q, target, comparison, source, files, cost_reference)
+        if plots:
+            from neurodeploy.plots import write_plots
 
-        report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
-    paths = {**files, **write_report(report, out_dir)}
+            report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
+        paths = {**files, **write_report(report, out_dir)}
     return report, paths
 
 

@@ -118,3 +118,15 @@ def resets(t: int, interval: int, phase: int, conventions: str = "lava") -> bool
     if conventions == "lava":
         return t % interval == first
     return t >= first and (t - first) % (interval + 1) == 0
+
+
+def weight_bits_used(weight: np.ndarray) -> int:
+    """The fewest weight bits that hold 8-bit mantissas ``weight`` unchanged, as ``dense_weights`` counts them.
+
+    ``8 + mixed - z`` for ``z`` trailing zero bits common to every weight (at most 8),
+    at least 1.
+    """
+    weight = np.asarray(weight, dtype=np.int64)
+    bits = int(np.bitwise_or.reduce(np.abs(weight), axis=None)) if weight.size else 0
+    zeros = min(8, (bits & -bits).bit_length() - 1) if bits else 8
+    return max(1, 8 + (sign_mode(weight) == "mixed") - zeros)

@@ -13,10 +13,13 @@ from typing import Union
 
 import numpy as np
 
+from neurodeploy import budget
+from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
 
-U_BITS = 24
 MAX_DELAY = 62
+MAX_LAYERS = 256  # layers a netlist may hold (reading a file's layers takes time: its count is bounded first)
+READOUTS = ("spikes", "membrane")  # what a netlist's classes are read from (Netlist.readout)
 
 
 class NetlistError(NeurodeployError):
@@ -165,6 +168,11 @@ class Conv:
     kind = "conv"
 
     @property
+    def weight_bits(self) -> int:
+        """Weight bits its mantissas need, counted as a dense layer's ``weight_bits`` (the chip keeps them whole)."""
+        return fx.weight_bits_used(self.weight)
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         c, h, w = self.in_shape
         kh, kw = self.weight.shape[2:]
@@ -231,7 +239,9 @@ class Netlist:
     staggers Lava's resets; ``None`` for never. A quantized network sets
     ``reset_offset`` so that each layer resets on the step its first input
     arrives, which aligns the chip's latency with the float model's steps. ``output_window`` is the (start, stop) of steps
-    over which consumers count output spikes.
+    over which consumers count output spikes. ``meta["readout"] = "membrane"`` says the
+    classes are read from the output layer's v at the window's last step instead
+    (:attr:`readout`; its neurons have the largest threshold and never fire).
     """
 
     layers: list[Layer]
@@ -247,9 +257,11 @@ class Netlist:
     def validate(self) -> None:
         if not self.layers:
             raise NetlistError("netlist has no layers")
+        if len(self.layers) > MAX_LAYERS:
+            raise NetlistError(f"netlist: {len(self.layers)} layers, more than the limit of {MAX_LAYERS}")
         if self.input_shape is not None:
             self.input_shape = _shape("netlist input", self.input_shape)
-        shape = self.input_shape
+        shape, neurons = self.input_shape, 0
         for i, layer in enumerate(self.layers):
             label = f"layer {i} ({layer.kind}{' ' + layer.name if layer.name else ''})"
             if isinstance(layer, Input) and i != 0:
@@ -258,8 +270,20 @@ class Netlist:
                 raise NetlistError(f"{label}: the netlist needs input_shape when layer 0 is not an input layer")
             layer.validate(label, shape)
             shape = layer.shape
+            neurons += 0 if isinstance(layer, Flatten) else int(np.prod(shape, dtype=object))
+            try:
+                budget.require(neurons * budget.NEURON_BYTES, f"{label}: the {neurons} neurons up to here")
+            except budget.BudgetError as err:
+                raise NetlistError(str(err)) from None
         if self.reset_interval is not None and int(self.reset_interval) < 1:
             raise NetlistError(f"netlist: reset_interval = {self.reset_interval} must be >= 1")
+        if self.readout not in READOUTS:
+            raise NetlistError(f"netlist: meta readout = {self.readout!r} must be one of {', '.join(READOUTS)}")
+
+    @property
+    def readout(self) -> str:
+        """What the classes are read from: ``spikes`` (counts over the window) or ``membrane``."""
+        return self.meta.get("readout", "spikes")
 
     @property
     def neuron_layers(self) -> list[int]:

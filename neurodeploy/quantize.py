@@ -1,21 +1,37 @@
 """The quantizer: folded float layers -> an integer netlist for a target.
 
+Every integer limit of the target bounds what the quantizer produces: weight
+bits and mantissa range, weight exponent range, threshold range, bias mantissa
+and exponent ranges, and the decay ranges (:class:`Limits`).
+
 Each neuron layer gets its own scale ``lam``: a float voltage ``x`` is ``lam * x``
 in the chip's v units. Then, for weight exponent ``e`` (``<< 6`` is the chip's
-input alignment)::
+input alignment) and bias exponent ``eb``::
 
-    weight mantissa  w = round(W * lam / (64 * 2**e))     (8 bits, with sign)
+    weight mantissa  w = round(W * lam / (64 * 2**e))     (on the target's weight grid)
     threshold        vth = round(V_th * lam / 64)           (compared as vth << 6)
-    bias mantissa    b = round(c * lam / 64)                (bias_exp = 6, as netx)
+    bias mantissa    b = round(c * lam / 2**eb)             (eb = 6, netx's, when the target allows it)
     current decay    du = round(4096 * current_decay) - 1
     voltage decay    dv = round(4096 * voltage_decay)
 
-``lam`` is as large as the weight range, the threshold range and the exponent
-range allow (a larger scale rounds the decays less), then lowered where a
-calibration run in the simulator shows u wrapping or v saturating. Calibration
-picks the weight range from the largest weight (``max``), a percentile
-(``percentile``: outliers clip), or whichever of those gives per-layer spike
-rates closest to the float model's (``rate``).
+The weight grid (:func:`weight_grid`) holds the mantissas a chip with
+``weight_bits`` keeps: multiples of ``2**(8 - bits + mixed)`` within the 8-bit
+range and the target's mantissa range. ``lam`` is as large as the weight grid,
+the threshold range and the exponent range allow (a larger scale rounds the
+decays less), then lowered where a calibration run in the simulator shows u
+wrapping or v saturating. Calibration picks the weight range from the largest
+weight (``max``), a percentile (``percentile``: outliers clip), or whichever of
+those gives per-layer spike rates closest to the float model's (``rate``).
+
+:func:`layer_scale` and :meth:`LayerScale.weight` (and ``bias``, ``vth``) give the
+same rounding to quantization-aware training, on numpy arrays or on torch tensors
+with straight-through gradients.
+
+A membrane readout (the output layer of a network classified by what it
+integrates, ``neuron["readout"] == "membrane"``) gets the largest threshold the
+target allows, so that its neurons never fire; calibration lowers its scale
+where it fires all the same (v at the top of its range), and the netlist's
+``meta["readout"]`` tells every consumer to decode v at the window's last step.
 
 Timing: the chip adds one step of latency per synaptic layer. Every layer is
 reset (u = v = 0) on the step its first input arrives, through the netlist's
@@ -25,7 +41,7 @@ model's step 0; the output window is the last layer's T steps from there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -39,6 +55,7 @@ BIAS_EXP = 6  # netx programs every bias as mantissa << 6
 VTH_17_BITS = 2**17 - 1  # Loihi's threshold mantissa is 17 bits wide
 CALIBRATIONS = ("max", "percentile", "rate")
 PERCENTILES = (100.0, 99.99, 99.9, 99.5)
+_SIGN_RANGES = {"exc": (0, 255), "inh": (-255, 0), "mixed": (-256, 254)}  # netx clips mixed 255 to 254
 
 
 class QuantizeError(NeurodeployError):
@@ -47,22 +64,116 @@ class QuantizeError(NeurodeployError):
 
 @dataclass(frozen=True)
 class Limits:
-    """The ranges the quantizer fills (a target's, or Loihi's defaults)."""
+    """The integer ranges the quantizer fills: a target's, or Loihi's where it gives none."""
 
+    weight_bits: int = 8
+    weight_mantissa: tuple[int, int] = (-256, 255)
     weight_exp: tuple[int, int] = (-8, 7)
-    vth_max: int = VTH_17_BITS
+    vth: tuple[int, int] = (0, VTH_17_BITS)
     bias_mantissa: tuple[int, int] = (-4096, 4095)
-    decay_max: int = 4095
+    bias_exp: tuple[int, int] = (0, 7)
+    du: tuple[int, int] = (0, 4095)
+    dv: tuple[int, int] = (0, 4095)
 
     @classmethod
     def from_target(cls, target) -> Limits:
-        base = cls()
-        return cls(
-            weight_exp=tuple(target.weight_exp) if target.weight_exp else base.weight_exp,
-            vth_max=target.vth[1] if target.vth else base.vth_max,
-            bias_mantissa=tuple(target.bias_mantissa) if target.bias_mantissa else base.bias_mantissa,
-            decay_max=target.du[1] if target.du else base.decay_max,
+        """The target's limits; Loihi's defaults for those it leaves out."""
+        given = {f.name: getattr(target, f.name) for f in fields(cls)}
+        return cls(**{name: tuple(v) if isinstance(v, (list, tuple)) else v
+                      for name, v in given.items() if v is not None})
+
+    @property
+    def bias_exp_used(self) -> int:
+        """netx's bias exponent 6, or the nearest the target allows."""
+        return int(np.clip(BIAS_EXP, *self.bias_exp))
+
+
+@dataclass(frozen=True)
+class WeightGrid:
+    """The weight mantissas a layer may hold: multiples of ``step`` in [lo, hi]."""
+
+    mode: str  # sign mode: exc, inh or mixed
+    lo: int
+    hi: int
+    step: int
+    bits: int  # as the netlist's Dense.weight_bits counts them (a mixed layer's sign among them)
+
+    @property
+    def top(self) -> int:
+        """The largest magnitude on the side the weights fill."""
+        return self.hi if self.hi > 0 else -self.lo
+
+
+def weight_grid(mode: str, limits: Limits, label: str = "layer") -> WeightGrid:
+    """The mantissas a chip with ``limits.weight_bits`` keeps for weights of sign ``mode``.
+
+    A core holds the top ``bits`` of an 8-bit mantissa (a mixed layer spends one on
+    the sign), so the step is ``2**(8 - bits + mixed)``; the grid is the 8-bit range
+    of the sign mode cut to the target's mantissa range.
+    """
+    mixed = mode == "mixed"
+    bits = min(limits.weight_bits, 8 + mixed)
+    step = 1 << (8 - bits + mixed)
+    lo, hi = _SIGN_RANGES[mode]
+    lo, hi = max(lo, limits.weight_mantissa[0]), min(hi, limits.weight_mantissa[1])
+    lo, hi = -(-lo // step) * step, hi // step * step
+    if lo > 0 or hi < 0 or (mode != "inh" and hi == 0) or (mode != "exc" and lo == 0):
+        raise QuantizeError(
+            f"{label}: no nonzero {mode}-sign weight fits {limits.weight_bits}-bit weights (mantissas multiples "
+            f"of {step}) within the mantissa range {list(limits.weight_mantissa)}"
         )
+    return WeightGrid(mode, lo, hi, step, bits)
+
+
+def fake_quantize(x, unit: float, lo: int, hi: int, step: int = 1):
+    """``x`` rounded to multiples of ``step`` in [lo, hi] counted in ``unit``, back in ``x``'s units.
+
+    A numpy array gives a numpy array; a torch tensor gives a tensor whose gradient
+    passes straight through the rounding and clipping.
+    """
+    if isinstance(x, np.ndarray) or np.isscalar(x):
+        return np.clip(np.rint(np.asarray(x, dtype=np.float64) / (unit * step)) * step, lo, hi) * unit
+    q = (x.detach() / (unit * step)).round().mul(step).clamp(lo, hi).mul(unit)
+    return x + (q - x).detach()
+
+
+@dataclass(frozen=True)
+class LayerScale:
+    """How one layer's floats map to the chip's integers: ``lam`` v units a float unit."""
+
+    lam: float
+    weight_exp: int
+    grid: WeightGrid
+    bias_exp: int
+    bias_mantissa: tuple[int, int]
+    weight_range: float
+
+    @property
+    def weight_unit(self) -> float:
+        """The float weight of one mantissa unit: ``64 * 2**e / lam``."""
+        return 64 * 2.0**self.weight_exp / self.lam
+
+    def weight(self, w):
+        """Weights as the chip holds them, in float units (numpy, or torch with straight-through gradients)."""
+        return fake_quantize(w, self.weight_unit, self.grid.lo, self.grid.hi, self.grid.step)
+
+    def bias(self, c):
+        """Constant drives as the chip holds them, in float units."""
+        return fake_quantize(c, 2.0**self.bias_exp / self.lam, *self.bias_mantissa)
+
+    def vth(self, v):
+        """Thresholds as the chip compares them, in float units."""
+        return fake_quantize(v, 64 / self.lam, 1, 2**62)
+
+
+def _integers(raw: np.ndarray, lo: int, hi: int, step: int = 1) -> np.ndarray:
+    """``raw`` rounded to multiples of ``step`` in [lo, hi], as int64."""
+    return np.rint(fake_quantize(raw, 1.0, lo, hi, step)).astype(np.int64)
+
+
+def chip_decays(du: int, dv: int) -> tuple[float, float]:
+    """(current decay, voltage decay) per step, as floats, that integer ``du``, ``dv`` give."""
+    return (du + 1) / 4096, dv / 4096
 
 
 @dataclass
@@ -82,6 +193,7 @@ class LayerQuant:
     weight_range: float
     percentile: float
     thresholds_beyond_17_bits: int = 0  # 1 when vth needs more than Loihi's 17-bit mantissa (a wide target)
+    bias_exp: int = BIAS_EXP
     calibration_u_wraps: int | None = None  # on the calibration inputs; None without calibration
     calibration_v_saturations: int | None = None
 
@@ -97,6 +209,7 @@ class Quantized:
     layers: list[LayerQuant]
     steps: int
     input_transform: dict | None = field(default=None)
+    calibration: dict = field(default_factory=dict)  # set by the export pipeline: samples used, or why none
 
     def input_bias(self, x: np.ndarray) -> np.ndarray:
         """Bias mantissas of the input layer for samples ``x`` (direct encoding only)."""
@@ -119,18 +232,13 @@ def input_bias(transform: dict, x: np.ndarray) -> np.ndarray:
 
 
 def decays(neuron: dict, limits: Limits, label: str) -> tuple[int, int]:
-    """(du, dv) in Lava's convention from the float decays per step."""
+    """(du, dv) in Lava's convention from the float decays per step, within the target's ranges."""
     du = int(round(4096 * float(neuron["current_decay"]))) - 1
     dv = int(round(4096 * float(neuron["voltage_decay"])))
-    if not 0 <= du <= limits.decay_max or not 0 <= dv <= limits.decay_max:
-        raise QuantizeError(f"{label}: decays du={du}, dv={dv} outside [0, {limits.decay_max}]")
+    for name, value, (lo, hi) in (("du", du, limits.du), ("dv", dv, limits.dv)):
+        if not lo <= value <= hi:
+            raise QuantizeError(f"{label}: decay {name}={value} is outside the target's range [{lo}, {hi}]")
     return du, dv
-
-
-def _weight_grid(weight: np.ndarray) -> tuple[int, int, int]:
-    """(lo, hi, step) of the mantissas for the sign mode of ``weight``."""
-    mode = fx.sign_mode(weight)
-    return {"exc": (0, 255, 1), "inh": (-255, 0, 1), "mixed": (-256, 254, 2)}[mode]
 
 
 def _drive_range(layer: FloatLayer) -> float:
@@ -144,73 +252,114 @@ def _drive_range(layer: FloatLayer) -> float:
     return float(np.maximum(np.abs(layer.bias + pos), np.abs(layer.bias + neg)).max())
 
 
-def _scale(layer: FloatLayer, pct: float, limits: Limits) -> tuple[float, int, float]:
-    """(lam, weight exponent, weight range): the largest scale every range allows.
+def _exponent_range(layer: FloatLayer, grid: WeightGrid, limits: Limits, label: str) -> tuple[int, int]:
+    """The weight exponents the target allows and netx can carry.
 
-    The threshold must fit ``vth_max`` and the constant drive the bias mantissa
-    (at ``bias_exp`` 6); within that, the exponent is the largest at which the
-    weight range fills the mantissa, or the smallest allowed one. netx limits the
-    exponent to <= 0 for dense layers and >= 0 for conv layers.
+    netx stores dense weights as integers and derives exponents <= 0, so a dense
+    exponent lies in [-log2(step), 0] (the mantissas stay exact integers); conv
+    weights carry no exponent, so only e >= 0 folds into them.
     """
-    vth_f = float(layer.neuron["vth"])
-    lo, hi, _ = _weight_grid(layer.weight)
-    w_top = hi if hi > 0 else -lo
-    w_range = float(np.percentile(np.abs(layer.weight), pct)) or 1.0
-    drive = _drive_range(layer)
-    lam_max = limits.vth_max * 64 / vth_f
-    if drive > 0:
-        lam_max = min(lam_max, max(-limits.bias_mantissa[0], limits.bias_mantissa[1]) * 64 / drive)
     e_lo, e_hi = limits.weight_exp
     if layer.kind == "conv":
-        e_lo = max(e_lo, 0)  # netx conv weights carry no exponent: only e >= 0 folds in
+        e_lo = max(e_lo, 0)
     else:
-        e_hi = min(e_hi, 0)  # netx stores 8-bit dense weights and derives exponents <= 0
-    e = int(np.clip(np.floor(np.log2(lam_max * w_range / (64 * w_top))), e_lo, e_hi))
-    lam = min(64 * 2**e * w_top / w_range, lam_max)
-    return lam, e, w_range
+        e_lo, e_hi = max(e_lo, -(grid.step.bit_length() - 1)), min(e_hi, 0)
+    if e_lo > e_hi:
+        raise QuantizeError(f"{label}: the target's weight exponent range {list(limits.weight_exp)} leaves no "
+                            f"exponent a netx {layer.kind} layer can carry")
+    return e_lo, e_hi
 
 
-def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, limits: Limits, label: str):
-    """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times."""
-    du, dv = decays(layer.neuron, limits, label)
-    lo, hi, step = _weight_grid(layer.weight)
-    lam, e, w_range = _scale(layer, pct, limits)
-    lam /= 2**exp_shift
-    if exp_shift and e - exp_shift >= limits.weight_exp[0] and (layer.kind == "dense" or e - exp_shift >= 0):
+def layer_scale(layer: FloatLayer, limits: Limits = Limits(), pct: float = 100.0, exp_shift: int = 0,
+                label: str = "layer") -> LayerScale:
+    """The largest scale every range allows, halved ``exp_shift`` times (by the exponent where it can).
+
+    The threshold must fit the target's ``vth`` and the constant drive its bias
+    mantissa; within that, the exponent is the largest at which the weight range
+    (the ``pct`` percentile of |W|) fills the weight grid, or the smallest allowed.
+    """
+    vth_f = float(layer.neuron["vth"])
+    grid = weight_grid(fx.sign_mode(layer.weight), limits, label)
+    w_range = float(np.percentile(np.abs(layer.weight), pct)) or 1.0
+    drive = _drive_range(layer)
+    bias_exp = limits.bias_exp_used
+    lam_max = limits.vth[1] * 64 / vth_f
+    if drive > 0:
+        lam_max = min(lam_max, max(-limits.bias_mantissa[0], limits.bias_mantissa[1]) * 2**bias_exp / drive)
+    e_lo, e_hi = _exponent_range(layer, grid, limits, label)
+    e = int(np.clip(np.floor(np.log2(lam_max * w_range / (64 * grid.top))), e_lo, e_hi))
+    lam = min(64 * 2**e * grid.top / w_range, lam_max) / 2**exp_shift
+    if exp_shift and e - exp_shift >= e_lo:
         e -= exp_shift
-    vth = int(round(float(layer.neuron["vth"]) * lam / 64))
-    if vth < 1:
-        raise QuantizeError(f"{label}: threshold rounds to {vth} at scale {lam:.3g}")
-    raw = layer.weight * lam / (64 * 2**e)
-    mant = np.clip(np.rint(raw / step) * step, lo, hi).astype(np.int64)
-    clipped_w = int(np.sum((raw < lo - step / 2) | (raw > hi + step / 2)))
-    braw = layer.bias * lam / 64
-    b_lo, b_hi = limits.bias_mantissa
-    bias = np.clip(np.rint(braw), b_lo, b_hi).astype(np.int64)
-    clipped_b = int(np.sum((braw < b_lo - 0.5) | (braw > b_hi + 0.5)))
-    neuron = CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=BIAS_EXP)
-    facts = LayerQuant(index, layer.kind, lam, e, 8, vth, du, dv, clipped_w, clipped_b, w_range, pct,
-                       thresholds_beyond_17_bits=int(vth > VTH_17_BITS))
+    return LayerScale(lam, e, grid, bias_exp, tuple(limits.bias_mantissa), w_range)
+
+
+def _clipped(raw: np.ndarray, lo: int, hi: int, step: int = 1) -> int:
+    """How many of ``raw`` lie beyond [lo, hi] by more than half a step."""
+    return int(np.sum((raw < lo - step / 2) | (raw > hi + step / 2)))
+
+
+def _weights(layer: FloatLayer, scale: LayerScale, limits: Limits, label: str) -> tuple[np.ndarray, WeightGrid, int]:
+    """(mantissas, the grid they lie on, how many clipped).
+
+    Where rounding zeroes every weight of one sign, the layer changes sign mode;
+    its mantissas are then cut to that mode's grid (Lava would clip them there).
+    """
+    raw = layer.weight / scale.weight_unit
+    grid = scale.grid
+    mant = _integers(raw, grid.lo, grid.hi, grid.step)
+    mode = fx.sign_mode(mant)
+    if mode != grid.mode and np.any(mant):
+        grid = weight_grid(mode, limits, label)
+        mant = np.clip(mant, grid.lo, grid.hi)
+    return mant, grid, _clipped(raw, grid.lo, grid.hi, grid.step)
+
+
+def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, limits: Limits, label: str,
+                    scale: LayerScale | None = None):
+    """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times,
+    or at ``scale`` when given."""
+    du, dv = decays(layer.neuron, limits, label)
+    scale = scale or layer_scale(layer, limits, pct, exp_shift, label)
+    vth = limits.vth[1] if is_readout(layer) else int(round(float(layer.neuron["vth"]) * scale.lam / 64))
+    if vth < max(1, limits.vth[0]):
+        raise QuantizeError(f"{label}: threshold rounds to {vth} at scale {scale.lam:.3g}, below the target's "
+                            f"range [{max(1, limits.vth[0])}, {limits.vth[1]}]")
+    mant, grid, clipped_w = _weights(layer, scale, limits, label)
+    braw = layer.bias * scale.lam / 2**scale.bias_exp
+    bias = _integers(braw, *limits.bias_mantissa)
+    neuron = CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=scale.bias_exp)
+    facts = LayerQuant(index, layer.kind, scale.lam, scale.weight_exp, grid.bits, vth, du, dv, clipped_w,
+                       _clipped(braw, *limits.bias_mantissa), scale.weight_range, pct,
+                       thresholds_beyond_17_bits=int(vth > VTH_17_BITS), bias_exp=scale.bias_exp)
     return mant, bias, neuron, facts
 
 
-def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[float], limits: Limits) -> Quantized:
+def is_readout(layer: FloatLayer) -> bool:
+    """Whether ``layer`` is a membrane readout (its neurons integrate and never fire)."""
+    return layer.neuron.get("readout") == "membrane"
+
+
+def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[float], limits: Limits,
+           scales: list[LayerScale] | None = None) -> Quantized:
     direct = layers[0].neuron.get("drive") == "bias"
     out: list = []
     facts: list[LayerQuant] = []
     transform = None
     for k, layer in enumerate(layers):
         label = f"layer {k} ({layer.kind} {'x'.join(map(str, layer.in_shape))}->{'x'.join(map(str, layer.shape))})"
-        mant, bias, neuron, fact = _quantize_layer(layer, k, shifts[k], pcts[k], limits, label)
+        mant, bias, neuron, fact = _quantize_layer(layer, k, shifts[k], pcts[k], limits, label,
+                                                   scales[k] if scales else None)
         facts.append(fact)
         if k == 0 and direct:
-            transform = _direct_transform(layer, fact.scale, limits)
+            transform = _direct_transform(layer, fact.scale, neuron.bias_exp, limits)
             out.append(Input(shape=layer.shape, neuron=neuron, bias=np.zeros(layer.shape, np.int64)))
             continue
         if layer.flatten_before and len(layer.in_shape) > 1 and out:
             out.append(Flatten())
         if layer.kind == "dense":
-            out.append(Dense(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, weight_bits=8))
+            out.append(Dense(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp,
+                             weight_bits=fact.weight_bits))
         else:
             out.append(Conv(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, **layer.conv))
     latency = sum(isinstance(layer, (Dense, Conv)) for layer in out)
@@ -219,7 +368,8 @@ def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[f
     net = Netlist(
         out, input_shape=None if direct else _input_shape(layers[0]), reset_interval=steps + latency,
         reset_offset=offset, output_window=(start, start + steps),
-        meta={"steps": steps, "encoding_input": "bias" if direct else "spikes"},
+        meta={"steps": steps, "encoding_input": "bias" if direct else "spikes",
+              **({"readout": "membrane"} if is_readout(layers[-1]) else {})},
     )
     return Quantized(net, facts, steps, transform)
 
@@ -229,9 +379,10 @@ def _input_shape(first: FloatLayer) -> tuple[int, ...]:
     return (int(np.prod(first.in_shape)),) if first.kind == "dense" else first.in_shape
 
 
-def _direct_transform(layer: FloatLayer, lam: float, limits: Limits) -> dict:
-    return {"kind": layer.kind, "weight": layer.weight * lam / 64, "bias": layer.bias * lam / 64,
-            "clip": limits.bias_mantissa, **layer.conv}
+def _direct_transform(layer: FloatLayer, lam: float, bias_exp: int, limits: Limits) -> dict:
+    unit = lam / 2**bias_exp
+    return {"kind": layer.kind, "weight": layer.weight * unit, "bias": layer.bias * unit,
+            "clip": limits.bias_mantissa, "in_shape": layer.in_shape, **layer.conv}
 
 
 def run_steps(q: Quantized) -> int:
@@ -253,8 +404,10 @@ def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
 def _overflowing_layers(q: Quantized, calib: np.ndarray) -> list[int]:
     """Neuron layers whose u wraps or v saturates on ``calib``; the counts go into their facts."""
     rec = run_quantized(q, calib, record=())
-    for fact, i in zip(q.layers, q.netlist.neuron_layers):
-        fact.calibration_u_wraps, fact.calibration_v_saturations = int(rec.u_wraps[i]), int(rec.v_saturations[i])
+    readout = q.netlist.meta.get("readout") == "membrane"
+    for k, (fact, i) in enumerate(zip(q.layers, q.netlist.neuron_layers)):
+        fired = int(rec.spike_count[i]) if readout and k == len(q.layers) - 1 else 0  # v reached the top
+        fact.calibration_u_wraps, fact.calibration_v_saturations = int(rec.u_wraps[i]), int(rec.v_saturations[i]) + fired
     return [k for k, fact in enumerate(q.layers) if fact.calibration_u_wraps or fact.calibration_v_saturations]
 
 
@@ -275,11 +428,23 @@ def quantize(
     calibration: np.ndarray | None = None,
     method: str = "max",
     float_rates: list[float] | None = None,
+    scales: list[LayerScale] | None = None,
 ) -> Quantized:
-    """Quantize folded float layers; ``calibration`` holds encoded inputs for the checks."""
+    """Quantize folded float layers; ``calibration`` holds encoded inputs for the checks.
+
+    ``scales`` (one a layer, from quantization-aware training) are used as they are:
+    calibration then counts faults and changes nothing.
+    """
     if method not in CALIBRATIONS:
         raise QuantizeError(f"unknown calibration {method!r}; choose one of {', '.join(CALIBRATIONS)}")
     n = len(layers)
+    if scales is not None:
+        if len(scales) != n:
+            raise QuantizeError(f"{len(scales)} trained scales for {n} neuron layers")
+        q = _build(layers, steps, [0] * n, [100.0] * n, limits, scales)
+        if calibration is not None:
+            _overflowing_layers(q, calibration)
+        return q
     pcts = [100.0] * n if method == "max" else [PERCENTILES[2]] * n
     if method == "rate":
         if calibration is None or float_rates is None:

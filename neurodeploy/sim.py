@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import functools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,12 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from neurodeploy import budget
 from neurodeploy import fixed_point as fx
 from neurodeploy.netlist import Conv, Dense, Input, Netlist
 
 RECORDABLE = ("s", "u", "v")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
 INT32 = 2**31
+SAMPLE_BYTES_PER_VALUE = 10  # a sample's working arrays, bytes a neuron and step (spikes, input, records)
 CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit in about this
 # BLAS threads for the matrix products. Batches are split across cores by samples
 # (see _Run); within a chunk the products are many and mostly mid-sized, where a
@@ -66,6 +69,7 @@ class Recording:
     u_wraps: dict[int, int] = field(default_factory=dict)
     v_saturations: dict[int, int] = field(default_factory=dict)
     output_counts: np.ndarray | None = None  # (batch, *output shape) spikes of the last layer
+    output_v: np.ndarray | None = None  # (batch, *output shape) the last layer's v after the last step
 
     def predictions(self) -> np.ndarray:
         """Class per sample: argmax of the last layer's spike counts (lowest index on ties)."""
@@ -350,12 +354,23 @@ def simulate(
         raise ValueError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
+    _require_memory(net, batch, steps, record)
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     rec = Recording(steps=steps, batch=batch)
     _keep_freed_memory()
     with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
         _Run(net, batch, record, (reset_interval, conventions), rec, graded_max, spikes, bias).go(steps)
     return rec
+
+
+def _require_memory(net: Netlist, batch: int, steps: int, record: tuple[str, ...]) -> None:
+    """The records (bool spikes, int32 u and v) and one sample's working arrays must fit the memory budget."""
+    sizes = [math.prod(net.layers[i].shape) for i in net.neuron_layers]
+    per_value = sum(1 if name == "s" else 4 for name in record)
+    widest = max(sizes + [math.prod(net.input_shape or (1,))])
+    needed = batch * steps * sum(sizes) * per_value + steps * widest * SAMPLE_BYTES_PER_VALUE
+    budget.require(needed, f"simulating {batch} sample(s) for {steps} steps ({sum(sizes)} neurons, "
+                   f"recording {','.join(record) or 'spike counts'})")
 
 
 class _Neurons:
@@ -623,6 +638,7 @@ class _Run:
                 getattr(rec, counter)[unit.index] = 0
             rec.neuron_updates[unit.index] = batch * steps * unit.n
         rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
+        rec.output_v = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
         workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)
         if workers > 1:
@@ -644,7 +660,7 @@ class _Run:
         Convolution patches and blocks of input are bounded on their own (COLS_BLOCK_BYTES, BLOCK_BYTES).
         """
         widest = max(max(u.n for u in self.units), int(np.prod(self.net.input_shape or (1,))))
-        return steps * widest * 10
+        return steps * widest * SAMPLE_BYTES_PER_VALUE
 
     def _chunk(self, rows: slice, steps: int, spread: bool) -> list[tuple[int, int, int, int]]:
         """Run samples ``rows``, writing their records; returns each unit's counters
@@ -661,7 +677,9 @@ class _Run:
             if unit.op is not None and pre is not None:
                 events = unit.op.events(pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
             s = np.empty((steps, size, unit.n), bool)
-            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record else None for name in "uv")
+            last = unit is self.units[-1]
+            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record or last and name == "v" else None
+                    for name in "uv")
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
@@ -675,6 +693,7 @@ class _Run:
             pre = s
         total = pre.sum(axis=0, dtype=np.int64)
         rec.output_counts[rows] = _to_netlist(total, self.units[-1].shape).reshape(rec.output_counts[rows].shape)
+        rec.output_v[rows] = _to_netlist(v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
         return counts
 
     def _resets(self, k: int):

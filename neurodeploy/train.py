@@ -15,22 +15,27 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .atomic import atomic_path
+from . import budget
+from .atomic import atomic_path, check_writable, refuse_existing
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
 from .errors import NeurodeployError
-from .models.arch import parse_arch
+from .models.arch import layer_shapes, parse_arch
 from .models.checkpoint import save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
-from .models.network import SpikingNetwork, predict
-from .models.rules import BPSA_VARIANTS, RULES, TSSL_GRADS, Rule, make_rule
+from .models.network import NeuronLayer, SpikingNetwork, predict
+from .models.qat import enable_qat, fix_scales, qat_entry
+from .models.rules import BPSA_VARIANTS, READOUTS, RULES, TSSL_GRADS, Rule, make_rule
 
 EVAL_BATCH = 500
+PARAMETER_BYTES = 16  # float32 weight, gradient and AdamW's two moments
+ACTIVATION_BYTES = 16  # float32 values kept a neuron and step for the backward pass, about
 DEFAULT_LR = 5e-3
 # Recipes that reach the digits targets (>= 97% for the MLPs, >= 98% for the CNNs; docs/training.md)
 DIGITS_RECIPES = {
@@ -66,6 +71,10 @@ class TrainConfig:
     desired_count: float | None = None
     undesired_count: float | None = None
     variant: str = "binary"
+    readout: str | None = None
+    qat: bool = False
+    target: object = None  # --qat's target: a name, a file, or a neurodeploy.targets.Target
+    init: str | None = None
     bin_us: int | None = None
     limit: int | None = None
     device: str = "auto"
@@ -108,7 +117,7 @@ def resolve_config(cfg: TrainConfig) -> tuple[Rule, dict, str]:
     for name, value, low in (("--steps", cfg.steps, 1), ("--epochs", cfg.epochs, 1), ("--batch-size", cfg.batch_size, 1)):
         if int(value) < low:
             raise TrainError(f"{name} = {value} must be >= {low}")
-    rule = make_rule(cfg.rule, cfg.tau_m, cfg.tau_s, cfg.vth, cfg.tssl_grad, cfg.variant)
+    rule = make_rule(cfg.rule, cfg.tau_m, cfg.tau_s, cfg.vth, cfg.tssl_grad, cfg.variant, readout=cfg.readout)
     data = dataset_name(cfg.dataset)
     default_encoding = "events" if data == "nmnist" else "direct"
     enc_name = cfg.encoding or default_encoding
@@ -137,7 +146,8 @@ class TrainingLoss:
             return kernel_loss(out.signal, labels, self.desired, self.rule.neuron.tau_s)
         if self.name == "count":
             return count_loss(out.signal, out.spikes, labels, *self.counts)
-        return ce_loss(out.signal, labels) if self.name == "ce" else mse_loss(out.signal, labels)
+        loss = ce_loss if self.name == "ce" else mse_loss
+        return loss(out.signal, labels, self.rule.readout)
 
 
 @torch.no_grad()
@@ -149,8 +159,8 @@ def evaluate(model: SpikingNetwork, x, y, encoding: dict, steps: int, seed: int,
     correct = 0
     for start in range(0, len(y), batch_size):
         xb = torch.as_tensor(np.asarray(x[start : start + batch_size]))
-        spikes = model(encode(xb, encoding, steps, gen).to(device))
-        correct += (predict(spikes).cpu() == torch.as_tensor(y[start : start + batch_size])).sum().item()
+        output = model(encode(xb, encoding, steps, gen).to(device))
+        correct += (predict(output, model.rule.readout).cpu() == torch.as_tensor(y[start : start + batch_size])).sum().item()
     return correct / len(y)
 
 
@@ -175,7 +185,49 @@ def train_step(model, opt, loss_fn, xb: torch.Tensor, yb: torch.Tensor):
     return loss, out
 
 
-def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int, gen, bar) -> tuple[float, float]:
+class LayerActivity:
+    """Which neurons of each layer fired at least once, and which fired every step, over an epoch."""
+
+    def __init__(self, model: SpikingNetwork):
+        self.layers = [b for b in model.blocks if isinstance(b, NeuronLayer)]
+        self.readout = model.rule.readout
+        self.ever: list[torch.Tensor | None] = [None] * len(self.layers)
+        self.always: list[torch.Tensor | None] = [None] * len(self.layers)
+
+    def add(self, layers: list[torch.Tensor]) -> None:
+        """Take one batch's binary spikes (T, B, ...) of every neuron layer."""
+        for k, s in enumerate(layers):
+            fired, every = (s > 0).flatten(2).any(0).any(0), (s > 0).flatten(2).all(0).all(0)
+            self.ever[k] = fired if self.ever[k] is None else self.ever[k] | fired
+            self.always[k] = every if self.always[k] is None else self.always[k] & every
+
+    def warnings(self, epoch: int) -> list[str]:
+        """A line for each layer silent or saturated all epoch, and for output neurons that never fired."""
+        out = []
+        for k, (layer, ever, always) in enumerate(zip(self.layers, self.ever, self.always)):
+            if layer.readout or ever is None:
+                continue
+            name = f"layer {k + 1} ({layer_name(layer)})"
+            if not ever.any():
+                out.append(f"{name} was silent for the whole of epoch {epoch}: no neuron fired")
+            elif always.all():
+                out.append(f"{name} was saturated for the whole of epoch {epoch}: every neuron fired every step")
+            elif k == len(self.layers) - 1 and not ever.all():
+                dead = [str(i) for i in torch.nonzero(~ever).flatten().tolist()]
+                out.append(f"{name}: output neuron(s) {', '.join(dead)} never fired in epoch {epoch}; "
+                           "their classes cannot be predicted")
+        return out
+
+
+def layer_name(layer: NeuronLayer) -> str:
+    """``dense 128`` or ``conv 16C3``."""
+    syn = layer.synapse
+    if isinstance(syn, torch.nn.Linear):
+        return f"dense {syn.out_features}"
+    return f"conv {syn.out_channels}C{syn.kernel_size[0]}"
+
+
+def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int, gen, bar, activity: LayerActivity):
     """One pass over ``batches`` of (x, y); return the mean loss and the training accuracy."""
     model.train()
     device = next(model.parameters()).device
@@ -185,25 +237,51 @@ def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int
         yb = torch.as_tensor(y).to(device)
         loss, out = train_step(model, opt, loss_fn, xb, yb)
         sched.step()
+        activity.add(out.layers)
         loss_sum += loss.item() * len(yb)
-        correct += (predict(out.spikes) == yb).sum().item()
+        correct += (predict(out.output, model.rule.readout) == yb).sum().item()
         total += len(yb)
         bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
     return loss_sum / total, correct / total
 
 
-def train(cfg: TrainConfig, log=print) -> TrainResult:
-    """Train a network as ``cfg`` says; return it with its checkpoint dict and history."""
+def _require_memory(cfg: TrainConfig, sample_shape: tuple[int, ...], rule: Rule, kind: str) -> None:
+    """Parameters (with gradients and AdamW's moments) and a batch's activations over the steps, from the
+    architecture's shapes (the network is built on the meta device: nothing allocated)."""
+    arch = parse_arch(cfg.arch)
+    with torch.device("meta"):
+        params = sum(p.numel() for p in SpikingNetwork(arch, sample_shape, rule, kind).parameters())
+    neurons = math.prod(sample_shape) + sum(math.prod(shape) for shape in layer_shapes(arch, sample_shape))
+    values = cfg.batch_size * cfg.steps * neurons
+    budget.require(params * PARAMETER_BYTES + values * ACTIVATION_BYTES,
+                   f"--arch {cfg.arch}: training {params} parameters and {neurons} neurons a sample over "
+                   f"{cfg.steps} steps, batches of {cfg.batch_size}")
+
+
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
+    """Train a network as ``cfg`` says; return it with its checkpoint dict and history.
+
+    ``warn`` gets a line for every layer that stayed silent or saturated for a whole
+    epoch (:class:`LayerActivity`); the lines are also kept in the epoch's history row.
+    """
     rule, encoding, loss_name = resolve_config(cfg)
     data = dataset_name(cfg.dataset)
     device = pick_device(cfg.device)
     torch.set_num_threads(cfg.threads or default_threads())
     x_tr, y_tr, x_te, y_te = _load(cfg, data)
     sample_shape = tuple(x_tr.shape[2:] if data == "nmnist" else x_tr.shape[1:])
+    _require_memory(cfg, sample_shape, rule, input_kind(encoding))
     torch.manual_seed(cfg.seed)
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
         raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
+    if cfg.init is not None:
+        _start_from(model, cfg.init)
+    qat = _qat_target(cfg, model)
     lr = cfg.lr or DEFAULT_LR
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     batches = math.ceil(len(y_tr) / cfg.batch_size)
@@ -217,24 +295,62 @@ def train(cfg: TrainConfig, log=print) -> TrainResult:
         order = torch.randperm(len(y_tr), generator=order_gen).numpy()
         bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=None if cfg.progress else True, file=sys.stderr)
         batches_of = ((x_tr[idx], y_tr[idx]) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size)))
-        loss, train_acc = _train_epoch(model, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar)
+        activity = LayerActivity(model)
+        loss, train_acc = _train_epoch(model, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar,
+                                       activity)
+        if qat and epoch == cfg.epochs:  # the last evaluation is of the integer network export will give
+            qat = qat_entry(qat[0], qat[1], fix_scales(model))
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
         row = {"epoch": epoch, "loss": loss, "train_accuracy": train_acc, "test_accuracy": test_acc,
-               "seconds": time.perf_counter() - start}
+               "seconds": time.perf_counter() - start, "warnings": activity.warnings(epoch)}
+        for line in row["warnings"]:
+            warn(line)
         history.append(row)
         log(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  train {100 * row['train_accuracy']:.2f}%  "
             f"test {100 * test_acc:.2f}%  ({row['seconds']:.1f} s)")
     split = split_info(data, **({"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}))
     if cfg.limit is not None:
         split["train_limit"] = int(cfg.limit)
-    training = {**{k: v for k, v in asdict(cfg).items() if k not in ("progress", "device", "threads", "data_root")},
+    if cfg.data_root is not None and data != "digits":
+        split["data_root"] = str(Path(cfg.data_root).expanduser().resolve())
+    skip = ("progress", "device", "threads", "data_root", "target")
+    training = {**{k: v for k, v in asdict(cfg).items() if k not in skip}, "target": qat and qat["target"],
                 "lr": lr, "loss": loss_name, "optimizer": "AdamW", "schedule": "OneCycleLR", "history": history}
     ckpt = save_checkpoint(
         None, model, encoding=encoding, steps=cfg.steps, dataset=data, split=split,
         float_test_accuracy=history[-1]["test_accuracy"], seed=cfg.seed,
-        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training,
+        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training, qat=qat,
     )
     return TrainResult(model, ckpt, history)
+
+
+def _start_from(model: SpikingNetwork, path: str) -> None:
+    """Load the weights of checkpoint ``path`` into ``model``: same rule, architecture and input."""
+    from .models.checkpoint import load_checkpoint
+
+    _, ckpt = load_checkpoint(path)
+    theirs = (ckpt["rule"], ckpt["arch"], tuple(ckpt["input_shape"]))
+    ours = (model.rule.name, model.arch.spec, model.input_shape)
+    if theirs != ours:
+        raise TrainError(f"--init {path}: rule, arch and input {theirs} differ from this run's {ours}")
+    model.load_state_dict(ckpt["state_dict"])
+
+
+def _qat_target(cfg: TrainConfig, model: SpikingNetwork):
+    """With ``--qat``: make ``model``'s forward the target's integer one; return (target name, limits)."""
+    if cfg.target is not None and not cfg.qat:
+        raise TrainError("--target is the target of --qat; add --qat to train for it")
+    if not cfg.qat:
+        return None
+    if cfg.target is None:
+        raise TrainError("--qat needs --target (loihi1, loihi2 or a target file)")
+    from .quantize import Limits
+    from .targets import Target, load_target
+
+    target = cfg.target if isinstance(cfg.target, Target) else load_target(cfg.target)
+    limits = Limits.from_target(target)
+    enable_qat(model, limits)
+    return target.name, limits
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -249,6 +365,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--epochs", type=int, default=d.epochs, help="default %(default)s")
     a("--seed", type=int, default=d.seed, help="default %(default)s")
     a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
+    a("--force", action="store_true", help="overwrite an existing checkpoint")
     a("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     a("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
     a("--weight-decay", type=float, default=d.weight_decay)
@@ -266,6 +383,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--undesired-count", type=float, help="count loss: spikes allowed to the others (default 0.2 T)")
     a("--variant", choices=BPSA_VARIANTS, default=d.variant,
       help="bpsa: binary spikes (deployable) or graded output with ReLU input (not deployable)")
+    a("--readout", choices=READOUTS,
+      help="classify by the output spike counts, or by the output membrane (its neurons never fire); "
+           "default membrane for bpsa binary, spikes otherwise")
+    a("--qat", action="store_true",
+      help="quantization-aware: train with the integer weights, thresholds and decays of --target")
+    a("--target", metavar="NAME|FILE", help="the target --qat trains for (loihi1, loihi2 or a target file)")
+    a("--init", metavar="CKPT", help="start from this checkpoint's weights (same rule and arch), e.g. to "
+                                     "fine-tune a float model with --qat")
     a("--bin-us", type=int, help="nmnist: time bin in microseconds (default 300 ms / steps)")
     a("--limit", type=int, help="train on the first N training samples only")
     a("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")
@@ -280,6 +405,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``neurodeploy train``; bad arguments or data raise a :class:`NeurodeployError` subclass."""
+    check_writable(args.output)  # refused now, not after the training
+    refuse_existing([args.output], args.force)
     result = train(config_from_args(args))
     with atomic_path(args.output) as tmp:
         torch.save(result.checkpoint, tmp)

@@ -210,7 +210,7 @@ def test_a_netx_file_without_input_shape_takes_it_from_the_input_or_the_option(s
         assert np.array_equal(saved["s2"], expected.s[2])
     assert main(["inspect", str(path), "--input-shape", "2,7,9"]) == 0
     assert "input shape 2x7x9" in capsys.readouterr().out
-    assert main(["map", str(path), "--target", "loihi2", "--input-shape", "2,7,9", "--steps", "12"]) == 0
+    assert main(["map", str(path), "--target", "loihi1", "--input-shape", "2,7,9", "--steps", "12"]) == 0  # odd mixed weights: 9 bits
     assert read_netx(path, input_shape=(2, 7, 9)).layers[0].shape == (4, 4, 5)
 
 

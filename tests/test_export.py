@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from datafiles import mnist_folder
+
 from neurodeploy.cli import main
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import encoded_inputs, export_model, load_float_model, quantize_model
@@ -119,3 +121,63 @@ def test_quantize_model_is_deterministic(tmp_path):
     for la, lb in zip(a.netlist.layers, b.netlist.layers):
         if hasattr(la, "weight"):
             np.testing.assert_array_equal(la.weight, lb.weight)
+
+
+def test_a_target_with_4_bit_weights_exports_4_bit_weights(tmp_path, capsys):
+    target_file = tmp_path / "four.toml"
+    target_file.write_text(SMALL_TARGET.replace("weight_bits = 8", "weight_bits = 4"))
+    ckpt = _checkpoint(tmp_path / "m.pt", arch="8C3p1-16-10", encoding="rate")
+    out = tmp_path / "out"
+    assert main(["export", str(ckpt), "--target", str(target_file), "-o", str(out), "--calibrate", "32"]) == 0
+    summary = json.loads((out / "export.json").read_text())
+    assert summary["design_rules"]["passed"]
+    assert [layer["weight_bits"] for layer in summary["layers"]] == [4, 4, 4]
+    net = read_netx(out / "m.net")
+    synaptic = [layer for layer in net.layers if hasattr(layer, "weight")]
+    assert [type(layer).__name__ for layer in synaptic] == ["Conv", "Dense", "Dense"]
+    for layer in synaptic:
+        assert layer.weight_bits == 4 and len(np.unique(layer.weight)) <= 16
+    x, _ = load_dataset("digits", split="test")
+    inputs, _ = encoded_inputs(load_float_model(ckpt), x[:20])
+    q = export_model(ckpt, load_target(target_file), tmp_path / "again", calibrate=32).quantized
+    assert run_quantized(q, inputs).s[q.netlist.neuron_layers[-1]].any(), "the 4-bit network must spike"
+
+
+def test_loihi1_and_loihi2_exports_differ_where_their_weight_bits_do(tmp_path):
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    nets = {}
+    for name in ("loihi1", "loihi2"):
+        result = export_model(ckpt, load_target(name), tmp_path / name, calibrate=32)
+        nets[name] = read_netx(result.files["netx"])
+        assert not result.violations
+    one, two = (nets[name].layers[1] for name in ("loihi1", "loihi2"))
+    assert (one.weight_bits, two.weight_bits) == (9, 8)  # Loihi 1: sign + 8 bits; Loihi 2 (Lava): 8 with the sign
+    assert np.any(one.weight % 2) and not np.any(two.weight % 2)
+    assert (tmp_path / "loihi1" / "m.net").read_bytes() != (tmp_path / "loihi2" / "m.net").read_bytes()
+
+
+def test_export_as_typed_uses_the_training_folder_and_without_it_exports_uncalibrated(tmp_path, capsys):
+    data = mnist_folder(tmp_path / "data")
+    model = tmp_path / "model.pt"
+    assert main(["train", "--dataset", "mnist", "--data-root", str(data), "--arch", "784-16-10", "--steps", "4",
+                 "--epochs", "1", "--threads", "1", "--no-progress", "-o", str(model)]) == 0
+    out = tmp_path / "export"
+    assert main(["export", str(model), "--target", "loihi2", "-o", str(out)]) == 0
+    assert "no calibration" not in capsys.readouterr().out
+    calibration = json.loads((out / "export.json").read_text())["calibration"]
+    assert calibration == {"samples": 20, "method": "max", "data_root": str(data.resolve())}
+
+    data.rename(tmp_path / "moved")
+    assert main(["export", str(model), "--target", "loihi2", "-o", str(out), "--force"]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "calibration" in line]
+    assert len(said) == 1 and said[0].startswith("no calibration: dataset 'mnist' has no data folder")
+    assert str(data.resolve()) in said[0] and "no longer exists" in said[0]
+    calibration = json.loads((out / "export.json").read_text())["calibration"]
+    assert calibration["samples"] == 0 and "--data-root" in calibration["reason"]
+    assert read_netx(out / "model.net").layers[-1].weight.any()
+
+    assert main(["export", str(model), "--target", "loihi2", "-o", str(out), "--force",
+                 "--data-root", str(tmp_path / "moved")]) == 0
+    assert json.loads((out / "export.json").read_text())["calibration"]["samples"] == 20
+    assert main(["export", str(model), "-o", str(out), "--force", "--calibration", "rate"]) == 2
+    assert "calibration 'rate' needs calibration samples" in capsys.readouterr().err

@@ -17,8 +17,12 @@ SAMPLES = 100
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize("rule, arch, encoding", [("tssl", "64-128-10", "direct"), ("bpsa", "64-128-10bn", "rate")])
-def test_exported_digits_model_runs_in_lava_netx_like_the_simulator(tmp_path, lava_exe, rule, arch, encoding):
+@pytest.mark.parametrize("rule, arch, encoding, target", [
+    ("tssl", "64-128-10", "direct", "loihi2"), ("bpsa", "64-128-10bn", "rate", "loihi2"),
+    ("tssl", "64-128-10", "direct", "loihi1"),  # 9-bit mixed-sign weights
+    ("bpsa", "64-128-10bn", "rate", "4-bit"),
+])
+def test_exported_digits_model_runs_in_lava_netx_like_the_simulator(tmp_path, lava_exe, rule, arch, encoding, target):
     cfg = TrainConfig(rule=rule, arch=arch, steps=5, epochs=2, encoding=encoding, progress=False, device="cpu")
     path = tmp_path / f"{rule}.pt"
     from neurodeploy.models import save_checkpoint
@@ -26,7 +30,11 @@ def test_exported_digits_model_runs_in_lava_netx_like_the_simulator(tmp_path, la
     result = train(cfg, log=lambda *a, **k: None)
     save_checkpoint(path, result.model, **{k: result.checkpoint[k] for k in (
         "encoding", "steps", "dataset", "split", "float_test_accuracy", "seed")})
-    exported = export_model(path, load_target("loihi2"), tmp_path / "out", calibrate=64)
+    if target == "4-bit":
+        target = tmp_path / "four.toml"
+        target.write_text('name = "four"\n[system]\ncores_per_chip = 128\n[core]\nneurons = 8192\n'
+                          '[synapse]\nweight_bits = 4\n')
+    exported = export_model(path, load_target(target), tmp_path / "out", calibrate=64)
     q = exported.quantized
     net = read_netx(exported.files["netx"])
     fm = load_float_model(path)

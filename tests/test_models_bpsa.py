@@ -65,3 +65,26 @@ def test_matches_autograd_form(seed, graded):
     (out_a * coeff).sum().backward()
     (out_b * coeff).sum().backward()
     torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_membrane_readout_reaches_output_neurons_that_never_fire():
+    from neurodeploy.models import SpikingNetwork, make_rule, parse_arch
+    from neurodeploy.models.losses import ce_loss
+
+    torch.manual_seed(0)
+    rule = make_rule("bpsa")
+    assert rule.readout == "membrane" and make_rule("bpsa", readout="spikes").readout == "spikes"
+    model = SpikingNetwork(parse_arch("64-32-10"), (1, 8, 8), rule, "current")
+    x = torch.rand(5, 16, 1, 8, 8)
+    out = model.run(x)
+    assert out.spikes.sum() == 0  # the readout layer never fires
+    assert torch.allclose(out.output[-1], out.signal.detach()[-1]) and out.layers[0].sum() > 0
+    ce_loss(out.signal, torch.arange(16) % 10, rule.readout).backward()
+    grad = model.blocks[-1].synapse.weight.grad
+    assert bool((grad.abs().sum(1) > 0).all())  # every class's weights learn
+    spiking = SpikingNetwork(parse_arch("64-32-10"), (1, 8, 8), make_rule("bpsa", readout="spikes"), "current")
+    spiking.load_state_dict(model.state_dict())
+    run = spiking.run(x)
+    silent = run.spikes.sum((0, 1)) == 0
+    ce_loss(run.signal, torch.arange(16) % 10).backward()
+    assert bool(silent.any()) and bool((spiking.blocks[-1].synapse.weight.grad[silent] == 0).all())

@@ -31,6 +31,7 @@ def _assert_same_spikes(out: dict, rec, net: Netlist) -> None:
     for i in net.neuron_layers:
         np.testing.assert_array_equal(out[f"spikes_{i}"], rec.s[i], err_msg=f"layer {i}")
     np.testing.assert_array_equal(out["output_counts"], rec.output_counts)
+    np.testing.assert_array_equal(out["output_v"], rec.output_v)
 
 
 def test_random_netlists_match_simulator_exactly(tmp_path):
@@ -67,7 +68,7 @@ def test_model_is_valid_and_integer(tmp_path):
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
     assert all(t.data_type not in floats for t in model.graph.initializer)
     assert [i.name for i in model.graph.input] == ["spikes"]
-    assert {o.name for o in model.graph.output} == {"spikes_0", "spikes_1", "output_counts"}
+    assert {o.name for o in model.graph.output} == {"spikes_0", "spikes_1", "output_counts", "output_v"}
 
 
 def test_input_layer_defaults_to_its_own_bias(tmp_path):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from neurodeploy.fold import FoldError, fold
-from neurodeploy.quantize import Limits, QuantizeError, quantize, run_quantized
+from neurodeploy import fixed_point as fx
+from neurodeploy.quantize import Limits, QuantizeError, chip_decays, layer_scale, quantize, run_quantized, weight_grid
 from neurodeploy.sim import conv2d
 
 
@@ -142,4 +143,80 @@ def test_threshold_out_of_range_is_an_error():
     graph = [{"op": "input", "kind": "spikes", "shape": (3,)}, {"op": "dense", "weight": np.full((2, 3), 1e-9)},
              _neuron(vth=1e-13)]
     with pytest.raises(QuantizeError, match="threshold"):
-        quantize(fold(graph), 4, Limits(vth_max=10))
+        quantize(fold(graph), 4, Limits(vth=(0, 10)))
+
+
+@pytest.mark.parametrize("mode, bits, expected", [
+    ("exc", 8, (0, 255, 1, 8)), ("exc", 4, (0, 240, 16, 4)), ("exc", 9, (0, 255, 1, 8)),
+    ("inh", 3, (-224, 0, 32, 3)), ("mixed", 8, (-256, 254, 2, 8)), ("mixed", 9, (-256, 254, 1, 9)),
+    ("mixed", 4, (-256, 224, 32, 4)), ("mixed", 2, (-256, 128, 128, 2)),
+])
+def test_weight_grid_keeps_the_top_bits_of_an_8_bit_mantissa(mode, bits, expected):
+    grid = weight_grid(mode, Limits(weight_bits=bits))
+    assert (grid.lo, grid.hi, grid.step, grid.bits) == expected
+    values = np.arange(grid.lo, grid.hi + 1, grid.step)
+    assert len(np.unique(values)) <= 2**bits
+    np.testing.assert_array_equal(fx.dense_weights(values, grid.bits), values)  # what Lava's Dense keeps
+
+
+def test_weight_grid_is_cut_to_the_mantissa_range_and_refuses_what_cannot_fit():
+    grid = weight_grid("mixed", Limits(weight_bits=6, weight_mantissa=(-100, 100)))
+    assert (grid.lo, grid.hi, grid.step) == (-96, 96, 8)
+    with pytest.raises(QuantizeError, match=r"layer 3: no nonzero mixed-sign weight fits 1-bit weights"):
+        weight_grid("mixed", Limits(weight_bits=1), "layer 3")
+
+
+def _two_layer_graph(rng, bias=0.05):
+    return [{"op": "input", "kind": "spikes", "shape": (10,)},
+            {"op": "dense", "weight": rng.normal(0, 0.3, size=(20, 10)), "bias": rng.normal(0, bias, 20)}, _neuron(),
+            {"op": "dense", "weight": rng.normal(0, 0.3, size=(4, 20)), "bias": None}, _neuron()]
+
+
+@pytest.mark.parametrize("bits", [2, 4, 6, 9])
+def test_every_dense_layer_holds_the_targets_weight_bits(bits):
+    q = quantize(fold(_two_layer_graph(np.random.default_rng(5))), 8, Limits(weight_bits=bits))
+    for fact, layer in zip(q.layers, q.netlist.layers):
+        assert layer.weight_bits == fact.weight_bits == bits
+        assert fx.weight_bits_used(layer.weight) == bits  # the mantissas use all of them, no more
+        assert len(np.unique(layer.weight)) <= 2**bits
+
+
+def test_conv_weights_and_decay_and_bias_ranges_come_from_the_limits():
+    rng = np.random.default_rng(6)
+    graph = [{"op": "input", "kind": "spikes", "shape": (1, 6, 6)},
+             {"op": "conv", "weight": rng.normal(0, 0.6, size=(4, 1, 3, 3)), "bias": rng.normal(0, 0.05, 4),
+              "stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1}, _neuron()]
+    q = quantize(fold(graph), 8, Limits(weight_bits=3, bias_exp=(0, 3), vth=(0, 5000)))
+    conv = q.netlist.layers[0]
+    assert conv.weight_bits == 3 and len(np.unique(conv.weight)) <= 8
+    assert conv.neuron.bias_exp == 3 and q.layers[0].bias_exp == 3
+    assert conv.neuron.vth <= 5000
+    with pytest.raises(QuantizeError, match=r"layer 0 \(conv .*decay du=2047 is outside the target's range \[0, 2000\]"):
+        quantize(fold(graph), 8, Limits(du=(0, 2000)))
+
+
+def test_a_layer_whose_positive_weights_round_away_takes_the_inhibitory_grid():
+    graph = [{"op": "input", "kind": "spikes", "shape": (3,)},
+             {"op": "dense", "weight": np.array([[-1.0, -0.5, 0.01], [-0.9, -0.2, -0.7]]), "bias": None}, _neuron()]
+    q = quantize(fold(graph), 4, Limits(weight_bits=4))
+    layer = q.netlist.layers[0]
+    assert fx.sign_mode(layer.weight) == "inh" and layer.weight_bits == 4
+    np.testing.assert_array_equal(fx.dense_weights(layer.weight, 4), layer.weight)
+
+
+def test_layer_scale_rounds_torch_weights_as_the_quantizer_does_with_straight_through_gradients():
+    torch = pytest.importorskip("torch")
+    layers = fold(_two_layer_graph(np.random.default_rng(7)))
+    limits = Limits(weight_bits=4)
+    q = quantize(layers, 8, limits)
+    for layer, fact, net_layer in zip(layers, q.layers, q.netlist.layers):
+        scale = layer_scale(layer, limits)
+        w = torch.tensor(layer.weight, requires_grad=True)
+        chip = scale.weight(w)
+        np.testing.assert_allclose(chip.detach().numpy(), net_layer.weight * scale.weight_unit)
+        np.testing.assert_allclose(scale.weight(layer.weight), net_layer.weight * scale.weight_unit)
+        chip.sum().backward()
+        np.testing.assert_array_equal(w.grad.numpy(), np.ones_like(layer.weight))
+        assert scale.vth(float(layer.neuron["vth"])) * fact.scale / 64 == pytest.approx(fact.vth)
+        assert chip_decays(fact.du, fact.dv) == pytest.approx((layer.neuron["current_decay"],
+                                                               layer.neuron["voltage_decay"]), abs=1 / 8192)

@@ -266,3 +266,15 @@ class TestFloat32Path:
         assert fast.v[0].max() > 5_000_000  # near 4 * 255 * 85 << 6 = 5,548,800
         for name in ("s", "u", "v"):
             np.testing.assert_array_equal(getattr(fast, name)[0], getattr(exact, name)[0])
+
+
+def test_output_v_is_the_last_layers_v_after_the_last_step():
+    rng = np.random.default_rng(3)
+    net = Netlist([Dense(weight=2 * rng.integers(-30, 31, (5, 12)), neuron=CubaNeuron(vth=2**17 - 1, du=4095, dv=0))],
+                  input_shape=(12,))
+    spikes = rng.random((9, 7, 12)) < 0.4
+    rec = simulate(net, 7, spikes=spikes, record=("s", "v"))
+    assert rec.output_counts.sum() == 0 and np.abs(rec.output_v).max() > 0
+    np.testing.assert_array_equal(rec.output_v, rec.v[0][:, -1])
+    expected = (spikes[:, :6].astype(np.int64) @ net.layers[0].weight.T.astype(np.int64)).sum(axis=1) << 6
+    np.testing.assert_array_equal(rec.output_v, expected)  # one step of latency, v integrates every input

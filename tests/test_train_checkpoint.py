@@ -6,7 +6,7 @@ import torch
 
 from neurodeploy.datasets import load_dataset
 from neurodeploy.encoding import encode
-from neurodeploy.models import CheckpointError, float_graph, load_checkpoint
+from neurodeploy.models import CheckpointError, float_graph, load_checkpoint, predict
 from neurodeploy.train import TrainConfig, train
 
 KEYS = {"format", "version", "rule", "variant", "deployable", "arch", "input_shape", "neuron", "encoding", "steps",
@@ -61,8 +61,8 @@ def test_float_accuracy_is_reproducible_from_the_checkpoint(trained):
     correct, size = 0, meta["evaluation"]["batch_size"]
     with torch.no_grad():
         for i in range(0, len(y), size):
-            spikes = model(encode(torch.as_tensor(x[i : i + size]), meta["encoding"], meta["steps"], gen))
-            correct += (spikes.sum(0).argmax(-1).numpy() == y[i : i + size]).sum()
+            output = model(encode(torch.as_tensor(x[i : i + size]), meta["encoding"], meta["steps"], gen))
+            correct += (predict(output, meta["rule_options"]["readout"]).numpy() == y[i : i + size]).sum()
     assert correct / len(y) == meta["float_test_accuracy"]
 
 

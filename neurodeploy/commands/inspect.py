@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from neurodeploy.commands.run import add_input_shape, load_network
+from neurodeploy.errors import printable
 
 COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "vth", "du", "dv",
            "neurons", "synapses")
@@ -31,11 +32,11 @@ def describe(net, title: str) -> str:
     synapses = sum(synapse_count(layer) for layer in net.layers)
     rows.append(("", "total", "", "", "", "", "", "", "", "", "", str(neurons), str(synapses)))
     widths = [max(len(str(row[c])) for row in rows + [COLUMNS]) for c in range(len(COLUMNS))]
-    lines = [title]
+    lines = [printable(title)]
     if net.input_shape is not None:
         lines.append(f"input shape {_dims(net.input_shape)} (C, H, W)")
     reset = "never" if net.reset_interval is None else f"every {net.reset_interval} steps (offset {net.reset_offset})"
-    lines.append(f"reset: {reset}; latency {net.latency} steps")
+    lines.append(f"reset: {reset}; latency {net.latency} step{'' if net.latency == 1 else 's'}")
     if net.output_window is not None:
         lines.append(f"output window: steps {net.output_window[0]} .. {net.output_window[1] - 1}")
     for key, value in net.meta.get("simulation", {}).items():
@@ -47,7 +48,7 @@ def describe(net, title: str) -> str:
 
 def layer_row(index: int, layer) -> tuple[str, ...]:
     """One table row: type, shape, synapse geometry and encoding, neuron parameters, sizes."""
-    kind = layer.kind + (f" {layer.name}" if layer.name else "")
+    kind = layer.kind + (f" {printable(layer.name)}" if layer.name else "")
     kernel = stride = padding = bits = exp = "-"
     if layer.kind == "conv":
         kernel = _dims(layer.weight.shape[2:]) + (f" d{_dims(layer.dilation)}" if max(layer.dilation) > 1 else "")

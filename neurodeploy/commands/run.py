@@ -17,6 +17,7 @@ import tokenize
 
 import numpy as np
 
+from neurodeploy import budget
 from neurodeploy.errors import InputFileError, NeurodeployError
 
 COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
@@ -46,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.atomic import atomic_path
+    from neurodeploy.atomic import atomic_path, check_writable
 
+    check_writable(args.output)
     net = load_network(args)
     spikes = load_spikes(args.input, net, args.steps) if args.input else None
     bias = load_bias(args.input_bias, net) if args.input_bias else None
@@ -201,6 +203,7 @@ def _check_npy_header(fh, path: str) -> tuple[int, ...]:
     held = os.fstat(fh.fileno()).st_size - fh.tell()
     if held < declared:
         raise InputFileError(f"{path}: the header declares shape {shape} ({declared} bytes), the file holds {held}")
+    budget.require(math.prod(shape) * max(dtype.itemsize, 8), f"{path}: shape {shape} read as 64-bit integers")
     return tuple(shape)
 
 

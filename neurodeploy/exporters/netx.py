@@ -8,7 +8,8 @@ so that our simulator computes what Lava computes from the same file:
 - A ``CUBA``/``LOIHI`` neuron group maps to vth = ``vThMant``, du = ``iDecay`` - 1,
   dv = ``vDecay``, bias_exp = 6, bias mantissa = ``bias``.
 - Conv weights are stored (out, in/groups, kH, kW) and act as a cross-correlation
-  on (C, H, W) (netx flips them for Lava's true convolution); no weight exponent.
+  on (C, H, W) (netx flips them for Lava's true convolution); no weight exponent: the writer
+  folds ``weight << weight_exp`` into them and the reader splits it out again.
 - Dense weights are integers that netx re-encodes into (mantissa, bits, exponent),
   which Lava then clips and truncates: the netlist holds the result.
 - ``flatten`` before a dense layer is a C-order flatten of (C, H, W).
@@ -18,8 +19,9 @@ so that our simulator computes what Lava computes from the same file:
 
 Datasets netx ignores carry what a netlist has beyond netx: ``biasMant`` of an
 input layer (C, H, W), ``name`` of a layer, and ``/simulation/resetInterval``,
-``resetOffset`` (netx's ``reset_offset`` argument) and ``outputWindow`` next to
-netx's ``Ts`` and ``tSample``.
+``resetOffset`` (netx's ``reset_offset`` argument), ``outputWindow`` and
+``readout`` (``membrane`` when the classes are read from the output layer's v:
+``meta["readout"]``) next to netx's ``Ts`` and ``tSample``.
 """
 
 from __future__ import annotations
@@ -36,12 +38,22 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import MAX_ELEMENTS, open_hdf5
-from neurodeploy.netlist import MAX_DELAY, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+from neurodeploy.netlist import (
+    MAX_DELAY,
+    MAX_LAYERS,
+    READOUTS,
+    Conv,
+    CubaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    NetlistError,
+)
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
 NEURON_TYPES = ("CUBA", "LOIHI")
 UNSUPPORTED = ("dense_rec", "dense_comp", "pool", "average", "concat", "convT", "unpool")
-MAX_LAYERS = 10_000
 INT32 = 1 << 31
 # netx's neuron when a dense layer has no neuron group: a non-leaky integrator
 DEFAULT_NEURON = CubaNeuron(vth=1 << 17, du=-1, dv=4096, bias_exp=NETX_BIAS_EXP)
@@ -105,6 +117,20 @@ def integer_weights(weight: np.ndarray, weight_exp: int) -> np.ndarray | None:
     if np.any(weight % (1 << -weight_exp)):
         return None
     return weight >> -weight_exp
+
+
+def conv_mantissas(weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """(mantissas, exponent >= 0) of integer conv weights: the smallest exponent that brings them
+    exactly within 8 bits with sign, as the writer folds ``weight << weight_exp``; else (weight, 0).
+    """
+    weight = np.asarray(weight, dtype=np.int64)
+    for exp in range(32):
+        mant = weight >> exp
+        if np.any(mant << exp != weight):
+            break
+        if mant.size == 0 or (mant.min() >= -256 and mant.max() <= 255):
+            return mant, exp
+    return weight, 0
 
 
 # --------------------------------------------------------------------------- reading
@@ -295,8 +321,10 @@ def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
         if weight.shape[4] != 1:
             raise r.fail(f"{base}/weight", f"expected 4 dimensions (a 5th of size 1 allowed), got shape {weight.shape}")
         weight = weight[..., 0]
+    mantissas, exp = conv_mantissas(weight)
     layer = Conv(
-        weight=weight,
+        weight=mantissas,
+        weight_exp=exp,
         neuron=_read_neuron(r, f"{base}/neuron"),
         in_shape=tuple(in_shape),
         stride=r.pair(f"{base}/stride"),
@@ -404,6 +432,11 @@ def _read_simulation(r: _Reader) -> dict:
         if window.shape != (2,) or window[0] < 0 or window[1] < window[0]:
             raise r.fail("/simulation/outputWindow", f"expected (start, stop) with 0 <= start <= stop, got {window.tolist()}")
         out["output_window"] = (int(window[0]), int(window[1]))
+    if r.has("/simulation/readout"):
+        readout = r.string("/simulation/readout")
+        if readout not in READOUTS:
+            raise r.fail("/simulation/readout", f"expected one of {', '.join(READOUTS)}, got {readout!r}")
+        out["meta"]["readout"] = readout
     return out
 
 
@@ -587,7 +620,10 @@ def _write_simulation(h5, net: Netlist) -> None:
         values["resetOffset"] = net.reset_offset
     if net.output_window is not None:
         values["outputWindow"] = list(net.output_window)
-    if values:
+    readout = net.meta.get("readout", "spikes")
+    if values or readout != "spikes":
         group = h5.create_group("simulation")
         for key, value in values.items():
             group.create_dataset(key, data=np.asarray(value, dtype=np.int64))
+        if readout != "spikes":
+            group.create_dataset("readout", data=readout)

@@ -20,8 +20,10 @@ input layer. For an input layer, ``bias`` (batch, *shape) int32, its mantissas,
 and ``spikes`` (batch, steps, *shape) int32, integer drive added to its current:
 both are initializers a run may override (the netlist's own bias; no drive).
 Outputs: ``spikes_<i>`` (batch, steps, *shape) uint8 for every neuron layer i,
-and ``output_counts`` (batch, *output shape) int64, the last layer's spikes
-summed over all steps. The model property ``steps`` holds the step count.
+``output_counts`` (batch, *output shape) int64, the last layer's spikes summed
+over all steps, and ``output_v`` (batch, *output shape) int64, the last layer's v
+after the last step (what a membrane readout decodes). The model properties
+``steps`` and ``readout`` hold the step count and the netlist's readout.
 """
 
 from __future__ import annotations
@@ -75,12 +77,15 @@ def netlist_to_onnx(net: Netlist, steps: int):
     total = outer.op("ReduceSum", [outer.op("Cast", [f"spikes_{last}"], to=INT64), outer.const([1])], keepdims=0)
     outer.op("Reshape", [total, outer.const([-1, *net.output_shape])], out="output_counts")  # a final flatten counts too
     outer.output("output_counts", onnx.TensorProto.INT64, ["batch", *net.output_shape])
+    last_v = len(units) - (1 if isinstance(net.layers[last], Input) else 2)  # carried: u, v (, queue) a layer
+    outer.op("Reshape", [f"final_{last_v}", outer.const([-1, *net.output_shape])], out="output_v")
+    outer.output("output_v", onnx.TensorProto.INT64, ["batch", *net.output_shape])
     model = onnx.helper.make_model(
         outer.graph("neurodeploy_netlist"), opset_imports=[onnx.helper.make_opsetid("", OPSET)],
         producer_name="neurodeploy", doc_string=f"integer netlist, {steps} steps, Loihi fixed-point semantics",
     )
     model.ir_version = IR_VERSION
-    onnx.helper.set_model_props(model, {"steps": str(int(steps))})
+    onnx.helper.set_model_props(model, {"steps": str(int(steps)), "readout": net.readout})
     onnx.checker.check_model(model, full_check=True)
     return model
 

@@ -31,7 +31,9 @@ For TSSL-BP ``current_decay = input_scale = 1/tau_s`` and ``voltage_decay = 1/ta
 baseline ``current_decay = input_scale = 1`` (current cleared each step) and
 ``voltage_decay = 0``. ``spike = "graded"`` (BPSA's BrainCog variant, not deployable)
 emits ``v[t]`` instead of 1 where it spikes and applies ReLU to ``z`` first
-(``input_relu``). The float model sees a layer's spikes in the same step; a chip adds
+(``input_relu``). ``readout = "membrane"`` (the output layer of a network that
+classifies by what it integrates) means the neurons never fire: ``s[t] = 0`` and the
+class is the argmax of ``v`` at the window's last step. The float model sees a layer's spikes in the same step; a chip adds
 one step of latency a layer.
 """
 
@@ -66,10 +68,11 @@ def _synapse_ops(layer: NeuronLayer, shape: tuple) -> list[dict]:
 
 def _neuron_op(layer: NeuronLayer, shape: tuple, drive: str) -> dict:
     rule = layer.rule
-    return {
+    op = {
         "op": "neuron", **rule.neuron.as_dict(), "rule": rule.name, "reset": "zero",
         "spike": rule.variant, "input_relu": rule.variant == "graded", "drive": drive, "shape": shape,
     }
+    return {**op, "readout": "membrane"} if layer.readout else op
 
 
 @torch.no_grad()

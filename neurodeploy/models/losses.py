@@ -7,8 +7,10 @@
   others at most ``undesired`` times; the count error ``e = (n - target) / T`` (0 when
   on the right side) is injected into every step of the output trace,
   ``dL/da[t] = e``, as the reference implementation does. Value ``1/2 T sum e^2``.
-* ``ce`` (BPSA, BPTT): cross-entropy of the spike counts taken as logits.
-* ``mse``: mean squared error between firing rates and the one-hot label.
+* ``ce`` (BPSA, BPTT): cross-entropy of the class scores taken as logits: the spike
+  counts, or under the ``membrane`` readout the output membrane at the last step.
+* ``mse``: mean squared error between the class scores over T (firing rates, or the
+  mean input current of a membrane readout) and the one-hot label.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .network import class_scores
 from .neurons import psp
 
 LOSSES = {"tssl": ("kernel", "count"), "bpsa": ("ce", "mse"), "bptt-lif": ("ce", "mse"), "bptt-if": ("ce", "mse")}
@@ -71,12 +74,12 @@ def count_loss(trace: Tensor, spikes: Tensor, labels: Tensor, desired: float, un
     return _CountLoss.apply(trace, error)
 
 
-def ce_loss(spikes: Tensor, labels: Tensor) -> Tensor:
-    """Cross-entropy of the spike counts (B, C) as logits."""
-    return F.cross_entropy(spikes.sum(0), labels)
+def ce_loss(output: Tensor, labels: Tensor, readout: str = "spikes") -> Tensor:
+    """Cross-entropy of the class scores (B, C) of a (T, B, C) output as logits."""
+    return F.cross_entropy(class_scores(output, readout), labels)
 
 
-def mse_loss(spikes: Tensor, labels: Tensor) -> Tensor:
-    """Mean squared error of the firing rates against the one-hot labels."""
-    rates = spikes.mean(0)
+def mse_loss(output: Tensor, labels: Tensor, readout: str = "spikes") -> Tensor:
+    """Mean squared error of the class scores over T against the one-hot labels."""
+    rates = class_scores(output, readout) / output.shape[0]
     return F.mse_loss(rates, F.one_hot(labels, rates.shape[-1]).to(rates))

@@ -6,8 +6,11 @@ passes on (``x``: spikes, or their trace for TSSL-BP; the encoded input for the 
 layer) and runs the rule's neuron on it (:mod:`neurodeploy.models.neurons`). Sum
 pooling and flattening act on ``x`` between layers and hold no neurons.
 
-The prediction is the class whose output neuron spiked most over the window; ties
-go to the lowest class index (:func:`predict`).
+The rule's readout says what the classes are read from (:func:`predict`, ties to
+the lowest class index): ``spikes``, the class whose output neuron spiked most over
+the window; ``membrane``, the class whose output neuron integrated most: the output
+layer's neurons never fire, and its membrane ``v[t] = (1 - 1/tau_m) v[t-1] + I[t]``
+at the window's last step decides.
 """
 
 from __future__ import annotations
@@ -20,22 +23,29 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .arch import Architecture, Conv, Dense, Dropout, SumPool, layer_shapes
-from .neurons import BPSAFunction, TSSLBPFunction, bptt_neuron, psp
+from .neurons import BPSAFunction, TSSLBPFunction, bptt_neuron, integrate, psp
 from .rules import Rule
 
 
 class RunOutput(NamedTuple):
     """Result of :meth:`SpikingNetwork.run`.
 
-    ``spikes``: binary output spikes (T, B, classes), detached; ``signal``: what the loss
-    differentiates (the output trace for ``tssl``, else the emitted spikes, graded for
-    BPSA's graded variant); ``layers``: the binary spikes of every neuron layer,
-    detached, in order (the last is ``spikes``).
+    ``output``: what the classes are read from (T, B, classes), detached: the binary
+    output spikes, or the output membrane under the ``membrane`` readout; ``signal``:
+    what the loss differentiates (the output trace for ``tssl``, the output membrane
+    under the ``membrane`` readout, else the emitted spikes, graded for BPSA's graded
+    variant); ``layers``: the binary spikes of every neuron layer, detached, in order
+    (the last is the output layer's).
     """
 
-    spikes: Tensor
+    output: Tensor
     signal: Tensor
     layers: list[Tensor]
+
+    @property
+    def spikes(self) -> Tensor:
+        """The output layer's binary spikes (T, B, classes)."""
+        return self.layers[-1]
 
 
 def over_time(module: nn.Module, x: Tensor) -> Tensor:
@@ -81,11 +91,13 @@ class Flatten(nn.Module):
 class NeuronLayer(nn.Module):
     """Synapses (dense or conv), optional batch norm, and the rule's neurons."""
 
-    def __init__(self, synapse: nn.Module, norm: nn.Module | None, rule: Rule):
+    def __init__(self, synapse: nn.Module, norm: nn.Module | None, rule: Rule, readout: bool = False):
         super().__init__()
         self.synapse = synapse
         self.norm = norm
         self.rule = rule
+        self.readout = readout  # a membrane readout: the neurons integrate and never fire
+        self.quantizer = None  # quantization-aware training's rounding (neurodeploy.models.qat), if any
 
     def current(self, x: Tensor) -> Tensor:
         z = over_time(self.synapse, x)
@@ -101,18 +113,21 @@ class NeuronLayer(nn.Module):
         The emitted values are the spikes, or BPSA's graded outputs; they carry the
         rule's gradient except under TSSL-BP, whose gradient flows through the trace.
         """
-        z = self.current(x)
         n = self.rule.neuron
+        z, vth = self.quantizer(self, x) if self.quantizer is not None else (self.current(x), n.vth)
+        if self.readout:
+            v = integrate(z, n.tau_m)
+            return v, v
         if self.rule.name == "tssl":
-            return TSSLBPFunction.apply(z, n.tau_m, n.tau_s, n.vth, self.rule.tssl_grad == "reference")
+            return TSSLBPFunction.apply(z, n.tau_m, n.tau_s, vth, self.rule.tssl_grad == "reference")
         if self.rule.name == "bpsa":
-            out = BPSAFunction.apply(z, n.vth, self.rule.variant == "graded")
+            out = BPSAFunction.apply(z, vth, self.rule.variant == "graded")
             return out, out
-        spikes = bptt_neuron(z, n.tau_m, n.vth, self.rule.surrogate_width)
+        spikes = bptt_neuron(z, n.tau_m, vth, self.rule.surrogate_width)
         return (psp(spikes, n.tau_s) if self.rule.passes_trace else spikes), spikes
 
 
-def _neuron_layer(layer: Dense | Conv, in_shape: tuple[int, ...], rule: Rule) -> NeuronLayer:
+def _neuron_layer(layer: Dense | Conv, in_shape: tuple[int, ...], rule: Rule, readout: bool) -> NeuronLayer:
     bias = not layer.batchnorm
     if isinstance(layer, Dense):
         synapse: nn.Module = nn.Linear(math.prod(in_shape), layer.units, bias=bias)
@@ -120,15 +135,16 @@ def _neuron_layer(layer: Dense | Conv, in_shape: tuple[int, ...], rule: Rule) ->
     else:
         synapse = nn.Conv2d(in_shape[0], layer.channels, layer.kernel, layer.stride, layer.padding, bias=bias)
         norm = nn.BatchNorm2d(layer.channels) if layer.batchnorm else None
-    return NeuronLayer(synapse, norm, rule)
+    return NeuronLayer(synapse, norm, rule, readout)
 
 
 class SpikingNetwork(nn.Module):
-    """A feed-forward SNN: ``model(x)`` -> output spikes (T, B, classes).
+    """A feed-forward SNN: ``model(x)`` -> its output (T, B, classes), as :func:`predict` reads it.
 
     ``x`` is the encoded input (:func:`neurodeploy.encoding.encode`): spikes, or for the
-    ``direct`` encoding the constant input current, shaped (T, B, *input_shape).
-    ``model(x, record=True)`` -> (output spikes, [spikes of every neuron layer]).
+    ``direct`` encoding the constant input current, shaped (T, B, *input_shape). The
+    output is the output layer's spikes, or its membrane under the ``membrane`` readout.
+    ``model(x, record=True)`` -> (output, [spikes of every neuron layer]).
     """
 
     def __init__(self, arch: Architecture, input_shape: tuple[int, ...], rule: Rule, input_kind: str = "spikes"):
@@ -141,11 +157,12 @@ class SpikingNetwork(nn.Module):
         self.input_kind = input_kind
         self.blocks = nn.ModuleList()
         shape = self.input_shape
-        for layer, out_shape in zip(arch.layers, layer_shapes(arch, self.input_shape)):
+        last = len(arch.layers) - 1
+        for i, (layer, out_shape) in enumerate(zip(arch.layers, layer_shapes(arch, self.input_shape))):
             if isinstance(layer, Dense) and len(shape) > 1:
                 self.blocks.append(Flatten())
             if isinstance(layer, (Dense, Conv)):
-                self.blocks.append(_neuron_layer(layer, shape, rule))
+                self.blocks.append(_neuron_layer(layer, shape, rule, i == last and rule.readout == "membrane"))
             elif isinstance(layer, SumPool):
                 self.blocks.append(SumPool2d(layer.kernel))
             elif isinstance(layer, Dropout):
@@ -163,16 +180,23 @@ class SpikingNetwork(nn.Module):
         for block in self.blocks:
             if isinstance(block, NeuronLayer):
                 signal, emitted = block(signal)
-                layers.append((emitted.detach() > 0).to(emitted.dtype))
+                fired = torch.zeros_like(emitted) if block.readout else emitted.detach() > 0
+                layers.append(fired.detach().to(emitted.dtype))
             else:
                 signal = block(signal)
-        return RunOutput(layers[-1], signal if self.rule.name == "tssl" else emitted, layers)
+        output = emitted.detach() if self.rule.readout == "membrane" else layers[-1]
+        return RunOutput(output, signal if self.rule.name == "tssl" else emitted, layers)
 
     def forward(self, x: Tensor, record: bool = False):
         out = self.run(x)
-        return (out.spikes, out.layers) if record else out.spikes
+        return (out.output, out.layers) if record else out.output
 
 
-def predict(spikes: Tensor) -> Tensor:
-    """Class of each sample: argmax of the spike count over time, ties to the lowest index."""
-    return spikes.sum(0).argmax(-1)
+def class_scores(output: Tensor, readout: str = "spikes") -> Tensor:
+    """(B, classes) from a time-major output: spike counts, or the membrane at the last step."""
+    return output[-1] if readout == "membrane" else output.sum(0)
+
+
+def predict(output: Tensor, readout: str = "spikes") -> Tensor:
+    """Class of each sample: argmax of :func:`class_scores`, ties to the lowest index."""
+    return class_scores(output, readout).argmax(-1)

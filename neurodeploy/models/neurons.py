@@ -189,6 +189,18 @@ class SurrogateSpike(torch.autograd.Function):
         return grad / (1 + (math.pi * x / w) ** 2) / w, None
 
 
+def integrate(current: Tensor, tau_m: float) -> Tensor:
+    """Membrane (T, ...) of neurons that never fire: ``v[t] = (1 - 1/tau_m) v[t-1] + I[t]``, differentiable."""
+    leak = leak_factor(tau_m)
+    if leak == 1.0:
+        return current.cumsum(0)
+    v, out = torch.zeros_like(current[0]), []
+    for step in current:
+        v = leak * v + step
+        out.append(v)
+    return torch.stack(out)
+
+
 def bptt_neuron(current: Tensor, tau_m: float, vth: float, width: float) -> Tensor:
     """LIF spikes (T, ...) with autograd through time; the reset mask is detached."""
     leak = leak_factor(tau_m)

@@ -11,6 +11,11 @@ rule           neuron (forward)                                           gradie
 
 The two ``bptt-*`` rules are the plain surrogate-gradient baselines on the same
 network as ``tssl`` and ``bpsa``.
+
+Readouts: ``spikes`` classifies by the output layer's spike counts; ``membrane``
+(BPSA's default, as BrainCog classifies) by what the output layer integrates: its
+neurons never fire, and the class is the one with the highest membrane potential
+at the window's last step.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from neurodeploy.errors import NeurodeployError
+from neurodeploy.netlist import READOUTS
 
 RULES = ("tssl", "bpsa", "bptt-lif", "bptt-if")
 TSSL_GRADS = ("reference", "paper")
@@ -67,6 +73,7 @@ class Rule:
     ``variant`` (bpsa): ``binary`` spikes (deployable) or BrainCog's ``graded``
     output with ReLU on the input current (not deployable as binary spikes).
     ``surrogate_width``: width of the atan surrogate of the ``bptt-*`` rules.
+    ``readout``: ``spikes`` or ``membrane`` (module docstring).
     """
 
     name: str
@@ -74,6 +81,7 @@ class Rule:
     tssl_grad: str = "reference"
     variant: str = "binary"
     surrogate_width: float = 1.0
+    readout: str = "spikes"
 
     @property
     def passes_trace(self) -> bool:
@@ -99,8 +107,12 @@ def make_rule(
     tssl_grad: str = "reference",
     variant: str = "binary",
     surrogate_width: float | None = None,
+    readout: str | None = None,
 ) -> Rule:
-    """Build and check a :class:`Rule`; ``None`` constants take the rule's defaults."""
+    """Build and check a :class:`Rule`; ``None`` constants take the rule's defaults.
+
+    The default readout is ``membrane`` for BPSA's binary variant, ``spikes`` otherwise.
+    """
     if name not in RULES:
         raise RuleError(f"unknown rule {name!r}; choose one of {', '.join(RULES)}")
     neuron = DEFAULT_NEURONS[name]
@@ -121,4 +133,10 @@ def make_rule(
     width = surrogate_width if surrogate_width is not None else neuron.vth
     if not width > 0.0:
         raise RuleError(f"surrogate width = {width} must be > 0")
-    return Rule(name, neuron, tssl_grad, variant, float(width))
+    readout = readout or ("membrane" if (name, variant) == ("bpsa", "binary") else "spikes")
+    if readout not in READOUTS:
+        raise RuleError(f"unknown readout {readout!r}; choose one of {', '.join(READOUTS)}")
+    if readout == "membrane" and (name == "tssl" or variant == "graded"):
+        raise RuleError(f"readout 'membrane' exists for binary spikes and the rules bpsa, bptt-if and bptt-lif; "
+                        f"{name} {variant} classifies by its output {'trace' if name == 'tssl' else 'spikes'}")
+    return Rule(name, neuron, tssl_grad, variant, float(width), readout)
