@@ -80,6 +80,9 @@ def test_export_writes_consistent_files_and_refuses_to_overwrite(tmp_path, capsy
     assert tuple(summary["output_window"]) == net.output_window
     assert [layer["vth"] for layer in summary["layers"]] == [net.layers[i].neuron.vth for i in net.neuron_layers]
     assert summary["design_rules"]["passed"]
+    assert summary["conventions"] == "loihi2"
+    call = f"netx.hdf5.Network(net_config={str(out / 'm.net')!r}, reset_interval={net.reset_interval}, reset_offset=0)"
+    assert summary["lava_dl_call"] == call and call in capsys.readouterr().out
     before = (out / "m.net").read_bytes()
     assert main(["export", str(ckpt), "--target", "loihi2", "-o", str(out)]) == 2
     assert "--force" in capsys.readouterr().err

@@ -78,6 +78,12 @@ def test_a_users_target_file(tmp_path):
     assert t.input_axons_per_core is None and t.path == str(path)
 
 
+def test_run_conventions_come_from_the_target(tmp_path):
+    assert (load_target("loihi2").conventions, load_target("loihi1").conventions) == ("loihi2", "lava")
+    assert load_target(write(tmp_path, MINIMAL)).conventions == "lava"  # a file that says nothing: Lava's
+    assert load_target(write(tmp_path, MINIMAL + '[run]\nconventions = "loihi2"\n', "b.toml")).conventions == "loihi2"
+
+
 def test_target_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         load_target("loihi1").neurons_per_core = 5
@@ -94,6 +100,7 @@ def test_target_is_frozen():
     (MINIMAL + "[energy]\nsynaptic_op_pj = -1.0\n", r"energy\.synaptic_op_pj = -1\.0: expected a number >= 0"),
     (MINIMAL.replace("neurons = 16", "neurons = 16\nnuerons = 3"), r"unknown key core\.nuerons"),
     (MINIMAL + "[cache]\nsize = 3\n", r"unknown section \[cache\]"),
+    (MINIMAL + "[run]\nconventions = \"loihi3\"\n", r"run\.conventions = 'loihi3': expected one of lava, loihi2"),
     (MINIMAL + "[system\n", r"not valid TOML"),
 ])
 def test_malformed_target_files_name_file_and_key(tmp_path, text, expected):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from neurodeploy.commands.run import add_conventions, add_input_shape
+from neurodeploy.commands.run import add_conventions, add_input_shape, load_network
 from neurodeploy.ranges import integer, number
 
 DEFAULT_RATE = 0.1

@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=integer(1, 1 << 31), required=True, metavar="T", help="time steps to run")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="SPIKES.npy", help="input spikes (batch, T, *input shape)")
-    add_input_shape(parser)
     source.add_argument("--input-bias", metavar="BIAS.npy", help="input layer bias mantissas ([batch,] *layer shape)")
+    add_input_shape(parser)
     parser.add_argument("--reset-interval", type=integer(0, 1 << 31), metavar="N",
                         help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
     parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
