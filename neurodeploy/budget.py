@@ -21,7 +21,7 @@ _SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _override: int | None = None
 
 
-class BudgetError(NeurodeployError, ValueError):
+class BudgetError(NeurodeployError):
     """Something would need more memory than the budget; the message says what and how to raise it."""
 
 
@@ -56,7 +56,7 @@ def require(nbytes: int, what: str) -> None:
     """Raise :class:`BudgetError` if ``what`` (a phrase naming the file and the thing) needs more than the budget."""
     budget = limit()
     if nbytes > budget:
-        raise BudgetError(f"{what} needs {_size(nbytes)} ({nbytes} bytes), more than the memory budget of "
+        raise BudgetError(f"{what}: needs {_size(nbytes)} ({nbytes} bytes), more than the memory budget of "
                           f"{_size(budget)}; raise it with --max-bytes or ${ENV} if this is meant")
 
 
@@ -68,5 +68,5 @@ def max_neurons() -> int:
 def _size(nbytes: int) -> str:
     for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if nbytes >= scale:
-            return f"{nbytes / scale:.3g} {unit}"
+            return f"{nbytes / scale:.4g} {unit}"
     return f"{nbytes} bytes"

@@ -180,9 +180,12 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
     try:
         args = build_parser(_command(argv)).parse_args(argv)
         budget.set_limit(args.max_bytes)
-        with warnings.catch_warnings():
-            warnings.showwarning = _warning_line(args.command)
-            return int(args.run(args) or 0)
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _warning_line(args.command)
+                return int(args.run(args) or 0)
+        finally:
+            budget.set_limit(None)
     except Exception as err:
         if interrupts.raised:  # the interrupt came back as another error (an import turns it into ImportError)
             raise Interrupted(interrupts.signum) from None

@@ -27,9 +27,10 @@ from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, sta
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
-from neurodeploy.quantize import Quantized, run_steps
+from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import DECODING, DECODING_MEMBRANE, LayerActivity, accuracy_summary, hardware_summary, layer_rows
-from neurodeploy.sim import Recording, simulate
+from neurodeploy.sim import Recording
+from neurodeploy.simulators import simulator
 
 BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
@@ -70,10 +71,11 @@ def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",),
-                    conventions: str = "lava") -> Recording:
-    """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does."""
+                    conventions: str = "lava", device: str | None = None) -> Recording:
+    """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does (torch's simulator
+    on ``device`` if given)."""
     given = {"bias": inputs} if kind == "bias" else {"spikes": inputs}
-    return simulate(net, steps, record=record, conventions=conventions, **given)
+    return simulator(device)(net, steps, record=record, conventions=conventions, **given)
 
 
 def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> list[np.ndarray]:
@@ -144,9 +146,9 @@ class Tally:
 
 
 def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 256,
-                  progress: bool = True, conventions: str = "lava") -> Comparison:
+                  progress: bool = True, conventions: str = "lava", device: str | None = None) -> Comparison:
     """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both;
-    the simulator under run ``conventions``."""
+    the simulator under run ``conventions``, torch's on ``device`` if given (else numpy's)."""
     from tqdm import tqdm
 
     from neurodeploy.export import encoded_inputs, float_rates
@@ -159,7 +161,8 @@ def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0,
         encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
         out_f, layers_f = float_rates(fm, enc)
         ints, kind = integer_inputs(q, encoded)
-        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions), ints)
+        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions, device=device),
+                  ints)
     comparison = tally.comparison(y, kind)
     comparison.conventions = conventions
     return comparison
@@ -210,26 +213,6 @@ def weight_grids(fm, q: Quantized) -> list[dict]:
     return out
 
 
-def host_layer(q: Quantized) -> dict | None:
-    """The direct encoding's first hidden layer: its synapses run on the host, its neurons on the chip."""
-    t = q.input_transform
-    if t is None:
-        return None
-    weight, shape = np.asarray(t["weight"]), tuple(q.netlist.layers[0].shape)
-    dims = lambda s: "x".join(str(int(v)) for v in s)  # noqa: E731
-    if t["kind"] == "dense":
-        text, products = f"dense {weight.shape[1]}->{weight.shape[0]}", weight.size
-    else:
-        text, products = f"conv {dims(t['in_shape'])}->{dims(shape)}", int(np.prod(shape) * np.prod(weight.shape[1:]))
-    return {
-        "layer": 0, "description": f"{text}, synapses on the host", "host_multiply_adds": int(products),
-        "note": (f"Layer 0 is the model's first hidden layer ({text}). The direct encoding computes its synaptic "
-                 f"input on the host, {int(products):,} multiply-adds a sample, and sends each of its "
-                 f"{int(np.prod(shape)):,} neurons the result as a bias; the neurons run on the chip. That host work "
-                 "is not on the chip, and not in the energy or latency figures."),
-    }
-
-
 def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -> dict:
     meta = fm.meta
     return {
@@ -269,7 +252,7 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
 def reference_cost(net: Netlist, activity, reference, target) -> dict:
     """Cores and cost on ``reference``'s figures for the same measured counts (a stand-in for ``target``)."""
     note = (f"{reference.name}'s per-operation figures applied to the operations measured on {target.name}'s "
-            f"netlist: a stand-in where {target.name} publishes none, not a {target.name} figure")
+            f"netlist, placed on {reference.name}: a comparison, not a {target.name} figure")
     try:
         mapping = map_network(net, reference)
     except NeurodeployError as err:
@@ -304,7 +287,7 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
         "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
                              [f.as_dict() for f in q.layers]),
         "hardware": hardware,
-        "numerical_faults": faults.summary(numerical_faults(q, comparison), faults.layer_labels(net)),
+        "numerical_faults": faults.summary(numerical_faults(q, comparison), layer_labels(q)),
         "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
         "lava": comparison.lava,
         "run": {"steps": q.steps, "run_steps": run_steps(q), "reset_interval": net.reset_interval,
@@ -339,11 +322,11 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
                        dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
                        batch_size: int = 256, plots: bool = True, progress: bool = True,
                        cost_reference=None, conventions: str | None = None,
-                       force: bool = False) -> tuple[dict, dict[str, Path]]:
+                       force: bool = False, device: str | None = None) -> tuple[dict, dict[str, Path]]:
     """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``.
 
-    The simulator runs under ``conventions``, by default the target's; Lava's check under Lava's.
-    Existing outputs are refused unless ``force``, before anything runs.
+    The simulator runs under ``conventions``, by default the target's, on torch's ``device`` if given;
+    Lava's check under Lava's. Existing outputs are refused unless ``force``, before anything runs.
     """
     from neurodeploy.drc import require
     from neurodeploy.plots import PLOT_FILES
@@ -362,7 +345,8 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
     names = [*(p.format(stem=Path(model).stem) for p in RUN_FILES.values()), *REPORT_FILES.values(),
              *(f"plots/{name}" for name in PLOT_FILES.values() if plots)]
     refuse_existing([out_dir / name for name in names], force)
-    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions)
+    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions,
+                               device)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)
     with staged_outputs(out_dir):  # all of the files or none

@@ -45,6 +45,7 @@ from neurodeploy.netlist import (
     SigmaDeltaNeuron, SigmaNeuron,
 )
 from neurodeploy.sim import RECORDABLE, Recording, simulate
+from neurodeploy.simulators import simulator
 
 INPUT_DRIVE = 2**19
 WEIGHT_MAG = 300
@@ -380,15 +381,17 @@ def run_conformance(
     seed: int = 0,
     reference: Callable[[Sequence[LavaCase]], list[Recording]] | None = None,
     kind: str = "cuba",
+    device: str | None = None,
 ) -> Report:
-    """Generate ``n`` cases of ``kind``, run them in the simulator and in ``reference`` (Lava by default), compare."""
+    """Generate ``n`` cases of ``kind``, run them in the simulator (torch's on ``device`` if given) and in
+    ``reference`` (Lava by default), compare."""
     if reference is None:
         from neurodeploy.backends.lava import run_lava_cases as reference
     cases = generate_cases(n, seed, kind)
     refs = reference(cases)
     failed, total = [], 0
     for k, (case, ref) in enumerate(zip(cases, refs)):
-        sim = simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=case.record,
+        sim = simulator(device)(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=case.record,
                        reset_interval=case.reset_interval)
         result = compare(k, case, sim, ref)
         total += result.mismatching

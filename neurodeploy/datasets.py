@@ -52,6 +52,8 @@ DIGITS_SPLIT = {
     "n_test": 450,
 }
 NMNIST_DURATION_US = 300_000
+SAMPLE_GROWTH = 4  # a byte of a file becomes a float32 sample value
+GZIP_CHUNK = 1 << 20
 MNIST_SHAPE = (28, 28)
 CIFAR_SAMPLE = 3072  # bytes of one CIFAR-10 image
 NUM_CLASSES = 10
@@ -116,19 +118,21 @@ def _digits(split: str) -> tuple[np.ndarray, np.ndarray]:
 # --- MNIST / Fashion-MNIST (IDX files) ---------------------------------------------------
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path) -> bytes | bytearray:
     """The file's bytes, decompressed if it ends in .gz, within the memory budget (a gzip stream is
     decompressed only up to it); unreadable or damaged files raise DatasetError."""
-    limit = budget.limit()
+    limit = budget.limit() // SAMPLE_GROWTH
     try:
         if path.suffix != ".gz":
-            budget.require(path.stat().st_size, f"{path}: reading the file")
+            budget.require(path.stat().st_size * SAMPLE_GROWTH, f"{path}: its samples as float32")
             return path.read_bytes()
+        data = bytearray()
         with gzip.open(path, "rb") as stream:
-            data = stream.read(limit + 1)
+            while len(data) <= limit and (chunk := stream.read(GZIP_CHUNK)):
+                data += chunk
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         raise DatasetError(f"{path}: cannot read: {err}") from None
-    budget.require(len(data), f"{path}: decompressing it (stopped at {limit + 1} bytes)")
+    budget.require(len(data) * SAMPLE_GROWTH, f"{path}: decompressed (stopped at {len(data)} bytes), as float32")
     return data
 
 
@@ -152,7 +156,6 @@ def _read_idx(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * dims)
     if data.size != math.prod(shape):
         raise DatasetError(f"{path}: header says {shape} but the file holds {data.size} bytes")
-    budget.require(data.size * 4, f"{path}: {shape[0]} samples as float32")
     return data.reshape(shape)
 
 
@@ -189,8 +192,11 @@ def _mnist_like(root: Path, split: str, folder: str) -> tuple[np.ndarray, np.nda
 
 
 class _NdarrayName:
-    """What the global ``numpy.ndarray`` unpickles to: a name :func:`_reconstruct` accepts, not a callable
+    """What the global ``numpy.ndarray`` unpickles to: a name :func:`_reconstruct` accepts, not a constructor
     (called, ``numpy.ndarray`` would allocate any shape, or view a buffer with strides of 0)."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("numpy.ndarray is called, not rebuilt as numpy pickles arrays; refused")
 
 
 class _ArrayUnpickler(pickle.Unpickler):

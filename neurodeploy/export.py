@@ -20,7 +20,7 @@ from neurodeploy import faults
 from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs, staged_path
 from neurodeploy.errors import NeurodeployError, OutputFileError
 from neurodeploy.fold import fold
-from neurodeploy.quantize import Limits, Quantized, quantize
+from neurodeploy.quantize import Limits, Quantized, host_layer, layer_labels, quantize
 
 FORMATS = {"netx": ".net", "nir": ".nir", "onnx": ".onnx"}
 
@@ -197,7 +197,7 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
         err.args = (f"{source}: {err}",)
         raise err
     if strict:
-        faults.require_none(numerical_faults(q), faults.layer_labels(q.netlist), str(source))
+        faults.require_none(numerical_faults(q), layer_labels(q), str(source))
     result = ExportResult(q, violations=violations)
     try:
         with staged_outputs(out_dir, overwrite=force, prefix=".export-"):
@@ -260,6 +260,7 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "conventions": target.conventions,
         "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
+        "host_layer": host_layer(q),
         "calibration": q.calibration,
         "readout": net.readout,
         "qat": qat_summary(fm, target),
@@ -268,5 +269,5 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],
                          "unchecked": unchecked(target)},
         "layers": [layer.as_dict() for layer in q.layers],
-        "numerical_faults": faults.summary(numerical_faults(q), faults.layer_labels(net)),
+        "numerical_faults": faults.summary(numerical_faults(q), layer_labels(q)),
     }

@@ -2,7 +2,9 @@
 
 Each rule mirrors Lava's bit-accurate CPU models (``PyLifModelBitAcc``,
 ``PyDenseModelBitAcc``, ``PyConvModelFixed``), including where they compute in
-32-bit integers and wrap.
+32-bit integers and wrap. The neuron rules (``wrap_bits`` to ``update_voltage``)
+use only operators and array methods that numpy arrays and torch tensors share,
+so the torch simulator runs them as they are.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ def wrap_bits(x: np.ndarray, bits: int) -> np.ndarray:
 def decay(x: np.ndarray, factor: int) -> np.ndarray:
     """``x * factor / 4096`` rounded toward zero, as the chip's decay unit does."""
     prod = x * factor
-    return np.sign(prod) * (np.abs(prod) >> DECAY_SHIFT)
+    magnitude = abs(prod) >> DECAY_SHIFT
+    return magnitude - 2 * magnitude * (prod < 0)
 
 
 def shift(x: np.ndarray, exp: int) -> np.ndarray:
     """``x << exp`` for ``exp >= 0``, arithmetic (floor) ``x >> -exp`` otherwise."""
-    return np.left_shift(x, exp) if exp >= 0 else np.right_shift(x, -exp)
+    return x << exp if exp >= 0 else x >> -exp
 
 
 def effective_bias(bias_mant: np.ndarray, bias_exp: int) -> np.ndarray:
@@ -56,7 +59,7 @@ def update_voltage(v: np.ndarray, u: np.ndarray, bias: np.ndarray, dv: int) -> t
     Returns the new v and where it saturated.
     """
     total = wrap_bits(decay(v, DECAY_UNITY - dv) + u + bias, 32)
-    return np.clip(total, -V_LIMIT, V_LIMIT), np.abs(total) > V_LIMIT
+    return total.clip(-V_LIMIT, V_LIMIT), abs(total) > V_LIMIT
 
 
 def sign_mode(weight: np.ndarray) -> str:

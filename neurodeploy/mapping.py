@@ -6,7 +6,10 @@ core takes neurons while its neurons, input axons (distinct presynaptic neurons
 feeding it), synapse memory (nonzero weights it holds x bits a synapse) and output
 axons (distinct destination cores its neurons reach) stay within the target's
 limits. Layers do not share cores, and convolution kernels are counted expanded,
-one stored synapse a nonzero weight and output neuron.
+one stored synapse a nonzero weight and output neuron. Cores fill chips in
+order (layer by layer), a chip taking cores while its cores, neurons and
+synapses stay within the chip's limits; a spike sent from a neuron to a core on
+another chip crosses chips, one message a destination core.
 
 The cost of an inference is the operations counted (by the simulator, or from an
 assumed spike rate) times the target's per-operation figures; every term keeps
@@ -18,6 +21,7 @@ A sigma-delta layer's spikes are graded messages: each carries the layer's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -123,6 +127,7 @@ class CoreUse:
     output_axons: int
     synapses: int
     synapse_bits: int
+    chip: int = 0
 
 
 @dataclass
@@ -143,6 +148,8 @@ class Mapping:
 
     target: Target
     layers: list[LayerPlacement]
+    # per layer index, per neuron (C order): its destination cores on other chips than its own
+    remote_edges: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def cores(self) -> int:
@@ -168,7 +175,8 @@ class Mapping:
 
     @property
     def chips(self) -> int:
-        return max(self.chips_needed().values())
+        """Chips the placement fills (at least every bound of :meth:`chips_needed`)."""
+        return max((c.chip + 1 for p in self.layers for c in p.cores), default=1)
 
     def utilization(self, core: CoreUse) -> dict[str, float | None]:
         """Fraction of each per-core limit a core uses; ``None`` where the target has no limit."""
@@ -201,24 +209,46 @@ def packing_order(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] | None = None) -> Mapping:
-    """Place every neuron layer of ``net`` on ``target``'s cores; raise MappingError if one cannot be."""
+    """Place every neuron layer of ``net`` on ``target``'s cores and chips; raise MappingError if one cannot be."""
     wiring = network_wiring(net) if wiring is None else wiring
+    layers = net.neuron_layers
+    feeds = {i: j for i, j in zip(layers, layers[1:]) if wiring[j] is not None}  # layer -> the layer it feeds
     placements: dict[int, LayerPlacement] = {}
-    downstream: tuple[Wiring, np.ndarray] | None = None  # next layer's wiring and core of each neuron
-    for i in reversed(net.neuron_layers):
+    core_of: dict[int, np.ndarray] = {}  # core (within its layer) of each neuron, C order
+    for i in reversed(layers):
         layer = net.layers[i]
         order = packing_order(layer.shape)
-        out_edges = _output_edges(order.size, *downstream) if downstream else np.zeros(order.size, np.int64)
+        j = feeds.get(i)
+        out_edges = (np.bincount(_distinct_edges(wiring[j], core_of[j])[0], minlength=order.size) if j is not None
+                     else np.zeros(order.size, np.int64))
         cores = _pack(i, layer, _reorder(wiring[i], order), out_edges[order], target)
         placements[i] = LayerPlacement(i, describe_layer(layer), order.size, sum(c.synapses for c in cores), cores,
                                        getattr(layer.neuron, "message_bits", 0))
-        if wiring[i] is None:
-            downstream = None
-            continue
-        core_of = np.empty(order.size, np.int64)
-        core_of[order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
-        downstream = (wiring[i], core_of)
-    return Mapping(target, [placements[i] for i in net.neuron_layers])
+        core_of[i] = np.empty(order.size, np.int64)
+        core_of[i][order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
+    placed = _place_on_chips([placements[i] for i in layers], target)
+    chip_of = {p.index: np.array([c.chip for c in p.cores]) for p in placed}
+    if max(int(c.max()) for c in chip_of.values()) == 0:
+        return Mapping(target, placed, {i: np.zeros(placements[i].neurons, np.int64) for i in feeds})
+    remote = {i: _remote_edges(wiring[j], core_of[j], chip_of[j], chip_of[i][core_of[i]]) for i, j in feeds.items()}
+    return Mapping(target, placed, remote)
+
+
+def _place_on_chips(layers: list[LayerPlacement], target: Target) -> list[LayerPlacement]:
+    """The same layers with each core's chip: cores fill chips in order while every chip limit holds."""
+    chip, cores, neurons, synapses, out = 0, 0, 0, 0, []
+    for p in layers:
+        placed = []
+        for core in p.cores:
+            full = (cores + 1 > target.cores_per_chip
+                    or target.neurons_per_chip is not None and neurons + core.neurons > target.neurons_per_chip
+                    or target.synapses_per_chip is not None and synapses + core.synapses > target.synapses_per_chip)
+            if full and cores:
+                chip, cores, neurons, synapses = chip + 1, 0, 0, 0
+            cores, neurons, synapses = cores + 1, neurons + core.neurons, synapses + core.synapses
+            placed.append(dataclasses.replace(core, chip=chip))
+        out.append(dataclasses.replace(p, cores=placed))
+    return out
 
 
 def _reorder(wiring: Wiring | None, order: np.ndarray) -> Wiring | None:
@@ -231,12 +261,18 @@ def _reorder(wiring: Wiring | None, order: np.ndarray) -> Wiring | None:
     return Wiring(indptr, wiring.indices[gather])
 
 
-def _output_edges(n_pre: int, wiring: Wiring, core_of: np.ndarray) -> np.ndarray:
-    """For each presynaptic neuron, how many distinct downstream cores it has synapses on."""
+def _distinct_edges(wiring: Wiring, core_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (presynaptic neuron, downstream core) pairs with at least one synapse."""
     n_cores = int(core_of.max(initial=0)) + 1
-    pairs = np.sort(wiring.indices.astype(np.int64) * n_cores + np.repeat(core_of, wiring.fan_in))
-    distinct = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])] if pairs.size else pairs
-    return np.bincount(distinct // n_cores, minlength=n_pre)
+    pairs = np.unique(wiring.indices.astype(np.int64) * n_cores + np.repeat(core_of, wiring.fan_in))
+    return pairs // n_cores, pairs % n_cores
+
+
+def _remote_edges(wiring: Wiring, core_of: np.ndarray, chip_of_core: np.ndarray, chip_of_pre: np.ndarray) -> np.ndarray:
+    """For each presynaptic neuron, its downstream cores on another chip than its own."""
+    pre, core = _distinct_edges(wiring, core_of)
+    remote = chip_of_core[core] != chip_of_pre[pre]
+    return np.bincount(pre[remote], minlength=chip_of_pre.size)
 
 
 def _pack(index: int, layer, wiring: Wiring | None, out_edges: np.ndarray, target: Target) -> list[CoreUse]:
@@ -319,20 +355,30 @@ class Activity:
     spikes: dict[int, float]
     basis: str
     payload_bits: dict[int, float] = field(default_factory=dict)  # graded layers: messages x message bits
+    neuron_spikes: dict[int, np.ndarray] = field(default_factory=dict)  # per neuron (C order), where recorded
 
     def total(self, name: str) -> float:
         return float(sum(getattr(self, name).values()))
+
+    def spikes_of(self, layer: int, neurons: int) -> np.ndarray:
+        """Spikes of each neuron of ``layer`` an inference; spread evenly where only the total is known."""
+        if layer in self.neuron_spikes:
+            return self.neuron_spikes[layer]
+        return np.full(neurons, self.spikes.get(layer, 0.0) / max(neurons, 1))
 
 
 def measured_activity(recording) -> Activity:
     """Per-inference counts from a simulator Recording (its totals divided by the batch)."""
     per = lambda counts: {i: c / recording.batch for i, c in counts.items()}  # noqa: E731
     payload = {i: recording.spike_count[i] * bits for i, bits in recording.message_bits.items()}
+    neuron_spikes = {i: np.count_nonzero(s.reshape(s.shape[0], s.shape[1], -1), axis=(0, 1)) / recording.batch
+                     for i, s in recording.s.items()}
     return Activity(
         recording.steps, per(recording.synaptic_events), per(recording.neuron_updates),
         per(recording.spike_count),
         f"measured: simulated {recording.batch} sample(s) x {recording.steps} steps, averaged per sample",
-        per(payload),
+        neuron_spikes=neuron_spikes,
+        payload_bits=per(payload),
     )
 
 
@@ -383,6 +429,9 @@ class Cost:
     latency_ns: float | None
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    crossing_term: Term | None = None  # spike messages between chips, where the system has several
+    energy_basis: str = ""  # what the energy figures are (published, fitted to a measurement...)
+    latency_basis: str = ""
 
     @property
     def dynamic_pj(self) -> float | None:
@@ -391,33 +440,39 @@ class Cost:
 
     @property
     def energy_pj(self) -> float | None:
-        """Dynamic energy plus static energy (when the target gives a static power)."""
-        static = self.static_term.value if self.static_term is not None else 0.0
-        return None if self.dynamic_pj is None else self.dynamic_pj + static
+        """Dynamic energy plus static energy (when the target gives a static power) and
+        chip crossings (when it prices them)."""
+        extra = [t.value for t in (self.static_term, self.crossing_term) if t is not None and t.value is not None]
+        return None if self.dynamic_pj is None else self.dynamic_pj + sum(extra)
 
     def lines(self) -> list[str]:
         """The arithmetic, ready to print."""
         blank = f"{'':>16}   {'':<12}"
-        out = [f"activity: {self.activity.basis}", "energy per inference:"]
+        out = [f"activity: {self.activity.basis}", "energy per inference" + _basis(self.energy_basis) + ":"]
         out += ["  " + t.text() for t in self.energy_terms]
         out.append(f"  {'dynamic':<34} {blank} = {_fmt(self.dynamic_pj, 'J', 1e-12):>12}")
-        if self.static_term is not None:
-            out.append("  " + self.static_term.text())
+        out += ["  " + t.text() for t in (self.static_term, self.crossing_term) if t is not None]
         out.append(f"  {'total':<34} {blank} = {_fmt(self.energy_pj, 'J', 1e-12):>12}")
         if self.latency_ns is None:
             out.append("latency per inference: unknown")
         else:
-            out.append(f"latency per inference: {self.activity.steps} steps x one step of the busiest core:")
+            out.append(f"latency per inference{_basis(self.latency_basis)}: {self.activity.steps} steps x one step "
+                       "of the busiest core:")
             out += ["  " + t.text() for t in self.step_terms]
             out.append(f"  {'one step':<34} {blank} = {_fmt(self.latency_ns / self.activity.steps, 's', 1e-9):>12}")
-            out.append(f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}")
+            out.append(f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}"
+                       f"   ({1e9 / self.latency_ns:,.1f} inferences/s)")
         out += [f"note: {n}" for n in self.notes]
         out += [f"source: {s}" for s in self.sources]
         return out
 
 
+def _basis(text: str) -> str:
+    return f" ({text})" if text else ""
+
+
 def estimate_cost(mapping: Mapping, activity: Activity) -> Cost:
-    """Energy = sum of counts x per-operation energies (+ static power x time);
+    """Energy = sum of counts x per-operation energies (+ static power x time, + chip crossings);
     latency = steps x (busiest core's step + barrier)."""
     target = mapping.target
     latency, step_terms, notes = _latency(mapping, activity)
@@ -427,9 +482,26 @@ def estimate_cost(mapping: Mapping, activity: Activity) -> Cost:
                       target.energy.static_power_mw, "mW", "energy.static_power_mw")
     elif target.energy.static_power_mw is None and target.energy.synaptic_op_pj is not None:
         notes = notes + [f"target {target.name} gives no static power: the total is dynamic energy only"]
+    crossing, crossing_notes = _crossing(mapping, activity)
     sources = [s for s in (target.energy.source, target.timing.source) if s] + [f"target file: {target.path}"]
     return Cost(activity, _energy_terms(target, activity), static, step_terms, latency,
-                _energy_notes(target, activity) + notes, sources)
+                _energy_notes(target, activity) + notes + crossing_notes, sources, crossing,
+                target.energy.basis, target.timing.basis)
+
+
+def _crossing(mapping: Mapping, act: Activity) -> tuple[Term | None, list[str]]:
+    """Spike messages an inference sent to a core on another chip, priced where the target gives a figure."""
+    if mapping.chips == 1:
+        return None, []
+    count = sum(float(act.spikes_of(p.index, p.neurons) @ mapping.remote_edges[p.index])
+                for p in mapping.layers if p.index in mapping.remote_edges)
+    term = Term("spikes crossing chips", count, mapping.target.energy.chip_crossing_pj, "pJ",
+                "energy.chip_crossing_pj")
+    notes = [f"{mapping.chips} chips, filled with cores in layer order; {count / act.steps:,.1f} spikes cross chips "
+             "a step, one for each destination core on another chip; crossings add no time to a step (no figure)"]
+    if term.unit_cost is None:
+        notes.append(f"target {mapping.target.name} gives no energy for a spike between chips: not in the total")
+    return term, notes
 
 
 def _energy_terms(target: Target, act: Activity) -> list[Term]:

@@ -353,6 +353,7 @@ class Conv:
             )
         if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
             raise NetlistError(f"{label}: stride and dilation must be >= 1 and padding >= 0")
+        _check_range(label, "weight_exp", self.weight_exp, -16, 16)
         if min(self.shape) < 1:
             raise NetlistError(f"{label}: output shape {self.shape} is empty")
         if self.bias is not None:
@@ -435,7 +436,7 @@ class Netlist:
             shape = layer.shape
             neurons += 0 if isinstance(layer, Flatten) else int(np.prod(shape, dtype=object))
             try:
-                budget.require(neurons * budget.NEURON_BYTES, f"{label}: the {neurons} neurons up to here")
+                budget.require(neurons * budget.NEURON_BYTES, f"{label}: {neurons} neurons up to this layer")
             except budget.BudgetError as err:
                 raise NetlistError(str(err)) from None
         self._check_kinds()

@@ -76,10 +76,15 @@ def _neuron(op: dict, syn: dict, dt: float | None, where: str) -> dict:
         raise InputFileError(f"{where}: dt = {dt} does not fit the time constants (decays {cd:.3g}, {vd:.3g})")
     # Scale each neuron's v by 1/theta: thresholds become 1, gains and biases follow.
     shape = (-1,) + (1,) * (syn["weight"].ndim - 1)
-    syn["weight"] = syn["weight"] * (gain / theta).reshape(shape)
     bias = syn["bias"] if syn.get("bias") is not None else np.zeros(n)
     steady = 1.0 / cd if model == "cuba" else 1.0  # the bias's steady state through the current
-    syn["bias"] = (bias * gain * steady + leak) / theta
+    with np.errstate(all="ignore"):  # overflow is checked below, by name
+        syn["weight"] = syn["weight"] * (gain / theta).reshape(shape)
+        syn["bias"] = (bias * gain * steady + leak) / theta
+    for name in ("weight", "bias"):
+        if not np.all(np.isfinite(syn[name])):
+            raise InputFileError(f"{where}: the synapses' {name}s scaled by r, w_in, dt / tau and 1 / v_threshold "
+                                 "leave the range of float64 (inf or NaN)")
     return {"op": "neuron", "model": "cuba", "vth": 1.0, "current_decay": cd, "voltage_decay": vd,
             "input_scale": 1.0, "drive": "synaptic", "spike": "binary", "rule": f"nir-{model}"}
 

@@ -77,7 +77,7 @@ def accuracy_bars(accuracy: dict, path: Path) -> None:
     right.set_xlim(-0.6, 0.9)
     right.set_xticks([0], ["quantized\nminus float"])
     right.set_ylabel("points (percentage points)", fontsize=8)
-    right.set_title(f"gap [{glo:+.2f}, {ghi:+.2f}]", fontsize=9)
+    right.set_title(f"gap, {100 * accuracy['confidence']:.0f}% paired\ninterval [{glo:+.2f}, {ghi:+.2f}]", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
 

@@ -196,9 +196,13 @@ def hardware_summary(mapping, cost) -> dict:
         "layers": [{"index": p.index, "description": p.description, "neurons": p.neurons, "synapses": p.synapses,
                     "cores": len(p.cores)} for p in mapping.layers],
         "core_use": cores,
+        "chip_of_layer": {p.index: sorted({c.chip for c in p.cores}) for p in mapping.layers},
         "energy_pj": cost.energy_pj,
         "dynamic_energy_pj": cost.dynamic_pj,
+        "energy_basis": cost.energy_basis,
+        "chip_crossings": None if cost.crossing_term is None else cost.crossing_term.count,
         "latency_ns": cost.latency_ns,
+        "latency_basis": cost.latency_basis,
         "cost_lines": cost.lines(),
     }
 
@@ -294,8 +298,8 @@ def _hardware_lines(hw: dict, host: dict | None = None) -> list[str]:
         f"## On {hw['target']}", "",
         f"Target: {hw['target_description']} (`{hw['target_file']}`).", "",
         f"- cores used: **{hw['cores']}** (of {hw['cores_per_chip']} a chip); chips: **{hw['chips']}** ({need})",
-        f"- energy per inference: **{_si(hw['energy_pj'], 'J', 1e-12)}**; latency per inference: "
-        f"**{_si(hw['latency_ns'], 's', 1e-9)}**"
+        f"- energy per inference: **{_si(hw['energy_pj'], 'J', 1e-12)}**{_provenance(hw, 'energy')}; latency per "
+        f"inference: **{_si(hw['latency_ns'], 's', 1e-9)}**{_provenance(hw, 'latency')}"
         + (f" (chip only: layer 0's {host['host_multiply_adds']:,} host multiply-adds a sample are not in them)"
            if host else ""), "",
         *_table(["layer", "kind", "neurons", "synapses", "cores"], rows), "",
@@ -304,15 +308,22 @@ def _hardware_lines(hw: dict, host: dict | None = None) -> list[str]:
     ]
 
 
+def _provenance(hw: dict, name: str) -> str:
+    """' (what the figures are)' beside an energy or latency that is known."""
+    basis = hw.get(f"{name}_basis")
+    return f" ({basis})" if basis and hw.get(f"{name}_pj" if name == "energy" else f"{name}_ns") is not None else ""
+
+
 def _reference_lines(ref: dict | None) -> list[str]:
     if not ref:
         return []
-    head = [f"## Cost with {ref['target']}'s figures (stand-in)", "", ref["note"] + ".", ""]
+    head = [f"## Cost with {ref['target']}'s figures", "", ref["note"] + ".", ""]
     if "error" in ref:
         return head + [f"Not placeable on {ref['target']}: {ref['error']}", ""]
     return head + [
         f"- cores: {ref['cores']}; chips: {ref['chips']}; energy per inference "
-        f"{_si(ref['energy_pj'], 'J', 1e-12)}; latency per inference {_si(ref['latency_ns'], 's', 1e-9)}", "",
+        f"{_si(ref['energy_pj'], 'J', 1e-12)}{_provenance(ref, 'energy')}; latency per inference "
+        f"{_si(ref['latency_ns'], 's', 1e-9)}{_provenance(ref, 'latency')}", "",
         "```", *ref["cost_lines"], "```", "",
     ]
 

@@ -350,6 +350,20 @@ def simulate(
     :data:`fixed_point.CONVENTIONS`) sets when resets fall and the v shown on
     spike steps: ``lava`` as Lava's fixed_pt models, ``loihi2`` as Loihi 2 silicon.
     """
+    if spikes is not None and net.graded and not isinstance(net.layers[0], Input) and not net.input_message_bits:
+        spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
+    rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval, conventions)
+    _keep_freed_memory()
+    with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
+        _Run(net, rec.batch, record, (reset_interval, conventions), rec, graded_max, spikes, bias).go(steps)
+    return rec
+
+
+def prepare_run(net: Netlist, steps: int, spikes: np.ndarray | None, bias: np.ndarray | None,
+                record: tuple[str, ...], reset_interval: int | None,
+                conventions: str = "lava") -> tuple[Recording, int | None, int]:
+    """Check a run's arguments (see :func:`simulate`) and its memory; its empty Recording, reset
+    interval and largest input payload."""
     bad = set(record) - set(RECORDABLE)
     if bad:
         raise ValueError(f"cannot record {sorted(bad)}; choose from {RECORDABLE}")
@@ -364,15 +378,9 @@ def simulate(
         raise ValueError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
-    if spikes is not None and net.graded and not isinstance(first, Input) and not net.input_message_bits:
-        spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
     _require_memory(net, batch, steps, record)
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
-    rec = Recording(steps=steps, batch=batch)
-    _keep_freed_memory()
-    with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
-        _Run(net, batch, record, (reset_interval, conventions), rec, graded_max, spikes, bias).go(steps)
-    return rec
+    return Recording(steps=steps, batch=batch), reset_interval, graded_max
 
 
 def _require_memory(net: Netlist, batch: int, steps: int, record: tuple[str, ...]) -> None:

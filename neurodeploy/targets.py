@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 
 from neurodeploy import fixed_point as fx
-from neurodeploy.errors import InputFileError
+from neurodeploy.errors import InputFileError, NeurodeployError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +36,9 @@ class Energy:
     neuron_update_active_pj: float | None = None  # one neuron stepped that spiked
     spike_pj: float | None = None  # one spike sent out of a neuron
     static_power_mw: float | None = None  # a chip's static (leakage) power
+    chip_crossing_pj: float | None = None  # one spike message sent to a core on another chip
     source: str = ""  # where the figures come from, printed with every cost estimate
+    basis: str = ""  # what kind of figures they are (published, fitted...), printed beside the energy
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Timing:
     neuron_update_active_ns: float | None = None
     barrier_sync_ns: float | None = None  # end-of-step synchronisation across the chip
     source: str = ""
+    basis: str = ""  # printed beside the latency
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Target:
     description: str = ""
     path: str = ""  # the file it was read from
     chips: int = 1
+    max_chips: int | None = None  # chips in the largest system built of this chip
     allow_split: bool = True
     neurons_per_chip: int | None = None
     synapses_per_chip: int | None = None
@@ -104,6 +108,7 @@ _SCHEMA = (
     _Key("", "name", "name", "str", required=True),
     _Key("", "description", "description", "str"),
     _Key("system", "chips", "chips", "count"),
+    _Key("system", "max_chips", "max_chips", "count"),
     _Key("system", "cores_per_chip", "cores_per_chip", "count", required=True),
     _Key("system", "neurons_per_chip", "neurons_per_chip", "count"),
     _Key("system", "synapses_per_chip", "synapses_per_chip", "count"),
@@ -129,7 +134,7 @@ _SCHEMA = (
     _Key("neuron", "v_bits", "v_bits", "width"),
     _Key("run", "conventions", "conventions", "conventions"),
 ) + tuple(
-    _Key(section, f.name, f.name, "str" if f.name == "source" else "float")
+    _Key(section, f.name, f.name, "str" if f.name in ("source", "basis") else "float")
     for section, cls in (("energy", Energy), ("timing", Timing)) for f in fields(cls)
 )
 
@@ -214,7 +219,25 @@ def parse_target(data: dict, path: str) -> Target:
             costs[spec.section][spec.key] = value if spec.kind == "str" else float(value)
         else:
             values[spec.attr] = tuple(value) if spec.kind in ("range", "exponents") else value
-    return Target(**values, energy=Energy(**costs["energy"]), timing=Timing(**costs["timing"]))
+    target = Target(**values, energy=Energy(**costs["energy"]), timing=Timing(**costs["timing"]))
+    if _too_many_chips(target):
+        raise InputFileError(f"{path}: system.chips = {target.chips} {_too_many_chips(target)}")
+    return target
+
+
+def _too_many_chips(target: Target) -> str:
+    """Why ``target.chips`` is too many, or ''."""
+    if target.max_chips is None or target.chips <= target.max_chips:
+        return ""
+    return f"exceeds system.max_chips = {target.max_chips:,}, the largest {target.name} system"
+
+
+def with_chips(target: Target, chips: int) -> Target:
+    """``target`` as a system of ``chips`` chips, within its ``max_chips``."""
+    sized = replace(target, chips=chips)
+    if _too_many_chips(sized):
+        raise NeurodeployError(f"--chips {chips} {_too_many_chips(sized)}")
+    return sized
 
 
 def _bundled_dir():

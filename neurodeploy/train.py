@@ -24,16 +24,20 @@ from tqdm import tqdm
 from . import budget
 from .atomic import atomic_path, check_writable, refuse_existing
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
+from .distributed import start as start_world
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
 from .errors import NeurodeployError
 from .models.arch import layer_shapes, parse_arch
-from .models.checkpoint import save_checkpoint
+from .models.checkpoint import MAX_STEPS, save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
 from .models.network import NeuronLayer, SpikingNetwork, predict
 from .models.qat import enable_qat, fix_scales, qat_entry
 from .models.rules import BPSA_VARIANTS, READOUTS, RULES, TSSL_GRADS, Rule, make_rule
+from .ranges import integer, number, seed, show_ranges
 
 EVAL_BATCH = 500
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 16
 PARAMETER_BYTES = 16  # float32 weight, gradient and AdamW's two moments
 ACTIVATION_BYTES = 16  # float32 values kept a neuron and step for the backward pass, about
 DEFAULT_LR = 5e-3
@@ -87,6 +91,7 @@ class TrainResult:
     model: SpikingNetwork
     checkpoint: dict
     history: list[dict] = field(default_factory=list)
+    rank: int = 0  # this process's rank under torchrun (only rank 0 writes)
 
 
 class TrainError(NeurodeployError, ValueError):
@@ -267,11 +272,21 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
 
     ``warn`` gets a line for every layer that stayed silent or saturated for a whole
     epoch (:class:`LayerActivity`); the lines are also kept in the epoch's history row.
+    Under torchrun, every process runs this on its shard of each global batch
+    (:mod:`neurodeploy.distributed`); only rank 0 logs and warns.
     """
     rule, encoding, loss_name = resolve_config(cfg)
-    data = dataset_name(cfg.dataset)
-    device = pick_device(cfg.device)
-    torch.set_num_threads(cfg.threads or default_threads())
+    world = start_world(pick_device(cfg.device))
+    quiet = lambda *_: None  # noqa: E731
+    try:
+        return _train(cfg, rule, encoding, loss_name, world, *((log, warn) if world.rank == 0 else (quiet, quiet)))
+    finally:
+        world.close()
+
+
+def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, log, warn) -> TrainResult:
+    data, device = dataset_name(cfg.dataset), world.device
+    torch.set_num_threads(cfg.threads or max(1, default_threads() // world.local_size))
     x_tr, y_tr, x_te, y_te = _load(cfg, data)
     sample_shape = tuple(x_tr.shape[2:] if data == "nmnist" else x_tr.shape[1:])
     _require_memory(cfg, sample_shape, rule, input_kind(encoding))
@@ -282,7 +297,9 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     if cfg.init is not None:
         _start_from(model, cfg.init)
     qat = _qat_target(cfg, model)
-    lr = cfg.lr or DEFAULT_LR
+    world.check_batches(len(y_tr), cfg.batch_size)
+    runner = world.wrap(model, cfg.seed)
+    lr = DEFAULT_LR if cfg.lr is None else cfg.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     batches = math.ceil(len(y_tr) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=cfg.epochs * batches, pct_start=0.15)
@@ -293,11 +310,14 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(len(y_tr), generator=order_gen).numpy()
-        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=None if cfg.progress else True, file=sys.stderr)
-        batches_of = ((x_tr[idx], y_tr[idx]) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size)))
+        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=None if cfg.progress and world.rank == 0 else True, file=sys.stderr)
+        shards = [world.shard(idx) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size))]
+        batches_of = ((x_tr[idx], y_tr[idx]) for idx in shards)
         activity = LayerActivity(model)
-        loss, train_acc = _train_epoch(model, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar,
+        loss, train_acc = _train_epoch(runner, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar,
                                        activity)
+        loss, train_acc = world.mean((loss, train_acc), sum(len(idx) for idx in shards))
         if qat and epoch == cfg.epochs:  # the last evaluation is of the integer network export will give
             qat = qat_entry(qat[0], qat[1], fix_scales(model))
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
@@ -321,7 +341,7 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
         float_test_accuracy=history[-1]["test_accuracy"], seed=cfg.seed,
         evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training, qat=qat,
     )
-    return TrainResult(model, ckpt, history)
+    return TrainResult(model, ckpt, history, world.rank)
 
 
 def _start_from(model: SpikingNetwork, path: str) -> None:
@@ -361,26 +381,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--arch", default=d.arch, help="architecture, e.g. 64-128-10 or 16C3p1-P2-32C3p1-P2-10 (default %(default)s)")
     a("--dataset", default=d.dataset, help="digits (embedded), mnist, fashion-mnist, cifar10 or nmnist")
     a("--data-root", metavar="DIR", help="folder holding the dataset's files (all but digits)")
-    a("--steps", "-T", type=int, default=d.steps, help="time steps a sample (default %(default)s)")
-    a("--epochs", type=int, default=d.epochs, help="default %(default)s")
-    a("--seed", type=int, default=d.seed, help="default %(default)s")
+    a("--steps", "-T", type=integer(1, MAX_STEPS), default=d.steps, help="time steps a sample (default %(default)s)")
+    a("--epochs", type=integer(1, MAX_EPOCHS), default=d.epochs, help="default %(default)s")
+    a("--seed", type=seed(), default=d.seed, help="default %(default)s")
     a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
     a("--force", action="store_true", help="overwrite an existing checkpoint")
-    a("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
-    a("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
-    a("--weight-decay", type=float, default=d.weight_decay)
+    a("--batch-size", type=integer(1, MAX_BATCH), default=d.batch_size, help="default %(default)s")
+    a("--lr", type=number(0, 10, low_open=True), help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
+    a("--weight-decay", type=number(0, 10), default=d.weight_decay, help="AdamW weight decay (default %(default)s)")
     a("--encoding", choices=ENCODINGS, help="input encoding (default: direct; events for nmnist)")
-    a("--gain", type=float, default=d.gain, help="rate encoding: spike probability = gain * pixel")
+    a("--gain", type=number(0, 1e6), default=d.gain, help="rate encoding: spike probability = gain * pixel")
     a("--loss", choices=sorted({v for vs in LOSSES.values() for v in vs}),
       help="tssl: kernel (default) or count; others: ce (default) or mse")
-    a("--tau-m", type=float, help="membrane time constant in steps (tssl, bptt-lif; default 5)")
-    a("--tau-s", type=float, help="synaptic time constant in steps (tssl, bptt-lif; default 3)")
-    a("--vth", type=float, help="threshold (default 1 for tssl/bptt-lif, 0.5 for bpsa/bptt-if)")
+    a("--tau-m", type=number(0, 1e6, low_open=True), help="membrane time constant in steps (tssl, bptt-lif; default 5)")
+    a("--tau-s", type=number(0, 1e6, low_open=True), help="synaptic time constant in steps (tssl, bptt-lif; default 3)")
+    a("--vth", type=number(0, 1e6, low_open=True), help="threshold (default 1 for tssl/bptt-lif, 0.5 for bpsa/bptt-if)")
     a("--tssl-grad", choices=TSSL_GRADS, default=d.tssl_grad,
       help="reference: add the reference code's surrogate fallback for quiet neurons; paper: without")
     a("--desired", choices=DESIRED_TRAINS, default=d.desired, help="kernel loss: desired train of the true class")
-    a("--desired-count", type=float, help="count loss: spikes wanted from the true class (default 0.8 T)")
-    a("--undesired-count", type=float, help="count loss: spikes allowed to the others (default 0.2 T)")
+    a("--desired-count", type=number(0, MAX_STEPS), help="count loss: spikes wanted from the true class (default 0.8 T)")
+    a("--undesired-count", type=number(0, MAX_STEPS), help="count loss: spikes allowed to the others (default 0.2 T)")
     a("--variant", choices=BPSA_VARIANTS, default=d.variant,
       help="bpsa: binary spikes (deployable) or graded output with ReLU input (not deployable)")
     a("--readout", choices=READOUTS,
@@ -391,10 +411,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--target", metavar="NAME|FILE", help="the target --qat trains for (loihi1, loihi2 or a target file)")
     a("--init", metavar="CKPT", help="start from this checkpoint's weights (same rule and arch), e.g. to "
                                      "fine-tune a float model with --qat")
-    a("--bin-us", type=int, help="nmnist: time bin in microseconds (default 300 ms / steps)")
-    a("--limit", type=int, help="train on the first N training samples only")
+    a("--bin-us", type=integer(1, 10**9), help="nmnist: time bin in microseconds (default 300 ms / steps)")
+    a("--limit", type=integer(1), help="train on the first N training samples only")
     a("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")
-    a("--threads", type=int, help="CPU threads (default: the cores available)")
+    a("--threads", type=integer(1, 4096), help="CPU threads (default: the cores available)")
     a("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -408,6 +428,8 @@ def run_train(args: argparse.Namespace) -> int:
     check_writable(args.output)  # refused now, not after the training
     refuse_existing([args.output], args.force)
     result = train(config_from_args(args))
+    if result.rank:
+        return 0
     with atomic_path(args.output) as tmp:
         torch.save(result.checkpoint, tmp)
     acc = result.checkpoint["float_test_accuracy"]
@@ -418,6 +440,7 @@ def run_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neurodeploy.train", description="Train a spiking network.")
     add_train_arguments(parser)
+    show_ranges(parser)
     try:
         return run_train(parser.parse_args(argv))
     except NeurodeployError as err:

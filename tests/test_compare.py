@@ -195,6 +195,7 @@ def test_compare_then_run_gives_the_same_quantized_accuracy(checkpoint, tmp_path
     assert "quantized accuracy" in capsys.readouterr().out
     argv = report["reproduce"]["argv"]
     assert ("--input" in argv) == (report["source"]["encoding"] == "rate")
+    assert report["run"]["conventions"] == "loihi2" and argv[argv.index("--conventions") + 1] == "loihi2"
     assert main(argv) == 0
     start, stop = report["run"]["output_window"]
     spikes = np.load(out / "out.npz")[report["reproduce"]["output_key"]]

@@ -80,6 +80,9 @@ def test_export_writes_consistent_files_and_refuses_to_overwrite(tmp_path, capsy
     assert tuple(summary["output_window"]) == net.output_window
     assert [layer["vth"] for layer in summary["layers"]] == [net.layers[i].neuron.vth for i in net.neuron_layers]
     assert summary["design_rules"]["passed"]
+    assert summary["conventions"] == "loihi2"
+    call = f"netx.hdf5.Network(net_config={str(out / 'm.net')!r}, reset_interval={net.reset_interval}, reset_offset=0)"
+    assert summary["lava_dl_call"] == call and call in capsys.readouterr().out
     before = (out / "m.net").read_bytes()
     assert main(["export", str(ckpt), "--target", "loihi2", "-o", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
@@ -178,3 +181,16 @@ def test_export_as_typed_uses_the_training_folder_and_without_it_exports_uncalib
     assert json.loads((out / "export.json").read_text())["calibration"]["samples"] == 20
     assert main(["export", str(model), "-o", str(out), "--force", "--calibration", "rate"]) == 2
     assert "calibration 'rate' needs calibration samples" in capsys.readouterr().err
+
+
+def test_export_names_the_host_layer_of_the_direct_encoding(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "out"
+    assert main(["export", str(ckpt), "--target", "loihi2", "-o", str(out), "--calibrate", "8"]) == 0
+    assert ("layer 0 (dense 64->32, synapses on the host): its 2,048 multiply-adds a sample run on the host "
+            "(m.input.npz holds them); its neurons run on the chip") in capsys.readouterr().out
+    host = json.loads((out / "export.json").read_text())["host_layer"]
+    assert host["host_multiply_adds"] == 64 * 32 and "not in the energy" in host["note"]
+    rate = _checkpoint(tmp_path / "r.pt", encoding="rate")
+    assert main(["export", str(rate), "--target", "loihi2", "-o", str(tmp_path / "r"), "--calibrate", "8"]) == 0
+    assert json.loads((tmp_path / "r" / "export.json").read_text())["host_layer"] is None

@@ -4,7 +4,6 @@ traceback, and an interrupted command leaves the previous outputs as they were."
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import signal
 import subprocess
 import sys

@@ -12,8 +12,10 @@ from neurodeploy.mapping import (
     MappingError, assumed_activity, estimate_cost, layer_wiring, map_network, measured_activity, packing_order,
 )
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.exporters.netx import read_netx
 from neurodeploy.sim import conv2d, simulate
-from neurodeploy.targets import Energy, Timing, load_target
+from neurodeploy.targets import Energy, Timing, load_target, with_chips
 
 LOIHI1 = load_target("loihi1")
 NEURON = CubaNeuron(vth=2, du=4095, dv=0)
@@ -163,11 +165,93 @@ def test_assumed_activity_latency_and_static_energy_by_hand():
     assert any("probability 0.5" in line for line in cost.lines())
 
 
-def test_unknown_energy_on_loihi2():
-    mapping = map_network(dense(np.ones((3, 4), int)), load_target("loihi2"))
+def test_unknown_energy_on_a_target_without_figures():
+    mapping = map_network(dense(np.ones((3, 4), int)), BARE)
     cost = estimate_cost(mapping, assumed_activity(mapping, 8, 0.1))
     assert cost.energy_pj is None and cost.latency_ns is None
     assert any("publishes no energy" in n for n in cost.notes)
+    assert "energy per inference:" in cost.lines()  # no provenance beside an unknown
+
+
+def test_cores_fill_chips_in_order_within_every_chip_limit():
+    """Input (4) -> dense (6), 2 neurons a core, 3 cores a chip: cores 0-2 on chip 0, 3-4 on chip 1."""
+    net = Netlist([Input((4,), NEURON, np.zeros(4, int)), Dense(np.ones((6, 4), int), NEURON)])
+    mapping = map_network(net, dataclasses.replace(BARE, neurons_per_core=2, cores_per_chip=3))
+    assert [[c.chip for c in p.cores] for p in mapping.layers] == [[0, 0], [0, 1, 1]]
+    assert mapping.chips == 2
+    assert mapping.remote_edges[0].tolist() == [2, 2, 2, 2]  # each input reaches two cores of chip 1
+    by_neurons = map_network(net, dataclasses.replace(BARE, neurons_per_core=2, neurons_per_chip=4))
+    assert [[c.chip for c in p.cores] for p in by_neurons.layers] == [[0, 0], [1, 1, 2]]
+    assert by_neurons.remote_edges[0].tolist() == [3, 3, 3, 3]
+
+
+def test_spikes_crossing_chips_are_counted_and_priced_by_hand():
+    """Rate 0.5 over 4 steps: each of 4 inputs spikes twice, and each spike reaches 2 remote cores."""
+    net = Netlist([Input((4,), NEURON, np.zeros(4, int)), Dense(np.ones((6, 4), int), NEURON)])
+    target = dataclasses.replace(BARE, neurons_per_core=2, cores_per_chip=3)
+    mapping = map_network(net, target)
+    cost = estimate_cost(mapping, assumed_activity(mapping, steps=4, rate=0.5))
+    assert cost.crossing_term.count == pytest.approx(4 * 2 * 2) and cost.crossing_term.value is None
+    assert any("no energy for a spike between chips" in n for n in cost.notes)
+    energy = Energy(synaptic_op_pj=1.0, neuron_update_pj=1.0, chip_crossing_pj=3.0)
+    priced = estimate_cost(map_network(net, dataclasses.replace(target, energy=energy)),
+                           assumed_activity(mapping, steps=4, rate=0.5))
+    assert priced.energy_pj == pytest.approx(priced.dynamic_pj + 16 * 3.0)
+    one_chip = estimate_cost(map_network(net, BARE), assumed_activity(mapping, steps=4, rate=0.5))
+    assert one_chip.crossing_term is None
+
+
+def test_measured_crossings_follow_each_neurons_spikes():
+    """Only input neuron 0 is driven: crossings = its spikes x its remote cores."""
+    net = Netlist([Input((4,), NEURON, np.zeros(4, int)), Dense(np.eye(6, 4, dtype=int), NEURON)])
+    mapping = map_network(net, dataclasses.replace(BARE, neurons_per_core=2, cores_per_chip=3))
+    rec = simulate(net, 10, bias=np.array([100, 0, 0, 0]))
+    spikes = rec.s[0][0].sum(axis=0)
+    assert spikes[0] > 0 and spikes[1:].sum() == 0
+    cost = estimate_cost(mapping, measured_activity(rec))
+    assert mapping.remote_edges[0].tolist() == [0, 0, 1, 1]  # neurons 2, 3 feed dense neurons on chip 1
+    assert cost.crossing_term.count == 0
+    rec = simulate(net, 10, bias=np.array([0, 0, 100, 0]))
+    assert estimate_cost(mapping, measured_activity(rec)).crossing_term.count == rec.s[0][0].sum()
+
+
+def test_pilotnet_needs_three_loihi_chips(conformance_dir, capsys):
+    path = conformance_dir / "gts" / "pilotnet_lif" / "network.net"
+    mapping = map_network(read_netx(path), LOIHI1)
+    assert mapping.chips == 3 and mapping.chips_needed() == {"cores": 3}
+    per_chip = np.bincount([c.chip for p in mapping.layers for c in p.cores])
+    assert per_chip.tolist() == [128, 128, mapping.cores - 256]
+    assert sum(int(r.sum()) for r in mapping.remote_edges.values()) > 0
+    assert cli.main(["map", str(path), "--target", "loihi1", "--chips", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "chips needed: 3" in out and "chip 2: layers" in out and "spikes cross chips a step" in out
+    assert cli.main(["map", str(path), "--target", "loihi1", "--chips", "2"]) == 2
+    assert "3 chips would hold it" in capsys.readouterr().err
+
+
+def test_a_kapoho_point_board_holds_what_one_loihi2_chip_cannot():
+    """1,000,001 neurons: 123 cores fit a chip, the neurons do not; the last core goes to chip 1."""
+    weight = np.zeros((2, 1_000_001), np.int64)
+    weight[:, [0, 999_999, 1_000_000]] = 1
+    net = Netlist([Dense(np.ones((1_000_001, 1), np.int64), NEURON), Dense(weight, NEURON)], input_shape=(1,))
+    mapping = map_network(net, with_chips(load_target("loihi2"), 8))
+    assert mapping.chips == 2 and mapping.chips_needed() == {"cores": 1, "neurons": 2, "synapses": 1}
+    chips = [c.chip for c in mapping.layers[0].cores]
+    assert len(chips) == 123 and chips.count(1) == 1 and chips[-1] == 1 and mapping.layers[1].cores[0].chip == 1
+    assert np.flatnonzero(mapping.remote_edges[0]).tolist() == [0]  # neuron 0 is on chip 0, the others on chip 1
+    cost = estimate_cost(mapping, assumed_activity(mapping, steps=10, rate=0.5))
+    assert cost.crossing_term.count == pytest.approx(5.0)  # neuron 0's 5 spikes, one remote core each
+
+
+def test_systems_up_to_the_largest_built(tmp_path, capsys):
+    loihi2 = load_target("loihi2")
+    assert with_chips(loihi2, 1152).cores == 1152 * 128
+    with pytest.raises(NeurodeployError, match="--chips 1153 exceeds system.max_chips = 1,152"):
+        with_chips(loihi2, 1153)
+    path = tmp_path / "big.toml"
+    path.write_text('name = "big"\n[system]\ncores_per_chip = 2\nchips = 9\nmax_chips = 8\n[core]\nneurons = 4\n')
+    with pytest.raises(InputFileError, match=r"big.toml: system.chips = 9 exceeds system.max_chips = 8"):
+        load_target(path)
 
 
 def test_map_command_on_pilotnet(conformance_dir, capsys):
@@ -179,7 +263,8 @@ def test_map_command_on_pilotnet(conformance_dir, capsys):
     rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
     neurons = [int(row[[i for i, tok in enumerate(row) if "%" in tok][0] - 3].replace(",", "")) for row in rows]
     assert cores >= sum(-(-n // 1024) for n in neurons) and len(neurons) == 10
-    assert "x 23.6 pJ" in out and "energy per inference:" in out and "total" in out and "source: Davies" in out
+    assert "x 23.6 pJ" in out and "total" in out and "source: Davies" in out
+    assert "energy per inference (published per-operation figures, pre-silicon):" in out
     assert cli.main(["map", net, "--target", "loihi1", "--chips", "1"]) == 2
     assert "more than 128 cores a chip x 1 chip(s)" in capsys.readouterr().err
 

@@ -330,3 +330,17 @@ def test_written_file_runs_in_lava_as_in_our_simulator(tmp_path, lava_exe):
     for lava_index, i in zip(sorted(lava.s), read.neuron_layers):  # lava keys are the file's layer indices
         for name in "suv":
             assert np.array_equal(getattr(lava, name)[lava_index], getattr(ours, name)[i]), f"layer {i} {name}"
+
+
+def test_the_lava_dl_call_is_read_back_as_literals_only():
+    from neurodeploy.errors import NeurodeployError
+    from neurodeploy.exporters.netx import lava_dl_call, lava_dl_call_arguments
+
+    net = Netlist([Dense(np.ones((2, 3), np.int64), CubaNeuron(1, 0, 0, 6))], input_shape=(3,), reset_interval=7,
+                  reset_offset=2)
+    call = lava_dl_call("out/m.net", net)
+    assert call == "netx.hdf5.Network(net_config='out/m.net', reset_interval=7, reset_offset=2)"
+    assert lava_dl_call_arguments(call) == {"net_config": "out/m.net", "reset_interval": 7, "reset_offset": 2}
+    for bad in ("netx.hdf5.Network(net_config=open('x'))", "os.system('x')", "netx.hdf5.Network('m.net')", "("):
+        with pytest.raises(NeurodeployError, match="not a netx.hdf5.Network"):
+            lava_dl_call_arguments(bad)

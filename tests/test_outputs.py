@@ -180,3 +180,37 @@ def test_full_disk_and_read_only_file_system_are_one_line_and_leave_nothing(tmp_
 def test_the_library_writer_refuses_a_folder(tmp_path):
     with pytest.raises(OutputFileError, match="is a directory"), atomic_path(tmp_path):
         pass
+
+
+COMPARE = ["--samples", "5", "--calibrate", "0", "--no-plots", "--no-progress"]
+
+
+def test_compare_onto_a_file_is_refused_and_an_interrupted_one_changes_nothing(tmp_path, monkeypatch, capsys):
+    ckpt = _checkpoint(tmp_path / "model.pt", seed=0)
+    plain = tmp_path / "plain"
+    plain.write_text("mine")
+    assert main(["compare", str(ckpt), *COMPARE, "-o", str(plain)]) == 2
+    assert f"{plain}: is a regular file, not a folder for the outputs" in capsys.readouterr().err
+    out = tmp_path / "report"
+    assert main(["compare", str(ckpt), *COMPARE, "-o", str(out)]) == 0
+    before = _snapshot(out)
+    assert {"inputs.npy", "labels.npy", "model.net", "report.json", "report.md"} <= set(before)
+    import neurodeploy.report as report
+    from neurodeploy.cli import Interrupted
+
+    def cut(report_dict, out_dir):  # the run files are staged by now; the report never comes
+        raise Interrupted(2)
+
+    monkeypatch.setattr(report, "write_report", cut)
+    assert main(["compare", str(ckpt), *COMPARE[2:], "--samples", "9", "--force", "-o", str(out)]) == 130
+    assert _snapshot(out) == before
+
+
+def test_compare_on_a_full_disk_leaves_nothing(tmp_path, small_fs, capsys):
+    folder, _ = small_fs
+    ckpt = _checkpoint(tmp_path / "model.pt", seed=0)
+    (folder / "filler").write_bytes(b"\0" * (256 * 1024 - 16 * 1024))
+    assert main(["compare", str(ckpt), *COMPARE, "-o", str(folder / "report")]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in folder.iterdir()) == ["filler"]

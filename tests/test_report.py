@@ -201,6 +201,18 @@ def test_write_report_writes_json_and_markdown(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
 
 
+def test_markdown_gives_loihi2_costs_with_their_provenance():
+    report = _report()
+    net = _tiny_net()
+    mapping = map_network(net, load_target("loihi2"))
+    cost = estimate_cost(mapping, measured_activity(simulate(net, 5, spikes=np.ones((1, 5, 4), bool))))
+    report["hardware"] = hardware_summary(mapping, cost)
+    text = render_markdown(report)
+    line = next(line for line in text.splitlines() if line.startswith("- energy per inference"))
+    assert "unknown" not in line and line.count("(fitted to one measurement: PilotNet LIF on Loihi 2") == 2
+    assert f"**{cost.energy_pj * 1e-3:.4g} nJ**" in line and f"**{cost.latency_ns:.4g} ns**" in line
+
+
 def test_markdown_gives_the_count_of_differing_samples_then_their_indices():
     text = render_markdown(_report())
     assert "- samples where the predictions differ: **1**; their indices: 2\n" in text

@@ -11,7 +11,7 @@ import pytest
 
 from neurodeploy.commands import targets as targets_command
 from neurodeploy.errors import InputFileError
-from neurodeploy.targets import Energy, Target, list_targets, load_target
+from neurodeploy.targets import Target, list_targets, load_target
 
 MINIMAL = """
 name = "tiny"
@@ -48,7 +48,9 @@ def test_loihi2_leaves_unpublished_figures_out():
     t = load_target("loihi2")
     assert t.cores_per_chip == 128 and t.graded_spikes and t.graded_spike_bits == 24
     assert t.synapse_memory_bits is None and t.input_axons_per_core is None and t.weight_exp is None
-    assert t.energy == Energy() and t.timing.synaptic_op_ns is None
+    assert t.energy.chip_crossing_pj is None and t.energy.spike_pj is None and t.timing.neuron_update_active_ns is None
+    assert t.energy.basis.startswith("fitted to one measurement") and t.timing.basis.startswith("fitted to one")
+    assert (t.max_chips, load_target("loihi1").max_chips) == (1152, 768)
 
 
 @pytest.mark.parametrize("name", ["loihi1", "loihi2"])
@@ -76,6 +78,12 @@ def test_a_users_target_file(tmp_path):
     assert t.input_axons_per_core is None and t.path == str(path)
 
 
+def test_run_conventions_come_from_the_target(tmp_path):
+    assert (load_target("loihi2").conventions, load_target("loihi1").conventions) == ("loihi2", "lava")
+    assert load_target(write(tmp_path, MINIMAL)).conventions == "lava"  # a file that says nothing: Lava's
+    assert load_target(write(tmp_path, MINIMAL + '[run]\nconventions = "loihi2"\n', "b.toml")).conventions == "loihi2"
+
+
 def test_target_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         load_target("loihi1").neurons_per_core = 5
@@ -92,6 +100,7 @@ def test_target_is_frozen():
     (MINIMAL + "[energy]\nsynaptic_op_pj = -1.0\n", r"energy\.synaptic_op_pj = -1\.0: expected a number >= 0"),
     (MINIMAL.replace("neurons = 16", "neurons = 16\nnuerons = 3"), r"unknown key core\.nuerons"),
     (MINIMAL + "[cache]\nsize = 3\n", r"unknown section \[cache\]"),
+    (MINIMAL + "[run]\nconventions = \"loihi3\"\n", r"run\.conventions = 'loihi3': expected one of lava, loihi2"),
     (MINIMAL + "[system\n", r"not valid TOML"),
 ])
 def test_malformed_target_files_name_file_and_key(tmp_path, text, expected):

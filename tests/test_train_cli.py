@@ -31,7 +31,6 @@ def test_module_entry_point_trains_and_writes(tmp_path):
         (["--dataset", "mnist", "--data-root", "/nonexistent/mnist"], "'/nonexistent/mnist' does not exist"),
         (["--dataset", "mnist"], "needs a data folder"),
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-        (["--steps", "0"], "--steps = 0 must be >= 1"),
         (["--rule", "bpsa", "--tau-m", "4"], "integrate-and-fire"),
         (["--rule", "tssl", "--loss", "ce"], "takes kernel or count"),
         (["--rule", "tssl", "--variant", "graded"], "'bpsa' only"),

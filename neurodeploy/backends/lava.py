@@ -132,12 +132,7 @@ def run_netx_in_lava(
         "spike_exp": int(spike_exp),
         "input_message_bits": int(input_message_bits),
     }
-    arrays = {k: np.asarray(v) for k, v in (("bias", bias), ("spikes", spikes)) if v is not None}
-    if lava_in_process():
-        from neurodeploy.backends.lava_worker import run_netx
-
-        return run_netx(spec, arrays, Progress("lava"))
-    return _in_subprocess("netx", lambda p: _save(p, spec, arrays))[0]
+    return _run_netx_spec(spec, bias, spikes)
 
 
 def run_lava_dl_call(
@@ -158,6 +153,10 @@ def run_lava_dl_call(
     _check_record(record)
     spec = {"call": call, "cwd": os.getcwd(), "path": str(path.resolve()), "steps": int(steps),
             "record": list(record)}
+    return _run_netx_spec(spec, bias, spikes)
+
+
+def _run_netx_spec(spec: dict, bias, spikes) -> Recording:
     arrays = {k: np.asarray(v) for k, v in (("bias", bias), ("spikes", spikes)) if v is not None}
     if lava_in_process():
         from neurodeploy.backends.lava_worker import run_netx

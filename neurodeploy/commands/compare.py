@@ -8,6 +8,8 @@ from neurodeploy import faults
 from neurodeploy.commands.run import add_conventions
 from neurodeploy.compare import BACKENDS
 from neurodeploy.quantize import CALIBRATIONS
+from neurodeploy.ranges import integer, seed
+from neurodeploy.simulators import DEVICE_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,16 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples")
     add_conventions(parser, "the simulator's (default: the target's [run] conventions; Lava's check always uses lava)")
-    parser.add_argument("--lava-samples", type=int, default=8, metavar="N", help="samples run in Lava (default 8)")
-    parser.add_argument("--samples", type=int, metavar="N", help="first N test samples (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="encoding seed (batch b uses seed + b; default 0)")
-    parser.add_argument("--batch-size", type=int, default=256, help="samples a batch (default 256)")
-    parser.add_argument("--calibrate", type=int, default=256, metavar="N",
+    parser.add_argument("--lava-samples", type=integer(1, 1_000_000), default=8, metavar="N", help="samples run in Lava (default 8)")
+    parser.add_argument("--samples", type=integer(1), metavar="N", help="first N test samples (default: all)")
+    parser.add_argument("--seed", type=seed(), default=0, help="encoding seed (batch b uses seed + b; default 0)")
+    parser.add_argument("--batch-size", type=integer(1, 1 << 16), default=256, help="samples a batch (default 256)")
+    parser.add_argument("--calibrate", type=integer(0, 1_000_000), default=256, metavar="N",
                         help="calibration samples from the training split (0: none; default 256)")
     parser.add_argument("--calibration", choices=CALIBRATIONS, default="max", help="weight range calibration")
     parser.add_argument("--cost-reference", metavar="TARGET",
-                        help="also price the measured operations with this target's figures (e.g. loihi1, when "
-                        "the target publishes no energy or time per operation)")
+                        help="also price the measured operations with this target's figures (e.g. loihi1, "
+                        "published pre-silicon figures, beside loihi2's fitted ones)")
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
@@ -49,7 +52,7 @@ def print_summary(report: dict, paths: dict) -> None:
     energy = "unknown" if hw["energy_pj"] is None else f"{hw['energy_pj'] / 1e6:.4g} uJ"
     latency = "unknown" if hw["latency_ns"] is None else f"{hw['latency_ns'] / 1e3:.4g} us"
     print(f"{hw['target']}: {hw['cores']} cores on {hw['chips']} chip(s); energy {energy}, latency {latency} "
-          "per inference")
+          "per inference" + (f" ({hw['energy_basis']})" if hw["energy_pj"] is not None and hw["energy_basis"] else ""))
     if report.get("lava"):
         lava = report["lava"]
         print(f"Lava: {lava['samples']} samples, spikes equal in {100 * lava['spike_match']:.2f}% of entries, "
@@ -58,8 +61,7 @@ def print_summary(report: dict, paths: dict) -> None:
     if ref and "error" not in ref:
         energy = "unknown" if ref["energy_pj"] is None else f"{ref['energy_pj'] / 1e6:.4g} uJ"
         latency = "unknown" if ref["latency_ns"] is None else f"{ref['latency_ns'] / 1e3:.4g} us"
-        print(f"  with {ref['target']}'s per-operation figures (stand-in): energy {energy}, latency {latency} "
-              "per inference")
+        print(f"  with {ref['target']}'s per-operation figures: energy {energy}, latency {latency} per inference")
     found = report["numerical_faults"]
     print(f"numerical faults   {found['total']}")
     for line in faults.lines(*faults.from_summary(found)) if found["total"] else ():
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     reference = load_target(args.cost_reference) if args.cost_reference else None
     report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
                                        args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
-                                       reference, args.conventions, args.force)
+                                       reference, args.conventions, args.force, args.device)
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeploy.ranges import integer, seed
+from neurodeploy.simulators import DEVICE_HELP
+
 SHOWN_CASES = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cases", type=int, default=200, metavar="N", help="random netlists to run (default 200)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the generator (default 0)")
+    parser.add_argument("--cases", type=integer(1, 1_000_000), default=200, metavar="N", help="random netlists to run (default 200)")
+    parser.add_argument("--seed", type=seed(), default=0, metavar="S", help="seed of the generator (default 0)")
     parser.add_argument("--kind", choices=("cuba", "sdnn", "recurrent", "delay", "all"), default="all",
                         help="networks to draw: CUBA, sigma-delta, with recurrent dense layers, CUBA with delays "
                         "in every dense layer, or all in turn (default)")
+    parser.add_argument("--device", help=DEVICE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
     from neurodeploy.conformance import run_conformance
-    from neurodeploy.errors import NeurodeployError
 
-    if args.cases < 1:
-        raise NeurodeployError(f"--cases {args.cases}: run at least 1 case")
-    report = run_conformance(args.cases, args.seed, kind=args.kind)
+    report = run_conformance(args.cases, args.seed, kind=args.kind, device=args.device)
     for result in report.failed[:SHOWN_CASES]:
         print(f"case {result.index} ({result.description}): {result.mismatching} mismatching values")
         for mismatch in result.first:

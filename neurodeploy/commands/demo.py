@@ -11,6 +11,8 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from neurodeploy.ranges import integer, seed
+
 TARGET = "loihi2"
 COST_REFERENCE = "loihi1"  # Loihi 2 publishes no energy per operation; Loihi 1's published figures stand in
 OPTIONAL_FORMATS = ("nir", "onnx")
@@ -20,8 +22,8 @@ STEPS = 5
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="demo", metavar="DIR", help="output folder (default ./demo)")
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="training and encoding seed (default 0)")
+    parser.add_argument("--epochs", type=integer(1, 100_000), default=10, help="training epochs (default 10)")
+    parser.add_argument("--seed", type=seed(), default=0, help="training and encoding seed (default 0)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 

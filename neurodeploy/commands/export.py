@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import argparse
 
-from neurodeploy.quantize import CALIBRATIONS
+from neurodeploy.export import FORMATS
+from neurodeploy.models.checkpoint import MAX_STEPS
+from neurodeploy.quantize import CALIBRATIONS, host_layer, layer_labels
+from neurodeploy.ranges import Choices, integer, number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train', or a NIR graph (.nir)")
     parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a path to a target TOML file")
-    parser.add_argument("--format", default="netx", help="comma-separated: netx, nir, onnx (default netx)")
+    parser.add_argument("--format", type=Choices(tuple(FORMATS)), default=("netx",), help="formats to write (default netx)")
     parser.add_argument("-o", "--output", default="export", help="output folder (default ./export)")
-    parser.add_argument("--calibrate", type=int, default=256, metavar="N",
+    parser.add_argument("--calibrate", type=integer(0, 1_000_000), default=256, metavar="N",
                         help="calibration samples from the training split (0: none; default 256)")
     parser.add_argument("--calibration", choices=CALIBRATIONS, default="max",
                         help="weight range: largest weight, a percentile, or the best spike-rate match")
     parser.add_argument("--data-root", help="folder of the dataset, for datasets other than digits "
                         "(default: the folder the model was trained from, if it still exists)")
-    parser.add_argument("--dt", type=float, help="time step for NIR graphs (default: the graph's own)")
-    parser.add_argument("--steps", type=int, help="time steps a sample for NIR graphs")
+    parser.add_argument("--dt", type=number(0, 1e6, low_open=True), help="time step for NIR graphs (default: the graph's own)")
+    parser.add_argument("--steps", type=integer(1, MAX_STEPS), help="time steps a sample for NIR graphs")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     parser.add_argument("--strict", action="store_true",
                         help="fail (exit 2, nothing written) on any numerical fault: weights or biases clipped, "
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from neurodeploy.targets import load_target
 
     target = load_target(args.target)
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    formats = args.format
     result = export_model(args.model, target, args.output, formats, args.calibrate, args.calibration,
                           args.force, args.data_root, args.dt, args.steps, args.strict)
     q = result.quantized
@@ -45,12 +48,16 @@ def run(args: argparse.Namespace) -> int:
               f"exp {layer.weight_exp:3d}  "
               f"vth {layer.vth:6d}  du {layer.du:4d}  dv {layer.dv:4d}  clipped w/b {layer.weights_clipped}/"
               f"{layer.biases_clipped}")
+    host = host_layer(q)
+    if host is not None:
+        print(f"  layer 0 ({host['description']}): its {host['host_multiply_adds']:,} multiply-adds a sample run on the "
+              f"host ({result.files['input_transform'].name} holds them); its neurons run on the chip")
     print(f"run {net.output_window[1]} steps a sample; reset interval {net.reset_interval}, "
           f"output window {net.output_window[0]}..{net.output_window[1] - 1}")
     counts = numerical_faults(q)
     where = "quantizer; u and v on the calibration samples" if q.calibration.get("samples") else "quantizer only"
     print(f"numerical faults ({where}): {faults.total(counts)}")
-    for line in faults.lines(counts, faults.layer_labels(net)):
+    for line in faults.lines(counts, layer_labels(q)):
         print(f"  {line}")
     for kind, path in result.files.items():
         print(f"  wrote {kind:15s} {path}")

@@ -6,8 +6,8 @@ import argparse
 
 import numpy as np
 
+from neurodeploy.commands.run import add_input_shape, load_network
 from neurodeploy.errors import printable
-from neurodeploy.commands.run import add_input_shape
 
 COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "neuron", "vth", "du", "dv",
            "msg bits", "neurons", "synapses")
@@ -21,8 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.commands.run import load_network
-
     print(describe(load_network(args), str(args.net)))
     return 0
 

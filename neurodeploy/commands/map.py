@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from neurodeploy.commands.run import add_conventions, add_input_shape
+from neurodeploy.commands.run import add_conventions, add_input_shape, load_network
+from neurodeploy.ranges import integer, number
 
 DEFAULT_RATE = 0.1
 
@@ -16,10 +17,10 @@ DEFAULT_RATE = 0.1
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("net", help="netlist file (netx HDF5)")
     parser.add_argument("--target", required=True, help="bundled target name (see `neurodeploy targets`) or a TOML file")
-    parser.add_argument("--chips", type=int, help="chips in the system (overrides the target's system.chips)")
-    parser.add_argument("--steps", type=int, help="time steps an inference (default: the input's length, the end "
+    parser.add_argument("--chips", type=integer(1, 1 << 20), help="chips in the system (overrides the target's system.chips)")
+    parser.add_argument("--steps", type=integer(1, 1 << 31), help="time steps an inference (default: the input's length, the end "
                         "of the netlist's output window, or a netx file's tSample)")
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE,
+    parser.add_argument("--rate", type=number(0, 1), default=DEFAULT_RATE,
                         help=f"without input data: assumed spikes a neuron a step (default {DEFAULT_RATE})")
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--input", help="input spikes .npy, (steps, *input shape) or (batch, steps, *input shape): "
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_conventions(parser, "of the simulation that counts operations (default: the target's [run] conventions)")
     add_input_shape(parser)
     parser.add_argument("--per-core", action="store_true", help="list every core's use")
+    parser.add_argument("--cost-reference", metavar="TARGET",
+                        help="also price the same operations with this target's figures (e.g. loihi1)")
 
 
 def _inputs(args, net):
@@ -42,6 +45,8 @@ def _inputs(args, net):
     if spikes is not None and (spikes.ndim != len(shape) + 2 or tuple(spikes.shape[2:]) != shape):
         dims = ", ".join(map(str, shape))
         raise InputFileError(f"{args.input}: expected shape ([batch,] steps, {dims}), got {spikes.shape}")
+    if spikes is not None and spikes.size == 0:
+        raise InputFileError(f"{args.input}: holds no sample or no step (shape {spikes.shape})")
     bias = load_bias(args.input_bias, net) if args.input_bias else None
     return spikes, bias
 
@@ -102,22 +107,44 @@ def print_mapping(mapping, per_core: bool = False) -> None:
     need = ", ".join(f"{v} for its {k}" for k, v in mapping.chips_needed().items())
     print(f"cores used: {mapping.cores} ({t.cores_per_chip} a chip); chips needed: {mapping.chips} ({need}); "
           f"system: {t.chips} chip(s)")
+    if mapping.chips > 1:
+        print("placement on chips: " + "; ".join(_chip_lines(mapping)))
+
+
+def _chip_lines(mapping) -> list[str]:
+    """'chip k: layers a-b (n cores)' for each chip, in order."""
+    layers: dict[int, list[int]] = {}
+    cores: dict[int, int] = {}
+    for p in mapping.layers:
+        for c in p.cores:
+            layers.setdefault(c.chip, []).append(p.index)
+            cores[c.chip] = cores.get(c.chip, 0) + 1
+    span = lambda ids: str(ids[0]) if ids[0] == ids[-1] else f"{ids[0]}-{ids[-1]}"  # noqa: E731
+    return [f"chip {k}: layers {span(ids)} ({cores[k]} cores)" for k, ids in layers.items()]
+
+
+def _print_reference(net, activity, reference) -> None:
+    """The same operations priced with ``reference``'s figures, on its own placement."""
+    from neurodeploy.mapping import estimate_cost, map_network
+
+    mapping = map_network(net, reference)
+    print(f"with {reference.name}'s figures, on its placement ({mapping.cores} cores, {mapping.chips} chip(s)):")
+    for line in estimate_cost(mapping, activity).lines():
+        print(f"  {line}")
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import numpy as np
 
+    from neurodeploy.commands.run import load_network
     from neurodeploy.drc import DesignRuleError, check, unchecked
     from neurodeploy.mapping import MappingError, estimate_cost, map_network, network_wiring
-    from neurodeploy.commands.run import load_network
-    from neurodeploy.targets import load_target
+    from neurodeploy.targets import load_target, with_chips
 
     net = load_network(args)
     target = load_target(args.target)
     if args.chips:
-        target = dataclasses.replace(target, chips=args.chips)
+        target = with_chips(target, args.chips)
     spikes, bias = _inputs(args, net)
     steps = _steps(args, net, spikes)
     payload = 1 if spikes is None or spikes.dtype == bool else int(np.abs(spikes).max(initial=1))
@@ -134,8 +161,11 @@ def run(args: argparse.Namespace) -> int:
     conventions = args.conventions or target.conventions
     if spikes is not None or bias is not None:
         print(f"conventions: {conventions}")
-    for line in estimate_cost(mapping, _activity(args, net, mapping, spikes, bias, steps, conventions)).lines():
+    activity = _activity(args, net, mapping, spikes, bias, steps, conventions)
+    for line in estimate_cost(mapping, activity).lines():
         print(line)
+    if args.cost_reference:
+        _print_reference(net, activity, load_target(args.cost_reference))
     if violations:
         raise DesignRuleError(violations, target)
     return 0

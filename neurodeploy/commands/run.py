@@ -23,6 +23,7 @@ import numpy as np
 
 from neurodeploy import budget
 from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.ranges import integer
 
 COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
 INT32 = 1 << 31
@@ -30,21 +31,23 @@ INT32 = 1 << 31
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurodeploy.netio import READERS
+    from neurodeploy.simulators import DEVICE_HELP
 
     parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
-    parser.add_argument("--steps", type=_positive, required=True, metavar="T", help="time steps to run")
+    parser.add_argument("--steps", type=integer(1, 1 << 31), required=True, metavar="T", help="time steps to run")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="SPIKES.npy", help="input spikes (batch, T, *input shape)")
-    add_input_shape(parser)
     source.add_argument("--input-bias", metavar="BIAS.npy", help="input layer bias mantissas ([batch,] *layer shape)")
     parser.add_argument("--input-order", choices=("ours", "lava"), default="ours",
                         help="--input as (batch, T, C, H, W) (default) or as lava-dl stores it, (x, y, f, t), "
                         "played cyclically")
-    parser.add_argument("--reset-interval", type=_non_negative, metavar="N",
+    add_input_shape(parser)
+    parser.add_argument("--reset-interval", type=integer(0, 1 << 31), metavar="N",
                         help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
     parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
                         help="our bit-accurate simulator (default) or Lava's fixed-point models")
     add_conventions(parser, "lava (Lava's fixed_pt, the default) or loihi2 (Loihi 2 silicon)")
+    parser.add_argument("--device", help=DEVICE_HELP + " (with --backend sim)")
     parser.add_argument("--record", type=_record, default=None, metavar="s,u,v",
                         help="variables to save: s and u, v (CUBA) or sigma, act (sigma-delta) (default all the "
                         "network has)")
@@ -65,16 +68,18 @@ def run(args: argparse.Namespace) -> int:
     conventions = args.conventions or "lava"
     record = args.record or (("s", "sigma", "act") if net.graded else ("s", "u", "v"))
     if args.backend == "lava":
+        if args.device:
+            raise NeurodeployError(f"--device {args.device}: the device runs the simulator, not --backend lava")
         from neurodeploy.backends.lava import run_lava
 
         if conventions != "lava":
             raise NeurodeployError(f"--backend lava computes Lava's conventions only, not {conventions}")
         rec = run_lava(net, args.steps, spikes=spikes, bias=bias, record=record, reset_interval=reset)
     else:
-        from neurodeploy.sim import simulate
+        from neurodeploy.simulators import simulator
 
-        rec = simulate(net, args.steps, spikes=spikes, bias=bias, record=record, reset_interval=reset,
-                       conventions=conventions)
+        rec = simulator(args.device)(net, args.steps, spikes=spikes, bias=bias, record=record,
+                                     reset_interval=reset, conventions=conventions)
     arrays = recording_arrays(rec, args.backend == "sim")
     arrays["conventions"] = np.array(conventions)
     with atomic_path(args.output) as tmp:
@@ -230,6 +235,8 @@ def load_spikes(path: str, net, steps: int, order: str = "ours") -> np.ndarray:
         arr = arr[None]
     if arr.ndim != len(shape) + 2 or tuple(arr.shape[2:]) != shape:
         raise InputFileError(f"{path}: expected shape (batch, steps, {_dims(shape)}), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InputFileError(f"{path}: holds no sample (shape {arr.shape}: batch 0)")
     if arr.shape[1] < steps:
         raise InputFileError(f"{path}: covers {arr.shape[1]} steps, {steps} were asked for")
     if isinstance(first, Input) or net.input_message_bits:
@@ -260,28 +267,12 @@ def load_bias(path: str, net) -> np.ndarray:
     shape = tuple(first.shape)
     if tuple(arr.shape[-len(shape):]) != shape or arr.ndim not in (len(shape), len(shape) + 1):
         raise InputFileError(f"{path}: expected shape ([batch,] {_dims(shape)}), got {arr.shape}")
+    if arr.size == 0:
+        raise InputFileError(f"{path}: holds no sample (shape {arr.shape}: batch 0)")
     effective = fx.shift(arr, first.neuron.bias_exp)
     if arr.size and (effective.min() < -INT32 or effective.max() >= INT32):
         raise InputFileError(f"{path}: bias mantissas shifted by {first.neuron.bias_exp} leave 32 bits")
     return arr
-
-
-def _positive(text: str) -> int:
-    return _at_least(text, 1)
-
-
-def _non_negative(text: str) -> int:
-    return _at_least(text, 0)
-
-
-def _at_least(text: str, lo: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text}: not an integer") from None
-    if value < lo:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= {lo}")
-    return value
 
 
 def _shape(text: str) -> tuple[int, ...]:

@@ -53,7 +53,8 @@ LATENCY_NOTE = (
     "that caused it (plus per-synapse delays); this graph's float semantics have no such latency"
 )
 # what nir.read raises for a graph it cannot build: HDF5 errors, its asserts and type checks
-NIR_READ_ERRORS = (*H5_ERRORS, ValueError, TypeError, AssertionError, AttributeError, IndexError)
+NIR_READ_ERRORS = (*H5_ERRORS, ValueError, TypeError, AssertionError, AttributeError, IndexError, OverflowError,
+                   ZeroDivisionError, RecursionError)  # the last three: shape inference on degenerate parameters
 LAYER_CLASSES = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
 MAX_NODES = 4 * MAX_LAYERS + 2  # a layer is at most reshape, synapse and neurons; plus input and output
 NEURON_SIDE = ("neuron", "bias")  # layer fields kept on the CubaLIF node; the rest on the synapse node
@@ -374,7 +375,8 @@ def _read_graph(path: str | os.PathLike):
             raise InputFileError(f"{path}: /node: {nodes} nodes, more than the limit of {MAX_NODES} "
                                  f"(at most {MAX_LAYERS} layers of a few nodes each)")
     try:
-        return nir.read(path)
+        with np.errstate(all="ignore"):  # nir's shape inference divides by a stride of 0: refused below
+            return nir.read(path)
     except NIR_READ_ERRORS as err:
         raise InputFileError(f"{path}: not a readable NIR graph ({type(err).__name__}: {err})") from None
 

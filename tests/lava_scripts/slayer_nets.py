@@ -16,7 +16,9 @@ from lava.lib.dl import slayer
 
 def _neuron(rng: torch.Generator) -> dict:
     """CUBA parameters drawn at random (threshold, decays), fixed by the generator."""
-    draw = lambda lo, hi: float(lo + (hi - lo) * torch.rand(1, generator=rng))  # noqa: E731
+    def draw(lo: float, hi: float) -> float:
+        return float(lo + (hi - lo) * torch.rand(1, generator=rng))
+
     return {"threshold": draw(0.3, 1.2), "current_decay": draw(0.0, 0.6), "voltage_decay": draw(0.0, 0.3),
             "tau_grad": 0.03, "scale_grad": 3, "requires_grad": False}
 

@@ -1,0 +1,75 @@
+"""The torch simulator against the numpy one, timed in the same run.
+
+    python benchmarks/sim_torch.py [--batch 64] [--repeat 3]
+
+PilotNet (lava-dl's gts/pilotnet_lif/network.net, 16 steps, image.npy as the
+input layer's bias, the same image for every sample of the batch). One line a
+simulator::
+
+    NAME seconds=... inferences/s=... ratio=...
+
+``ratio`` is numpy's time over this one's (above 1: faster than numpy), each the
+median of ``--repeat`` runs after a warm-up run. The torch lines are CPU torch
+(``torch.get_num_threads()`` threads) and, where torch finds CUDA, the GPU; each
+checks that its spikes and counters equal numpy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from neurodeploy.exporters.netx import read_netx  # noqa: E402
+from neurodeploy.simulators import simulator  # noqa: E402
+
+PILOTNET = Path(os.environ.get("NEURODEPLOY_CONFORMANCE", REPO.parent / "shared" / "conformance" / "lava-dl"))
+PILOTNET = PILOTNET / "gts" / "pilotnet_lif"
+STEPS = 16
+
+
+def timed(run, repeat: int):
+    """The last recording and the median wall time of ``repeat`` runs after a warm-up."""
+    rec, times = run(), []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        rec = run()
+        times.append(time.perf_counter() - start)
+    return rec, statistics.median(times)
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    net = read_netx(PILOTNET / "network.net")
+    image = np.load(PILOTNET / "image.npy").transpose(2, 1, 0).astype(np.int64)  # (x, y, f) -> (C, H, W)
+    bias = np.broadcast_to(image, (args.batch,) + image.shape)
+    devices = [None, "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    baseline = reference = None
+    for device in devices:
+        rec, seconds = timed(lambda: simulator(device)(net, STEPS, bias=bias), args.repeat)
+        name = "numpy" if device is None else f"torch-{device}"
+        if reference is None:
+            baseline, reference = seconds, rec
+        same = all(np.array_equal(rec.s[i], reference.s[i]) for i in reference.s)
+        same &= rec.synaptic_events == reference.synaptic_events and rec.spike_count == reference.spike_count
+        print(f"{name} seconds={seconds:.3f} inferences/s={args.batch / seconds:.1f} ratio={baseline / seconds:.2f}"
+              + ("" if device is None else f" equal={same}"))
+    if "cuda" not in devices:
+        print("cuda: torch finds no CUDA device here; no GPU line")
+
+
+if __name__ == "__main__":
+    main()
