@@ -22,17 +22,19 @@ from pathlib import Path
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import atomic_path
+from neurodeploy import fixed_point as fx
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
-from neurodeploy.quantize import Quantized, run_steps
+from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import DECODING, DECODING_MEMBRANE, LayerActivity, accuracy_summary, hardware_summary, layer_rows
 from neurodeploy.sim import Recording, simulate
 
 BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
 RASTER_SAMPLE = 0
+RUN_FILES = {"netx": "{stem}.net", "inputs": "inputs.npy", "labels": "labels.npy"}
 
 
 class CompareError(NeurodeployError):
@@ -53,6 +55,7 @@ class Comparison:
     input_kind: str  # "spikes" or "bias"
     raster: tuple[list[np.ndarray], list[np.ndarray]]  # one sample's aligned spikes: float, integer
     lava: dict | None = field(default=None)
+    conventions: str = "lava"  # the simulator's run conventions (fixed_point.CONVENTIONS)
 
 
 def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
@@ -66,11 +69,11 @@ def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
     return padded, "spikes"
 
 
-def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",)) -> Recording:
+def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",),
+                    conventions: str = "lava") -> Recording:
     """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does."""
-    if kind == "bias":
-        return simulate(net, steps, bias=inputs, record=record)
-    return simulate(net, steps, spikes=inputs, record=record)
+    given = {"bias": inputs} if kind == "bias" else {"spikes": inputs}
+    return simulate(net, steps, record=record, conventions=conventions, **given)
 
 
 def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> list[np.ndarray]:
@@ -141,8 +144,9 @@ class Tally:
 
 
 def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 256,
-                  progress: bool = True) -> Comparison:
-    """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both."""
+                  progress: bool = True, conventions: str = "lava") -> Comparison:
+    """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both;
+    the simulator under run ``conventions``."""
     from tqdm import tqdm
 
     from neurodeploy.export import encoded_inputs, float_rates
@@ -155,8 +159,10 @@ def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0,
         encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
         out_f, layers_f = float_rates(fm, enc)
         ints, kind = integer_inputs(q, encoded)
-        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind), ints)
-    return tally.comparison(y, kind)
+        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions), ints)
+    comparison = tally.comparison(y, kind)
+    comparison.conventions = conventions
+    return comparison
 
 
 def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
@@ -198,8 +204,9 @@ def weight_grids(fm, q: Quantized) -> list[dict]:
             continue
         facts = q.layers[k]
         scaled = floats[k].weight * facts.scale / (64 * 2.0**facts.weight_exp)
+        step = 1 << (8 + (fx.sign_mode(layer.weight) == "mixed") - min(facts.weight_bits, 9))
         out.append({"layer": k, "description": describe_layer(layer), "scaled": scaled.ravel(),
-                    "mantissas": np.asarray(layer.weight).ravel()})
+                    "mantissas": np.asarray(layer.weight).ravel(), "step": max(step, 1)})
     return out
 
 
@@ -212,7 +219,7 @@ def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -
     }
 
 
-def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: str) -> dict:
+def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: str, conventions: str) -> dict:
     """The ``neurodeploy run`` command that recomputes the quantized predictions, and how to decode them."""
     flag = "--input-bias" if kind == "bias" else "--input"
     out = files["inputs"].parent / "out.npz"
@@ -225,8 +232,9 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
     return {
         "files": {name: str(path) for name, path in files.items()},
         "argv": ["run", str(files["netx"]), "--steps", str(steps), flag, str(files["inputs"]), "--record", var,
-                 "-o", str(out)],
-        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record {var} -o {out}",
+                 "--conventions", conventions, "-o", str(out)],
+        "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record {var} "
+                   f"--conventions {conventions} -o {out}",
         "output_key": f"{var}{last}",
         "decoding": (DECODING_MEMBRANE if var == "v" else DECODING).format(start=start, last=stop - 1),
         "python": [
@@ -262,20 +270,29 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
     cost = estimate_cost(mapping, activity)
     classes = int(np.prod(net.output_shape))
     descriptions = [describe_layer(net.layers[i]) for i in net.neuron_layers]
+    host = host_layer(q)
+    hardware = hardware_summary(mapping, cost)
+    if host is not None:
+        descriptions[0] = hardware["layers"][0]["description"] = host["description"]
     return {
         "source": source,
+        "host_layer": host,
+        "raster_sample": {"index": RASTER_SAMPLE, "label": int(comparison.labels[RASTER_SAMPLE]),
+                          "float": int(comparison.float_pred[RASTER_SAMPLE]),
+                          "quantized": int(comparison.quant_pred[RASTER_SAMPLE])},
         "accuracy": accuracy_summary(comparison.labels, comparison.float_pred, comparison.quant_pred, classes),
         "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
                              [f.as_dict() for f in q.layers]),
-        "hardware": hardware_summary(mapping, cost),
-        "numerical_faults": faults.summary(numerical_faults(q, comparison), faults.layer_labels(net)),
+        "hardware": hardware,
+        "numerical_faults": faults.summary(numerical_faults(q, comparison), layer_labels(q)),
         "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
         "lava": comparison.lava,
         "run": {"steps": q.steps, "run_steps": run_steps(q), "reset_interval": net.reset_interval,
                 "reset_offset": net.reset_offset, "output_window": list(net.output_window),
+                "conventions": comparison.conventions,
                 "input": "input-layer biases (direct encoding, computed on the host)" if comparison.input_kind == "bias"
                 else "binary spikes into the first synaptic layer"},
-        "reproduce": reproduce_section(files, net, run_steps(q), comparison.input_kind),
+        "reproduce": reproduce_section(files, net, run_steps(q), comparison.input_kind, comparison.conventions),
     }
 
 
@@ -289,7 +306,7 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
     """The netx file, the integer inputs and the labels, each written atomically."""
     from neurodeploy.exporters.netx import write_netx
 
-    files = {"netx": out_dir / f"{stem}.net", "inputs": out_dir / "inputs.npy", "labels": out_dir / "labels.npy"}
+    files = {name: out_dir / pattern.format(stem=stem) for name, pattern in RUN_FILES.items()}
     write_netx(q.netlist, files["netx"])
     for name, array in (("inputs", comparison.inputs), ("labels", comparison.labels)):
         with atomic_path(files[name]) as tmp:
@@ -301,10 +318,16 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
 def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.ndarray, out_dir: str | Path,
                        dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
                        batch_size: int = 256, plots: bool = True, progress: bool = True,
-                       cost_reference=None) -> tuple[dict, dict[str, Path]]:
-    """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``."""
+                       cost_reference=None, conventions: str | None = None,
+                       force: bool = False) -> tuple[dict, dict[str, Path]]:
+    """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``.
+
+    The simulator runs under ``conventions``, by default the target's; Lava's check under Lava's.
+    Existing outputs are refused unless ``force``, before anything runs.
+    """
     from neurodeploy.drc import require
-    from neurodeploy.report import write_report
+    from neurodeploy.plots import PLOT_FILES
+    from neurodeploy.report import REPORT_FILES, write_report
 
     if backend not in BACKENDS:
         raise CompareError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -315,19 +338,22 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
         raise CompareError(f"{model}: the model takes samples shaped {expected}, dataset {dataset} has "
                            f"{tuple(x.shape[1:])}")
     require(q.netlist, target)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    comparison = compare_model(fm, q, x, y, seed, batch_size, progress)
+    out_dir = check_writable(out_dir, folder=True)
+    names = [*(p.format(stem=Path(model).stem) for p in RUN_FILES.values()), *REPORT_FILES.values(),
+             *(f"plots/{name}" for name in PLOT_FILES.values() if plots)]
+    refuse_existing([out_dir / name for name in names], force)
+    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)
-    files = write_run_files(q, comparison, out_dir, Path(model).stem)
-    source = _source(model, fm, dataset, seed, backend, batch_size)
-    report = build_report(q, target, comparison, source, files, cost_reference)
-    if plots:
-        from neurodeploy.plots import write_plots
+    with staged_outputs(out_dir):  # all of the files or none
+        files = write_run_files(q, comparison, out_dir, Path(model).stem)
+        source = _source(model, fm, dataset, seed, backend, batch_size)
+        report = build_report(q, target, comparison, source, files, cost_reference)
+        if plots:
+            from neurodeploy.plots import write_plots
 
-        report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
-    paths = {**files, **write_report(report, out_dir)}
+            report["plots"] = write_plots(report, comparison.raster, weight_grids(fm, q), out_dir)
+        paths = {**files, **write_report(report, out_dir)}
     return report, paths
 
 

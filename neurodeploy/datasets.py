@@ -26,13 +26,15 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import math
 import pickle
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.errors import NeurodeployError
+from neurodeploy import budget
+from neurodeploy.errors import NeurodeployError, printable
 
 try:
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
@@ -50,6 +52,8 @@ DIGITS_SPLIT = {
     "n_test": 450,
 }
 NMNIST_DURATION_US = 300_000
+MNIST_SHAPE = (28, 28)
+CIFAR_SAMPLE = 3072  # bytes of one CIFAR-10 image
 NUM_CLASSES = 10
 
 
@@ -113,12 +117,19 @@ def _digits(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed if it ends in .gz; unreadable or damaged files raise DatasetError."""
+    """The file's bytes, decompressed if it ends in .gz, within the memory budget (a gzip stream is
+    decompressed only up to it); unreadable or damaged files raise DatasetError."""
+    limit = budget.limit()
     try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+        if path.suffix != ".gz":
+            budget.require(path.stat().st_size, f"{path}: reading the file")
+            return path.read_bytes()
+        with gzip.open(path, "rb") as stream:
+            data = stream.read(limit + 1)
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         raise DatasetError(f"{path}: cannot read: {err}") from None
+    budget.require(len(data), f"{path}: decompressing it (stopped at {limit + 1} bytes)")
+    return data
 
 
 def _labels(labels: np.ndarray, path: Path) -> np.ndarray:
@@ -129,14 +140,19 @@ def _labels(labels: np.ndarray, path: Path) -> np.ndarray:
     return labels
 
 
-def _read_idx(path: Path, dims: int) -> np.ndarray:
-    raw = _read_bytes(path)
+def _read_idx(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """An IDX array of unsigned bytes shaped (N, *sample_shape) with N >= 1."""
+    raw, dims = _read_bytes(path), 1 + len(sample_shape)
     if len(raw) < 4 + 4 * dims or raw[:2] != b"\0\0" or raw[2] != 0x08 or raw[3] != dims:
         raise DatasetError(f"{path}: not an IDX file of unsigned bytes with {dims} dimensions")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    if shape[1:] != sample_shape or shape[0] < 1:
+        raise DatasetError(f"{path}: header says shape {shape}, expected (N >= 1, {', '.join(map(str, sample_shape))})"
+                           .replace(", )", ")"))
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * dims)
-    if data.size != int(np.prod(shape)):
+    if data.size != math.prod(shape):
         raise DatasetError(f"{path}: header says {shape} but the file holds {data.size} bytes")
+    budget.require(data.size * 4, f"{path}: {shape[0]} samples as float32")
     return data.reshape(shape)
 
 
@@ -162,8 +178,8 @@ def _mnist_like(root: Path, split: str, folder: str) -> tuple[np.ndarray, np.nda
             f"{folder} {split} files not found: expected {names[0]}[.gz] and {names[1]}[.gz] in one of "
             + ", ".join(str(f) for f in folders)
         )
-    images = _read_idx(paths[0], 3)
-    labels = _read_idx(paths[1], 1)
+    images = _read_idx(paths[0], MNIST_SHAPE)
+    labels = _read_idx(paths[1], ())
     if len(images) != len(labels):
         raise DatasetError(f"{paths[0]} has {len(images)} images but {paths[1]} has {len(labels)} labels")
     return (images.astype(np.float32) / 255.0)[:, None], _labels(labels, paths[1])
@@ -172,35 +188,53 @@ def _mnist_like(root: Path, split: str, folder: str) -> tuple[np.ndarray, np.nda
 # --- CIFAR-10 -----------------------------------------------------------------------------
 
 
+class _NdarrayName:
+    """What the global ``numpy.ndarray`` unpickles to: a name :func:`_reconstruct` accepts, not a callable
+    (called, ``numpy.ndarray`` would allocate any shape, or view a buffer with strides of 0)."""
+
+
 class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickler that rebuilds numpy arrays and builtin containers, and refuses anything else."""
+    """Unpickler that rebuilds numpy arrays (as numpy pickles them) and builtin containers, and refuses anything else."""
 
     def find_class(self, module: str, name: str):
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
             return _reconstruct
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
+        if (module, name) == ("numpy", "ndarray"):
+            return _NdarrayName
+        if (module, name) == ("numpy", "dtype"):
+            return np.dtype
         if (module, name) == ("_codecs", "encode"):  # bytes in protocol-2 pickles written by Python 3
             return codecs.encode
         raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR-10 batch")
 
 
 def _reconstruct(cls, shape, dtype):
-    if cls is not np.ndarray:
-        raise pickle.UnpicklingError(f"refusing to rebuild {cls!r}")
-    return _np_reconstruct(cls, shape, dtype)
+    """The empty array numpy's pickles start from (its data comes with the pickle's state, checked by numpy)."""
+    if cls is not _NdarrayName or tuple(shape) != (0,):
+        raise pickle.UnpicklingError(f"refusing to rebuild {cls!r} of shape {shape!r}")
+    return _np_reconstruct(np.ndarray, (0,), dtype)
 
 
 def _cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = _ArrayUnpickler(io.BytesIO(_read_bytes(path)), encoding="latin1").load()
-        data, labels = np.asarray(batch["data"], dtype=np.uint8), np.asarray(batch["labels"], dtype=np.int64)
+        data, labels = batch["data"], batch["labels"]
     except (pickle.UnpicklingError, KeyError, TypeError, EOFError, ValueError, IndexError, AttributeError,
-            OverflowError) as err:  # what a damaged pickle or a wrong structure raises
-        raise DatasetError(f"{path}: not a CIFAR-10 python batch ({type(err).__name__}: {err})") from None
-    if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (len(data),):
-        raise DatasetError(f"{path}: expected data (N, 3072) and N labels, got {data.shape} and {labels.shape}")
+            OverflowError, MemoryError, RecursionError) as err:  # what a damaged pickle or a wrong structure raises
+        raise DatasetError(f"{path}: not a CIFAR-10 python batch ({type(err).__name__}: {printable(str(err))[:200]})") from None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_SAMPLE:
+        raise DatasetError(f"{path}: expected data as a uint8 array (N, {CIFAR_SAMPLE}), got {_kind(data)}")
+    if isinstance(labels, list) and all(type(v) is int for v in labels):  # noqa: E721 (exactly int: no nesting)
+        labels = np.array(labels, dtype=np.int64)
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu" or labels.shape != (len(data),):
+        raise DatasetError(f"{path}: expected {len(data)} integer labels, got {_kind(labels)}")
     return data, _labels(labels, path)
+
+
+def _kind(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array {value.shape}"
+    return f"a {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (list, tuple)) else "")
 
 
 def _cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -287,6 +321,8 @@ class PackedSpikes:
 def _nmnist(root: Path, split: str, steps: int, bin_us: int | None) -> tuple[PackedSpikes, np.ndarray]:
     if steps < 1:
         raise DatasetError(f"nmnist: steps = {steps} must be >= 1")
+    if bin_us is not None and bin_us < 1:
+        raise DatasetError(f"nmnist: bin_us = {bin_us} must be >= 1")
     bin_us = bin_us or NMNIST_DURATION_US // steps
     name = "Train" if split == "train" else "Test"
     folder = next((f for f in (root / name, root / name.lower()) if f.is_dir()), None)
@@ -296,5 +332,6 @@ def _nmnist(root: Path, split: str, steps: int, bin_us: int | None) -> tuple[Pac
             f"N-MNIST {split} events not found: expected {root / name}/<digit 0-9>/*.bin "
             "(the original binary files, Train.zip and Test.zip unpacked)"
         )
+    budget.require(len(files) * steps * 2 * 34 * 34 // 8, f"{folder}: {len(files)} samples of {steps} steps, bit-packed")
     x = PackedSpikes([bin_events(read_nmnist_events(p), steps, bin_us) for p, _ in files])
     return x, np.array([d for _, d in files], dtype=np.int64)

@@ -3,6 +3,11 @@
 from pathlib import Path
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (escape codes, carriage returns) shown escaped, as ``\\x1b``."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
+
+
 class NeurodeployError(Exception):
     """Base of every user-facing error; the message names the file, the place and the limit."""
 
@@ -17,3 +22,7 @@ class OutputFileError(NeurodeployError):
     def __init__(self, path, reason: str, note: str = ""):
         super().__init__(f"{path}: {reason}" + (f"; {note}" if note else ""))
         self.path, self.reason = Path(path), reason
+
+
+class ExistingOutputError(NeurodeployError):
+    """Outputs that exist already: train, export and compare refuse them without ``--force``."""

@@ -1,7 +1,8 @@
 """The export pipeline: trained model -> checked integer netlist -> files for the chip.
 
-``quantize_model`` loads a checkpoint, folds and quantizes it for a target with
-calibration data; ``export_model`` checks every design rule first and writes
+``quantize_model`` folds and quantizes a loaded model for a target, with
+calibration data where there is any (the folder the checkpoint was trained from
+by default); ``export_model`` checks every design rule first and writes
 nothing unless all pass, then writes every file into a staging folder beside the
 outputs and renames each into place only once all are complete.
 """
@@ -9,23 +10,23 @@ outputs and renames each into place only once all are complete.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import replace_all
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs, staged_path
 from neurodeploy.errors import NeurodeployError, OutputFileError
 from neurodeploy.fold import fold
-from neurodeploy.quantize import Limits, Quantized, quantize
+from neurodeploy.quantize import Limits, Quantized, host_layer, layer_labels, quantize
 
 FORMATS = {"netx": ".net", "nir": ".nir", "onnx": ".onnx"}
 
 
 class ExportError(NeurodeployError):
-    """An export that cannot proceed (existing files, unknown format)."""
+    """An export that cannot proceed (unknown format, calibration without samples)."""
 
 
 @dataclass
@@ -57,7 +58,7 @@ def load_float_model(path: str | Path, dt: float | None = None, steps: int | Non
         return float_model_from_nir(path, dt=dt, steps=steps)
     from neurodeploy.models import float_graph, load_checkpoint
 
-    model, meta = load_checkpoint(path)
+    model, meta = load_checkpoint(staged_path(path))
     if not meta.get("deployable", True):
         raise ExportError(f"{path}: the model is marked not deployable ({meta.get('rule')} {meta.get('variant')})")
     return FloatModel(float_graph(model), meta, model)
@@ -88,28 +89,64 @@ def float_rates(fm: FloatModel, enc) -> tuple[np.ndarray, list[np.ndarray]]:
     return out.numpy().swapaxes(0, 1), [s.numpy().swapaxes(0, 1) for s in layers]
 
 
+def data_folder(fm: FloatModel, data_root: str | None) -> str | None:
+    """``data_root`` when given, else the folder the model was trained from, while it still exists."""
+    if data_root is not None:
+        return data_root
+    remembered = fm.meta.get("split", {}).get("data_root")
+    return remembered if isinstance(remembered, str) and Path(remembered).is_dir() else None
+
+
+def _no_calibration(fm: FloatModel, calibrate: int, root: str | None) -> str | None:
+    """Why no calibration can run, or None when it can."""
+    if not calibrate:
+        return "--calibrate 0"
+    if fm.model is None:
+        return "a NIR graph carries no training data"
+    if fm.meta["dataset"] == "digits" or root is not None:
+        return None
+    remembered = fm.meta.get("split", {}).get("data_root")
+    gone = f"the folder it was trained from, {remembered}, no longer exists; " if remembered else ""
+    return f"dataset {fm.meta['dataset']!r} has no data folder ({gone}pass --data-root DIR to calibrate)"
+
+
 def calibration_samples(fm: FloatModel, n: int, data_root: str | None) -> np.ndarray:
     """The first ``n`` training samples of the model's dataset (stratified order of the split)."""
     from neurodeploy.datasets import load_dataset
 
-    x, _ = load_dataset(fm.meta["dataset"], root=data_root, split="train")
+    split = fm.meta.get("split", {})
+    extra = {k: split[k] for k in ("steps", "bin_us") if split.get(k) is not None}
+    x, _ = load_dataset(fm.meta["dataset"], root=data_root, split="train", **extra)
     return x[:n]
 
 
 def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "max",
                    data_root: str | None = None, seed: int = 0) -> Quantized:
-    """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` samples."""
+    """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` training samples.
+
+    The samples come from ``data_root``, or the folder the checkpoint remembers; with
+    neither (for a dataset that needs one), the network is quantized without
+    calibration. ``Quantized.calibration`` records which.
+    """
     layers = fold(fm.graph)
     limits = Limits.from_target(target)
     scales = trained_scales(fm, limits)
-    if not calibrate or fm.model is None:
-        return quantize(layers, fm.steps, limits, scales=scales)
-    x = calibration_samples(fm, calibrate, data_root)
+    root = data_folder(fm, data_root)
+    reason = _no_calibration(fm, calibrate, root)
+    if reason is not None:
+        if method == "rate":
+            raise ExportError(f"calibration 'rate' needs calibration samples, and there are none: {reason}")
+        q = quantize(layers, fm.steps, limits, scales=scales)
+        q.calibration = {"samples": 0, "reason": reason}
+        return q
+    x = calibration_samples(fm, calibrate, root)
     inputs, enc = encoded_inputs(fm, x, seed)
     rates = None
     if method == "rate":
         rates = [float(s.mean()) for s in float_rates(fm, enc)[1]]
-    return quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates, scales=scales)
+    q = quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates, scales=scales)
+    q.calibration = {"samples": len(x), "method": method, "data_root": root}
+    return q
 
 
 def trained_scales(fm: FloatModel, limits: Limits) -> list | None:
@@ -146,13 +183,12 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ExportError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-    out_dir = Path(out_dir)
+    out_dir = check_writable(out_dir, folder=True)
     stem = Path(source).stem
     targets = {fmt: out_dir / f"{stem}{FORMATS[fmt]}" for fmt in formats}
     report_path = out_dir / "export.json"
-    existing = [p for p in [*targets.values(), report_path] if p.exists()]
-    if existing and not force:
-        raise ExportError(f"{', '.join(map(str, existing))} exist(s); pass --force to overwrite")
+    refuse_existing([*targets.values(), report_path], force)
+    writers = {fmt: _writer(fmt) for fmt in formats}
     fm = load_float_model(source, dt=dt, steps=steps)
     q = quantize_model(fm, target, calibrate, method, data_root)
     violations = check(q.netlist, target)
@@ -161,28 +197,22 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
         err.args = (f"{source}: {err}",)
         raise err
     if strict:
-        faults.require_none(numerical_faults(q), faults.layer_labels(q.netlist), str(source))
+        faults.require_none(numerical_faults(q), layer_labels(q), str(source))
     result = ExportResult(q, violations=violations)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as staging:
-            staged = {fmt: Path(staging) / path.name for fmt, path in targets.items()}
-            for fmt, path in staged.items():
-                _write(fmt, q, path)
+        with staged_outputs(out_dir, overwrite=force, prefix=".export-"):
+            for fmt, path in targets.items():
+                writers[fmt](q, path)
+            result.files = dict(targets)
             if q.input_transform is not None:
-                staged["input_transform"] = Path(staging) / f"{stem}.input.npz"
-                with open(staged["input_transform"], "wb") as fh:
+                result.files["input_transform"] = out_dir / f"{stem}.input.npz"
+                with atomic_path(result.files["input_transform"]) as tmp, open(tmp, "wb") as fh:
                     np.savez(fh, **{k: np.asarray(v) for k, v in q.input_transform.items()})
-            result.files = {key: out_dir / path.name for key, path in staged.items()}
-            staged["report"] = Path(staging) / report_path.name
             result.files["report"] = report_path
-            staged["report"].write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))
-            replace_all(((path, result.files[key]) for key, path in staged.items()), Path(staging))
-    except OutputFileError as err:  # named in the staging folder: name it where it belongs
-        raise OutputFileError(out_dir / err.path.name, err.reason, "the previous files are kept") from err
-    except OSError as err:  # writing into the staging folder: a full disk, no permission
-        raise OutputFileError(out_dir, f"cannot write the export: {err.strerror or err}",
-                              "the previous files are kept") from err
+            with atomic_path(report_path) as tmp:
+                tmp.write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))
+    except OutputFileError as err:
+        raise OutputFileError(err.path, err.reason, "the previous files are kept") from err
     return result
 
 
@@ -191,25 +221,31 @@ def numerical_faults(q: Quantized) -> faults.Counts:
     return faults.merged(faults.quantizer_counts(q.layers), faults.calibration_counts(q.layers))
 
 
-def _write(fmt: str, q: Quantized, path: Path) -> None:
+def _writer(fmt: str) -> Callable[[Quantized, Path], None]:
+    """The writer of one format, its packages imported now: a missing extra fails before any work."""
     if fmt == "netx":
         from neurodeploy.exporters.netx import write_netx
 
-        write_netx(q.netlist, path)
-    elif fmt == "nir":
+        return lambda q, path: write_netx(q.netlist, path)
+    if fmt == "nir":
+        import nir  # noqa: F401
+
         from neurodeploy.exporters.nir import write_nir
 
-        write_nir(q.netlist, path)
-    else:
-        from neurodeploy.exporters.onnx import write_onnx
+        return lambda q, path: write_nir(q.netlist, path)
+    import onnx  # noqa: F401
 
-        write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
+    from neurodeploy.exporters.onnx import write_onnx
+
+    return lambda q, path: write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
 
 
 def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportResult) -> dict:
+    """What export.json holds: the run conventions, the lava-dl call that loads the netx file, and per
+    layer how it was quantized."""
     from neurodeploy.drc import unchecked
+    from neurodeploy.exporters.netx import lava_dl_call
 
-    """What export.json holds: the run conventions and, per layer, how it was quantized."""
     net = q.netlist
     return {
         "source": str(source),
@@ -221,7 +257,11 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "reset_interval": net.reset_interval,
         "reset_offset": net.reset_offset,
         "output_window": list(net.output_window),
+        "conventions": target.conventions,
+        "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
+        "host_layer": host_layer(q),
+        "calibration": q.calibration,
         "readout": net.readout,
         "qat": qat_summary(fm, target),
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
@@ -229,5 +269,5 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],
                          "unchecked": unchecked(target)},
         "layers": [layer.as_dict() for layer in q.layers],
-        "numerical_faults": faults.summary(numerical_faults(q), faults.layer_labels(net)),
+        "numerical_faults": faults.summary(numerical_faults(q), layer_labels(q)),
     }

@@ -99,6 +99,27 @@ def dense_weights(weight: np.ndarray, weight_bits: int = 8, dtype: type = np.int
     return (-mag if mode == "inh" else mag).astype(dtype, copy=False)
 
 
+# Run conventions: how a run's resets fall and what a trace shows. "lava" is Lava's
+# fixed_pt CPU models (LIFReset); "loihi2" is Loihi 2 silicon, as recorded in lava-dl's
+# PilotNet traces (gts/pilotnet_lif, 24 steps, reset interval 16; see docs/lava.md).
+CONVENTIONS = ("lava", "loihi2")
+LOIHI2_SPIKE_V = 128  # v Loihi 2 reports on a neuron's spike step (Lava reports 0); the held v is 0
+
+
+def resets(t: int, interval: int, phase: int, conventions: str = "lava") -> bool:
+    """Whether a layer whose reset phase is ``phase`` zeroes u and v before step t (from 0).
+
+    lava: at every t with t mod interval = phase mod interval. loihi2: the first
+    reset falls there too, each later one interval + 1 steps after the one before
+    (the chip spends a step on the reset: its traces from a layer's second reset on
+    equal Lava's one step late).
+    """
+    first = phase % interval
+    if conventions == "lava":
+        return t % interval == first
+    return t >= first and (t - first) % (interval + 1) == 0
+
+
 def weight_bits_used(weight: np.ndarray) -> int:
     """The fewest weight bits that hold 8-bit mantissas ``weight`` unchanged, as ``dense_weights`` counts them.
 

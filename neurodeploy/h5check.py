@@ -19,11 +19,13 @@ import signal
 import time
 from typing import Iterator
 
+from neurodeploy import budget
 from neurodeploy.errors import InputFileError
 
 MAX_ELEMENTS = 1 << 26  # elements a dataset may declare
-MAX_BYTES = 1 << 29  # bytes a dataset may declare
-MAX_TOTAL_BYTES = 1 << 30  # bytes all datasets together may declare
+MAX_BYTES = 1 << 29  # bytes a dataset may declare, read wide
+MAX_TOTAL_BYTES = 1 << 30  # bytes all datasets together may declare, read wide
+WIDE_BYTES = 8  # numbers are read as 64-bit integers or floats
 MAX_OBJECTS = 100_000  # groups and datasets in a file
 MAX_DEPTH = 64  # nested groups
 READABLE_KINDS = "biufSO"  # booleans, numbers, fixed and variable-length strings
@@ -174,7 +176,9 @@ def check_tree(h5, name: str) -> list[str]:
             dsid = h5py.h5d.open(h5.id, link)
             total += check_dataset(dsid, path, name)
             if total > MAX_TOTAL_BYTES:
-                raise InputFileError(f"{name}: datasets declare more than {MAX_TOTAL_BYTES} bytes in all")
+                raise InputFileError(f"{name}: datasets declare more than {MAX_TOTAL_BYTES} bytes in all "
+                                     f"(numbers counted as read, 64 bits each)")
+            budget.require(total, f"{name}: reading its datasets (numbers read as 64 bits each)")
             if _read_indirectly(dsid):
                 indirect.append(path)
     return indirect
@@ -221,7 +225,7 @@ def check_dataset(dsid, path: str, name: str) -> int:
     elements = math.prod(space.shape)
     if elements > MAX_ELEMENTS:
         raise InputFileError(f"{name}: {path}: declares {elements} elements, more than the limit of {MAX_ELEMENTS}")
-    size = elements * dtype.itemsize
+    size = elements * max(dtype.itemsize, WIDE_BYTES if dtype.kind in "biuf" else 1)  # numbers are read as int64
     if size > MAX_BYTES:
         raise InputFileError(f"{name}: {path}: declares {size} bytes, more than the limit of {MAX_BYTES}")
     return size

@@ -10,19 +10,19 @@ from neurodeploy.errors import InputFileError
 from neurodeploy.netlist import Netlist
 
 
-def _read_netx(path: Path) -> Netlist:
+def _read_netx(path: Path, input_shape=None) -> Netlist:
     from neurodeploy.exporters.netx import read_netx
 
-    return read_netx(path)
+    return read_netx(path, input_shape)
 
 
-def _read_nir(path: Path) -> Netlist:
+def _read_nir(path: Path, input_shape=None) -> Netlist:  # a NIR graph states its input shape
     from neurodeploy.exporters.nir import read_nir
 
     return read_nir(path)
 
 
-READERS: dict[str, Callable[[Path], Netlist]] = {
+READERS: dict[str, Callable[..., Netlist]] = {
     ".net": _read_netx,
     ".h5": _read_netx,
     ".hdf5": _read_netx,
@@ -30,8 +30,11 @@ READERS: dict[str, Callable[[Path], Netlist]] = {
 }
 
 
-def load_netlist(path: str | os.PathLike) -> Netlist:
-    """Read the netlist in ``path`` with the reader its suffix names."""
+def load_netlist(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Netlist:
+    """Read the netlist in ``path`` with the reader its suffix names.
+
+    ``input_shape`` (C, H, W) serves a netx file that gives none (lava-dl's SLAYER export of a conv network).
+    """
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
@@ -39,4 +42,4 @@ def load_netlist(path: str | os.PathLike) -> Netlist:
         raise InputFileError(f"{path}: unknown netlist format '{path.suffix}' (known suffixes: {known})")
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
-    return reader(path)
+    return reader(path, input_shape)

@@ -13,11 +13,12 @@ from typing import Union
 
 import numpy as np
 
+from neurodeploy import budget
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
 
-U_BITS = 24
 MAX_DELAY = 62
+MAX_LAYERS = 256  # layers a netlist may hold (reading a file's layers takes time: its count is bounded first)
 READOUTS = ("spikes", "membrane")  # what a netlist's classes are read from (Netlist.readout)
 
 
@@ -256,9 +257,11 @@ class Netlist:
     def validate(self) -> None:
         if not self.layers:
             raise NetlistError("netlist has no layers")
+        if len(self.layers) > MAX_LAYERS:
+            raise NetlistError(f"netlist: {len(self.layers)} layers, more than the limit of {MAX_LAYERS}")
         if self.input_shape is not None:
             self.input_shape = _shape("netlist input", self.input_shape)
-        shape = self.input_shape
+        shape, neurons = self.input_shape, 0
         for i, layer in enumerate(self.layers):
             label = f"layer {i} ({layer.kind}{' ' + layer.name if layer.name else ''})"
             if isinstance(layer, Input) and i != 0:
@@ -267,6 +270,11 @@ class Netlist:
                 raise NetlistError(f"{label}: the netlist needs input_shape when layer 0 is not an input layer")
             layer.validate(label, shape)
             shape = layer.shape
+            neurons += 0 if isinstance(layer, Flatten) else int(np.prod(shape, dtype=object))
+            try:
+                budget.require(neurons * budget.NEURON_BYTES, f"{label}: the {neurons} neurons up to here")
+            except budget.BudgetError as err:
+                raise NetlistError(str(err)) from None
         if self.reset_interval is not None and int(self.reset_interval) < 1:
             raise NetlistError(f"netlist: reset_interval = {self.reset_interval} must be >= 1")
         if self.readout not in READOUTS:

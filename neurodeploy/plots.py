@@ -14,6 +14,8 @@ from neurodeploy.atomic import atomic_path
 
 FLOAT_COLOR, INT_COLOR, MISMATCH_COLOR = "#4C72B0", "#DD8452", "#C44E52"
 DPI = 110
+PLOT_FILES = {"accuracy": "accuracy.png", "layer_rates": "layer_rates.png", "weights": "weights.png",
+              "raster": "raster.png", "core_utilization": "core_utilization.png"}
 
 
 def _pyplot():
@@ -31,21 +33,52 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
+def accuracy_range(values: list[tuple[float, float, float]], margin: float = 0.15) -> tuple[float, float]:
+    """A y range in percent around (value, low, high) triples: zoomed to them, within [0, 100]."""
+    lo, hi = min(v[1] for v in values), max(v[2] for v in values)
+    pad = max(margin * (hi - lo), 0.5)
+    return max(0.0, lo - pad), min(100.0, hi + pad)
+
+
+def _spread(value: float, lo: float, hi: float) -> list[list[float]]:
+    """Error bar lengths below and above ``value`` (never negative from rounding)."""
+    return [[max(0.0, value - lo)], [max(0.0, hi - value)]]
+
+
 def accuracy_bars(accuracy: dict, path: Path) -> None:
-    """Float and quantized accuracy, the gap's interval and the agreement."""
+    """Left: float and quantized accuracy and the agreement with their intervals, on an axis zoomed to
+    them (its range printed on the axis). Right: the paired gap in points, on its own axis through 0."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    from neurodeploy.report import wilson_interval
+
+    n = accuracy["samples"]
     names = ["float", "quantized", "agreement"]
-    values = [100 * accuracy["float"], 100 * accuracy["quantized"], 100 * accuracy["agreement"]]
-    bars = ax.bar(names, values, color=[FLOAT_COLOR, INT_COLOR, "#55A868"])
-    for bar, value in zip(bars, values):
-        ax.annotate(f"{value:.2f}%", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                    xytext=(0, 2), textcoords="offset points")
-    lo, hi = (100 * v for v in accuracy["gap_interval"])
-    ax.set_title(f"gap {100 * accuracy['gap']:+.2f} points, {100 * accuracy['confidence']:.0f}% interval "
-                 f"[{lo:+.2f}, {hi:+.2f}]", fontsize=10)
-    ax.set_ylabel("% of test samples")
-    ax.set_ylim(0, 110)
+    points = []
+    for name in names:
+        value = accuracy[name]
+        lo, hi = wilson_interval(round(value * n), n, accuracy["confidence"])
+        points.append((100 * value, 100 * lo, 100 * hi))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.6), gridspec_kw={"width_ratios": [3, 1.4]})
+    for k, ((value, lo, hi), color) in enumerate(zip(points, [FLOAT_COLOR, INT_COLOR, "#55A868"])):
+        left.errorbar(k, value, yerr=_spread(value, lo, hi), fmt="o", color=color, capsize=5, markersize=7)
+        left.annotate(f"{value:.2f}%", (k, value), xytext=(9, 0), textcoords="offset points", va="center", fontsize=9)
+    bottom, top = accuracy_range(points)
+    left.set_ylim(bottom, top)
+    left.set_xlim(-0.5, len(names) - 0.3)
+    left.set_xticks(range(len(names)), names)
+    left.set_ylabel(f"% of {n} test samples\n(axis zoomed: {bottom:.1f} to {top:.1f}, not 0 to 100)", fontsize=8)
+    left.set_title(f"accuracy and agreement, {100 * accuracy['confidence']:.0f}% Wilson intervals", fontsize=9)
+    gap, (glo, ghi) = 100 * accuracy["gap"], (100 * v for v in accuracy["gap_interval"])
+    right.errorbar(0, gap, yerr=_spread(gap, glo, ghi), fmt="s", color=INT_COLOR, capsize=5, markersize=7)
+    right.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+    right.annotate(f"{gap:+.2f}", (0, gap), xytext=(9, 0), textcoords="offset points", va="center", fontsize=9)
+    span = max(abs(glo), abs(ghi), 0.5) * 1.2
+    right.set_ylim(-span, span)
+    right.set_xlim(-0.6, 0.9)
+    right.set_xticks([0], ["quantized\nminus float"])
+    right.set_ylabel("points (percentage points)", fontsize=8)
+    right.set_title(f"gap, {100 * accuracy['confidence']:.0f}% paired\ninterval [{glo:+.2f}, {ghi:+.2f}]", fontsize=9)
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -91,20 +124,36 @@ def weight_histograms(grids: list[dict], path: Path, zoom: int = 4) -> None:
                         f"rms rounding error {rms:.3f}", fontsize=9)
         whole.legend(fontsize=7, frameon=False)
         whole.set_xlabel("weight in mantissa units (float weight x scale / 2**(6 + weight exp))", fontsize=8)
-        inside = scaled[np.abs(scaled) <= zoom + 0.5]
-        near.hist(inside, bins=np.linspace(-zoom - 0.5, zoom + 0.5, 10 * (2 * zoom + 1) + 1),
-                  color=FLOAT_COLOR, alpha=0.7)
-        for level in range(-zoom, zoom + 1):
-            near.axvline(level, color=INT_COLOR, linewidth=1.0, alpha=0.9 if level in levels else 0.25)
-        near.set_xlim(-zoom - 0.5, zoom + 0.5)
-        near.set_title("near zero: float values and the integer grid", fontsize=9)
-        near.set_xlabel("mantissa units", fontsize=8)
+        _near_zero(near, scaled, levels, int(grid.get("step", 1)), zoom)
     fig.tight_layout()
     _save(fig, path)
 
 
-def raster(float_spikes: list[np.ndarray], int_spikes: list[np.ndarray], labels: list[str], path: Path) -> None:
-    """One sample's spikes, layer by layer, float and integer side by side; mismatches marked."""
+def _near_zero(ax, scaled: np.ndarray, levels: np.ndarray, step: int, zoom: int) -> None:
+    """The float weights nearest zero, finely binned, against the ``2 zoom + 1`` grid levels around 0."""
+    reach = (zoom + 0.5) * step
+    inside = scaled[np.abs(scaled) <= reach]
+    ax.hist(inside, bins=np.linspace(-reach, reach, 10 * (2 * zoom + 1) + 1), color=FLOAT_COLOR, alpha=0.7,
+            label="float weight x scale")
+    for k in range(-zoom, zoom + 1):
+        used = k * step in levels
+        ax.axvline(k * step, color=INT_COLOR, linewidth=1.2 if used else 0.8, linestyle="-" if used else ":",
+                   alpha=0.95 if used else 0.6)
+    ax.plot([], [], color=INT_COLOR, linestyle="-", label="grid level some weight rounds to")
+    ax.plot([], [], color=INT_COLOR, linestyle=":", label="grid level no weight uses")
+    ax.set_xlim(-reach, reach)
+    ax.set_title(f"near zero: the {2 * zoom + 1} grid levels around 0 (step {step})", fontsize=9)
+    ax.set_xlabel("weight in mantissa units, as on the left; a float value rounds to the nearest line", fontsize=8)
+    ax.set_ylabel("weights a bin", fontsize=8)
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1)
+
+
+def raster(float_spikes: list[np.ndarray], int_spikes: list[np.ndarray], labels: list[str], path: Path,
+           sample: dict | None = None) -> None:
+    """One sample's spikes, layer by layer, float and integer side by side; mismatches marked.
+
+    ``sample``: its ``index``, ``label`` and the ``float`` and ``quantized`` predictions, for the title.
+    """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -127,7 +176,11 @@ def raster(float_spikes: list[np.ndarray], int_spikes: list[np.ndarray], labels:
         ax.set_xlabel("step (aligned: the float model's step)")
     handles = [plt.Line2D([], [], marker="|", linestyle="", color="grey", label="spike on both sides"),
                plt.Line2D([], [], marker="x", linestyle="", color=MISMATCH_COLOR, label="spike on this side only")]
-    fig.suptitle("One test sample, spikes per layer", fontsize=10)
+    title = "One test sample, spikes per layer"
+    if sample is not None:
+        title = (f"Test sample {sample['index']}, label {sample['label']}: float predicts {sample['float']}, "
+                 f"integer predicts {sample['quantized']}; spikes per layer")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.03))
     _save(fig, path)
@@ -164,9 +217,7 @@ def core_utilization(core_use: list[dict], path: Path) -> None:
 def write_plots(report: dict, raster_spikes, grids: list[dict], out_dir: str | Path) -> dict[str, str]:
     """Write every figure into ``out_dir/plots``; return name -> path relative to ``out_dir``."""
     out_dir = Path(out_dir)
-    names = {"accuracy": "accuracy.png", "layer_rates": "layer_rates.png", "weights": "weights.png",
-             "raster": "raster.png", "core_utilization": "core_utilization.png"}
-    paths = {k: out_dir / "plots" / v for k, v in names.items()}
+    paths = {k: out_dir / "plots" / v for k, v in PLOT_FILES.items()}
     accuracy_bars(report["accuracy"], paths["accuracy"])
     layer_rates(report["layers"], paths["layer_rates"])
     if grids:
@@ -174,6 +225,6 @@ def write_plots(report: dict, raster_spikes, grids: list[dict], out_dir: str | P
     else:
         del paths["weights"]
     labels = [f"{r['layer']}: {r['description']}" for r in report["layers"]]
-    raster(*raster_spikes, labels, paths["raster"])
+    raster(*raster_spikes, labels, paths["raster"], report.get("raster_sample"))
     core_utilization(report["hardware"]["core_use"], paths["core_utilization"])
     return {k: str(p.relative_to(out_dir)) for k, p in paths.items()}

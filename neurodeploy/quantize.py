@@ -209,6 +209,7 @@ class Quantized:
     layers: list[LayerQuant]
     steps: int
     input_transform: dict | None = field(default=None)
+    calibration: dict = field(default_factory=dict)  # set by the export pipeline: samples used, or why none
 
     def input_bias(self, x: np.ndarray) -> np.ndarray:
         """Bias mantissas of the input layer for samples ``x`` (direct encoding only)."""
@@ -381,7 +382,37 @@ def _input_shape(first: FloatLayer) -> tuple[int, ...]:
 def _direct_transform(layer: FloatLayer, lam: float, bias_exp: int, limits: Limits) -> dict:
     unit = lam / 2**bias_exp
     return {"kind": layer.kind, "weight": layer.weight * unit, "bias": layer.bias * unit,
-            "clip": limits.bias_mantissa, **layer.conv}
+            "clip": limits.bias_mantissa, "in_shape": layer.in_shape, **layer.conv}
+
+
+def host_layer(q: Quantized) -> dict | None:
+    """The direct encoding's first hidden layer: its synapses run on the host, its neurons on the chip."""
+    t = q.input_transform
+    if t is None:
+        return None
+    weight, shape = np.asarray(t["weight"]), tuple(q.netlist.layers[0].shape)
+    dims = lambda s: "x".join(str(int(v)) for v in s)  # noqa: E731
+    if t["kind"] == "dense":
+        text, products = f"dense {weight.shape[1]}->{weight.shape[0]}", weight.size
+    else:
+        text, products = f"conv {dims(t['in_shape'])}->{dims(shape)}", int(np.prod(shape) * np.prod(weight.shape[1:]))
+    return {
+        "layer": 0, "description": f"{text}, synapses on the host", "host_multiply_adds": int(products),
+        "note": (f"Layer 0 is the model's first hidden layer ({text}). The direct encoding computes its synaptic "
+                 f"input on the host, {int(products):,} multiply-adds a sample, and sends each of its "
+                 f"{int(np.prod(shape)):,} neurons the result as a bias; the neurons run on the chip. That host work "
+                 "is not on the chip, and not in the energy or latency figures."),
+    }
+
+
+def layer_labels(q: Quantized) -> list[str]:
+    """``layer k (description)`` for each neuron layer of ``q``, the direct encoding's host layer named as such."""
+    from neurodeploy.faults import layer_labels as netlist_labels
+
+    labels, host = netlist_labels(q.netlist), host_layer(q)
+    if host is not None:
+        labels[0] = f"layer 0 ({host['description']})"
+    return labels
 
 
 def run_steps(q: Quantized) -> int:

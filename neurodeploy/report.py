@@ -25,6 +25,7 @@ from neurodeploy import faults
 from neurodeploy.atomic import atomic_path
 
 CONFIDENCE = 0.95
+REPORT_FILES = {"json": "report.json", "markdown": "report.md"}
 CI_METHOD = ("Agresti-Min (2005) adjusted Wald interval for paired proportions: the Wald interval of the "
              "difference after adding half a pair to each cell of the 2x2 table of paired outcomes")
 DECODING = ("prediction = argmax of the output layer's spike counts over the output window "
@@ -260,13 +261,14 @@ def _accuracy_lines(acc: dict) -> list[str]:
 
 
 def _sample_list(indices: list[int], limit: int = 20) -> str:
+    """The count, then the indices (the first ``limit`` of them)."""
     if not indices:
-        return "none"
-    text = ", ".join(map(str, indices[:limit]))
-    return text + (f" ... ({len(indices)} in all)" if len(indices) > limit else "")
+        return "**0**"
+    which = "their indices" if len(indices) <= limit else f"the first {limit} of their indices"
+    return f"**{len(indices)}**; {which}: {', '.join(map(str, indices[:limit]))}"
 
 
-def _layer_lines(layers: list[dict]) -> list[str]:
+def _layer_lines(layers: list[dict], host: dict | None = None) -> list[str]:
     header = ["layer", "kind", "neurons", "rate float", "rate int", "rate error", "cosine", "mismatch",
               "dead float / int / both", "u wraps", "v saturations", "weights clipped", "biases clipped"]
     rows = [[r["layer"], r["description"], r["neurons"], f"{r['rate_float']:.4f}", f"{r['rate_int']:.4f}",
@@ -281,10 +283,11 @@ def _layer_lines(layers: list[dict]) -> list[str]:
         "mismatch: fraction of (sample, step, neuron) entries that differ. Dead: never spikes on any sample. "
         "Wraps and saturations are counted over the whole run.", "",
         *_table(header, rows), "",
+        *([host["note"], ""] if host else []),
     ]
 
 
-def _hardware_lines(hw: dict) -> list[str]:
+def _hardware_lines(hw: dict, host: dict | None = None) -> list[str]:
     rows = [[p["index"], p["description"], p["neurons"], p["synapses"], p["cores"]] for p in hw["layers"]]
     need = ", ".join(f"{v} by {k}" for k, v in hw["chips_needed"].items())
     return [
@@ -292,7 +295,9 @@ def _hardware_lines(hw: dict) -> list[str]:
         f"Target: {hw['target_description']} (`{hw['target_file']}`).", "",
         f"- cores used: **{hw['cores']}** (of {hw['cores_per_chip']} a chip); chips: **{hw['chips']}** ({need})",
         f"- energy per inference: **{_si(hw['energy_pj'], 'J', 1e-12)}**; latency per inference: "
-        f"**{_si(hw['latency_ns'], 's', 1e-9)}**", "",
+        f"**{_si(hw['latency_ns'], 's', 1e-9)}**"
+        + (f" (chip only: layer 0's {host['host_multiply_adds']:,} host multiply-adds a sample are not in them)"
+           if host else ""), "",
         *_table(["layer", "kind", "neurons", "synapses", "cores"], rows), "",
         "How the cost is computed (counts measured in the simulator on the compared samples):", "",
         "```", *hw["cost_lines"], "```", "",
@@ -321,6 +326,8 @@ def _run_lines(report: dict) -> list[str]:
         f"- reset interval {run['reset_interval']}, reset offset {run['reset_offset']}: neuron layer k resets at "
         f"steps t with t mod {run['reset_interval']} = (k + {run['reset_offset']}) mod {run['reset_interval']}",
         f"- output window: steps {run['output_window'][0]}..{run['output_window'][1] - 1}",
+        f"- conventions: {run.get('conventions', 'lava')} (when resets fall and the v a trace shows on a spike "
+        "step: lava as Lava's fixed_pt models, loihi2 as Loihi 2 silicon)",
         f"- input: {run['input']}", "",
         "## Reproduce the quantized accuracy", "",
         "```", rep["command"], "```", "",
@@ -350,6 +357,13 @@ def _lava_lines(lava: dict | None) -> list[str]:
     ]
 
 
+def _sides(report: dict) -> str:
+    """Where the quantized side ran, and on how many samples."""
+    n, lava = report["accuracy"]["samples"], report.get("lava")
+    text = f"quantized side run in the simulator on all {n} samples"
+    return text + (f", and in Lava on {lava['samples']} of them (see the Lava cross-check)" if lava else "")
+
+
 def render_markdown(report: dict) -> str:
     """The report as Markdown, every figure from ``report``."""
     src = report["source"]
@@ -357,11 +371,11 @@ def render_markdown(report: dict) -> str:
         f"# neurodeploy compare: {Path(src['model']).name} on {report['hardware']['target']}", "",
         f"Model `{src['model']}` (rule {src.get('rule')}, encoding {src.get('encoding')}), "
         f"{report['accuracy']['samples']} samples of the {src['dataset']} {src['split']} split "
-        f"(encoding seed {src['seed']}); quantized side run in {src['backend']}.", "",
+        f"(encoding seed {src['seed']}); {_sides(report)}.", "",
         *_accuracy_lines(report["accuracy"]),
-        *_layer_lines(report["layers"]),
+        *_layer_lines(report["layers"], report.get("host_layer")),
         *_fault_lines(report.get("numerical_faults")),
-        *_hardware_lines(report["hardware"]),
+        *_hardware_lines(report["hardware"], report.get("host_layer")),
         *_reference_lines(report.get("hardware_reference")),
         *_lava_lines(report.get("lava")),
         *_run_lines(report),
@@ -386,7 +400,7 @@ def _jsonable(value):
 def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
     """Write ``report.json`` and ``report.md`` into ``out_dir``, each atomically."""
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
+    paths = {name: out_dir / file for name, file in REPORT_FILES.items()}
     with atomic_path(paths["json"]) as tmp:
         tmp.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
     with atomic_path(paths["markdown"]) as tmp:

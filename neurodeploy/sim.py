@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import functools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,12 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from neurodeploy import budget
 from neurodeploy import fixed_point as fx
 from neurodeploy.netlist import Conv, Dense, Input, Netlist
 
 RECORDABLE = ("s", "u", "v")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
 INT32 = 2**31
+SAMPLE_BYTES_PER_VALUE = 10  # a sample's working arrays, bytes a neuron and step (spikes, input, records)
 CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit in about this
 # BLAS threads for the matrix products. Batches are split across cores by samples
 # (see _Run); within a chunk the products are many and mostly mid-sized, where a
@@ -325,6 +328,7 @@ def simulate(
     bias: np.ndarray | None = None,
     record: tuple[str, ...] = ("s",),
     reset_interval: int | None = -1,
+    conventions: str = "lava",
 ) -> Recording:
     """Run ``net`` for ``steps`` steps on a batch and record what was asked.
 
@@ -332,11 +336,15 @@ def simulate(
     when layer 0 is an :class:`Input`, are added to its neurons' input directly
     (integers allowed there). ``bias`` replaces the input layer's bias mantissas,
     shaped like the layer or with a leading batch axis. ``reset_interval`` -1
-    takes the netlist's own; ``None`` never resets.
+    takes the netlist's own; ``None`` never resets. ``conventions`` (one of
+    :data:`fixed_point.CONVENTIONS`) sets when resets fall and the v shown on
+    spike steps: ``lava`` as Lava's fixed_pt models, ``loihi2`` as Loihi 2 silicon.
     """
     bad = set(record) - set(RECORDABLE)
     if bad:
         raise ValueError(f"cannot record {sorted(bad)}; choose from {RECORDABLE}")
+    if conventions not in fx.CONVENTIONS:
+        raise ValueError(f"unknown run conventions {conventions!r}; choose from {fx.CONVENTIONS}")
     if reset_interval == -1:
         reset_interval = net.reset_interval
     batch = _batch_size(spikes, bias, net)
@@ -346,12 +354,23 @@ def simulate(
         raise ValueError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
+    _require_memory(net, batch, steps, record)
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     rec = Recording(steps=steps, batch=batch)
     _keep_freed_memory()
     with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
-        _Run(net, batch, record, reset_interval, rec, graded_max, spikes, bias).go(steps)
+        _Run(net, batch, record, (reset_interval, conventions), rec, graded_max, spikes, bias).go(steps)
     return rec
+
+
+def _require_memory(net: Netlist, batch: int, steps: int, record: tuple[str, ...]) -> None:
+    """The records (bool spikes, int32 u and v) and one sample's working arrays must fit the memory budget."""
+    sizes = [math.prod(net.layers[i].shape) for i in net.neuron_layers]
+    per_value = sum(1 if name == "s" else 4 for name in record)
+    widest = max(sizes + [math.prod(net.input_shape or (1,))])
+    needed = batch * steps * sum(sizes) * per_value + steps * widest * SAMPLE_BYTES_PER_VALUE
+    budget.require(needed, f"simulating {batch} sample(s) for {steps} steps ({sum(sizes)} neurons, "
+                   f"recording {','.join(record) or 'spike counts'})")
 
 
 class _Neurons:
@@ -590,9 +609,9 @@ class _Run:
 
     MIN_PARALLEL_ROWS = 8
 
-    def __init__(self, net, batch, record, reset_interval, rec, graded_max, spikes, bias):
+    def __init__(self, net, batch, record, resets, rec, graded_max, spikes, bias):
         self.net, self.batch, self.record, self.rec = net, batch, record, rec
-        self.reset_interval, self.spikes = reset_interval, spikes
+        (self.reset_interval, self.conventions), self.spikes = resets, spikes
         self.units = []
         in_shape = net.input_shape
         for k, i in enumerate(net.neuron_layers):
@@ -641,7 +660,7 @@ class _Run:
         Convolution patches and blocks of input are bounded on their own (COLS_BLOCK_BYTES, BLOCK_BYTES).
         """
         widest = max(max(u.n for u in self.units), int(np.prod(self.net.input_shape or (1,))))
-        return steps * widest * 10
+        return steps * widest * SAMPLE_BYTES_PER_VALUE
 
     def _chunk(self, rows: slice, steps: int, spread: bool) -> list[tuple[int, int, int, int]]:
         """Run samples ``rows``, writing their records; returns each unit's counters
@@ -665,6 +684,8 @@ class _Run:
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
+            if v is not None and self.conventions == "loihi2":
+                v[s] = fx.LOIHI2_SPIKE_V
             for name, held in (("s", s), ("u", u), ("v", v)):
                 if name in self.record:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
@@ -676,10 +697,10 @@ class _Run:
         return counts
 
     def _resets(self, k: int):
-        interval, offset = self.reset_interval, self.net.reset_offset
+        interval, phase = self.reset_interval, k + self.net.reset_offset
         if not interval:
             return lambda t: False
-        return lambda t: t % interval == (k + offset) % interval
+        return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
 
 
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:

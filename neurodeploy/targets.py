@@ -1,7 +1,7 @@
 """Hardware targets: the limits and per-operation costs of a chip, read from TOML.
 
 A target file has the sections ``[system]``, ``[core]``, ``[synapse]``,
-``[neuron]``, ``[energy]`` and ``[timing]`` (see ``neurodeploy/hw_configs/*.toml``
+``[neuron]``, ``[run]``, ``[energy]`` and ``[timing]`` (see ``neurodeploy/hw_configs/*.toml``
 for annotated examples). Any limit may be left out when no figure is known: the
 design-rule checks and the cost model then report it as unchecked or unknown
 rather than assume a value.
@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
+from neurodeploy import fixed_point as fx
 from neurodeploy.errors import InputFileError
 
 if sys.version_info >= (3, 11):
@@ -80,6 +81,7 @@ class Target:
     dv: Range | None = None
     u_bits: int | None = None
     v_bits: int | None = None
+    conventions: str = "lava"  # run conventions (fixed_point.CONVENTIONS) of what the target computes
     energy: Energy = Energy()
     timing: Timing = Timing()
 
@@ -94,7 +96,7 @@ class _Key:
     section: str
     key: str
     attr: str
-    kind: str  # count (int >= 1), bits (int >= 0), range, bool, float, str
+    kind: str  # count (int >= 1), bits (0..64), width (1..64), range, exponents, bool, float, str
     required: bool = False
 
 
@@ -112,19 +114,20 @@ _SCHEMA = (
     _Key("core", "synapse_memory_bits", "synapse_memory_bits", "count"),
     _Key("core", "synapse_index_bits", "synapse_index_bits", "bits"),
     _Key("core", "synapse_delay_bits", "synapse_delay_bits", "bits"),
-    _Key("synapse", "weight_bits", "weight_bits", "count"),
+    _Key("synapse", "weight_bits", "weight_bits", "width"),
     _Key("synapse", "weight_mantissa", "weight_mantissa", "range"),
-    _Key("synapse", "weight_exp", "weight_exp", "range"),
+    _Key("synapse", "weight_exp", "weight_exp", "exponents"),
     _Key("synapse", "delay", "delay", "range"),
     _Key("synapse", "graded_spikes", "graded_spikes", "bool"),
-    _Key("synapse", "graded_spike_bits", "graded_spike_bits", "count"),
+    _Key("synapse", "graded_spike_bits", "graded_spike_bits", "width"),
     _Key("neuron", "vth", "vth", "range"),
     _Key("neuron", "bias_mantissa", "bias_mantissa", "range"),
-    _Key("neuron", "bias_exp", "bias_exp", "range"),
+    _Key("neuron", "bias_exp", "bias_exp", "exponents"),
     _Key("neuron", "du", "du", "range"),
     _Key("neuron", "dv", "dv", "range"),
-    _Key("neuron", "u_bits", "u_bits", "count"),
-    _Key("neuron", "v_bits", "v_bits", "count"),
+    _Key("neuron", "u_bits", "u_bits", "width"),
+    _Key("neuron", "v_bits", "v_bits", "width"),
+    _Key("run", "conventions", "conventions", "conventions"),
 ) + tuple(
     _Key(section, f.name, f.name, "str" if f.name == "source" else "float")
     for section, cls in (("energy", Energy), ("timing", Timing)) for f in fields(cls)
@@ -132,15 +135,19 @@ _SCHEMA = (
 
 _EXPECTED = {
     "count": "an integer >= 1, at most 2**53",
-    "bits": "an integer >= 0, at most 2**53",
+    "bits": "an integer >= 0, at most 64",
+    "width": "an integer >= 1, at most 64 (bits)",
     "range": "two integers [low, high] with low <= high, within +-2**53",
+    "exponents": "two integers [low, high] with low <= high, within +-64",
     "bool": "true or false",
     "float": "a number >= 0, finite",
     "str": "a string",
+    "conventions": f"one of {', '.join(fx.CONVENTIONS)}",
 }
 
 
 MAX_INT = 2**53  # integers beyond this are refused (and floats are exact below it)
+MAX_BITS = 64  # bit widths, and exponents in either direction (a shift beyond leaves an int64)
 MAX_FILE_BYTES = 1 << 20  # a target file is a page of TOML
 
 
@@ -152,14 +159,19 @@ def _valid(kind: str, value) -> bool:
     if kind == "count":
         return _is_int(value) and value >= 1
     if kind == "bits":
-        return _is_int(value) and value >= 0
-    if kind == "range":
-        return (isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)
+        return _is_int(value) and 0 <= value <= MAX_BITS
+    if kind == "width":
+        return _is_int(value) and 1 <= value <= MAX_BITS
+    if kind in ("range", "exponents"):
+        bound = MAX_BITS if kind == "exponents" else MAX_INT
+        return (isinstance(value, list) and len(value) == 2 and all(_is_int(v) and abs(v) <= bound for v in value)
                 and value[0] <= value[1])
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "float":
         return (_is_int(value) or isinstance(value, float) and math.isfinite(value)) and value >= 0
+    if kind == "conventions":
+        return value in fx.CONVENTIONS
     return isinstance(value, str)
 
 
@@ -201,7 +213,7 @@ def parse_target(data: dict, path: str) -> Target:
         if spec.section in ("energy", "timing"):
             costs[spec.section][spec.key] = value if spec.kind == "str" else float(value)
         else:
-            values[spec.attr] = tuple(value) if spec.kind == "range" else value
+            values[spec.attr] = tuple(value) if spec.kind in ("range", "exponents") else value
     return Target(**values, energy=Energy(**costs["energy"]), timing=Timing(**costs["timing"]))
 
 

@@ -15,16 +15,18 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .atomic import atomic_path
+from . import budget
+from .atomic import atomic_path, check_writable, refuse_existing
 from .datasets import NUM_CLASSES, dataset_name, load_dataset, split_info
 from .encoding import ENCODINGS, encode, input_kind, make_encoding
 from .errors import NeurodeployError
-from .models.arch import parse_arch
+from .models.arch import layer_shapes, parse_arch
 from .models.checkpoint import save_checkpoint
 from .models.losses import DESIRED_TRAINS, LOSSES, ce_loss, count_loss, desired_train, kernel_loss, mse_loss
 from .models.network import NeuronLayer, SpikingNetwork, predict
@@ -32,6 +34,8 @@ from .models.qat import enable_qat, fix_scales, qat_entry
 from .models.rules import BPSA_VARIANTS, READOUTS, RULES, TSSL_GRADS, Rule, make_rule
 
 EVAL_BATCH = 500
+PARAMETER_BYTES = 16  # float32 weight, gradient and AdamW's two moments
+ACTIVATION_BYTES = 16  # float32 values kept a neuron and step for the backward pass, about
 DEFAULT_LR = 5e-3
 # Recipes that reach the digits targets (>= 97% for the MLPs, >= 98% for the CNNs; docs/training.md)
 DIGITS_RECIPES = {
@@ -242,6 +246,19 @@ def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int
     return loss_sum / total, correct / total
 
 
+def _require_memory(cfg: TrainConfig, sample_shape: tuple[int, ...], rule: Rule, kind: str) -> None:
+    """Parameters (with gradients and AdamW's moments) and a batch's activations over the steps, from the
+    architecture's shapes (the network is built on the meta device: nothing allocated)."""
+    arch = parse_arch(cfg.arch)
+    with torch.device("meta"):
+        params = sum(p.numel() for p in SpikingNetwork(arch, sample_shape, rule, kind).parameters())
+    neurons = math.prod(sample_shape) + sum(math.prod(shape) for shape in layer_shapes(arch, sample_shape))
+    values = cfg.batch_size * cfg.steps * neurons
+    budget.require(params * PARAMETER_BYTES + values * ACTIVATION_BYTES,
+                   f"--arch {cfg.arch}: training {params} parameters and {neurons} neurons a sample over "
+                   f"{cfg.steps} steps, batches of {cfg.batch_size}")
+
+
 def _warn(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr)
 
@@ -258,6 +275,7 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     torch.set_num_threads(cfg.threads or default_threads())
     x_tr, y_tr, x_te, y_te = _load(cfg, data)
     sample_shape = tuple(x_tr.shape[2:] if data == "nmnist" else x_tr.shape[1:])
+    _require_memory(cfg, sample_shape, rule, input_kind(encoding))
     torch.manual_seed(cfg.seed)
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
@@ -294,6 +312,8 @@ def train(cfg: TrainConfig, log=print, warn=_warn) -> TrainResult:
     split = split_info(data, **({"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}))
     if cfg.limit is not None:
         split["train_limit"] = int(cfg.limit)
+    if cfg.data_root is not None and data != "digits":
+        split["data_root"] = str(Path(cfg.data_root).expanduser().resolve())
     skip = ("progress", "device", "threads", "data_root", "target")
     training = {**{k: v for k, v in asdict(cfg).items() if k not in skip}, "target": qat and qat["target"],
                 "lr": lr, "loss": loss_name, "optimizer": "AdamW", "schedule": "OneCycleLR", "history": history}
@@ -346,6 +366,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--epochs", type=int, default=d.epochs, help="default %(default)s")
     a("--seed", type=int, default=d.seed, help="default %(default)s")
     a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
+    a("--force", action="store_true", help="overwrite an existing checkpoint")
     a("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     a("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
     a("--weight-decay", type=float, default=d.weight_decay)
@@ -385,6 +406,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``neurodeploy train``; bad arguments or data raise a :class:`NeurodeployError` subclass."""
+    check_writable(args.output)  # refused now, not after the training
+    refuse_existing([args.output], args.force)
     result = train(config_from_args(args))
     with atomic_path(args.output) as tmp:
         torch.save(result.checkpoint, tmp)

@@ -12,5 +12,16 @@ else
   echo "##  Install Python 3.10 (python3.10 or pyenv) to run them.             ##"
   echo "########################################################################"
 fi
+GOLDEN="${NEURODEPLOY_CONFORMANCE:-$ROOT/../shared/conformance/lava-dl}"
+if [ -f "$GOLDEN/tiny.net" ]; then
+  echo "== lava-dl golden data from $GOLDEN"
+else
+  echo "########################################################################"
+  echo "##  NO LAVA-DL GOLDEN DATA at $GOLDEN"
+  echo "##  The conformance tests against lava-dl's files are SKIPPED.         ##"
+  echo "##  Get them: bash scripts/get-conformance.sh DIR, then                ##"
+  echo "##  export NEURODEPLOY_CONFORMANCE=DIR and run this script again.      ##"
+  echo "########################################################################"
+fi
 cd "$ROOT"
 exec "$PY" -m pytest -q -p no:cacheprovider "$@"

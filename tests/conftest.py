@@ -1,7 +1,9 @@
 """Shared fixtures: lava-dl's golden data and the Lava interpreter.
 
 Tests that need either skip with a reason when it is absent, except under CI
-(CI=true), where its absence is a failure: there they must run.
+(CI=true), where its absence is a failure: there they must run. A test module
+that imports an optional extra which is not installed (a core-only install has
+no torch) is reported as skipped, naming the extra.
 """
 
 from __future__ import annotations
@@ -12,9 +14,29 @@ from pathlib import Path
 import pytest
 
 from neurodeploy.backends.lava_env import lava_python
+from neurodeploy.extras import missing_extra
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport | None:
+    """A test module whose import needs a missing extra: one skip naming it, not an error."""
+    if not isinstance(collector, pytest.Module):
+        return None
+    try:
+        collector.obj  # noqa: B018 (imports the module; pytest keeps it for collection)
+    except pytest.skip.Exception:  # the module skips itself: pytest's own report says so
+        return None
+    except collector.CollectError as err:
+        cause = err.__cause__
+        extra = missing_extra(cause) if isinstance(cause, ModuleNotFoundError) else None
+        if extra is None:
+            return None
+        reason = f"Skipped: needs the '{extra}' extra (no module named {cause.name!r})"
+        return pytest.CollectReport(collector.nodeid, "skipped", (str(collector.path), 0, reason), [])
+    return None
 
 
 def _missing(reason: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import numpy as np
 
 
@@ -18,3 +21,15 @@ def nmnist_bytes(rows) -> bytes:
         x, y, p, ts = int(x), int(y), int(p), int(ts)
         out += bytes([x, y, (p << 7) | (ts >> 16), (ts >> 8) & 0xFF, ts & 0xFF])
     return bytes(out)
+
+
+def mnist_folder(root: Path, n: int = 20) -> Path:
+    """A torchvision-layout MNIST folder under ``root`` with ``n`` random images a split."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(np.arange(n) % 10))
+    return root

@@ -31,12 +31,15 @@ WAIT_SECONDS = 120  # for the child to reach its staging folder on a loaded mach
 PAUSED_EXPORT = textwrap.dedent("""
     import runpy, sys, time
     import neurodeploy.export as export
-    write = export._write
-    def paused(fmt, q, path):
-        write(fmt, q, path)
-        while True:  # short sleeps: a signal that reaches another thread is handled at the next one
-            time.sleep(0.02)
-    export._write = paused
+    writer = export._writer
+    def paused_writer(fmt):
+        write = writer(fmt)
+        def paused(q, path):
+            write(q, path)
+            while True:  # short sleeps: a signal that reaches another thread is handled at the next one
+                time.sleep(0.02)
+        return paused
+    export._writer = paused_writer
     sys.argv = ["neurodeploy", *sys.argv[1:]]
     runpy.run_module("neurodeploy", run_name="__main__")
 """)

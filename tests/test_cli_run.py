@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 
 from neurodeploy.cli import main
 from neurodeploy.commands.inspect import synapse_count
 from neurodeploy.exporters.netx import read_netx, write_netx
-from neurodeploy.netlist import Conv, CubaNeuron, Dense, Netlist
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Netlist
 from neurodeploy.sim import conv2d, simulate
 
 COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
@@ -68,7 +69,8 @@ def test_run_saves_what_simulate_computes(conformance_dir, tiny_bias, tmp_path):
     rec = simulate(read_netx(conformance_dir / "tiny.net"), 20, bias=np.load(tiny_bias), record=("s", "u", "v"),
                    reset_interval=17)
     with np.load(out) as saved:
-        expected = {f"{n}{i}" for n in "suv" for i in range(3)} | set(COUNTERS) | {"layers", "output_counts"}
+        expected = {f"{n}{i}" for n in "suv" for i in range(3)} | set(COUNTERS)
+        expected |= {"layers", "output_counts", "conventions"}
         assert set(saved.files) == expected
         for name in "suv":
             for i in range(3):
@@ -151,3 +153,69 @@ def test_run_in_lava_gives_the_simulators_arrays(dense_file, tmp_path, lava_exe)
         for key in ("s0", "u0", "v0", "s1", "u1", "v1", "spike_count"):
             assert np.array_equal(sim[key], lava[key]), key
         assert "synaptic_events" not in lava.files  # Lava does not count them
+
+
+PILOTNET = "gts/pilotnet_lif"
+
+
+def test_run_conventions_loihi2_gives_the_chip_trace_past_the_reset(conformance_dir, tmp_path):
+    image = np.load(conformance_dir / PILOTNET / "image.npy").transpose(2, 1, 0)
+    np.save(tmp_path / "image.npy", image.astype(np.int32))
+    golden = np.load(conformance_dir / PILOTNET / "conv-1-v.npy").transpose(3, 2, 1, 0)  # (x, y, f, t) -> t, C, H, W
+    for conventions, mismatches in (("loihi2", 0), ("lava", None)):
+        out = tmp_path / f"{conventions}.npz"
+        assert main(["run", str(conformance_dir / PILOTNET / "network.net"), "--steps", "24", "--input-bias",
+                     str(tmp_path / "image.npy"), "--reset-interval", "16", "--record", "v",
+                     "--conventions", conventions, "-o", str(out)]) == 0
+        with np.load(out) as saved:
+            assert str(saved["conventions"]) == conventions
+            wrong = int(np.count_nonzero(saved["v2"][0] != golden))
+        assert wrong == 0 if mismatches == 0 else wrong > 0
+
+
+def test_run_refuses_loihi2_conventions_on_the_lava_backend(dense_file, tmp_path, capsys):
+    spikes = np.zeros((4, 6), np.int8)
+    np.save(tmp_path / "in.npy", spikes)
+    code = main(["run", str(dense_file), "--steps", "4", "--input", str(tmp_path / "in.npy"), "--backend", "lava",
+                 "--conventions", "loihi2", "-o", str(tmp_path / "out.npz")])
+    assert code == 2
+    assert "conventions" in capsys.readouterr().err
+    assert not (tmp_path / "out.npz").exists()
+
+
+@pytest.fixture
+def shapeless_conv(tmp_path):
+    """A conv -> flatten -> dense netx file laid out as SLAYER's export_hdf5 writes it: no input layer, no shape."""
+    rng = np.random.default_rng(3)
+    net = Netlist([Conv(rng.integers(-90, 91, (4, 2, 3, 3)), CubaNeuron(3, 100, 200, 6), in_shape=(2, 7, 9),
+                        stride=(2, 2), padding=(1, 1)), Flatten((4, 4, 5)),
+                   Dense(rng.integers(-90, 91, (3, 80)), CubaNeuron(3, 100, 200, 6))], input_shape=(2, 7, 9))
+    write_netx(net, tmp_path / "full.net")
+    path = tmp_path / "slayer.net"
+    with h5py.File(tmp_path / "full.net", "r") as src, h5py.File(path, "w") as dst:
+        assert src["layer/0/type"][0] == b"input"
+        for i in range(1, len(src["layer"])):
+            src.copy(src[f"layer/{i}"], dst.require_group("layer"), name=str(i - 1))
+    return net, path
+
+
+def test_a_netx_file_without_input_shape_takes_it_from_the_input_or_the_option(shapeless_conv, tmp_path, capsys):
+    net, path = shapeless_conv
+    spikes = np.random.default_rng(4).random((2, 12, 2, 7, 9)) < 0.4
+    np.save(tmp_path / "in.npy", spikes.astype(np.int8))
+    assert main(["run", str(path), "--steps", "12", "--input", str(tmp_path / "in.npy"), "-o", str(tmp_path / "a.npz")]) == 0
+    expected = simulate(net, 12, spikes=spikes)
+    with np.load(tmp_path / "a.npz") as saved:
+        assert expected.s[2].any()
+        assert np.array_equal(saved["s2"], expected.s[2])
+    assert main(["inspect", str(path), "--input-shape", "2,7,9"]) == 0
+    assert "input shape 2x7x9" in capsys.readouterr().out
+    assert main(["map", str(path), "--target", "loihi1", "--input-shape", "2,7,9", "--steps", "12"]) == 0  # odd mixed weights: 9 bits
+    assert read_netx(path, input_shape=(2, 7, 9)).layers[0].shape == (4, 4, 5)
+
+
+def test_a_netx_file_without_input_shape_says_what_to_give(shapeless_conv, capsys):
+    _, path = shapeless_conv
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "--input-shape C,H,W" in err and "/layer/0" in err

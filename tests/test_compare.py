@@ -176,7 +176,7 @@ def test_load_test_samples_refuses_no_samples():
 @pytest.fixture(scope="module", params=["direct", "rate"])
 def checkpoint(request, tmp_path_factory):
     """A tiny digits model trained for one epoch on 128 samples, one per encoding."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     from neurodeploy.train import TrainConfig, train
 
@@ -221,3 +221,36 @@ def test_compare_refuses_a_dataset_of_another_shape(checkpoint, tmp_path):
     q = quantize_model(fm, target, calibrate=0)
     with pytest.raises(CompareError, match=r"takes samples shaped \(1, 8, 8\), dataset digits has \(1, 8, 4\)"):
         compare_and_report(checkpoint, fm, q, target, x[..., :4], y, tmp_path, "digits", plots=False, progress=False)
+
+
+def test_report_names_the_host_layer_and_the_raster_sample(checkpoint, tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["compare", str(checkpoint), "--samples", "20", "--calibrate", "16", "--no-progress",
+                 "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    text = (out / "report.md").read_text()
+    host = report["host_layer"]
+    if report["source"]["encoding"] == "direct":
+        assert host["description"] == "dense 64->32, synapses on the host" and host["host_multiply_adds"] == 64 * 32
+        assert report["layers"][0]["description"] == report["hardware"]["layers"][0]["description"] == host["description"]
+        assert "input 32" not in text and "not on the chip, and not in the energy or latency figures" in text
+    else:
+        assert host is None and "synapses on the host" not in text
+    sample = report["raster_sample"]
+    labels = np.load(out / "labels.npy")
+    assert sample["index"] == 0 and sample["label"] == labels[0]
+    spikes_run = main(report["reproduce"]["argv"]) == 0 and np.load(out / "out.npz")[report["reproduce"]["output_key"]]
+    assert sample["quantized"] == decode_predictions(spikes_run, tuple(report["run"]["output_window"]))[0]
+
+
+def test_compare_refuses_to_overwrite_a_report_without_force(checkpoint, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", str(checkpoint), "--samples", "4", "--calibrate", "0", "--no-progress", "--no-plots",
+            "-o", str(out)]
+    assert main(args) == 0
+    before = (out / "report.md").read_text()
+    (out / "report.md").write_text("kept")
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "report.md" in capsys.readouterr().err and (out / "report.md").read_text() == "kept"
+    assert main([*args, "--force"]) == 0 and (out / "report.md").read_text() == before

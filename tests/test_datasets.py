@@ -12,6 +12,7 @@ from neurodeploy.datasets import DIGITS_SPLIT, DatasetError, bin_events, load_da
 
 
 def test_digits_split_is_fixed_and_stratified():
+    pytest.importorskip("sklearn")
     x, y = load_dataset("digits", split="train")
     xt, yt = load_dataset("digits", split="test")
     assert x.shape == (1347, 1, 8, 8) and xt.shape == (450, 1, 8, 8)

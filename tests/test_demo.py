@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from neurodeploy.cli import main
+
+pytest.importorskip("torch")
 
 
 def test_demo_trains_exports_compares_and_reports(tmp_path, capsys):

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from datafiles import mnist_folder
+
 from neurodeploy.cli import main
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import encoded_inputs, export_model, load_float_model, quantize_model
@@ -149,3 +151,43 @@ def test_loihi1_and_loihi2_exports_differ_where_their_weight_bits_do(tmp_path):
     assert (one.weight_bits, two.weight_bits) == (9, 8)  # Loihi 1: sign + 8 bits; Loihi 2 (Lava): 8 with the sign
     assert np.any(one.weight % 2) and not np.any(two.weight % 2)
     assert (tmp_path / "loihi1" / "m.net").read_bytes() != (tmp_path / "loihi2" / "m.net").read_bytes()
+
+
+def test_export_as_typed_uses_the_training_folder_and_without_it_exports_uncalibrated(tmp_path, capsys):
+    data = mnist_folder(tmp_path / "data")
+    model = tmp_path / "model.pt"
+    assert main(["train", "--dataset", "mnist", "--data-root", str(data), "--arch", "784-16-10", "--steps", "4",
+                 "--epochs", "1", "--threads", "1", "--no-progress", "-o", str(model)]) == 0
+    out = tmp_path / "export"
+    assert main(["export", str(model), "--target", "loihi2", "-o", str(out)]) == 0
+    assert "no calibration" not in capsys.readouterr().out
+    calibration = json.loads((out / "export.json").read_text())["calibration"]
+    assert calibration == {"samples": 20, "method": "max", "data_root": str(data.resolve())}
+
+    data.rename(tmp_path / "moved")
+    assert main(["export", str(model), "--target", "loihi2", "-o", str(out), "--force"]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "calibration" in line]
+    assert len(said) == 1 and said[0].startswith("no calibration: dataset 'mnist' has no data folder")
+    assert str(data.resolve()) in said[0] and "no longer exists" in said[0]
+    calibration = json.loads((out / "export.json").read_text())["calibration"]
+    assert calibration["samples"] == 0 and "--data-root" in calibration["reason"]
+    assert read_netx(out / "model.net").layers[-1].weight.any()
+
+    assert main(["export", str(model), "--target", "loihi2", "-o", str(out), "--force",
+                 "--data-root", str(tmp_path / "moved")]) == 0
+    assert json.loads((out / "export.json").read_text())["calibration"]["samples"] == 20
+    assert main(["export", str(model), "-o", str(out), "--force", "--calibration", "rate"]) == 2
+    assert "calibration 'rate' needs calibration samples" in capsys.readouterr().err
+
+
+def test_export_names_the_host_layer_of_the_direct_encoding(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "out"
+    assert main(["export", str(ckpt), "--target", "loihi2", "-o", str(out), "--calibrate", "8"]) == 0
+    assert ("layer 0 (dense 64->32, synapses on the host): its 2,048 multiply-adds a sample run on the host "
+            "(m.input.npz holds them); its neurons run on the chip") in capsys.readouterr().out
+    host = json.loads((out / "export.json").read_text())["host_layer"]
+    assert host["host_multiply_adds"] == 64 * 32 and "not in the energy" in host["note"]
+    rate = _checkpoint(tmp_path / "r.pt", encoding="rate")
+    assert main(["export", str(rate), "--target", "loihi2", "-o", str(tmp_path / "r"), "--calibrate", "8"]) == 0
+    assert json.loads((tmp_path / "r" / "export.json").read_text())["host_layer"] is None

@@ -4,12 +4,12 @@ clean error naming the file and the key, never a crash."""
 from __future__ import annotations
 
 import copy
-import tomllib
 from importlib import resources
 
 import pytest
 
 from fuzzing import byte_corrupter, cases, corrupt_tree, fuzz, to_toml, toml_value
+from neurodeploy.targets import tomllib  # the standard library's, or tomli on Python 3.10
 from neurodeploy.targets import load_target
 
 BYTE_CASES = 600

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neurodeploy import fixed_point as fx
 from neurodeploy.exporters.netx import read_netx
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist
 from neurodeploy.sim import simulate
@@ -20,7 +21,6 @@ PILOTNET_TRACES = {
     0: ("input", 0), 1: ("conv-0", 1), 2: ("conv-1", 2), 3: ("conv-2", 3), 4: ("conv-3", 4),
     5: ("conv-4", 5), 7: ("fc-0", 6), 8: ("fc-1", 7), 9: ("fc-2", 8),
 }
-HW_SPIKE_V = 128  # Loihi 2 shows v = 128 on the step a neuron spikes; Lava and we show 0
 
 
 def chw_t(golden: np.ndarray) -> np.ndarray:
@@ -90,12 +90,29 @@ def test_dense_current_and_spikes(conformance_dir):
 # ---------------------------------------------------------------------------- PilotNet on Loihi 2
 
 
-@pytest.fixture(scope="module")
-def pilotnet(conformance_dir):
+def pilotnet_run(conformance_dir, conventions: str):
     net = read_netx(conformance_dir / "gts/pilotnet_lif/network.net")
     image = np.load(conformance_dir / "gts/pilotnet_lif/image.npy").transpose(2, 1, 0)
     return simulate(net, PILOTNET_STEPS, bias=image.astype(np.int64), record=("s", "u", "v"),
-                    reset_interval=PILOTNET_RESET)
+                    reset_interval=PILOTNET_RESET, conventions=conventions)
+
+
+@pytest.fixture(scope="module")
+def pilotnet(conformance_dir):
+    """PilotNet under Lava's conventions."""
+    return pilotnet_run(conformance_dir, "lava")
+
+
+@pytest.fixture(scope="module")
+def pilotnet_chip(conformance_dir):
+    """PilotNet under Loihi 2's conventions."""
+    return pilotnet_run(conformance_dir, "loihi2")
+
+
+def golden_trace(conformance_dir, layer: int, var: str) -> np.ndarray:
+    stem, _ = PILOTNET_TRACES[layer]
+    suffix = "" if var == "s" else f"-{var}"
+    return xyf_t(np.load(conformance_dir / f"gts/pilotnet_lif/{stem}{suffix}.npy"))
 
 
 def before_second_reset(k: int) -> slice:
@@ -103,35 +120,56 @@ def before_second_reset(k: int) -> slice:
     return slice(0, PILOTNET_RESET + k)
 
 
+TRACED = [(i, var) for i in sorted(PILOTNET_TRACES) for var in "suv" if var == "s" or i > 1]  # no u/v of 0, 1
+
+
+@pytest.mark.parametrize("layer,var", TRACED)
+def test_pilotnet_chip_every_step(pilotnet_chip, conformance_dir, layer, var):
+    """Under the loihi2 conventions every recorded value equals the chip's, all 24 steps, past the reset."""
+    golden = golden_trace(conformance_dir, layer, var)
+    ours = getattr(pilotnet_chip, var)[layer][0].reshape(golden.shape)
+    _, k = PILOTNET_TRACES[layer]
+    past = golden[PILOTNET_RESET + k:]  # from Lava's second reset of the layer on (none within 24 steps for fc-2)
+    assert past.size == 0 or np.abs(past).max() > 0
+    assert np.count_nonzero(ours != golden) == 0
+
+
+@pytest.mark.parametrize("layer,var", [(i, v) for i, v in TRACED if i not in (0, 9)])
+def test_pilotnet_lava_conventions_part_from_the_chip_past_the_reset(pilotnet, conformance_dir, layer, var):
+    """Lava's reset timing differs from the chip's from layer k's second reset on (fc-2's barely moves)."""
+    golden = golden_trace(conformance_dir, layer, var)
+    ours = getattr(pilotnet, var)[layer][0].reshape(golden.shape)
+    _, k = PILOTNET_TRACES[layer]
+    past = slice(PILOTNET_RESET + k, None)
+    assert np.count_nonzero(ours[past] != golden[past]) > 0
+
+
 @pytest.mark.parametrize("layer", sorted(PILOTNET_TRACES))
 def test_pilotnet_spikes(pilotnet, conformance_dir, layer):
-    stem, k = PILOTNET_TRACES[layer]
-    golden = xyf_t(np.load(conformance_dir / f"gts/pilotnet_lif/{stem}.npy"))
+    golden = golden_trace(conformance_dir, layer, "s")
     ours = pilotnet.s[layer][0].reshape(golden.shape)
-    steps = before_second_reset(k)
+    steps = before_second_reset(PILOTNET_TRACES[layer][1])
     assert np.array_equal(ours[steps], golden[steps])
 
 
 @pytest.mark.parametrize("layer", [i for i in sorted(PILOTNET_TRACES) if i > 1])  # no u/v traces of layers 0, 1
 def test_pilotnet_current(pilotnet, conformance_dir, layer):
-    stem, k = PILOTNET_TRACES[layer]
-    golden = xyf_t(np.load(conformance_dir / f"gts/pilotnet_lif/{stem}-u.npy"))
+    golden = golden_trace(conformance_dir, layer, "u")
     ours = pilotnet.u[layer][0].reshape(golden.shape)
-    steps = before_second_reset(k)
+    steps = before_second_reset(PILOTNET_TRACES[layer][1])
     assert np.abs(golden[steps]).max() > 0
     assert np.array_equal(ours[steps], golden[steps])
 
 
 @pytest.mark.parametrize("layer", [i for i in sorted(PILOTNET_TRACES) if i > 1])
 def test_pilotnet_voltage_except_the_spike_step(pilotnet, conformance_dir, layer):
-    stem, k = PILOTNET_TRACES[layer]
-    steps = before_second_reset(k)
-    golden = xyf_t(np.load(conformance_dir / f"gts/pilotnet_lif/{stem}-v.npy"))[steps]
+    steps = before_second_reset(PILOTNET_TRACES[layer][1])
+    golden = golden_trace(conformance_dir, layer, "v")[steps]
     ours = pilotnet.v[layer][0][steps].reshape(golden.shape)
     spiked = pilotnet.s[layer][0][steps].reshape(golden.shape)
     assert spiked.any()
     assert np.all(ours[spiked] == 0)
-    assert np.all(golden[spiked] == HW_SPIKE_V)
+    assert np.all(golden[spiked] == fx.LOIHI2_SPIKE_V)
     assert np.array_equal(ours[~spiked], golden[~spiked])
 
 

@@ -153,3 +153,14 @@ def test_run_lava_records_only_what_was_asked(lava_exe):
     sim = simulate(net, 6, spikes=spikes, reset_interval=None)
     assert set(rec.s) == {0, 1} and not rec.u and not rec.v
     np.testing.assert_array_equal(rec.s[1], sim.s[1])
+
+
+@pytest.mark.lava
+def test_lava_runs_report_their_stages_and_cases_in_a_log(lava_exe, capsys):
+    rng = np.random.default_rng(8)
+    net = _dense_net(rng)
+    cases = [LavaCase(net, 12, spikes=rng.random((2, 12, 14)) < 0.5) for _ in range(3)]
+    run_lava_cases(cases)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("lava: starting ") and lines[1].startswith("lava: Lava imported (")
+    assert "lava: 3/3 cases, 72/72 steps" in lines and lines[-1].startswith("lava: done (")

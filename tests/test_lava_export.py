@@ -53,3 +53,39 @@ def test_exported_digits_model_runs_in_lava_netx_like_the_simulator(tmp_path, la
     last = net.neuron_layers[-1]
     assert expected.s[last].any(), "the model must spike for the comparison to mean anything"
     np.testing.assert_array_equal(lava.s[max(lava.s)], expected.s[last])  # keyed by the file's layers
+
+
+@pytest.mark.lava
+def test_the_printed_lava_dl_call_loads_the_export_with_our_spikes(tmp_path, lava_exe, capsys, monkeypatch):
+    """`export` prints the call; lava-dl, given that call verbatim, spikes as the simulator on real test
+    digits. The same file loaded without the call's arguments gives other spikes."""
+    import json
+
+    from neurodeploy.backends.lava import run_lava_dl_call
+    from neurodeploy.cli import main
+    from neurodeploy.models import save_checkpoint
+    from neurodeploy.quantize import input_bias
+    from neurodeploy.sim import simulate
+
+    cfg = TrainConfig(rule="tssl", arch="64-128-10", steps=5, epochs=2, encoding="direct", progress=False, device="cpu")
+    result = train(cfg, log=lambda *a, **k: None)
+    save_checkpoint(tmp_path / "digits.pt", result.model, **{k: result.checkpoint[k] for k in (
+        "encoding", "steps", "dataset", "split", "float_test_accuracy", "seed")})
+    monkeypatch.chdir(tmp_path)  # the call names the file as the user gave it: relative to here
+    assert main(["export", "digits.pt", "--target", "loihi2", "--calibrate", "64", "-o", "out"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if "netx.hdf5.Network(" in line]
+    assert len(printed) == 1
+    call = printed[0].split("net = ", 1)[1]
+    assert json.loads((tmp_path / "out/export.json").read_text())["lava_dl_call"] == call
+    net = read_netx(tmp_path / "out/digits.net")
+    assert net.reset_interval and f"reset_interval={net.reset_interval}" in call
+    with np.load(tmp_path / "out/digits.input.npz") as transform:
+        x, _ = load_dataset("digits", split="test")
+        bias = input_bias({k: transform[k] for k in transform.files}, x[:SAMPLES])
+    steps = net.output_window[1]
+    expected = simulate(net, steps, bias=bias).s[net.neuron_layers[-1]]
+    assert expected.sum() > 0, "the output layer must spike for the comparison to mean anything"
+    lava = run_lava_dl_call(call, steps, bias=bias)
+    assert np.count_nonzero(lava.s[max(lava.s)] != expected) == 0
+    bare = run_lava_dl_call("netx.hdf5.Network(net_config='out/digits.net')", steps, bias=bias)
+    assert np.count_nonzero(bare.s[max(bare.s)] != expected) > 0

@@ -199,3 +199,27 @@ def test_write_report_writes_json_and_markdown(tmp_path):
     assert loaded["layers"][0]["weights_clipped"] == 5
     assert paths["markdown"].read_text() == render_markdown(report)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
+
+
+def test_markdown_gives_the_count_of_differing_samples_then_their_indices():
+    text = render_markdown(_report())
+    assert "- samples where the predictions differ: **1**; their indices: 2\n" in text
+    many = render_markdown({**_report(), "accuracy": {**_report()["accuracy"],
+                                                      "disagreeing_samples": list(range(100, 137))}})
+    assert "differ: **37**; the first 20 of their indices: 100, 101," in many and "119" in many and "120" not in many
+
+
+def test_markdown_says_how_many_samples_each_backend_ran():
+    report = _report()
+    assert "quantized side run in the simulator on all 4 samples." in render_markdown(report)
+    report["lava"] = {"backend": "Lava fixed_pt CPU models", "samples": 3, "spike_match": 1.0,
+                      "prediction_match": 3, "accuracy": 1.0, "sim_accuracy": 1.0}
+    assert "in the simulator on all 4 samples, and in Lava on 3 of them" in render_markdown(report)
+
+
+def test_accuracy_plot_range_zooms_to_the_intervals_within_0_to_100():
+    from neurodeploy.plots import accuracy_range
+
+    bottom, top = accuracy_range([(92.2, 89.4, 94.4), (92.7, 89.9, 94.7), (99.3, 98.1, 99.8)])
+    assert 85 < bottom < 89.4 and 99.8 < top <= 100
+    assert accuracy_range([(1.0, 0.0, 3.0), (2.0, 0.5, 4.0)])[0] == 0.0

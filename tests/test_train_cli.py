@@ -1,6 +1,5 @@
 """``python -m neurodeploy.train``: a short run end to end, and clear errors for bad arguments."""
 
-import gzip
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from datafiles import idx_bytes, nmnist_bytes
+from datafiles import mnist_folder, nmnist_bytes
 
 from neurodeploy.train import main
 
@@ -52,16 +51,6 @@ def test_unknown_rule_is_refused_by_the_parser(tmp_path, capsys):
     assert "invalid choice: 'stdp'" in capsys.readouterr().err
 
 
-def _fake_mnist(root, n=20):
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for prefix in ("train", "t10k"):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(np.arange(n) % 10))
-
-
 def _fake_nmnist(root, per_class=2):
     rng = np.random.default_rng(1)
     for split in ("Train", "Test"):
@@ -78,10 +67,22 @@ def _fake_nmnist(root, per_class=2):
 @pytest.mark.parametrize("dataset, arch, extra", [("mnist", "8C5s2-P2-10", ["--encoding", "rate"]),
                                                  ("nmnist", "2x34x34-4C5s3-P2-10", [])])
 def test_trains_from_local_files(tmp_path, dataset, arch, extra):
-    (_fake_mnist if dataset == "mnist" else _fake_nmnist)(tmp_path / "data")
+    (mnist_folder if dataset == "mnist" else _fake_nmnist)(tmp_path / "data")
     out = tmp_path / "m.pt"
     args = ["--dataset", dataset, "--data-root", str(tmp_path / "data"), "--arch", arch, "--steps", "4",
             "--epochs", "1", "--threads", "1", "--no-progress", "-o", str(out), *extra]
     assert main(args) == 0
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["dataset"] == dataset and ckpt["encoding"]["name"] == ("rate" if dataset == "mnist" else "events")
+
+
+def test_an_existing_checkpoint_is_refused_before_training_without_force(tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"earlier")
+    args = ["--arch", "64-8-10", "--steps", "2", "--epochs", "1", "--limit", "20", "--threads", "1",
+            "--no-progress", "-o", str(out)]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert f"{out} exist(s); pass --force to overwrite" in captured.err and "epoch" not in captured.out
+    assert out.read_bytes() == b"earlier"
+    assert main([*args, "--force"]) == 0 and torch.load(out, weights_only=True)["steps"] == 2

@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections import deque
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +33,7 @@ import numpy as np
 from neurodeploy.backends.lava_env import lava_in_process, lava_python
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+from neurodeploy.progress import Progress, parse_event
 from neurodeploy.sim import RECORDABLE, Recording
 
 NO_LAVA = "no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_PYTHON"
@@ -91,7 +93,7 @@ def run_lava_cases(cases: Sequence[LavaCase]) -> list[Recording]:
     if lava_in_process():
         from neurodeploy.backends.lava_worker import run_cases
 
-        return run_cases(list(cases))
+        return run_cases(list(cases), progress=Progress("lava"))
     return _in_subprocess("cases", lambda path: write_cases(path, cases))
 
 
@@ -126,7 +128,33 @@ def run_netx_in_lava(
     if lava_in_process():
         from neurodeploy.backends.lava_worker import run_netx
 
-        return run_netx(spec, arrays)
+        return run_netx(spec, arrays, Progress("lava"))
+    return _in_subprocess("netx", lambda p: _save(p, spec, arrays))[0]
+
+
+def run_lava_dl_call(
+    call: str,
+    steps: int,
+    bias: np.ndarray | None = None,
+    spikes: np.ndarray | None = None,
+    record: tuple[str, ...] = ("s",),
+) -> Recording:
+    """:func:`run_netx_in_lava` with the network built by ``call``, a ``netx.hdf5.Network(...)`` call as
+    :func:`neurodeploy.exporters.netx.lava_dl_call` prints it (its arguments are read as literals; a
+    relative ``net_config`` is taken from this process's working folder)."""
+    from neurodeploy.exporters.netx import lava_dl_call_arguments
+
+    path = Path(str(lava_dl_call_arguments(call).get("net_config", "")))
+    if not path.is_file():
+        raise LavaError(f"{call}: net_config {str(path)!r} is not a file")
+    _check_record(record)
+    spec = {"call": call, "cwd": os.getcwd(), "path": str(path.resolve()), "steps": int(steps),
+            "record": list(record)}
+    arrays = {k: np.asarray(v) for k, v in (("bias", bias), ("spikes", spikes)) if v is not None}
+    if lava_in_process():
+        from neurodeploy.backends.lava_worker import run_netx
+
+        return run_netx(spec, arrays, Progress("lava"))
     return _in_subprocess("netx", lambda p: _save(p, spec, arrays))[0]
 
 
@@ -188,18 +216,43 @@ def _in_subprocess(mode: str, write_input) -> list[Recording]:
     with tempfile.TemporaryDirectory(prefix="neurodeploy-lava-") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         write_input(src)
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         cmd = [exe, "-m", "neurodeploy.backends.lava_worker", mode, str(src), str(dst)]
+        progress = Progress("lava")
+        progress({"stage": f"starting {exe}"})
         try:
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            proc = subprocess.Popen(cmd, env=worker_env(Path(tmp)), cwd=tmp, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
         except OSError as err:
             raise LavaError(f"cannot start the Lava interpreter {exe}: {err}") from err
-        if done.returncode != 0 or not dst.exists():
-            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-            raise LavaError(f"the Lava run with {exe} failed (exit status {done.returncode}):\n{tail}")
+        tail: deque[str] = deque(maxlen=15)  # the worker's last lines of its own, for an error
+        with proc:
+            for line in proc.stderr:
+                event = parse_event(line.rstrip("\n"))
+                if event is None:
+                    tail.append(line.rstrip("\n"))
+                else:
+                    progress(event)
+        progress.close()
+        if proc.returncode != 0 or not dst.exists():
+            lines = "\n".join(tail).strip()
+            raise LavaError(f"the Lava run with {exe} failed (exit status {proc.returncode}):\n{lines}")
+        progress({"stage": "done"})
         return read_recordings(dst)
+
+
+def worker_env(tmp: Path) -> dict[str, str]:
+    """The Lava interpreter's environment: this process's, with neurodeploy alone on its path.
+
+    Only a link to this package goes on PYTHONPATH, never the folder it is installed in
+    nor the caller's PYTHONPATH: those hold this interpreter's packages (numpy 2 among
+    them), which Lava's Python 3.10 must not import.
+    """
+    path = tmp / "package"
+    path.mkdir()
+    (path / "neurodeploy").symlink_to(Path(__file__).resolve().parents[1], target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env["PYTHONPATH"] = str(path)
+    return env
 
 
 # --- the exchange format: plain arrays plus one JSON string ----------------------

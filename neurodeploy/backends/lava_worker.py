@@ -18,6 +18,7 @@ Everything runs with ``Loihi2SimCfg(select_tag='fixed_pt')``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -44,7 +45,9 @@ from lava.proc.lif.process import LIF, LIFReset
 
 from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava import LavaCase, _load, read_cases, write_recordings
+from neurodeploy.exporters.netx import lava_dl_call_arguments
 from neurodeploy.netlist import Dense, Flatten, Input, Netlist
+from neurodeploy.progress import event_line
 from neurodeploy.sim import Recording
 
 
@@ -288,10 +291,19 @@ def _split(data: np.ndarray, where: list, steps: list[int]) -> list[Traces]:
     return out
 
 
-def _in_groups(builders: list[Builder], steps: list[int], record, size: int, timings) -> list[Traces]:
+def _in_groups(builders: list[Builder], steps: list[int], record, size: int, timings, progress=None,
+               owner: list[int] | None = None) -> list[Traces]:
+    """Run the samples ``size`` at a time; after each group ``progress`` (if any) gets the units done
+    (cases, by ``owner``: each sample's case, in order; else samples) and steps done."""
     out: list[Traces] = []
+    ends = {k: i + 1 for i, k in enumerate(owner or ())}  # each case's samples end here
     for g in range(0, len(builders), size):
         out += run_group(builders[g:g + size], steps[g:g + size], record, timings)
+        if progress is not None:
+            done = len(out)
+            units = [done, len(builders), "samples"] if len(ends) < 2 else [
+                sum(end <= done for end in ends.values()), len(ends), "cases"]
+            progress({"units": units, "steps": [sum(steps[:done]), sum(steps)]})
     return out
 
 
@@ -323,10 +335,12 @@ def _case_builders(case: LavaCase) -> list[Builder]:
     return [builder(b) for b in range(case.batch())]
 
 
-def run_cases(cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict | None = None) -> list[Recording]:
+def run_cases(cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict | None = None,
+              progress=None) -> list[Recording]:
     """Run every sample of every case, ``group_size`` samples a Lava run, and stack them per case.
 
-    ``timings`` accumulates seconds as in :func:`run_group`.
+    ``timings`` accumulates seconds as in :func:`run_group`; ``progress`` takes events as
+    :class:`neurodeploy.progress.Progress` does.
     """
     builders, steps, owner = [], [], []
     record = tuple(sorted({v for case in cases for v in case.record}))
@@ -335,7 +349,7 @@ def run_cases(cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict
             builders.append(builder)
             steps.append(case.steps)
             owner.append(k)
-    traces = _in_groups(builders, steps, record, group_size, timings)
+    traces = _in_groups(builders, steps, record, group_size, timings, progress, owner)
     return [
         _recording([t for t, o in zip(traces, owner) if o == k], case.steps, case.record, case.net.neuron_layers[-1])
         for k, case in enumerate(cases)
@@ -355,7 +369,7 @@ def _recording(traces: list[Traces], steps: int, record, last: int) -> Recording
     return rec
 
 
-def run_netx(spec: dict, arrays: dict[str, np.ndarray]) -> Recording:
+def run_netx(spec: dict, arrays: dict[str, np.ndarray], progress=None) -> Recording:
     """Run a netx file through lava-dl's ``netx.hdf5.Network``, one sample a Lava run."""
     steps, record = int(spec["steps"]), tuple(spec["record"])
     spikes, bias = arrays.get("spikes"), arrays.get("bias")
@@ -367,6 +381,8 @@ def run_netx(spec: dict, arrays: dict[str, np.ndarray]) -> Recording:
         sample_spikes = None if spikes is None else spikes[b, :steps]
         sample_bias = _sample(bias, b, per_sample)
         traces += run_group([lambda _: _build_netx(spec, sample_spikes, sample_bias, layers)], [steps], record)
+        if progress is not None:
+            progress({"units": [b + 1, batch, "samples"], "steps": [(b + 1) * steps, batch * steps]})
     return _recording(traces, steps, record, _netx_blocks(layers)[-1])
 
 
@@ -374,12 +390,12 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
     from lava.lib.dl.netx import hdf5
 
     input_shape = None if spikes is None else tuple(reversed(spikes.shape[1:]))
-    net = hdf5.Network(
-        net_config=spec["path"],
-        reset_interval=spec["reset_interval"],
-        reset_offset=spec["reset_offset"],
-        input_shape=input_shape,
-    )
+    if "call" in spec:  # the call a user makes, its relative paths from the caller's folder
+        os.chdir(spec["cwd"])
+        net = hdf5.Network(**lava_dl_call_arguments(spec["call"]))
+    else:
+        net = hdf5.Network(net_config=spec["path"], reset_interval=spec["reset_interval"],
+                           reset_offset=spec["reset_offset"], input_shape=input_shape)
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
     if spikes is not None:
@@ -418,12 +434,17 @@ def _netx_layers(path: str) -> list[tuple[str, tuple[int, ...], bool]]:
     return layers
 
 
+def _report(event: dict) -> None:
+    print(event_line(event), file=sys.stderr, flush=True)
+
+
 def main(argv: list[str]) -> int:
     mode, src, dst = argv
+    _report({"stage": "Lava imported"})
     if mode == "cases":
-        recs = run_cases(read_cases(Path(src)))
+        recs = run_cases(read_cases(Path(src)), progress=_report)
     else:
-        recs = [run_netx(*_load(Path(src)))]
+        recs = [run_netx(*_load(Path(src)), progress=_report)]
     with atomic_path(dst) as tmp:
         write_recordings(tmp, recs)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from neurodeploy import faults
+from neurodeploy.commands.run import add_conventions
 from neurodeploy.compare import BACKENDS
 from neurodeploy.quantize import CALIBRATIONS
 
@@ -13,9 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train'")
     parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a target TOML file (default loihi2)")
     parser.add_argument("--dataset", help="dataset of the test samples (default: the model's)")
-    parser.add_argument("--data-root", metavar="DIR", help="folder of the dataset (all but digits)")
+    parser.add_argument("--data-root", metavar="DIR", help="folder of the dataset, all but digits (default: the "
+                        "folder the model was trained from, if it still exists)")
     parser.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples")
+    add_conventions(parser, "the simulator's (default: the target's [run] conventions; Lava's check always uses lava)")
     parser.add_argument("--lava-samples", type=int, default=8, metavar="N", help="samples run in Lava (default 8)")
     parser.add_argument("--samples", type=int, metavar="N", help="first N test samples (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="encoding seed (batch b uses seed + b; default 0)")
@@ -29,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
+    parser.add_argument("--force", action="store_true", help="overwrite the report files of an earlier run")
     parser.add_argument("--strict", action="store_true",
                         help="exit 2 (after writing the report) on any numerical fault: weights or biases clipped, "
                         "thresholds beyond 17 bits, u wraps or v saturations on the compared samples")
@@ -64,24 +68,27 @@ def print_summary(report: dict, paths: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from neurodeploy.atomic import check_writable
     from neurodeploy.compare import CompareError, compare_and_report, load_test_samples
     from neurodeploy.datasets import DatasetError, dataset_name
-    from neurodeploy.export import load_float_model, quantize_model
+    from neurodeploy.export import data_folder, load_float_model, quantize_model
     from neurodeploy.targets import load_target
 
+    check_writable(args.output, folder=True)
     target = load_target(args.target)
     fm = load_float_model(args.model)
     try:
         dataset = dataset_name(args.dataset or fm.meta["dataset"])
         extra = {"steps": fm.steps} if dataset == "nmnist" else {}
-        x, y = load_test_samples(dataset, args.data_root, args.samples, **extra)
+        root = data_folder(fm, args.data_root) if dataset == fm.meta["dataset"] else args.data_root
+        x, y = load_test_samples(dataset, root, args.samples, **extra)
         q = quantize_model(fm, target, args.calibrate, args.calibration, args.data_root)
     except DatasetError as err:
         raise CompareError(str(err)) from err
     reference = load_target(args.cost_reference) if args.cost_reference else None
     report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
                                        args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
-                                       reference)
+                                       reference, args.conventions, args.force)
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)

@@ -65,14 +65,23 @@ def export(checkpoint: Path, target, out_dir: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    from neurodeploy.atomic import check_writable, staged_outputs
     from neurodeploy.commands.compare import print_summary
-    from neurodeploy.compare import compare_and_report, load_test_samples
-    from neurodeploy.export import load_float_model
     from neurodeploy.targets import load_target
 
     out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     target, reference = load_target(TARGET), load_target(COST_REFERENCE)
+    with staged_outputs(check_writable(out_dir, folder=True)):  # all of the files or none
+        report, paths = _demo(args, out_dir, target, reference)
+    print()
+    print_summary(report, paths)
+    return 0
+
+
+def _demo(args: argparse.Namespace, out_dir: Path, target, reference) -> tuple[dict, dict]:
+    from neurodeploy.compare import compare_and_report, load_test_samples
+    from neurodeploy.export import load_float_model
+
     checkpoint = train_model(out_dir, args.epochs, args.seed, args.progress)
     exported = export(checkpoint, target, out_dir / "export")
     for kind, path in exported.files.items():
@@ -80,8 +89,5 @@ def run(args: argparse.Namespace) -> int:
     print("[3/3] comparing the float model with the quantized netlist on the digits test split")
     fm = load_float_model(checkpoint)
     x, y = load_test_samples("digits", None, None)
-    report, paths = compare_and_report(checkpoint, fm, exported.quantized, target, x, y, out_dir / "report",
-                                       "digits", seed=args.seed, progress=args.progress, cost_reference=reference)
-    print()
-    print_summary(report, paths)
-    return 0
+    return compare_and_report(checkpoint, fm, exported.quantized, target, x, y, out_dir / "report", "digits",
+                              seed=args.seed, progress=args.progress, cost_reference=reference, force=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neurodeploy.quantize import CALIBRATIONS
+from neurodeploy.quantize import CALIBRATIONS, host_layer, layer_labels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="calibration samples from the training split (0: none; default 256)")
     parser.add_argument("--calibration", choices=CALIBRATIONS, default="max",
                         help="weight range: largest weight, a percentile, or the best spike-rate match")
-    parser.add_argument("--data-root", help="folder of the dataset, for datasets other than digits")
+    parser.add_argument("--data-root", help="folder of the dataset, for datasets other than digits "
+                        "(default: the folder the model was trained from, if it still exists)")
     parser.add_argument("--dt", type=float, help="time step for NIR graphs (default: the graph's own)")
     parser.add_argument("--steps", type=int, help="time steps a sample for NIR graphs")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -36,19 +37,31 @@ def run(args: argparse.Namespace) -> int:
                           args.force, args.data_root, args.dt, args.steps, args.strict)
     q = result.quantized
     net = q.netlist
+    if not q.calibration.get("samples"):
+        print(f"no calibration: {q.calibration.get('reason')}; quantized from the weights alone")
     print(f"{args.model} -> {target.name}: {len(q.layers)} neuron layers, all design rules pass")
     for layer in q.layers:
         print(f"  layer {layer.index} {layer.kind:5s} scale {layer.scale:10.4g}  weight bits {layer.weight_bits}  "
               f"exp {layer.weight_exp:3d}  "
               f"vth {layer.vth:6d}  du {layer.du:4d}  dv {layer.dv:4d}  clipped w/b {layer.weights_clipped}/"
               f"{layer.biases_clipped}")
+    host = host_layer(q)
+    if host is not None:
+        print(f"  layer 0 ({host['description']}): its {host['host_multiply_adds']:,} multiply-adds a sample run on the "
+              f"host ({result.files['input_transform'].name} holds them); its neurons run on the chip")
     print(f"run {net.output_window[1]} steps a sample; reset interval {net.reset_interval}, "
           f"output window {net.output_window[0]}..{net.output_window[1] - 1}")
     counts = numerical_faults(q)
-    calibrated = "on the calibration samples" if args.calibrate else "not simulated: no calibration"
-    print(f"numerical faults (quantizer; u and v {calibrated}): {faults.total(counts)}")
-    for line in faults.lines(counts, faults.layer_labels(net)):
+    where = "quantizer; u and v on the calibration samples" if q.calibration.get("samples") else "quantizer only"
+    print(f"numerical faults ({where}): {faults.total(counts)}")
+    for line in faults.lines(counts, layer_labels(q)):
         print(f"  {line}")
     for kind, path in result.files.items():
         print(f"  wrote {kind:15s} {path}")
+    if "netx" in result.files:
+        from neurodeploy.exporters.netx import lava_dl_call
+
+        print(f"lava-dl computes the simulator's spikes (conventions lava; {target.name}'s are "
+              f"{target.conventions}) from {result.files['netx']} loaded by this call:")
+        print(f"  from lava.lib.dl import netx; net = {lava_dl_call(result.files['netx'], net)}")
     return 0

@@ -6,6 +6,9 @@ import argparse
 
 import numpy as np
 
+from neurodeploy.errors import printable
+from neurodeploy.commands.run import add_input_shape
+
 COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "vth", "du", "dv",
            "neurons", "synapses")
 
@@ -14,12 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurodeploy.netio import READERS
 
     parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
+    add_input_shape(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.netio import load_netlist
+    from neurodeploy.commands.run import load_network
 
-    print(describe(load_netlist(args.net), str(args.net)))
+    print(describe(load_network(args), str(args.net)))
     return 0
 
 
@@ -30,11 +34,11 @@ def describe(net, title: str) -> str:
     synapses = sum(synapse_count(layer) for layer in net.layers)
     rows.append(("", "total", "", "", "", "", "", "", "", "", "", str(neurons), str(synapses)))
     widths = [max(len(str(row[c])) for row in rows + [COLUMNS]) for c in range(len(COLUMNS))]
-    lines = [title]
+    lines = [printable(title)]
     if net.input_shape is not None:
         lines.append(f"input shape {_dims(net.input_shape)} (C, H, W)")
     reset = "never" if net.reset_interval is None else f"every {net.reset_interval} steps (offset {net.reset_offset})"
-    lines.append(f"reset: {reset}; latency {net.latency} steps")
+    lines.append(f"reset: {reset}; latency {net.latency} step{'' if net.latency == 1 else 's'}")
     if net.output_window is not None:
         lines.append(f"output window: steps {net.output_window[0]} .. {net.output_window[1] - 1}")
     for key, value in net.meta.get("simulation", {}).items():
@@ -46,7 +50,7 @@ def describe(net, title: str) -> str:
 
 def layer_row(index: int, layer) -> tuple[str, ...]:
     """One table row: type, shape, synapse geometry and encoding, neuron parameters, sizes."""
-    kind = layer.kind + (f" {layer.name}" if layer.name else "")
+    kind = layer.kind + (f" {printable(layer.name)}" if layer.name else "")
     kernel = stride = padding = bits = exp = "-"
     if layer.kind == "conv":
         kernel = _dims(layer.weight.shape[2:]) + (f" d{_dims(layer.dilation)}" if max(layer.dilation) > 1 else "")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeploy.commands.run import add_conventions, add_input_shape
+
 DEFAULT_RATE = 0.1
 
 
@@ -23,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--input", help="input spikes .npy, (steps, *input shape) or (batch, steps, *input shape): "
                       "simulate and count the operations")
     data.add_argument("--input-bias", help="input layer bias .npy, (*shape) or (batch, *shape): simulate and count")
+    add_conventions(parser, "of the simulation that counts operations (default: the target's [run] conventions)")
+    add_input_shape(parser)
     parser.add_argument("--per-core", action="store_true", help="list every core's use")
 
 
@@ -57,7 +61,7 @@ def _steps(args, net, spikes) -> int:
     raise NeurodeployError(f"{args.net}: the netlist states no sample length; give --steps")
 
 
-def _activity(args, net, mapping, spikes, bias, steps: int):
+def _activity(args, net, mapping, spikes, bias, steps: int, conventions: str):
     """Measured counts when input data is given, otherwise the stated rate assumption."""
     from neurodeploy.errors import InputFileError
     from neurodeploy.mapping import assumed_activity, measured_activity
@@ -66,7 +70,7 @@ def _activity(args, net, mapping, spikes, bias, steps: int):
     if spikes is None and bias is None:
         return assumed_activity(mapping, steps, args.rate)
     try:
-        return measured_activity(simulate(net, steps, spikes=spikes, bias=bias))
+        return measured_activity(simulate(net, steps, spikes=spikes, bias=bias, conventions=conventions))
     except ValueError as err:
         raise InputFileError(f"{args.input or args.input_bias}: {err}") from err
 
@@ -107,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
 
     from neurodeploy.drc import DesignRuleError, check, unchecked
     from neurodeploy.mapping import MappingError, estimate_cost, map_network, network_wiring
-    from neurodeploy.netio import load_netlist
+    from neurodeploy.commands.run import load_network
     from neurodeploy.targets import load_target
 
-    net = load_netlist(args.net)
+    net = load_network(args)
     target = load_target(args.target)
     if args.chips:
         target = dataclasses.replace(target, chips=args.chips)
@@ -127,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     missing = unchecked(target)
     if missing:
         print(f"not checked (the target gives no figure): {', '.join(missing)}")
-    for line in estimate_cost(mapping, _activity(args, net, mapping, spikes, bias, steps)).lines():
+    conventions = args.conventions or target.conventions
+    if spikes is not None or bias is not None:
+        print(f"conventions: {conventions}")
+    for line in estimate_cost(mapping, _activity(args, net, mapping, spikes, bias, steps, conventions)).lines():
         print(line)
     if violations:
         raise DesignRuleError(violations, target)

@@ -5,7 +5,7 @@ spikes shaped (batch, steps, *input shape) or (steps, *input shape); ``--input-b
 holds the input layer's bias mantissas shaped like the layer, optionally with a
 leading batch axis. The output ``.npz`` holds ``s{i}``, ``u{i}``, ``v{i}`` of every
 neuron layer i (batch, steps, *layer shape), the per-layer counters aligned with
-``layers``, and ``output_counts``.
+``layers``, ``output_counts``, and the run ``conventions`` used.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import tokenize
 
 import numpy as np
 
-from neurodeploy.errors import InputFileError
+from neurodeploy import budget
+from neurodeploy.errors import InputFileError, NeurodeployError
 
 COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
 INT32 = 1 << 31
@@ -30,11 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=_positive, required=True, metavar="T", help="time steps to run")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="SPIKES.npy", help="input spikes (batch, T, *input shape)")
+    add_input_shape(parser)
     source.add_argument("--input-bias", metavar="BIAS.npy", help="input layer bias mantissas ([batch,] *layer shape)")
     parser.add_argument("--reset-interval", type=_non_negative, metavar="N",
                         help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
     parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
                         help="our bit-accurate simulator (default) or Lava's fixed-point models")
+    add_conventions(parser, "lava (Lava's fixed_pt, the default) or loihi2 (Loihi 2 silicon)")
     parser.add_argument("--record", type=_record, default=("s", "u", "v"), metavar="s,u,v",
                         help="variables to save (default s,u,v)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="output file")
@@ -44,24 +47,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeploy.atomic import atomic_path
-    from neurodeploy.netio import load_netlist
+    from neurodeploy.atomic import atomic_path, check_writable
 
-    net = load_netlist(args.net)
+    check_writable(args.output)
+    net = load_network(args)
     spikes = load_spikes(args.input, net, args.steps) if args.input else None
     bias = load_bias(args.input_bias, net) if args.input_bias else None
     reset = -1 if args.reset_interval is None else (args.reset_interval or None)
+    conventions = args.conventions or "lava"
     if args.backend == "lava":
-        from neurodeploy.backends.lava import run_lava as execute
+        from neurodeploy.backends.lava import run_lava
+
+        if conventions != "lava":
+            raise NeurodeployError(f"--backend lava computes Lava's conventions only, not {conventions}")
+        rec = run_lava(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset)
     else:
-        from neurodeploy.sim import simulate as execute
-    rec = execute(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset)
+        from neurodeploy.sim import simulate
+
+        rec = simulate(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset,
+                       conventions=conventions)
     arrays = recording_arrays(rec, args.backend == "sim")
+    arrays["conventions"] = np.array(conventions)
     with atomic_path(args.output) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
     spikes_out = ", ".join(f"{i}: {rec.spike_count[i]}" for i in sorted(rec.spike_count))
-    print(f"{args.net}: {args.steps} steps, batch {rec.batch}, backend {args.backend}; spikes by layer {spikes_out}")
+    print(f"{args.net}: {args.steps} steps, batch {rec.batch}, backend {args.backend}, conventions {conventions}; "
+          f"spikes by layer {spikes_out}")
     print(f"wrote {args.output}")
     if args.backend != "sim":  # Lava's models wrap and saturate alike but do not count; the simulator does
         from neurodeploy.sim import simulate
@@ -69,6 +81,36 @@ def run(args: argparse.Namespace) -> int:
         rec = simulate(net, args.steps, spikes=spikes, bias=bias, record=(), reset_interval=reset)
     report_faults(rec, net, args.net, args.strict)
     return 0
+
+
+def add_input_shape(parser: argparse.ArgumentParser) -> None:
+    """The ``--input-shape`` option, for netx files that give no input shape."""
+    parser.add_argument("--input-shape", type=_shape, metavar="C,H,W",
+                        help="input shape of a netx file that gives none (lava-dl's SLAYER export of a conv "
+                        "network); taken from --input's spikes where given")
+
+
+def load_network(args: argparse.Namespace):
+    """The netlist in ``args.net``; a netx file without an input shape takes the shape of ``--input``'s
+    spikes (batch, steps, C, H, W) or (steps, C, H, W), else ``--input-shape``."""
+    from neurodeploy.exporters.netx import InputShapeUnknown
+    from neurodeploy.netio import load_netlist
+
+    try:
+        return load_netlist(args.net)
+    except InputShapeUnknown:
+        spikes = getattr(args, "input", None)
+        shape = npy_shape(spikes)[-3:] if spikes and len(npy_shape(spikes)) >= 4 else args.input_shape
+        if shape is None:
+            raise
+        return load_netlist(args.net, shape)
+
+
+def add_conventions(parser: argparse.ArgumentParser, default: str) -> None:
+    """The ``--conventions`` option: when resets fall and what a trace shows (see fixed_point.CONVENTIONS)."""
+    from neurodeploy.fixed_point import CONVENTIONS
+
+    parser.add_argument("--conventions", choices=CONVENTIONS, help=f"run conventions: {default}")
 
 
 def report_faults(rec, net, source: str, strict: bool) -> None:
@@ -124,8 +166,19 @@ def load_array(path: str) -> np.ndarray:
     return arr
 
 
-def _check_npy_header(fh, path: str) -> None:
-    """Refuse what is not a .npy file of numbers whose data the file holds in full."""
+def npy_shape(path: str) -> tuple[int, ...]:
+    """The shape a .npy file declares, read from its checked header alone."""
+    try:
+        with open(path, "rb") as fh:
+            return _check_npy_header(fh, path)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except OSError as err:
+        raise InputFileError(f"{path}: not a readable .npy array: {err}") from None
+
+
+def _check_npy_header(fh, path: str) -> tuple[int, ...]:
+    """Refuse what is not a .npy file of numbers whose data the file holds in full; returns its shape."""
     from numpy.lib import format as npy
 
     try:
@@ -150,6 +203,8 @@ def _check_npy_header(fh, path: str) -> None:
     held = os.fstat(fh.fileno()).st_size - fh.tell()
     if held < declared:
         raise InputFileError(f"{path}: the header declares shape {shape} ({declared} bytes), the file holds {held}")
+    budget.require(math.prod(shape) * max(dtype.itemsize, 8), f"{path}: shape {shape} read as 64-bit integers")
+    return tuple(shape)
 
 
 def load_spikes(path: str, net, steps: int) -> np.ndarray:
@@ -206,6 +261,16 @@ def _at_least(text: str, lo: int) -> int:
     if value < lo:
         raise argparse.ArgumentTypeError(f"{text}: must be >= {lo}")
     return value
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1 or max(dims) > 1 << 20:
+        raise argparse.ArgumentTypeError(f"{text}: expected C,H,W, three integers in 1..{1 << 20}")
+    return dims
 
 
 def _record(text: str) -> tuple[str, ...]:

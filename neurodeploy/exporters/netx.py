@@ -26,6 +26,7 @@ input layer (C, H, W), ``name`` of a layer, and ``/simulation/resetInterval``,
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import os
@@ -37,12 +38,22 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import MAX_ELEMENTS, open_hdf5
-from neurodeploy.netlist import MAX_DELAY, READOUTS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+from neurodeploy.netlist import (
+    MAX_DELAY,
+    MAX_LAYERS,
+    READOUTS,
+    Conv,
+    CubaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    NetlistError,
+)
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
 NEURON_TYPES = ("CUBA", "LOIHI")
 UNSUPPORTED = ("dense_rec", "dense_comp", "pool", "average", "concat", "convT", "unpool")
-MAX_LAYERS = 10_000
 INT32 = 1 << 31
 # netx's neuron when a dense layer has no neuron group: a non-leaky integrator
 DEFAULT_NEURON = CubaNeuron(vth=1 << 17, du=-1, dv=4096, bias_exp=NETX_BIAS_EXP)
@@ -53,6 +64,10 @@ class NetxExportError(NeurodeployError):
 
 
 # --------------------------------------------------------------------------- weights
+
+
+class InputShapeUnknown(InputFileError):
+    """A netx file whose first layer needs an input shape the file does not give."""
 
 
 def netx_weight_encoding(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -295,7 +310,10 @@ def _read_input(r: _Reader, base: str, first: bool) -> Input | None:
 
 def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
     if in_shape is None:
-        raise r.fail(base, "the input shape is unknown: give input_shape (C, H, W)")
+        raise InputShapeUnknown(
+            f"{r.name}: {base}: the file has no input layer and gives no input shape (as lava-dl's SLAYER "
+            "export_hdf5 writes a convolutional network); give it: --input-shape C,H,W or input spikes "
+            "(--input) on the command line, input_shape=(C, H, W) in Python")
     if len(in_shape) != 3:
         raise r.fail(base, f"conv needs a (C, H, W) input, got {in_shape}")
     weight = r.numbers(f"{base}/weight", (4, 5), truncate=True)
@@ -423,6 +441,29 @@ def _read_simulation(r: _Reader) -> dict:
 
 
 # --------------------------------------------------------------------------- writing
+
+
+def lava_dl_call(path: str | os.PathLike, net: Netlist) -> str:
+    """The lava-dl call that loads ``path`` (the file of ``net``) to compute the simulator's spikes.
+
+    netx reads no reset from the file (it ignores ``resetInterval``/``resetOffset``), so
+    the call passes them: without them the layers are never reset.
+    """
+    args = [f"net_config={str(path)!r}"]
+    if net.reset_interval:
+        args += [f"reset_interval={net.reset_interval}", f"reset_offset={net.reset_offset}"]
+    return f"netx.hdf5.Network({', '.join(args)})"
+
+
+def lava_dl_call_arguments(call: str) -> dict:
+    """The keyword arguments of a :func:`lava_dl_call` string, read as literals (nothing is evaluated)."""
+    try:
+        node = ast.parse(call.strip(), mode="eval").body
+        if not (isinstance(node, ast.Call) and ast.unparse(node.func) == "netx.hdf5.Network" and not node.args):
+            raise ValueError("not a call of netx.hdf5.Network with keyword arguments")
+        return {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    except (SyntaxError, ValueError) as err:
+        raise NeurodeployError(f"{call!r}: not a netx.hdf5.Network(...) call of literal keywords: {err}") from None
 
 
 def write_netx(net: Netlist, path: str | os.PathLike) -> None:

@@ -42,7 +42,7 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import H5_ERRORS, open_hdf5
-from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+from neurodeploy.netlist import MAX_LAYERS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
 
 DEFAULT_DT = 1e-4  # seconds a step; snnTorch's fixed NIR convention
 NO_DECAY_STEPS = 2.0**40  # tau, in steps, that stands for "no decay"
@@ -55,6 +55,7 @@ LATENCY_NOTE = (
 # what nir.read raises for a graph it cannot build: HDF5 errors, its asserts and type checks
 NIR_READ_ERRORS = (*H5_ERRORS, ValueError, TypeError, AssertionError, AttributeError, IndexError)
 LAYER_CLASSES = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
+MAX_NODES = 4 * MAX_LAYERS + 2  # a layer is at most reshape, synapse and neurons; plus input and output
 NEURON_SIDE = ("neuron", "bias")  # layer fields kept on the CubaLIF node; the rest on the synapse node
 
 
@@ -362,6 +363,10 @@ def _read_graph(path: str | os.PathLike):
     with open_hdf5(path, "NIR graph") as h5:
         if not isinstance(h5.get("node"), h5py.Group):
             raise InputFileError(f"{path}: not a NIR file: it has no /node group")
+        nodes = len(h5["node"])
+        if nodes > MAX_NODES:
+            raise InputFileError(f"{path}: /node: {nodes} nodes, more than the limit of {MAX_NODES} "
+                                 f"(at most {MAX_LAYERS} layers of a few nodes each)")
     try:
         return nir.read(path)
     except NIR_READ_ERRORS as err:

@@ -18,7 +18,8 @@ key                         value
                             absent, as before readouts existed)
 ``encoding``                ``{"name": "direct"|"rate"|"latency"|"events", ...}``
 ``steps``                   time steps a sample
-``dataset``, ``split``      dataset name and how its train/test split is made
+``dataset``, ``split``      dataset name and how its train/test split is made; ``split.data_root``:
+                            the folder it was read from (absolute), for all but digits
 ``float_test_accuracy``     accuracy of the float model on the test split
 ``seed``                    training seed
 ``evaluation``              ``seed`` and ``batch_size`` with which the test inputs were encoded
@@ -35,14 +36,16 @@ from __future__ import annotations
 import math
 import pickle
 import re
+import reprlib
 import zipfile
 from pathlib import Path
 
 import torch
 
+from neurodeploy import budget
 from neurodeploy.atomic import atomic_path
 from neurodeploy.encoding import make_encoding
-from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.errors import InputFileError, NeurodeployError, printable
 
 from .arch import parse_arch
 from .network import SpikingNetwork
@@ -60,11 +63,14 @@ _TYPES = {
 }
 _OPTIONAL = {"num_classes": (int,), "rule_options": (dict,), "evaluation": (dict,), "training": (dict,),
              "qat": (dict,)}
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+PARAMETER_BYTES = 8  # float32 parameters, twice: the network's and the loaded copy
 MAX_STEPS = 100_000  # time steps a sample
 MAX_INPUT = 1 << 24  # values in one input sample
 # what torch.load raises for a damaged archive or pickle (an UnpicklingError is reported apart)
 TORCH_LOAD_ERRORS = (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-                     AssertionError)  # torch asserts on a damaged persistent id
+                     AssertionError, RecursionError)  # torch asserts on a damaged persistent id
 
 
 class CheckpointError(InputFileError, ValueError):
@@ -138,6 +144,9 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> SpikingNetw
             shapes = {k: tuple(v.shape) for k, v in SpikingNetwork(*args).state_dict().items()}
     except (KeyError, TypeError, ValueError) as err:  # RuleError, ArchError and EncodingError are ValueErrors
         raise CheckpointError(f"{source}: bad or missing entry: {err}") from None
+    elements = sum(math.prod(shape) for shape in shapes.values())
+    budget.require(elements * PARAMETER_BYTES, f"{source}: arch {_short(ckpt['arch'])}: {elements} parameters "
+                   "(the network and the checkpoint's copy)")
     _check_tensors(ckpt["state_dict"], shapes, source)
     model = SpikingNetwork(*args)
     model.load_state_dict(ckpt["state_dict"])
@@ -187,9 +196,15 @@ def _check_tensors(state: dict, shapes: dict[str, tuple[int, ...]], source: str)
             raise CheckpointError(f"{source}: state_dict entry {key!r} has no place in the architecture")
         if not isinstance(value, torch.Tensor) or value.is_complex() or value.dtype == torch.bool:
             raise CheckpointError(f"{source}: state_dict[{key!r}] = {_short(value)}: expected a real tensor")
+        if value.layout != torch.strided:
+            raise CheckpointError(f"{source}: state_dict[{key!r}] is a {value.layout} tensor; only dense tensors are read")
         if tuple(value.shape) != shapes[key]:
             raise CheckpointError(f"{source}: state_dict[{key!r}] has shape {tuple(value.shape)}, the architecture "
                                   f"needs {shapes[key]}")
+        if value.untyped_storage().nbytes() < value.numel() * value.element_size():
+            raise CheckpointError(f"{source}: state_dict[{key!r}] is a view repeating {value.untyped_storage().nbytes()} "
+                                  f"bytes over shape {tuple(value.shape)} (strides {value.stride()}); torch.save of "
+                                  "a network's own tensors stores every value")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{source}: state_dict[{key!r}] holds non-finite values")
 
@@ -199,7 +214,8 @@ def _is_int(value) -> bool:
 
 
 def _short(value) -> str:
-    text = repr(value)
+    """A bounded repr: nested containers are cut at a few levels (a deep nest recurses no further)."""
+    text = printable(_REPR.repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
