@@ -2,8 +2,10 @@
 
     python benchmarks/sim_vs_lava.py [--lava-samples 4]
 
-Two networks: PilotNet (lava-dl's gts/pilotnet_lif/network.net, 15 steps, batch
-1, image.npy as the input layer's bias) and a 784-500-500-10 dense net (256
+Three networks: PilotNet (lava-dl's gts/pilotnet_lif/network.net, 15 steps, batch
+1, image.npy as the input layer's bias), PilotNet SDNN (gts/pilotnet_sdnn/network.net,
+a sigma-delta network with graded spikes: input.npy into its Delta input layer on
+each of 9 steps, as lava-dl's test runs it) and a 784-500-500-10 dense net (256
 samples of 25 steps, 20% input activity). One line each::
 
     NAME lava_s=... sim_s=... ratio=... cpu: ... stepping only: ... steady: ...
@@ -46,6 +48,7 @@ from neurodeploy.netlist import CubaNeuron, Dense, Netlist  # noqa: E402
 from neurodeploy.sim import simulate  # noqa: E402
 
 PILOTNET = Path(os.environ.get("NEURODEPLOY_CONFORMANCE", REPO.parent / "shared" / "conformance" / "lava-dl"))
+PILOTNET_SDNN = PILOTNET / "gts" / "pilotnet_sdnn"
 PILOTNET = PILOTNET / "gts" / "pilotnet_lif"
 DENSE_SAMPLES, DENSE_STEPS, ACTIVITY = 256, 25, 0.2
 STEADY_REPEAT = 10
@@ -57,6 +60,15 @@ def pilotnet_case() -> LavaCase:
     net = read_netx(PILOTNET / "network.net")
     image = np.load(PILOTNET / "image.npy").transpose(2, 1, 0).astype(np.int64)  # (x, y, f) -> (C, H, W)
     return LavaCase(net, 15, bias=image, reset_interval=16)
+
+
+def pilotnet_sdnn_case() -> LavaCase:
+    from neurodeploy.exporters.netx import read_netx
+
+    net = read_netx(PILOTNET_SDNN / "network.net")
+    steps = len(net.neuron_layers)
+    image = np.load(PILOTNET_SDNN / "input.npy").transpose(3, 2, 1, 0)  # (x, y, f, t) -> (t, C, H, W)
+    return LavaCase(net, steps, spikes=np.repeat(image[None], steps, axis=1).astype(np.int64))
 
 
 def dense_case(samples: int) -> LavaCase:
@@ -106,7 +118,7 @@ def lava_side(src: str, dst: str) -> None:
         sim = simulate(case.net, case.steps, spikes=case.spikes, bias=case.bias, reset_interval=case.reset_interval)
         same = all(np.array_equal(rec.s[i], sim.s[i]) for i in sim.s)
         out.append({"total": total, "cpu": cpu, "steps": timings["steps"], "samples": rec.batch, "equal": same})
-        if case.spikes is not None:
+        if case.spikes is not None and not case.net.graded:
             out[-1]["steady_steps_per_s"] = steady_rate(case, STEADY_REPEAT)
     Path(dst).write_text(json.dumps(out))
 
@@ -141,8 +153,8 @@ def main() -> int:
     if exe is None:
         print("no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_PYTHON", file=sys.stderr)
         return 2
-    named = {"pilotnet": pilotnet_case(), "dense784": dense_case(DENSE_SAMPLES)}
-    for_lava = [named["pilotnet"], dense_case(args.lava_samples)]
+    named = {"pilotnet": pilotnet_case(), "pilotnet_sdnn": pilotnet_sdnn_case(), "dense784": dense_case(DENSE_SAMPLES)}
+    for_lava = [named["pilotnet"], named["pilotnet_sdnn"], dense_case(args.lava_samples)]
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "cases.npz", Path(tmp) / "times.json"
         write_cases(src, for_lava)

@@ -17,6 +17,18 @@ ranges Lava itself computes exactly (see :mod:`neurodeploy.backends.lava`):
 - neurons with vth 0..2**17 - 1, du in {-1, 0, 4095} or random, dv in {0, 4096} or
   random, bias mantissas up to the int16 limits with bias_exp -24..24;
 - resets every 1 to 12 steps with offsets 0..3, or none; 4 to 24 steps; batch 1 or 2.
+
+Kind ``delay`` draws the same networks with delays 0..62 in every dense layer.
+Kind ``sdnn`` draws sigma-delta networks (:func:`random_sdnn_case`): a Delta input
+layer, or graded (16-bit) or binary messages into the first synapse; then 1 to 4
+sigma-delta or sigma layers, dense or conv, with thresholds from 0 to the int32
+limit, spike_exp 0..8 and sometimes up to 25, ReLU or no activation, a cumulative
+error or none, biases up to the int32 limit once shifted, and input large enough
+to wrap the int32 state, and delays in a quarter of the dense layers. Lava's conv
+sums graded messages in float32 (torch), so a case is kept only where every conv
+sum stays below 2**24, where that is exact.
+Kind ``recurrent`` draws CUBA or sigma-delta networks whose dense layers (one at
+least) are recurrent, with recurrent weights of the same ranges.
 """
 
 from __future__ import annotations
@@ -28,8 +40,11 @@ import numpy as np
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.backends.lava import LavaCase, check_lava_limits
-from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
-from neurodeploy.sim import RECORDABLE, Recording
+from neurodeploy.netlist import (
+    INT32_MAX, STATE_EXP, Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense,
+    SigmaDeltaNeuron, SigmaNeuron,
+)
+from neurodeploy.sim import RECORDABLE, Recording, simulate
 from neurodeploy.simulators import simulator
 
 INPUT_DRIVE = 2**19
@@ -110,13 +125,13 @@ def _weights(rng: np.random.Generator, shape: tuple[int, ...], mag: int) -> np.n
     return weight
 
 
-def _dense(rng: np.random.Generator, n_in: int) -> Dense:
+def _dense(rng: np.random.Generator, n_in: int, delays: bool = False) -> Dense:
     n_out = int(rng.integers(1, 17))
     weight = _weights(rng, (n_out, n_in), int(rng.choice([8, 64, WEIGHT_MAG])))
     exp = int(rng.choice([-16, 16])) if rng.random() < 0.1 else int(rng.integers(-8, 9))
     delay = None
-    if rng.random() < 0.25:
-        delay = rng.integers(0, int(rng.choice([3, 10, 63])), (n_out, n_in))
+    if delays or rng.random() < 0.25:
+        delay = _delay(rng, n_out, n_in)
     return Dense(
         weight=weight,
         neuron=_neuron(rng),
@@ -125,6 +140,17 @@ def _dense(rng: np.random.Generator, n_in: int) -> Dense:
         weight_bits=int(rng.integers(1, 10 if fx.sign_mode(weight) == "mixed" else 9)),
         delay=delay,
     )
+
+
+def _delay(rng: np.random.Generator, n_out: int, n_in: int) -> np.ndarray:
+    """Delays per synapse, per target (axonal) or per source, or one for all, up to 62.
+
+    The form follows from the drawn delays (their sum modulo 4), so that the draws,
+    and every case after, are those of per-synapse delays alone.
+    """
+    delay = rng.integers(0, int(rng.choice([3, 10, 63])), (n_out, n_in))
+    part = [delay, delay[:, :1], delay[:1], delay[:1, :1]][int(delay.sum()) % 4]
+    return np.broadcast_to(part, (n_out, n_in)).copy()
 
 
 def _conv(rng: np.random.Generator, in_shape: tuple[int, int, int]) -> Conv | None:
@@ -154,8 +180,11 @@ def _spatial(rng: np.random.Generator) -> tuple[int, int, int]:
     return (int(rng.integers(1, 4)), int(rng.integers(2, 8)), int(rng.integers(2, 8)))
 
 
-def random_case(rng: np.random.Generator) -> LavaCase:
-    """One random netlist with its input, within the ranges Lava computes exactly."""
+def random_case(rng: np.random.Generator, delays: bool = False) -> LavaCase:
+    """One random CUBA netlist with its input, within the ranges Lava computes exactly.
+
+    ``delays``: every dense layer has delays.
+    """
     shape: tuple[int, ...] = _spatial(rng) if rng.random() < 0.5 else (int(rng.integers(1, 25)),)
     in_shape, layers = shape, []
     if rng.random() < 0.3:
@@ -166,7 +195,7 @@ def random_case(rng: np.random.Generator) -> LavaCase:
         if layer is None:
             if len(shape) == 3 and rng.random() < 0.5:
                 layers.append(Flatten())
-            layer = _dense(rng, int(np.prod(shape)))
+            layer = _dense(rng, int(np.prod(shape)), delays)
         layers.append(layer)
         shape = layer.shape
     net = Netlist(
@@ -184,21 +213,141 @@ def random_case(rng: np.random.Generator) -> LavaCase:
     return LavaCase(net, steps, spikes=spikes, record=RECORDABLE)
 
 
-def generate_cases(n: int, seed: int = 0) -> list[LavaCase]:
-    """``n`` random cases, the same for the same seed; each within Lava's limits."""
+def _spike_exp(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 26)) if rng.random() < 0.15 else int(rng.integers(0, 9))
+
+
+def _graded_vth(rng: np.random.Generator, spike_exp: int) -> int:
+    limit = INT32_MAX >> (spike_exp + STATE_EXP)
+    return int(rng.choice([0, rng.integers(0, min(limit, 64) + 1), rng.integers(0, limit + 1), limit],
+                          p=[0.25, 0.5, 0.17, 0.08]))
+
+
+def _sigma_delta(rng: np.random.Generator) -> SigmaDeltaNeuron:
+    spike_exp = _spike_exp(rng)
+    return SigmaDeltaNeuron(vth=_graded_vth(rng, spike_exp), spike_exp=spike_exp,
+                            message_bits=int(rng.integers(1, 25)), activation=str(rng.choice(["relu", "none"])),
+                            cum_error=bool(rng.random() < 0.3))
+
+
+def _graded_bias(rng: np.random.Generator, neuron, shape: tuple[int, ...]) -> np.ndarray | None:
+    if not isinstance(neuron, SigmaDeltaNeuron) or rng.random() < 0.3:
+        return None
+    limit = INT32_MAX >> (neuron.spike_exp + STATE_EXP)
+    small = min(limit, 50)
+    return rng.integers(-limit - 1, limit + 1, shape) if rng.random() < 0.2 else rng.integers(-small, small + 1, shape)
+
+
+def _graded_layer(rng: np.random.Generator, shape: tuple[int, ...], last: bool) -> list:
+    neuron = SigmaNeuron(message_bits=int(rng.integers(1, 25))) if rng.random() < (0.5 if last else 0.1) \
+        else _sigma_delta(rng)
+    layer = _conv(rng, shape) if len(shape) == 3 and rng.random() < 0.6 else None
+    out = []
+    if layer is None:
+        if len(shape) == 3 and rng.random() < 0.5:
+            out.append(Flatten())
+        layer = _dense(rng, int(np.prod(shape)))
+    layer.neuron = neuron
+    layer.bias = _graded_bias(rng, neuron, (layer.shape[0],) if rng.random() < 0.7 else layer.shape)
+    if isinstance(layer, Dense) and layer.bias is not None and layer.bias.ndim > 1:
+        layer.bias = layer.bias.reshape(-1)[: layer.shape[0]]
+    return out + [layer]
+
+
+def random_sdnn_case(rng: np.random.Generator) -> LavaCase:
+    """One random sigma-delta netlist with graded input (see the module's docstring)."""
+    shape: tuple[int, ...] = _spatial(rng) if rng.random() < 0.5 else (int(rng.integers(1, 25)),)
+    in_shape, layers, bits = shape, [], 0
+    if rng.random() < 0.5:
+        spike_exp = _spike_exp(rng)
+        neuron = DeltaNeuron(vth=_graded_vth(rng, spike_exp), spike_exp=spike_exp,
+                             message_bits=int(rng.integers(1, 25)), cum_error=bool(rng.random() < 0.3))
+        layers.append(Input(shape=shape, neuron=neuron, bias=np.zeros(shape, int)))
+    else:
+        bits = int(rng.choice([0, 16]))
+    count = int(rng.integers(1, 5))
+    for k in range(count):
+        layers += _graded_layer(rng, shape, k == count - 1)
+        shape = layers[-1].shape
+    net = Netlist(layers, input_shape=None if layers[0].kind == "input" else in_shape, input_message_bits=bits)
+    steps, batch = int(rng.integers(4, 25)), 1 if rng.random() < 0.8 else 2
+    size = (batch, steps) + tuple(in_shape)
+    if bits == 0 and not layers[0].kind == "input":
+        spikes = rng.random(size) < rng.uniform(0.05, 0.6)
+    else:
+        top = int(rng.choice([2**6, 2**12, 2**19, 2**24]))
+        spikes = rng.integers(-top, top + 1, size) * (rng.random(size) < 0.5)
+    return LavaCase(net, steps, spikes=spikes, record=("s", "sigma", "act"))
+
+
+def graded_sums_exact(case: LavaCase) -> bool:
+    """Whether Lava computes the case's graded conv sums exactly: every one below 2**24 (its float32 conv)."""
+    if not case.net.graded:
+        return True
+    rec = simulate(case.net, case.steps, spikes=case.spikes, record=("s",))
+    pre = case.spikes
+    for i in case.net.neuron_layers:
+        layer = case.net.layers[i]
+        top = 0 if pre is None else int(np.abs(pre).max(initial=0))
+        if isinstance(layer, Conv):
+            fan = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0))
+            if (fan << layer.weight_exp) * top >= 2**24:
+                return False
+        pre = rec.s[i]
+    return True
+
+
+def recurrent_case(rng: np.random.Generator) -> LavaCase:
+    """A CUBA or sigma-delta case whose dense layers are recurrent (one at least, none delayed)."""
+    while True:
+        case = random_sdnn_case(rng) if rng.random() < 0.5 else random_case(rng)
+        dense = [i for i, layer in enumerate(case.net.layers) if isinstance(layer, Dense)]
+        if dense:
+            break
+    chosen = [i for i in dense if rng.random() < 0.6] or [int(rng.choice(dense))]
+    for i in chosen:
+        layer = case.net.layers[i]
+        n = layer.shape[0]
+        weight_rec = _weights(rng, (n, n), int(rng.choice([8, 64, WEIGHT_MAG])))
+        bits = layer.weight_bits if fx.sign_mode(weight_rec) == "mixed" else min(layer.weight_bits, 8)
+        case.net.layers[i] = RecurrentDense(weight=layer.weight, neuron=layer.neuron, bias=layer.bias,
+                                            weight_exp=layer.weight_exp, weight_bits=bits, weight_rec=weight_rec)
+    case.net.validate()
+    return case
+
+
+KINDS = ("cuba", "sdnn", "recurrent", "delay")
+DRAW = {"cuba": random_case, "sdnn": random_sdnn_case, "recurrent": recurrent_case,
+        "delay": lambda rng: random_case(rng, delays=True)}
+
+
+def _draw(rng: np.random.Generator, kind: str) -> LavaCase:
+    while True:
+        case = DRAW[kind](rng)
+        if graded_sums_exact(case):
+            return case
+
+
+def generate_cases(n: int, seed: int = 0, kind: str = "cuba") -> list[LavaCase]:
+    """``n`` random cases of ``kind`` (see :data:`KINDS`; ``all`` cycles through them), the same for
+    the same seed; each within Lava's limits."""
+    if kind not in KINDS + ("all",):
+        raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(KINDS + ('all',))}")
     rng = np.random.default_rng(seed)
-    cases = [random_case(rng) for _ in range(n)]
+    kinds = [KINDS[k % len(KINDS)] if kind == "all" else kind for k in range(n)]
+    cases = [_draw(rng, k) for k in kinds]
     for k, case in enumerate(cases):
         check_lava_limits(case, f"generated case {k}")
     return cases
 
 
 def describe(net: Netlist) -> str:
-    """A one-line summary of a netlist: layer kinds and shapes."""
+    """A one-line summary of a netlist: layer kinds, shapes and (sigma-delta) neuron kinds."""
     parts = []
     for layer in net.layers:
         shape = "x".join(str(s) for s in layer.shape)
-        parts.append(f"{layer.kind} {shape}")
+        neuron = getattr(getattr(layer, "neuron", None), "kind", "")
+        parts.append(f"{layer.kind} {shape}" + (f" {neuron}" if neuron else ""))
     return " -> ".join(parts) + (f", reset every {net.reset_interval}" if net.reset_interval else "")
 
 
@@ -211,6 +360,8 @@ def compare(index: int, case: LavaCase, sim: Recording, ref: Recording, keep: in
     found: list[Mismatch] = []
     for var in case.record:
         ours, theirs = getattr(sim, var), getattr(ref, var)
+        if theirs is None:
+            continue
         for layer in ours:
             a, b = ours[layer], theirs.get(layer)
             if b is None or a.shape != b.shape:
@@ -229,13 +380,14 @@ def run_conformance(
     n: int,
     seed: int = 0,
     reference: Callable[[Sequence[LavaCase]], list[Recording]] | None = None,
+    kind: str = "cuba",
     device: str | None = None,
 ) -> Report:
-    """Generate ``n`` cases, run them in the simulator (torch's on ``device`` if given) and in
+    """Generate ``n`` cases of ``kind``, run them in the simulator (torch's on ``device`` if given) and in
     ``reference`` (Lava by default), compare."""
     if reference is None:
         from neurodeploy.backends.lava import run_lava_cases as reference
-    cases = generate_cases(n, seed)
+    cases = generate_cases(n, seed, kind)
     refs = reference(cases)
     failed, total = [], 0
     for k, (case, ref) in enumerate(zip(cases, refs)):

@@ -14,7 +14,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import MappingError, Wiring, describe_layer, map_network, network_wiring, synapse_bits
-from neurodeploy.netlist import Conv, Dense, Flatten, Netlist
+from neurodeploy.netlist import Conv, Dense, Flatten, Netlist, is_graded
 from neurodeploy.targets import Target
 
 
@@ -106,12 +106,15 @@ class _Layer:
 def _layer_violations(index: int, layer, bias, wiring: Wiring | None, target: Target) -> list[Violation]:
     v = _Layer(index, layer)
     neuron = layer.neuron
-    v.in_range("vth", neuron.vth, target.vth)
-    v.in_range("du", neuron.du, target.du)
-    v.in_range("dv", neuron.dv, target.dv)
-    v.in_range("bias exponent", neuron.bias_exp, target.bias_exp)
-    if bias is not None:
-        v.in_range("bias mantissa", bias, target.bias_mantissa)
+    if is_graded(neuron):
+        _graded_neuron_rules(v, neuron, target)
+    else:
+        v.in_range("vth", neuron.vth, target.vth)
+        v.in_range("du", neuron.du, target.du)
+        v.in_range("dv", neuron.dv, target.dv)
+        v.in_range("bias exponent", neuron.bias_exp, target.bias_exp)
+        if bias is not None:
+            v.in_range("bias mantissa", bias, target.bias_mantissa)
     if isinstance(layer, (Dense, Conv)):
         _synapse_rules(v, layer, target)
     if wiring is not None:
@@ -121,6 +124,17 @@ def _layer_violations(index: int, layer, bias, wiring: Wiring | None, target: Ta
         v.add("neurons", n, target.neurons_per_core,
               f"{n} neurons exceed {target.neurons_per_core} neurons a core, and the target does not split layers")
     return v.found
+
+
+def _graded_neuron_rules(v: _Layer, neuron, target: Target) -> None:
+    """A sigma-delta neuron sends graded messages of ``message_bits`` bits; the target must carry them."""
+    bits = neuron.message_bits
+    if not target.graded_spikes:
+        v.add("graded spikes", bits, "binary", f"{neuron.kind} neurons send {bits}-bit graded messages, "
+              f"but target {target.name} has binary spikes only")
+    elif target.graded_spike_bits is not None and bits > target.graded_spike_bits:
+        v.add("message bits", bits, target.graded_spike_bits,
+              f"{bits}-bit graded messages exceed the target's {target.graded_spike_bits} bits")
 
 
 def _synapse_rules(v: _Layer, layer, target: Target) -> None:

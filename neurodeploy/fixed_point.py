@@ -133,3 +133,47 @@ def weight_bits_used(weight: np.ndarray) -> int:
     bits = int(np.bitwise_or.reduce(np.abs(weight), axis=None)) if weight.size else 0
     zeros = min(8, (bits & -bits).bit_length() - 1) if bits else 8
     return max(1, 8 + (sign_mode(weight) == "mixed") - zeros)
+# --------------------------------------------------------------------------- graded spikes (Loihi 2)
+# Lava's fixed_pt Sigma, Delta and SigmaDelta hold their state in int32 numpy arrays:
+# every sum wraps modulo 2**32, and np.abs(-2**31) stays -2**31.
+
+INT32_MAX = 2**31 - 1
+STATE_EXP = 6  # fraction bits of a sigma-delta neuron's state beyond its messages'
+
+
+def wrap32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap into int32, as Lava's int32 state arrays wrap (int32 arrays wrap by themselves)."""
+    return x if x.dtype == np.int32 else wrap_bits(x, 32)
+
+
+def abs32(x: np.ndarray) -> np.ndarray:
+    """``np.abs`` of int32 values: -2**31 stays negative."""
+    return wrap32(np.abs(x))
+
+
+def graded_scale(spike_exp: int) -> int:
+    """The left shift of a sigma-delta threshold, bias and input: spike_exp + state_exp."""
+    return spike_exp + STATE_EXP
+
+
+def delta_encode(act: np.ndarray, prev: np.ndarray, residue: np.ndarray, error: np.ndarray | None,
+                 vth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One step of delta encoding: (message, residue, cumulative error).
+
+    ``d = act - prev + residue`` is sent where ``|d| >= vth`` (with a cumulative
+    error, where ``|error + d| >= vth``; the error clears where a nonzero message
+    goes), else 0; the new residue is ``d - sent``; the message is ``sent >> 6``.
+    """
+    delta = wrap32(act - prev + residue)
+    if error is None:
+        sent = np.where(abs32(delta) >= vth, delta, 0)
+    else:
+        error = wrap32(error + delta)
+        sent = np.where(abs32(error) >= vth, delta, 0)
+        error = np.where(abs32(sent) > 0, 0, error)
+    return sent >> STATE_EXP, wrap32(delta - sent), error
+
+
+def graded_sum(total: np.ndarray, exp: int) -> np.ndarray:
+    """A dense sum of graded messages as Lava's Dense delivers it: int32 dot product, then the exponent."""
+    return wrap32(shift(wrap32(total), exp))

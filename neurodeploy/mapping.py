@@ -14,6 +14,9 @@ another chip crosses chips, one message a destination core.
 The cost of an inference is the operations counted (by the simulator, or from an
 assumed spike rate) times the target's per-operation figures; every term keeps
 its count, unit cost and target key so that a report can print the arithmetic.
+A sigma-delta layer's spikes are graded messages: each carries the layer's
+``message_bits`` (netx's ``messageBits``, 16 by default in lava-dl 0.6's
+``netx.hdf5.Network``), and the payload bits sent are counted beside the spikes.
 """
 
 from __future__ import annotations
@@ -136,6 +139,7 @@ class LayerPlacement:
     neurons: int
     synapses: int
     cores: list[CoreUse]
+    message_bits: int = 0  # bits a graded message carries; 0 for binary spikes
 
 
 @dataclass
@@ -218,7 +222,8 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
         out_edges = (np.bincount(_distinct_edges(wiring[j], core_of[j])[0], minlength=order.size) if j is not None
                      else np.zeros(order.size, np.int64))
         cores = _pack(i, layer, _reorder(wiring[i], order), out_edges[order], target)
-        placements[i] = LayerPlacement(i, describe_layer(layer), order.size, sum(c.synapses for c in cores), cores)
+        placements[i] = LayerPlacement(i, describe_layer(layer), order.size, sum(c.synapses for c in cores), cores,
+                                       getattr(layer.neuron, "message_bits", 0))
         core_of[i] = np.empty(order.size, np.int64)
         core_of[i][order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
     placed = _place_on_chips([placements[i] for i in layers], target)
@@ -350,6 +355,7 @@ class Activity:
     spikes: dict[int, float]
     basis: str
     neuron_spikes: dict[int, np.ndarray] = field(default_factory=dict)  # per neuron (C order), where recorded
+    payload_bits: dict[int, float] = field(default_factory=dict)  # graded layers: messages x message bits
 
     def total(self, name: str) -> float:
         return float(sum(getattr(self, name).values()))
@@ -366,11 +372,13 @@ def measured_activity(recording) -> Activity:
     per = lambda counts: {i: c / recording.batch for i, c in counts.items()}  # noqa: E731
     neuron_spikes = {i: np.count_nonzero(s.reshape(s.shape[0], s.shape[1], -1), axis=(0, 1)) / recording.batch
                      for i, s in recording.s.items()}
+    payload = {i: recording.spike_count[i] * bits for i, bits in recording.message_bits.items()}
     return Activity(
         recording.steps, per(recording.synaptic_events), per(recording.neuron_updates),
         per(recording.spike_count),
         f"measured: simulated {recording.batch} sample(s) x {recording.steps} steps, averaged per sample",
         neuron_spikes,
+        per(payload),
     )
 
 
@@ -385,7 +393,8 @@ def assumed_activity(mapping: Mapping, steps: int, rate: float) -> Activity:
     spikes = {p.index: p.neurons * rate * steps for p in mapping.layers}
     basis = (f"assumed: every neuron and input spikes with probability {rate:g} a step, {steps} steps; "
              "synaptic events = stored synapses x rate x steps")
-    return Activity(steps, events, updates, spikes, basis)
+    payload = {p.index: spikes[p.index] * p.message_bits for p in mapping.layers if p.message_bits}
+    return Activity(steps, events, updates, spikes, basis, payload_bits=payload)
 
 
 @dataclass(frozen=True)
@@ -476,7 +485,7 @@ def estimate_cost(mapping: Mapping, activity: Activity) -> Cost:
     crossing, crossing_notes = _crossing(mapping, activity)
     sources = [s for s in (target.energy.source, target.timing.source) if s] + [f"target file: {target.path}"]
     return Cost(activity, _energy_terms(target, activity), static, step_terms, latency,
-                _energy_notes(target) + notes + crossing_notes, sources, crossing,
+                _energy_notes(target, activity) + notes + crossing_notes, sources, crossing,
                 target.energy.basis, target.timing.basis)
 
 
@@ -511,8 +520,13 @@ def _energy_terms(target: Target, act: Activity) -> list[Term]:
     return terms
 
 
-def _energy_notes(target: Target) -> list[str]:
+def _energy_notes(target: Target, act: Activity | None = None) -> list[str]:
     notes = []
+    if act is not None and act.payload_bits:
+        notes.append(f"graded messages: {act.total('payload_bits'):,.0f} payload bits in "
+                     f"{sum(act.spikes.get(i, 0.0) for i in act.payload_bits):,.0f} messages (the layers' message_bits: "
+                     "netx messageBits, 16 by default in lava-dl 0.6); no energy a payload bit is published, "
+                     "so a graded message costs one spike")
     if target.energy.synaptic_op_pj is None or target.energy.neuron_update_pj is None:
         notes.append(f"target {target.name} publishes no energy per operation: energy is unknown")
     if target.energy.neuron_update_active_pj is not None:

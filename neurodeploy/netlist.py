@@ -1,9 +1,11 @@
 """The integer netlist: the hub every stage after the quantizer reads and writes.
 
 Plain dataclasses over integer numpy arrays; no torch. Shapes are in (C, H, W)
-order for spatial layers and (N,) for dense ones. Every layer with neurons is a
-current-based (CUBA) leaky integrate-and-fire population run with the fixed-point
-semantics of Loihi (see :mod:`neurodeploy.sim`).
+order for spatial layers and (N,) for dense ones. A layer's neurons are either a
+current-based (CUBA) leaky integrate-and-fire population or, in a sigma-delta
+network, Loihi 2's graded-spike neurons (:class:`DeltaNeuron`,
+:class:`SigmaDeltaNeuron`, :class:`SigmaNeuron`), all run with the fixed-point
+semantics of Lava's models (see :mod:`neurodeploy.sim`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import numpy as np
 from neurodeploy import budget
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
+from neurodeploy.fixed_point import INT32_MAX, STATE_EXP
 
 MAX_DELAY = 62
+MAX_MESSAGE_BITS = 24  # a graded spike's payload on Loihi 2
+ACTIVATIONS = ("relu", "none")
 MAX_LAYERS = 256  # layers a netlist may hold (reading a file's layers takes time: its count is bounded first)
 READOUTS = ("spikes", "membrane")  # what a netlist's classes are read from (Netlist.readout)
 
@@ -70,6 +75,122 @@ class CubaNeuron:
         _check_range(layer, "neuron.bias_exp", self.bias_exp, -24, 24)
 
 
+def _check_ints(layer: str, neuron, names: tuple[str, ...]) -> None:
+    for name in names:
+        if not isinstance(getattr(neuron, name), (int, np.integer)) or isinstance(getattr(neuron, name), bool):
+            raise NetlistError(f"{layer}: neuron.{name} must be an integer, got {getattr(neuron, name)!r}")
+
+
+def _check_graded(layer: str, neuron) -> None:
+    """Fields shared by the delta encoders: vth, spike_exp, message_bits, cum_error."""
+    _check_ints(layer, neuron, ("vth", "spike_exp", "message_bits"))
+    if not isinstance(neuron.cum_error, (bool, np.bool_)):
+        raise NetlistError(f"{layer}: neuron.cum_error must be True or False, got {neuron.cum_error!r}")
+    _check_range(layer, "neuron.spike_exp", neuron.spike_exp, 0, 31 - STATE_EXP)
+    _check_range(layer, "neuron.message_bits", neuron.message_bits, 1, MAX_MESSAGE_BITS)
+    _check_range(layer, "neuron.vth", neuron.vth, 0, INT32_MAX >> (neuron.spike_exp + STATE_EXP))
+
+
+@dataclass
+class DeltaNeuron:
+    r"""The delta encoder of a sigma-delta network's input layer (Lava's fixed_pt ``Delta``).
+
+    All in int32 arithmetic, wrapping modulo 2**32, with
+    :math:`e = \mathrm{spike\_exp} + 6`. Each step the input x becomes
+    :math:`a = x \ll e`; :math:`d = a - a_{prev} + r` (r the residue); the
+    encoder sends :math:`d` where :math:`|d| \ge \mathrm{vth} \ll e` (with
+    ``cum_error``, where the accumulated :math:`\epsilon \mathrel{+}= d`
+    passes it; :math:`\epsilon` clears where a message goes), else 0; then
+    :math:`r = d - \mathrm{sent}`, :math:`a_{prev} = a`. The message is
+    :math:`\mathrm{sent} \gg 6` (a floor shift), a graded spike of
+    ``message_bits`` bits.
+    """
+
+    vth: int  # threshold mantissa, compared as vth << (spike_exp + 6)
+    spike_exp: int = 6  # fraction bits of a graded message
+    message_bits: int = 16
+    cum_error: bool = False
+
+    kind = "delta"
+
+    def validate(self, layer: str) -> None:
+        _check_graded(layer, self)
+
+
+@dataclass
+class SigmaDeltaNeuron:
+    r"""A sigma-delta neuron with graded spikes (Lava's fixed_pt ``SigmaDelta``).
+
+    All in int32 arithmetic, wrapping modulo 2**32, with
+    :math:`e = \mathrm{spike\_exp} + 6`. Each step
+    :math:`\sigma \mathrel{+}= a_{in}`; the activation is
+    :math:`a = \max(\sigma + b, 0)` (``relu``) or :math:`\sigma + b` (``none``),
+    with :math:`b = \mathrm{bias} \ll e`; then the delta encoding of
+    :class:`DeltaNeuron` on a: :math:`d = a - a_{prev} + r`, sent where
+    :math:`|d| \ge \mathrm{vth} \ll e`, the message :math:`\mathrm{sent} \gg 6`.
+    """
+
+    vth: int  # threshold mantissa, compared as vth << (spike_exp + 6)
+    spike_exp: int = 6
+    message_bits: int = 16
+    activation: str = "relu"  # "relu" or "none"
+    cum_error: bool = False
+
+    kind = "sigma_delta"
+
+    def validate(self, layer: str) -> None:
+        _check_graded(layer, self)
+        if self.activation not in ACTIVATIONS:
+            raise NetlistError(f"{layer}: neuron.activation = {self.activation!r}, expected one of {ACTIVATIONS}")
+
+
+@dataclass
+class SigmaNeuron:
+    r"""The readout of a sigma-delta network (Lava's fixed_pt ``Sigma``).
+
+    Each step :math:`\sigma \mathrel{+}= a_{in}` (int32, wrapping modulo
+    2**32), and the neuron sends :math:`\sigma` as a graded message of
+    ``message_bits`` bits. It has no bias and no threshold.
+    """
+
+    message_bits: int = 16
+
+    kind = "sigma"
+
+    def validate(self, layer: str) -> None:
+        _check_ints(layer, self, ("message_bits",))
+        _check_range(layer, "neuron.message_bits", self.message_bits, 1, MAX_MESSAGE_BITS)
+
+
+GRADED = (DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron)
+Neuron = Union[CubaNeuron, DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron]
+
+
+def is_graded(neuron) -> bool:
+    """Whether a neuron sends graded spikes (a sigma-delta kind)."""
+    return isinstance(neuron, GRADED)
+
+
+def _check_neuron(label: str, neuron, allowed: tuple[type, ...]) -> None:
+    if not isinstance(neuron, allowed):
+        names = ", ".join(k.__name__ for k in allowed)
+        raise NetlistError(f"{label}: neuron is a {type(neuron).__name__}; this layer takes {names}")
+    neuron.validate(label)
+
+
+def _check_graded_bias(label: str, neuron, bias) -> None:
+    """A sigma-delta bias b enters as b << (spike_exp + 6) in int32; Delta and Sigma take none."""
+    if bias is None or not is_graded(neuron):
+        return
+    if isinstance(neuron, (DeltaNeuron, SigmaNeuron)):
+        if np.any(bias):
+            raise NetlistError(f"{label}: a {type(neuron).__name__} takes no bias (Lava's process has none)")
+        return
+    limit = INT32_MAX >> (neuron.spike_exp + STATE_EXP)
+    _check_range(label, f"bias (shifted by spike_exp + 6 = {neuron.spike_exp + STATE_EXP} into int32)",
+                 bias, -limit - 1, limit)
+
+
 def _shape(layer: str, shape) -> tuple[int, ...]:
     shape = tuple(int(s) for s in shape)
     if not shape or any(s <= 0 for s in shape):
@@ -79,13 +200,15 @@ def _shape(layer: str, shape) -> tuple[int, ...]:
 
 @dataclass
 class Input:
-    """Input neurons driven by their bias (e.g. an image); no synapses.
+    """Input neurons driven by their bias (e.g. an image) or by external input; no synapses.
 
-    ``bias`` holds one mantissa a neuron, in ``shape``; a run may replace it.
+    ``bias`` holds one mantissa a neuron, in ``shape``; a run may replace it. A
+    :class:`DeltaNeuron` input layer encodes the external input of each step
+    (graded) and has no bias (all zero).
     """
 
     shape: tuple[int, ...]
-    neuron: CubaNeuron
+    neuron: CubaNeuron | DeltaNeuron
     bias: np.ndarray  # int, shaped like `shape`
     name: str = ""
 
@@ -93,25 +216,27 @@ class Input:
 
     def validate(self, label: str, in_shape: tuple[int, ...] | None) -> None:
         self.shape = _shape(label, self.shape)
-        self.neuron.validate(label)
+        _check_neuron(label, self.neuron, (CubaNeuron, DeltaNeuron))
         self.bias = _int_array(label, "bias", self.bias)
         if self.bias.shape != self.shape:
             raise NetlistError(f"{label}: bias shape {self.bias.shape} differs from layer shape {self.shape}")
+        _check_graded_bias(label, self.neuron, self.bias)
 
 
 @dataclass
 class Dense:
-    """Dense synapses (out, in) into a CUBA population of ``out`` neurons.
+    """Dense synapses (out, in) into a population of ``out`` neurons.
 
-    Binary spikes add the weights of the inputs that spiked; the sum is shifted by
-    ``weight_exp`` and reaches the neurons one step later (plus ``delay``).
+    Binary spikes add the weights of the inputs that spiked; graded spikes add
+    weight times payload (an int32 sum, wrapping modulo 2**32). The sum is shifted
+    by ``weight_exp`` and reaches the neurons one step later (plus ``delay``).
     Weights are stored as the chip holds them: 8-bit mantissas already truncated
     to ``weight_bits``. Mixed-sign weights may have 9 bits (sign and 8 bits, no
     truncation), as netx encodes some files for Lava.
     """
 
     weight: np.ndarray  # int (out, in)
-    neuron: CubaNeuron
+    neuron: Neuron
     bias: np.ndarray | None = None  # int (out,) mantissas
     weight_exp: int = 0
     weight_bits: int = 8
@@ -126,7 +251,7 @@ class Dense:
 
     def validate(self, label: str, in_shape: tuple[int, ...] | None) -> None:
         self.weight = _int_array(label, "weight", self.weight, ndim=2)
-        self.neuron.validate(label)
+        _check_neuron(label, self.neuron, (CubaNeuron, SigmaDeltaNeuron, SigmaNeuron))
         if in_shape is not None and int(np.prod(in_shape)) != self.weight.shape[1]:
             raise NetlistError(
                 f"{label}: weight has {self.weight.shape[1]} inputs but the previous layer has "
@@ -139,6 +264,7 @@ class Dense:
             self.bias = _int_array(label, "bias", self.bias, ndim=1)
             if self.bias.shape != self.shape:
                 raise NetlistError(f"{label}: bias has shape {self.bias.shape}, expected {self.shape}")
+            _check_graded_bias(label, self.neuron, self.bias)
         if self.delay is not None:
             self.delay = _int_array(label, "delay", self.delay)
             if self.delay.shape != self.weight.shape:
@@ -147,15 +273,43 @@ class Dense:
 
 
 @dataclass
+class RecurrentDense(Dense):
+    """Dense synapses (out, in) plus recurrent ones (out, out) from the layer's own output (netx's ``dense_rec``).
+
+    The recurrent synapses take the layer's messages of step t and deliver at step
+    t + 1, like the feed-forward ones; both matrices share ``weight_bits`` and
+    ``weight_exp`` (each is clipped and truncated by its own sign mode), and their
+    inputs add. The recurrent messages have the bits of the layer's input
+    messages (netx's convention): binary when the input is binary. No delays.
+    """
+
+    weight_rec: np.ndarray | None = None  # int (out, out)
+
+    kind = "dense_rec"
+
+    def validate(self, label: str, in_shape: tuple[int, ...] | None) -> None:
+        super().validate(label, in_shape)
+        if self.weight_rec is None:
+            raise NetlistError(f"{label}: weight_rec is missing")
+        self.weight_rec = _int_array(label, "weight_rec", self.weight_rec, ndim=2)
+        if self.weight_rec.shape != (self.shape[0],) * 2:
+            raise NetlistError(f"{label}: weight_rec has shape {self.weight_rec.shape}, expected {(self.shape[0],) * 2}")
+        mixed = bool(np.any(self.weight_rec < 0) and np.any(self.weight_rec > 0))
+        _check_range(label, "weight_bits (for weight_rec)", self.weight_bits, 1, 9 if mixed else 8)
+        if self.delay is not None and np.any(self.delay):
+            raise NetlistError(f"{label}: delay: a recurrent layer takes no delays (netx drops their weight exponent)")
+
+
+@dataclass
 class Conv:
-    """2-D convolution synapses into a CUBA population of shape (C_out, H_out, W_out).
+    """2-D convolution synapses into a population of shape (C_out, H_out, W_out).
 
     ``weight`` is (out, in / groups, kH, kW) applied as cross-correlation (the
     PyTorch convention); outputs wrap to 24 bits and arrive one step later.
     """
 
     weight: np.ndarray  # int (out, in/groups, kH, kW)
-    neuron: CubaNeuron
+    neuron: Neuron
     in_shape: tuple[int, int, int] = (0, 0, 0)  # (C, H, W) of the input
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
@@ -182,7 +336,7 @@ class Conv:
 
     def validate(self, label: str, in_shape: tuple[int, ...] | None) -> None:
         self.weight = _int_array(label, "weight", self.weight, ndim=4)
-        self.neuron.validate(label)
+        _check_neuron(label, self.neuron, (CubaNeuron, SigmaDeltaNeuron, SigmaNeuron))
         if in_shape is not None:
             if len(in_shape) != 3:
                 raise NetlistError(f"{label}: conv needs a (C, H, W) input, got {in_shape}")
@@ -206,6 +360,7 @@ class Conv:
             self.bias = _int_array(label, "bias", self.bias)
             if self.bias.shape not in ((self.shape[0],), self.shape):
                 raise NetlistError(f"{label}: bias shape {self.bias.shape} fits neither ({self.shape[0]},) nor {self.shape}")
+            _check_graded_bias(label, self.neuron, self.bias)
 
 
 @dataclass
@@ -226,12 +381,13 @@ class Flatten:
             self.in_shape = tuple(int(s) for s in in_shape)
 
 
-Layer = Union[Input, Dense, Conv, Flatten]
+Layer = Union[Input, Dense, RecurrentDense, Conv, Flatten]
 
 
 @dataclass
 class Netlist:
-    """An ordered chain of layers, feed-forward, with the run conventions.
+    """An ordered chain of layers, feed-forward but for recurrent dense layers onto themselves, with the run
+    conventions.
 
     ``input_shape`` is the shape of external spikes when layer 0 is not an
     :class:`Input`. ``reset_interval`` resets u and v of the k-th neuron layer
@@ -240,6 +396,12 @@ class Netlist:
     staggers Lava's resets; ``None`` for never. A quantized network sets
     ``reset_offset`` so that each layer resets on the step its first input
     arrives, which aligns the chip's latency with the float model's steps. ``output_window`` is the (start, stop) of steps
+    over which consumers count output spikes.
+
+    A sigma-delta network (:attr:`graded`) holds graded-spike neurons only: a
+    :class:`DeltaNeuron` input layer, or external graded messages of
+    ``input_message_bits`` bits into the first synaptic layer (0: binary spikes),
+    then sigma-delta and sigma layers. Sigma-delta neurons never reset.
     over which consumers count output spikes. ``meta["readout"] = "membrane"`` says the
     classes are read from the output layer's v at the window's last step instead
     (:attr:`readout`; its neurons have the largest threshold and never fire).
@@ -251,6 +413,7 @@ class Netlist:
     reset_offset: int = 0
     output_window: tuple[int, int] | None = None
     meta: dict = field(default_factory=dict)
+    input_message_bits: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -276,6 +439,7 @@ class Netlist:
                 budget.require(neurons * budget.NEURON_BYTES, f"{label}: {neurons} neurons up to this layer")
             except budget.BudgetError as err:
                 raise NetlistError(str(err)) from None
+        self._check_kinds()
         if self.reset_interval is not None and int(self.reset_interval) < 1:
             raise NetlistError(f"netlist: reset_interval = {self.reset_interval} must be >= 1")
         if self.readout not in READOUTS:
@@ -285,6 +449,24 @@ class Netlist:
     def readout(self) -> str:
         """What the classes are read from: ``spikes`` (counts over the window) or ``membrane``."""
         return self.meta.get("readout", "spikes")
+
+    def _check_kinds(self) -> None:
+        """CUBA and sigma-delta neurons do not mix in one netlist."""
+        _check_range("netlist", "input_message_bits", self.input_message_bits, 0, MAX_MESSAGE_BITS)
+        kinds = [is_graded(self.layers[i].neuron) for i in self.neuron_layers]
+        if any(kinds) and not all(kinds):
+            k = kinds.index(not kinds[0])
+            i = self.neuron_layers[k]
+            layer = self.layers[i]
+            raise NetlistError(
+                f"layer {i} ({layer.kind}): a {type(layer.neuron).__name__} after "
+                f"{'sigma-delta' if kinds[0] else 'CUBA'} layers; a netlist is all CUBA or all sigma-delta"
+            )
+
+    @property
+    def graded(self) -> bool:
+        """Whether this is a sigma-delta network (graded spikes)."""
+        return is_graded(self.layers[self.neuron_layers[0]].neuron)
 
     @property
     def neuron_layers(self) -> list[int]:
@@ -299,3 +481,8 @@ class Netlist:
     def latency(self) -> int:
         """Steps from an input spike to the last layer: one a synaptic layer."""
         return sum(isinstance(layer, (Dense, Conv)) for layer in self.layers)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether a layer feeds back onto itself."""
+        return any(isinstance(layer, RecurrentDense) for layer in self.layers)

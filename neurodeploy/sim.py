@@ -13,13 +13,16 @@ or 2**52 (see :class:`_Neurons`), else in int64. (C, H, W) layers are held
 channels-last inside a run, so that a convolution's output is its neurons' state
 without a transpose; the records come out in the netlist's order. Events are
 counted for the energy model: a synaptic event is one spike delivered over one
-nonzero synapse; a neuron update is one neuron stepped.
+nonzero synapse; a neuron update is one neuron stepped. Sigma-delta networks
+(graded spikes) run the same way, their neurons and synapses from
+:mod:`neurodeploy.sim_graded`; a graded message over a synapse is one event.
 """
 
 from __future__ import annotations
 
 import copy
 import ctypes
+import dataclasses
 import functools
 import math
 import os
@@ -31,9 +34,10 @@ from threadpoolctl import ThreadpoolController
 
 from neurodeploy import budget
 from neurodeploy import fixed_point as fx
-from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy import sim_graded
+from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_graded
 
-RECORDABLE = ("s", "u", "v")
+RECORDABLE = ("s", "u", "v", "sigma", "act")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
 INT32 = 2**31
 SAMPLE_BYTES_PER_VALUE = 10  # a sample's working arrays, bytes a neuron and step (spikes, input, records)
@@ -56,6 +60,9 @@ class Recording:
 
     ``s``, ``u`` and ``v`` hold arrays shaped (batch, steps, *layer shape) for the
     variables asked for; the counters are totals over the batch and all steps.
+    In a sigma-delta network ``s`` holds the graded messages (int32, 0 where none
+    was sent), ``sigma`` and ``act`` the neurons' sigma and activation, and a spike
+    is a message sent; u and v are absent.
     """
 
     steps: int
@@ -63,11 +70,14 @@ class Recording:
     s: dict[int, np.ndarray] = field(default_factory=dict)
     u: dict[int, np.ndarray] = field(default_factory=dict)
     v: dict[int, np.ndarray] = field(default_factory=dict)
+    sigma: dict[int, np.ndarray] = field(default_factory=dict)
+    act: dict[int, np.ndarray] = field(default_factory=dict)
     spike_count: dict[int, int] = field(default_factory=dict)
     synaptic_events: dict[int, int] = field(default_factory=dict)
     neuron_updates: dict[int, int] = field(default_factory=dict)
     u_wraps: dict[int, int] = field(default_factory=dict)
     v_saturations: dict[int, int] = field(default_factory=dict)
+    message_bits: dict[int, int] = field(default_factory=dict)  # sigma-delta layers: bits a graded message
     output_counts: np.ndarray | None = None  # (batch, *output shape) spikes of the last layer
     output_v: np.ndarray | None = None  # (batch, *output shape) the last layer's v after the last step
 
@@ -366,6 +376,8 @@ def prepare_run(net: Netlist, steps: int, spikes: np.ndarray | None, bias: np.nd
         raise ValueError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
+    if spikes is not None and net.graded and not isinstance(first, Input) and not net.input_message_bits:
+        spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
     _require_memory(net, batch, steps, record)
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     return Recording(steps=steps, batch=batch), reset_interval, graded_max
@@ -374,7 +386,7 @@ def prepare_run(net: Netlist, steps: int, spikes: np.ndarray | None, bias: np.nd
 def _require_memory(net: Netlist, batch: int, steps: int, record: tuple[str, ...]) -> None:
     """The records (bool spikes, int32 u and v) and one sample's working arrays must fit the memory budget."""
     sizes = [math.prod(net.layers[i].shape) for i in net.neuron_layers]
-    per_value = sum(1 if name == "s" else 4 for name in record)
+    per_value = sum(1 if name == "s" and not net.graded else 4 for name in record)
     widest = max(sizes + [math.prod(net.input_shape or (1,))])
     needed = batch * steps * sum(sizes) * per_value + steps * widest * SAMPLE_BYTES_PER_VALUE
     budget.require(needed, f"simulating {batch} sample(s) for {steps} steps ({sum(sizes)} neurons, "
@@ -557,6 +569,47 @@ class _Unit:
         self.k, self.index, self.layer, self.op, self.neurons = k, index, layer, op, neurons
         self.shape = tuple(layer.shape)
         self.n = int(np.prod(layer.shape))
+        self.graded = is_graded(layer.neuron)
+        self.traces = sim_graded.traces(layer.neuron) if self.graded else ("u", "v")
+        self.rec_op, self.rec_binary = None, True
+        if isinstance(layer, RecurrentDense) and not self.graded:
+            self.rec_op = _DenseOp(_recurrent_part(layer), 1, (self.n,))
+
+    def with_graded_input(self, pre: np.ndarray | None, in_shape: tuple[int, ...]) -> "_Unit":
+        """This unit with synapses sized for the largest message in ``pre`` (a copy; units are shared)."""
+        if isinstance(self.layer, Input) or pre is None:
+            return self
+        graded_max = 1 if pre.dtype == bool or not pre.size else max(1, abs(int(pre.max())), abs(int(pre.min())))
+        unit = copy.copy(self)
+        layer = self.layer
+        if isinstance(layer, Dense):
+            inner = _DenseOp(dataclasses.replace(layer, weight_exp=0), graded_max, in_shape)
+            unit.op = sim_graded.GradedSynapse(inner, int(layer.weight_exp), layer.delay is not None)
+        else:
+            unit.op = sim_graded.GradedSynapse(_ConvOp(layer, graded_max), None)
+        if isinstance(layer, RecurrentDense):
+            unit.rec_binary = pre.dtype == bool  # netx gives the recurrent synapse the layer's input bits
+            bound = 1 if unit.rec_binary else sim_graded.MESSAGE_BOUND
+            inner = _DenseOp(dataclasses.replace(_recurrent_part(layer), weight_exp=0), bound, (self.n,))
+            unit.rec_op = sim_graded.GradedSynapse(inner, int(layer.weight_exp))
+        return unit
+
+    def with_recurrence(self, a, s: np.ndarray, spread: bool):
+        """The input function ``a`` plus the recurrent input: the layer's own messages of step t - 1."""
+        if self.rec_op is None:
+            return a
+        exact = self.neurons.exact_float
+
+        def total(t: int):
+            own = a(t)
+            if t < 1:
+                return own
+            prev = s[t - 1] != 0 if self.rec_binary else s[t - 1]
+            (back,) = self.rec_op(prev, exact, spread).values()
+            return back if own is None else own + back
+
+        return total
+
 
     def synaptic_input(self, pre: np.ndarray | None, spread: bool):
         """The input from ``pre`` (steps, rows, n_pre) as a function of the step it arrives at.
@@ -582,6 +635,12 @@ class _Unit:
         for d, current in currents.items():
             a[d:] += current.reshape(steps - 1, rows, self.n)[: max(0, steps - 1 - d)]
         return lambda t: a[t - 1] if t >= 1 else None
+
+
+def _recurrent_part(layer: RecurrentDense) -> Dense:
+    """The recurrent synapses of ``layer`` as a plain dense layer of its own size."""
+    return Dense(weight=layer.weight_rec, neuron=layer.neuron, weight_exp=layer.weight_exp,
+                 weight_bits=layer.weight_bits, name=layer.name)
 
 
 class _Blocks:
@@ -620,20 +679,28 @@ class _Run:
     def __init__(self, net, batch, record, resets, rec, graded_max, spikes, bias):
         self.net, self.batch, self.record, self.rec = net, batch, record, rec
         (self.reset_interval, self.conventions), self.spikes = resets, spikes
-        self.units = []
+        self.units, self.in_shapes = [], []
         in_shape = net.input_shape
         for k, i in enumerate(net.neuron_layers):
             layer = net.layers[i]
-            op = None if isinstance(layer, Input) else _synapse(layer, graded_max if k == 0 else 1, in_shape)
+            op = None  # an input layer's; a sigma-delta layer's comes with its input (_Unit.with_graded_input)
+            if not isinstance(layer, Input) and not is_graded(layer.neuron):
+                op = _synapse(layer, graded_max if k == 0 else 1, in_shape)
             layer_bias = bias if (isinstance(layer, Input) and bias is not None) else layer.bias
             b = np.zeros((1, 1), np.int64)  # no bias
             if layer_bias is not None:
                 given = _bias_per_neuron(np.asarray(layer_bias, np.int64), layer.shape, batch)
                 if given.any():
                     b = _to_internal(given.reshape((given.shape[0],) + tuple(layer.shape)), tuple(layer.shape))
-            input_bound = graded_max if op is None else op.bound
-            neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
+            if is_graded(layer.neuron):
+                neurons = sim_graded.GradedNeurons(layer.neuron, sim_graded.effective_bias(b, layer.neuron))
+            else:
+                input_bound = graded_max if op is None else op.bound
+                if isinstance(layer, RecurrentDense):
+                    input_bound += _DenseOp(_recurrent_part(layer), 1, tuple(layer.shape)).bound
+                neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
             self.units.append(_Unit(k, i, layer, op, neurons))
+            self.in_shapes.append(in_shape)
             in_shape = tuple(layer.shape)
 
     def go(self, steps: int) -> None:
@@ -641,10 +708,14 @@ class _Run:
         for unit in self.units:
             shape = (batch, steps) + unit.shape
             for name in self.record:
-                getattr(rec, name)[unit.index] = np.zeros(shape, bool if name == "s" else np.int32)
+                if name == "s" or name in unit.traces:
+                    dtype = bool if name == "s" and not unit.graded else np.int32
+                    getattr(rec, name)[unit.index] = np.zeros(shape, dtype)
             for counter in ("spike_count", "synaptic_events", "u_wraps", "v_saturations"):
                 getattr(rec, counter)[unit.index] = 0
             rec.neuron_updates[unit.index] = batch * steps * unit.n
+            if unit.graded:
+                rec.message_bits[unit.index] = int(unit.layer.neuron.message_bits)
         rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
         rec.output_v = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
@@ -679,29 +750,36 @@ class _Run:
         if self.spikes is not None:
             shape = tuple(self.spikes.shape[2:])
             pre = _to_internal(np.moveaxis(self.spikes[rows, :steps], 1, 0), shape)
-        for unit in self.units:
+        for unit, in_shape in zip(self.units, self.in_shapes):
+            if unit.graded:
+                unit = unit.with_graded_input(pre, in_shape)
             a = unit.synaptic_input(pre, spread)
             events = 0
             if unit.op is not None and pre is not None:
-                events = unit.op.events(pre.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
-            s = np.empty((steps, size, unit.n), bool)
-            last = unit is self.units[-1]
+                sent = pre != 0 if unit.graded else pre  # a graded message is one event a synapse
+                events = unit.op.events(sent.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
+            s = np.empty((steps, size, unit.n), np.int32 if unit.graded else bool)
+            a = unit.with_recurrence(a, s, spread)
+            last = unit is self.units[-1] and not unit.graded  # a CUBA output layer's v feeds output_v
             u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record or last and name == "v" else None
-                    for name in "uv")
+                    for name in unit.traces)
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
-            if v is not None and self.conventions == "loihi2":
+            if unit.rec_op is not None and steps > 1:
+                events += unit.rec_op.events((s[:-1] != 0).reshape(-1, unit.n).sum(axis=0, dtype=np.float64))
+            if v is not None and self.conventions == "loihi2" and not unit.graded:
                 v[s] = fx.LOIHI2_SPIKE_V
-            for name, held in (("s", s), ("u", u), ("v", v)):
+            for name, held in zip(("s",) + unit.traces, (s, u, v)):
                 if name in self.record:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
             counts.append((events, wraps, saturations, int(np.count_nonzero(s))))
             pre = s
         total = pre.sum(axis=0, dtype=np.int64)
         rec.output_counts[rows] = _to_netlist(total, self.units[-1].shape).reshape(rec.output_counts[rows].shape)
-        rec.output_v[rows] = _to_netlist(v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
+        if not self.units[-1].graded:
+            rec.output_v[rows] = _to_netlist(v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
         return counts
 
     def _resets(self, k: int):

@@ -41,7 +41,7 @@ def test_inspect_prints_the_layer_table(conformance_dir, capsys):
     header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["#", "type", "shape"])
     rows = [line.split() for line in lines[header + 1:]]
     net = read_netx(path)
-    assert rows[1] == ["1", "conv", "24x6x6", "5x5", "2x2", "0x0", "-", "0", "25", "4095", "1024", "864",
+    assert rows[1] == ["1", "conv", "24x6x6", "5x5", "2x2", "0x0", "-", "0", "cuba", "25", "4095", "1024", "-", "864",
                        str(synapse_count(net.layers[1]))]
     assert rows[0][:3] == ["0", "input", "3x16x16"]
     assert rows[-1] == ["total", str(768 + 864 + 36), str(synapse_count(net.layers[1]) + synapse_count(net.layers[2]))]

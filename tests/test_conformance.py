@@ -130,3 +130,72 @@ def test_simulator_equals_lava_on_random_netlists(lava_exe):
     details = "\n".join(f"case {r.index} ({r.description}): {r.mismatching}; {r.first[0]}" for r in report.failed[:5])
     assert report.mismatching == 0, details
     assert report.cases == LAVA_CASES
+
+
+SDNN_LAVA_CASES = 100
+RECURRENT_LAVA_CASES = 40
+DELAY_LAVA_CASES = 20
+
+
+@pytest.fixture(scope="module")
+def sdnn_cases():
+    return generate_cases(120, seed=5, kind="sdnn")
+
+
+def test_sdnn_cases_reach_every_rule(sdnn_cases):
+    from neurodeploy.netlist import DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron
+
+    neurons = [case.net.layers[i].neuron for case in sdnn_cases for i in case.net.neuron_layers]
+    sd = [n for n in neurons if isinstance(n, SigmaDeltaNeuron)]
+    assert any(isinstance(n, DeltaNeuron) for n in neurons) and any(isinstance(n, SigmaNeuron) for n in neurons)
+    assert {n.activation for n in sd} == {"relu", "none"} and {n.cum_error for n in sd} == {True, False}
+    assert {n.vth for n in sd} >= {0} and max(n.spike_exp for n in sd) > 8
+    assert any(n.vth == fx.INT32_MAX >> (n.spike_exp + fx.STATE_EXP) and n.vth > 0 for n in sd)
+    assert {c.net.input_message_bits for c in sdnn_cases} == {0, 16}
+    assert any(getattr(layer, "delay", None) is not None for c in sdnn_cases for layer in c.net.layers)
+    active = wrapped = 0
+    for case in sdnn_cases:
+        rec = simulate(case.net, case.steps, spikes=case.spikes, record=("s", "sigma"))
+        active += all(np.count_nonzero(s) for s in rec.s.values())
+        wrapped += any(np.abs(x).max(initial=0) > 2**30 for x in rec.sigma.values())
+    assert active > len(sdnn_cases) // 3 and wrapped > 10
+
+
+def test_recurrent_cases_feed_back_in_both_kinds_of_network():
+    from neurodeploy.netlist import RecurrentDense
+
+    cases = generate_cases(30, seed=2, kind="recurrent")
+    graded = {c.net.graded for c in cases}
+    assert graded == {True, False}
+    sending = changed = 0
+    for case in cases:
+        index = [i for i, layer in enumerate(case.net.layers) if isinstance(layer, RecurrentDense)]
+        assert index and all(case.net.layers[i].delay is None for i in index)
+        state = ("s", "sigma") if case.net.graded else ("s", "u")
+        ours = simulate(case.net, case.steps, spikes=case.spikes, record=state)
+        for i in index:
+            case.net.layers[i].weight_rec = np.zeros_like(case.net.layers[i].weight_rec)
+        cut = simulate(case.net, case.steps, spikes=case.spikes, record=state)
+        if any(np.count_nonzero(ours.s[i][:, :-1]) for i in index):  # messages that come back
+            sending += 1
+            changed += any(not np.array_equal(getattr(ours, v)[i], getattr(cut, v)[i])
+                           for v in state for i in getattr(ours, v))
+    assert sending >= 10 and changed > sending // 2  # the rest: recurrent weights truncated or shifted to 0
+
+
+def test_delay_cases_have_delays_of_every_form():
+    dense = _layers(generate_cases(40, seed=1, kind="delay"), Dense)
+    assert dense and all(layer.delay is not None for layer in dense)
+    forms = {(bool(np.ptp(layer.delay, axis=0).any()), bool(np.ptp(layer.delay, axis=1).any())) for layer in dense
+             if min(layer.delay.shape) > 1}
+    assert len(forms) >= 3 and max(int(layer.delay.max()) for layer in dense) > 40
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("kind,n", [("sdnn", SDNN_LAVA_CASES), ("recurrent", RECURRENT_LAVA_CASES),
+                                    ("delay", DELAY_LAVA_CASES)])
+def test_simulator_equals_lava_on_random_graded_and_delayed_netlists(lava_exe, kind, n):
+    report = run_conformance(n, seed=1, kind=kind)
+    details = "\n".join(f"case {r.index} ({r.description}): {r.mismatching}; {r.first[0]}" for r in report.failed[:5])
+    assert report.mismatching == 0, details
+    assert report.cases == n

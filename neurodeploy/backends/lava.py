@@ -32,7 +32,9 @@ import numpy as np
 
 from neurodeploy.backends.lava_env import lava_in_process, lava_python
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+from neurodeploy.netlist import (
+    Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaDeltaNeuron, SigmaNeuron,
+)
 from neurodeploy.progress import Progress, parse_event
 from neurodeploy.sim import RECORDABLE, Recording
 
@@ -40,7 +42,8 @@ NO_LAVA = "no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_
 INT16 = (-(2**15), 2**15 - 1)
 INT32_LIMIT = 2**31
 LAVA_INT8_MAX = 127
-LAYER_KINDS = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
+LAYER_KINDS = {cls.kind: cls for cls in (Input, Dense, RecurrentDense, Conv, Flatten)}
+NEURON_KINDS = {cls.__name__: cls for cls in (CubaNeuron, DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron)}
 
 
 class LavaError(NeurodeployError):
@@ -105,12 +108,15 @@ def run_netx_in_lava(
     reset_interval: int | None = None,
     record: tuple[str, ...] = ("s",),
     reset_offset: int = 0,
+    spike_exp: int = 6,
+    input_message_bits: int = 0,
 ) -> Recording:
     """Run a netx HDF5 file through lava-dl's own ``netx.hdf5.Network`` (one sample a run).
 
     ``bias`` sets the input layer's bias mantissas ((C, H, W) or per sample; netx
     reads none from the file); ``spikes`` (batch, steps, *input shape) feed the
-    network's input port; ``reset_interval`` and ``reset_offset`` are netx's. The
+    network's input port (a Delta input layer's neurons); ``reset_interval``, ``reset_offset``,
+    ``spike_exp`` and ``input_message_bits`` are netx's. The
     recording is keyed by the file's layer index and holds every layer netx builds.
     """
     path = Path(path)
@@ -123,6 +129,8 @@ def run_netx_in_lava(
         "reset_interval": reset_interval,
         "reset_offset": int(reset_offset),
         "record": list(record),
+        "spike_exp": int(spike_exp),
+        "input_message_bits": int(input_message_bits),
     }
     return _run_netx_spec(spec, bias, spikes)
 
@@ -164,14 +172,15 @@ def check_lava_limits(case: LavaCase, where: str = "case") -> None:
     for i, layer in enumerate(net.layers):
         label = f"{where}, layer {i} ({layer.kind})"
         bias = case.bias if isinstance(layer, Input) and case.bias is not None else getattr(layer, "bias", None)
-        _within(label, "bias mantissa", bias, *INT16)
+        if not net.graded:  # a sigma-delta bias is an int32 after its shift, which the netlist checks
+            _within(label, "bias mantissa", bias, *INT16)
         if isinstance(layer, Dense):
             _within(label, "weight", layer.weight, -INT32_LIMIT, INT32_LIMIT - 1)
         if isinstance(layer, Conv):
             _check_conv(label, layer)
     if case.spikes is not None:
         spikes = np.asarray(case.spikes)
-        if isinstance(net.layers[0], Input):
+        if isinstance(net.layers[0], Input) or net.input_message_bits:
             _within(f"{where}, input spikes", "value", spikes, -INT32_LIMIT, INT32_LIMIT - 1)
         elif spikes.size and not np.isin(spikes, (0, 1)).all():
             raise LavaError(f"{where}, input spikes: Lava's synapses take binary spikes, got values other than 0 and 1")
@@ -291,6 +300,7 @@ def encode_netlist(net: Netlist, prefix: str, arrays: dict[str, np.ndarray]) -> 
                 entry[f.name] = {"array": f"{prefix}/{i}/{f.name}"}
             elif is_dataclass(value):
                 entry[f.name] = {k.name: _plain(getattr(value, k.name)) for k in fields(value)}
+                entry[f.name]["class"] = type(value).__name__
             else:
                 entry[f.name] = _plain(value)
         layers.append(entry)
@@ -309,7 +319,8 @@ def decode_netlist(spec: dict, arrays: dict[str, np.ndarray]) -> Netlist:
             if isinstance(value, dict) and "array" in value:
                 value = arrays[value["array"]]
             elif f.name == "neuron":
-                value = CubaNeuron(**value)
+                value = dict(value)
+                value = NEURON_KINDS[value.pop("class", "CubaNeuron")](**value)
             elif isinstance(value, list):
                 value = tuple(value)
             kwargs[f.name] = value

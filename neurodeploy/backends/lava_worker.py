@@ -42,11 +42,13 @@ from lava.proc.conv.process import Conv as LavaConv
 from lava.proc.dense.process import DelayDense, Dense as LavaDense
 from lava.proc.io.source import RingBuffer as SpikeSource
 from lava.proc.lif.process import LIF, LIFReset
+from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
 
 from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava import LavaCase, _load, read_cases, write_recordings
 from neurodeploy.exporters.netx import lava_dl_call_arguments
-from neurodeploy.netlist import Dense, Flatten, Input, Netlist
+from neurodeploy.fixed_point import STATE_EXP
+from neurodeploy.netlist import DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaNeuron, is_graded
 from neurodeploy.progress import event_line
 from neurodeploy.sim import Recording
 
@@ -68,9 +70,25 @@ def _per_neuron(bias, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(bias, shape)
 
 
+def _graded_neuron(layer, bias):
+    """Lava's Delta, Sigma or SigmaDelta for a sigma-delta layer, state_exp 6 as netx builds them."""
+    n, shape = layer.neuron, tuple(layer.shape)
+    lava_shape = tuple(to_lava(np.empty(shape), len(shape)).shape)
+    if isinstance(n, SigmaNeuron):
+        return Sigma(shape=lava_shape)
+    common = dict(shape=lava_shape, vth=int(n.vth), spike_exp=int(n.spike_exp), state_exp=STATE_EXP,
+                  cum_error=bool(n.cum_error))
+    if isinstance(n, DeltaNeuron):
+        return Delta(**common)
+    mode = ActivationMode.RELU if n.activation == "relu" else ActivationMode.UNIT
+    return SigmaDelta(**common, bias=to_lava(_per_neuron(bias, shape), len(shape)).astype(np.int32), act_mode=mode)
+
+
 def _neuron(layer, k: int, bias, reset_interval: int | None, reset_offset: int):
     n = layer.neuron
     shape = tuple(layer.shape)
+    if is_graded(n):
+        return _graded_neuron(layer, bias)
     params = dict(
         shape=tuple(to_lava(np.empty(shape), len(shape)).shape),
         vth=int(n.vth),
@@ -86,11 +104,13 @@ def _neuron(layer, k: int, bias, reset_interval: int | None, reset_offset: int):
     return LIF(**params)
 
 
-def _synapse(layer):
+def _synapse(layer, message_bits: int = 0):
+    """Lava's synapse for ``layer``, taking messages of ``message_bits`` bits (0: binary spikes)."""
     if isinstance(layer, Dense):
-        common = dict(weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits))
+        common = dict(weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits),
+                      num_message_bits=int(message_bits))
         weight = layer.weight.astype(np.int32)
-        if layer.delay is not None and layer.delay.any():
+        if layer.delay is not None:  # as netx: a layer with a delay dataset is a DelayDense, zeros or not
             delay = layer.delay.astype(int)  # Lava insists on the default int dtype
             return DelayDense(weights=weight, delays=delay, max_delay=int(delay.max()), **common)
         return LavaDense(weights=weight, **common)
@@ -103,6 +123,7 @@ def _synapse(layer):
         stride=tuple(reversed(layer.stride)),
         dilation=tuple(reversed(layer.dilation)),
         groups=int(layer.groups),
+        num_message_bits=int(message_bits),
     )
 
 
@@ -193,6 +214,7 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
     """
     procs, neurons = [], []
     prev_port, prev_shape = None, None
+    bits = net.input_message_bits
     if spikes is not None:
         first = net.layers[0]
         shape = first.shape if isinstance(first, Input) else net.input_shape
@@ -212,13 +234,20 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
             if prev_port is not None:
                 prev_port.connect(lif.a_in)
         else:
-            syn = _synapse(layer)
+            syn = _synapse(layer, bits)
             procs.append(syn)
             if prev_port is not None:
                 _connect(prev_port, prev_shape, layer, syn.s_in)
             syn.a_out.connect(lif.a_in)
+            if isinstance(layer, RecurrentDense):  # as netx's RecurrentDense block: the input's message bits
+                back = _synapse(Dense(weight=layer.weight_rec, neuron=layer.neuron, weight_exp=layer.weight_exp,
+                                      weight_bits=layer.weight_bits), bits)
+                procs.append(back)
+                lif.s_out.connect(back.s_in)
+                back.a_out.connect(lif.a_in)
         neurons.append((i, tuple(layer.shape), lif))
         prev_port, prev_shape = lif.s_out, tuple(layer.shape)
+        bits = getattr(layer.neuron, "message_bits", 0)
     return procs, neurons
 
 
@@ -254,9 +283,10 @@ def run_group(builders: list[Builder], steps: list[int], record, timings: dict |
         sample_procs, neurons = builder(length)
         procs += sample_procs
         for index, shape, neuron in neurons:
-            for var in ("s",) + tuple(v for v in ("u", "v") if v in record):
+            graded = isinstance(neuron, (Delta, Sigma, SigmaDelta))
+            for var in ("s",) + tuple(v for v in record if v != "s" and hasattr(neuron, v)):
                 targets.append(neuron.s_out if var == "s" else getattr(neuron, var))
-                where.append((j, index, var, shape))
+                where.append((j, index, var, shape, graded))
     tmp = Path(tempfile.mkdtemp(prefix="neurodeploy-lava-"))
     recorder = Recorder(targets=targets, steps=length, path=str(tmp / "traces.npy"))
     recorder.connect_targets()
@@ -280,13 +310,13 @@ def run_group(builders: list[Builder], steps: list[int], record, timings: dict |
 
 
 def _split(data: np.ndarray, where: list, steps: list[int]) -> list[Traces]:
-    out: list[Traces] = [{"s": {}, "u": {}, "v": {}} for _ in steps]
+    out: list[Traces] = [{"s": {}, "u": {}, "v": {}, "sigma": {}, "act": {}} for _ in steps]
     lo = 0
-    for j, index, var, shape in where:
+    for j, index, var, shape, graded in where:
         size = int(np.prod(shape))
         lava_shape = tuple(reversed(shape)) if len(shape) == 3 else shape
         trace = to_lava(data[: steps[j], lo:lo + size].reshape((steps[j],) + lava_shape), len(shape))
-        out[j][var][index] = trace != 0 if var == "s" else trace.astype(np.int32)
+        out[j][var][index] = trace != 0 if var == "s" and not graded else trace.astype(np.int32)
         lo += size
     return out
 
@@ -360,11 +390,12 @@ def _recording(traces: list[Traces], steps: int, record, last: int) -> Recording
     rec = Recording(steps=steps, batch=len(traces))
     for i in traces[0]["s"]:
         s = np.stack([t["s"][i] for t in traces])
-        rec.spike_count[i] = int(s.sum())
+        rec.spike_count[i] = int(np.count_nonzero(s))
         for counter in ("synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
             getattr(rec, counter)[i] = 0
         for name in record:
-            getattr(rec, name)[i] = s if name == "s" else np.stack([t[name][i] for t in traces])
+            if name == "s" or i in traces[0][name]:
+                getattr(rec, name)[i] = s if name == "s" else np.stack([t[name][i] for t in traces])
     rec.output_counts = np.stack([t["s"][last] for t in traces]).sum(axis=1).astype(np.int64)
     return rec
 
@@ -395,7 +426,8 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
         net = hdf5.Network(**lava_dl_call_arguments(spec["call"]))
     else:
         net = hdf5.Network(net_config=spec["path"], reset_interval=spec["reset_interval"],
-                           reset_offset=spec["reset_offset"], input_shape=input_shape)
+                           reset_offset=spec["reset_offset"], input_shape=input_shape,
+                           spike_exp=spec.get("spike_exp", 6), input_message_bits=spec.get("input_message_bits", 0))
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
     if spikes is not None:
@@ -403,10 +435,11 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
             spikes = spikes.reshape(len(spikes), -1)
         data = to_lava(spikes, spikes.ndim - 1)
         source = SpikeSource(data=np.moveaxis(data, 0, -1).astype(np.int32))
-        source.s_out.connect(net.inp)
+        delta = isinstance(net.in_layer.neuron, Delta)  # a Delta input layer encodes the input, as lava-dl's test feeds it
+        source.s_out.connect(net.in_layer.neuron.a_in if delta else net.inp)
     neurons = []
     for index, block in zip(_netx_blocks(layers), net.layers):
-        shape = tuple(block.neuron.u.shape)
+        shape = tuple(block.neuron.s_out.shape)
         neurons.append((index, tuple(reversed(shape)) if len(shape) == 3 else shape, block.neuron))
     return [], neurons
 

@@ -14,12 +14,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=integer(1, 1_000_000), default=200, metavar="N", help="random netlists to run (default 200)")
     parser.add_argument("--seed", type=seed(), default=0, metavar="S", help="seed of the generator (default 0)")
     parser.add_argument("--device", help=DEVICE_HELP)
+    parser.add_argument("--kind", choices=("cuba", "sdnn", "recurrent", "delay", "all"), default="all",
+                        help="networks to draw: CUBA, sigma-delta, with recurrent dense layers, CUBA with delays "
+                        "in every dense layer, or all in turn (default)")
 
 
 def run(args: argparse.Namespace) -> int:
     from neurodeploy.conformance import run_conformance
 
-    report = run_conformance(args.cases, args.seed, device=args.device)
+    report = run_conformance(args.cases, args.seed, kind=args.kind, device=args.device)
     for result in report.failed[:SHOWN_CASES]:
         print(f"case {result.index} ({result.description}): {result.mismatching} mismatching values")
         for mismatch in result.first:

@@ -3,9 +3,13 @@
 Arrays are in the netlist's order, (C, H, W) for spatial layers. ``--input`` holds
 spikes shaped (batch, steps, *input shape) or (steps, *input shape); ``--input-bias``
 holds the input layer's bias mantissas shaped like the layer, optionally with a
-leading batch axis. The output ``.npz`` holds ``s{i}``, ``u{i}``, ``v{i}`` of every
-neuron layer i (batch, steps, *layer shape), the per-layer counters aligned with
-``layers``, ``output_counts``, and the run ``conventions`` used.
+leading batch axis. With ``--input-order lava`` the input is one sample in Lava's
+(x, y, f, t) order (or (n, t)), as lava-dl's files store it, played cyclically
+over the steps as Lava's RingBuffer plays it. The output ``.npz`` holds ``s{i}``,
+``u{i}``, ``v{i}`` of every neuron layer i (batch, steps, *layer shape; in a
+sigma-delta network ``s{i}`` holds the graded messages, and ``sigma{i}``,
+``act{i}`` replace u and v), the per-layer counters aligned with ``layers``,
+``output_counts``, and the run ``conventions`` used.
 """
 
 from __future__ import annotations
@@ -35,14 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--input", metavar="SPIKES.npy", help="input spikes (batch, T, *input shape)")
     source.add_argument("--input-bias", metavar="BIAS.npy", help="input layer bias mantissas ([batch,] *layer shape)")
     add_input_shape(parser)
+    parser.add_argument("--input-order", choices=("ours", "lava"), default="ours",
+                        help="--input as (batch, T, C, H, W) (default) or as lava-dl stores it, (x, y, f, t), "
+                        "played cyclically")
     parser.add_argument("--reset-interval", type=integer(0, 1 << 31), metavar="N",
                         help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
     parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
                         help="our bit-accurate simulator (default) or Lava's fixed-point models")
     add_conventions(parser, "lava (Lava's fixed_pt, the default) or loihi2 (Loihi 2 silicon)")
     parser.add_argument("--device", help=DEVICE_HELP + " (with --backend sim)")
-    parser.add_argument("--record", type=_record, default=("s", "u", "v"), metavar="s,u,v",
-                        help="variables to save (default s,u,v)")
+    parser.add_argument("--record", type=_record, default=None, metavar="s,u,v",
+                        help="variables to save: s and u, v (CUBA) or sigma, act (sigma-delta) (default all the "
+                        "network has)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="output file")
     parser.add_argument("--strict", action="store_true",
                         help="exit 2 (after saving) if u wraps or v saturates in any layer (counted by the "
@@ -54,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
     check_writable(args.output)
     net = load_network(args)
-    spikes = load_spikes(args.input, net, args.steps) if args.input else None
+    spikes = load_spikes(args.input, net, args.steps, args.input_order) if args.input else None
     bias = load_bias(args.input_bias, net) if args.input_bias else None
     reset = -1 if args.reset_interval is None else (args.reset_interval or None)
     conventions = args.conventions or "lava"
+    record = args.record or (("s", "sigma", "act") if net.graded else ("s", "u", "v"))
     if args.backend == "lava":
         if args.device:
             raise NeurodeployError(f"--device {args.device}: the device runs the simulator, not --backend lava")
@@ -65,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
         if conventions != "lava":
             raise NeurodeployError(f"--backend lava computes Lava's conventions only, not {conventions}")
-        rec = run_lava(net, args.steps, spikes=spikes, bias=bias, record=args.record, reset_interval=reset)
+        rec = run_lava(net, args.steps, spikes=spikes, bias=bias, record=record, reset_interval=reset)
     else:
         from neurodeploy.simulators import simulator
 
-        rec = simulator(args.device)(net, args.steps, spikes=spikes, bias=bias, record=args.record,
+        rec = simulator(args.device)(net, args.steps, spikes=spikes, bias=bias, record=record,
                                      reset_interval=reset, conventions=conventions)
     arrays = recording_arrays(rec, args.backend == "sim")
     arrays["conventions"] = np.array(conventions)
@@ -134,7 +143,7 @@ def recording_arrays(rec, counters: bool = True) -> dict[str, np.ndarray]:
     """The ``.npz`` contents of a recording; ``counters`` False keeps only the spike counts."""
     layers = sorted(rec.spike_count)
     arrays: dict[str, np.ndarray] = {"layers": np.array(layers, dtype=np.int64)}
-    for name in ("s", "u", "v"):
+    for name in ("s", "u", "v", "sigma", "act"):
         for i, trace in getattr(rec, name).items():
             arrays[f"{name}{i}"] = trace
     for name in COUNTERS if counters else COUNTERS[:1]:
@@ -212,13 +221,16 @@ def _check_npy_header(fh, path: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def load_spikes(path: str, net, steps: int) -> np.ndarray:
-    """Spikes (batch, >= steps, *input shape); 0/1 unless they feed an input layer's neurons."""
+def load_spikes(path: str, net, steps: int, order: str = "ours") -> np.ndarray:
+    """Spikes (batch, >= steps, *input shape); 0/1 unless they feed an input layer's neurons
+    or the first synapse of a sigma-delta network with graded input messages."""
     from neurodeploy.netlist import Input
 
     arr = load_array(path)
     first = net.layers[0]
     shape = tuple(first.shape) if isinstance(first, Input) else tuple(net.input_shape)
+    if order == "lava":
+        arr = _from_lava_order(arr, shape, steps, path)
     if arr.ndim == len(shape) + 1:
         arr = arr[None]
     if arr.ndim != len(shape) + 2 or tuple(arr.shape[2:]) != shape:
@@ -227,11 +239,20 @@ def load_spikes(path: str, net, steps: int) -> np.ndarray:
         raise InputFileError(f"{path}: holds no sample (shape {arr.shape}: batch 0)")
     if arr.shape[1] < steps:
         raise InputFileError(f"{path}: covers {arr.shape[1]} steps, {steps} were asked for")
-    if isinstance(first, Input):
+    if isinstance(first, Input) or net.input_message_bits:
         return arr.astype(np.int64)
     if arr.size and not np.all((arr == 0) | (arr == 1)):
         raise InputFileError(f"{path}: spikes into layer 0 ({first.kind}) must be 0 or 1")
     return arr.astype(bool)
+
+
+def _from_lava_order(arr: np.ndarray, shape: tuple[int, ...], steps: int, path: str) -> np.ndarray:
+    """One sample in Lava's (x, y, f, t) or (n, t) order -> (1, steps, *shape), its steps repeated cyclically."""
+    lava_shape = tuple(reversed(shape)) if len(shape) == 3 else shape
+    if arr.ndim != len(shape) + 1 or tuple(arr.shape[:-1]) != lava_shape or not arr.shape[-1]:
+        raise InputFileError(f"{path}: expected Lava's order ({_dims(lava_shape)}, t), got {arr.shape}")
+    ours = arr.transpose(tuple(range(arr.ndim))[::-1]) if len(shape) == 3 else arr.T
+    return ours[np.arange(steps) % ours.shape[0]][None]
 
 
 def load_bias(path: str, net) -> np.ndarray:
@@ -266,9 +287,9 @@ def _shape(text: str) -> tuple[int, ...]:
 
 def _record(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    bad = [n for n in names if n not in ("s", "u", "v")]
+    bad = [n for n in names if n not in ("s", "u", "v", "sigma", "act")]
     if bad or not names:
-        raise argparse.ArgumentTypeError(f"{text}: choose from s, u, v (comma-separated)")
+        raise argparse.ArgumentTypeError(f"{text}: choose from s, u, v, sigma, act (comma-separated)")
     return names
 
 

@@ -17,11 +17,23 @@ so that our simulator computes what Lava computes from the same file:
   bias (netx ignores the file's scalar ``weight``/``bias`` input transform); one
   with only a ``shape`` gives the shape of external input.
 
+- A ``SDNN`` neuron group is a sigma-delta neuron with netx's state_exp of 6 and
+  the network's one ``spike_exp`` (netx's argument, default 6): a :class:`DeltaNeuron`
+  in the input layer, a :class:`SigmaNeuron` where the group has ``sigma_output``,
+  else a ReLU :class:`SigmaDeltaNeuron` (netx applies ReLU whatever ``activation``
+  says, so another activation is refused); ``messageBits`` defaults to 16; the
+  bias is truncated to integers and enters as ``bias << (spike_exp + 6)``.
+  lava-dl 0.6 cannot load a file holding ``messageBits`` (its reader hands netx a
+  group object for it), so the writer stores other message widths as
+  ``gradedBits``, which netx ignores and this reader takes.
+  Messages into the first synaptic layer have netx's ``input_message_bits``.
+
 Datasets netx ignores carry what a netlist has beyond netx: ``biasMant`` of an
 input layer (C, H, W), ``name`` of a layer, and ``/simulation/resetInterval``,
-``resetOffset`` (netx's ``reset_offset`` argument), ``outputWindow`` and
+``resetOffset`` (netx's ``reset_offset`` argument), ``outputWindow``,
 ``readout`` (``membrane`` when the classes are read from the output layer's v:
-``meta["readout"]``) next to netx's ``Ts`` and ``tSample``.
+``meta["readout"]``), ``spikeExp`` and ``inputMessageBits`` (netx's ``spike_exp`` and
+``input_message_bits`` arguments) next to netx's ``Ts`` and ``tSample``.
 """
 
 from __future__ import annotations
@@ -41,19 +53,27 @@ from neurodeploy.h5check import MAX_ELEMENTS, open_hdf5
 from neurodeploy.netlist import (
     MAX_DELAY,
     MAX_LAYERS,
+    MAX_MESSAGE_BITS,
     READOUTS,
     Conv,
     CubaNeuron,
+    DeltaNeuron,
     Dense,
     Flatten,
     Input,
     Netlist,
     NetlistError,
+    RecurrentDense,
+    SigmaDeltaNeuron,
+    SigmaNeuron,
+    is_graded,
 )
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
-NEURON_TYPES = ("CUBA", "LOIHI")
-UNSUPPORTED = ("dense_rec", "dense_comp", "pool", "average", "concat", "convT", "unpool")
+NEURON_TYPES = ("CUBA", "LOIHI", "SDNN")
+NETX_SPIKE_EXP = 6  # netx.hdf5.Network's default spike_exp
+SDNN_MESSAGE_BITS = 16  # netx's default messageBits of an SDNN neuron
+UNSUPPORTED = ("dense_comp", "pool", "average", "concat", "convT", "unpool")
 INT32 = 1 << 31
 # netx's neuron when a dense layer has no neuron group: a non-leaky integrator
 DEFAULT_NEURON = CubaNeuron(vth=1 << 17, du=-1, dv=4096, bias_exp=NETX_BIAS_EXP)
@@ -223,14 +243,30 @@ class _Reader:
         return shape
 
 
-def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> Netlist:
+def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None,
+              spike_exp: int | None = None, input_message_bits: int | None = None) -> Netlist:
     """Read a netx HDF5 file into a netlist, as ``netx.hdf5.Network`` would build it.
 
     ``input_shape`` (C, H, W) is needed only when the first layer is a conv layer
-    and the file gives no input shape (netx asks for it likewise).
+    and the file gives no input shape (netx asks for it likewise). ``spike_exp``
+    and ``input_message_bits`` are netx's arguments of the same names; by default
+    the file's ``/simulation/spikeExp`` and ``inputMessageBits``, else netx's
+    defaults (6 and 0).
     """
     with open_hdf5(path, "netx file") as h5:
-        return _read(_Reader(path, h5), input_shape)
+        r = _Reader(path, h5)
+        r.spike_exp = _simulation_int(r, "spikeExp", spike_exp, NETX_SPIKE_EXP, 31 - fx.STATE_EXP)
+        r.input_message_bits = _simulation_int(r, "inputMessageBits", input_message_bits, 0, MAX_MESSAGE_BITS)
+        return _read(r, input_shape)
+
+
+def _simulation_int(r: _Reader, key: str, given: int | None, default: int, hi: int) -> int:
+    if given is not None:
+        if not 0 <= given <= hi:
+            raise NeurodeployError(f"{r.name}: {key} = {given} is outside [0, {hi}]")
+        return int(given)
+    path = f"/simulation/{key}"
+    return r.integer(path, 0, hi) if r.has(path) else default
 
 
 def _read(r: _Reader, input_shape) -> Netlist:
@@ -252,8 +288,8 @@ def _read(r: _Reader, input_shape) -> Netlist:
                 continue
         elif kind == "conv":
             layer = _read_conv(r, base, prev)
-        elif kind == "dense":
-            layer = _read_dense(r, base, prev, layers[-1] if layers else None)
+        elif kind in ("dense", "dense_rec"):
+            layer = _read_dense(r, base, prev, layers[-1] if layers else None, recurrent=kind == "dense_rec")
             shape = shape if layers or shape is not None else (layer.weight.shape[1],)
         elif kind == "flatten":
             if prev is None or len(prev) != 3:
@@ -272,17 +308,20 @@ def _read(r: _Reader, input_shape) -> Netlist:
         return Netlist(
             layers=layers,
             input_shape=None if isinstance(layers[0], Input) else shape,
+            input_message_bits=r.input_message_bits if not isinstance(layers[0], Input) else 0,
             **_read_simulation(r),
         )
     except NetlistError as err:
         raise InputFileError(f"{r.name}: {err}") from None
 
 
-def _read_neuron(r: _Reader, base: str) -> CubaNeuron:
+def _read_neuron(r: _Reader, base: str, is_input: bool = False):
     r.node(base, "group")
     kind = r.string(f"{base}/type")
     if kind not in NEURON_TYPES:
         raise r.fail(f"{base}/type", f"neuron type '{kind}' is not supported (only {', '.join(NEURON_TYPES)})")
+    if kind == "SDNN":
+        return _read_sdnn(r, base, is_input)
     if r.has(f"{base}/messageBits") and r.integer(f"{base}/messageBits", 0, 32) > 0:
         raise r.fail(f"{base}/messageBits", "graded spikes are not supported")
     return CubaNeuron(
@@ -291,6 +330,24 @@ def _read_neuron(r: _Reader, base: str) -> CubaNeuron:
         dv=r.integer(f"{base}/vDecay", 0, fx.DECAY_UNITY),
         bias_exp=NETX_BIAS_EXP,
     )
+
+
+def _read_sdnn(r: _Reader, base: str, is_input: bool):
+    """A sigma-delta neuron group, as netx's ``get_neuron_params`` builds it."""
+    bits = SDNN_MESSAGE_BITS
+    for key in ("messageBits", "gradedBits"):
+        if r.has(f"{base}/{key}"):
+            bits = r.integer(f"{base}/{key}", 1, MAX_MESSAGE_BITS)
+    if r.has(f"{base}/activation") and not is_input:
+        activation = r.string(f"{base}/activation")
+        if activation.lower() != "relu":
+            raise r.fail(f"{base}/activation", f"activation '{activation}': netx applies ReLU to every SDNN neuron")
+    if not is_input and r.has(f"{base}/sigma_output"):
+        return SigmaNeuron(message_bits=bits)
+    limit = fx.INT32_MAX >> fx.graded_scale(r.spike_exp)
+    vth = r.integer(f"{base}/vThMant", 0, limit)
+    cls = DeltaNeuron if is_input else SigmaDeltaNeuron
+    return cls(vth=vth, spike_exp=r.spike_exp, message_bits=bits)
 
 
 def _read_input(r: _Reader, base: str, first: bool) -> Input | None:
@@ -305,7 +362,7 @@ def _read_input(r: _Reader, base: str, first: bool) -> Input | None:
         bias = r.numbers(f"{base}/biasMant", (len(shape),))
         if bias.shape != shape:
             raise r.fail(f"{base}/biasMant", f"expected shape {shape}, got {bias.shape}")
-    return Input(shape=shape, neuron=_read_neuron(r, f"{base}/neuron"), bias=bias)
+    return Input(shape=shape, neuron=_read_neuron(r, f"{base}/neuron", is_input=True), bias=bias)
 
 
 def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
@@ -354,35 +411,45 @@ def _read_conv_bias(r: _Reader, path: str, shape: tuple[int, int, int]) -> np.nd
     raise r.fail(path, f"expected ({shape[0]},) per channel or {shape[::-1]} per neuron (W, H, C), got {bias.shape}")
 
 
-def _read_dense(r: _Reader, base: str, in_shape, prev_layer) -> Dense:
-    """A dense layer; with no layer and no input shape before it, its weights give the input size."""
+def _read_matrix(r: _Reader, path: str, out: int, n_in: int | None) -> np.ndarray:
+    weight = r.numbers(path, (1, 2), truncate=True)
+    if weight.ndim == 1:
+        if weight.size % out:
+            raise r.fail(path, f"{weight.size} values do not split into {out} rows")
+        weight = weight.reshape(out, -1)
+    n_in = weight.shape[1] if n_in is None else n_in
+    if weight.shape != (out, n_in):
+        raise r.fail(path, f"expected shape ({out}, {n_in}), got {weight.shape}")
+    return weight
+
+
+def _read_dense(r: _Reader, base: str, in_shape, prev_layer, recurrent: bool = False) -> Dense:
+    """A dense layer (``recurrent``: netx's ``dense_rec``, with ``weight_rec`` encoded together with
+    ``weight``); with no layer and no input shape before it, its weights give the input size."""
     if prev_layer is not None and len(in_shape) > 1 and not isinstance(prev_layer, Flatten):
         raise r.fail(base, f"a dense layer after a {in_shape} layer needs a flatten layer between them")
     out = int(np.prod(r.shape(f"{base}/shape")))
-    weight = r.numbers(f"{base}/weight", (1, 2), truncate=True)
-    if weight.ndim == 1:
-        if weight.size % out:
-            raise r.fail(f"{base}/weight", f"{weight.size} values do not split into {out} rows")
-        weight = weight.reshape(out, -1)
-    n_in = weight.shape[1] if in_shape is None else int(np.prod(in_shape))
-    if weight.shape != (out, n_in):
-        raise r.fail(f"{base}/weight", f"expected shape ({out}, {n_in}), got {weight.shape}")
+    weight = _read_matrix(r, f"{base}/weight", out, None if in_shape is None else int(np.prod(in_shape)))
+    parts = [weight] + ([_read_matrix(r, f"{base}/weight_rec", out, out)] if recurrent else [])
     try:
-        mantissas, bits, exp = netx_weight_encoding(weight)
+        mantissas, bits, exp = netx_weight_encoding(np.hstack(parts))
     except ValueError as err:
         raise r.fail(f"{base}/weight", str(err)) from None
-    held = lava_dense_weights(mantissas, bits)
-    if not np.any(held):
+    held = [lava_dense_weights(m, bits) for m in np.split(mantissas, [weight.shape[1]], axis=1)[: len(parts)]]
+    if not np.any(held[0]):
         raise r.fail(f"{base}/weight", f"netx encodes these weights with {bits} bits and Lava truncates all of them to 0")
-    exact = integer_weights(held, exp)
-    if exact is None or not np.array_equal(exact, weight):
-        warnings.warn(f"{r.name}: {base}/weight: netx and Lava clip or truncate these weights; read as Lava computes them")
+    for part, kept in zip(parts, held):
+        exact = integer_weights(kept, exp)
+        if exact is None or not np.array_equal(exact, part):
+            warnings.warn(f"{r.name}: {base}: netx and Lava clip or truncate these weights; read as Lava computes them")
     has_neuron = r.has(f"{base}/neuron")
-    layer = Dense(
-        weight=held,
+    extra = {"weight_rec": held[1]} if recurrent else {}
+    layer = (RecurrentDense if recurrent else Dense)(
+        weight=held[0],
         neuron=_read_neuron(r, f"{base}/neuron") if has_neuron else dataclasses.replace(DEFAULT_NEURON),
         weight_bits=bits,
         weight_exp=exp,
+        **extra,
     )
     if r.has(f"{base}/bias"):
         bias = r.numbers(f"{base}/bias", (0, 1), truncate=True)
@@ -390,6 +457,8 @@ def _read_dense(r: _Reader, base: str, in_shape, prev_layer) -> Dense:
             raise r.fail(f"{base}/bias", f"expected ({out},) or one value, got shape {bias.shape}")
         layer.bias = np.broadcast_to(bias, (out,)).copy()
     if r.has(f"{base}/delay"):
+        if recurrent:
+            raise r.fail(f"{base}/delay", "delays on dense_rec are not supported (netx drops their weight exponent)")
         layer.delay = _read_delay(r, f"{base}/delay", weight.shape)
     return layer
 
@@ -477,6 +546,7 @@ def write_netx(net: Netlist, path: str | os.PathLike) -> None:
     import h5py
 
     net.validate()
+    _spike_exp(net)
     entries = _entries(net)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
@@ -527,8 +597,37 @@ def _entries(net: Netlist) -> list[dict]:
     return entries
 
 
-def _neuron_entry(neuron: CubaNeuron) -> dict:
-    return {"type": "CUBA", "vThMant": neuron.vth, "iDecay": neuron.du + 1, "vDecay": neuron.dv}
+def _neuron_entry(neuron, label: str) -> dict:
+    if not is_graded(neuron):
+        return {"type": "CUBA", "vThMant": neuron.vth, "iDecay": neuron.du + 1, "vDecay": neuron.dv}
+    bits = {} if neuron.message_bits == SDNN_MESSAGE_BITS else {"gradedBits": neuron.message_bits}
+    if isinstance(neuron, SigmaNeuron):
+        return {"type": "SDNN", "sigma_output": True, **bits}
+    if getattr(neuron, "activation", "relu") != "relu":
+        raise NetxExportError(f"{label}: activation '{neuron.activation}': netx applies ReLU to every SDNN neuron")
+    if neuron.cum_error:
+        raise NetxExportError(f"{label}: cum_error: netx builds every sigma-delta neuron without a cumulative error")
+    return {"type": "SDNN", "activation": "relu", "vThMant": neuron.vth, **bits}
+
+
+def _bias_entry(bias: np.ndarray, neuron, label: str) -> np.ndarray:
+    """The bias as netx stores it: CUBA mantissas for bias_exp 6, sigma-delta mantissas as they are."""
+    if is_graded(neuron):
+        return np.asarray(bias, np.int32)
+    return _netx_bias(bias, neuron.bias_exp, label)
+
+
+def _spike_exp(net: Netlist) -> int | None:
+    """The one spike_exp of a sigma-delta network (netx takes one for all layers), or None."""
+    found = {}
+    for i in net.neuron_layers:
+        neuron = net.layers[i].neuron
+        if hasattr(neuron, "spike_exp"):
+            found.setdefault(neuron.spike_exp, i)
+    if len(found) > 1:
+        (a, i), (b, j) = list(found.items())[:2]
+        raise NetxExportError(f"layer {j}: spike_exp = {b} differs from layer {i}'s {a}; netx takes one for a network")
+    return next(iter(found), None)
 
 
 def _netx_bias(bias: np.ndarray, bias_exp: int, label: str) -> np.ndarray:
@@ -543,7 +642,7 @@ def _netx_bias(bias: np.ndarray, bias_exp: int, label: str) -> np.ndarray:
 
 
 def _input_entry(layer: Input, label: str) -> dict:
-    entry = {"type": "input", "shape": list(layer.shape), "neuron": _neuron_entry(layer.neuron)}
+    entry = {"type": "input", "shape": list(layer.shape), "neuron": _neuron_entry(layer.neuron, label)}
     if np.any(layer.bias):
         entry["biasMant"] = _netx_bias(layer.bias, layer.neuron.bias_exp, label).astype(np.int32)
     return entry
@@ -566,41 +665,51 @@ def _conv_entry(layer: Conv, label: str) -> dict:
         "dilation": list(layer.dilation),
         "groups": layer.groups,
         "weight": _int32(layer.weight << layer.weight_exp, label),
-        "neuron": _neuron_entry(layer.neuron),
+        "neuron": _neuron_entry(layer.neuron, label),
     }
     if layer.bias is not None:
-        bias = _netx_bias(layer.bias, layer.neuron.bias_exp, label)
+        bias = _bias_entry(layer.bias, layer.neuron, label)
         entry["bias"] = bias.transpose(2, 1, 0) if bias.ndim == 3 else bias  # per neuron: Lava's (W, H, C)
     return entry
 
 
-def _dense_entry(layer: Dense, label: str) -> dict:
-    held = fx.dense_weights(layer.weight, layer.weight_bits)
-    weight = integer_weights(held, layer.weight_exp)
-    if weight is None:
+def _integer_weights(layer: Dense, label: str) -> list[np.ndarray]:
+    """The integer weights netx stores for ``layer`` (and its recurrent weights), checked to survive netx."""
+    matrices = [layer.weight] + ([layer.weight_rec] if isinstance(layer, RecurrentDense) else [])
+    weights = [integer_weights(fx.dense_weights(m, layer.weight_bits), layer.weight_exp) for m in matrices]
+    if any(w is None for w in weights):
         raise NetxExportError(
             f"{label}: weight_exp = {layer.weight_exp} with weights that are not multiples of "
             f"{1 << -layer.weight_exp}: netx stores integer weights and derives the exponent itself"
         )
     try:
-        mantissas, bits, exp = netx_weight_encoding(weight)
+        mantissas, bits, exp = netx_weight_encoding(np.hstack(weights))
     except ValueError as err:
         raise NetxExportError(f"{label}: {err}") from None
-    if not np.array_equal(integer_weights(lava_dense_weights(mantissas, bits), exp), weight):
-        raise NetxExportError(
-            f"{label}: netx would re-encode these weights (in [{weight.min()}, {weight.max()}]) with {bits} "
-            "bits and Lava would clip or truncate them; an inhibitory minimum of minus a power of two does this"
-        )
+    for m, weight in zip(np.split(mantissas, [layer.weight.shape[1]], axis=1), weights):
+        if not np.array_equal(integer_weights(lava_dense_weights(m, bits), exp), weight):
+            raise NetxExportError(
+                f"{label}: netx would re-encode these weights (in [{weight.min()}, {weight.max()}]) with {bits} "
+                "bits and Lava would clip or truncate them; an inhibitory minimum of minus a power of two does this"
+            )
+    return weights
+
+
+def _dense_entry(layer: Dense, label: str) -> dict:
+    weights = _integer_weights(layer, label)
+    weight = weights[0]
     entry = {
-        "type": "dense",
+        "type": layer.kind,
         "shape": [layer.shape[0], 1, 1],
         "inFeatures": layer.weight.shape[1],
         "outFeatures": layer.weight.shape[0],
         "weight": _int32(weight, label),
-        "neuron": _neuron_entry(layer.neuron),
+        "neuron": _neuron_entry(layer.neuron, label),
     }
+    if isinstance(layer, RecurrentDense):
+        entry["weight_rec"] = _int32(weights[1], label)
     if layer.bias is not None:
-        entry["bias"] = _netx_bias(layer.bias, layer.neuron.bias_exp, label)
+        entry["bias"] = _bias_entry(layer.bias, layer.neuron, label)
     if layer.delay is not None:
         entry["delay"] = layer.delay.astype(np.int32)
     return entry
@@ -620,6 +729,11 @@ def _write_simulation(h5, net: Netlist) -> None:
         values["resetOffset"] = net.reset_offset
     if net.output_window is not None:
         values["outputWindow"] = list(net.output_window)
+    spike_exp = _spike_exp(net)
+    if spike_exp is not None:
+        values["spikeExp"] = spike_exp
+    if net.input_message_bits:
+        values["inputMessageBits"] = net.input_message_bits
     readout = net.meta.get("readout", "spikes")
     if values or readout != "spikes":
         group = h5.create_group("simulation")

@@ -77,6 +77,11 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
     """The NIR graph of ``net``: a chain from ``input`` to ``output`` with metadata on every node."""
     import nir
 
+    if net.graded:
+        i = net.neuron_layers[0]
+        raise NirExportError(
+            f"layer {i} ({net.layers[i].kind}): NIR has no node for sigma-delta neurons (graded spikes)"
+        )
     first = net.layers[0]
     shape = tuple(first.shape if isinstance(first, Input) else net.input_shape)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
@@ -310,6 +315,7 @@ def _conventions(text, source: str) -> dict[str, Any]:
         "output_window": lambda v: v is None or isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v)
         and 0 <= v[0] <= v[1],
         "meta": lambda v: isinstance(v, dict),
+        "input_message_bits": lambda v: _is_int(v) and v == 0,  # NIR carries binary-spike networks only
     }
     for name, value in conventions.items():
         if not checks[name](value):

@@ -63,6 +63,12 @@ def netlist_to_onnx(net: Netlist, steps: int):
 
     if int(steps) < 1:
         raise OnnxExportError(f"netlist: steps = {steps} must be >= 1")
+    if net.graded:
+        i = net.neuron_layers[0]
+        raise OnnxExportError(
+            f"layer {i} ({net.layers[i].kind}): sigma-delta neurons (graded spikes) are not exported to ONNX; "
+            "see docs/formats.md"
+        )
     outer = _Builder("g")
     io = _graph_inputs(outer, net, int(steps))
     body, units = _step_body(outer, net, io)
