@@ -69,7 +69,7 @@ def accuracy(recipe: dict, seed: int, epochs: int, batch: int, threads: int) -> 
     """(final test accuracy, wall seconds) of one full training run."""
     start = time.perf_counter()
     cfg = TrainConfig(epochs=epochs, seed=seed, batch_size=batch, threads=threads, progress=False, **recipe)
-    result = train(cfg, log=lambda _: None)
+    result = train(cfg, log=lambda _: None, warn=lambda _: None)
     return result.history[-1]["test_accuracy"], time.perf_counter() - start
 
 

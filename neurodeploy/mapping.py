@@ -354,8 +354,8 @@ class Activity:
     neuron_updates: dict[int, float]
     spikes: dict[int, float]
     basis: str
-    payload_bits: dict[int, float] = field(default_factory=dict)  # graded layers: messages x message bits
     neuron_spikes: dict[int, np.ndarray] = field(default_factory=dict)  # per neuron (C order), where recorded
+    payload_bits: dict[int, float] = field(default_factory=dict)  # graded layers: messages x message bits
 
     def total(self, name: str) -> float:
         return float(sum(getattr(self, name).values()))
@@ -370,15 +370,15 @@ class Activity:
 def measured_activity(recording) -> Activity:
     """Per-inference counts from a simulator Recording (its totals divided by the batch)."""
     per = lambda counts: {i: c / recording.batch for i, c in counts.items()}  # noqa: E731
-    payload = {i: recording.spike_count[i] * bits for i, bits in recording.message_bits.items()}
     neuron_spikes = {i: np.count_nonzero(s.reshape(s.shape[0], s.shape[1], -1), axis=(0, 1)) / recording.batch
                      for i, s in recording.s.items()}
+    payload = {i: recording.spike_count[i] * bits for i, bits in recording.message_bits.items()}
     return Activity(
         recording.steps, per(recording.synaptic_events), per(recording.neuron_updates),
         per(recording.spike_count),
         f"measured: simulated {recording.batch} sample(s) x {recording.steps} steps, averaged per sample",
-        neuron_spikes=neuron_spikes,
-        payload_bits=per(payload),
+        neuron_spikes,
+        per(payload),
     )
 
 
@@ -394,7 +394,7 @@ def assumed_activity(mapping: Mapping, steps: int, rate: float) -> Activity:
     basis = (f"assumed: every neuron and input spikes with probability {rate:g} a step, {steps} steps; "
              "synaptic events = stored synapses x rate x steps")
     payload = {p.index: spikes[p.index] * p.message_bits for p in mapping.layers if p.message_bits}
-    return Activity(steps, events, updates, spikes, basis, payload)
+    return Activity(steps, events, updates, spikes, basis, payload_bits=payload)
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,9 @@ DEFAULT_LR = 5e-3
 DIGITS_RECIPES = {
     "mlp-tssl": dict(rule="tssl", arch="64-128-10", steps=8),
     "mlp-bpsa": dict(rule="bpsa", arch="64-128-D0.1-10bn", steps=8, loss="mse"),
+    "mlp-bpsa-plain": dict(rule="bpsa", arch="64-128-10", steps=5),
     "cnn-tssl": dict(rule="tssl", arch="16C3p1-P2-32C3p1-P2-D0.2-10", steps=5, loss="count"),
-    "cnn-bpsa": dict(rule="bpsa", arch="16C3p1bn-P2-32C3p1bn-P2-D0.2-10bn", steps=8, loss="mse"),
+    "cnn-bpsa": dict(rule="bpsa", arch="16C3p1bn-P2-32C3p1bn-P2-D0.2-10bn", steps=8, loss="mse", readout="spikes"),
 }
 
 

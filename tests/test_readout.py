@@ -15,6 +15,8 @@ from neurodeploy.compare import compare_model, decode_predictions, quantized_pre
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import export_model, load_float_model, quantize_model
 from neurodeploy.exporters.netx import read_netx
+from neurodeploy.exporters.onnx import run_onnx
+from neurodeploy.netio import load_netlist
 from neurodeploy.targets import load_target
 from neurodeploy.train import TrainConfig, train
 
@@ -39,9 +41,10 @@ def test_decode_membrane_takes_v_at_the_windows_last_step():
 
 def test_exported_network_classifies_as_the_float_model(membrane_model, tmp_path):
     target = load_target("loihi2")
-    result = export_model(membrane_model, target, tmp_path / "out", formats=("netx",))
+    result = export_model(membrane_model, target, tmp_path / "out", formats=("netx", "nir", "onnx"))
     net = read_netx(result.files["netx"])
     assert net.readout == "membrane" and result.quantized.netlist.readout == "membrane"
+    assert load_netlist(result.files["nir"]).readout == "membrane"
     assert net.layers[-1].neuron.vth == target.vth[1]
     fm = load_float_model(membrane_model)
     x, y = load_dataset("digits", split="test")
@@ -54,3 +57,5 @@ def test_exported_network_classifies_as_the_float_model(membrane_model, tmp_path
     from_file = decode_predictions(rec.v[last], net.output_window, "membrane")
     assert np.array_equal(from_file, comparison.quant_pred)
     assert np.array_equal(quantized_predictions(rec, net), from_file)
+    onnx_out = run_onnx(result.files["onnx"], bias=comparison.inputs[:64])
+    assert np.array_equal(onnx_out["output_v"].argmax(axis=1), from_file[:64])

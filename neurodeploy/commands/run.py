@@ -38,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="SPIKES.npy", help="input spikes (batch, T, *input shape)")
     source.add_argument("--input-bias", metavar="BIAS.npy", help="input layer bias mantissas ([batch,] *layer shape)")
+    add_input_shape(parser)
     parser.add_argument("--input-order", choices=("ours", "lava"), default="ours",
                         help="--input as (batch, T, C, H, W) (default) or as lava-dl stores it, (x, y, f, t), "
                         "played cyclically")
-    add_input_shape(parser)
     parser.add_argument("--reset-interval", type=integer(0, 1 << 31), metavar="N",
                         help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
     parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
