@@ -42,7 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from neurodeploy.backends.lava import LavaCase, read_cases, write_cases  # noqa: E402
+from neurodeploy.backends.lava_exchange import LavaCase, read_cases, write_cases  # noqa: E402
 from neurodeploy.backends.lava_env import lava_python  # noqa: E402
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist  # noqa: E402
 from neurodeploy.sim import simulate  # noqa: E402

@@ -39,7 +39,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from neurodeploy import fixed_point as fx
-from neurodeploy.backends.lava import LavaCase, check_lava_limits
+from neurodeploy.backends.lava import check_lava_limits
+from neurodeploy.backends.lava_exchange import LavaCase
 from neurodeploy.netlist import (
     INT32_MAX, STATE_EXP, Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense,
     SigmaDeltaNeuron, SigmaNeuron,

@@ -17,8 +17,9 @@ from typing import Callable
 import numpy as np
 
 from neurodeploy import faults
-from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs, staged_path
+from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
 from neurodeploy.errors import NeurodeployError, OutputFileError
+from neurodeploy.float_model import FloatModel, load_float_model
 from neurodeploy.fold import fold
 from neurodeploy.quantize import Limits, Quantized, host_layer, layer_labels, quantize
 
@@ -30,38 +31,10 @@ class ExportError(NeurodeployError):
 
 
 @dataclass
-class FloatModel:
-    """A float network ready to quantize: its graph, how inputs are encoded, and the torch model."""
-
-    graph: list[dict]
-    meta: dict
-    model: object = None  # the torch module, when the source is a checkpoint
-
-    @property
-    def steps(self) -> int:
-        return int(self.meta["steps"])
-
-
-@dataclass
 class ExportResult:
     quantized: Quantized
     files: dict[str, Path] = field(default_factory=dict)
     violations: list = field(default_factory=list)
-
-
-def load_float_model(path: str | Path, dt: float | None = None, steps: int | None = None) -> FloatModel:
-    """A checkpoint (``.pt``) or a NIR graph written by any framework (``.nir``)."""
-    path = Path(path)
-    if path.suffix == ".nir":
-        from neurodeploy.nir_import import float_model_from_nir
-
-        return float_model_from_nir(path, dt=dt, steps=steps)
-    from neurodeploy.models import float_graph, load_checkpoint
-
-    model, meta = load_checkpoint(staged_path(path))
-    if not meta.get("deployable", True):
-        raise ExportError(f"{path}: the model is marked not deployable ({meta.get('rule')} {meta.get('variant')})")
-    return FloatModel(float_graph(model), meta, model)
 
 
 def encoded_inputs(fm: FloatModel, x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, object]:

@@ -18,12 +18,10 @@ decays must be uniform within a layer, and ``v_reset`` must be 0.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from neurodeploy.errors import InputFileError
-from neurodeploy.export import FloatModel
 
 
 def _uniform(values: np.ndarray, what: str, where: str) -> float:
@@ -122,15 +120,3 @@ def float_graph_from_nir(ops: list[dict], dt: float | None, source: str) -> list
     if syn is not None:
         raise InputFileError(f"{source}: the graph ends with synapses that have no neurons")
     return graph
-
-
-def float_model_from_nir(path: str | Path, dt: float | None = None, steps: int | None = None) -> FloatModel:
-    """A float model from a NIR file written by any framework; ``steps`` is required."""
-    from neurodeploy.exporters.nir import nir_to_float_graph
-
-    if not steps or steps < 1:
-        raise InputFileError(f"{path}: a NIR graph does not say how many steps a sample runs; pass --steps")
-    ops = nir_to_float_graph(str(path), dt=dt)
-    graph = float_graph_from_nir(ops, dt, str(path))
-    meta = {"rule": "nir", "steps": int(steps), "encoding": {"name": "rate"}, "dataset": None, "source": str(path)}
-    return FloatModel(graph, meta)

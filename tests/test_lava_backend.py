@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 
 from neurodeploy.backends import lava as backend
-from neurodeploy.backends.lava import (
-    NO_LAVA,
+from neurodeploy.backends.lava import NO_LAVA, check_lava_limits, run_lava, run_lava_cases
+from neurodeploy.backends.lava_exchange import (
     LavaCase,
     LavaError,
-    check_lava_limits,
     decode_netlist,
     encode_netlist,
     read_recordings,
-    run_lava,
-    run_lava_cases,
     write_recordings,
 )
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist

@@ -10,7 +10,7 @@ from neurodeploy.cli import main
 from neurodeploy.errors import InputFileError
 from neurodeploy.export import export_model
 from neurodeploy.exporters.netx import read_netx
-from neurodeploy.nir_import import float_model_from_nir
+from neurodeploy.float_model import float_model_from_nir
 from neurodeploy.quantize import run_quantized
 from neurodeploy.targets import load_target
 

@@ -45,7 +45,7 @@ from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
 
 from neurodeploy.atomic import atomic_path
-from neurodeploy.backends.lava import LavaCase, _load, read_cases, write_recordings
+from neurodeploy.backends.lava_exchange import LavaCase, load_exchange, read_cases, write_recordings
 from neurodeploy.exporters.netx import lava_dl_call_arguments
 from neurodeploy.fixed_point import STATE_EXP
 from neurodeploy.netlist import DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaNeuron, is_graded
@@ -477,7 +477,7 @@ def main(argv: list[str]) -> int:
     if mode == "cases":
         recs = run_cases(read_cases(Path(src)), progress=_report)
     else:
-        recs = [run_netx(*_load(Path(src)), progress=_report)]
+        recs = [run_netx(*load_exchange(Path(src)), progress=_report)]
     with atomic_path(dst) as tmp:
         write_recordings(tmp, recs)
     return 0

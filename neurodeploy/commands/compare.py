@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from neurodeploy.atomic import check_writable
     from neurodeploy.compare import CompareError, compare_and_report, load_test_samples
     from neurodeploy.datasets import DatasetError, dataset_name
-    from neurodeploy.export import data_folder, load_float_model, quantize_model
+    from neurodeploy.export import data_folder, quantize_model
+    from neurodeploy.float_model import load_float_model
     from neurodeploy.targets import load_target
 
     check_writable(args.output, folder=True)

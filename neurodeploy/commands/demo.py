@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace, out_dir: Path, target, reference) -> tuple[dict, dict]:
     from neurodeploy.compare import compare_and_report, load_test_samples
-    from neurodeploy.export import load_float_model
+    from neurodeploy.float_model import load_float_model
 
     checkpoint = train_model(out_dir, args.epochs, args.seed, args.progress)
     exported = export(checkpoint, target, out_dir / "export")
