@@ -54,6 +54,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             module = importlib.import_module(f"neurodeploy.commands.{name}")
             module.add_arguments(cmd)
             show_ranges(cmd)
+            show_defaults(cmd)
             cmd.set_defaults(run=module.run)
     return parser
 
@@ -63,6 +64,17 @@ def _bytes(text: str) -> int:
         return budget.parse_bytes(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append each option's default to its help text, unless the text already names it."""
+    for action in parser._actions:
+        default = action.default
+        if (action.help in (None, argparse.SUPPRESS) or "default" in action.help or not action.option_strings
+                or default in (None, False, argparse.SUPPRESS)):
+            continue
+        shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
+        action.help = f"{action.help} (default: {shown})"
 
 
 def _command(argv: list[str]) -> str | None:

@@ -47,3 +47,9 @@ def test_a_closed_pipe_ends_quietly(conformance_dir):
         err = proc.stderr.read().decode()
         proc.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_help_shows_each_options_default():
+    run = _cli("export", "--help")
+    assert run.returncode == 0
+    assert "(default: loihi2)" in " ".join(run.stdout.split())
