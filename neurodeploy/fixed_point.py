@@ -137,7 +137,8 @@ def weight_bits_used(weight: np.ndarray) -> int:
 # Lava's fixed_pt Sigma, Delta and SigmaDelta hold their state in int32 numpy arrays:
 # every sum wraps modulo 2**32, and np.abs(-2**31) stays -2**31.
 
-INT32_MAX = 2**31 - 1
+INT32 = 2**31  # int32 values lie in [-INT32, INT32)
+INT32_MAX = INT32 - 1
 STATE_EXP = 6  # fraction bits of a sigma-delta neuron's state beyond its messages'
 
 

@@ -39,7 +39,6 @@ from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_
 
 RECORDABLE = ("s", "u", "v", "sigma", "act")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
-INT32 = 2**31
 SAMPLE_BYTES_PER_VALUE = 10  # a sample's working arrays, bytes a neuron and step (spikes, input, records)
 CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit in about this
 # BLAS threads for the matrix products. Batches are split across cores by samples
@@ -421,7 +420,7 @@ class _Neurons:
         self.bias_bound = int(np.abs(bias).max(initial=0))
         self.bias = bias if self.bias_bound else None
         self.u_may_wrap32 = self.a_bound >= 2**24
-        self.v_may_wrap32 = self.u_may_wrap32 or self.bias_bound + 2**24 >= INT32
+        self.v_may_wrap32 = self.u_may_wrap32 or self.bias_bound + 2**24 >= fx.INT32
         self.dtype = np.int64
         if self.exact_float:
             self.dtype = np.float32 if self._fits_float32() else np.float64
@@ -488,7 +487,7 @@ class _Neurons:
             u_bound += self.a_bound
         if self.u_may_wrap32:
             _wrap32(u)
-            wraps, u_bound = _wrap24(u), INT32
+            wraps, u_bound = _wrap24(u), fx.INT32
         elif u_bound >= fx.MAX_UV:  # look: the bound allows a wrap, the values may not
             top, bottom = u.max(), u.min()
             if top > fx.MAX_UV or bottom <= -fx.MAX_UV:

@@ -23,10 +23,10 @@ import numpy as np
 
 from neurodeploy import budget
 from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.fixed_point import INT32
 from neurodeploy.ranges import integer
 
 COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
-INT32 = 1 << 31
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

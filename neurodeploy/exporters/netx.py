@@ -74,7 +74,6 @@ NEURON_TYPES = ("CUBA", "LOIHI", "SDNN")
 NETX_SPIKE_EXP = 6  # netx.hdf5.Network's default spike_exp
 SDNN_MESSAGE_BITS = 16  # netx's default messageBits of an SDNN neuron
 UNSUPPORTED = ("dense_comp", "pool", "average", "concat", "convT", "unpool")
-INT32 = 1 << 31
 # netx's neuron when a dense layer has no neuron group: a non-leaky integrator
 DEFAULT_NEURON = CubaNeuron(vth=1 << 17, du=-1, dv=4096, bias_exp=NETX_BIAS_EXP)
 
@@ -213,7 +212,7 @@ class _Reader:
             if not truncate and np.any(arr != np.round(arr)):
                 raise self.fail(path, "expected integers, got fractional values")
             arr = np.trunc(arr)
-        if arr.size and (arr.min() < -INT32 or arr.max() >= INT32):
+        if arr.size and (arr.min() < -fx.INT32 or arr.max() >= fx.INT32):
             raise self.fail(path, f"values must fit in 32 bits, found {arr.min()} .. {arr.max()}")
         return np.asarray(arr).astype(np.int64)
 
@@ -489,13 +488,13 @@ def _read_simulation(r: _Reader) -> dict:
     if not r.has("/simulation"):
         return out
     r.node("/simulation", "group")
-    sim = {key: r.integer(f"/simulation/{key}", 0, INT32 - 1) for key in ("Ts", "tSample") if r.has(f"/simulation/{key}")}
+    sim = {key: r.integer(f"/simulation/{key}", 0, fx.INT32 - 1) for key in ("Ts", "tSample") if r.has(f"/simulation/{key}")}
     if sim:
         out["meta"]["simulation"] = sim
     if r.has("/simulation/resetInterval"):
-        out["reset_interval"] = r.integer("/simulation/resetInterval", 1, INT32 - 1)
+        out["reset_interval"] = r.integer("/simulation/resetInterval", 1, fx.INT32 - 1)
     if r.has("/simulation/resetOffset"):
-        out["reset_offset"] = r.integer("/simulation/resetOffset", -(INT32 - 1), INT32 - 1)
+        out["reset_offset"] = r.integer("/simulation/resetOffset", -(fx.INT32 - 1), fx.INT32 - 1)
     if r.has("/simulation/outputWindow"):
         window = r.numbers("/simulation/outputWindow", (1,))
         if window.shape != (2,) or window[0] < 0 or window[1] < window[0]:
@@ -716,7 +715,7 @@ def _dense_entry(layer: Dense, label: str) -> dict:
 
 
 def _int32(arr: np.ndarray, label: str) -> np.ndarray:
-    if arr.size and (arr.min() < -INT32 or arr.max() >= INT32):
+    if arr.size and (arr.min() < -fx.INT32 or arr.max() >= fx.INT32):
         raise NetxExportError(f"{label}: weights reach {arr.min()} .. {arr.max()}, beyond 32 bits")
     return arr.astype(np.int32)
 
