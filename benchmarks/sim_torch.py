@@ -65,8 +65,10 @@ def main() -> None:
             baseline, reference = seconds, rec
         same = all(np.array_equal(rec.s[i], reference.s[i]) for i in reference.s)
         same &= rec.synaptic_events == reference.synaptic_events and rec.spike_count == reference.spike_count
-        print(f"{name} seconds={seconds:.3f} inferences/s={args.batch / seconds:.1f} ratio={baseline / seconds:.2f}"
-              + ("" if device is None else f" equal={same}"))
+        print(
+            f"{name} seconds={seconds:.3f} inferences/s={args.batch / seconds:.1f} ratio={baseline / seconds:.2f}"
+            + ("" if device is None else f" equal={same}")
+        )
     if "cuda" not in devices:
         print("cuda: torch finds no CUDA device here; no GPU line")
 

@@ -44,9 +44,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurodeploy", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"neurodeploy {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    parser.add_argument("--max-bytes", type=_bytes, metavar="SIZE",
-                        help=f"memory budget for what files and options may make a command allocate, e.g. 8G "
-                        f"(default: ${budget.ENV}, else {budget.DEFAULT_BYTES >> 30}G)")
+    parser.add_argument(
+        "--max-bytes",
+        type=_bytes,
+        metavar="SIZE",
+        help=f"memory budget for what files and options may make a command allocate, e.g. 8G "
+        f"(default: ${budget.ENV}, else {budget.DEFAULT_BYTES >> 30}G)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -194,8 +198,11 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
             return 141
         extra = missing_extra(err) if isinstance(err, ModuleNotFoundError) else None
         if extra is not None and not (args is not None and args.debug):
-            print(f"neurodeploy {_command(argv)}: error: this needs the optional '{extra}' part "
-                  f"(no module named {err.name!r}): pip install \"neurodeploy[{extra}]\"", file=sys.stderr)
+            print(
+                f"neurodeploy {_command(argv)}: error: this needs the optional '{extra}' part "
+                f'(no module named {err.name!r}): pip install "neurodeploy[{extra}]"',
+                file=sys.stderr,
+            )
             return 2
         if not isinstance(err, NeurodeployError):
             raise
@@ -207,6 +214,7 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
 
 def _warning_line(command: str):
     """A ``warnings.showwarning`` printing one line, escaped, without the source file and line."""
+
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         print(f"neurodeploy {command}: warning: {printable(str(message))}", file=sys.stderr if file is None else file)
 

@@ -33,14 +33,16 @@ class World:
 
     def shard(self, indices):
         """This process's samples of one global batch."""
-        return indices[self.rank::self.size]
+        return indices[self.rank :: self.size]
 
     def check_batches(self, samples: int, batch_size: int) -> None:
         """Refuse batches that would leave a process without samples."""
         last = samples % batch_size or batch_size
         if min(batch_size, last) < self.size:
-            raise NeurodeployError(f"--batch-size {batch_size} over {samples} samples leaves a batch of {last}, "
-                                   f"fewer than the {self.size} processes: each process needs a sample a batch")
+            raise NeurodeployError(
+                f"--batch-size {batch_size} over {samples} samples leaves a batch of {last}, "
+                f"fewer than the {self.size} processes: each process needs a sample a batch"
+            )
 
     def wrap(self, model: nn.Module, seed: int):
         """``model`` as training steps it: through DDP when there are several processes."""

@@ -120,8 +120,9 @@ def calibration_samples(fm: FloatModel, n: int, data_root: str | None) -> np.nda
     return x[:n]
 
 
-def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "max",
-                   data_root: str | None = None, seed: int = 0) -> Quantized:
+def quantize_model(
+    fm: FloatModel, target, calibrate: int = 256, method: str = "max", data_root: str | None = None, seed: int = 0
+) -> Quantized:
     """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` training samples.
 
     The samples come from ``data_root``, or the folder the checkpoint remembers; with
@@ -166,13 +167,27 @@ def qat_summary(fm: FloatModel, target) -> dict | None:
     if not entry:
         return None
     kept = trained_scales(fm, Limits.from_target(target)) is not None
-    return {"trained_for": entry["target"], "scales": "as trained" if kept else
-            f"quantized afresh: {target.name}'s limits differ from those of {entry['target']}"}
+    return {
+        "trained_for": entry["target"],
+        "scales": "as trained"
+        if kept
+        else f"quantized afresh: {target.name}'s limits differ from those of {entry['target']}",
+    }
 
 
-def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx",), calibrate: int = 256,
-                 method: str = "max", force: bool = False, data_root: str | None = None,
-                 dt: float | None = None, steps: int | None = None, strict: bool = False) -> ExportResult:
+def export_model(
+    source: str | Path,
+    target,
+    out_dir: str | Path,
+    formats=("netx",),
+    calibrate: int = 256,
+    method: str = "max",
+    force: bool = False,
+    data_root: str | None = None,
+    dt: float | None = None,
+    steps: int | None = None,
+    strict: bool = False,
+) -> ExportResult:
     """Quantize ``source`` for ``target``, check every design rule, then write the files.
 
     ``strict``: any numerical fault counted (clipping, thresholds beyond 17 bits, u wraps
@@ -266,8 +281,11 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "qat": qat_summary(fm, target),
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},
-        "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],
-                         "unchecked": unchecked(target)},
+        "design_rules": {
+            "passed": not result.violations,
+            "violations": [str(v) for v in result.violations],
+            "unchecked": unchecked(target),
+        },
         "layers": [layer.as_dict() for layer in q.layers],
         "numerical_faults": faults.summary(numerical_faults(q), layer_labels(q)),
     }

@@ -91,8 +91,11 @@ def rehearse(path: str | os.PathLike, name: str, datasets: list[str]) -> None:
     if ended == "timeout":
         raise InputFileError(f"{name}: {where} did not finish within {seconds:.0f} s; {DAMAGED}")
     if ended == "died":
-        how = f"signal {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else \
-            f"exit status {os.WEXITSTATUS(status)}"
+        how = (
+            f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+            if os.WIFSIGNALED(status)
+            else f"exit status {os.WEXITSTATUS(status)}"
+        )
         raise InputFileError(f"{name}: the HDF5 library failed ({how}) {where}; {DAMAGED}")
 
 
@@ -176,8 +179,10 @@ def check_tree(h5, name: str) -> list[str]:
             dsid = h5py.h5d.open(h5.id, link)
             total += check_dataset(dsid, path, name)
             if total > MAX_TOTAL_BYTES:
-                raise InputFileError(f"{name}: datasets declare more than {MAX_TOTAL_BYTES} bytes in all "
-                                     f"(numbers counted as read, 64 bits each)")
+                raise InputFileError(
+                    f"{name}: datasets declare more than {MAX_TOTAL_BYTES} bytes in all "
+                    f"(numbers counted as read, 64 bits each)"
+                )
             budget.require(total, f"{name}: reading its datasets (numbers read as 64 bits each)")
             if _read_indirectly(dsid):
                 indirect.append(path)

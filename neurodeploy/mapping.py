@@ -219,11 +219,20 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
         layer = net.layers[i]
         order = packing_order(layer.shape)
         j = feeds.get(i)
-        out_edges = (np.bincount(_distinct_edges(wiring[j], core_of[j])[0], minlength=order.size) if j is not None
-                     else np.zeros(order.size, np.int64))
+        out_edges = (
+            np.bincount(_distinct_edges(wiring[j], core_of[j])[0], minlength=order.size)
+            if j is not None
+            else np.zeros(order.size, np.int64)
+        )
         cores = _pack(i, layer, _reorder(wiring[i], order), out_edges[order], target)
-        placements[i] = LayerPlacement(i, describe_layer(layer), order.size, sum(c.synapses for c in cores), cores,
-                                       getattr(layer.neuron, "message_bits", 0))
+        placements[i] = LayerPlacement(
+            i,
+            describe_layer(layer),
+            order.size,
+            sum(c.synapses for c in cores),
+            cores,
+            getattr(layer.neuron, "message_bits", 0),
+        )
         core_of[i] = np.empty(order.size, np.int64)
         core_of[i][order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
     placed = _place_on_chips([placements[i] for i in layers], target)
@@ -240,9 +249,13 @@ def _place_on_chips(layers: list[LayerPlacement], target: Target) -> list[LayerP
     for p in layers:
         placed = []
         for core in p.cores:
-            full = (cores + 1 > target.cores_per_chip
-                    or target.neurons_per_chip is not None and neurons + core.neurons > target.neurons_per_chip
-                    or target.synapses_per_chip is not None and synapses + core.synapses > target.synapses_per_chip)
+            full = (
+                cores + 1 > target.cores_per_chip
+                or target.neurons_per_chip is not None
+                and neurons + core.neurons > target.neurons_per_chip
+                or target.synapses_per_chip is not None
+                and synapses + core.synapses > target.synapses_per_chip
+            )
             if full and cores:
                 chip, cores, neurons, synapses = chip + 1, 0, 0, 0
             cores, neurons, synapses = cores + 1, neurons + core.neurons, synapses + core.synapses
@@ -293,8 +306,14 @@ def _pack(index: int, layer, wiring: Wiring | None, out_edges: np.ndarray, targe
         cores.append(CoreUse(index, start, take, axons, outs, synapses, bits))
         start, window = start + take, max(2 * take, 64)
     if len(cores) > 1 and not target.allow_split:
-        raise MappingError(index, describe_layer(layer), "cores", len(cores), 1,
-                           f"needs {len(cores)} cores, and target {target.name} does not split a layer across cores")
+        raise MappingError(
+            index,
+            describe_layer(layer),
+            "cores",
+            len(cores),
+            1,
+            f"needs {len(cores)} cores, and target {target.name} does not split a layer across cores",
+        )
     return cores
 
 
@@ -304,16 +323,23 @@ def _prefix_use(layer, wiring: Wiring | None, out_edges: np.ndarray, start: int,
         zeros = np.zeros(stop - start, np.int64)
         return zeros, zeros, out_edges[start:stop].cumsum(), zeros
     synapses = wiring.fan_in[start:stop].cumsum()
-    return (_new_inputs(wiring, start, stop).cumsum(), synapses * synapse_bits(layer, target),
-            out_edges[start:stop].cumsum(), synapses)
+    return (
+        _new_inputs(wiring, start, stop).cumsum(),
+        synapses * synapse_bits(layer, target),
+        out_edges[start:stop].cumsum(),
+        synapses,
+    )
 
 
 def _fitting(use, target: Target) -> int:
     """How many leading runs stay within every per-core limit (all uses grow with the run)."""
     axons, bits, outs, _ = use
     fits = np.ones(axons.size, bool)
-    for used, limit in ((axons, target.input_axons_per_core), (bits, target.synapse_memory_bits),
-                        (outs, target.output_axons_per_core)):
+    for used, limit in (
+        (axons, target.input_axons_per_core),
+        (bits, target.synapse_memory_bits),
+        (outs, target.output_axons_per_core),
+    ):
         if limit is not None:
             fits &= used <= limit
     return int(np.argmin(fits)) if not fits.all() else int(fits.size)
@@ -321,15 +347,16 @@ def _fitting(use, target: Target) -> int:
 
 def _new_inputs(wiring: Wiring, start: int, stop: int) -> np.ndarray:
     """For neurons start..stop-1 in turn, how many inputs each adds that earlier ones did not use."""
-    inputs = wiring.indices[wiring.indptr[start]:wiring.indptr[stop]]
+    inputs = wiring.indices[wiring.indptr[start] : wiring.indptr[stop]]
     rows = np.repeat(np.arange(stop - start), wiring.fan_in[start:stop])
     first = np.full(int(inputs.max(initial=-1)) + 1, stop - start)  # first row using each input
     np.minimum.at(first, inputs, rows)
     return np.bincount(first[first < stop - start], minlength=stop - start)
 
 
-def _unplaceable(index: int, layer, neuron: int, axons: int, bits: int, outs: int, _synapses: int,
-                 target: Target) -> None:
+def _unplaceable(
+    index: int, layer, neuron: int, axons: int, bits: int, outs: int, _synapses: int, target: Target
+) -> None:
     """Raise MappingError for a neuron that does not fit an empty core."""
     label = f"neuron {neuron} alone does not fit a core:"
     if target.input_axons_per_core is not None and axons > target.input_axons_per_core:
@@ -370,11 +397,15 @@ class Activity:
 def measured_activity(recording) -> Activity:
     """Per-inference counts from a simulator Recording (its totals divided by the batch)."""
     per = lambda counts: {i: c / recording.batch for i, c in counts.items()}  # noqa: E731
-    neuron_spikes = {i: np.count_nonzero(s.reshape(s.shape[0], s.shape[1], -1), axis=(0, 1)) / recording.batch
-                     for i, s in recording.s.items()}
+    neuron_spikes = {
+        i: np.count_nonzero(s.reshape(s.shape[0], s.shape[1], -1), axis=(0, 1)) / recording.batch
+        for i, s in recording.s.items()
+    }
     payload = {i: recording.spike_count[i] * bits for i, bits in recording.message_bits.items()}
     return Activity(
-        recording.steps, per(recording.synaptic_events), per(recording.neuron_updates),
+        recording.steps,
+        per(recording.synaptic_events),
+        per(recording.neuron_updates),
         per(recording.spike_count),
         f"measured: simulated {recording.batch} sample(s) x {recording.steps} steps, averaged per sample",
         neuron_spikes,
@@ -391,8 +422,10 @@ def assumed_activity(mapping: Mapping, steps: int, rate: float) -> Activity:
     events = {p.index: p.synapses * rate * steps for p in mapping.layers}
     updates = {p.index: float(p.neurons * steps) for p in mapping.layers}
     spikes = {p.index: p.neurons * rate * steps for p in mapping.layers}
-    basis = (f"assumed: every neuron and input spikes with probability {rate:g} a step, {steps} steps; "
-             "synaptic events = stored synapses x rate x steps")
+    basis = (
+        f"assumed: every neuron and input spikes with probability {rate:g} a step, {steps} steps; "
+        "synaptic events = stored synapses x rate x steps"
+    )
     payload = {p.index: spikes[p.index] * p.message_bits for p in mapping.layers if p.message_bits}
     return Activity(steps, events, updates, spikes, basis, payload_bits=payload)
 
@@ -456,12 +489,16 @@ class Cost:
         if self.latency_ns is None:
             out.append("latency per inference: unknown")
         else:
-            out.append(f"latency per inference{_basis(self.latency_basis)}: {self.activity.steps} steps x one step "
-                       "of the busiest core:")
+            out.append(
+                f"latency per inference{_basis(self.latency_basis)}: {self.activity.steps} steps x one step "
+                "of the busiest core:"
+            )
             out += ["  " + t.text() for t in self.step_terms]
             out.append(f"  {'one step':<34} {blank} = {_fmt(self.latency_ns / self.activity.steps, 's', 1e-9):>12}")
-            out.append(f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}"
-                       f"   ({1e9 / self.latency_ns:,.1f} inferences/s)")
+            out.append(
+                f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}"
+                f"   ({1e9 / self.latency_ns:,.1f} inferences/s)"
+            )
         out += [f"note: {n}" for n in self.notes]
         out += [f"source: {s}" for s in self.sources]
         return out
@@ -478,27 +515,45 @@ def estimate_cost(mapping: Mapping, activity: Activity) -> Cost:
     latency, step_terms, notes = _latency(mapping, activity)
     static = None
     if latency is not None and target.energy.static_power_mw is not None:
-        static = Term(f"static: {mapping.chips} chip(s) x latency ns", latency * mapping.chips,
-                      target.energy.static_power_mw, "mW", "energy.static_power_mw")
+        static = Term(
+            f"static: {mapping.chips} chip(s) x latency ns",
+            latency * mapping.chips,
+            target.energy.static_power_mw,
+            "mW",
+            "energy.static_power_mw",
+        )
     elif target.energy.static_power_mw is None and target.energy.synaptic_op_pj is not None:
         notes = notes + [f"target {target.name} gives no static power: the total is dynamic energy only"]
     crossing, crossing_notes = _crossing(mapping, activity)
     sources = [s for s in (target.energy.source, target.timing.source) if s] + [f"target file: {target.path}"]
-    return Cost(activity, _energy_terms(target, activity), static, step_terms, latency,
-                _energy_notes(target, activity) + notes + crossing_notes, sources, crossing,
-                target.energy.basis, target.timing.basis)
+    return Cost(
+        activity,
+        _energy_terms(target, activity),
+        static,
+        step_terms,
+        latency,
+        _energy_notes(target, activity) + notes + crossing_notes,
+        sources,
+        crossing,
+        target.energy.basis,
+        target.timing.basis,
+    )
 
 
 def _crossing(mapping: Mapping, act: Activity) -> tuple[Term | None, list[str]]:
     """Spike messages an inference sent to a core on another chip, priced where the target gives a figure."""
     if mapping.chips == 1:
         return None, []
-    count = sum(float(act.spikes_of(p.index, p.neurons) @ mapping.remote_edges[p.index])
-                for p in mapping.layers if p.index in mapping.remote_edges)
-    term = Term("spikes crossing chips", count, mapping.target.energy.chip_crossing_pj, "pJ",
-                "energy.chip_crossing_pj")
-    notes = [f"{mapping.chips} chips, filled with cores in layer order; {count / act.steps:,.1f} spikes cross chips "
-             "a step, one for each destination core on another chip; crossings add no time to a step (no figure)"]
+    count = sum(
+        float(act.spikes_of(p.index, p.neurons) @ mapping.remote_edges[p.index])
+        for p in mapping.layers
+        if p.index in mapping.remote_edges
+    )
+    term = Term("spikes crossing chips", count, mapping.target.energy.chip_crossing_pj, "pJ", "energy.chip_crossing_pj")
+    notes = [
+        f"{mapping.chips} chips, filled with cores in layer order; {count / act.steps:,.1f} spikes cross chips "
+        "a step, one for each destination core on another chip; crossings add no time to a step (no figure)"
+    ]
     if term.unit_cost is None:
         notes.append(f"target {mapping.target.name} gives no energy for a spike between chips: not in the total")
     return term, notes
@@ -509,10 +564,16 @@ def _energy_terms(target: Target, act: Activity) -> list[Term]:
     updates, spikes = act.total("neuron_updates"), act.total("spikes")
     terms = [Term("synaptic events", act.total("synaptic_events"), e.synaptic_op_pj, "pJ", "energy.synaptic_op_pj")]
     if e.neuron_update_active_pj is not None:
-        terms.append(Term("neuron updates without a spike", updates - spikes, e.neuron_update_pj, "pJ",
-                          "energy.neuron_update_pj"))
-        terms.append(Term("neuron updates with a spike", spikes, e.neuron_update_active_pj, "pJ",
-                          "energy.neuron_update_active_pj"))
+        terms.append(
+            Term(
+                "neuron updates without a spike", updates - spikes, e.neuron_update_pj, "pJ", "energy.neuron_update_pj"
+            )
+        )
+        terms.append(
+            Term(
+                "neuron updates with a spike", spikes, e.neuron_update_active_pj, "pJ", "energy.neuron_update_active_pj"
+            )
+        )
     else:
         terms.append(Term("neuron updates", updates, e.neuron_update_pj, "pJ", "energy.neuron_update_pj"))
     if e.spike_pj is not None:
@@ -523,10 +584,12 @@ def _energy_terms(target: Target, act: Activity) -> list[Term]:
 def _energy_notes(target: Target, act: Activity | None = None) -> list[str]:
     notes = []
     if act is not None and act.payload_bits:
-        notes.append(f"graded messages: {act.total('payload_bits'):,.0f} payload bits in "
-                     f"{sum(act.spikes.get(i, 0.0) for i in act.payload_bits):,.0f} messages (the layers' message_bits: "
-                     "netx messageBits, 16 by default in lava-dl 0.6); no energy a payload bit is published, "
-                     "so a graded message costs one spike")
+        notes.append(
+            f"graded messages: {act.total('payload_bits'):,.0f} payload bits in "
+            f"{sum(act.spikes.get(i, 0.0) for i in act.payload_bits):,.0f} messages (the layers' message_bits: "
+            "netx messageBits, 16 by default in lava-dl 0.6); no energy a payload bit is published, "
+            "so a graded message costs one spike"
+        )
     if target.energy.synaptic_op_pj is None or target.energy.neuron_update_pj is None:
         notes.append(f"target {target.name} publishes no energy per operation: energy is unknown")
     if target.energy.neuron_update_active_pj is not None:
@@ -563,10 +626,24 @@ def _latency(mapping: Mapping, act: Activity) -> tuple[float | None, list[Term],
 def _core_step_terms(label: str, events: float, neurons: int, active: float, t) -> list[Term]:
     terms = [Term(f"{label}: synaptic events", events, t.synaptic_op_ns, "ns", "timing.synaptic_op_ns")]
     if t.neuron_update_active_ns is not None:
-        terms.append(Term(f"{label}: updates w/o spike", neurons * (1 - active), t.neuron_update_ns, "ns",
-                          "timing.neuron_update_ns"))
-        terms.append(Term(f"{label}: updates with spike", neurons * active, t.neuron_update_active_ns, "ns",
-                          "timing.neuron_update_active_ns"))
+        terms.append(
+            Term(
+                f"{label}: updates w/o spike",
+                neurons * (1 - active),
+                t.neuron_update_ns,
+                "ns",
+                "timing.neuron_update_ns",
+            )
+        )
+        terms.append(
+            Term(
+                f"{label}: updates with spike",
+                neurons * active,
+                t.neuron_update_active_ns,
+                "ns",
+                "timing.neuron_update_active_ns",
+            )
+        )
     else:
         terms.append(Term(f"{label}: neuron updates", neurons, t.neuron_update_ns, "ns", "timing.neuron_update_ns"))
     return terms

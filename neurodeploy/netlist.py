@@ -187,8 +187,9 @@ def _check_graded_bias(label: str, neuron, bias) -> None:
             raise NetlistError(f"{label}: a {type(neuron).__name__} takes no bias (Lava's process has none)")
         return
     limit = INT32_MAX >> (neuron.spike_exp + STATE_EXP)
-    _check_range(label, f"bias (shifted by spike_exp + 6 = {neuron.spike_exp + STATE_EXP} into int32)",
-                 bias, -limit - 1, limit)
+    _check_range(
+        label, f"bias (shifted by spike_exp + 6 = {neuron.spike_exp + STATE_EXP} into int32)", bias, -limit - 1, limit
+    )
 
 
 def _shape(layer: str, shape) -> tuple[int, ...]:
@@ -293,7 +294,9 @@ class RecurrentDense(Dense):
             raise NetlistError(f"{label}: weight_rec is missing")
         self.weight_rec = _int_array(label, "weight_rec", self.weight_rec, ndim=2)
         if self.weight_rec.shape != (self.shape[0],) * 2:
-            raise NetlistError(f"{label}: weight_rec has shape {self.weight_rec.shape}, expected {(self.shape[0],) * 2}")
+            raise NetlistError(
+                f"{label}: weight_rec has shape {self.weight_rec.shape}, expected {(self.shape[0],) * 2}"
+            )
         mixed = bool(np.any(self.weight_rec < 0) and np.any(self.weight_rec > 0))
         _check_range(label, "weight_bits (for weight_rec)", self.weight_bits, 1, 9 if mixed else 8)
         if self.delay is not None and np.any(self.delay):
@@ -342,7 +345,8 @@ class Conv:
                 raise NetlistError(f"{label}: conv needs a (C, H, W) input, got {in_shape}")
             self.in_shape = tuple(int(s) for s in in_shape)
         self.stride, self.padding, self.dilation = (
-            tuple(int(x) for x in np.broadcast_to(np.asarray(p), (2,))) for p in (self.stride, self.padding, self.dilation)
+            tuple(int(x) for x in np.broadcast_to(np.asarray(p), (2,)))
+            for p in (self.stride, self.padding, self.dilation)
         )
         self.groups = int(self.groups)
         if self.groups < 1 or self.weight.shape[0] % self.groups or self.in_shape[0] % self.groups:
@@ -359,7 +363,9 @@ class Conv:
         if self.bias is not None:
             self.bias = _int_array(label, "bias", self.bias)
             if self.bias.shape not in ((self.shape[0],), self.shape):
-                raise NetlistError(f"{label}: bias shape {self.bias.shape} fits neither ({self.shape[0]},) nor {self.shape}")
+                raise NetlistError(
+                    f"{label}: bias shape {self.bias.shape} fits neither ({self.shape[0]},) nor {self.shape}"
+                )
             _check_graded_bias(label, self.neuron, self.bias)
 
 

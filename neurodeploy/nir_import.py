@@ -29,7 +29,9 @@ from neurodeploy.export import FloatModel
 def _uniform(values: np.ndarray, what: str, where: str) -> float:
     values = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if not np.all(np.isfinite(values)) or np.ptp(values) > 1e-9 * max(1.0, float(np.abs(values).max())):
-        raise InputFileError(f"{where}: {what} must be one finite value for the whole layer, got {np.unique(values)[:4]}")
+        raise InputFileError(
+            f"{where}: {what} must be one finite value for the whole layer, got {np.unique(values)[:4]}"
+        )
     return float(values.flat[0])
 
 
@@ -83,10 +85,21 @@ def _neuron(op: dict, syn: dict, dt: float | None, where: str) -> dict:
         syn["bias"] = (bias * gain * steady + leak) / theta
     for name in ("weight", "bias"):
         if not np.all(np.isfinite(syn[name])):
-            raise InputFileError(f"{where}: the synapses' {name}s scaled by r, w_in, dt / tau and 1 / v_threshold "
-                                 "leave the range of float64 (inf or NaN)")
-    return {"op": "neuron", "model": "cuba", "vth": 1.0, "current_decay": cd, "voltage_decay": vd,
-            "input_scale": 1.0, "drive": "synaptic", "spike": "binary", "rule": f"nir-{model}"}
+            raise InputFileError(
+                f"{where}: the synapses' {name}s scaled by r, w_in, dt / tau and 1 / v_threshold "
+                "leave the range of float64 (inf or NaN)"
+            )
+    return {
+        "op": "neuron",
+        "model": "cuba",
+        "vth": 1.0,
+        "current_decay": cd,
+        "voltage_decay": vd,
+        "input_scale": 1.0,
+        "drive": "synaptic",
+        "spike": "binary",
+        "rule": f"nir-{model}",
+    }
 
 
 def _pool(op: dict, where: str) -> tuple[dict, float]:

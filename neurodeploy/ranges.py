@@ -75,7 +75,9 @@ class Choices:
         picked = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
         bad = [n for n in picked if n not in self.names]
         if bad or not picked:
-            raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {', '.join(self.names)}, comma-separated")
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: choose one or more of {', '.join(self.names)}, comma-separated"
+            )
         return picked
 
 

@@ -125,6 +125,6 @@ class GradedSynapse:
         for d, w in weights.items():
             total = np.empty((rows, n_out), np.int64)
             for lo in range(0, rows, block):
-                total[lo:lo + block] = fx.wrap32(x[lo:lo + block, :, None] * w[None]).sum(axis=1)
+                total[lo : lo + block] = fx.wrap32(x[lo : lo + block, :, None] * w[None]).sum(axis=1)
             out[d] = total
         return out

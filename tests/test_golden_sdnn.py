@@ -84,8 +84,13 @@ def test_tinynet_sdnn_input_block(tiny):
 
 def test_tinynet_sdnn_conv_block(tiny):
     """lava-dl's test runs the block one step (the golden's later steps are empty): that step equal."""
-    conv = Conv(weight=lava_kernel(tiny("layer1_kernel")), neuron=SigmaDeltaNeuron(vth=TINY_VTH),
-                in_shape=(3, 16, 16), stride=(2, 2), bias=tiny("layer1_bias"))
+    conv = Conv(
+        weight=lava_kernel(tiny("layer1_kernel")),
+        neuron=SigmaDeltaNeuron(vth=TINY_VTH),
+        in_shape=(3, 16, 16),
+        stride=(2, 2),
+        bias=tiny("layer1_bias"),
+    )
     net = Netlist([conv], input_shape=(3, 16, 16), input_message_bits=16)
     rec = simulate(net, 1, spikes=xyf_t(tiny("input"))[None].astype(np.int64))
     golden = xyf_t(tiny("layer1"))
@@ -127,8 +132,23 @@ def test_cli_inspect_and_run_pilotnet_sdnn(conformance_dir, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "sigma_delta" in table and "sigma-delta network" in table
     out = tmp_path / "out.npz"
-    assert main(["run", str(folder / "network.net"), "--steps", "9", "--input", str(folder / "input.npy"),
-                 "--input-order", "lava", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(folder / "network.net"),
+                "--steps",
+                "9",
+                "--input",
+                str(folder / "input.npy"),
+                "--input-order",
+                "lava",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with np.load(out) as saved:
         assert np.array_equal(saved["s9"][0].T, np.load(folder / "output.npy"))
         assert "sigma1" in saved and "u1" not in saved

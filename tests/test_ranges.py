@@ -49,5 +49,6 @@ def test_every_numeric_option_has_a_range_shown_in_help(command):
         if action.type in (int, float):
             pytest.fail(f"{command} {action.option_strings}: {action.type.__name__} without a range")
         if isinstance(action.type, (Range, Choices)):
-            assert action.type.text in sub.format_help().replace("\n", " ").replace("  ", " ") or \
-                action.type.text in (action.help or ""), action.option_strings
+            assert action.type.text in sub.format_help().replace("\n", " ").replace("  ", " ") or action.type.text in (
+                action.help or ""
+            ), action.option_strings

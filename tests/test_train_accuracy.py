@@ -14,6 +14,7 @@ TARGETS = {"mlp-tssl": 0.97, "mlp-bpsa": 0.97, "mlp-bpsa-plain": 0.97, "cnn-tssl
 
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_recipe_reaches_target(name):
-    result = train(TrainConfig(epochs=30, seed=0, threads=1, progress=False, **DIGITS_RECIPES[name]), log=lambda _: None)
+    result = train(
+        TrainConfig(epochs=30, seed=0, threads=1, progress=False, **DIGITS_RECIPES[name]), log=lambda _: None
+    )
     assert result.history[-1]["test_accuracy"] >= TARGETS[name]
-

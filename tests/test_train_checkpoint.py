@@ -9,15 +9,36 @@ from neurodeploy.encoding import encode
 from neurodeploy.models import CheckpointError, float_graph, load_checkpoint, predict
 from neurodeploy.train import TrainConfig, train
 
-KEYS = {"format", "version", "rule", "variant", "deployable", "arch", "input_shape", "neuron", "encoding", "steps",
-        "dataset", "split", "float_test_accuracy", "seed", "state_dict", "evaluation", "training", "num_classes"}
+KEYS = {
+    "format",
+    "version",
+    "rule",
+    "variant",
+    "deployable",
+    "arch",
+    "input_shape",
+    "neuron",
+    "encoding",
+    "steps",
+    "dataset",
+    "split",
+    "float_test_accuracy",
+    "seed",
+    "state_dict",
+    "evaluation",
+    "training",
+    "num_classes",
+}
 
 
-@pytest.fixture(scope="module", params=[
-    dict(rule="tssl", arch="4C3p1-P2-D0.1-10", encoding="rate"),
-    dict(rule="bpsa", arch="64-16bn-10bn", steps=4),
-    dict(rule="bpsa", arch="64-16-10", variant="graded"),
-])
+@pytest.fixture(
+    scope="module",
+    params=[
+        dict(rule="tssl", arch="4C3p1-P2-D0.1-10", encoding="rate"),
+        dict(rule="bpsa", arch="64-16bn-10bn", steps=4),
+        dict(rule="bpsa", arch="64-16-10", variant="graded"),
+    ],
+)
 def trained(request, tmp_path_factory):
     cfg = TrainConfig(epochs=1, limit=128, progress=False, threads=1, **request.param)
     result = train(cfg, log=lambda _: None)

@@ -16,8 +16,28 @@ from neurodeploy.errors import NeurodeployError
 REPO = Path(__file__).resolve().parents[1]
 # 301 samples in batches of 33: the shards of a batch are 17 and 16 samples, the last batch's 2 and 1,
 # so the step is only right if each process's gradient counts by its share of the batch
-ARGS = ["train", "--rule", "tssl", "--arch", "64-32-10", "--steps", "4", "--epochs", "2", "--limit", "301",
-        "--batch-size", "33", "--seed", "4", "--device", "cpu", "--threads", "1", "--no-progress"]
+ARGS = [
+    "train",
+    "--rule",
+    "tssl",
+    "--arch",
+    "64-32-10",
+    "--steps",
+    "4",
+    "--epochs",
+    "2",
+    "--limit",
+    "301",
+    "--batch-size",
+    "33",
+    "--seed",
+    "4",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:

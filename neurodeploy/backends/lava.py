@@ -33,7 +33,16 @@ import numpy as np
 from neurodeploy.backends.lava_env import lava_in_process, lava_python
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import (
-    Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaDeltaNeuron, SigmaNeuron,
+    Conv,
+    CubaNeuron,
+    DeltaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    RecurrentDense,
+    SigmaDeltaNeuron,
+    SigmaNeuron,
 )
 from neurodeploy.progress import Progress, parse_event
 from neurodeploy.sim import RECORDABLE, Recording
@@ -151,8 +160,7 @@ def run_lava_dl_call(
     if not path.is_file():
         raise LavaError(f"{call}: net_config {str(path)!r} is not a file")
     _check_record(record)
-    spec = {"call": call, "cwd": os.getcwd(), "path": str(path.resolve()), "steps": int(steps),
-            "record": list(record)}
+    spec = {"call": call, "cwd": os.getcwd(), "path": str(path.resolve()), "steps": int(steps), "record": list(record)}
     return _run_netx_spec(spec, bias, spikes)
 
 
@@ -188,7 +196,9 @@ def check_lava_limits(case: LavaCase, where: str = "case") -> None:
 
 def _check_conv(label: str, layer: Conv) -> None:
     if layer.weight_exp < 0:
-        raise LavaError(f"{label}: weight_exp = {layer.weight_exp}; Lava's Conv has no weight exponent, it must be >= 0")
+        raise LavaError(
+            f"{label}: weight_exp = {layer.weight_exp}; Lava's Conv has no weight exponent, it must be >= 0"
+        )
     bound = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0)) << layer.weight_exp
     if bound >= INT32_LIMIT:
         raise LavaError(f"{label}: a conv sum can reach {bound}, Lava casts it to int32 (limit {INT32_LIMIT - 1})")
@@ -228,8 +238,9 @@ def _in_subprocess(mode: str, write_input) -> list[Recording]:
         progress = Progress("lava")
         progress({"stage": f"starting {exe}"})
         try:
-            proc = subprocess.Popen(cmd, env=worker_env(Path(tmp)), cwd=tmp, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                cmd, env=worker_env(Path(tmp)), cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
         except OSError as err:
             raise LavaError(f"cannot start the Lava interpreter {exe}: {err}") from err
         tail: deque[str] = deque(maxlen=15)  # the worker's last lines of its own, for an error
@@ -372,11 +383,13 @@ def write_recordings(path: Path, recs: Sequence[Recording]) -> None:
                 arrays[f"r{k}/{name}/{i}"] = arr
         if rec.output_counts is not None:
             arrays[f"r{k}/output_counts"] = rec.output_counts
-        specs.append({
-            "steps": rec.steps,
-            "batch": rec.batch,
-            "spike_count": {str(i): int(c) for i, c in rec.spike_count.items()},
-        })
+        specs.append(
+            {
+                "steps": rec.steps,
+                "batch": rec.batch,
+                "spike_count": {str(i): int(c) for i, c in rec.spike_count.items()},
+            }
+        )
     _save(path, {"recordings": specs}, arrays)
 
 

@@ -76,8 +76,9 @@ def _graded_neuron(layer, bias):
     lava_shape = tuple(to_lava(np.empty(shape), len(shape)).shape)
     if isinstance(n, SigmaNeuron):
         return Sigma(shape=lava_shape)
-    common = dict(shape=lava_shape, vth=int(n.vth), spike_exp=int(n.spike_exp), state_exp=STATE_EXP,
-                  cum_error=bool(n.cum_error))
+    common = dict(
+        shape=lava_shape, vth=int(n.vth), spike_exp=int(n.spike_exp), state_exp=STATE_EXP, cum_error=bool(n.cum_error)
+    )
     if isinstance(n, DeltaNeuron):
         return Delta(**common)
     mode = ActivationMode.RELU if n.activation == "relu" else ActivationMode.UNIT
@@ -107,8 +108,9 @@ def _neuron(layer, k: int, bias, reset_interval: int | None, reset_offset: int):
 def _synapse(layer, message_bits: int = 0):
     """Lava's synapse for ``layer``, taking messages of ``message_bits`` bits (0: binary spikes)."""
     if isinstance(layer, Dense):
-        common = dict(weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits),
-                      num_message_bits=int(message_bits))
+        common = dict(
+            weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits), num_message_bits=int(message_bits)
+        )
         weight = layer.weight.astype(np.int32)
         if layer.delay is not None:  # as netx: a layer with a delay dataset is a DelayDense, zeros or not
             delay = layer.delay.astype(int)  # Lava insists on the default int dtype
@@ -240,8 +242,15 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
                 _connect(prev_port, prev_shape, layer, syn.s_in)
             syn.a_out.connect(lif.a_in)
             if isinstance(layer, RecurrentDense):  # as netx's RecurrentDense block: the input's message bits
-                back = _synapse(Dense(weight=layer.weight_rec, neuron=layer.neuron, weight_exp=layer.weight_exp,
-                                      weight_bits=layer.weight_bits), bits)
+                back = _synapse(
+                    Dense(
+                        weight=layer.weight_rec,
+                        neuron=layer.neuron,
+                        weight_exp=layer.weight_exp,
+                        weight_bits=layer.weight_bits,
+                    ),
+                    bits,
+                )
                 procs.append(back)
                 lif.s_out.connect(back.s_in)
                 back.a_out.connect(lif.a_in)
@@ -315,24 +324,28 @@ def _split(data: np.ndarray, where: list, steps: list[int]) -> list[Traces]:
     for j, index, var, shape, graded in where:
         size = int(np.prod(shape))
         lava_shape = tuple(reversed(shape)) if len(shape) == 3 else shape
-        trace = to_lava(data[: steps[j], lo:lo + size].reshape((steps[j],) + lava_shape), len(shape))
+        trace = to_lava(data[: steps[j], lo : lo + size].reshape((steps[j],) + lava_shape), len(shape))
         out[j][var][index] = trace != 0 if var == "s" and not graded else trace.astype(np.int32)
         lo += size
     return out
 
 
-def _in_groups(builders: list[Builder], steps: list[int], record, size: int, timings, progress=None,
-               owner: list[int] | None = None) -> list[Traces]:
+def _in_groups(
+    builders: list[Builder], steps: list[int], record, size: int, timings, progress=None, owner: list[int] | None = None
+) -> list[Traces]:
     """Run the samples ``size`` at a time; after each group ``progress`` (if any) gets the units done
     (cases, by ``owner``: each sample's case, in order; else samples) and steps done."""
     out: list[Traces] = []
     ends = {k: i + 1 for i, k in enumerate(owner or ())}  # each case's samples end here
     for g in range(0, len(builders), size):
-        out += run_group(builders[g:g + size], steps[g:g + size], record, timings)
+        out += run_group(builders[g : g + size], steps[g : g + size], record, timings)
         if progress is not None:
             done = len(out)
-            units = [done, len(builders), "samples"] if len(ends) < 2 else [
-                sum(end <= done for end in ends.values()), len(ends), "cases"]
+            units = (
+                [done, len(builders), "samples"]
+                if len(ends) < 2
+                else [sum(end <= done for end in ends.values()), len(ends), "cases"]
+            )
             progress({"units": units, "steps": [sum(steps[:done]), sum(steps)]})
     return out
 
@@ -365,8 +378,9 @@ def _case_builders(case: LavaCase) -> list[Builder]:
     return [builder(b) for b in range(case.batch())]
 
 
-def run_cases(cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict | None = None,
-              progress=None) -> list[Recording]:
+def run_cases(
+    cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict | None = None, progress=None
+) -> list[Recording]:
     """Run every sample of every case, ``group_size`` samples a Lava run, and stack them per case.
 
     ``timings`` accumulates seconds as in :func:`run_group`; ``progress`` takes events as
@@ -425,9 +439,14 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
         os.chdir(spec["cwd"])
         net = hdf5.Network(**lava_dl_call_arguments(spec["call"]))
     else:
-        net = hdf5.Network(net_config=spec["path"], reset_interval=spec["reset_interval"],
-                           reset_offset=spec["reset_offset"], input_shape=input_shape,
-                           spike_exp=spec.get("spike_exp", 6), input_message_bits=spec.get("input_message_bits", 0))
+        net = hdf5.Network(
+            net_config=spec["path"],
+            reset_interval=spec["reset_interval"],
+            reset_offset=spec["reset_offset"],
+            input_shape=input_shape,
+            spike_exp=spec.get("spike_exp", 6),
+            input_message_bits=spec.get("input_message_bits", 0),
+        )
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
     if spikes is not None:
@@ -435,7 +454,9 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
             spikes = spikes.reshape(len(spikes), -1)
         data = to_lava(spikes, spikes.ndim - 1)
         source = SpikeSource(data=np.moveaxis(data, 0, -1).astype(np.int32))
-        delta = isinstance(net.in_layer.neuron, Delta)  # a Delta input layer encodes the input, as lava-dl's test feeds it
+        delta = isinstance(
+            net.in_layer.neuron, Delta
+        )  # a Delta input layer encodes the input, as lava-dl's test feeds it
         source.s_out.connect(net.in_layer.neuron.a_in if delta else net.inp)
     neurons = []
     for index, block in zip(_netx_blocks(layers), net.layers):

@@ -243,8 +243,12 @@ class _Reader:
         return shape
 
 
-def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None,
-              spike_exp: int | None = None, input_message_bits: int | None = None) -> Netlist:
+def read_netx(
+    path: str | os.PathLike,
+    input_shape: tuple[int, ...] | None = None,
+    spike_exp: int | None = None,
+    input_message_bits: int | None = None,
+) -> Netlist:
     """Read a netx HDF5 file into a netlist, as ``netx.hdf5.Network`` would build it.
 
     ``input_shape`` (C, H, W) is needed only when the first layer is a conv layer
@@ -370,7 +374,8 @@ def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
         raise InputShapeUnknown(
             f"{r.name}: {base}: the file has no input layer and gives no input shape (as lava-dl's SLAYER "
             "export_hdf5 writes a convolutional network); give it: --input-shape C,H,W or input spikes "
-            "(--input) on the command line, input_shape=(C, H, W) in Python")
+            "(--input) on the command line, input_shape=(C, H, W) in Python"
+        )
     if len(in_shape) != 3:
         raise r.fail(base, f"conv needs a (C, H, W) input, got {in_shape}")
     weight = r.numbers(f"{base}/weight", (4, 5), truncate=True)
@@ -437,7 +442,9 @@ def _read_dense(r: _Reader, base: str, in_shape, prev_layer, recurrent: bool = F
         raise r.fail(f"{base}/weight", str(err)) from None
     held = [lava_dense_weights(m, bits) for m in np.split(mantissas, [weight.shape[1]], axis=1)[: len(parts)]]
     if not np.any(held[0]):
-        raise r.fail(f"{base}/weight", f"netx encodes these weights with {bits} bits and Lava truncates all of them to 0")
+        raise r.fail(
+            f"{base}/weight", f"netx encodes these weights with {bits} bits and Lava truncates all of them to 0"
+        )
     for part, kept in zip(parts, held):
         exact = integer_weights(kept, exp)
         if exact is None or not np.array_equal(exact, part):
@@ -489,7 +496,9 @@ def _read_simulation(r: _Reader) -> dict:
     if not r.has("/simulation"):
         return out
     r.node("/simulation", "group")
-    sim = {key: r.integer(f"/simulation/{key}", 0, INT32 - 1) for key in ("Ts", "tSample") if r.has(f"/simulation/{key}")}
+    sim = {
+        key: r.integer(f"/simulation/{key}", 0, INT32 - 1) for key in ("Ts", "tSample") if r.has(f"/simulation/{key}")
+    }
     if sim:
         out["meta"]["simulation"] = sim
     if r.has("/simulation/resetInterval"):
@@ -499,7 +508,9 @@ def _read_simulation(r: _Reader) -> dict:
     if r.has("/simulation/outputWindow"):
         window = r.numbers("/simulation/outputWindow", (1,))
         if window.shape != (2,) or window[0] < 0 or window[1] < window[0]:
-            raise r.fail("/simulation/outputWindow", f"expected (start, stop) with 0 <= start <= stop, got {window.tolist()}")
+            raise r.fail(
+                "/simulation/outputWindow", f"expected (start, stop) with 0 <= start <= stop, got {window.tolist()}"
+            )
         out["output_window"] = (int(window[0]), int(window[1]))
     if r.has("/simulation/readout"):
         readout = r.string("/simulation/readout")

@@ -53,8 +53,17 @@ LATENCY_NOTE = (
     "that caused it (plus per-synapse delays); this graph's float semantics have no such latency"
 )
 # what nir.read raises for a graph it cannot build: HDF5 errors, its asserts and type checks
-NIR_READ_ERRORS = (*H5_ERRORS, ValueError, TypeError, AssertionError, AttributeError, IndexError, OverflowError,
-                   ZeroDivisionError, RecursionError)  # the last three: shape inference on degenerate parameters
+NIR_READ_ERRORS = (
+    *H5_ERRORS,
+    ValueError,
+    TypeError,
+    AssertionError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    ZeroDivisionError,
+    RecursionError,
+)  # the last three: shape inference on degenerate parameters
 LAYER_CLASSES = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
 MAX_NODES = 4 * MAX_LAYERS + 2  # a layer is at most reshape, synapse and neurons; plus input and output
 NEURON_SIDE = ("neuron", "bias")  # layer fields kept on the CubaLIF node; the rest on the synapse node
@@ -160,7 +169,7 @@ def _ungrouped(layer: Conv) -> np.ndarray:
     full = np.zeros((out, per_group * layer.groups) + layer.weight.shape[2:], layer.weight.dtype)
     step = out // layer.groups
     for g in range(layer.groups):
-        full[g * step:(g + 1) * step, g * per_group:(g + 1) * per_group] = layer.weight[g * step:(g + 1) * step]
+        full[g * step : (g + 1) * step, g * per_group : (g + 1) * per_group] = layer.weight[g * step : (g + 1) * step]
     return full
 
 
@@ -219,9 +228,12 @@ def _layer_from_metadata(md: dict[str, Any], where: str):
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(LAYER_CLASSES[kind]):
         if f.name == "neuron":
-            kwargs["neuron"] = CubaNeuron(**{
-                n.name: _meta_int(md[f"neuron_{n.name}"], where, f"neuron_{n.name}") for n in dataclasses.fields(CubaNeuron)
-            })
+            kwargs["neuron"] = CubaNeuron(
+                **{
+                    n.name: _meta_int(md[f"neuron_{n.name}"], where, f"neuron_{n.name}")
+                    for n in dataclasses.fields(CubaNeuron)
+                }
+            )
         elif f.name in md:
             value = md[f.name]
             if f.name == "name":
@@ -307,13 +319,16 @@ def _conventions(text, source: str) -> dict[str, Any]:
     conventions = _decode(json.loads(_text(text)))
     names = {f.name for f in dataclasses.fields(Netlist)} - {"layers"}
     if not isinstance(conventions, dict) or not set(conventions) <= names:
-        raise InputFileError(f"{source}: metadata 'netlist' must map some of {sorted(names)}, got {str(conventions)[:80]}")
+        raise InputFileError(
+            f"{source}: metadata 'netlist' must map some of {sorted(names)}, got {str(conventions)[:80]}"
+        )
     checks = {
         "input_shape": lambda v: v is None or isinstance(v, tuple) and all(_is_int(x) for x in v),
         "reset_interval": lambda v: v is None or _is_int(v),
         "reset_offset": _is_int,
-        "output_window": lambda v: v is None or isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v)
-        and 0 <= v[0] <= v[1],
+        "output_window": lambda v: (
+            v is None or isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v) and 0 <= v[0] <= v[1]
+        ),
         "meta": lambda v: isinstance(v, dict),
         "input_message_bits": lambda v: _is_int(v) and v == 0,  # NIR carries binary-spike networks only
     }
@@ -372,8 +387,10 @@ def _read_graph(path: str | os.PathLike):
             raise InputFileError(f"{path}: not a NIR file: it has no /node group")
         nodes = len(h5["node"])
         if nodes > MAX_NODES:
-            raise InputFileError(f"{path}: /node: {nodes} nodes, more than the limit of {MAX_NODES} "
-                                 f"(at most {MAX_LAYERS} layers of a few nodes each)")
+            raise InputFileError(
+                f"{path}: /node: {nodes} nodes, more than the limit of {MAX_NODES} "
+                f"(at most {MAX_LAYERS} layers of a few nodes each)"
+            )
     try:
         with np.errstate(all="ignore"):  # nir's shape inference divides by a stride of 0: refused below
             return nir.read(path)
@@ -387,7 +404,9 @@ def _chain(graph, source: str) -> list[str]:
 
     inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
-        raise InputFileError(f"{source}: the graph has {len(inputs)} Input nodes; only chains with one input are supported")
+        raise InputFileError(
+            f"{source}: the graph has {len(inputs)} Input nodes; only chains with one input are supported"
+        )
     succ: dict[str, list[str]] = {}
     preds: dict[str, int] = {}
     for a, b in graph.edges:
@@ -397,10 +416,14 @@ def _chain(graph, source: str) -> list[str]:
     while succ.get(order[-1]):
         after = succ[order[-1]]
         if len(after) > 1:
-            raise InputFileError(f"{source}: node {order[-1]!r} feeds {len(after)} nodes {after}; only chains are supported")
+            raise InputFileError(
+                f"{source}: node {order[-1]!r} feeds {len(after)} nodes {after}; only chains are supported"
+            )
         key = after[0]
         if key in order or preds[key] > 1:
-            raise InputFileError(f"{source}: node {key!r} has {preds[key]} inputs (or closes a loop); only chains are supported")
+            raise InputFileError(
+                f"{source}: node {key!r} has {preds[key]} inputs (or closes a loop); only chains are supported"
+            )
         order.append(key)
     if not isinstance(graph.nodes[order[-1]], nir.Output):
         raise InputFileError(f"{source}: the chain ends at {order[-1]!r}, not at an Output node")
@@ -477,7 +500,9 @@ def _conv_padding(node, source: str, key: str) -> tuple[int, int]:
             return (0, 0)
         total = np.asarray(_pair(node.dilation)) * (np.asarray(node.weight.shape[2:]) - 1)
         if np.any(total % 2) or np.any(np.asarray(_pair(node.stride)) != 1):
-            raise InputFileError(f"{source}: node {key!r}: padding 'same' is asymmetric here (even kernel or stride > 1)")
+            raise InputFileError(
+                f"{source}: node {key!r}: padding 'same' is asymmetric here (even kernel or stride > 1)"
+            )
         return _pair(total // 2)
     return _pair(node.padding)
 
@@ -495,19 +520,52 @@ _FLOAT_OPS = {
     "Affine": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": _f64(n.bias)},
     "Linear": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": None},
     "Conv2d": lambda n, s, k: {
-        "op": "conv", "weight": _f64(n.weight), "bias": _f64(n.bias), "stride": _pair(n.stride),
-        "padding": _conv_padding(n, s, k), "dilation": _pair(n.dilation), "groups": int(n.groups),
+        "op": "conv",
+        "weight": _f64(n.weight),
+        "bias": _f64(n.bias),
+        "stride": _pair(n.stride),
+        "padding": _conv_padding(n, s, k),
+        "dilation": _pair(n.dilation),
+        "groups": int(n.groups),
     },
-    "SumPool2d": lambda n, s, k: {"op": "sumpool", "kernel": _pair(n.kernel_size), "stride": _pair(n.stride), "padding": _pair(n.padding)},
-    "AvgPool2d": lambda n, s, k: {"op": "avgpool", "kernel": _pair(n.kernel_size), "stride": _pair(n.stride), "padding": _pair(n.padding)},
+    "SumPool2d": lambda n, s, k: {
+        "op": "sumpool",
+        "kernel": _pair(n.kernel_size),
+        "stride": _pair(n.stride),
+        "padding": _pair(n.padding),
+    },
+    "AvgPool2d": lambda n, s, k: {
+        "op": "avgpool",
+        "kernel": _pair(n.kernel_size),
+        "stride": _pair(n.stride),
+        "padding": _pair(n.padding),
+    },
     "Flatten": _flatten_op,
     "CubaLIF": lambda n, s, k: {
-        "op": "neuron", "model": "cuba", "tau_syn": _f64(n.tau_syn), "tau_mem": _f64(n.tau_mem), "r": _f64(n.r),
-        "v_leak": _f64(n.v_leak), "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset), "w_in": _f64(n.w_in),
+        "op": "neuron",
+        "model": "cuba",
+        "tau_syn": _f64(n.tau_syn),
+        "tau_mem": _f64(n.tau_mem),
+        "r": _f64(n.r),
+        "v_leak": _f64(n.v_leak),
+        "v_threshold": _f64(n.v_threshold),
+        "v_reset": _f64(n.v_reset),
+        "w_in": _f64(n.w_in),
     },
     "LIF": lambda n, s, k: {
-        "op": "neuron", "model": "lif", "tau_mem": _f64(n.tau), "r": _f64(n.r), "v_leak": _f64(n.v_leak),
-        "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset),
+        "op": "neuron",
+        "model": "lif",
+        "tau_mem": _f64(n.tau),
+        "r": _f64(n.r),
+        "v_leak": _f64(n.v_leak),
+        "v_threshold": _f64(n.v_threshold),
+        "v_reset": _f64(n.v_reset),
     },
-    "IF": lambda n, s, k: {"op": "neuron", "model": "if", "r": _f64(n.r), "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset)},
+    "IF": lambda n, s, k: {
+        "op": "neuron",
+        "model": "if",
+        "r": _f64(n.r),
+        "v_threshold": _f64(n.v_threshold),
+        "v_reset": _f64(n.v_reset),
+    },
 }

@@ -72,7 +72,9 @@ def netlist_to_onnx(net: Netlist, steps: int):
     outer = _Builder("g")
     io = _graph_inputs(outer, net, int(steps))
     body, units = _step_body(outer, net, io)
-    states = [outer.op("ConstantOfShape", [_shape_of(outer, io.batch, *unit)], value=_int64_scalar(0)) for unit in units]
+    states = [
+        outer.op("ConstantOfShape", [_shape_of(outer, io.batch, *unit)], value=_int64_scalar(0)) for unit in units
+    ]
     loop_outs = [f"final_{i}" for i in range(len(states))] + [f"trace_{i}" for i in net.neuron_layers]
     outer.nodes.append(onnx.helper.make_node("Loop", [outer.const(np.int64(steps)), "", *states], loop_outs, body=body))
     for i in net.neuron_layers:
@@ -81,14 +83,18 @@ def netlist_to_onnx(net: Netlist, steps: int):
         outer.output(f"spikes_{i}", onnx.TensorProto.UINT8, ["batch", int(steps), *shape])
     last = net.neuron_layers[-1]
     total = outer.op("ReduceSum", [outer.op("Cast", [f"spikes_{last}"], to=INT64), outer.const([1])], keepdims=0)
-    outer.op("Reshape", [total, outer.const([-1, *net.output_shape])], out="output_counts")  # a final flatten counts too
+    outer.op(
+        "Reshape", [total, outer.const([-1, *net.output_shape])], out="output_counts"
+    )  # a final flatten counts too
     outer.output("output_counts", onnx.TensorProto.INT64, ["batch", *net.output_shape])
     last_v = len(units) - (1 if isinstance(net.layers[last], Input) else 2)  # carried: u, v (, queue) a layer
     outer.op("Reshape", [f"final_{last_v}", outer.const([-1, *net.output_shape])], out="output_v")
     outer.output("output_v", onnx.TensorProto.INT64, ["batch", *net.output_shape])
     model = onnx.helper.make_model(
-        outer.graph("neurodeploy_netlist"), opset_imports=[onnx.helper.make_opsetid("", OPSET)],
-        producer_name="neurodeploy", doc_string=f"integer netlist, {steps} steps, Loihi fixed-point semantics",
+        outer.graph("neurodeploy_netlist"),
+        opset_imports=[onnx.helper.make_opsetid("", OPSET)],
+        producer_name="neurodeploy",
+        doc_string=f"integer netlist, {steps} steps, Loihi fixed-point semantics",
     )
     model.ir_version = IR_VERSION
     onnx.helper.set_model_props(model, {"steps": str(int(steps)), "readout": net.readout})
@@ -114,7 +120,9 @@ def _graph_inputs(g: "_Builder", net: Netlist, steps: int) -> _Inputs:
 
     first = net.layers[0]
     if isinstance(first, Input) and np.abs(first.bias).max(initial=0) >= 2**31:
-        raise OnnxExportError(f"layer 0 (input): bias mantissas beyond int32 ({np.abs(first.bias).max()}) cannot be a graph input")
+        raise OnnxExportError(
+            f"layer 0 (input): bias mantissas beyond int32 ({np.abs(first.bias).max()}) cannot be a graph input"
+        )
     if not isinstance(first, Input):
         spikes = g.input("spikes", onnx.TensorProto.INT32, ["batch", steps, *net.input_shape])
         return _Inputs(spikes, None, _dim(g, spikes, 0), None)
@@ -180,7 +188,9 @@ def _step_body(outer: "_Builder", net: Netlist, io: _Inputs):
             pre = spikes_before if k else _external_step(body, io.spikes, it, net.input_shape)
             new_states.append(_next_queue(body, outer, net, i, queue, pre, io.batch, zero_row))
         spikes_before = body.op("Cast", [fired], to=INT64)
-        traces.append(body.op("Reshape", [body.op("Cast", [fired], to=onnx.TensorProto.UINT8), body.const([-1, *layer.shape])]))
+        traces.append(
+            body.op("Reshape", [body.op("Cast", [fired], to=onnx.TensorProto.UINT8), body.const([-1, *layer.shape])])
+        )
     body.output(body.op("Identity", ["cond_in"]), onnx.TensorProto.BOOL, [])
     for name in new_states:
         body.output(body.op("Identity", [name]), onnx.TensorProto.INT64, None)
@@ -215,7 +225,9 @@ def _periodic_reset(g: "_Builder", it: str, u: str, v: str, k: int, net: Netlist
 
 def _update_current(g: "_Builder", u: str, a_in: str, du: int) -> str:
     """fixed_point.update_current: decay, add a_in << 6, int32 wrap, one-step 24-bit wrap."""
-    total = g.op("Add", [_decay(g, u, fx.DECAY_UNITY - (du + 1)), g.op("Mul", [a_in, g.const(np.int64(1 << fx.ACT_SHIFT))])])
+    total = g.op(
+        "Add", [_decay(g, u, fx.DECAY_UNITY - (du + 1)), g.op("Mul", [a_in, g.const(np.int64(1 << fx.ACT_SHIFT))])]
+    )
     total = _wrap(g, total, 32)
     span = g.const(np.int64(2 * fx.MAX_UV))
     high = g.op("Greater", [total, g.const(np.int64(fx.MAX_UV))])
@@ -311,7 +323,9 @@ def _dense(body, outer, weight: np.ndarray, exp: int, pre: str) -> str:
 def _conv(body, outer, layer: Conv, pre: str, batch: str) -> str:
     """Cross-correlation as im2col Gather + int64 MatMul, shifted and wrapped to 24 bits."""
     index, matrix = _im2col(layer)
-    zero_col = outer.op("ConstantOfShape", [outer.op("Concat", [batch, outer.const([1])], axis=0)], value=_int64_scalar(0))
+    zero_col = outer.op(
+        "ConstantOfShape", [outer.op("Concat", [batch, outer.const([1])], axis=0)], value=_int64_scalar(0)
+    )
     padded = body.op("Concat", [pre, zero_col], axis=1)
     patches = body.op("Gather", [padded, outer.const(index, np.int32)], axis=1)  # (B, positions, taps)
     out = body.op("Transpose", [body.op("MatMul", [patches, outer.const(matrix)])], perm=[0, 2, 1])
@@ -336,8 +350,8 @@ def _im2col(layer: Conv) -> tuple[np.ndarray, np.ndarray]:
     matrix = np.zeros((c, kh, kw, o), np.int64)
     og = o // layer.groups
     for g in range(layer.groups):
-        block = layer.weight[g * og:(g + 1) * og]  # (og, cg, kh, kw)
-        matrix[g * cg:(g + 1) * cg, :, :, g * og:(g + 1) * og] = block.transpose(1, 2, 3, 0)
+        block = layer.weight[g * og : (g + 1) * og]  # (og, cg, kh, kw)
+        matrix[g * cg : (g + 1) * cg, :, :, g * og : (g + 1) * og] = block.transpose(1, 2, 3, 0)
     return index, matrix.reshape(c * kh * kw, o)
 
 
@@ -407,7 +421,9 @@ class _Builder:
 # --- running ---------------------------------------------------------------------------------
 
 
-def run_onnx(path: str | os.PathLike, spikes: np.ndarray | None = None, bias: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def run_onnx(
+    path: str | os.PathLike, spikes: np.ndarray | None = None, bias: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Run a model written by :func:`write_onnx` in onnxruntime; returns every output by name.
 
     ``spikes`` (batch, >= steps, *shape) integers feed the first synaptic layer, or
@@ -454,5 +470,7 @@ def _bias_feed(path, bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     elif len(shape) == 3 and bias.shape == (shape[0],):
         bias = np.broadcast_to(bias.reshape(-1, 1, 1), shape)[None]
     if bias.shape[1:] != shape or bias.dtype.kind not in "biu":
-        raise InputFileError(f"{path}: bias of shape {bias.shape} ({bias.dtype}) fits neither {shape} nor (batch, *{shape}) integers")
+        raise InputFileError(
+            f"{path}: bias of shape {bias.shape} ({bias.dtype}) fits neither {shape} nor (batch, *{shape}) integers"
+        )
     return np.ascontiguousarray(bias.astype(np.int32))

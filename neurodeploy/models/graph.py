@@ -55,22 +55,45 @@ def _synapse_ops(layer: NeuronLayer, shape: tuple) -> list[dict]:
     if isinstance(syn, nn.Linear):
         ops = [{"op": "dense", "weight": _array(syn.weight), "bias": _array(syn.bias), "shape": (syn.out_features,)}]
     else:
-        ops = [{
-            "op": "conv", "weight": _array(syn.weight), "bias": _array(syn.bias), "stride": tuple(syn.stride),
-            "padding": tuple(syn.padding), "dilation": tuple(syn.dilation), "groups": syn.groups, "shape": shape,
-        }]
+        ops = [
+            {
+                "op": "conv",
+                "weight": _array(syn.weight),
+                "bias": _array(syn.bias),
+                "stride": tuple(syn.stride),
+                "padding": tuple(syn.padding),
+                "dilation": tuple(syn.dilation),
+                "groups": syn.groups,
+                "shape": shape,
+            }
+        ]
     if layer.norm is not None:
         bn = layer.norm
-        ops.append({"op": "batchnorm", "mean": _array(bn.running_mean), "var": _array(bn.running_var),
-                    "gamma": _array(bn.weight), "beta": _array(bn.bias), "eps": float(bn.eps), "shape": shape})
+        ops.append(
+            {
+                "op": "batchnorm",
+                "mean": _array(bn.running_mean),
+                "var": _array(bn.running_var),
+                "gamma": _array(bn.weight),
+                "beta": _array(bn.bias),
+                "eps": float(bn.eps),
+                "shape": shape,
+            }
+        )
     return ops
 
 
 def _neuron_op(layer: NeuronLayer, shape: tuple, drive: str) -> dict:
     rule = layer.rule
     op = {
-        "op": "neuron", **rule.neuron.as_dict(), "rule": rule.name, "reset": "zero",
-        "spike": rule.variant, "input_relu": rule.variant == "graded", "drive": drive, "shape": shape,
+        "op": "neuron",
+        **rule.neuron.as_dict(),
+        "rule": rule.name,
+        "reset": "zero",
+        "spike": rule.variant,
+        "input_relu": rule.variant == "graded",
+        "drive": drive,
+        "shape": shape,
     }
     return {**op, "readout": "membrane"} if layer.readout else op
 

@@ -172,7 +172,9 @@ class SpikingNetwork(nn.Module):
     def run(self, x: Tensor) -> RunOutput:
         """Forward pass with everything training needs."""
         if x.shape[2:] != self.input_shape:
-            raise ValueError(f"input has shape {tuple(x.shape)}, expected (T, B, {', '.join(map(str, self.input_shape))})")
+            raise ValueError(
+                f"input has shape {tuple(x.shape)}, expected (T, B, {', '.join(map(str, self.input_shape))})"
+            )
         signal = x
         if self.input_kind == "spikes" and self.rule.passes_trace:
             signal = psp(x, self.rule.neuron.tau_s)
