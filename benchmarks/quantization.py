@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from neurodeploy.compare import compare_model
 from neurodeploy.datasets import load_dataset
 from neurodeploy.drc import check
@@ -83,7 +82,10 @@ def main() -> None:
         f"{dataset}, {args.arch}, T = {args.steps}, seed {args.seed}; float {args.epochs} epochs, "
         f"QAT {args.qat_epochs} epochs from the float weights (lr {args.qat_lr}); targets: loihi2 with N-bit weights"
     )
-    header = f"{'rule':6s} {'float %':>8s} {'bits':>4s} {'int % no QAT':>12s} {'cores':>5s} {'int % QAT':>10s} {'cores':>5s}  {'QAT - float':>11s}"
+    header = (
+        f"{'rule':6s} {'float %':>8s} {'bits':>4s} {'int % no QAT':>12s} {'cores':>5s} "
+        f"{'int % QAT':>10s} {'cores':>5s}  {'QAT - float':>11s}"
+    )
     print(header)
     print("-" * len(header))
     start = time.perf_counter()

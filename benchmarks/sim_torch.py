@@ -59,7 +59,7 @@ def main() -> None:
     devices = [None, "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     baseline = reference = None
     for device in devices:
-        rec, seconds = timed(lambda: simulator(device)(net, STEPS, bias=bias), args.repeat)
+        rec, seconds = timed(lambda device=device: simulator(device)(net, STEPS, bias=bias), args.repeat)
         name = "numpy" if device is None else f"torch-{device}"
         if reference is None:
             baseline, reference = seconds, rec

@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import torch
-
 from neurodeploy.datasets import load_dataset
 from neurodeploy.encoding import encode, input_kind
 from neurodeploy.models import SpikingNetwork, parse_arch
@@ -91,7 +90,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"digits, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}, {args.threads} threads")
-    header = f"{'network':34s} {'T':>2s} {'rule':9s} {'loss':6s} {'ms/step':>8s} {'ratio':>6s} {'test acc % by seed':>20s} {'mean':>6s} {'train s':>8s}"
+    header = (
+        f"{'network':34s} {'T':>2s} {'rule':9s} {'loss':6s} {'ms/step':>8s} {'ratio':>6s} "
+        f"{'test acc % by seed':>20s} {'mean':>6s} {'train s':>8s}"
+    )
     print(header)
     print("-" * len(header))
     for key in args.pairs:

@@ -19,9 +19,9 @@ import signal
 import stat
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from neurodeploy.errors import ExistingOutputError, OutputFileError
 

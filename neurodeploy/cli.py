@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 from neurodeploy import __version__, budget
 from neurodeploy.atomic import INTERRUPTS, restore_handlers

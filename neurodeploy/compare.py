@@ -386,9 +386,8 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
     files = {name: out_dir / pattern.format(stem=stem) for name, pattern in RUN_FILES.items()}
     write_netx(q.netlist, files["netx"])
     for name, array in (("inputs", comparison.inputs), ("labels", comparison.labels)):
-        with atomic_path(files[name]) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, array)
+        with atomic_path(files[name]) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, array)
     return files
 
 

@@ -33,8 +33,8 @@ least) are recurrent, with recurrent weights of the same ranges.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -304,7 +304,7 @@ def random_sdnn_case(rng: np.random.Generator) -> LavaCase:
     net = Netlist(layers, input_shape=None if layers[0].kind == "input" else in_shape, input_message_bits=bits)
     steps, batch = int(rng.integers(4, 25)), 1 if rng.random() < 0.8 else 2
     size = (batch, steps) + tuple(in_shape)
-    if bits == 0 and not layers[0].kind == "input":
+    if bits == 0 and layers[0].kind != "input":
         spikes = rng.random(size) < rng.uniform(0.05, 0.6)
     else:
         top = int(rng.choice([2**6, 2**12, 2**19, 2**24]))

@@ -210,7 +210,7 @@ class _NdarrayName:
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickler that rebuilds numpy arrays (as numpy pickles them) and builtin containers, and refuses anything else."""
+    """Unpickler that rebuilds numpy arrays (as numpy pickles them) and builtin containers; refuses anything else."""
 
     def find_class(self, module: str, name: str):
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
@@ -252,7 +252,7 @@ def _cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ) from None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_SAMPLE:
         raise DatasetError(f"{path}: expected data as a uint8 array (N, {CIFAR_SAMPLE}), got {_kind(data)}")
-    if isinstance(labels, list) and all(type(v) is int for v in labels):  # noqa: E721 (exactly int: no nesting)
+    if isinstance(labels, list) and all(type(v) is int for v in labels):
         labels = np.array(labels, dtype=np.int64)
     if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu" or labels.shape != (len(data),):
         raise DatasetError(f"{path}: expected {len(data)} integer labels, got {_kind(labels)}")

@@ -12,7 +12,7 @@ checkpoint. Without torchrun nothing here changes a run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -29,7 +29,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_size: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def shard(self, indices):
         """This process's samples of one global batch."""

@@ -17,7 +17,7 @@ import os
 import select
 import signal
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from neurodeploy import budget
 from neurodeploy.errors import InputFileError
@@ -222,7 +222,7 @@ def check_dataset(dsid, path: str, name: str) -> int:
         dtype = dsid.dtype
     except (TypeError, ValueError) as err:  # a damaged datatype message: integers of 10 bytes, unknown encodings
         raise InputFileError(f"{name}: {path}: holds data of a type numpy cannot represent ({err})") from None
-    if dtype.kind not in READABLE_KINDS or dtype.kind == "O" and h5py.check_string_dtype(dtype) is None:
+    if dtype.kind not in READABLE_KINDS or (dtype.kind == "O" and h5py.check_string_dtype(dtype) is None):
         raise InputFileError(f"{name}: {path}: holds {dtype} data; only numbers and strings are read")
     space = dsid.get_space()
     if space.get_simple_extent_type() == h5py.h5s.NULL:

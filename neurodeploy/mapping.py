@@ -22,6 +22,7 @@ A sigma-delta layer's spikes are graded messages: each carries the layer's
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -89,7 +90,7 @@ def _dense_wiring(weight: np.ndarray) -> Wiring:
 
 def _conv_wiring(layer: Conv) -> Wiring:
     """Expand a convolution into per-neuron input lists, output channel by output channel."""
-    c_in, h, w = layer.in_shape
+    _c_in, h, w = layer.in_shape
     _, ho, wo = layer.shape
     (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
     per_group = layer.weight.shape[0] // layer.groups
@@ -212,7 +213,7 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
     """Place every neuron layer of ``net`` on ``target``'s cores and chips; raise MappingError if one cannot be."""
     wiring = network_wiring(net) if wiring is None else wiring
     layers = net.neuron_layers
-    feeds = {i: j for i, j in zip(layers, layers[1:]) if wiring[j] is not None}  # layer -> the layer it feeds
+    feeds = {i: j for i, j in itertools.pairwise(layers) if wiring[j] is not None}  # layer -> the layer it feeds
     placements: dict[int, LayerPlacement] = {}
     core_of: dict[int, np.ndarray] = {}  # core (within its layer) of each neuron, C order
     for i in reversed(layers):
@@ -251,10 +252,8 @@ def _place_on_chips(layers: list[LayerPlacement], target: Target) -> list[LayerP
         for core in p.cores:
             full = (
                 cores + 1 > target.cores_per_chip
-                or target.neurons_per_chip is not None
-                and neurons + core.neurons > target.neurons_per_chip
-                or target.synapses_per_chip is not None
-                and synapses + core.synapses > target.synapses_per_chip
+                or (target.neurons_per_chip is not None and neurons + core.neurons > target.neurons_per_chip)
+                or (target.synapses_per_chip is not None and synapses + core.synapses > target.synapses_per_chip)
             )
             if full and cores:
                 chip, cores, neurons, synapses = chip + 1, 0, 0, 0

@@ -11,7 +11,6 @@ semantics of Lava's models (see :mod:`neurodeploy.sim`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -163,7 +162,7 @@ class SigmaNeuron:
 
 
 GRADED = (DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron)
-Neuron = Union[CubaNeuron, DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron]
+Neuron = CubaNeuron | DeltaNeuron | SigmaDeltaNeuron | SigmaNeuron
 
 
 def is_graded(neuron) -> bool:
@@ -331,7 +330,7 @@ class Conv:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        c, h, w = self.in_shape
+        _c, h, w = self.in_shape
         kh, kw = self.weight.shape[2:]
         ho = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         wo = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
@@ -353,7 +352,8 @@ class Conv:
             raise NetlistError(f"{label}: groups = {self.groups} does not divide the channels")
         if self.weight.shape[1] * self.groups != self.in_shape[0]:
             raise NetlistError(
-                f"{label}: weight expects {self.weight.shape[1] * self.groups} input channels, input has {self.in_shape[0]}"
+                f"{label}: weight expects {self.weight.shape[1] * self.groups} input channels, "
+                f"input has {self.in_shape[0]}"
             )
         if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
             raise NetlistError(f"{label}: stride and dilation must be >= 1 and padding >= 0")
@@ -387,7 +387,7 @@ class Flatten:
             self.in_shape = tuple(int(s) for s in in_shape)
 
 
-Layer = Union[Input, Dense, RecurrentDense, Conv, Flatten]
+Layer = Input | Dense | RecurrentDense | Conv | Flatten
 
 
 @dataclass
@@ -401,8 +401,9 @@ class Netlist:
     ``t % reset_interval == (k + reset_offset) % reset_interval``, as netx
     staggers Lava's resets; ``None`` for never. A quantized network sets
     ``reset_offset`` so that each layer resets on the step its first input
-    arrives, which aligns the chip's latency with the float model's steps. ``output_window`` is the (start, stop) of steps
-    over which consumers count output spikes.
+    arrives, which aligns the chip's latency with the float model's steps.
+    ``output_window`` is the (start, stop) of steps over which consumers count
+    output spikes.
 
     A sigma-delta network (:attr:`graded`) holds graded-spike neurons only: a
     :class:`DeltaNeuron` input layer, or external graded messages of

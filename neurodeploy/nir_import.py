@@ -74,7 +74,7 @@ def _neuron(op: dict, syn: dict, dt: float | None, where: str) -> dict:
         if model == "cuba":
             cd = dt / _time_constant(op["tau_syn"], "tau_syn", where)
             gain = gain * cd * _per_neuron(op.get("w_in", 1.0), n, "w_in", where)
-    if not 0 < vd <= 1 and model != "if" or not 0 < cd <= 1:
+    if (not 0 < vd <= 1 and model != "if") or not 0 < cd <= 1:
         raise InputFileError(f"{where}: dt = {dt} does not fit the time constants (decays {cd:.3g}, {vd:.3g})")
     # Scale each neuron's v by 1/theta: thresholds become 1, gains and biases follow.
     shape = (-1,) + (1,) * (syn["weight"].ndim - 1)

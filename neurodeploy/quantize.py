@@ -234,8 +234,8 @@ def input_bias(transform: dict, x: np.ndarray) -> np.ndarray:
 
 def decays(neuron: dict, limits: Limits, label: str) -> tuple[int, int]:
     """(du, dv) in Lava's convention from the float decays per step, within the target's ranges."""
-    du = int(round(4096 * float(neuron["current_decay"]))) - 1
-    dv = int(round(4096 * float(neuron["voltage_decay"])))
+    du = round(4096 * float(neuron["current_decay"])) - 1
+    dv = round(4096 * float(neuron["voltage_decay"]))
     for name, value, (lo, hi) in (("du", du, limits.du), ("dv", dv, limits.dv)):
         if not lo <= value <= hi:
             raise QuantizeError(f"{label}: decay {name}={value} is outside the target's range [{lo}, {hi}]")
@@ -332,7 +332,7 @@ def _quantize_layer(
     or at ``scale`` when given."""
     du, dv = decays(layer.neuron, limits, label)
     scale = scale or layer_scale(layer, limits, pct, exp_shift, label)
-    vth = limits.vth[1] if is_readout(layer) else int(round(float(layer.neuron["vth"]) * scale.lam / 64))
+    vth = limits.vth[1] if is_readout(layer) else round(float(layer.neuron["vth"]) * scale.lam / 64)
     if vth < max(1, limits.vth[0]):
         raise QuantizeError(
             f"{label}: threshold rounds to {vth} at scale {scale.lam:.3g}, below the target's "

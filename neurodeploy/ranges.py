@@ -39,7 +39,7 @@ class Range:
             value = int(text) if self.whole else float(text)
         except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"{text!r} is not {self.text}") from None
-        if not self.whole and not math.isfinite(value) or not self._inside(value):
+        if (not self.whole and not math.isfinite(value)) or not self._inside(value):
             raise argparse.ArgumentTypeError(f"{text} is not {self.text}")
         return value
 

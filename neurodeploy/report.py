@@ -163,10 +163,7 @@ class LayerActivity:
         rate_f = self.float_spikes / self.elements if self.elements else 0.0
         rate_i = self.int_spikes / self.elements if self.elements else 0.0
         norm = math.sqrt(self.float_spikes * self.int_spikes)
-        if norm:
-            cosine = self.coincident / norm
-        else:
-            cosine = 1.0 if self.float_spikes == self.int_spikes else 0.0
+        cosine = self.coincident / norm if norm else 1.0 if self.float_spikes == self.int_spikes else 0.0
         return {
             "neurons": self.neurons,
             "rate_float": rate_f,

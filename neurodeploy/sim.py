@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from neurodeploy import budget
+from neurodeploy import budget, sim_graded
 from neurodeploy import fixed_point as fx
-from neurodeploy import sim_graded
 from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_graded
 
 RECORDABLE = ("s", "u", "v", "sigma", "act")
@@ -589,7 +588,7 @@ class _Unit:
         if isinstance(layer, RecurrentDense) and not self.graded:
             self.rec_op = _DenseOp(_recurrent_part(layer), 1, (self.n,))
 
-    def with_graded_input(self, pre: np.ndarray | None, in_shape: tuple[int, ...]) -> "_Unit":
+    def with_graded_input(self, pre: np.ndarray | None, in_shape: tuple[int, ...]) -> _Unit:
         """This unit with synapses sized for the largest message in ``pre`` (a copy; units are shared)."""
         if isinstance(self.layer, Input) or pre is None:
             return self
@@ -780,7 +779,7 @@ class _Run:
             a = unit.with_recurrence(a, s, spread)
             last = unit is self.units[-1] and not unit.graded  # a CUBA output layer's v feeds output_v
             u, v = (
-                np.empty((steps, size, unit.n), np.int32) if name in self.record or last and name == "v" else None
+                np.empty((steps, size, unit.n), np.int32) if name in self.record or (last and name == "v") else None
                 for name in unit.traces
             )
             neurons = unit.neurons

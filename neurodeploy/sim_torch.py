@@ -88,7 +88,7 @@ class _Layer:
             self.by_delay = {int(d): self._tensor(np.where(delay == d, weight, 0).T) for d in np.unique(delay)}
             self.fan_out = torch.from_numpy((weight != 0).sum(axis=0).astype(np.float64)).to(device)
         elif isinstance(layer, Conv):
-            o, cg, kh, kw = layer.weight.shape
+            _o, cg, kh, kw = layer.weight.shape
             self.dtype = self._sum_dtype(layer.weight, cg * kh * kw, graded_max, dense=False)
             self.by_delay = {0: self._tensor(layer.weight)}
             self.taps = self._tensor(layer.weight != 0).to(torch.float64)

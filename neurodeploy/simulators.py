@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 DEVICE_HELP = (
     "run the simulator on torch on this device (cpu, cuda, cuda:N); bit-exact with the default "

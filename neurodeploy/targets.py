@@ -179,7 +179,7 @@ def _valid(kind: str, value) -> bool:
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "float":
-        return (_is_int(value) or isinstance(value, float) and math.isfinite(value)) and value >= 0
+        return (_is_int(value) or (isinstance(value, float) and math.isfinite(value))) and value >= 0
     if kind == "conventions":
         return value in fx.CONVENTIONS
     return isinstance(value, str)

@@ -23,13 +23,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 import numpy as np
-
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Input, Netlist
 

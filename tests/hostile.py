@@ -12,9 +12,9 @@ import io
 import json
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -149,7 +149,6 @@ def run_inputs(folder: Path) -> list[Case]:
 
 def _own_nir(folder: Path, name: str, edit: Callable) -> Path:
     import nir
-
     from neurodeploy.exporters.nir import netlist_to_nir
 
     graph = netlist_to_nir(sample_netlist(input_layer=False))
@@ -284,7 +283,6 @@ def foreign_nir(folder: Path) -> list[Case]:
 
 def checkpoints(folder: Path) -> list[Case]:
     import torch
-
     from neurodeploy.models import make_rule, parse_arch, save_checkpoint
     from neurodeploy.models.network import SpikingNetwork
 

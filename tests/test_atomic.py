@@ -12,10 +12,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import neurodeploy.atomic as atomic
 import pytest
 import torch
-
-import neurodeploy.atomic as atomic
 from neurodeploy.atomic import atomic_path, deferred_signals, replace_all
 from neurodeploy.cli import main
 from neurodeploy.errors import OutputFileError
@@ -195,11 +194,10 @@ def test_atomic_path_keeps_the_old_file_on_error(tmp_path):
 
 def test_signals_wait_for_the_end_of_a_deferred_block():
     reached_end = False
-    with pytest.raises(KeyboardInterrupt):
-        with deferred_signals():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            reached_end = True
+    with pytest.raises(KeyboardInterrupt), deferred_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        reached_end = True
     assert reached_end
 
 
@@ -240,13 +238,12 @@ def test_an_interrupt_dropped_by_a_finalizer_is_sent_again(monkeypatch):
     reported = []  # what Python reports as "Exception ignored in ..."
     monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reported.append(unraisable.exc_type))
     start, past_the_finalizer = time.monotonic(), False
-    with pytest.raises(Interrupted) as caught:
-        with interrupts_raise():
-            _DropsAnInterrupt()  # made and finalized at once; the interrupt raised in there is lost
-            _FailsInFinalizer()
-            past_the_finalizer = True
-            while time.monotonic() - start < 10:
-                time.sleep(0.01)
+    with pytest.raises(Interrupted) as caught, interrupts_raise():
+        _DropsAnInterrupt()  # made and finalized at once; the interrupt raised in there is lost
+        _FailsInFinalizer()
+        past_the_finalizer = True
+        while time.monotonic() - start < 10:
+            time.sleep(0.01)
     assert past_the_finalizer and caught.value.signum == signal.SIGINT
     assert time.monotonic() - start < 5
     assert reported == [ValueError]  # the lost interrupt itself is not reported: it was sent again

@@ -5,7 +5,6 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-
 from neurodeploy.cli import main
 from neurodeploy.commands.inspect import synapse_count
 from neurodeploy.exporters.netx import read_netx, write_netx

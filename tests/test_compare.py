@@ -14,7 +14,6 @@ import json
 
 import numpy as np
 import pytest
-
 from neurodeploy.cli import main
 from neurodeploy.compare import (
     CompareError,

@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-
 from neurodeploy import cli
 from neurodeploy.cost_fit import PILOTNET_LIF_LOIHI2, Measurement, fit_costs
 from neurodeploy.exporters.netx import read_netx

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from neurodeploy.drc import DesignRuleError, check, require, unchecked
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.targets import load_target

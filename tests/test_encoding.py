@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.encoding import EncodingError, encode, input_kind, make_encoding
 
 X = torch.tensor([[0.0, 0.25, 0.5, 1.0]])

@@ -7,9 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from datafiles import mnist_folder
-
 from neurodeploy.cli import main
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import encoded_inputs, export_model, load_float_model, quantize_model
@@ -19,6 +16,8 @@ from neurodeploy.models.network import SpikingNetwork
 from neurodeploy.quantize import run_quantized
 from neurodeploy.sim import simulate
 from neurodeploy.targets import load_target
+
+from datafiles import mnist_folder
 
 SMALL_TARGET = """
 name = "tiny-core"

@@ -8,11 +8,11 @@ import io
 
 import pytest
 import torch
-
-from fuzzing import byte_corrupter, cases, checkpoint_value, corrupt_tree, fuzz
 from neurodeploy.export import load_float_model
 from neurodeploy.models import load_checkpoint, make_rule, parse_arch, save_checkpoint
 from neurodeploy.models.network import SpikingNetwork
+
+from fuzzing import byte_corrupter, cases, checkpoint_value, corrupt_tree, fuzz
 
 BYTE_CASES = 500
 STRUCTURED_CASES = 600

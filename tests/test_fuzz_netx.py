@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from fuzzing import LoaderProcess, byte_corrupter, cases, fuzz, hdf5_corrupter, sample_netlist
 from neurodeploy.exporters.netx import write_netx
 from neurodeploy.netio import load_netlist
+
+from fuzzing import LoaderProcess, byte_corrupter, cases, fuzz, hdf5_corrupter, sample_netlist
 
 BYTE_CASES = 600
 STRUCTURED_CASES = 600

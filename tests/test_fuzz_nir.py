@@ -7,7 +7,10 @@ import pytest
 
 pytest.importorskip("nir")
 
-from fuzzing import (  # noqa: E402
+from neurodeploy.exporters.nir import write_nir
+from neurodeploy.netio import load_netlist
+
+from fuzzing import (
     LoaderProcess,
     byte_corrupter,
     cases,
@@ -16,8 +19,6 @@ from fuzzing import (  # noqa: E402
     load_float_graph,
     sample_netlist,
 )
-from neurodeploy.exporters.nir import write_nir  # noqa: E402
-from neurodeploy.netio import load_netlist  # noqa: E402
 
 BYTE_CASES = 500
 STRUCTURED_CASES = 500

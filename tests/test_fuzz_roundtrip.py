@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-
-from fuzzing import SCALE
 from neurodeploy import fixed_point as fx
 from neurodeploy.exporters.netx import NetxExportError, integer_weights, read_netx, write_netx
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import simulate
+
+from fuzzing import SCALE
 
 EXAMPLES = 60
 STEPS = 12

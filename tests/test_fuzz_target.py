@@ -7,10 +7,12 @@ import copy
 from importlib import resources
 
 import pytest
+from neurodeploy.targets import (
+    load_target,
+    tomllib,  # the standard library's, or tomli on Python 3.10
+)
 
 from fuzzing import byte_corrupter, cases, corrupt_tree, fuzz, to_toml, toml_value
-from neurodeploy.targets import tomllib  # the standard library's, or tomli on Python 3.10
-from neurodeploy.targets import load_target
 
 BYTE_CASES = 600
 STRUCTURED_CASES = 600

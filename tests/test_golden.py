@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy import fixed_point as fx
 from neurodeploy.exporters.netx import read_netx
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.exporters.netx import read_netx
-from neurodeploy.netlist import Conv, Dense, DeltaNeuron, Input, Netlist, SigmaDeltaNeuron, SigmaNeuron
+from neurodeploy.netlist import Conv, DeltaNeuron, Dense, Input, Netlist, SigmaDeltaNeuron, SigmaNeuron
 from neurodeploy.sim import simulate
 
 SQUARE_STEPS = 20
@@ -159,7 +158,7 @@ def test_onnx_and_nir_refuse_sigma_delta_by_name(conformance_dir, tmp_path):
     from neurodeploy.exporters.onnx import OnnxExportError, write_onnx
 
     net = read_netx(conformance_dir / "gts/pilotnet_sdnn/network.net")
-    with pytest.raises(OnnxExportError, match="layer 0 .*sigma-delta"):
+    with pytest.raises(OnnxExportError, match=r"layer 0 .*sigma-delta"):
         write_onnx(net, tmp_path / "a.onnx", steps=9)
     with pytest.raises(NirExportError, match="NIR has no node for sigma-delta"):
         write_nir(net, tmp_path / "a.nir")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from neurodeploy.exporters.netx import write_netx
 
 from fuzzing import sample_netlist
-from neurodeploy.exporters.netx import write_netx
 
 RUNS = 100
 AT_ONCE = 4  # processes at a time

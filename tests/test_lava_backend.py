@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.backends import lava as backend
 from neurodeploy.backends.lava import (
     NO_LAVA,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.backends.lava import run_netx_in_lava
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import encoded_inputs, export_model, load_float_model

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from neurodeploy.exporters.netx import write_netx
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist
 from neurodeploy.sim import simulate

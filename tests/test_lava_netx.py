@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.backends.lava import run_netx_in_lava
 from neurodeploy.exporters.netx import read_netx, write_netx
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist

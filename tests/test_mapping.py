@@ -6,8 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from neurodeploy import cli
+from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.exporters.netx import read_netx
 from neurodeploy.mapping import (
     MappingError,
     assumed_activity,
@@ -18,8 +19,6 @@ from neurodeploy.mapping import (
     packing_order,
 )
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
-from neurodeploy.errors import InputFileError, NeurodeployError
-from neurodeploy.exporters.netx import read_netx
 from neurodeploy.sim import conv2d, simulate
 from neurodeploy.targets import Energy, Timing, load_target, with_chips
 
@@ -270,7 +269,7 @@ def test_a_kapoho_point_board_holds_what_one_loihi2_chip_cannot():
 def test_systems_up_to_the_largest_built(tmp_path, capsys):
     loihi2 = load_target("loihi2")
     assert with_chips(loihi2, 1152).cores == 1152 * 128
-    with pytest.raises(NeurodeployError, match="--chips 1153 exceeds system.max_chips = 1,152"):
+    with pytest.raises(NeurodeployError, match=r"--chips 1153 exceeds system\.max_chips = 1,152"):
         with_chips(loihi2, 1153)
     path = tmp_path / "big.toml"
     path.write_text('name = "big"\n[system]\ncores_per_chip = 2\nchips = 9\nmax_chips = 8\n[core]\nneurons = 4\n')
@@ -285,7 +284,7 @@ def test_map_command_on_pilotnet(conformance_dir, capsys):
     out = capsys.readouterr().out
     cores = int(out.split("cores used: ")[1].split()[0])
     rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
-    neurons = [int(row[[i for i, tok in enumerate(row) if "%" in tok][0] - 3].replace(",", "")) for row in rows]
+    neurons = [int(row[next(i for i, tok in enumerate(row) if "%" in tok) - 3].replace(",", "")) for row in rows]
     assert cores >= sum(-(-n // 1024) for n in neurons) and len(neurons) == 10
     assert "x 23.6 pJ" in out and "total" in out and "source: Davies" in out
     assert "energy per inference (published per-operation figures, pre-silicon):" in out

@@ -8,7 +8,6 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-
 from neurodeploy.errors import InputFileError
 from neurodeploy.exporters.netx import NetxExportError, netx_weight_encoding, read_netx, write_netx
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
@@ -382,5 +381,5 @@ def test_the_lava_dl_call_is_read_back_as_literals_only():
     assert call == "netx.hdf5.Network(net_config='out/m.net', reset_interval=7, reset_offset=2)"
     assert lava_dl_call_arguments(call) == {"net_config": "out/m.net", "reset_interval": 7, "reset_offset": 2}
     for bad in ("netx.hdf5.Network(net_config=open('x'))", "os.system('x')", "netx.hdf5.Network('m.net')", "("):
-        with pytest.raises(NeurodeployError, match="not a netx.hdf5.Network"):
+        with pytest.raises(NeurodeployError, match=r"not a netx\.hdf5\.Network"):
             lava_dl_call_arguments(bad)

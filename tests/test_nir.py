@@ -277,7 +277,7 @@ def test_read_nir_refuses_foreign_and_broken_files(tmp_path):
     with pytest.raises(InputFileError, match="nir_to_float_graph"):
         read_nir(tmp_path / "foreign.nir")
     (tmp_path / "junk.nir").write_bytes(b"not hdf5")
-    with pytest.raises(InputFileError, match="junk.nir: not a readable NIR graph"):
+    with pytest.raises(InputFileError, match=r"junk\.nir: not a readable NIR graph"):
         read_nir(tmp_path / "junk.nir")
     with pytest.raises(InputFileError, match="no such file"):
         read_nir(tmp_path / "missing.nir")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
-
 from neurodeploy.cli import main
 from neurodeploy.errors import InputFileError
 from neurodeploy.export import export_model

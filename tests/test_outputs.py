@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from fuzzing import sample_netlist
 from neurodeploy.atomic import atomic_path, staged_outputs
 from neurodeploy.cli import main
 from neurodeploy.errors import OutputFileError
 from neurodeploy.exporters.netx import write_netx
+
+from fuzzing import sample_netlist
 from test_atomic import _checkpoint, _snapshot
 
 EXPORT = ["--format", "netx,nir", "--calibrate", "0"]

@@ -12,7 +12,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.compare import compare_model
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import export_model, load_float_model, quantize_model

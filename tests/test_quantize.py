@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from neurodeploy.fold import FoldError, fold
 from neurodeploy import fixed_point as fx
+from neurodeploy.fold import FoldError, fold
 from neurodeploy.quantize import Limits, QuantizeError, chip_decays, layer_scale, quantize, run_quantized, weight_grid
 from neurodeploy.sim import conv2d
 

@@ -4,7 +4,6 @@ the range in the message, before any work."""
 from __future__ import annotations
 
 import pytest
-
 from neurodeploy.cli import build_parser, main
 from neurodeploy.ranges import Choices, Range
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.compare import compare_model, decode_predictions, quantized_predictions, simulate_inputs
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import export_model, load_float_model, quantize_model

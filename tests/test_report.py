@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-
 from neurodeploy.mapping import estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist
 from neurodeploy.report import (

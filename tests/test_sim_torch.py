@@ -10,9 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from neurodeploy import cli  # noqa: E402
+from neurodeploy import (  # noqa: E402
+    cli,
+    sim_torch,
+)
 from neurodeploy import fixed_point as fx  # noqa: E402
-from neurodeploy import sim_torch  # noqa: E402
 from neurodeploy.conformance import generate_cases, run_conformance  # noqa: E402
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist  # noqa: E402
 from neurodeploy.sim import RECORDABLE, simulate  # noqa: E402
@@ -223,7 +225,8 @@ def test_a_missing_device_is_refused(tmp_path, capsys):
 
 def test_numpy_simulator_does_not_import_torch():
     code = (
-        "import sys; from neurodeploy.simulators import simulator; from neurodeploy import conformance; import neurodeploy.commands.run; "
+        "import sys; from neurodeploy.simulators import simulator; from neurodeploy import conformance; "
+        "import neurodeploy.commands.run; "
         "simulator(None); print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.cli import main
 from neurodeploy.exporters.netx import write_netx
 from neurodeploy.models import make_rule, parse_arch, save_checkpoint

@@ -8,7 +8,6 @@ import re
 from importlib import resources
 
 import pytest
-
 from neurodeploy.commands import targets as targets_command
 from neurodeploy.errors import InputFileError
 from neurodeploy.targets import Target, list_targets, load_target
@@ -135,5 +134,5 @@ def test_targets_command_checks_a_users_file(tmp_path, capsys):
     assert _run_targets_command([str(write(tmp_path, MINIMAL))]) == 0
     out = capsys.readouterr().out
     assert "neurons_per_core" in out and "not checked" in out and "input axons a core" in out
-    with pytest.raises(InputFileError, match="core.neurons"):
+    with pytest.raises(InputFileError, match=r"core\.neurons"):
         _run_targets_command([str(write(tmp_path, MINIMAL.replace("16", "-3"), "bad.toml"))])

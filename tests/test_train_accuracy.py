@@ -6,7 +6,6 @@ everywhere torch computes the same).
 """
 
 import pytest
-
 from neurodeploy.train import DIGITS_RECIPES, TrainConfig, train
 
 TARGETS = {"mlp-tssl": 0.97, "mlp-bpsa": 0.97, "mlp-bpsa-plain": 0.97, "cnn-tssl": 0.98, "cnn-bpsa": 0.98}

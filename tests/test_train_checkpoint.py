@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.datasets import load_dataset
 from neurodeploy.encoding import encode
 from neurodeploy.models import CheckpointError, float_graph, load_checkpoint, predict
@@ -50,7 +49,7 @@ def trained(request, tmp_path_factory):
 def test_checkpoint_is_self_describing(trained):
     result, path = trained
     ckpt = torch.load(path, weights_only=True)
-    assert KEYS <= set(ckpt)
+    assert set(ckpt) >= KEYS
     assert ckpt["format"] == "neurodeploy-checkpoint" and ckpt["version"] == 1
     assert ckpt["dataset"] == "digits" and ckpt["split"]["random_state"] == 0 and ckpt["split"]["train_limit"] == 128
     assert ckpt["input_shape"] == [1, 8, 8] and ckpt["num_classes"] == 10
@@ -93,15 +92,15 @@ def test_bad_checkpoints_raise_clear_errors(tmp_path, trained):
         load_checkpoint(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt: not a checkpoint"):
+    with pytest.raises(CheckpointError, match=r"junk\.pt: not a checkpoint"):
         load_checkpoint(junk)
     ckpt = torch.load(path, weights_only=True)
     del ckpt["neuron"]
     torch.save(ckpt, tmp_path / "partial.pt")
-    with pytest.raises(CheckpointError, match="partial.pt: missing key 'neuron'"):
+    with pytest.raises(CheckpointError, match=r"partial\.pt: missing key 'neuron'"):
         load_checkpoint(tmp_path / "partial.pt")
     ckpt = torch.load(path, weights_only=True)
     ckpt["arch"] = "64-99-10"
     torch.save(ckpt, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="other.pt"):
+    with pytest.raises(CheckpointError, match=r"other\.pt"):
         load_checkpoint(tmp_path / "other.pt")

@@ -6,10 +6,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from neurodeploy.train import main
 
 from datafiles import mnist_folder, nmnist_bytes
-
-from neurodeploy.train import main
 
 
 def test_module_entry_point_trains_and_writes(tmp_path):

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from neurodeploy.train import TrainConfig, train
 
 

@@ -14,9 +14,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
-from datafiles import idx_bytes
-from fuzzing import sample_netlist
 from neurodeploy.cli import main
 from neurodeploy.commands.run import load_array
 from neurodeploy.errors import InputFileError
@@ -24,6 +21,9 @@ from neurodeploy.exporters.netx import write_netx
 from neurodeploy.models import CheckpointError, load_checkpoint, make_rule, parse_arch, save_checkpoint
 from neurodeploy.models.network import SpikingNetwork
 from neurodeploy.netio import load_netlist
+
+from datafiles import idx_bytes
+from fuzzing import sample_netlist
 
 MAX_GROWTH_MB = 200  # what refusing a file may add to the process's peak memory
 
@@ -87,7 +87,7 @@ def test_cli_refuses_the_pickle_in_one_line_exit_2(tmp_path, marker, capsys):
 def test_plain_pickle_is_never_unpickled(tmp_path, marker):
     path = tmp_path / "legacy.pt"
     path.write_bytes(pickle.dumps({"format": "neurodeploy-checkpoint", "x": SystemCall(f"touch {marker}")}))
-    with pytest.raises(CheckpointError, match="not a checkpoint written by torch.save"):
+    with pytest.raises(CheckpointError, match=r"not a checkpoint written by torch\.save"):
         load_checkpoint(path)
 
 
@@ -109,7 +109,7 @@ def test_compressed_checkpoint_is_refused_before_it_expands(tmp_path):
 
 def test_valid_checkpoint_still_loads(tmp_path):
     _checkpoint(tmp_path / "ok.pt")
-    model, ckpt = load_checkpoint(tmp_path / "ok.pt")
+    _model, ckpt = load_checkpoint(tmp_path / "ok.pt")
     assert ckpt["format"] == "neurodeploy-checkpoint"
 
 
@@ -135,7 +135,7 @@ def test_npz_archive_is_not_an_input_array(tmp_path):
     path = tmp_path / "arrays.npy"
     with open(path, "wb") as fh:
         np.savez(fh, a=np.zeros(3))
-    with pytest.raises(InputFileError, match="not a .npy array file"):
+    with pytest.raises(InputFileError, match=r"not a \.npy array file"):
         load_array(str(path))
 
 
@@ -299,7 +299,7 @@ def test_cifar_batch_whose_pickle_runs_code_is_refused(tmp_path, marker):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     (folder / "test_batch").write_bytes(pickle.dumps({"data": SystemCall(f"touch {marker}"), "labels": [0]}))
-    with pytest.raises(DatasetError, match="test_batch: not a CIFAR-10 python batch.*not allowed"):
+    with pytest.raises(DatasetError, match=r"test_batch: not a CIFAR-10 python batch.*not allowed"):
         load_dataset("cifar10", root=tmp_path, split="test")
 
 

@@ -24,9 +24,9 @@ import os
 import subprocess
 import tempfile
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

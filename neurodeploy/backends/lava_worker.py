@@ -23,8 +23,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs
@@ -39,7 +39,8 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.conv.process import Conv as LavaConv
-from lava.proc.dense.process import DelayDense, Dense as LavaDense
+from lava.proc.dense.process import DelayDense
+from lava.proc.dense.process import Dense as LavaDense
 from lava.proc.io.source import RingBuffer as SpikeSource
 from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
@@ -425,7 +426,9 @@ def run_netx(spec: dict, arrays: dict[str, np.ndarray], progress=None) -> Record
     for b in range(batch):
         sample_spikes = None if spikes is None else spikes[b, :steps]
         sample_bias = _sample(bias, b, per_sample)
-        traces += run_group([lambda _: _build_netx(spec, sample_spikes, sample_bias, layers)], [steps], record)
+        traces += run_group(
+            [lambda _, s=sample_spikes, b=sample_bias: _build_netx(spec, s, b, layers)], [steps], record
+        )
         if progress is not None:
             progress({"units": [b + 1, batch, "samples"], "steps": [(b + 1) * steps, batch * steps]})
     return _recording(traces, steps, record, _netx_blocks(layers)[-1])

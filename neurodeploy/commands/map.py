@@ -160,7 +160,6 @@ def _print_reference(net, activity, reference) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from neurodeploy.commands.run import load_network
     from neurodeploy.drc import DesignRuleError, check, unchecked
     from neurodeploy.mapping import MappingError, estimate_cost, map_network, network_wiring
     from neurodeploy.targets import load_target, with_chips

@@ -101,9 +101,8 @@ def run(args: argparse.Namespace) -> int:
         )
     arrays = recording_arrays(rec, args.backend == "sim")
     arrays["conventions"] = np.array(conventions)
-    with atomic_path(args.output) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+    with atomic_path(args.output) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     spikes_out = ", ".join(f"{i}: {rec.spike_count[i]}" for i in sorted(rec.spike_count))
     print(
         f"{args.net}: {args.steps} steps, batch {rec.batch}, backend {args.backend}, conventions {conventions}; "

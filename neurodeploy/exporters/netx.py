@@ -448,7 +448,10 @@ def _read_dense(r: _Reader, base: str, in_shape, prev_layer, recurrent: bool = F
     for part, kept in zip(parts, held):
         exact = integer_weights(kept, exp)
         if exact is None or not np.array_equal(exact, part):
-            warnings.warn(f"{r.name}: {base}: netx and Lava clip or truncate these weights; read as Lava computes them")
+            warnings.warn(
+                f"{r.name}: {base}: netx and Lava clip or truncate these weights; read as Lava computes them",
+                stacklevel=2,
+            )
     has_neuron = r.has(f"{base}/neuron")
     extra = {"weight_rec": held[1]} if recurrent else {}
     layer = (RecurrentDense if recurrent else Dense)(
@@ -476,7 +479,9 @@ def _read_delay(r: _Reader, path: str, shape: tuple[int, int]) -> np.ndarray:
     if delay.size and delay.min() < 0:
         raise r.fail(path, f"negative delay {delay.min()}")
     if delay.size and delay.max() > MAX_DELAY:
-        warnings.warn(f"{r.name}: {path}: delays up to {delay.max()} clamped to {MAX_DELAY}, as netx does")
+        warnings.warn(
+            f"{r.name}: {path}: delays up to {delay.max()} clamped to {MAX_DELAY}, as netx does", stacklevel=2
+        )
         delay = np.minimum(delay, MAX_DELAY)
     if delay.ndim == 1:
         if delay.size == shape[0]:
@@ -559,14 +564,13 @@ def write_netx(net: Netlist, path: str | os.PathLike) -> None:
     net.validate()
     _spike_exp(net)
     entries = _entries(net)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            layer_group = h5.create_group("layer")
-            for i, entry in enumerate(entries):
-                group = layer_group.create_group(str(i))
-                for key, value in entry.items():
-                    _put(group, key, value)
-            _write_simulation(h5, net)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        layer_group = h5.create_group("layer")
+        for i, entry in enumerate(entries):
+            group = layer_group.create_group(str(i))
+            for key, value in entry.items():
+                _put(group, key, value)
+        _write_simulation(h5, net)
 
 
 def _put(group, key: str, value) -> None:

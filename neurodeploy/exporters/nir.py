@@ -31,6 +31,7 @@ plain numpy op dicts for the quantizer.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -101,7 +102,7 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     names = list(nodes)
     metadata = {FORMAT_KEY: FORMAT_VERSION, "dt": float(dt), "latency": LATENCY_NOTE, "netlist": _netlist_json(net)}
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata=metadata)
+    return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(names)), metadata=metadata)
 
 
 def _layer_nodes(i: int, layer, in_shape: tuple[int, ...], dt: float) -> list[tuple[str, Any]]:
@@ -253,7 +254,7 @@ def _meta_ints(value, where: str, name: str) -> np.ndarray:
     if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
         if arr.size and np.abs(arr).max() >= 2.0**63:
             raise InputFileError(f"{where}: {name} holds values beyond 64 bits")
-    elif arr.dtype.kind not in "biu" or arr.dtype.kind == "u" and arr.size and arr.max() >= 2**63:
+    elif arr.dtype.kind not in "biu" or (arr.dtype.kind == "u" and arr.size and arr.max() >= 2**63):
         raise InputFileError(f"{where}: {name} must hold integers, got {arr.dtype} {np.ravel(arr)[:4].tolist()}")
     return arr.astype(np.int64)
 
@@ -323,11 +324,11 @@ def _conventions(text, source: str) -> dict[str, Any]:
             f"{source}: metadata 'netlist' must map some of {sorted(names)}, got {str(conventions)[:80]}"
         )
     checks = {
-        "input_shape": lambda v: v is None or isinstance(v, tuple) and all(_is_int(x) for x in v),
+        "input_shape": lambda v: v is None or (isinstance(v, tuple) and all(_is_int(x) for x in v)),
         "reset_interval": lambda v: v is None or _is_int(v),
         "reset_offset": _is_int,
         "output_window": lambda v: (
-            v is None or isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v) and 0 <= v[0] <= v[1]
+            v is None or (isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v) and 0 <= v[0] <= v[1])
         ),
         "meta": lambda v: isinstance(v, dict),
         "input_message_bits": lambda v: _is_int(v) and v == 0,  # NIR carries binary-spike networks only
@@ -510,7 +511,8 @@ def _conv_padding(node, source: str, key: str) -> tuple[int, int]:
 def _flatten_op(node, source: str, key: str) -> dict:
     if int(node.end_dim) != -1 or int(node.start_dim) not in (0, 1):
         raise InputFileError(
-            f"{source}: node {key!r}: only flattening all dimensions is supported, got start_dim={node.start_dim}, end_dim={node.end_dim}"
+            f"{source}: node {key!r}: only flattening all dimensions is supported, "
+            f"got start_dim={node.start_dim}, end_dim={node.end_dim}"
         )
     return {"op": "flatten"}
 

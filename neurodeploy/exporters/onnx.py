@@ -113,7 +113,7 @@ class _Inputs:
     last_step: str | None
 
 
-def _graph_inputs(g: "_Builder", net: Netlist, steps: int) -> _Inputs:
+def _graph_inputs(g: _Builder, net: Netlist, steps: int) -> _Inputs:
     """``spikes`` for the first synaptic layer; or, for an input layer, ``bias`` and ``spikes``
     (its drive), both overridable initializers: the layer's own bias, and no drive."""
     import onnx
@@ -136,7 +136,7 @@ def _graph_inputs(g: "_Builder", net: Netlist, steps: int) -> _Inputs:
     return _Inputs(spikes, bias, batch, last_step)
 
 
-def _dim(g: "_Builder", x: str, axis: int) -> str:
+def _dim(g: _Builder, x: str, axis: int) -> str:
     """Size of ``x`` along ``axis``, as a 1-D tensor."""
     return g.op("Slice", [g.op("Shape", [x]), g.const([axis]), g.const([axis + 1])])
 
@@ -147,7 +147,7 @@ def _int64_scalar(value: int):
     return onnx.helper.make_tensor("value", onnx.TensorProto.INT64, [1], [value])
 
 
-def _shape_of(g: "_Builder", batch: str, depth: int | None, n: int) -> str:
+def _shape_of(g: _Builder, batch: str, depth: int | None, n: int) -> str:
     """The shape tensor (batch, n), or (depth, batch, n) for an input queue."""
     if depth is None:
         return g.op("Concat", [batch, g.const([n])], axis=0)
@@ -157,7 +157,7 @@ def _shape_of(g: "_Builder", batch: str, depth: int | None, n: int) -> str:
 # --- one step of every layer ---------------------------------------------------------------
 
 
-def _step_body(outer: "_Builder", net: Netlist, io: _Inputs):
+def _step_body(outer: _Builder, net: Netlist, io: _Inputs):
     """The Loop body and its carried states as (queue depth or None, neurons): u and v are
     (batch, n), an input queue (depth, batch, n)."""
     import onnx
@@ -204,7 +204,7 @@ def _synapse_depth(layer: Dense | Conv) -> int:
     return 1 if delay is None else int(delay.max()) + 1
 
 
-def _neuron_step(g: "_Builder", it: str, u: str, v: str, a_in: str, bias: str | None, k: int, net: Netlist, layer):
+def _neuron_step(g: _Builder, it: str, u: str, v: str, a_in: str, bias: str | None, k: int, net: Netlist, layer):
     """One step of the k-th neuron layer: periodic reset, u, v, spikes, v zeroed where they fired."""
     if net.reset_interval:
         u, v = _periodic_reset(g, it, u, v, k, net)
@@ -214,7 +214,7 @@ def _neuron_step(g: "_Builder", it: str, u: str, v: str, a_in: str, bias: str | 
     return u, g.op("Where", [fired, g.const(np.int64(0)), v]), fired
 
 
-def _periodic_reset(g: "_Builder", it: str, u: str, v: str, k: int, net: Netlist) -> tuple[str, str]:
+def _periodic_reset(g: _Builder, it: str, u: str, v: str, k: int, net: Netlist) -> tuple[str, str]:
     """Zero u and v at steps t with t % interval == (k + offset) % interval."""
     interval = int(net.reset_interval)
     phase = (k + int(net.reset_offset)) % interval
@@ -223,7 +223,7 @@ def _periodic_reset(g: "_Builder", it: str, u: str, v: str, k: int, net: Netlist
     return g.op("Where", [now, zero, u]), g.op("Where", [now, zero, v])
 
 
-def _update_current(g: "_Builder", u: str, a_in: str, du: int) -> str:
+def _update_current(g: _Builder, u: str, a_in: str, du: int) -> str:
     """fixed_point.update_current: decay, add a_in << 6, int32 wrap, one-step 24-bit wrap."""
     total = g.op(
         "Add", [_decay(g, u, fx.DECAY_UNITY - (du + 1)), g.op("Mul", [a_in, g.const(np.int64(1 << fx.ACT_SHIFT))])]
@@ -236,7 +236,7 @@ def _update_current(g: "_Builder", u: str, a_in: str, du: int) -> str:
     return g.op("Where", [low, g.op("Add", [total, span]), total])
 
 
-def _update_voltage(g: "_Builder", v: str, u: str, bias: str | None, dv: int) -> str:
+def _update_voltage(g: _Builder, v: str, u: str, bias: str | None, dv: int) -> str:
     """fixed_point.update_voltage: decay, add u and the bias, int32 wrap, saturate to 24 bits."""
     total = g.op("Add", [_decay(g, v, fx.DECAY_UNITY - dv), u])
     if bias is not None:
@@ -244,18 +244,18 @@ def _update_voltage(g: "_Builder", v: str, u: str, bias: str | None, dv: int) ->
     return g.op("Clip", [_wrap(g, total, 32), g.const(np.int64(-fx.V_LIMIT)), g.const(np.int64(fx.V_LIMIT))])
 
 
-def _decay(g: "_Builder", x: str, factor: int) -> str:
+def _decay(g: _Builder, x: str, factor: int) -> str:
     """x * factor / 4096 truncated toward zero (integer Div truncates)."""
     return g.op("Div", [g.op("Mul", [x, g.const(np.int64(factor))]), g.const(np.int64(fx.DECAY_UNITY))])
 
 
-def _wrap(g: "_Builder", x: str, bits: int) -> str:
+def _wrap(g: _Builder, x: str, bits: int) -> str:
     """Two's-complement wrap into ``bits`` bits: Mod with a positive divisor is never negative."""
     half = g.const(np.int64(1 << (bits - 1)))
     return g.op("Sub", [g.op("Mod", [g.op("Add", [x, half]), g.const(np.int64(1 << bits))]), half])
 
 
-def _shift(g: "_Builder", x: str, exp: int) -> str:
+def _shift(g: _Builder, x: str, exp: int) -> str:
     """fixed_point.shift: x << exp, or a floor (arithmetic) shift right for exp < 0."""
     if exp >= 0:
         return x if exp == 0 else g.op("Mul", [x, g.const(np.int64(1 << exp))])
@@ -263,7 +263,7 @@ def _shift(g: "_Builder", x: str, exp: int) -> str:
     return g.op("Div", [g.op("Sub", [x, g.op("Mod", [x, d])]), d])
 
 
-def _bias(outer: "_Builder", layer, io: _Inputs) -> str | None:
+def _bias(outer: _Builder, layer, io: _Inputs) -> str | None:
     """The effective bias added to v: a constant, or the run's input mantissas for an input layer."""
     if isinstance(layer, Input):
         n = int(np.prod(layer.shape))
@@ -277,7 +277,7 @@ def _bias(outer: "_Builder", layer, io: _Inputs) -> str | None:
     return outer.const(fx.effective_bias(bias.reshape(1, -1), layer.neuron.bias_exp))
 
 
-def _external_step(g: "_Builder", x: str, step: str, in_shape: tuple[int, ...]) -> str:
+def _external_step(g: _Builder, x: str, step: str, in_shape: tuple[int, ...]) -> str:
     """Input spikes of one step, (B, n) int64."""
     now = g.op("Gather", [x, step], axis=1)
     return g.op("Reshape", [g.op("Cast", [now], to=INT64), g.const([-1, int(np.prod(in_shape))])])
@@ -375,7 +375,7 @@ def _check_bound(net: Netlist, i: int) -> None:
 class _Builder:
     """Accumulates nodes, initializers and value infos of one ONNX graph, naming values uniquely."""
 
-    def __init__(self, prefix: str, parent: "_Builder | None" = None):
+    def __init__(self, prefix: str, parent: _Builder | None = None):
         self.prefix, self.parent = prefix, parent
         self.nodes, self.initializers, self.inputs, self.outputs = [], [], [], []
         self.count = [0] if parent is None else parent.count

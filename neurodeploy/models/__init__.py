@@ -7,11 +7,11 @@ from .network import RunOutput, SpikingNetwork, predict
 from .rules import RULES, NeuronParams, Rule, RuleError, make_rule
 
 __all__ = [
+    "RULES",
     "ArchError",
     "Architecture",
     "CheckpointError",
     "NeuronParams",
-    "RULES",
     "Rule",
     "RuleError",
     "RunOutput",

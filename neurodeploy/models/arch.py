@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from neurodeploy.errors import NeurodeployError
 
@@ -53,7 +52,7 @@ class Dropout:
     p: float
 
 
-Layer = Union[Dense, Conv, SumPool, Dropout]
+Layer = Dense | Conv | SumPool | Dropout
 
 
 @dataclass(frozen=True)

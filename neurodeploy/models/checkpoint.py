@@ -219,7 +219,7 @@ def check_entries(ckpt: dict, source: str) -> None:
         )
     for key, kinds in {**_TYPES, **{k: v for k, v in _OPTIONAL.items() if k in ckpt}}.items():
         value = ckpt[key]
-        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             want = " or ".join(k.__name__ for k in kinds)
             raise CheckpointError(f"{source}: {key} = {_short(value)}: expected {want}")
     if ckpt["format"] != FORMAT or ckpt["version"] != VERSION:
@@ -243,8 +243,7 @@ def check_entries(ckpt: dict, source: str) -> None:
             not isinstance(value, (int, float))
             or isinstance(value, bool)
             or math.isnan(value)
-            or key == "vth"
-            and math.isinf(value)
+            or (key == "vth" and math.isinf(value))
         ):
             raise CheckpointError(f"{source}: neuron.{key} = {_short(value)}: expected a number")
     if not isinstance(ckpt["encoding"].get("name"), str):

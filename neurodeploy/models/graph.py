@@ -33,8 +33,8 @@ baseline ``current_decay = input_scale = 1`` (current cleared each step) and
 emits ``v[t]`` instead of 1 where it spikes and applies ReLU to ``z`` first
 (``input_relu``). ``readout = "membrane"`` (the output layer of a network that
 classifies by what it integrates) means the neurons never fire: ``s[t] = 0`` and the
-class is the argmax of ``v`` at the window's last step. The float model sees a layer's spikes in the same step; a chip adds
-one step of latency a layer.
+class is the argmax of ``v`` at the window's last step. The float model sees a layer's
+spikes in the same step; a chip adds one step of latency a layer.
 """
 
 from __future__ import annotations

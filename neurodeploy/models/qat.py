@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.fold import FloatLayer
-from neurodeploy.quantize import Limits, LayerScale, WeightGrid, chip_decays, decays, layer_scale
+from neurodeploy.quantize import LayerScale, Limits, WeightGrid, chip_decays, decays, layer_scale
 
 from .network import NeuronLayer, SpikingNetwork, over_time
 from .rules import Rule
