@@ -270,6 +270,8 @@ def _first_line(err: BaseException) -> str:
 def _file_system_state(path: Path) -> str | None:
     """``No space left on device`` or ``Read-only file system`` for the file system of ``path``, or None."""
     folder = next((p for p in Path(os.path.abspath(path)).parents if p.is_dir()), None)
+    if folder is None:
+        return None
     try:
         fs = os.statvfs(folder)
     except (OSError, TypeError, AttributeError):

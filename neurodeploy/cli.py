@@ -106,7 +106,7 @@ class _Interrupts:
         self.done = False  # the command has the interrupt, or has ended
         self.raised = False  # an Interrupted was raised (it may have been dropped)
         self.resent = False  # the next call is the resending thread's
-        self.signum = signal.SIGINT  # the signal raised
+        self.signum: int = signal.SIGINT  # the signal raised
         self.pid = os.getpid()
         self.wake_read = self.wake_write = -1
 
@@ -197,7 +197,7 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
         extra = missing_extra(err) if isinstance(err, ModuleNotFoundError) else None
-        if extra is not None and not (args is not None and args.debug):
+        if isinstance(err, ModuleNotFoundError) and extra is not None and not (args is not None and args.debug):
             print(
                 f"neurodeploy {_command(argv)}: error: this needs the optional '{extra}' part "
                 f'(no module named {err.name!r}): pip install "neurodeploy[{extra}]"',

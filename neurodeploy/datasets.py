@@ -39,7 +39,7 @@ from neurodeploy.errors import NeurodeployError, printable
 try:
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
 except ImportError:  # numpy < 2
-    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct  # type: ignore[no-redef]  # numpy 1.x path
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "nmnist")
 _ALIASES = {
@@ -86,7 +86,7 @@ def split_info(name: str, **params) -> dict:
 
 def load_dataset(
     name: str, root: str | Path | None = None, split: str = "train", *, steps: int = 30, bin_us: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray | PackedSpikes, np.ndarray]:
     """Load one split of a dataset as ``(x, y)`` (see the module docstring).
 
     ``steps`` and ``bin_us`` only matter for ``nmnist``.

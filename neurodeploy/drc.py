@@ -14,7 +14,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import MappingError, Wiring, describe_layer, map_network, network_wiring, synapse_bits
-from neurodeploy.netlist import Conv, Dense, Flatten, Netlist, is_graded
+from neurodeploy.netlist import Conv, Dense, Flatten, Layer, Netlist, is_graded
 from neurodeploy.targets import Target
 
 
@@ -99,8 +99,9 @@ def require(net: Netlist, target: Target, input_payload: int = 1) -> None:
 class _Layer:
     """Collects the violations of one layer."""
 
-    def __init__(self, index: int, layer):
-        self.index, self.description, self.found = index, describe_layer(layer), []
+    def __init__(self, index: int, layer: Layer):
+        self.index, self.description = index, describe_layer(layer)
+        self.found: list[Violation] = []
 
     def add(self, quantity: str, value, limit, message: str) -> None:
         self.found.append(Violation(self.index, self.description, quantity, value, limit, message))

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class FloatModel:
 
     graph: list[dict]
     meta: dict
-    model: object = None  # the torch module, when the source is a checkpoint
+    model: Any = None  # the torch module, when the source is a checkpoint
 
     @property
     def steps(self) -> int:
@@ -222,7 +223,7 @@ def export_model(
             if q.input_transform is not None:
                 result.files["input_transform"] = out_dir / f"{stem}.input.npz"
                 with atomic_path(result.files["input_transform"]) as tmp, open(tmp, "wb") as fh:
-                    np.savez(fh, **{k: np.asarray(v) for k, v in q.input_transform.items()})
+                    np.savez(fh, **{k: np.asarray(v) for k, v in q.input_transform.items()})  # type: ignore[arg-type]  # numpy's stub lets **arrays fill allow_pickle
             result.files["report"] = report_path
             with atomic_path(report_path) as tmp:
                 tmp.write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))

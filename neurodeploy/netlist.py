@@ -170,7 +170,7 @@ def is_graded(neuron) -> bool:
     return isinstance(neuron, GRADED)
 
 
-def _check_neuron(label: str, neuron, allowed: tuple[type, ...]) -> None:
+def _check_neuron(label: str, neuron: Neuron, allowed: tuple[type, ...]) -> None:
     if not isinstance(neuron, allowed):
         names = ", ".join(k.__name__ for k in allowed)
         raise NetlistError(f"{label}: neuron is a {type(neuron).__name__}; this layer takes {names}")
@@ -342,7 +342,8 @@ class Conv:
         if in_shape is not None:
             if len(in_shape) != 3:
                 raise NetlistError(f"{label}: conv needs a (C, H, W) input, got {in_shape}")
-            self.in_shape = tuple(int(s) for s in in_shape)
+            c, h, w = (int(s) for s in in_shape)
+            self.in_shape = (c, h, w)
         self.stride, self.padding, self.dilation = (
             tuple(int(x) for x in np.broadcast_to(np.asarray(p), (2,)))
             for p in (self.stride, self.padding, self.dilation)
@@ -409,7 +410,7 @@ class Netlist:
     :class:`DeltaNeuron` input layer, or external graded messages of
     ``input_message_bits`` bits into the first synaptic layer (0: binary spikes),
     then sigma-delta and sigma layers. Sigma-delta neurons never reset.
-    over which consumers count output spikes. ``meta["readout"] = "membrane"`` says the
+    ``meta["readout"] = "membrane"`` says the
     classes are read from the output layer's v at the window's last step instead
     (:attr:`readout`; its neurons have the largest threshold and never fire).
     """

@@ -42,6 +42,7 @@ model's step 0; the output window is the last layer's T steps from there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ from neurodeploy.errors import NeurodeployError
 from neurodeploy.fold import FloatLayer
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import conv2d, simulate
+from neurodeploy.targets import Target
 
 BIAS_EXP = 6  # netx programs every bias as mantissa << 6
 VTH_17_BITS = 2**17 - 1  # Loihi's threshold mantissa is 17 bits wide
@@ -76,12 +78,13 @@ class Limits:
     dv: tuple[int, int] = (0, 4095)
 
     @classmethod
-    def from_target(cls, target) -> Limits:
+    def from_target(cls, target: Target) -> Limits:
         """The target's limits; Loihi's defaults for those it leaves out."""
         given = {f.name: getattr(target, f.name) for f in fields(cls)}
-        return cls(
-            **{name: tuple(v) if isinstance(v, (list, tuple)) else v for name, v in given.items() if v is not None}
-        )
+        limits: dict[str, Any] = {
+            name: tuple(v) if isinstance(v, (list, tuple)) else v for name, v in given.items() if v is not None
+        }
+        return cls(**limits)
 
     @property
     def bias_exp_used(self) -> int:

@@ -137,8 +137,8 @@ class LayerActivity:
     int_spikes: int = 0
     coincident: int = 0
     mismatched: int = 0
-    float_active: np.ndarray = field(default=None)
-    int_active: np.ndarray = field(default=None)
+    float_active: np.ndarray = field(init=False)
+    int_active: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.float_active = np.zeros(self.neurons, bool)

@@ -279,7 +279,7 @@ def worker_env(tmp: Path) -> dict[str, str]:
 
 def _save(path: Path, spec: dict, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
-        np.savez(fh, __spec__=np.array(json.dumps(spec)), **arrays)
+        np.savez(fh, __spec__=np.array(json.dumps(spec)), **arrays)  # type: ignore[arg-type]  # numpy's stub lets **arrays fill allow_pickle
 
 
 def _load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:

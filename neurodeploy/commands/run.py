@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     arrays = recording_arrays(rec, args.backend == "sim")
     arrays["conventions"] = np.array(conventions)
     with atomic_path(args.output) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub lets **arrays fill allow_pickle
     spikes_out = ", ".join(f"{i}: {rec.spike_count[i]}" for i in sorted(rec.spike_count))
     print(
         f"{args.net}: {args.steps} steps, batch {rec.batch}, backend {args.backend}, conventions {conventions}; "
