@@ -26,7 +26,7 @@ class Violation:
     description: str  # e.g. "dense 1024->1024"
     quantity: str
     value: int | float
-    limit: int | float | str
+    limit: int | float | str | None
     message: str
 
     def __str__(self) -> str:

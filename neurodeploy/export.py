@@ -253,7 +253,7 @@ def _writer(fmt: str) -> Callable[[Quantized, Path], None]:
 
     from neurodeploy.exporters.onnx import write_onnx
 
-    return lambda q, path: write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
+    return lambda q, path: write_onnx(q.netlist, path, steps=q.netlist.window[1])
 
 
 def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportResult) -> dict:
@@ -269,10 +269,10 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "rule": fm.meta.get("rule"),
         "encoding": fm.meta.get("encoding"),
         "steps": q.steps,
-        "run_steps": net.output_window[1],
+        "run_steps": net.window[1],
         "reset_interval": net.reset_interval,
         "reset_offset": net.reset_offset,
-        "output_window": list(net.output_window),
+        "output_window": list(net.window),
         "conventions": target.conventions,
         "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",

@@ -26,8 +26,8 @@ def wrap_bits(x: np.ndarray, bits: int) -> np.ndarray:
 
 def decay(x: np.ndarray, factor: int) -> np.ndarray:
     """``x * factor / 4096`` rounded toward zero, as the chip's decay unit does."""
-    prod: np.ndarray = x * factor
-    magnitude = abs(prod) >> DECAY_SHIFT
+    prod = x * factor
+    magnitude = np.right_shift(np.abs(prod), DECAY_SHIFT)
     return magnitude - 2 * magnitude * (prod < 0)
 
 

@@ -9,6 +9,7 @@ floats, with exactly the per-step dynamics of ``neurodeploy.models.graph``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -134,7 +135,7 @@ def _start_layer(op, kind, shape, unpooled, pool, flatten, label) -> dict:
             "flatten": flatten or len(in_shape) > 1,
             "conv": {},
         }
-    conv = {
+    conv: dict[str, Any] = {
         "stride": tuple(op["stride"]),
         "padding": tuple(op["padding"]),
         "dilation": tuple(op.get("dilation", (1, 1))),

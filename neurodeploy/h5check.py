@@ -18,6 +18,7 @@ import select
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from neurodeploy import budget
 from neurodeploy.errors import InputFileError
@@ -36,7 +37,7 @@ DAMAGED = "damaged HDF5 structure or data"
 
 
 @contextlib.contextmanager
-def open_hdf5(path: str | os.PathLike, kind: str = "HDF5 file") -> Iterator[object]:
+def open_hdf5(path: str | os.PathLike, kind: str = "HDF5 file") -> Iterator[Any]:
     """The checked ``h5py.File`` of ``path``, read-only; HDF5 errors inside become :class:`InputFileError`.
 
     ``kind`` names what the file should be in the message when it cannot be opened.

@@ -30,14 +30,14 @@ import numpy as np
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy.netlist import Conv, Dense, Input, Layer, Netlist, layer_neuron
 from neurodeploy.targets import Target
 
 
 class MappingError(NeurodeployError):
     """A layer that cannot be placed on the target's cores: which layer, what quantity, which limit."""
 
-    def __init__(self, layer: int, description: str, quantity: str, value: int, limit: int, reason: str):
+    def __init__(self, layer: int, description: str, quantity: str, value: int, limit: int | None, reason: str):
         self.layer, self.description, self.quantity = layer, description, quantity
         self.value, self.limit, self.reason = value, limit, reason
         super().__init__(f"layer {layer} ({description}): {reason}")
@@ -214,6 +214,7 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
     wiring = network_wiring(net) if wiring is None else wiring
     layers = net.neuron_layers
     feeds = {i: j for i, j in itertools.pairwise(layers) if wiring[j] is not None}  # layer -> the layer it feeds
+    fed = {j: w for j in feeds.values() if (w := wiring[j]) is not None}  # the wiring into each fed layer
     placements: dict[int, LayerPlacement] = {}
     core_of: dict[int, np.ndarray] = {}  # core (within its layer) of each neuron, C order
     for i in reversed(layers):
@@ -221,7 +222,7 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
         order = packing_order(layer.shape)
         j = feeds.get(i)
         out_edges = (
-            np.bincount(_distinct_edges(wiring[j], core_of[j])[0], minlength=order.size)
+            np.bincount(_distinct_edges(fed[j], core_of[j])[0], minlength=order.size)
             if j is not None
             else np.zeros(order.size, np.int64)
         )
@@ -232,7 +233,7 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
             order.size,
             sum(c.synapses for c in cores),
             cores,
-            getattr(layer.neuron, "message_bits", 0),
+            getattr(layer_neuron(layer), "message_bits", 0),
         )
         core_of[i] = np.empty(order.size, np.int64)
         core_of[i][order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
@@ -240,7 +241,7 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
     chip_of = {p.index: np.array([c.chip for c in p.cores]) for p in placed}
     if max(int(c.max()) for c in chip_of.values()) == 0:
         return Mapping(target, placed, {i: np.zeros(placements[i].neurons, np.int64) for i in feeds})
-    remote = {i: _remote_edges(wiring[j], core_of[j], chip_of[j], chip_of[i][core_of[i]]) for i, j in feeds.items()}
+    remote = {i: _remote_edges(fed[j], core_of[j], chip_of[j], chip_of[i][core_of[i]]) for i, j in feeds.items()}
     return Mapping(target, placed, remote)
 
 
@@ -300,7 +301,8 @@ def _pack(index: int, layer, wiring: Wiring | None, out_edges: np.ndarray, targe
             use = _prefix_use(layer, wiring, out_edges, start, start + window, target)
             take = _fitting(use, target)
         if take == 0:
-            _unplaceable(index, layer, start, *(int(u[0]) for u in use), target)
+            axons, bits, outs, synapses = (int(u[0]) for u in use)
+            _unplaceable(index, layer, start, axons, bits, outs, synapses, target)
         axons, bits, outs, synapses = (int(u[take - 1]) for u in use)
         cores.append(CoreUse(index, start, take, axons, outs, synapses, bits))
         start, window = start + take, max(2 * take, 64)
@@ -354,10 +356,11 @@ def _new_inputs(wiring: Wiring, start: int, stop: int) -> np.ndarray:
 
 
 def _unplaceable(
-    index: int, layer, neuron: int, axons: int, bits: int, outs: int, _synapses: int, target: Target
+    index: int, layer: Layer, neuron: int, axons: int, bits: int, outs: int, _synapses: int, target: Target
 ) -> None:
     """Raise MappingError for a neuron that does not fit an empty core."""
     label = f"neuron {neuron} alone does not fit a core:"
+    limit: int | None
     if target.input_axons_per_core is not None and axons > target.input_axons_per_core:
         limit, quantity = target.input_axons_per_core, "fan-in"
         reason = f"{label} fan-in {axons} exceeds {limit} input axons a core"
@@ -468,7 +471,8 @@ class Cost:
     @property
     def dynamic_pj(self) -> float | None:
         values = [t.value for t in self.energy_terms]
-        return None if None in values else float(sum(values))
+        known = [v for v in values if v is not None]
+        return float(sum(known)) if len(known) == len(values) else None
 
     @property
     def energy_pj(self) -> float | None:
@@ -614,11 +618,11 @@ def _latency(mapping: Mapping, act: Activity) -> tuple[float | None, list[Term],
             share = core.synapses / p.synapses if p.synapses else 0.0
             events = act.synaptic_events.get(p.index, 0.0) * share / act.steps
             terms = _core_step_terms(f"layer {p.index} core {k}", events, core.neurons, active, t)
-            work = sum(term.value for term in terms)
+            work = sum(term.value or 0.0 for term in terms)  # all known: the timing is checked above
             if work > busiest[0]:
                 busiest = (work, terms)
     terms = busiest[1] + [Term("barrier synchronisation", 1, t.barrier_sync_ns, "ns", "timing.barrier_sync_ns")]
-    step = sum(term.value for term in terms)
+    step = sum(term.value or 0.0 for term in terms)
     return step * act.steps, terms, ["cores work in parallel; a core's operations run one after another"]
 
 

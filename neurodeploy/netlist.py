@@ -191,6 +191,12 @@ def _check_graded_bias(label: str, neuron, bias) -> None:
     )
 
 
+def pair(value) -> tuple[int, int]:
+    """One int or two as an (a, b) pair."""
+    a, b = (int(x) for x in np.broadcast_to(np.asarray(value), (2,)))
+    return a, b
+
+
 def _shape(layer: str, shape) -> tuple[int, ...]:
     shape = tuple(int(s) for s in shape)
     if not shape or any(s <= 0 for s in shape):
@@ -344,10 +350,7 @@ class Conv:
                 raise NetlistError(f"{label}: conv needs a (C, H, W) input, got {in_shape}")
             c, h, w = (int(s) for s in in_shape)
             self.in_shape = (c, h, w)
-        self.stride, self.padding, self.dilation = (
-            tuple(int(x) for x in np.broadcast_to(np.asarray(p), (2,)))
-            for p in (self.stride, self.padding, self.dilation)
-        )
+        self.stride, self.padding, self.dilation = (pair(p) for p in (self.stride, self.padding, self.dilation))
         self.groups = int(self.groups)
         if self.groups < 1 or self.weight.shape[0] % self.groups or self.in_shape[0] % self.groups:
             raise NetlistError(f"{label}: groups = {self.groups} does not divide the channels")
@@ -389,6 +392,13 @@ class Flatten:
 
 
 Layer = Input | Dense | RecurrentDense | Conv | Flatten
+
+
+def layer_neuron(layer: Layer) -> Neuron:
+    """The neurons of a layer that holds them (any but flatten)."""
+    if isinstance(layer, Flatten):
+        raise NetlistError(f"{layer.kind} layer {layer.name!r} holds no neurons")
+    return layer.neuron
 
 
 @dataclass
@@ -454,6 +464,13 @@ class Netlist:
             raise NetlistError(f"netlist: meta readout = {self.readout!r} must be one of {', '.join(READOUTS)}")
 
     @property
+    def window(self) -> tuple[int, int]:
+        """``output_window``, which the quantizer always sets."""
+        if self.output_window is None:
+            raise NetlistError("netlist: no output_window is set")
+        return self.output_window
+
+    @property
     def readout(self) -> str:
         """What the classes are read from: ``spikes`` (counts over the window) or ``membrane``."""
         return self.meta.get("readout", "spikes")
@@ -461,20 +478,20 @@ class Netlist:
     def _check_kinds(self) -> None:
         """CUBA and sigma-delta neurons do not mix in one netlist."""
         _check_range("netlist", "input_message_bits", self.input_message_bits, 0, MAX_MESSAGE_BITS)
-        kinds = [is_graded(self.layers[i].neuron) for i in self.neuron_layers]
+        kinds = [is_graded(layer_neuron(self.layers[i])) for i in self.neuron_layers]
         if any(kinds) and not all(kinds):
             k = kinds.index(not kinds[0])
             i = self.neuron_layers[k]
             layer = self.layers[i]
             raise NetlistError(
-                f"layer {i} ({layer.kind}): a {type(layer.neuron).__name__} after "
+                f"layer {i} ({layer.kind}): a {type(layer_neuron(layer)).__name__} after "
                 f"{'sigma-delta' if kinds[0] else 'CUBA'} layers; a netlist is all CUBA or all sigma-delta"
             )
 
     @property
     def graded(self) -> bool:
         """Whether this is a sigma-delta network (graded spikes)."""
-        return is_graded(self.layers[self.neuron_layers[0]].neuron)
+        return is_graded(layer_neuron(self.layers[self.neuron_layers[0]]))
 
     @property
     def neuron_layers(self) -> list[int]:

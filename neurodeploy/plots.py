@@ -273,6 +273,7 @@ def write_plots(report: dict, raster_spikes, grids: list[dict], out_dir: str | P
     else:
         del paths["weights"]
     labels = [f"{r['layer']}: {r['description']}" for r in report["layers"]]
-    raster(*raster_spikes, labels, paths["raster"], report.get("raster_sample"))
+    float_spikes, int_spikes = raster_spikes
+    raster(float_spikes, int_spikes, labels, paths["raster"], report.get("raster_sample"))
     core_utilization(report["hardware"]["core_use"], paths["core_utilization"])
     return {k: str(p.relative_to(out_dir)) for k, p in paths.items()}

@@ -298,7 +298,7 @@ def layer_scale(
     lam = min(64 * 2**e * grid.top / w_range, lam_max) / 2**exp_shift
     if exp_shift and e - exp_shift >= e_lo:
         e -= exp_shift
-    return LayerScale(lam, e, grid, bias_exp, tuple(limits.bias_mantissa), w_range)
+    return LayerScale(lam, e, grid, bias_exp, limits.bias_mantissa, w_range)
 
 
 def _clipped(raw: np.ndarray, lo: int, hi: int, step: int = 1) -> int:
@@ -470,7 +470,7 @@ def layer_labels(q: Quantized) -> list[str]:
 
 def run_steps(q: Quantized) -> int:
     """Steps to run one sample: the float window plus the chip's latency."""
-    return q.netlist.output_window[1]
+    return q.netlist.window[1]
 
 
 def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
@@ -478,7 +478,7 @@ def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
     steps = run_steps(q)
     if q.input_transform is not None:
         return simulate(q.netlist, steps, bias=q.input_bias(inputs), record=record)
-    shape = tuple(q.netlist.input_shape)
+    shape = tuple(q.netlist.input_shape or ())
     pad = np.zeros((inputs.shape[0], steps) + shape, dtype=inputs.dtype)
     pad[:, : inputs.shape[1]] = inputs.reshape(inputs.shape[:2] + shape)
     return simulate(q.netlist, steps, spikes=pad, record=record)

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -245,7 +246,7 @@ def _in_subprocess(mode: str, write_input) -> list[Recording]:
             raise LavaError(f"cannot start the Lava interpreter {exe}: {err}") from err
         tail: deque[str] = deque(maxlen=15)  # the worker's last lines of its own, for an error
         with proc:
-            for line in proc.stderr:
+            for line in proc.stderr or ():
                 event = parse_event(line.rstrip("\n"))
                 if event is None:
                     tail.append(line.rstrip("\n"))
@@ -303,7 +304,7 @@ def encode_netlist(net: Netlist, prefix: str, arrays: dict[str, np.ndarray]) -> 
     """The netlist as a JSON-able spec; its arrays go into ``arrays`` under ``prefix``."""
     layers = []
     for i, layer in enumerate(net.layers):
-        entry = {"kind": layer.kind}
+        entry: dict[str, Any] = {"kind": layer.kind}
         for f in fields(layer):
             value = getattr(layer, f.name)
             if isinstance(value, np.ndarray):

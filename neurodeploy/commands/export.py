@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
             f"host ({result.files['input_transform'].name} holds them); its neurons run on the chip"
         )
     print(
-        f"run {net.output_window[1]} steps a sample; reset interval {net.reset_interval}, "
-        f"output window {net.output_window[0]}..{net.output_window[1] - 1}"
+        f"run {net.window[1]} steps a sample; reset interval {net.reset_interval}, "
+        f"output window {net.window[0]}..{net.window[1] - 1}"
     )
     counts = numerical_faults(q)
     where = "quantizer; u and v on the calibration samples" if q.calibration.get("samples") else "quantizer only"

@@ -18,12 +18,16 @@ import argparse
 import math
 import os
 import tokenize
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neurodeploy import budget
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.ranges import integer
+
+if TYPE_CHECKING:
+    from neurodeploy.netlist import Netlist
 
 COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
 INT32 = 1 << 31
@@ -280,14 +284,18 @@ def _from_lava_order(arr: np.ndarray, shape: tuple[int, ...], steps: int, path: 
     return ours[np.arange(steps) % ours.shape[0]][None]
 
 
-def load_bias(path: str, net) -> np.ndarray:
+def load_bias(path: str, net: Netlist) -> np.ndarray:
     """Bias mantissas of the input layer, ([batch,] *layer shape), within 32 bits once shifted."""
     from neurodeploy import fixed_point as fx
-    from neurodeploy.netlist import Input
+    from neurodeploy.netlist import CubaNeuron, Input
 
     first = net.layers[0]
     if not isinstance(first, Input):
         raise InputFileError(f"{path}: layer 0 is a {first.kind} layer; --input-bias needs an input layer")
+    if not isinstance(first.neuron, CubaNeuron):
+        raise InputFileError(
+            f"{path}: layer 0 holds {type(first.neuron).__name__} neurons; --input-bias needs CUBA ones"
+        )
     arr = load_array(path).astype(np.int64)
     shape = tuple(first.shape)
     if tuple(arr.shape[-len(shape) :]) != shape or arr.ndim not in (len(shape), len(shape) + 1):

@@ -35,6 +35,7 @@ import itertools
 import json
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import H5_ERRORS, open_hdf5
-from neurodeploy.netlist import MAX_LAYERS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+from neurodeploy.netlist import MAX_LAYERS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError, pair
 
 DEFAULT_DT = 1e-4  # seconds a step; snnTorch's fixed NIR convention
 NO_DECAY_STEPS = 2.0**40  # tau, in steps, that stands for "no decay"
@@ -93,7 +94,7 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
             f"layer {i} ({net.layers[i].kind}): NIR has no node for sigma-delta neurons (graded spikes)"
         )
     first = net.layers[0]
-    shape = tuple(first.shape if isinstance(first, Input) else net.input_shape)
+    shape = tuple(first.shape if isinstance(first, Input) else net.input_shape or ())
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
     for i, layer in enumerate(net.layers):
         for key, node in _layer_nodes(i, layer, shape, dt):
@@ -159,8 +160,8 @@ def _square_kernel(weight: np.ndarray, layer: Conv, label: str) -> tuple[np.ndar
             "(nir 1.0.8) takes the kernel as square, and sides of odd and even size cannot be padded to a square"
         )
     pads = [(0, 0), (0, 0)] + [(g // 2, g // 2) for g in grow]
-    padding = tuple(int(p + d * g // 2) for p, d, g in zip(layer.padding, layer.dilation, grow))
-    return np.pad(weight, pads), padding
+    rows, cols = (int(p + d * g // 2) for p, d, g in zip(layer.padding, layer.dilation, grow))
+    return np.pad(weight, pads), (rows, cols)
 
 
 def _ungrouped(layer: Conv) -> np.ndarray:
@@ -452,7 +453,7 @@ def nir_to_float_graph(graph, dt: float | None = None) -> list[dict[str, Any]]:
         source, graph = str(graph), _read_graph(graph)
     if dt is None and "dt" in (graph.metadata or {}):
         dt = _graph_dt(graph.metadata["dt"], source)
-    ops = []
+    ops: list[dict[str, Any]] = []
     for key in _chain(graph, source)[:-1]:
         node = graph.nodes[key]
         convert = _FLOAT_OPS.get(type(node).__name__)
@@ -462,7 +463,7 @@ def nir_to_float_graph(graph, dt: float | None = None) -> list[dict[str, Any]]:
                 f"supported: {', '.join(sorted(_FLOAT_OPS))}"
             )
         try:
-            op = {"name": key, **convert(node, source, key)}
+            op: dict[str, Any] = {"name": key, **convert(node, source, key)}
             out = (node.output_type or {}).get("output")
             op["shape"] = None if out is None else tuple(int(s) for s in np.atleast_1d(out))
         except (TypeError, ValueError, OverflowError) as err:
@@ -491,21 +492,17 @@ def _f64(x) -> np.ndarray:
     return arr
 
 
-def _pair(x) -> tuple[int, int]:
-    return tuple(int(v) for v in np.broadcast_to(np.asarray(x), (2,)))
-
-
 def _conv_padding(node, source: str, key: str) -> tuple[int, int]:
     if isinstance(node.padding, str):
         if node.padding == "valid":
             return (0, 0)
-        total = np.asarray(_pair(node.dilation)) * (np.asarray(node.weight.shape[2:]) - 1)
-        if np.any(total % 2) or np.any(np.asarray(_pair(node.stride)) != 1):
+        total = np.asarray(pair(node.dilation)) * (np.asarray(node.weight.shape[2:]) - 1)
+        if np.any(total % 2) or np.any(np.asarray(pair(node.stride)) != 1):
             raise InputFileError(
                 f"{source}: node {key!r}: padding 'same' is asymmetric here (even kernel or stride > 1)"
             )
-        return _pair(total // 2)
-    return _pair(node.padding)
+        return pair(total // 2)
+    return pair(node.padding)
 
 
 def _flatten_op(node, source: str, key: str) -> dict:
@@ -517,7 +514,7 @@ def _flatten_op(node, source: str, key: str) -> dict:
     return {"op": "flatten"}
 
 
-_FLOAT_OPS = {
+_FLOAT_OPS: dict[str, Callable[[Any, str, str], dict[str, Any]]] = {
     "Input": lambda n, s, k: {"op": "input"},
     "Affine": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": _f64(n.bias)},
     "Linear": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": None},
@@ -525,22 +522,22 @@ _FLOAT_OPS = {
         "op": "conv",
         "weight": _f64(n.weight),
         "bias": _f64(n.bias),
-        "stride": _pair(n.stride),
+        "stride": pair(n.stride),
         "padding": _conv_padding(n, s, k),
-        "dilation": _pair(n.dilation),
+        "dilation": pair(n.dilation),
         "groups": int(n.groups),
     },
     "SumPool2d": lambda n, s, k: {
         "op": "sumpool",
-        "kernel": _pair(n.kernel_size),
-        "stride": _pair(n.stride),
-        "padding": _pair(n.padding),
+        "kernel": pair(n.kernel_size),
+        "stride": pair(n.stride),
+        "padding": pair(n.padding),
     },
     "AvgPool2d": lambda n, s, k: {
         "op": "avgpool",
-        "kernel": _pair(n.kernel_size),
-        "stride": _pair(n.stride),
-        "padding": _pair(n.padding),
+        "kernel": pair(n.kernel_size),
+        "stride": pair(n.stride),
+        "padding": pair(n.padding),
     },
     "Flatten": _flatten_op,
     "CubaLIF": lambda n, s, k: {

@@ -39,9 +39,12 @@ spikes in the same step; a chip adds one step of latency a layer.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .network import Flatten, NeuronLayer, SpikingNetwork, SumPool2d, TimeDropout
 
@@ -50,11 +53,14 @@ def _array(t) -> np.ndarray | None:
     return None if t is None else t.detach().cpu().double().numpy().copy()
 
 
-def _synapse_ops(layer: NeuronLayer, shape: tuple) -> list[dict]:
+def _synapse_ops(layer: NeuronLayer, shape: tuple) -> list[dict[str, Any]]:
     syn = layer.synapse
     if isinstance(syn, nn.Linear):
-        ops = [{"op": "dense", "weight": _array(syn.weight), "bias": _array(syn.bias), "shape": (syn.out_features,)}]
+        ops: list[dict[str, Any]] = [
+            {"op": "dense", "weight": _array(syn.weight), "bias": _array(syn.bias), "shape": (syn.out_features,)}
+        ]
     else:
+        syn = cast(nn.Conv2d, syn)  # the network's synapses are Linear or Conv2d
         ops = [
             {
                 "op": "conv",
@@ -68,7 +74,7 @@ def _synapse_ops(layer: NeuronLayer, shape: tuple) -> list[dict]:
             }
         ]
     if layer.norm is not None:
-        bn = layer.norm
+        bn = cast(_BatchNorm, layer.norm)
         ops.append(
             {
                 "op": "batchnorm",
