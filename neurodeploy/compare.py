@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +39,11 @@ from neurodeploy.report import (
 )
 from neurodeploy.sim import Recording
 from neurodeploy.simulators import simulator
+
+if TYPE_CHECKING:
+    from neurodeploy.datasets import PackedSpikes
+    from neurodeploy.export import FloatModel
+    from neurodeploy.targets import Target
 
 BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
@@ -61,7 +67,7 @@ class Comparison:
     recording: Recording  # counters summed over all samples (no traces), for the cost
     inputs: np.ndarray  # the integer side's inputs, as `neurodeploy run` takes them
     input_kind: str  # "spikes" or "bias"
-    raster: tuple[list[np.ndarray], list[np.ndarray]]  # one sample's aligned spikes: float, integer
+    raster: tuple[list[np.ndarray], list[np.ndarray]] | None  # one sample's aligned spikes: float, integer
     lava: dict | None = field(default=None)
     conventions: str = "lava"  # the simulator's run conventions (fixed_point.CONVENTIONS)
 
@@ -71,7 +77,7 @@ def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
     input shape), zero after the float model's steps."""
     if q.input_transform is not None:
         return q.input_bias(encoded), "bias"
-    steps, shape = run_steps(q), tuple(q.netlist.input_shape)
+    steps, shape = run_steps(q), tuple(q.netlist.input_shape or ())
     padded = np.zeros((encoded.shape[0], steps) + shape, dtype=bool)
     padded[:, : encoded.shape[1]] = encoded.reshape(encoded.shape[:2] + shape)
     return padded, "spikes"
@@ -117,7 +123,7 @@ def quantized_predictions(rec: Recording, net: Netlist) -> np.ndarray:
     """Class per sample of a simulator run over the netlist's whole window, decoded as the netlist says."""
     if net.readout == "membrane":
         return rec.output_v.reshape(rec.batch, -1).argmax(axis=1)
-    return decode_predictions(rec.s[net.neuron_layers[-1]], net.output_window)
+    return decode_predictions(rec.s[net.neuron_layers[-1]], net.window)
 
 
 class Tally:
@@ -210,14 +216,14 @@ def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
     net, steps = q.netlist, run_steps(q)
     n = min(samples, len(comparison.labels))
     inputs = comparison.inputs[:n]
-    kwargs = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
+    kwargs: dict[str, Any] = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
     how = net.readout
     lava = run_lava(net, steps, record=("s", "v") if how == "membrane" else ("s",), **kwargs)
     sim = simulate_inputs(net, steps, inputs, comparison.input_kind)
     equal = sum(int(np.sum(lava.s[i] == sim.s[i])) for i in net.neuron_layers)
     size = sum(sim.s[i].size for i in net.neuron_layers)
     last = net.neuron_layers[-1]
-    pred = decode_predictions((lava.v if how == "membrane" else lava.s)[last], net.output_window, how)
+    pred = decode_predictions((lava.v if how == "membrane" else lava.s)[last], net.window, how)
     labels = comparison.labels[:n]
     return {
         "backend": "Lava fixed_pt CPU models",
@@ -274,7 +280,7 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
     """The ``neurodeploy run`` command that recomputes the quantized predictions, and how to decode them."""
     flag = "--input-bias" if kind == "bias" else "--input"
     out = files["inputs"].parent / "out.npz"
-    start, stop = net.output_window
+    start, stop = net.window
     last = net.neuron_layers[-1]
     var = "v" if net.readout == "membrane" else "s"
     decode = (
@@ -363,7 +369,7 @@ def build_report(
             "run_steps": run_steps(q),
             "reset_interval": net.reset_interval,
             "reset_offset": net.reset_offset,
-            "output_window": list(net.output_window),
+            "output_window": list(net.window),
             "conventions": comparison.conventions,
             "input": "input-layer biases (direct encoding, computed on the host)"
             if comparison.input_kind == "bias"
@@ -393,10 +399,10 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
 
 def compare_and_report(
     model,
-    fm,
+    fm: FloatModel,
     q: Quantized,
-    target,
-    x: np.ndarray,
+    target: Target,
+    x: np.ndarray | PackedSpikes,
     y: np.ndarray,
     out_dir: str | Path,
     dataset: str,
@@ -454,7 +460,7 @@ def compare_and_report(
 
 def load_test_samples(
     dataset: str, data_root: str | None, samples: int | None, **kwargs
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray | PackedSpikes, np.ndarray]:
     """The first ``samples`` samples of the test split (all when ``None``)."""
     from neurodeploy.datasets import load_dataset
 
