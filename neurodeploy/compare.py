@@ -122,6 +122,8 @@ def decode_predictions(output: np.ndarray, window: tuple[int, int], how: str = "
 def quantized_predictions(rec: Recording, net: Netlist) -> np.ndarray:
     """Class per sample of a simulator run over the netlist's whole window, decoded as the netlist says."""
     if net.readout == "membrane":
+        if rec.output_v is None:
+            raise CompareError("a membrane readout needs the output layer's v, which this run did not record")
         return rec.output_v.reshape(rec.batch, -1).argmax(axis=1)
     return decode_predictions(rec.s[net.neuron_layers[-1]], net.window)
 
@@ -175,9 +177,9 @@ class Tally:
 
 
 def compare_model(
-    fm,
+    fm: FloatModel,
     q: Quantized,
-    x: np.ndarray,
+    x: np.ndarray | PackedSpikes,
     y: np.ndarray,
     seed: int = 0,
     batch_size: int = 256,

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -34,6 +35,9 @@ from .models.network import NeuronLayer, SpikingNetwork, predict
 from .models.qat import enable_qat, fix_scales, qat_entry
 from .models.rules import BPSA_VARIANTS, READOUTS, RULES, TSSL_GRADS, Rule, make_rule
 from .ranges import integer, number, seed, show_ranges
+
+if TYPE_CHECKING:
+    from .targets import Target
 
 EVAL_BATCH = 500
 MAX_EPOCHS = 100_000
@@ -78,7 +82,7 @@ class TrainConfig:
     variant: str = "binary"
     readout: str | None = None
     qat: bool = False
-    target: object = None  # --qat's target: a name, a file, or a neurodeploy.targets.Target
+    target: str | os.PathLike | Target | None = None  # --qat's target: a name, a file, or a Target
     init: str | None = None
     bin_us: int | None = None
     limit: int | None = None
@@ -166,7 +170,7 @@ def evaluate(model: SpikingNetwork, x, y, encoding: dict, steps: int, seed: int,
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    correct = 0
+    correct: float = 0  # counts, summed from tensors' .item()
     for start in range(0, len(y), batch_size):
         xb = torch.as_tensor(np.asarray(x[start : start + batch_size]))
         output = model(encode(xb, encoding, steps, gen).to(device))
@@ -177,7 +181,7 @@ def evaluate(model: SpikingNetwork, x, y, encoding: dict, steps: int, seed: int,
 
 
 def _load(cfg: TrainConfig, data: str):
-    kwargs = {"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}
+    kwargs: dict[str, Any] = {"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}
     x_tr, y_tr = load_dataset(data, cfg.data_root, "train", **kwargs)
     x_te, y_te = load_dataset(data, cfg.data_root, "test", **kwargs)
     if cfg.limit is not None:
@@ -210,14 +214,15 @@ class LayerActivity:
         """Take one batch's binary spikes (T, B, ...) of every neuron layer."""
         for k, s in enumerate(layers):
             fired, every = (s > 0).flatten(2).any(0).any(0), (s > 0).flatten(2).all(0).all(0)
-            self.ever[k] = fired if self.ever[k] is None else self.ever[k] | fired
-            self.always[k] = every if self.always[k] is None else self.always[k] & every
+            ever, always = self.ever[k], self.always[k]
+            self.ever[k] = fired if ever is None else ever | fired
+            self.always[k] = every if always is None else always & every
 
     def warnings(self, epoch: int) -> list[str]:
         """A line for each layer silent or saturated all epoch, and for output neurons that never fired."""
         out = []
         for k, (layer, ever, always) in enumerate(zip(self.layers, self.ever, self.always)):
-            if layer.readout or ever is None:
+            if layer.readout or ever is None or always is None:
                 continue
             name = f"layer {k + 1} ({layer_name(layer)})"
             if not ever.any():
@@ -238,14 +243,16 @@ def layer_name(layer: NeuronLayer) -> str:
     syn = layer.synapse
     if isinstance(syn, torch.nn.Linear):
         return f"dense {syn.out_features}"
-    return f"conv {syn.out_channels}C{syn.kernel_size[0]}"
+    conv = cast(torch.nn.Conv2d, syn)  # a network's synapses are Linear or Conv2d
+    return f"conv {conv.out_channels}C{conv.kernel_size[0]}"
 
 
 def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int, gen, bar, activity: LayerActivity):
     """One pass over ``batches`` of (x, y); return the mean loss and the training accuracy."""
     model.train()
     device = next(model.parameters()).device
-    total, correct, loss_sum = 0, 0, 0.0
+    total, loss_sum = 0, 0.0
+    correct: float = 0  # counts, summed from tensors' .item()
     for (x, y), _ in zip(batches, bar):
         xb = encode(torch.as_tensor(np.asarray(x)), encoding, steps, gen).to(device)
         yb = torch.as_tensor(y).to(device)

@@ -216,11 +216,12 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
     ``spikes`` is (steps, *input shape) or None; ``bias`` replaces the input layer's.
     """
     procs, neurons = [], []
-    prev_port, prev_shape = None, None
+    prev_port = None
+    prev_shape: tuple[int, ...] = ()  # of prev_port's output, once there is one
     bits = net.input_message_bits
     if spikes is not None:
         first = net.layers[0]
-        shape = first.shape if isinstance(first, Input) else net.input_shape
+        shape = first.shape if isinstance(first, Input) else net.input_shape or ()  # validated: set without Input
         first_synapse = next(x for x in net.layers if not isinstance(x, Flatten))
         if not isinstance(first, Input) and isinstance(first_synapse, Dense):
             shape = (int(np.prod(shape)),)
@@ -230,6 +231,8 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
         prev_port, prev_shape = source.s_out, tuple(shape)
     for k, i in enumerate(net.neuron_layers):
         layer = net.layers[i]
+        if isinstance(layer, Flatten):  # not among the neuron layers
+            continue
         layer_bias = bias if isinstance(layer, Input) and bias is not None else layer.bias
         lif = _neuron(layer, k, layer_bias, reset_interval, net.reset_offset)
         procs.append(lif)
@@ -242,7 +245,8 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
             if prev_port is not None:
                 _connect(prev_port, prev_shape, layer, syn.s_in)
             syn.a_out.connect(lif.a_in)
-            if isinstance(layer, RecurrentDense):  # as netx's RecurrentDense block: the input's message bits
+            if isinstance(layer, RecurrentDense) and layer.weight_rec is not None:
+                # as netx's RecurrentDense block: the input's message bits
                 back = _synapse(
                     Dense(
                         weight=layer.weight_rec,
@@ -421,14 +425,16 @@ def run_netx(spec: dict, arrays: dict[str, np.ndarray], progress=None) -> Record
     spikes, bias = arrays.get("spikes"), arrays.get("bias")
     layers = _netx_layers(spec["path"])
     per_sample = bias is not None and bias.ndim > len(layers[0][1])
-    batch = spikes.shape[0] if spikes is not None else (bias.shape[0] if per_sample else 1)
+    batch = spikes.shape[0] if spikes is not None else (bias.shape[0] if bias is not None and per_sample else 1)
     traces = []
     for b in range(batch):
         sample_spikes = None if spikes is None else spikes[b, :steps]
         sample_bias = _sample(bias, b, per_sample)
-        traces += run_group(
-            [lambda _, s=sample_spikes, b=sample_bias: _build_netx(spec, s, b, layers)], [steps], record
-        )
+
+        def build(_, s=sample_spikes, b=sample_bias):
+            return _build_netx(spec, s, b, layers)
+
+        traces += run_group([build], [steps], record)
         if progress is not None:
             progress({"units": [b + 1, batch, "samples"], "steps": [(b + 1) * steps, batch * steps]})
     return _recording(traces, steps, record, _netx_blocks(layers)[-1])
