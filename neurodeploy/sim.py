@@ -352,6 +352,8 @@ def simulate(
     :data:`fixed_point.CONVENTIONS`) sets when resets fall and the v shown on
     spike steps: ``lava`` as Lava's fixed_pt models, ``loihi2`` as Loihi 2 silicon.
     """
+    if spikes is not None and net.graded and not isinstance(net.layers[0], Input) and not net.input_message_bits:
+        spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
     rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval, conventions)
     _keep_freed_memory()
     with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
@@ -384,8 +386,6 @@ def prepare_run(
         raise ValueError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
-    if spikes is not None and net.graded and not isinstance(first, Input) and not net.input_message_bits:
-        spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
     _require_memory(net, batch, steps, record)
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     return Recording(steps=steps, batch=batch), reset_interval, graded_max

@@ -39,12 +39,17 @@ def simulate(
     device: str = "cpu",
 ) -> Recording:
     """:func:`neurodeploy.sim.simulate` on a torch device ('cpu', 'cuda', 'cuda:1'...), spike for spike."""
+    if net.graded or net.recurrent:
+        raise NeurodeployError(
+            "the torch simulator runs feed-forward CUBA netlists; run sigma-delta and "
+            "recurrent ones without --device (numpy's simulator)"
+        )
     rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval, conventions)
     resets = (reset_interval, conventions)
     dev = _device(device)
     layers = [_Layer(k, i, net, graded_max if k == 0 else 1, dev) for k, i in enumerate(net.neuron_layers)]
     for layer in layers:
-        for name in record:
+        for name in (n for n in record if n in ("s", "u", "v")):  # sigma and act: sigma-delta layers only
             getattr(rec, name)[layer.index] = np.zeros(
                 (rec.batch, steps) + layer.shape, bool if name == "s" else np.int32
             )
