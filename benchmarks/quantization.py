@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from neurodeploy.compare import compare_model
 from neurodeploy.datasets import load_dataset
 from neurodeploy.drc import check
@@ -70,11 +69,23 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = "mnist" if args.data_root else "digits"
-    common = dict(arch=args.arch, steps=args.steps, seed=args.seed, dataset=dataset, data_root=args.data_root,
-                  limit=args.limit, threads=args.threads)
-    print(f"{dataset}, {args.arch}, T = {args.steps}, seed {args.seed}; float {args.epochs} epochs, "
-          f"QAT {args.qat_epochs} epochs from the float weights (lr {args.qat_lr}); targets: loihi2 with N-bit weights")
-    header = f"{'rule':6s} {'float %':>8s} {'bits':>4s} {'int % no QAT':>12s} {'cores':>5s} {'int % QAT':>10s} {'cores':>5s}  {'QAT - float':>11s}"
+    common = dict(
+        arch=args.arch,
+        steps=args.steps,
+        seed=args.seed,
+        dataset=dataset,
+        data_root=args.data_root,
+        limit=args.limit,
+        threads=args.threads,
+    )
+    print(
+        f"{dataset}, {args.arch}, T = {args.steps}, seed {args.seed}; float {args.epochs} epochs, "
+        f"QAT {args.qat_epochs} epochs from the float weights (lr {args.qat_lr}); targets: loihi2 with N-bit weights"
+    )
+    header = (
+        f"{'rule':6s} {'float %':>8s} {'bits':>4s} {'int % no QAT':>12s} {'cores':>5s} "
+        f"{'int % QAT':>10s} {'cores':>5s}  {'QAT - float':>11s}"
+    )
     print(header)
     print("-" * len(header))
     start = time.perf_counter()
@@ -86,12 +97,23 @@ def main() -> None:
                 target = target_with_bits(bits)
                 plain, plain_cores, bad = integer_run(float_path, target, args.data_root, args.calibrate)
                 qat_path = Path(tmp) / f"{rule}-{bits}.pt"
-                _train(qat_path, rule=rule, epochs=args.qat_epochs, lr=args.qat_lr, qat=True, target=target,
-                       init=str(float_path), **common)
+                _train(
+                    qat_path,
+                    rule=rule,
+                    epochs=args.qat_epochs,
+                    lr=args.qat_lr,
+                    qat=True,
+                    target=target,
+                    init=str(float_path),
+                    **common,
+                )
                 qat, qat_cores, qat_bad = integer_run(qat_path, target, args.data_root, args.calibrate)
                 drc = "" if not bad + qat_bad else f"  ({bad} / {qat_bad} design-rule violations)"
-                print(f"{rule:6s} {100 * float_acc:8.2f} {bits:4d} {100 * plain:12.2f} {plain_cores:5d} "
-                      f"{100 * qat:10.2f} {qat_cores:5d}  {100 * (qat - float_acc):+11.2f}{drc}", flush=True)
+                print(
+                    f"{rule:6s} {100 * float_acc:8.2f} {bits:4d} {100 * plain:12.2f} {plain_cores:5d} "
+                    f"{100 * qat:10.2f} {qat_cores:5d}  {100 * (qat - float_acc):+11.2f}{drc}",
+                    flush=True,
+                )
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

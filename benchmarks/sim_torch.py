@@ -59,14 +59,16 @@ def main() -> None:
     devices = [None, "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     baseline = reference = None
     for device in devices:
-        rec, seconds = timed(lambda: simulator(device)(net, STEPS, bias=bias), args.repeat)
+        rec, seconds = timed(lambda device=device: simulator(device)(net, STEPS, bias=bias), args.repeat)
         name = "numpy" if device is None else f"torch-{device}"
         if reference is None:
             baseline, reference = seconds, rec
         same = all(np.array_equal(rec.s[i], reference.s[i]) for i in reference.s)
         same &= rec.synaptic_events == reference.synaptic_events and rec.spike_count == reference.spike_count
-        print(f"{name} seconds={seconds:.3f} inferences/s={args.batch / seconds:.1f} ratio={baseline / seconds:.2f}"
-              + ("" if device is None else f" equal={same}"))
+        print(
+            f"{name} seconds={seconds:.3f} inferences/s={args.batch / seconds:.1f} ratio={baseline / seconds:.2f}"
+            + ("" if device is None else f" equal={same}")
+        )
     if "cuda" not in devices:
         print("cuda: torch finds no CUDA device here; no GPU line")
 

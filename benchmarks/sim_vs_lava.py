@@ -28,6 +28,7 @@ checks that its spikes equal the simulator's.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -42,8 +43,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from neurodeploy.backends.lava_exchange import LavaCase, read_cases, write_cases  # noqa: E402
 from neurodeploy.backends.lava_env import lava_python  # noqa: E402
+from neurodeploy.backends.lava_exchange import LavaCase, read_cases, write_cases  # noqa: E402
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist  # noqa: E402
 from neurodeploy.sim import simulate  # noqa: E402
 
@@ -76,7 +77,7 @@ def dense_case(samples: int) -> LavaCase:
     sizes = (784, 500, 500, 10)
     layers = [
         Dense(weight=rng.integers(-128, 128, (n_out, n_in)), neuron=CubaNeuron(vth=200, du=1000, dv=500))
-        for n_in, n_out in zip(sizes, sizes[1:])
+        for n_in, n_out in itertools.pairwise(sizes)
     ]
     spikes = rng.random((DENSE_SAMPLES, DENSE_STEPS, sizes[0])) < ACTIVITY
     return LavaCase(Netlist(layers, input_shape=(sizes[0],)), DENSE_STEPS, spikes=spikes[:samples])

@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import torch
-
 from neurodeploy.datasets import load_dataset
 from neurodeploy.encoding import encode, input_kind
 from neurodeploy.models import SpikingNetwork, parse_arch
@@ -75,8 +74,13 @@ def accuracy(recipe: dict, seed: int, epochs: int, batch: int, threads: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", nargs="+", choices=list(DIGITS_RECIPES), default=list(DIGITS_RECIPES),
-                        help="recipes of neurodeploy.train.DIGITS_RECIPES, each against its baseline")
+    parser.add_argument(
+        "--pairs",
+        nargs="+",
+        choices=list(DIGITS_RECIPES),
+        default=list(DIGITS_RECIPES),
+        help="recipes of neurodeploy.train.DIGITS_RECIPES, each against its baseline",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -86,7 +90,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"digits, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}, {args.threads} threads")
-    header = f"{'network':34s} {'T':>2s} {'rule':9s} {'loss':6s} {'ms/step':>8s} {'ratio':>6s} {'test acc % by seed':>20s} {'mean':>6s} {'train s':>8s}"
+    header = (
+        f"{'network':34s} {'T':>2s} {'rule':9s} {'loss':6s} {'ms/step':>8s} {'ratio':>6s} "
+        f"{'test acc % by seed':>20s} {'mean':>6s} {'train s':>8s}"
+    )
     print(header)
     print("-" * len(header))
     for key in args.pairs:
@@ -95,15 +102,20 @@ def main() -> None:
         times = step_times(recipes, args.batch_size, args.rounds, 10)
         means = []
         for recipe, t in zip(recipes, times):
-            runs = [] if args.no_accuracy else [accuracy(recipe, s, args.epochs, args.batch_size, args.threads)
-                                                for s in args.seeds]
+            runs = (
+                []
+                if args.no_accuracy
+                else [accuracy(recipe, s, args.epochs, args.batch_size, args.threads) for s in args.seeds]
+            )
             means.append(np.mean([a for a, _ in runs]) if runs else float("nan"))
             accs = " ".join(f"{100 * a:.2f}" for a, _ in runs) or "-"
             secs = f"{np.mean([s for _, s in runs]):.1f}" if runs else "-"
             loss = recipe.get("loss") or LOSSES[recipe["rule"]][0]
             mean = f"{100 * means[-1]:.2f}" if runs else "-"
-            print(f"{own['arch']:34s} {own['steps']:2d} {recipe['rule']:9s} {loss:6s} {1e3 * t:8.2f} {t / times[1]:6.2f} "
-                  f"{accs:>20s} {mean:>6s} {secs:>8s}")
+            print(
+                f"{own['arch']:34s} {own['steps']:2d} {recipe['rule']:9s} {loss:6s} {1e3 * t:8.2f} {t / times[1]:6.2f} "
+                f"{accs:>20s} {mean:>6s} {secs:>8s}"
+            )
         gap = "" if args.no_accuracy else f", accuracy {100 * (means[0] - means[1]):+.2f} points"
         print(f"  -> {own['rule']} / {recipes[1]['rule']}: step time x{times[0] / times[1]:.2f}{gap}")
 

@@ -19,16 +19,21 @@ import signal
 import stat
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from neurodeploy.errors import ExistingOutputError, OutputFileError
 
 # the signals that interrupt a command: raised as exceptions by the CLI, held back by deferred_signals
 INTERRUPTS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
 # errors a writer meets on a full disk or a read-only file system (h5py and torch raise RuntimeError)
 WRITE_ERRORS = (OSError, RuntimeError)
 
@@ -72,8 +77,9 @@ def check_output(path: str | os.PathLike) -> Path:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         if os.path.islink(path):
-            raise OutputFileError(path, "is a symlink to nothing; outputs are written only onto regular files "
-                                  "or new paths") from None
+            raise OutputFileError(
+                path, "is a symlink to nothing; outputs are written only onto regular files or new paths"
+            ) from None
         return path
     except OSError as err:  # a file where a folder should be, a loop of symlinks, no permission
         raise OutputFileError(path, f"cannot write: {err.strerror or err}") from None
@@ -264,6 +270,8 @@ def _first_line(err: BaseException) -> str:
 def _file_system_state(path: Path) -> str | None:
     """``No space left on device`` or ``Read-only file system`` for the file system of ``path``, or None."""
     folder = next((p for p in Path(os.path.abspath(path)).parents if p.is_dir()), None)
+    if folder is None:
+        return None
     try:
         fs = os.statvfs(folder)
     except (OSError, TypeError, AttributeError):
@@ -308,8 +316,10 @@ def replace_all(moves: Iterable[tuple[Path, Path]], backup_dir: Path, overwrite:
                     os.replace(backup, placed)
             if isinstance(err, OutputFileError):
                 raise OutputFileError(err.path, err.reason, "nothing was put in place") from err
-            raise OutputFileError(destination, f"cannot put the new files in place: {err.strerror or err}; "
-                                  "the ones already moved were put back") from err
+            raise OutputFileError(
+                destination,
+                f"cannot put the new files in place: {err.strerror or err}; the ones already moved were put back",
+            ) from err
 
 
 def _claim(path: Path) -> None:
@@ -317,7 +327,9 @@ def _claim(path: Path) -> None:
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except FileExistsError:
-        raise OutputFileError(path, "exists (written meanwhile by another command?); pass --force to overwrite") from None
+        raise OutputFileError(
+            path, "exists (written meanwhile by another command?); pass --force to overwrite"
+        ) from None
 
 
 def _backup(path: Path, backup: Path) -> Path:

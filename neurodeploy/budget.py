@@ -56,8 +56,10 @@ def require(nbytes: int, what: str) -> None:
     """Raise :class:`BudgetError` if ``what`` (a phrase naming the file and the thing) needs more than the budget."""
     budget = limit()
     if nbytes > budget:
-        raise BudgetError(f"{what}: needs {_size(nbytes)} ({nbytes} bytes), more than the memory budget of "
-                          f"{_size(budget)}; raise it with --max-bytes or ${ENV} if this is meant")
+        raise BudgetError(
+            f"{what}: needs {_size(nbytes)} ({nbytes} bytes), more than the memory budget of "
+            f"{_size(budget)}; raise it with --max-bytes or ${ENV} if this is meant"
+        )
 
 
 def max_neurons() -> int:

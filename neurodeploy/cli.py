@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 from neurodeploy import __version__, budget
 from neurodeploy.atomic import INTERRUPTS, restore_handlers
@@ -44,9 +44,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurodeploy", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"neurodeploy {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    parser.add_argument("--max-bytes", type=_bytes, metavar="SIZE",
-                        help=f"memory budget for what files and options may make a command allocate, e.g. 8G "
-                        f"(default: ${budget.ENV}, else {budget.DEFAULT_BYTES >> 30}G)")
+    parser.add_argument(
+        "--max-bytes",
+        type=_bytes,
+        metavar="SIZE",
+        help=f"memory budget for what files and options may make a command allocate, e.g. 8G "
+        f"(default: ${budget.ENV}, else {budget.DEFAULT_BYTES >> 30}G)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -70,8 +74,12 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
     """Append each option's default to its help text, unless the text already names it."""
     for action in parser._actions:
         default = action.default
-        if (action.help in (None, argparse.SUPPRESS) or "default" in action.help or not action.option_strings
-                or default in (None, False, argparse.SUPPRESS)):
+        if (
+            action.help in (None, argparse.SUPPRESS)
+            or "default" in action.help
+            or not action.option_strings
+            or default in (None, False, argparse.SUPPRESS)
+        ):
             continue
         shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
         action.help = f"{action.help} (default: {shown})"
@@ -114,7 +122,7 @@ class _Interrupts:
         self.done = False  # the command has the interrupt, or has ended
         self.raised = False  # an Interrupted was raised (it may have been dropped)
         self.resent = False  # the next call is the resending thread's
-        self.signum = signal.SIGINT  # the signal raised
+        self.signum: int = signal.SIGINT  # the signal raised
         self.pid = os.getpid()
         self.wake_read = self.wake_write = -1
 
@@ -205,9 +213,12 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
         extra = missing_extra(err) if isinstance(err, ModuleNotFoundError) else None
-        if extra is not None and not (args is not None and args.debug):
-            print(f"neurodeploy {_command(argv)}: error: this needs the optional '{extra}' part "
-                  f"(no module named {err.name!r}): pip install \"neurodeploy[{extra}]\"", file=sys.stderr)
+        if isinstance(err, ModuleNotFoundError) and extra is not None and not (args is not None and args.debug):
+            print(
+                f"neurodeploy {_command(argv)}: error: this needs the optional '{extra}' part "
+                f'(no module named {err.name!r}): pip install "neurodeploy[{extra}]"',
+                file=sys.stderr,
+            )
             return 2
         if not isinstance(err, NeurodeployError):
             raise
@@ -219,6 +230,7 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
 
 def _warning_line(command: str):
     """A ``warnings.showwarning`` printing one line, escaped, without the source file and line."""
+
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         print(f"neurodeploy {command}: warning: {printable(str(message))}", file=sys.stderr if file is None else file)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,9 +29,21 @@ from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import Conv, Dense, Netlist
 from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
-from neurodeploy.report import DECODING, DECODING_MEMBRANE, LayerActivity, accuracy_summary, hardware_summary, layer_rows
+from neurodeploy.report import (
+    DECODING,
+    DECODING_MEMBRANE,
+    LayerActivity,
+    accuracy_summary,
+    hardware_summary,
+    layer_rows,
+)
 from neurodeploy.sim import Recording
 from neurodeploy.simulators import simulator
+
+if TYPE_CHECKING:
+    from neurodeploy.datasets import PackedSpikes
+    from neurodeploy.export import FloatModel
+    from neurodeploy.targets import Target
 
 BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
@@ -54,7 +67,7 @@ class Comparison:
     recording: Recording  # counters summed over all samples (no traces), for the cost
     inputs: np.ndarray  # the integer side's inputs, as `neurodeploy run` takes them
     input_kind: str  # "spikes" or "bias"
-    raster: tuple[list[np.ndarray], list[np.ndarray]]  # one sample's aligned spikes: float, integer
+    raster: tuple[list[np.ndarray], list[np.ndarray]] | None  # one sample's aligned spikes: float, integer
     lava: dict | None = field(default=None)
     conventions: str = "lava"  # the simulator's run conventions (fixed_point.CONVENTIONS)
 
@@ -64,14 +77,21 @@ def integer_inputs(q: Quantized, encoded: np.ndarray) -> tuple[np.ndarray, str]:
     input shape), zero after the float model's steps."""
     if q.input_transform is not None:
         return q.input_bias(encoded), "bias"
-    steps, shape = run_steps(q), tuple(q.netlist.input_shape)
+    steps, shape = run_steps(q), tuple(q.netlist.input_shape or ())
     padded = np.zeros((encoded.shape[0], steps) + shape, dtype=bool)
     padded[:, : encoded.shape[1]] = encoded.reshape(encoded.shape[:2] + shape)
     return padded, "spikes"
 
 
-def simulate_inputs(net: Netlist, steps: int, inputs: np.ndarray, kind: str, record=("s",),
-                    conventions: str = "lava", device: str | None = None) -> Recording:
+def simulate_inputs(
+    net: Netlist,
+    steps: int,
+    inputs: np.ndarray,
+    kind: str,
+    record=("s",),
+    conventions: str = "lava",
+    device: str | None = None,
+) -> Recording:
     """Run ``net`` on integer inputs of ``kind`` exactly as ``neurodeploy run`` does (torch's simulator
     on ``device`` if given)."""
     given = {"bias": inputs} if kind == "bias" else {"spikes": inputs}
@@ -83,7 +103,7 @@ def aligned_spikes(spikes: dict[int, np.ndarray], net: Netlist, steps: int) -> l
     out = []
     for k, i in enumerate(net.neuron_layers):
         start = k + net.reset_offset
-        out.append(spikes[i][:, start:start + steps])
+        out.append(spikes[i][:, start : start + steps])
     return out
 
 
@@ -95,15 +115,17 @@ def decode_predictions(output: np.ndarray, window: tuple[int, int], how: str = "
     """
     if how == "membrane":
         return output[:, window[1] - 1].reshape(output.shape[0], -1).argmax(axis=1)
-    counts = output[:, window[0]:window[1]].reshape(output.shape[0], window[1] - window[0], -1)
+    counts = output[:, window[0] : window[1]].reshape(output.shape[0], window[1] - window[0], -1)
     return counts.sum(axis=1).argmax(axis=1)
 
 
 def quantized_predictions(rec: Recording, net: Netlist) -> np.ndarray:
     """Class per sample of a simulator run over the netlist's whole window, decoded as the netlist says."""
     if net.readout == "membrane":
+        if rec.output_v is None:
+            raise CompareError("a membrane readout needs the output layer's v, which this run did not record")
         return rec.output_v.reshape(rec.batch, -1).argmax(axis=1)
-    return decode_predictions(rec.s[net.neuron_layers[-1]], net.output_window)
+    return decode_predictions(rec.s[net.neuron_layers[-1]], net.window)
 
 
 class Tally:
@@ -138,15 +160,33 @@ class Tally:
             self.raster = ([f[RASTER_SAMPLE] for f in float_layers], [s[RASTER_SAMPLE] for s in layers_i])
 
     def comparison(self, labels: np.ndarray, input_kind: str) -> Comparison:
-        counters = {name: [int(getattr(self.total, name).get(i, 0)) for i in self.net.neuron_layers]
-                    for name in COUNTERS}
-        return Comparison(np.asarray(labels), np.concatenate(self.float_pred), np.concatenate(self.quant_pred),
-                          self.activities, counters, self.total, np.concatenate(self.inputs), input_kind,
-                          self.raster)
+        counters = {
+            name: [int(getattr(self.total, name).get(i, 0)) for i in self.net.neuron_layers] for name in COUNTERS
+        }
+        return Comparison(
+            np.asarray(labels),
+            np.concatenate(self.float_pred),
+            np.concatenate(self.quant_pred),
+            self.activities,
+            counters,
+            self.total,
+            np.concatenate(self.inputs),
+            input_kind,
+            self.raster,
+        )
 
 
-def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0, batch_size: int = 256,
-                  progress: bool = True, conventions: str = "lava", device: str | None = None) -> Comparison:
+def compare_model(
+    fm: FloatModel,
+    q: Quantized,
+    x: np.ndarray | PackedSpikes,
+    y: np.ndarray,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = True,
+    conventions: str = "lava",
+    device: str | None = None,
+) -> Comparison:
     """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both;
     the simulator under run ``conventions``, torch's on ``device`` if given (else numpy's)."""
     from tqdm import tqdm
@@ -157,12 +197,15 @@ def compare_model(fm, q: Quantized, x: np.ndarray, y: np.ndarray, seed: int = 0,
     tally = Tally(net, q.steps, steps)
     kind = "bias" if q.input_transform is not None else "spikes"
     starts = range(0, len(y), batch_size)
-    for b, start in enumerate(tqdm(starts, desc="compare", unit="batch", disable=None if progress else True, file=sys.stderr)):
-        encoded, enc = encoded_inputs(fm, x[start:start + batch_size], seed + b)
+    for b, start in enumerate(
+        tqdm(starts, desc="compare", unit="batch", disable=None if progress else True, file=sys.stderr)
+    ):
+        encoded, enc = encoded_inputs(fm, x[start : start + batch_size], seed + b)
         out_f, layers_f = float_rates(fm, enc)
         ints, kind = integer_inputs(q, encoded)
-        tally.add(out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions, device=device),
-                  ints)
+        tally.add(
+            out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions, device=device), ints
+        )
     comparison = tally.comparison(y, kind)
     comparison.conventions = conventions
     return comparison
@@ -175,14 +218,14 @@ def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
     net, steps = q.netlist, run_steps(q)
     n = min(samples, len(comparison.labels))
     inputs = comparison.inputs[:n]
-    kwargs = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
+    kwargs: dict[str, Any] = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
     how = net.readout
     lava = run_lava(net, steps, record=("s", "v") if how == "membrane" else ("s",), **kwargs)
     sim = simulate_inputs(net, steps, inputs, comparison.input_kind)
     equal = sum(int(np.sum(lava.s[i] == sim.s[i])) for i in net.neuron_layers)
     size = sum(sim.s[i].size for i in net.neuron_layers)
     last = net.neuron_layers[-1]
-    pred = decode_predictions((lava.v if how == "membrane" else lava.s)[last], net.output_window, how)
+    pred = decode_predictions((lava.v if how == "membrane" else lava.s)[last], net.window, how)
     labels = comparison.labels[:n]
     return {
         "backend": "Lava fixed_pt CPU models",
@@ -208,16 +251,29 @@ def weight_grids(fm, q: Quantized) -> list[dict]:
         facts = q.layers[k]
         scaled = floats[k].weight * facts.scale / (64 * 2.0**facts.weight_exp)
         step = 1 << (8 + (fx.sign_mode(layer.weight) == "mixed") - min(facts.weight_bits, 9))
-        out.append({"layer": k, "description": describe_layer(layer), "scaled": scaled.ravel(),
-                    "mantissas": np.asarray(layer.weight).ravel(), "step": max(step, 1)})
+        out.append(
+            {
+                "layer": k,
+                "description": describe_layer(layer),
+                "scaled": scaled.ravel(),
+                "mantissas": np.asarray(layer.weight).ravel(),
+                "step": max(step, 1),
+            }
+        )
     return out
 
 
 def _source(model, fm, dataset: str, seed: int, backend: str, batch_size: int) -> dict:
     meta = fm.meta
     return {
-        "model": str(model), "rule": meta.get("rule"), "encoding": (meta.get("encoding") or {}).get("name"),
-        "dataset": dataset, "split": "test", "seed": seed, "batch_size": batch_size, "backend": backend,
+        "model": str(model),
+        "rule": meta.get("rule"),
+        "encoding": (meta.get("encoding") or {}).get("name"),
+        "dataset": dataset,
+        "split": "test",
+        "seed": seed,
+        "batch_size": batch_size,
+        "backend": backend,
         "checkpoint_float_test_accuracy": meta.get("float_test_accuracy"),
     }
 
@@ -226,18 +282,33 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
     """The ``neurodeploy run`` command that recomputes the quantized predictions, and how to decode them."""
     flag = "--input-bias" if kind == "bias" else "--input"
     out = files["inputs"].parent / "out.npz"
-    start, stop = net.output_window
+    start, stop = net.window
     last = net.neuron_layers[-1]
     var = "v" if net.readout == "membrane" else "s"
-    decode = (f"pred = v[:, {stop - 1}].argmax(axis=1)" if var == "v"
-              else f"pred = s[:, {start}:{stop}].sum(axis=1).argmax(axis=1)")
+    decode = (
+        f"pred = v[:, {stop - 1}].argmax(axis=1)"
+        if var == "v"
+        else f"pred = s[:, {start}:{stop}].sum(axis=1).argmax(axis=1)"
+    )
     what = "membrane potentials" if var == "v" else "spikes"
     return {
         "files": {name: str(path) for name, path in files.items()},
-        "argv": ["run", str(files["netx"]), "--steps", str(steps), flag, str(files["inputs"]), "--record", var,
-                 "--conventions", conventions, "-o", str(out)],
+        "argv": [
+            "run",
+            str(files["netx"]),
+            "--steps",
+            str(steps),
+            flag,
+            str(files["inputs"]),
+            "--record",
+            var,
+            "--conventions",
+            conventions,
+            "-o",
+            str(out),
+        ],
         "command": f"neurodeploy run {files['netx']} --steps {steps} {flag} {files['inputs']} --record {var} "
-                   f"--conventions {conventions} -o {out}",
+        f"--conventions {conventions} -o {out}",
         "output_key": f"{var}{last}",
         "decoding": (DECODING_MEMBRANE if var == "v" else DECODING).format(start=start, last=stop - 1),
         "python": [
@@ -251,8 +322,10 @@ def reproduce_section(files: dict[str, Path], net: Netlist, steps: int, kind: st
 
 def reference_cost(net: Netlist, activity, reference, target) -> dict:
     """Cores and cost on ``reference``'s figures for the same measured counts (a stand-in for ``target``)."""
-    note = (f"{reference.name}'s per-operation figures applied to the operations measured on {target.name}'s "
-            f"netlist, placed on {reference.name}: a comparison, not a {target.name} figure")
+    note = (
+        f"{reference.name}'s per-operation figures applied to the operations measured on {target.name}'s "
+        f"netlist, placed on {reference.name}: a comparison, not a {target.name} figure"
+    )
     try:
         mapping = map_network(net, reference)
     except NeurodeployError as err:
@@ -260,8 +333,9 @@ def reference_cost(net: Netlist, activity, reference, target) -> dict:
     return {**hardware_summary(mapping, estimate_cost(mapping, activity)), "note": note}
 
 
-def build_report(q: Quantized, target, comparison: Comparison, source: dict, files: dict[str, Path],
-                 cost_reference=None) -> dict:
+def build_report(
+    q: Quantized, target, comparison: Comparison, source: dict, files: dict[str, Path], cost_reference=None
+) -> dict:
     """The report dict: accuracy, per layer, hardware cost, run conventions and how to reproduce.
 
     ``cost_reference``: another target whose per-operation figures also price the
@@ -280,21 +354,29 @@ def build_report(q: Quantized, target, comparison: Comparison, source: dict, fil
     return {
         "source": source,
         "host_layer": host,
-        "raster_sample": {"index": RASTER_SAMPLE, "label": int(comparison.labels[RASTER_SAMPLE]),
-                          "float": int(comparison.float_pred[RASTER_SAMPLE]),
-                          "quantized": int(comparison.quant_pred[RASTER_SAMPLE])},
+        "raster_sample": {
+            "index": RASTER_SAMPLE,
+            "label": int(comparison.labels[RASTER_SAMPLE]),
+            "float": int(comparison.float_pred[RASTER_SAMPLE]),
+            "quantized": int(comparison.quant_pred[RASTER_SAMPLE]),
+        },
         "accuracy": accuracy_summary(comparison.labels, comparison.float_pred, comparison.quant_pred, classes),
-        "layers": layer_rows(comparison.activities, descriptions, comparison.counters,
-                             [f.as_dict() for f in q.layers]),
+        "layers": layer_rows(comparison.activities, descriptions, comparison.counters, [f.as_dict() for f in q.layers]),
         "hardware": hardware,
         "numerical_faults": faults.summary(numerical_faults(q, comparison), layer_labels(q)),
         "hardware_reference": None if cost_reference is None else reference_cost(net, activity, cost_reference, target),
         "lava": comparison.lava,
-        "run": {"steps": q.steps, "run_steps": run_steps(q), "reset_interval": net.reset_interval,
-                "reset_offset": net.reset_offset, "output_window": list(net.output_window),
-                "conventions": comparison.conventions,
-                "input": "input-layer biases (direct encoding, computed on the host)" if comparison.input_kind == "bias"
-                else "binary spikes into the first synaptic layer"},
+        "run": {
+            "steps": q.steps,
+            "run_steps": run_steps(q),
+            "reset_interval": net.reset_interval,
+            "reset_offset": net.reset_offset,
+            "output_window": list(net.window),
+            "conventions": comparison.conventions,
+            "input": "input-layer biases (direct encoding, computed on the host)"
+            if comparison.input_kind == "bias"
+            else "binary spikes into the first synaptic layer",
+        },
         "reproduce": reproduce_section(files, net, run_steps(q), comparison.input_kind, comparison.conventions),
     }
 
@@ -312,17 +394,31 @@ def write_run_files(q: Quantized, comparison: Comparison, out_dir: Path, stem: s
     files = {name: out_dir / pattern.format(stem=stem) for name, pattern in RUN_FILES.items()}
     write_netx(q.netlist, files["netx"])
     for name, array in (("inputs", comparison.inputs), ("labels", comparison.labels)):
-        with atomic_path(files[name]) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, array)
+        with atomic_path(files[name]) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, array)
     return files
 
 
-def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.ndarray, out_dir: str | Path,
-                       dataset: str, seed: int = 0, backend: str = "sim", lava_samples: int = 8,
-                       batch_size: int = 256, plots: bool = True, progress: bool = True,
-                       cost_reference=None, conventions: str | None = None,
-                       force: bool = False, device: str | None = None) -> tuple[dict, dict[str, Path]]:
+def compare_and_report(
+    model,
+    fm: FloatModel,
+    q: Quantized,
+    target: Target,
+    x: np.ndarray | PackedSpikes,
+    y: np.ndarray,
+    out_dir: str | Path,
+    dataset: str,
+    seed: int = 0,
+    backend: str = "sim",
+    lava_samples: int = 8,
+    batch_size: int = 256,
+    plots: bool = True,
+    progress: bool = True,
+    cost_reference=None,
+    conventions: str | None = None,
+    force: bool = False,
+    device: str | None = None,
+) -> tuple[dict, dict[str, Path]]:
     """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``.
 
     The simulator runs under ``conventions``, by default the target's, on torch's ``device`` if given;
@@ -337,16 +433,19 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
     if len(y) == 0:
         raise CompareError(f"{dataset}: no samples to compare")
     expected = tuple(fm.meta.get("input_shape") or x.shape[1:])
-    if tuple(x.shape[-len(expected):]) != expected:
-        raise CompareError(f"{model}: the model takes samples shaped {expected}, dataset {dataset} has "
-                           f"{tuple(x.shape[1:])}")
+    if tuple(x.shape[-len(expected) :]) != expected:
+        raise CompareError(
+            f"{model}: the model takes samples shaped {expected}, dataset {dataset} has {tuple(x.shape[1:])}"
+        )
     require(q.netlist, target)
     out_dir = check_writable(out_dir, folder=True)
-    names = [*(p.format(stem=Path(model).stem) for p in RUN_FILES.values()), *REPORT_FILES.values(),
-             *(f"plots/{name}" for name in PLOT_FILES.values() if plots)]
+    names = [
+        *(p.format(stem=Path(model).stem) for p in RUN_FILES.values()),
+        *REPORT_FILES.values(),
+        *(f"plots/{name}" for name in PLOT_FILES.values() if plots),
+    ]
     refuse_existing([out_dir / name for name in names], force)
-    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions,
-                               device)
+    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions, device)
     if backend == "lava":
         comparison.lava = lava_check(q, comparison, lava_samples)
     with staged_outputs(out_dir):  # all of the files or none
@@ -361,8 +460,9 @@ def compare_and_report(model, fm, q: Quantized, target, x: np.ndarray, y: np.nda
     return report, paths
 
 
-def load_test_samples(dataset: str, data_root: str | None, samples: int | None,
-                      **kwargs) -> tuple[np.ndarray, np.ndarray]:
+def load_test_samples(
+    dataset: str, data_root: str | None, samples: int | None, **kwargs
+) -> tuple[np.ndarray | PackedSpikes, np.ndarray]:
     """The first ``samples`` samples of the test split (all when ``None``)."""
     from neurodeploy.datasets import load_dataset
 

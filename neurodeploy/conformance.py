@@ -33,8 +33,8 @@ least) are recurrent, with recurrent weights of the same ranges.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -42,8 +42,18 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.backends.lava import check_lava_limits
 from neurodeploy.backends.lava_exchange import LavaCase
 from neurodeploy.netlist import (
-    INT32_MAX, STATE_EXP, Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense,
-    SigmaDeltaNeuron, SigmaNeuron,
+    INT32_MAX,
+    STATE_EXP,
+    Conv,
+    CubaNeuron,
+    DeltaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    RecurrentDense,
+    SigmaDeltaNeuron,
+    SigmaNeuron,
 )
 from neurodeploy.sim import RECORDABLE, Recording, simulate
 from neurodeploy.simulators import simulator
@@ -170,8 +180,16 @@ def _conv(rng: np.random.Generator, in_shape: tuple[int, int, int]) -> Conv | No
     exp = int(rng.integers(0, 5))
     while exp and fan_sum << exp >= CONV_SUM_LIMIT:
         exp -= 1
-    layer = Conv(weight=weight, neuron=_neuron(rng), in_shape=in_shape, stride=stride, padding=padding,
-                 dilation=dilation, groups=groups, weight_exp=exp)
+    layer = Conv(
+        weight=weight,
+        neuron=_neuron(rng),
+        in_shape=in_shape,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        weight_exp=exp,
+    )
     bias_shape = rng.choice(["channel", "neuron"])
     layer.bias = _bias(rng, (out,) if bias_shape == "channel" else layer.shape)
     return layer
@@ -220,15 +238,22 @@ def _spike_exp(rng: np.random.Generator) -> int:
 
 def _graded_vth(rng: np.random.Generator, spike_exp: int) -> int:
     limit = INT32_MAX >> (spike_exp + STATE_EXP)
-    return int(rng.choice([0, rng.integers(0, min(limit, 64) + 1), rng.integers(0, limit + 1), limit],
-                          p=[0.25, 0.5, 0.17, 0.08]))
+    return int(
+        rng.choice(
+            [0, rng.integers(0, min(limit, 64) + 1), rng.integers(0, limit + 1), limit], p=[0.25, 0.5, 0.17, 0.08]
+        )
+    )
 
 
 def _sigma_delta(rng: np.random.Generator) -> SigmaDeltaNeuron:
     spike_exp = _spike_exp(rng)
-    return SigmaDeltaNeuron(vth=_graded_vth(rng, spike_exp), spike_exp=spike_exp,
-                            message_bits=int(rng.integers(1, 25)), activation=str(rng.choice(["relu", "none"])),
-                            cum_error=bool(rng.random() < 0.3))
+    return SigmaDeltaNeuron(
+        vth=_graded_vth(rng, spike_exp),
+        spike_exp=spike_exp,
+        message_bits=int(rng.integers(1, 25)),
+        activation=str(rng.choice(["relu", "none"])),
+        cum_error=bool(rng.random() < 0.3),
+    )
 
 
 def _graded_bias(rng: np.random.Generator, neuron, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -240,8 +265,11 @@ def _graded_bias(rng: np.random.Generator, neuron, shape: tuple[int, ...]) -> np
 
 
 def _graded_layer(rng: np.random.Generator, shape: tuple[int, ...], last: bool) -> list:
-    neuron = SigmaNeuron(message_bits=int(rng.integers(1, 25))) if rng.random() < (0.5 if last else 0.1) \
+    neuron = (
+        SigmaNeuron(message_bits=int(rng.integers(1, 25)))
+        if rng.random() < (0.5 if last else 0.1)
         else _sigma_delta(rng)
+    )
     layer = _conv(rng, shape) if len(shape) == 3 and rng.random() < 0.6 else None
     out = []
     if layer is None:
@@ -261,8 +289,12 @@ def random_sdnn_case(rng: np.random.Generator) -> LavaCase:
     in_shape, layers, bits = shape, [], 0
     if rng.random() < 0.5:
         spike_exp = _spike_exp(rng)
-        neuron = DeltaNeuron(vth=_graded_vth(rng, spike_exp), spike_exp=spike_exp,
-                             message_bits=int(rng.integers(1, 25)), cum_error=bool(rng.random() < 0.3))
+        neuron = DeltaNeuron(
+            vth=_graded_vth(rng, spike_exp),
+            spike_exp=spike_exp,
+            message_bits=int(rng.integers(1, 25)),
+            cum_error=bool(rng.random() < 0.3),
+        )
         layers.append(Input(shape=shape, neuron=neuron, bias=np.zeros(shape, int)))
     else:
         bits = int(rng.choice([0, 16]))
@@ -273,7 +305,7 @@ def random_sdnn_case(rng: np.random.Generator) -> LavaCase:
     net = Netlist(layers, input_shape=None if layers[0].kind == "input" else in_shape, input_message_bits=bits)
     steps, batch = int(rng.integers(4, 25)), 1 if rng.random() < 0.8 else 2
     size = (batch, steps) + tuple(in_shape)
-    if bits == 0 and not layers[0].kind == "input":
+    if bits == 0 and layers[0].kind != "input":
         spikes = rng.random(size) < rng.uniform(0.05, 0.6)
     else:
         top = int(rng.choice([2**6, 2**12, 2**19, 2**24]))
@@ -311,15 +343,25 @@ def recurrent_case(rng: np.random.Generator) -> LavaCase:
         n = layer.shape[0]
         weight_rec = _weights(rng, (n, n), int(rng.choice([8, 64, WEIGHT_MAG])))
         bits = layer.weight_bits if fx.sign_mode(weight_rec) == "mixed" else min(layer.weight_bits, 8)
-        case.net.layers[i] = RecurrentDense(weight=layer.weight, neuron=layer.neuron, bias=layer.bias,
-                                            weight_exp=layer.weight_exp, weight_bits=bits, weight_rec=weight_rec)
+        case.net.layers[i] = RecurrentDense(
+            weight=layer.weight,
+            neuron=layer.neuron,
+            bias=layer.bias,
+            weight_exp=layer.weight_exp,
+            weight_bits=bits,
+            weight_rec=weight_rec,
+        )
     case.net.validate()
     return case
 
 
 KINDS = ("cuba", "sdnn", "recurrent", "delay")
-DRAW = {"cuba": random_case, "sdnn": random_sdnn_case, "recurrent": recurrent_case,
-        "delay": lambda rng: random_case(rng, delays=True)}
+DRAW = {
+    "cuba": random_case,
+    "sdnn": random_sdnn_case,
+    "recurrent": recurrent_case,
+    "delay": lambda rng: random_case(rng, delays=True),
+}
 
 
 def _draw(rng: np.random.Generator, kind: str) -> LavaCase:
@@ -392,8 +434,14 @@ def run_conformance(
     refs = reference(cases)
     failed, total = [], 0
     for k, (case, ref) in enumerate(zip(cases, refs)):
-        sim = simulator(device)(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=case.record,
-                       reset_interval=case.reset_interval)
+        sim = simulator(device)(
+            case.net,
+            case.steps,
+            spikes=case.spikes,
+            bias=case.bias,
+            record=case.record,
+            reset_interval=case.reset_interval,
+        )
         result = compare(k, case, sim, ref)
         total += result.mismatching
         if result.mismatching:

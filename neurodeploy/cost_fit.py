@@ -39,7 +39,11 @@ class Measurement:
 
 
 PILOTNET_LIF_LOIHI2 = Measurement(
-    "PilotNet LIF on Loihi 2 (one chip)", 408.91, 1.093544, 0.232078, 16,
+    "PilotNet LIF on Loihi 2 (one chip)",
+    408.91,
+    1.093544,
+    0.232078,
+    16,
     "lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb (commit d825ac5): 408.91 inferences/s, "
     "0.679 W total, 0.447 W dynamic, 0.232 W static, 1.661 mJ (1.094 mJ dynamic) an inference of 16 steps, "
     "one frame as input-layer bias",
@@ -56,15 +60,28 @@ def fit_costs(mapping: Mapping, activity: Activity, measured: Measurement, refer
     if activity.steps != measured.steps:
         raise ValueError(f"the activity covers {activity.steps} steps, the measurement {measured.steps} an inference")
     e, t = reference.energy, reference.timing
+    syn_ns, neuron_ns, barrier_ns = t.synaptic_op_ns, t.neuron_update_ns, t.barrier_sync_ns
+    if (
+        e.neuron_update_pj is None
+        or e.synaptic_op_pj is None
+        or syn_ns is None
+        or neuron_ns is None
+        or barrier_ns is None
+    ):
+        raise ValueError(f"the reference {reference.name} publishes no energy or time per operation to scale")
     ratio = e.neuron_update_pj / e.synaptic_op_pj
     ops = activity.total("synaptic_events") + ratio * activity.total("neuron_updates")
     synaptic_pj = measured.dynamic_mj * 1e9 / ops
-    energy = Energy(synaptic_op_pj=synaptic_pj, neuron_update_pj=ratio * synaptic_pj,
-                    static_power_mw=measured.static_w * 1e3)
-    shape = Timing(t.synaptic_op_ns, t.neuron_update_ns, None, t.barrier_sync_ns)
+    energy = Energy(
+        synaptic_op_pj=synaptic_pj, neuron_update_pj=ratio * synaptic_pj, static_power_mw=measured.static_w * 1e3
+    )
+    shape = Timing(syn_ns, neuron_ns, None, barrier_ns)
     on_reference = dataclasses.replace(mapping, target=dataclasses.replace(mapping.target, timing=shape))
-    scale = 1e9 / measured.inferences_per_s / estimate_cost(on_reference, activity).latency_ns
-    timing = Timing(t.synaptic_op_ns * scale, t.neuron_update_ns * scale, None, t.barrier_sync_ns * scale)
+    latency_ns = estimate_cost(on_reference, activity).latency_ns
+    if latency_ns is None:  # the timing is complete: set above
+        raise ValueError(f"the reference {reference.name} gives no latency for this mapping")
+    scale = 1e9 / measured.inferences_per_s / latency_ns
+    timing = Timing(syn_ns * scale, neuron_ns * scale, None, barrier_ns * scale)
     return energy, timing
 
 
@@ -84,8 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     bias = np.load(args.bias).astype(np.int64)
     activity = measured_activity(simulate(net, measured.steps, bias=bias, conventions=target.conventions))
     energy, timing = fit_costs(map_network(net, target), activity, measured, load_target(args.reference))
-    print(f"# {activity.total('synaptic_events'):,.0f} synaptic events, {activity.total('neuron_updates'):,.0f} "
-          f"neuron updates an inference ({activity.basis})")
+    print(
+        f"# {activity.total('synaptic_events'):,.0f} synaptic events, {activity.total('neuron_updates'):,.0f} "
+        f"neuron updates an inference ({activity.basis})"
+    )
     for section, figures in (("energy", energy), ("timing", timing)):
         print(f"[{section}]")
         for f in dataclasses.fields(figures):

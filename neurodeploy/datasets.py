@@ -39,10 +39,15 @@ from neurodeploy.errors import NeurodeployError, printable
 try:
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
 except ImportError:  # numpy < 2
-    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct  # type: ignore[no-redef]  # numpy 1.x path
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "nmnist")
-_ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "n-mnist": "nmnist"}
+_ALIASES = {
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "cifar-10": "cifar10",
+    "n-mnist": "nmnist",
+}
 DIGITS_SPLIT = {
     "method": "sklearn.model_selection.train_test_split",
     "test_size": 0.25,
@@ -81,7 +86,7 @@ def split_info(name: str, **params) -> dict:
 
 def load_dataset(
     name: str, root: str | Path | None = None, split: str = "train", *, steps: int = 30, bin_us: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray | PackedSpikes, np.ndarray]:
     """Load one split of a dataset as ``(x, y)`` (see the module docstring).
 
     ``steps`` and ``bin_us`` only matter for ``nmnist``.
@@ -111,7 +116,9 @@ def _digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     x = (data.images / 16.0).astype(np.float32)[:, None]
     y = data.target.astype(np.int64)
     s = DIGITS_SPLIT
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=s["test_size"], stratify=y, random_state=s["random_state"])
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=s["test_size"], stratify=y, random_state=s["random_state"]
+    )
     return (x_tr, y_tr) if split == "train" else (x_te, y_te)
 
 
@@ -151,8 +158,11 @@ def _read_idx(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
         raise DatasetError(f"{path}: not an IDX file of unsigned bytes with {dims} dimensions")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     if shape[1:] != sample_shape or shape[0] < 1:
-        raise DatasetError(f"{path}: header says shape {shape}, expected (N >= 1, {', '.join(map(str, sample_shape))})"
-                           .replace(", )", ")"))
+        raise DatasetError(
+            f"{path}: header says shape {shape}, expected (N >= 1, {', '.join(map(str, sample_shape))})".replace(
+                ", )", ")"
+            )
+        )
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * dims)
     if data.size != math.prod(shape):
         raise DatasetError(f"{path}: header says {shape} but the file holds {data.size} bytes")
@@ -200,7 +210,7 @@ class _NdarrayName:
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickler that rebuilds numpy arrays (as numpy pickles them) and builtin containers, and refuses anything else."""
+    """Unpickler that rebuilds numpy arrays (as numpy pickles them) and builtin containers; refuses anything else."""
 
     def find_class(self, module: str, name: str):
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
@@ -225,12 +235,24 @@ def _cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = _ArrayUnpickler(io.BytesIO(_read_bytes(path)), encoding="latin1").load()
         data, labels = batch["data"], batch["labels"]
-    except (pickle.UnpicklingError, KeyError, TypeError, EOFError, ValueError, IndexError, AttributeError,
-            OverflowError, MemoryError, RecursionError) as err:  # what a damaged pickle or a wrong structure raises
-        raise DatasetError(f"{path}: not a CIFAR-10 python batch ({type(err).__name__}: {printable(str(err))[:200]})") from None
+    except (
+        pickle.UnpicklingError,
+        KeyError,
+        TypeError,
+        EOFError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as err:  # what a damaged pickle or a wrong structure raises
+        raise DatasetError(
+            f"{path}: not a CIFAR-10 python batch ({type(err).__name__}: {printable(str(err))[:200]})"
+        ) from None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_SAMPLE:
         raise DatasetError(f"{path}: expected data as a uint8 array (N, {CIFAR_SAMPLE}), got {_kind(data)}")
-    if isinstance(labels, list) and all(type(v) is int for v in labels):  # noqa: E721 (exactly int: no nesting)
+    if isinstance(labels, list) and all(type(v) is int for v in labels):
         labels = np.array(labels, dtype=np.int64)
     if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu" or labels.shape != (len(data),):
         raise DatasetError(f"{path}: expected {len(data)} integer labels, got {_kind(labels)}")
@@ -332,12 +354,16 @@ def _nmnist(root: Path, split: str, steps: int, bin_us: int | None) -> tuple[Pac
     bin_us = bin_us or NMNIST_DURATION_US // steps
     name = "Train" if split == "train" else "Test"
     folder = next((f for f in (root / name, root / name.lower()) if f.is_dir()), None)
-    files = [] if folder is None else [(p, d) for d in range(NUM_CLASSES) for p in sorted((folder / str(d)).glob("*.bin"))]
+    files = (
+        [] if folder is None else [(p, d) for d in range(NUM_CLASSES) for p in sorted((folder / str(d)).glob("*.bin"))]
+    )
     if not files:
         raise DatasetError(
             f"N-MNIST {split} events not found: expected {root / name}/<digit 0-9>/*.bin "
             "(the original binary files, Train.zip and Test.zip unpacked)"
         )
-    budget.require(len(files) * steps * 2 * 34 * 34 // 8, f"{folder}: {len(files)} samples of {steps} steps, bit-packed")
+    budget.require(
+        len(files) * steps * 2 * 34 * 34 // 8, f"{folder}: {len(files)} samples of {steps} steps, bit-packed"
+    )
     x = PackedSpikes([bin_events(read_nmnist_events(p), steps, bin_us) for p, _ in files])
     return x, np.array([d for _, d in files], dtype=np.int64)

@@ -12,7 +12,7 @@ checkpoint. Without torchrun nothing here changes a run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -29,18 +29,20 @@ class World:
     rank: int = 0
     size: int = 1
     local_size: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def shard(self, indices):
         """This process's samples of one global batch."""
-        return indices[self.rank::self.size]
+        return indices[self.rank :: self.size]
 
     def check_batches(self, samples: int, batch_size: int) -> None:
         """Refuse batches that would leave a process without samples."""
         last = samples % batch_size or batch_size
         if min(batch_size, last) < self.size:
-            raise NeurodeployError(f"--batch-size {batch_size} over {samples} samples leaves a batch of {last}, "
-                                   f"fewer than the {self.size} processes: each process needs a sample a batch")
+            raise NeurodeployError(
+                f"--batch-size {batch_size} over {samples} samples leaves a batch of {last}, "
+                f"fewer than the {self.size} processes: each process needs a sample a batch"
+            )
 
     def wrap(self, model: nn.Module, seed: int):
         """``model`` as training steps it: through DDP when there are several processes."""

@@ -14,7 +14,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import MappingError, Wiring, describe_layer, map_network, network_wiring, synapse_bits
-from neurodeploy.netlist import Conv, Dense, Flatten, Netlist, is_graded
+from neurodeploy.netlist import Conv, Dense, Flatten, Layer, Netlist, is_graded
 from neurodeploy.targets import Target
 
 
@@ -26,7 +26,7 @@ class Violation:
     description: str  # e.g. "dense 1024->1024"
     quantity: str
     value: int | float
-    limit: int | float | str
+    limit: int | float | str | None
     message: str
 
     def __str__(self) -> str:
@@ -46,18 +46,31 @@ class DesignRuleError(NeurodeployError):
 def unchecked(target: Target) -> list[str]:
     """The limits ``target`` does not give, so :func:`check` cannot enforce them."""
     names = {
-        "input_axons_per_core": "input axons a core", "output_axons_per_core": "output axons a core",
-        "synapse_memory_bits": "synapse memory a core", "weight_bits": "weight bits",
-        "weight_mantissa": "weight mantissa range", "weight_exp": "weight exponent range",
-        "delay": "delay range", "vth": "threshold range", "bias_mantissa": "bias mantissa range",
-        "bias_exp": "bias exponent range", "du": "du range", "dv": "dv range",
-        "u_bits": "u width", "v_bits": "v width",
+        "input_axons_per_core": "input axons a core",
+        "output_axons_per_core": "output axons a core",
+        "synapse_memory_bits": "synapse memory a core",
+        "weight_bits": "weight bits",
+        "weight_mantissa": "weight mantissa range",
+        "weight_exp": "weight exponent range",
+        "delay": "delay range",
+        "vth": "threshold range",
+        "bias_mantissa": "bias mantissa range",
+        "bias_exp": "bias exponent range",
+        "du": "du range",
+        "dv": "dv range",
+        "u_bits": "u width",
+        "v_bits": "v width",
     }
     return [text for attr, text in names.items() if getattr(target, attr) is None]
 
 
-def check(net: Netlist, target: Target, input_payload: int = 1, wiring: dict | None = None,
-          input_bias: np.ndarray | None = None) -> list[Violation]:
+def check(
+    net: Netlist,
+    target: Target,
+    input_payload: int = 1,
+    wiring: dict | None = None,
+    input_bias: np.ndarray | None = None,
+) -> list[Violation]:
     """Every violation of ``target``'s limits by ``net``.
 
     ``input_payload`` is the largest magnitude an input spike carries: 1 for binary
@@ -86,8 +99,9 @@ def require(net: Netlist, target: Target, input_payload: int = 1) -> None:
 class _Layer:
     """Collects the violations of one layer."""
 
-    def __init__(self, index: int, layer):
-        self.index, self.description, self.found = index, describe_layer(layer), []
+    def __init__(self, index: int, layer: Layer):
+        self.index, self.description = index, describe_layer(layer)
+        self.found: list[Violation] = []
 
     def add(self, quantity: str, value, limit, message: str) -> None:
         self.found.append(Violation(self.index, self.description, quantity, value, limit, message))
@@ -100,7 +114,12 @@ class _Layer:
         for bad, side, outside in ((arr.min(), "below", arr < lo), (arr.max(), "above", arr > hi)):
             if outside.any():
                 count = f" ({int(outside.sum())} of {arr.size} values)" if arr.size > 1 else ""
-                self.add(quantity, int(bad), f"[{lo}, {hi}]", f"{quantity} {int(bad)} is {side} the range [{lo}, {hi}]{count}")
+                self.add(
+                    quantity,
+                    int(bad),
+                    f"[{lo}, {hi}]",
+                    f"{quantity} {int(bad)} is {side} the range [{lo}, {hi}]{count}",
+                )
 
 
 def _layer_violations(index: int, layer, bias, wiring: Wiring | None, target: Target) -> list[Violation]:
@@ -121,8 +140,12 @@ def _layer_violations(index: int, layer, bias, wiring: Wiring | None, target: Ta
         _fan_in_rules(v, layer, wiring, target)
     n = int(np.prod(layer.shape))
     if not target.allow_split and n > target.neurons_per_core:
-        v.add("neurons", n, target.neurons_per_core,
-              f"{n} neurons exceed {target.neurons_per_core} neurons a core, and the target does not split layers")
+        v.add(
+            "neurons",
+            n,
+            target.neurons_per_core,
+            f"{n} neurons exceed {target.neurons_per_core} neurons a core, and the target does not split layers",
+        )
     return v.found
 
 
@@ -130,11 +153,19 @@ def _graded_neuron_rules(v: _Layer, neuron, target: Target) -> None:
     """A sigma-delta neuron sends graded messages of ``message_bits`` bits; the target must carry them."""
     bits = neuron.message_bits
     if not target.graded_spikes:
-        v.add("graded spikes", bits, "binary", f"{neuron.kind} neurons send {bits}-bit graded messages, "
-              f"but target {target.name} has binary spikes only")
+        v.add(
+            "graded spikes",
+            bits,
+            "binary",
+            f"{neuron.kind} neurons send {bits}-bit graded messages, but target {target.name} has binary spikes only",
+        )
     elif target.graded_spike_bits is not None and bits > target.graded_spike_bits:
-        v.add("message bits", bits, target.graded_spike_bits,
-              f"{bits}-bit graded messages exceed the target's {target.graded_spike_bits} bits")
+        v.add(
+            "message bits",
+            bits,
+            target.graded_spike_bits,
+            f"{bits}-bit graded messages exceed the target's {target.graded_spike_bits} bits",
+        )
 
 
 def _synapse_rules(v: _Layer, layer, target: Target) -> None:
@@ -153,13 +184,21 @@ def _fan_in_rules(v: _Layer, layer, wiring: Wiring, target: Target) -> None:
     worst = int(fan_in.max(initial=0))
     if target.input_axons_per_core is not None and worst > target.input_axons_per_core:
         over = int(np.sum(fan_in > target.input_axons_per_core))
-        v.add("fan-in", worst, target.input_axons_per_core,
-              f"fan-in {worst} exceeds {target.input_axons_per_core} input axons a core ({over} neuron(s))")
+        v.add(
+            "fan-in",
+            worst,
+            target.input_axons_per_core,
+            f"fan-in {worst} exceeds {target.input_axons_per_core} input axons a core ({over} neuron(s))",
+        )
     bits = worst * synapse_bits(layer, target)
     if target.synapse_memory_bits is not None and bits > target.synapse_memory_bits:
-        v.add("synapse memory", bits, target.synapse_memory_bits,
-              f"one neuron's {worst} synapses take {bits} bits, more than {target.synapse_memory_bits} "
-              f"bits of synapse memory a core")
+        v.add(
+            "synapse memory",
+            bits,
+            target.synapse_memory_bits,
+            f"one neuron's {worst} synapses take {bits} bits, more than {target.synapse_memory_bits} "
+            f"bits of synapse memory a core",
+        )
 
 
 def _network_violations(net: Netlist, target: Target, wiring, payload: int, found: list[Violation]) -> list[Violation]:
@@ -167,8 +206,12 @@ def _network_violations(net: Netlist, target: Target, wiring, payload: int, foun
     add = lambda q, value, limit, msg: out.append(Violation(None, "", q, value, limit, msg))  # noqa: E731
     for name, bits in (("u", target.u_bits), ("v", target.v_bits)):
         if bits is not None and bits < fx.MAX_UV.bit_length():
-            add(f"{name} width", fx.MAX_UV.bit_length(), bits,
-                f"the netlist's neurons hold {fx.MAX_UV.bit_length()}-bit {name}; the target has {bits} bits")
+            add(
+                f"{name} width",
+                fx.MAX_UV.bit_length(),
+                bits,
+                f"the netlist's neurons hold {fx.MAX_UV.bit_length()}-bit {name}; the target has {bits} bits",
+            )
     _graded_rules(add, target, payload)
     _capacity_rules(add, out, net, target, wiring, placeable=not any(f.quantity in _UNPLACEABLE for f in found))
     return out
@@ -181,11 +224,19 @@ def _graded_rules(add, target: Target, payload: int) -> None:
     if payload <= 1:
         return
     if not target.graded_spikes:
-        add("graded input", payload, "binary", f"graded input spikes (payload up to {payload}), "
-            f"but target {target.name} has binary spikes only")
+        add(
+            "graded input",
+            payload,
+            "binary",
+            f"graded input spikes (payload up to {payload}), but target {target.name} has binary spikes only",
+        )
     elif target.graded_spike_bits is not None and payload >= 2 ** (target.graded_spike_bits - 1):
-        add("graded payload", payload, 2 ** (target.graded_spike_bits - 1) - 1,
-            f"input payload {payload} does not fit {target.graded_spike_bits}-bit signed graded spikes")
+        add(
+            "graded payload",
+            payload,
+            2 ** (target.graded_spike_bits - 1) - 1,
+            f"input payload {payload} does not fit {target.graded_spike_bits}-bit signed graded spikes",
+        )
 
 
 def _capacity_rules(add, out: list[Violation], net: Netlist, target: Target, wiring, placeable: bool) -> None:
@@ -203,14 +254,28 @@ def _capacity_rules(add, out: list[Violation], net: Netlist, target: Target, wir
     if mapping is None:
         cores = sum(-(-int(np.prod(net.layers[i].shape)) // target.neurons_per_core) for i in net.neuron_layers)
         if cores > target.cores:
-            add("cores", cores, target.cores, f"needs at least {cores} cores, more than "
-                f"{target.cores_per_chip} cores a chip x {target.chips} chip(s)")
+            add(
+                "cores",
+                cores,
+                target.cores,
+                f"needs at least {cores} cores, more than "
+                f"{target.cores_per_chip} cores a chip x {target.chips} chip(s)",
+            )
         return
     if mapping.cores > target.cores:
-        add("cores", mapping.cores, target.cores, f"needs {mapping.cores} cores, more than "
-            f"{target.cores_per_chip} cores a chip x {target.chips} chip(s); {mapping.chips} chips would hold it")
+        add(
+            "cores",
+            mapping.cores,
+            target.cores,
+            f"needs {mapping.cores} cores, more than "
+            f"{target.cores_per_chip} cores a chip x {target.chips} chip(s); {mapping.chips} chips would hold it",
+        )
     for quantity, per_chip in (("neurons", target.neurons_per_chip), ("synapses", target.synapses_per_chip)):
         used = getattr(mapping, quantity)
         if per_chip is not None and used > per_chip * target.chips:
-            add(quantity, used, per_chip * target.chips,
-                f"{used} {quantity} exceed {per_chip} {quantity} a chip x {target.chips} chip(s)")
+            add(
+                quantity,
+                used,
+                per_chip * target.chips,
+                f"{used} {quantity} exceed {per_chip} {quantity} a chip x {target.chips} chip(s)",
+            )

@@ -94,5 +94,7 @@ def events(x: Tensor, steps: int) -> Tensor:
     Binary spikes: the chip receives them as input spikes.
     """
     if x.dim() < 2 or x.shape[1] != steps:
-        raise EncodingError(f"events encoding: input has {x.shape[1] if x.dim() > 1 else 0} time bins, expected {steps}")
+        raise EncodingError(
+            f"events encoding: input has {x.shape[1] if x.dim() > 1 else 0} time bins, expected {steps}"
+        )
     return (x.transpose(0, 1) > 0).float()

@@ -10,9 +10,9 @@ outputs and renames each into place only once all are complete.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -93,8 +93,9 @@ def calibration_samples(fm: FloatModel, n: int, data_root: str | None) -> np.nda
     return x[:n]
 
 
-def quantize_model(fm: FloatModel, target, calibrate: int = 256, method: str = "max",
-                   data_root: str | None = None, seed: int = 0) -> Quantized:
+def quantize_model(
+    fm: FloatModel, target, calibrate: int = 256, method: str = "max", data_root: str | None = None, seed: int = 0
+) -> Quantized:
     """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` training samples.
 
     The samples come from ``data_root``, or the folder the checkpoint remembers; with
@@ -139,13 +140,27 @@ def qat_summary(fm: FloatModel, target) -> dict | None:
     if not entry:
         return None
     kept = trained_scales(fm, Limits.from_target(target)) is not None
-    return {"trained_for": entry["target"], "scales": "as trained" if kept else
-            f"quantized afresh: {target.name}'s limits differ from those of {entry['target']}"}
+    return {
+        "trained_for": entry["target"],
+        "scales": "as trained"
+        if kept
+        else f"quantized afresh: {target.name}'s limits differ from those of {entry['target']}",
+    }
 
 
-def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx",), calibrate: int = 256,
-                 method: str = "max", force: bool = False, data_root: str | None = None,
-                 dt: float | None = None, steps: int | None = None, strict: bool = False) -> ExportResult:
+def export_model(
+    source: str | Path,
+    target,
+    out_dir: str | Path,
+    formats=("netx",),
+    calibrate: int = 256,
+    method: str = "max",
+    force: bool = False,
+    data_root: str | None = None,
+    dt: float | None = None,
+    steps: int | None = None,
+    strict: bool = False,
+) -> ExportResult:
     """Quantize ``source`` for ``target``, check every design rule, then write the files.
 
     ``strict``: any numerical fault counted (clipping, thresholds beyond 17 bits, u wraps
@@ -180,7 +195,7 @@ def export_model(source: str | Path, target, out_dir: str | Path, formats=("netx
             if q.input_transform is not None:
                 result.files["input_transform"] = out_dir / f"{stem}.input.npz"
                 with atomic_path(result.files["input_transform"]) as tmp, open(tmp, "wb") as fh:
-                    np.savez(fh, **{k: np.asarray(v) for k, v in q.input_transform.items()})
+                    np.savez(fh, **{k: np.asarray(v) for k, v in q.input_transform.items()})  # type: ignore[arg-type]  # numpy's stub lets **arrays fill allow_pickle
             result.files["report"] = report_path
             with atomic_path(report_path) as tmp:
                 tmp.write_text(json.dumps(export_summary(source, target, fm, q, result), indent=2))
@@ -210,7 +225,7 @@ def _writer(fmt: str) -> Callable[[Quantized, Path], None]:
 
     from neurodeploy.exporters.onnx import write_onnx
 
-    return lambda q, path: write_onnx(q.netlist, path, steps=q.netlist.output_window[1])
+    return lambda q, path: write_onnx(q.netlist, path, steps=q.netlist.window[1])
 
 
 def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportResult) -> dict:
@@ -226,10 +241,10 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "rule": fm.meta.get("rule"),
         "encoding": fm.meta.get("encoding"),
         "steps": q.steps,
-        "run_steps": net.output_window[1],
+        "run_steps": net.window[1],
         "reset_interval": net.reset_interval,
         "reset_offset": net.reset_offset,
-        "output_window": list(net.output_window),
+        "output_window": list(net.window),
         "conventions": target.conventions,
         "lava_dl_call": lava_dl_call(result.files["netx"], net) if "netx" in result.files else None,
         "input": "bias" if q.input_transform is not None else "spikes",
@@ -239,8 +254,11 @@ def export_summary(source, target, fm: FloatModel, q: Quantized, result: ExportR
         "qat": qat_summary(fm, target),
         "float_test_accuracy": fm.meta.get("float_test_accuracy"),
         "files": {k: str(v) for k, v in result.files.items()},
-        "design_rules": {"passed": not result.violations, "violations": [str(v) for v in result.violations],
-                         "unchecked": unchecked(target)},
+        "design_rules": {
+            "passed": not result.violations,
+            "violations": [str(v) for v in result.violations],
+            "unchecked": unchecked(target),
+        },
         "layers": [layer.as_dict() for layer in q.layers],
         "numerical_faults": faults.summary(numerical_faults(q), layer_labels(q)),
     }

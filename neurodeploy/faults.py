@@ -27,8 +27,12 @@ def quantizer_counts(facts) -> Counts:
 
 def calibration_counts(facts) -> Counts:
     """The simulator's counts on the calibration inputs, where a calibration ran."""
-    return [{} if fact.calibration_u_wraps is None else
-            {"u_wraps": fact.calibration_u_wraps, "v_saturations": fact.calibration_v_saturations} for fact in facts]
+    return [
+        {}
+        if fact.calibration_u_wraps is None
+        else {"u_wraps": fact.calibration_u_wraps, "v_saturations": fact.calibration_v_saturations}
+        for fact in facts
+    ]
 
 
 def simulator_counts(rec, net) -> Counts:
@@ -67,14 +71,20 @@ def lines(counts: Counts, labels: list[str], nonzero: bool = False) -> list[str]
     """One line a layer with every count; with ``nonzero``, only the counts above zero and the layers
     that have one."""
     shown = [{k: v for k, v in layer.items() if v or not nonzero} for layer in counts]
-    return [f"{label}: " + ", ".join(f"{_words(name)} {value}" for name, value in layer.items())
-            for label, layer in zip(labels, shown) if layer or not nonzero]
+    return [
+        f"{label}: " + ", ".join(f"{_words(name)} {value}" for name, value in layer.items())
+        for label, layer in zip(labels, shown)
+        if layer or not nonzero
+    ]
 
 
 def require_none(counts: Counts, labels: list[str], where: str) -> None:
     """Raise :class:`NumericalFaultError` naming each layer and count that is not zero."""
-    found = [f"{label}: " + ", ".join(f"{value} {_words(name)}" for name, value in layer.items() if value)
-             for label, layer in zip(labels, counts) if any(layer.values())]
+    found = [
+        f"{label}: " + ", ".join(f"{value} {_words(name)}" for name, value in layer.items() if value)
+        for label, layer in zip(labels, counts)
+        if any(layer.values())
+    ]
     if found:
         raise NumericalFaultError(f"{where}: --strict: numerical faults: " + "; ".join(found))
 

@@ -27,7 +27,7 @@ def wrap_bits(x: np.ndarray, bits: int) -> np.ndarray:
 def decay(x: np.ndarray, factor: int) -> np.ndarray:
     """``x * factor / 4096`` rounded toward zero, as the chip's decay unit does."""
     prod = x * factor
-    magnitude = abs(prod) >> DECAY_SHIFT
+    magnitude = abs(prod) >> DECAY_SHIFT  # type: ignore[operator]  # numpy's stub types abs() of any array as float
     return magnitude - 2 * magnitude * (prod < 0)
 
 
@@ -133,6 +133,8 @@ def weight_bits_used(weight: np.ndarray) -> int:
     bits = int(np.bitwise_or.reduce(np.abs(weight), axis=None)) if weight.size else 0
     zeros = min(8, (bits & -bits).bit_length() - 1) if bits else 8
     return max(1, 8 + (sign_mode(weight) == "mixed") - zeros)
+
+
 # --------------------------------------------------------------------------- graded spikes (Loihi 2)
 # Lava's fixed_pt Sigma, Delta and SigmaDelta hold their state in int32 numpy arrays:
 # every sum wraps modulo 2**32, and np.abs(-2**31) stays -2**31.
@@ -157,8 +159,9 @@ def graded_scale(spike_exp: int) -> int:
     return spike_exp + STATE_EXP
 
 
-def delta_encode(act: np.ndarray, prev: np.ndarray, residue: np.ndarray, error: np.ndarray | None,
-                 vth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def delta_encode(
+    act: np.ndarray, prev: np.ndarray, residue: np.ndarray, error: np.ndarray | None, vth: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """One step of delta encoding: (message, residue, cumulative error).
 
     ``d = act - prev + residue`` is sent where ``|d| >= vth`` (with a cumulative

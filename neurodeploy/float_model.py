@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from neurodeploy.atomic import staged_path
 from neurodeploy.errors import InputFileError, NeurodeployError
@@ -20,7 +21,7 @@ class FloatModel:
 
     graph: list[dict]
     meta: dict
-    model: object = None  # the torch module, when the source is a checkpoint
+    model: Any = None  # the torch module, when the source is a checkpoint
 
     @property
     def steps(self) -> int:
@@ -36,7 +37,9 @@ def load_float_model(path: str | Path, dt: float | None = None, steps: int | Non
 
     model, meta = load_checkpoint(staged_path(path))
     if not meta.get("deployable", True):
-        raise NotDeployableError(f"{path}: the model is marked not deployable ({meta.get('rule')} {meta.get('variant')})")
+        raise NotDeployableError(
+            f"{path}: the model is marked not deployable ({meta.get('rule')} {meta.get('variant')})"
+        )
     return FloatModel(float_graph(model), meta, model)
 
 

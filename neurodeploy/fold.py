@@ -9,6 +9,7 @@ floats, with exactly the per-step dynamics of ``neurodeploy.models.graph``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +53,12 @@ def _pool_into_conv(op: dict, k: int, pooled_in: tuple[int, int, int], label: st
     if any(op["padding"]) and (pooled_in[1] * k, pooled_in[2] * k) != op["_unpooled"][1:]:
         raise FoldError(f"{label}: pooled input {op['_unpooled']} is not a multiple of the pool {k} and the conv pads")
     weight = np.repeat(np.repeat(op["weight"], k, axis=2), k, axis=3)
-    return {**op, "weight": weight, "stride": tuple(s * k for s in op["stride"]),
-            "padding": tuple(p * k for p in op["padding"])}
+    return {
+        **op,
+        "weight": weight,
+        "stride": tuple(s * k for s in op["stride"]),
+        "padding": tuple(p * k for p in op["padding"]),
+    }
 
 
 def _pool_into_dense(weight: np.ndarray, k: int, unpooled: tuple[int, int, int]) -> np.ndarray:
@@ -121,10 +126,21 @@ def _start_layer(op, kind, shape, unpooled, pool, flatten, label) -> dict:
         in_shape = unpooled if pool else shape
         if pool:
             weight = _pool_into_dense(weight, pool, unpooled)
-        return {"kind": kind, "weight": weight, "bias": bias, "in_shape": in_shape,
-                "out_shape": (weight.shape[0],), "flatten": flatten or len(in_shape) > 1, "conv": {}}
-    conv = {"stride": tuple(op["stride"]), "padding": tuple(op["padding"]),
-            "dilation": tuple(op.get("dilation", (1, 1))), "groups": int(op.get("groups", 1))}
+        return {
+            "kind": kind,
+            "weight": weight,
+            "bias": bias,
+            "in_shape": in_shape,
+            "out_shape": (weight.shape[0],),
+            "flatten": flatten or len(in_shape) > 1,
+            "conv": {},
+        }
+    conv: dict[str, Any] = {
+        "stride": tuple(op["stride"]),
+        "padding": tuple(op["padding"]),
+        "dilation": tuple(op.get("dilation", (1, 1))),
+        "groups": int(op.get("groups", 1)),
+    }
     in_shape = shape
     if pool:
         conv = _pool_into_conv({**conv, "weight": weight, "_unpooled": unpooled}, pool, shape, label)
@@ -132,8 +148,15 @@ def _start_layer(op, kind, shape, unpooled, pool, flatten, label) -> dict:
         conv.pop("_unpooled")
         in_shape = unpooled
     out_shape = _conv_shape(in_shape, weight, conv["stride"], conv["padding"], conv["dilation"])
-    return {"kind": kind, "weight": weight, "bias": bias, "in_shape": in_shape,
-            "out_shape": out_shape, "flatten": False, "conv": conv}
+    return {
+        "kind": kind,
+        "weight": weight,
+        "bias": bias,
+        "in_shape": in_shape,
+        "out_shape": out_shape,
+        "flatten": False,
+        "conv": conv,
+    }
 
 
 def _close_layer(pending: dict, neuron: dict, label: str) -> FloatLayer:
@@ -144,5 +167,13 @@ def _close_layer(pending: dict, neuron: dict, label: str) -> FloatLayer:
     weight = pending["weight"]
     if neuron.get("drive", "synaptic") == "synaptic":
         weight = weight * float(neuron.get("input_scale", 1.0))
-    return FloatLayer(pending["kind"], weight, pending["bias"], dict(neuron), tuple(pending["in_shape"]),
-                      tuple(pending["out_shape"]), pending["flatten"], pending["conv"])
+    return FloatLayer(
+        pending["kind"],
+        weight,
+        pending["bias"],
+        dict(neuron),
+        tuple(pending["in_shape"]),
+        tuple(pending["out_shape"]),
+        pending["flatten"],
+        pending["conv"],
+    )

@@ -17,7 +17,8 @@ import os
 import select
 import signal
 import time
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from neurodeploy import budget
 from neurodeploy.errors import InputFileError
@@ -36,7 +37,7 @@ DAMAGED = "damaged HDF5 structure or data"
 
 
 @contextlib.contextmanager
-def open_hdf5(path: str | os.PathLike, kind: str = "HDF5 file") -> Iterator[object]:
+def open_hdf5(path: str | os.PathLike, kind: str = "HDF5 file") -> Iterator[Any]:
     """The checked ``h5py.File`` of ``path``, read-only; HDF5 errors inside become :class:`InputFileError`.
 
     ``kind`` names what the file should be in the message when it cannot be opened.
@@ -91,8 +92,11 @@ def rehearse(path: str | os.PathLike, name: str, datasets: list[str]) -> None:
     if ended == "timeout":
         raise InputFileError(f"{name}: {where} did not finish within {seconds:.0f} s; {DAMAGED}")
     if ended == "died":
-        how = f"signal {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else \
-            f"exit status {os.WEXITSTATUS(status)}"
+        how = (
+            f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+            if os.WIFSIGNALED(status)
+            else f"exit status {os.WEXITSTATUS(status)}"
+        )
         raise InputFileError(f"{name}: the HDF5 library failed ({how}) {where}; {DAMAGED}")
 
 
@@ -176,8 +180,10 @@ def check_tree(h5, name: str) -> list[str]:
             dsid = h5py.h5d.open(h5.id, link)
             total += check_dataset(dsid, path, name)
             if total > MAX_TOTAL_BYTES:
-                raise InputFileError(f"{name}: datasets declare more than {MAX_TOTAL_BYTES} bytes in all "
-                                     f"(numbers counted as read, 64 bits each)")
+                raise InputFileError(
+                    f"{name}: datasets declare more than {MAX_TOTAL_BYTES} bytes in all "
+                    f"(numbers counted as read, 64 bits each)"
+                )
             budget.require(total, f"{name}: reading its datasets (numbers read as 64 bits each)")
             if _read_indirectly(dsid):
                 indirect.append(path)
@@ -217,7 +223,7 @@ def check_dataset(dsid, path: str, name: str) -> int:
         dtype = dsid.dtype
     except (TypeError, ValueError) as err:  # a damaged datatype message: integers of 10 bytes, unknown encodings
         raise InputFileError(f"{name}: {path}: holds data of a type numpy cannot represent ({err})") from None
-    if dtype.kind not in READABLE_KINDS or dtype.kind == "O" and h5py.check_string_dtype(dtype) is None:
+    if dtype.kind not in READABLE_KINDS or (dtype.kind == "O" and h5py.check_string_dtype(dtype) is None):
         raise InputFileError(f"{name}: {path}: holds {dtype} data; only numbers and strings are read")
     space = dsid.get_space()
     if space.get_simple_extent_type() == h5py.h5s.NULL:

@@ -22,6 +22,7 @@ A sigma-delta layer's spikes are graded messages: each carries the layer's
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -29,14 +30,14 @@ import numpy as np
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy.netlist import Conv, Dense, Input, Layer, Netlist, layer_neuron
 from neurodeploy.targets import Target
 
 
 class MappingError(NeurodeployError):
     """A layer that cannot be placed on the target's cores: which layer, what quantity, which limit."""
 
-    def __init__(self, layer: int, description: str, quantity: str, value: int, limit: int, reason: str):
+    def __init__(self, layer: int, description: str, quantity: str, value: int, limit: int | None, reason: str):
         self.layer, self.description, self.quantity = layer, description, quantity
         self.value, self.limit, self.reason = value, limit, reason
         super().__init__(f"layer {layer} ({description}): {reason}")
@@ -89,7 +90,7 @@ def _dense_wiring(weight: np.ndarray) -> Wiring:
 
 def _conv_wiring(layer: Conv) -> Wiring:
     """Expand a convolution into per-neuron input lists, output channel by output channel."""
-    c_in, h, w = layer.in_shape
+    _c_in, h, w = layer.in_shape
     _, ho, wo = layer.shape
     (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
     per_group = layer.weight.shape[0] // layer.groups
@@ -212,25 +213,35 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
     """Place every neuron layer of ``net`` on ``target``'s cores and chips; raise MappingError if one cannot be."""
     wiring = network_wiring(net) if wiring is None else wiring
     layers = net.neuron_layers
-    feeds = {i: j for i, j in zip(layers, layers[1:]) if wiring[j] is not None}  # layer -> the layer it feeds
+    feeds = {i: j for i, j in itertools.pairwise(layers) if wiring[j] is not None}  # layer -> the layer it feeds
+    fed = {j: w for j in feeds.values() if (w := wiring[j]) is not None}  # the wiring into each fed layer
     placements: dict[int, LayerPlacement] = {}
     core_of: dict[int, np.ndarray] = {}  # core (within its layer) of each neuron, C order
     for i in reversed(layers):
         layer = net.layers[i]
         order = packing_order(layer.shape)
         j = feeds.get(i)
-        out_edges = (np.bincount(_distinct_edges(wiring[j], core_of[j])[0], minlength=order.size) if j is not None
-                     else np.zeros(order.size, np.int64))
+        out_edges = (
+            np.bincount(_distinct_edges(fed[j], core_of[j])[0], minlength=order.size)
+            if j is not None
+            else np.zeros(order.size, np.int64)
+        )
         cores = _pack(i, layer, _reorder(wiring[i], order), out_edges[order], target)
-        placements[i] = LayerPlacement(i, describe_layer(layer), order.size, sum(c.synapses for c in cores), cores,
-                                       getattr(layer.neuron, "message_bits", 0))
+        placements[i] = LayerPlacement(
+            i,
+            describe_layer(layer),
+            order.size,
+            sum(c.synapses for c in cores),
+            cores,
+            getattr(layer_neuron(layer), "message_bits", 0),
+        )
         core_of[i] = np.empty(order.size, np.int64)
         core_of[i][order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
     placed = _place_on_chips([placements[i] for i in layers], target)
     chip_of = {p.index: np.array([c.chip for c in p.cores]) for p in placed}
     if max(int(c.max()) for c in chip_of.values()) == 0:
         return Mapping(target, placed, {i: np.zeros(placements[i].neurons, np.int64) for i in feeds})
-    remote = {i: _remote_edges(wiring[j], core_of[j], chip_of[j], chip_of[i][core_of[i]]) for i, j in feeds.items()}
+    remote = {i: _remote_edges(fed[j], core_of[j], chip_of[j], chip_of[i][core_of[i]]) for i, j in feeds.items()}
     return Mapping(target, placed, remote)
 
 
@@ -240,9 +251,11 @@ def _place_on_chips(layers: list[LayerPlacement], target: Target) -> list[LayerP
     for p in layers:
         placed = []
         for core in p.cores:
-            full = (cores + 1 > target.cores_per_chip
-                    or target.neurons_per_chip is not None and neurons + core.neurons > target.neurons_per_chip
-                    or target.synapses_per_chip is not None and synapses + core.synapses > target.synapses_per_chip)
+            full = (
+                cores + 1 > target.cores_per_chip
+                or (target.neurons_per_chip is not None and neurons + core.neurons > target.neurons_per_chip)
+                or (target.synapses_per_chip is not None and synapses + core.synapses > target.synapses_per_chip)
+            )
             if full and cores:
                 chip, cores, neurons, synapses = chip + 1, 0, 0, 0
             cores, neurons, synapses = cores + 1, neurons + core.neurons, synapses + core.synapses
@@ -288,13 +301,20 @@ def _pack(index: int, layer, wiring: Wiring | None, out_edges: np.ndarray, targe
             use = _prefix_use(layer, wiring, out_edges, start, start + window, target)
             take = _fitting(use, target)
         if take == 0:
-            _unplaceable(index, layer, start, *(int(u[0]) for u in use), target)
+            axons, bits, outs, synapses = (int(u[0]) for u in use)
+            _unplaceable(index, layer, start, axons, bits, outs, synapses, target)
         axons, bits, outs, synapses = (int(u[take - 1]) for u in use)
         cores.append(CoreUse(index, start, take, axons, outs, synapses, bits))
         start, window = start + take, max(2 * take, 64)
     if len(cores) > 1 and not target.allow_split:
-        raise MappingError(index, describe_layer(layer), "cores", len(cores), 1,
-                           f"needs {len(cores)} cores, and target {target.name} does not split a layer across cores")
+        raise MappingError(
+            index,
+            describe_layer(layer),
+            "cores",
+            len(cores),
+            1,
+            f"needs {len(cores)} cores, and target {target.name} does not split a layer across cores",
+        )
     return cores
 
 
@@ -304,16 +324,23 @@ def _prefix_use(layer, wiring: Wiring | None, out_edges: np.ndarray, start: int,
         zeros = np.zeros(stop - start, np.int64)
         return zeros, zeros, out_edges[start:stop].cumsum(), zeros
     synapses = wiring.fan_in[start:stop].cumsum()
-    return (_new_inputs(wiring, start, stop).cumsum(), synapses * synapse_bits(layer, target),
-            out_edges[start:stop].cumsum(), synapses)
+    return (
+        _new_inputs(wiring, start, stop).cumsum(),
+        synapses * synapse_bits(layer, target),
+        out_edges[start:stop].cumsum(),
+        synapses,
+    )
 
 
 def _fitting(use, target: Target) -> int:
     """How many leading runs stay within every per-core limit (all uses grow with the run)."""
     axons, bits, outs, _ = use
     fits = np.ones(axons.size, bool)
-    for used, limit in ((axons, target.input_axons_per_core), (bits, target.synapse_memory_bits),
-                        (outs, target.output_axons_per_core)):
+    for used, limit in (
+        (axons, target.input_axons_per_core),
+        (bits, target.synapse_memory_bits),
+        (outs, target.output_axons_per_core),
+    ):
         if limit is not None:
             fits &= used <= limit
     return int(np.argmin(fits)) if not fits.all() else int(fits.size)
@@ -321,17 +348,19 @@ def _fitting(use, target: Target) -> int:
 
 def _new_inputs(wiring: Wiring, start: int, stop: int) -> np.ndarray:
     """For neurons start..stop-1 in turn, how many inputs each adds that earlier ones did not use."""
-    inputs = wiring.indices[wiring.indptr[start]:wiring.indptr[stop]]
+    inputs = wiring.indices[wiring.indptr[start] : wiring.indptr[stop]]
     rows = np.repeat(np.arange(stop - start), wiring.fan_in[start:stop])
     first = np.full(int(inputs.max(initial=-1)) + 1, stop - start)  # first row using each input
     np.minimum.at(first, inputs, rows)
     return np.bincount(first[first < stop - start], minlength=stop - start)
 
 
-def _unplaceable(index: int, layer, neuron: int, axons: int, bits: int, outs: int, _synapses: int,
-                 target: Target) -> None:
+def _unplaceable(
+    index: int, layer: Layer, neuron: int, axons: int, bits: int, outs: int, _synapses: int, target: Target
+) -> None:
     """Raise MappingError for a neuron that does not fit an empty core."""
     label = f"neuron {neuron} alone does not fit a core:"
+    limit: int | None
     if target.input_axons_per_core is not None and axons > target.input_axons_per_core:
         limit, quantity = target.input_axons_per_core, "fan-in"
         reason = f"{label} fan-in {axons} exceeds {limit} input axons a core"
@@ -370,11 +399,15 @@ class Activity:
 def measured_activity(recording) -> Activity:
     """Per-inference counts from a simulator Recording (its totals divided by the batch)."""
     per = lambda counts: {i: c / recording.batch for i, c in counts.items()}  # noqa: E731
-    neuron_spikes = {i: np.count_nonzero(s.reshape(s.shape[0], s.shape[1], -1), axis=(0, 1)) / recording.batch
-                     for i, s in recording.s.items()}
+    neuron_spikes = {
+        i: np.count_nonzero(s.reshape(s.shape[0], s.shape[1], -1), axis=(0, 1)) / recording.batch
+        for i, s in recording.s.items()
+    }
     payload = {i: recording.spike_count[i] * bits for i, bits in recording.message_bits.items()}
     return Activity(
-        recording.steps, per(recording.synaptic_events), per(recording.neuron_updates),
+        recording.steps,
+        per(recording.synaptic_events),
+        per(recording.neuron_updates),
         per(recording.spike_count),
         f"measured: simulated {recording.batch} sample(s) x {recording.steps} steps, averaged per sample",
         neuron_spikes,
@@ -391,8 +424,10 @@ def assumed_activity(mapping: Mapping, steps: int, rate: float) -> Activity:
     events = {p.index: p.synapses * rate * steps for p in mapping.layers}
     updates = {p.index: float(p.neurons * steps) for p in mapping.layers}
     spikes = {p.index: p.neurons * rate * steps for p in mapping.layers}
-    basis = (f"assumed: every neuron and input spikes with probability {rate:g} a step, {steps} steps; "
-             "synaptic events = stored synapses x rate x steps")
+    basis = (
+        f"assumed: every neuron and input spikes with probability {rate:g} a step, {steps} steps; "
+        "synaptic events = stored synapses x rate x steps"
+    )
     payload = {p.index: spikes[p.index] * p.message_bits for p in mapping.layers if p.message_bits}
     return Activity(steps, events, updates, spikes, basis, payload_bits=payload)
 
@@ -436,7 +471,8 @@ class Cost:
     @property
     def dynamic_pj(self) -> float | None:
         values = [t.value for t in self.energy_terms]
-        return None if None in values else float(sum(values))
+        known = [v for v in values if v is not None]
+        return float(sum(known)) if len(known) == len(values) else None
 
     @property
     def energy_pj(self) -> float | None:
@@ -456,12 +492,16 @@ class Cost:
         if self.latency_ns is None:
             out.append("latency per inference: unknown")
         else:
-            out.append(f"latency per inference{_basis(self.latency_basis)}: {self.activity.steps} steps x one step "
-                       "of the busiest core:")
+            out.append(
+                f"latency per inference{_basis(self.latency_basis)}: {self.activity.steps} steps x one step "
+                "of the busiest core:"
+            )
             out += ["  " + t.text() for t in self.step_terms]
             out.append(f"  {'one step':<34} {blank} = {_fmt(self.latency_ns / self.activity.steps, 's', 1e-9):>12}")
-            out.append(f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}"
-                       f"   ({1e9 / self.latency_ns:,.1f} inferences/s)")
+            out.append(
+                f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}"
+                f"   ({1e9 / self.latency_ns:,.1f} inferences/s)"
+            )
         out += [f"note: {n}" for n in self.notes]
         out += [f"source: {s}" for s in self.sources]
         return out
@@ -478,27 +518,45 @@ def estimate_cost(mapping: Mapping, activity: Activity) -> Cost:
     latency, step_terms, notes = _latency(mapping, activity)
     static = None
     if latency is not None and target.energy.static_power_mw is not None:
-        static = Term(f"static: {mapping.chips} chip(s) x latency ns", latency * mapping.chips,
-                      target.energy.static_power_mw, "mW", "energy.static_power_mw")
+        static = Term(
+            f"static: {mapping.chips} chip(s) x latency ns",
+            latency * mapping.chips,
+            target.energy.static_power_mw,
+            "mW",
+            "energy.static_power_mw",
+        )
     elif target.energy.static_power_mw is None and target.energy.synaptic_op_pj is not None:
         notes = notes + [f"target {target.name} gives no static power: the total is dynamic energy only"]
     crossing, crossing_notes = _crossing(mapping, activity)
     sources = [s for s in (target.energy.source, target.timing.source) if s] + [f"target file: {target.path}"]
-    return Cost(activity, _energy_terms(target, activity), static, step_terms, latency,
-                _energy_notes(target, activity) + notes + crossing_notes, sources, crossing,
-                target.energy.basis, target.timing.basis)
+    return Cost(
+        activity,
+        _energy_terms(target, activity),
+        static,
+        step_terms,
+        latency,
+        _energy_notes(target, activity) + notes + crossing_notes,
+        sources,
+        crossing,
+        target.energy.basis,
+        target.timing.basis,
+    )
 
 
 def _crossing(mapping: Mapping, act: Activity) -> tuple[Term | None, list[str]]:
     """Spike messages an inference sent to a core on another chip, priced where the target gives a figure."""
     if mapping.chips == 1:
         return None, []
-    count = sum(float(act.spikes_of(p.index, p.neurons) @ mapping.remote_edges[p.index])
-                for p in mapping.layers if p.index in mapping.remote_edges)
-    term = Term("spikes crossing chips", count, mapping.target.energy.chip_crossing_pj, "pJ",
-                "energy.chip_crossing_pj")
-    notes = [f"{mapping.chips} chips, filled with cores in layer order; {count / act.steps:,.1f} spikes cross chips "
-             "a step, one for each destination core on another chip; crossings add no time to a step (no figure)"]
+    count = sum(
+        float(act.spikes_of(p.index, p.neurons) @ mapping.remote_edges[p.index])
+        for p in mapping.layers
+        if p.index in mapping.remote_edges
+    )
+    term = Term("spikes crossing chips", count, mapping.target.energy.chip_crossing_pj, "pJ", "energy.chip_crossing_pj")
+    notes = [
+        f"{mapping.chips} chips, filled with cores in layer order; {count / act.steps:,.1f} spikes cross chips "
+        "a step, one for each destination core on another chip; crossings add no time to a step (no figure)"
+    ]
     if term.unit_cost is None:
         notes.append(f"target {mapping.target.name} gives no energy for a spike between chips: not in the total")
     return term, notes
@@ -509,10 +567,16 @@ def _energy_terms(target: Target, act: Activity) -> list[Term]:
     updates, spikes = act.total("neuron_updates"), act.total("spikes")
     terms = [Term("synaptic events", act.total("synaptic_events"), e.synaptic_op_pj, "pJ", "energy.synaptic_op_pj")]
     if e.neuron_update_active_pj is not None:
-        terms.append(Term("neuron updates without a spike", updates - spikes, e.neuron_update_pj, "pJ",
-                          "energy.neuron_update_pj"))
-        terms.append(Term("neuron updates with a spike", spikes, e.neuron_update_active_pj, "pJ",
-                          "energy.neuron_update_active_pj"))
+        terms.append(
+            Term(
+                "neuron updates without a spike", updates - spikes, e.neuron_update_pj, "pJ", "energy.neuron_update_pj"
+            )
+        )
+        terms.append(
+            Term(
+                "neuron updates with a spike", spikes, e.neuron_update_active_pj, "pJ", "energy.neuron_update_active_pj"
+            )
+        )
     else:
         terms.append(Term("neuron updates", updates, e.neuron_update_pj, "pJ", "energy.neuron_update_pj"))
     if e.spike_pj is not None:
@@ -523,10 +587,12 @@ def _energy_terms(target: Target, act: Activity) -> list[Term]:
 def _energy_notes(target: Target, act: Activity | None = None) -> list[str]:
     notes = []
     if act is not None and act.payload_bits:
-        notes.append(f"graded messages: {act.total('payload_bits'):,.0f} payload bits in "
-                     f"{sum(act.spikes.get(i, 0.0) for i in act.payload_bits):,.0f} messages (the layers' message_bits: "
-                     "netx messageBits, 16 by default in lava-dl 0.6); no energy a payload bit is published, "
-                     "so a graded message costs one spike")
+        notes.append(
+            f"graded messages: {act.total('payload_bits'):,.0f} payload bits in "
+            f"{sum(act.spikes.get(i, 0.0) for i in act.payload_bits):,.0f} messages (the layers' message_bits: "
+            "netx messageBits, 16 by default in lava-dl 0.6); no energy a payload bit is published, "
+            "so a graded message costs one spike"
+        )
     if target.energy.synaptic_op_pj is None or target.energy.neuron_update_pj is None:
         notes.append(f"target {target.name} publishes no energy per operation: energy is unknown")
     if target.energy.neuron_update_active_pj is not None:
@@ -552,21 +618,35 @@ def _latency(mapping: Mapping, act: Activity) -> tuple[float | None, list[Term],
             share = core.synapses / p.synapses if p.synapses else 0.0
             events = act.synaptic_events.get(p.index, 0.0) * share / act.steps
             terms = _core_step_terms(f"layer {p.index} core {k}", events, core.neurons, active, t)
-            work = sum(term.value for term in terms)
+            work = sum(term.value or 0.0 for term in terms)  # all known: the timing is checked above
             if work > busiest[0]:
                 busiest = (work, terms)
     terms = busiest[1] + [Term("barrier synchronisation", 1, t.barrier_sync_ns, "ns", "timing.barrier_sync_ns")]
-    step = sum(term.value for term in terms)
+    step = sum(term.value or 0.0 for term in terms)
     return step * act.steps, terms, ["cores work in parallel; a core's operations run one after another"]
 
 
 def _core_step_terms(label: str, events: float, neurons: int, active: float, t) -> list[Term]:
     terms = [Term(f"{label}: synaptic events", events, t.synaptic_op_ns, "ns", "timing.synaptic_op_ns")]
     if t.neuron_update_active_ns is not None:
-        terms.append(Term(f"{label}: updates w/o spike", neurons * (1 - active), t.neuron_update_ns, "ns",
-                          "timing.neuron_update_ns"))
-        terms.append(Term(f"{label}: updates with spike", neurons * active, t.neuron_update_active_ns, "ns",
-                          "timing.neuron_update_active_ns"))
+        terms.append(
+            Term(
+                f"{label}: updates w/o spike",
+                neurons * (1 - active),
+                t.neuron_update_ns,
+                "ns",
+                "timing.neuron_update_ns",
+            )
+        )
+        terms.append(
+            Term(
+                f"{label}: updates with spike",
+                neurons * active,
+                t.neuron_update_active_ns,
+                "ns",
+                "timing.neuron_update_active_ns",
+            )
+        )
     else:
         terms.append(Term(f"{label}: neuron updates", neurons, t.neuron_update_ns, "ns", "timing.neuron_update_ns"))
     return terms

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from neurodeploy.errors import InputFileError
 from neurodeploy.netlist import Netlist

@@ -11,7 +11,6 @@ semantics of Lava's models (see :mod:`neurodeploy.sim`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -163,7 +162,7 @@ class SigmaNeuron:
 
 
 GRADED = (DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron)
-Neuron = Union[CubaNeuron, DeltaNeuron, SigmaDeltaNeuron, SigmaNeuron]
+Neuron = CubaNeuron | DeltaNeuron | SigmaDeltaNeuron | SigmaNeuron
 
 
 def is_graded(neuron) -> bool:
@@ -171,7 +170,7 @@ def is_graded(neuron) -> bool:
     return isinstance(neuron, GRADED)
 
 
-def _check_neuron(label: str, neuron, allowed: tuple[type, ...]) -> None:
+def _check_neuron(label: str, neuron: Neuron, allowed: tuple[type, ...]) -> None:
     if not isinstance(neuron, allowed):
         names = ", ".join(k.__name__ for k in allowed)
         raise NetlistError(f"{label}: neuron is a {type(neuron).__name__}; this layer takes {names}")
@@ -187,8 +186,15 @@ def _check_graded_bias(label: str, neuron, bias) -> None:
             raise NetlistError(f"{label}: a {type(neuron).__name__} takes no bias (Lava's process has none)")
         return
     limit = INT32_MAX >> (neuron.spike_exp + STATE_EXP)
-    _check_range(label, f"bias (shifted by spike_exp + 6 = {neuron.spike_exp + STATE_EXP} into int32)",
-                 bias, -limit - 1, limit)
+    _check_range(
+        label, f"bias (shifted by spike_exp + 6 = {neuron.spike_exp + STATE_EXP} into int32)", bias, -limit - 1, limit
+    )
+
+
+def pair(value) -> tuple[int, int]:
+    """One int or two as an (a, b) pair."""
+    a, b = (int(x) for x in np.broadcast_to(np.asarray(value), (2,)))
+    return a, b
 
 
 def _shape(layer: str, shape) -> tuple[int, ...]:
@@ -293,7 +299,9 @@ class RecurrentDense(Dense):
             raise NetlistError(f"{label}: weight_rec is missing")
         self.weight_rec = _int_array(label, "weight_rec", self.weight_rec, ndim=2)
         if self.weight_rec.shape != (self.shape[0],) * 2:
-            raise NetlistError(f"{label}: weight_rec has shape {self.weight_rec.shape}, expected {(self.shape[0],) * 2}")
+            raise NetlistError(
+                f"{label}: weight_rec has shape {self.weight_rec.shape}, expected {(self.shape[0],) * 2}"
+            )
         mixed = bool(np.any(self.weight_rec < 0) and np.any(self.weight_rec > 0))
         _check_range(label, "weight_bits (for weight_rec)", self.weight_bits, 1, 9 if mixed else 8)
         if self.delay is not None and np.any(self.delay):
@@ -328,7 +336,7 @@ class Conv:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        c, h, w = self.in_shape
+        _c, h, w = self.in_shape
         kh, kw = self.weight.shape[2:]
         ho = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         wo = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
@@ -340,16 +348,16 @@ class Conv:
         if in_shape is not None:
             if len(in_shape) != 3:
                 raise NetlistError(f"{label}: conv needs a (C, H, W) input, got {in_shape}")
-            self.in_shape = tuple(int(s) for s in in_shape)
-        self.stride, self.padding, self.dilation = (
-            tuple(int(x) for x in np.broadcast_to(np.asarray(p), (2,))) for p in (self.stride, self.padding, self.dilation)
-        )
+            c, h, w = (int(s) for s in in_shape)
+            self.in_shape = (c, h, w)
+        self.stride, self.padding, self.dilation = (pair(p) for p in (self.stride, self.padding, self.dilation))
         self.groups = int(self.groups)
         if self.groups < 1 or self.weight.shape[0] % self.groups or self.in_shape[0] % self.groups:
             raise NetlistError(f"{label}: groups = {self.groups} does not divide the channels")
         if self.weight.shape[1] * self.groups != self.in_shape[0]:
             raise NetlistError(
-                f"{label}: weight expects {self.weight.shape[1] * self.groups} input channels, input has {self.in_shape[0]}"
+                f"{label}: weight expects {self.weight.shape[1] * self.groups} input channels, "
+                f"input has {self.in_shape[0]}"
             )
         if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0:
             raise NetlistError(f"{label}: stride and dilation must be >= 1 and padding >= 0")
@@ -359,7 +367,9 @@ class Conv:
         if self.bias is not None:
             self.bias = _int_array(label, "bias", self.bias)
             if self.bias.shape not in ((self.shape[0],), self.shape):
-                raise NetlistError(f"{label}: bias shape {self.bias.shape} fits neither ({self.shape[0]},) nor {self.shape}")
+                raise NetlistError(
+                    f"{label}: bias shape {self.bias.shape} fits neither ({self.shape[0]},) nor {self.shape}"
+                )
             _check_graded_bias(label, self.neuron, self.bias)
 
 
@@ -381,7 +391,14 @@ class Flatten:
             self.in_shape = tuple(int(s) for s in in_shape)
 
 
-Layer = Union[Input, Dense, RecurrentDense, Conv, Flatten]
+Layer = Input | Dense | RecurrentDense | Conv | Flatten
+
+
+def layer_neuron(layer: Layer) -> Neuron:
+    """The neurons of a layer that holds them (any but flatten)."""
+    if isinstance(layer, Flatten):
+        raise NetlistError(f"{layer.kind} layer {layer.name!r} holds no neurons")
+    return layer.neuron
 
 
 @dataclass
@@ -395,14 +412,15 @@ class Netlist:
     ``t % reset_interval == (k + reset_offset) % reset_interval``, as netx
     staggers Lava's resets; ``None`` for never. A quantized network sets
     ``reset_offset`` so that each layer resets on the step its first input
-    arrives, which aligns the chip's latency with the float model's steps. ``output_window`` is the (start, stop) of steps
-    over which consumers count output spikes.
+    arrives, which aligns the chip's latency with the float model's steps.
+    ``output_window`` is the (start, stop) of steps over which consumers count
+    output spikes.
 
     A sigma-delta network (:attr:`graded`) holds graded-spike neurons only: a
     :class:`DeltaNeuron` input layer, or external graded messages of
     ``input_message_bits`` bits into the first synaptic layer (0: binary spikes),
     then sigma-delta and sigma layers. Sigma-delta neurons never reset.
-    over which consumers count output spikes. ``meta["readout"] = "membrane"`` says the
+    ``meta["readout"] = "membrane"`` says the
     classes are read from the output layer's v at the window's last step instead
     (:attr:`readout`; its neurons have the largest threshold and never fire).
     """
@@ -446,6 +464,13 @@ class Netlist:
             raise NetlistError(f"netlist: meta readout = {self.readout!r} must be one of {', '.join(READOUTS)}")
 
     @property
+    def window(self) -> tuple[int, int]:
+        """``output_window``, which the quantizer always sets."""
+        if self.output_window is None:
+            raise NetlistError("netlist: no output_window is set")
+        return self.output_window
+
+    @property
     def readout(self) -> str:
         """What the classes are read from: ``spikes`` (counts over the window) or ``membrane``."""
         return self.meta.get("readout", "spikes")
@@ -453,20 +478,20 @@ class Netlist:
     def _check_kinds(self) -> None:
         """CUBA and sigma-delta neurons do not mix in one netlist."""
         _check_range("netlist", "input_message_bits", self.input_message_bits, 0, MAX_MESSAGE_BITS)
-        kinds = [is_graded(self.layers[i].neuron) for i in self.neuron_layers]
+        kinds = [is_graded(layer_neuron(self.layers[i])) for i in self.neuron_layers]
         if any(kinds) and not all(kinds):
             k = kinds.index(not kinds[0])
             i = self.neuron_layers[k]
             layer = self.layers[i]
             raise NetlistError(
-                f"layer {i} ({layer.kind}): a {type(layer.neuron).__name__} after "
+                f"layer {i} ({layer.kind}): a {type(layer_neuron(layer)).__name__} after "
                 f"{'sigma-delta' if kinds[0] else 'CUBA'} layers; a netlist is all CUBA or all sigma-delta"
             )
 
     @property
     def graded(self) -> bool:
         """Whether this is a sigma-delta network (graded spikes)."""
-        return is_graded(self.layers[self.neuron_layers[0]].neuron)
+        return is_graded(layer_neuron(self.layers[self.neuron_layers[0]]))
 
     @property
     def neuron_layers(self) -> list[int]:

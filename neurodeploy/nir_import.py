@@ -18,7 +18,6 @@ decays must be uniform within a layer, and ``v_reset`` must be 0.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from neurodeploy.errors import InputFileError
@@ -27,7 +26,9 @@ from neurodeploy.errors import InputFileError
 def _uniform(values: np.ndarray, what: str, where: str) -> float:
     values = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if not np.all(np.isfinite(values)) or np.ptp(values) > 1e-9 * max(1.0, float(np.abs(values).max())):
-        raise InputFileError(f"{where}: {what} must be one finite value for the whole layer, got {np.unique(values)[:4]}")
+        raise InputFileError(
+            f"{where}: {what} must be one finite value for the whole layer, got {np.unique(values)[:4]}"
+        )
     return float(values.flat[0])
 
 
@@ -70,7 +71,7 @@ def _neuron(op: dict, syn: dict, dt: float | None, where: str) -> dict:
         if model == "cuba":
             cd = dt / _time_constant(op["tau_syn"], "tau_syn", where)
             gain = gain * cd * _per_neuron(op.get("w_in", 1.0), n, "w_in", where)
-    if not 0 < vd <= 1 and model != "if" or not 0 < cd <= 1:
+    if (not 0 < vd <= 1 and model != "if") or not 0 < cd <= 1:
         raise InputFileError(f"{where}: dt = {dt} does not fit the time constants (decays {cd:.3g}, {vd:.3g})")
     # Scale each neuron's v by 1/theta: thresholds become 1, gains and biases follow.
     shape = (-1,) + (1,) * (syn["weight"].ndim - 1)
@@ -81,10 +82,21 @@ def _neuron(op: dict, syn: dict, dt: float | None, where: str) -> dict:
         syn["bias"] = (bias * gain * steady + leak) / theta
     for name in ("weight", "bias"):
         if not np.all(np.isfinite(syn[name])):
-            raise InputFileError(f"{where}: the synapses' {name}s scaled by r, w_in, dt / tau and 1 / v_threshold "
-                                 "leave the range of float64 (inf or NaN)")
-    return {"op": "neuron", "model": "cuba", "vth": 1.0, "current_decay": cd, "voltage_decay": vd,
-            "input_scale": 1.0, "drive": "synaptic", "spike": "binary", "rule": f"nir-{model}"}
+            raise InputFileError(
+                f"{where}: the synapses' {name}s scaled by r, w_in, dt / tau and 1 / v_threshold "
+                "leave the range of float64 (inf or NaN)"
+            )
+    return {
+        "op": "neuron",
+        "model": "cuba",
+        "vth": 1.0,
+        "current_decay": cd,
+        "voltage_decay": vd,
+        "input_scale": 1.0,
+        "drive": "synaptic",
+        "spike": "binary",
+        "rule": f"nir-{model}",
+    }
 
 
 def _pool(op: dict, where: str) -> tuple[dict, float]:

@@ -14,8 +14,13 @@ from neurodeploy.atomic import atomic_path
 
 FLOAT_COLOR, INT_COLOR, MISMATCH_COLOR = "#4C72B0", "#DD8452", "#C44E52"
 DPI = 110
-PLOT_FILES = {"accuracy": "accuracy.png", "layer_rates": "layer_rates.png", "weights": "weights.png",
-              "raster": "raster.png", "core_utilization": "core_utilization.png"}
+PLOT_FILES = {
+    "accuracy": "accuracy.png",
+    "layer_rates": "layer_rates.png",
+    "weights": "weights.png",
+    "raster": "raster.png",
+    "core_utilization": "core_utilization.png",
+}
 
 
 def _pyplot():
@@ -92,8 +97,15 @@ def layer_rates(layers: list[dict], path: Path) -> None:
     ax.bar(idx + width / 2, [r["rate_int"] for r in layers], width, label="integer", color=INT_COLOR)
     for k, r in enumerate(layers):
         top = max(r["rate_float"], r["rate_int"])
-        ax.annotate(f"mismatch {100 * r['mismatch']:.2f}%", (k, top), ha="center", va="bottom", fontsize=8,
-                    xytext=(0, 3), textcoords="offset points")
+        ax.annotate(
+            f"mismatch {100 * r['mismatch']:.2f}%",
+            (k, top),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
     ax.set_xticks(idx, [f"{r['layer']}: {r['description']}" for r in layers], fontsize=8)
     ax.set_ylabel("spikes / neuron / step")
     ax.set_ylim(0, 1.2 * max([max(r["rate_float"], r["rate_int"]) for r in layers] + [0.01]))
@@ -109,8 +121,9 @@ def weight_histograms(grids: list[dict], path: Path, zoom: int = 4) -> None:
     the float values finely binned against the integer grid they round to.
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(len(grids), 2, figsize=(10, 2.8 * len(grids)), squeeze=False,
-                             gridspec_kw={"width_ratios": [3, 2]})
+    fig, axes = plt.subplots(
+        len(grids), 2, figsize=(10, 2.8 * len(grids)), squeeze=False, gridspec_kw={"width_ratios": [3, 2]}
+    )
     for (whole, near), grid in zip(axes, grids):
         scaled, mant = grid["scaled"], grid["mantissas"]
         lo, hi = min(scaled.min(), mant.min()), max(scaled.max(), mant.max())
@@ -120,8 +133,10 @@ def weight_histograms(grids: list[dict], path: Path, zoom: int = 4) -> None:
         whole.set_yscale("log")
         levels = np.unique(mant)
         rms = float(np.sqrt(np.mean((scaled - mant) ** 2)))
-        whole.set_title(f"layer {grid['layer']}: {grid['description']}: {levels.size} levels used, "
-                        f"rms rounding error {rms:.3f}", fontsize=9)
+        whole.set_title(
+            f"layer {grid['layer']}: {grid['description']}: {levels.size} levels used, rms rounding error {rms:.3f}",
+            fontsize=9,
+        )
         whole.legend(fontsize=7, frameon=False)
         whole.set_xlabel("weight in mantissa units (float weight x scale / 2**(6 + weight exp))", fontsize=8)
         _near_zero(near, scaled, levels, int(grid.get("step", 1)), zoom)
@@ -133,12 +148,22 @@ def _near_zero(ax, scaled: np.ndarray, levels: np.ndarray, step: int, zoom: int)
     """The float weights nearest zero, finely binned, against the ``2 zoom + 1`` grid levels around 0."""
     reach = (zoom + 0.5) * step
     inside = scaled[np.abs(scaled) <= reach]
-    ax.hist(inside, bins=np.linspace(-reach, reach, 10 * (2 * zoom + 1) + 1), color=FLOAT_COLOR, alpha=0.7,
-            label="float weight x scale")
+    ax.hist(
+        inside,
+        bins=np.linspace(-reach, reach, 10 * (2 * zoom + 1) + 1),
+        color=FLOAT_COLOR,
+        alpha=0.7,
+        label="float weight x scale",
+    )
     for k in range(-zoom, zoom + 1):
         used = k * step in levels
-        ax.axvline(k * step, color=INT_COLOR, linewidth=1.2 if used else 0.8, linestyle="-" if used else ":",
-                   alpha=0.95 if used else 0.6)
+        ax.axvline(
+            k * step,
+            color=INT_COLOR,
+            linewidth=1.2 if used else 0.8,
+            linestyle="-" if used else ":",
+            alpha=0.95 if used else 0.6,
+        )
     ax.plot([], [], color=INT_COLOR, linestyle="-", label="grid level some weight rounds to")
     ax.plot([], [], color=INT_COLOR, linestyle=":", label="grid level no weight uses")
     ax.set_xlim(-reach, reach)
@@ -148,8 +173,13 @@ def _near_zero(ax, scaled: np.ndarray, levels: np.ndarray, step: int, zoom: int)
     ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1)
 
 
-def raster(float_spikes: list[np.ndarray], int_spikes: list[np.ndarray], labels: list[str], path: Path,
-           sample: dict | None = None) -> None:
+def raster(
+    float_spikes: list[np.ndarray],
+    int_spikes: list[np.ndarray],
+    labels: list[str],
+    path: Path,
+    sample: dict | None = None,
+) -> None:
     """One sample's spikes, layer by layer, float and integer side by side; mismatches marked.
 
     ``sample``: its ``index``, ``label`` and the ``float`` and ``quantized`` predictions, for the title.
@@ -174,12 +204,16 @@ def raster(float_spikes: list[np.ndarray], int_spikes: list[np.ndarray], labels:
                 ax.set_ylabel("neuron")
     for ax in axes[-1]:
         ax.set_xlabel("step (aligned: the float model's step)")
-    handles = [plt.Line2D([], [], marker="|", linestyle="", color="grey", label="spike on both sides"),
-               plt.Line2D([], [], marker="x", linestyle="", color=MISMATCH_COLOR, label="spike on this side only")]
+    handles = [
+        plt.Line2D([], [], marker="|", linestyle="", color="grey", label="spike on both sides"),
+        plt.Line2D([], [], marker="x", linestyle="", color=MISMATCH_COLOR, label="spike on this side only"),
+    ]
     title = "One test sample, spikes per layer"
     if sample is not None:
-        title = (f"Test sample {sample['index']}, label {sample['label']}: float predicts {sample['float']}, "
-                 f"integer predicts {sample['quantized']}; spikes per layer")
+        title = (
+            f"Test sample {sample['index']}, label {sample['label']}: float predicts {sample['float']}, "
+            f"integer predicts {sample['quantized']}; spikes per layer"
+        )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.03))
@@ -189,8 +223,11 @@ def raster(float_spikes: list[np.ndarray], int_spikes: list[np.ndarray], labels:
 def core_utilization(core_use: list[dict], path: Path) -> None:
     """Per core, the fraction of each per-core limit it uses (limits the target does not give are named)."""
     plt = _pyplot()
-    kinds = [k for k in ("neurons", "input_axons", "output_axons", "synapse_memory")
-             if any(c["use"][k] is not None for c in core_use)]
+    kinds = [
+        k
+        for k in ("neurons", "input_axons", "output_axons", "synapse_memory")
+        if any(c["use"][k] is not None for c in core_use)
+    ]
     unknown = [k.replace("_", " ") for k in ("input_axons", "output_axons", "synapse_memory") if k not in kinds]
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(core_use) * len(kinds) + 2.5), 3.8))
     idx = np.arange(len(core_use))
@@ -200,10 +237,21 @@ def core_utilization(core_use: list[dict], path: Path) -> None:
         bars = ax.bar(idx + (j - (len(kinds) - 1) / 2) * width, values, width, label=kind.replace("_", " "))
         if len(core_use) <= 16:
             for bar, value in zip(bars, values):
-                ax.annotate(f"{value:.1f}%", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                            fontsize=7, xytext=(0, 2), textcoords="offset points")
-    ax.set_xticks(idx, [f"L{c['layer']}.{c['core']}\n{c['neurons_held']} n" for c in core_use], fontsize=8,
-                  rotation=90 if len(core_use) > 12 else 0)
+                ax.annotate(
+                    f"{value:.1f}%",
+                    (bar.get_x() + bar.get_width() / 2, value),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
+    ax.set_xticks(
+        idx,
+        [f"L{c['layer']}.{c['core']}\n{c['neurons_held']} n" for c in core_use],
+        fontsize=8,
+        rotation=90 if len(core_use) > 12 else 0,
+    )
     ax.set_ylabel("% of the core's limit")
     top = max([100 * (c["use"][k] or 0.0) for c in core_use for k in kinds] + [1.0])
     ax.set_ylim(0, min(110, 1.25 * top) if top < 50 else 110)
@@ -225,6 +273,7 @@ def write_plots(report: dict, raster_spikes, grids: list[dict], out_dir: str | P
     else:
         del paths["weights"]
     labels = [f"{r['layer']}: {r['description']}" for r in report["layers"]]
-    raster(*raster_spikes, labels, paths["raster"], report.get("raster_sample"))
+    float_spikes, int_spikes = raster_spikes
+    raster(float_spikes, int_spikes, labels, paths["raster"], report.get("raster_sample"))
     core_utilization(report["hardware"]["core_use"], paths["core_utilization"])
     return {k: str(p.relative_to(out_dir)) for k, p in paths.items()}

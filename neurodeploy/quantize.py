@@ -42,6 +42,7 @@ model's step 0; the output window is the last layer's T steps from there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ from neurodeploy.errors import NeurodeployError
 from neurodeploy.fold import FloatLayer
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import conv2d, simulate
+from neurodeploy.targets import Target
 
 BIAS_EXP = 6  # netx programs every bias as mantissa << 6
 VTH_17_BITS = 2**17 - 1  # Loihi's threshold mantissa is 17 bits wide
@@ -76,11 +78,13 @@ class Limits:
     dv: tuple[int, int] = (0, 4095)
 
     @classmethod
-    def from_target(cls, target) -> Limits:
+    def from_target(cls, target: Target) -> Limits:
         """The target's limits; Loihi's defaults for those it leaves out."""
         given = {f.name: getattr(target, f.name) for f in fields(cls)}
-        return cls(**{name: tuple(v) if isinstance(v, (list, tuple)) else v
-                      for name, v in given.items() if v is not None})
+        limits: dict[str, Any] = {
+            name: tuple(v) if isinstance(v, (list, tuple)) else v for name, v in given.items() if v is not None
+        }
+        return cls(**limits)
 
     @property
     def bias_exp_used(self) -> int:
@@ -233,8 +237,8 @@ def input_bias(transform: dict, x: np.ndarray) -> np.ndarray:
 
 def decays(neuron: dict, limits: Limits, label: str) -> tuple[int, int]:
     """(du, dv) in Lava's convention from the float decays per step, within the target's ranges."""
-    du = int(round(4096 * float(neuron["current_decay"]))) - 1
-    dv = int(round(4096 * float(neuron["voltage_decay"])))
+    du = round(4096 * float(neuron["current_decay"])) - 1
+    dv = round(4096 * float(neuron["voltage_decay"]))
     for name, value, (lo, hi) in (("du", du, limits.du), ("dv", dv, limits.dv)):
         if not lo <= value <= hi:
             raise QuantizeError(f"{label}: decay {name}={value} is outside the target's range [{lo}, {hi}]")
@@ -265,13 +269,16 @@ def _exponent_range(layer: FloatLayer, grid: WeightGrid, limits: Limits, label: 
     else:
         e_lo, e_hi = max(e_lo, -(grid.step.bit_length() - 1)), min(e_hi, 0)
     if e_lo > e_hi:
-        raise QuantizeError(f"{label}: the target's weight exponent range {list(limits.weight_exp)} leaves no "
-                            f"exponent a netx {layer.kind} layer can carry")
+        raise QuantizeError(
+            f"{label}: the target's weight exponent range {list(limits.weight_exp)} leaves no "
+            f"exponent a netx {layer.kind} layer can carry"
+        )
     return e_lo, e_hi
 
 
-def layer_scale(layer: FloatLayer, limits: Limits = Limits(), pct: float = 100.0, exp_shift: int = 0,
-                label: str = "layer") -> LayerScale:
+def layer_scale(
+    layer: FloatLayer, limits: Limits = Limits(), pct: float = 100.0, exp_shift: int = 0, label: str = "layer"
+) -> LayerScale:
     """The largest scale every range allows, halved ``exp_shift`` times (by the exponent where it can).
 
     The threshold must fit the target's ``vth`` and the constant drive its bias
@@ -291,7 +298,7 @@ def layer_scale(layer: FloatLayer, limits: Limits = Limits(), pct: float = 100.0
     lam = min(64 * 2**e * grid.top / w_range, lam_max) / 2**exp_shift
     if exp_shift and e - exp_shift >= e_lo:
         e -= exp_shift
-    return LayerScale(lam, e, grid, bias_exp, tuple(limits.bias_mantissa), w_range)
+    return LayerScale(lam, e, grid, bias_exp, limits.bias_mantissa, w_range)
 
 
 def _clipped(raw: np.ndarray, lo: int, hi: int, step: int = 1) -> int:
@@ -315,23 +322,45 @@ def _weights(layer: FloatLayer, scale: LayerScale, limits: Limits, label: str) -
     return mant, grid, _clipped(raw, grid.lo, grid.hi, grid.step)
 
 
-def _quantize_layer(layer: FloatLayer, index: int, exp_shift: int, pct: float, limits: Limits, label: str,
-                    scale: LayerScale | None = None):
+def _quantize_layer(
+    layer: FloatLayer,
+    index: int,
+    exp_shift: int,
+    pct: float,
+    limits: Limits,
+    label: str,
+    scale: LayerScale | None = None,
+):
     """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times,
     or at ``scale`` when given."""
     du, dv = decays(layer.neuron, limits, label)
     scale = scale or layer_scale(layer, limits, pct, exp_shift, label)
-    vth = limits.vth[1] if is_readout(layer) else int(round(float(layer.neuron["vth"]) * scale.lam / 64))
+    vth = limits.vth[1] if is_readout(layer) else round(float(layer.neuron["vth"]) * scale.lam / 64)
     if vth < max(1, limits.vth[0]):
-        raise QuantizeError(f"{label}: threshold rounds to {vth} at scale {scale.lam:.3g}, below the target's "
-                            f"range [{max(1, limits.vth[0])}, {limits.vth[1]}]")
+        raise QuantizeError(
+            f"{label}: threshold rounds to {vth} at scale {scale.lam:.3g}, below the target's "
+            f"range [{max(1, limits.vth[0])}, {limits.vth[1]}]"
+        )
     mant, grid, clipped_w = _weights(layer, scale, limits, label)
     braw = layer.bias * scale.lam / 2**scale.bias_exp
     bias = _integers(braw, *limits.bias_mantissa)
     neuron = CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=scale.bias_exp)
-    facts = LayerQuant(index, layer.kind, scale.lam, scale.weight_exp, grid.bits, vth, du, dv, clipped_w,
-                       _clipped(braw, *limits.bias_mantissa), scale.weight_range, pct,
-                       thresholds_beyond_17_bits=int(vth > VTH_17_BITS), bias_exp=scale.bias_exp)
+    facts = LayerQuant(
+        index,
+        layer.kind,
+        scale.lam,
+        scale.weight_exp,
+        grid.bits,
+        vth,
+        du,
+        dv,
+        clipped_w,
+        _clipped(braw, *limits.bias_mantissa),
+        scale.weight_range,
+        pct,
+        thresholds_beyond_17_bits=int(vth > VTH_17_BITS),
+        bias_exp=scale.bias_exp,
+    )
     return mant, bias, neuron, facts
 
 
@@ -340,16 +369,23 @@ def is_readout(layer: FloatLayer) -> bool:
     return layer.neuron.get("readout") == "membrane"
 
 
-def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[float], limits: Limits,
-           scales: list[LayerScale] | None = None) -> Quantized:
+def _build(
+    layers: list[FloatLayer],
+    steps: int,
+    shifts: list[int],
+    pcts: list[float],
+    limits: Limits,
+    scales: list[LayerScale] | None = None,
+) -> Quantized:
     direct = layers[0].neuron.get("drive") == "bias"
     out: list = []
     facts: list[LayerQuant] = []
     transform = None
     for k, layer in enumerate(layers):
         label = f"layer {k} ({layer.kind} {'x'.join(map(str, layer.in_shape))}->{'x'.join(map(str, layer.shape))})"
-        mant, bias, neuron, fact = _quantize_layer(layer, k, shifts[k], pcts[k], limits, label,
-                                                   scales[k] if scales else None)
+        mant, bias, neuron, fact = _quantize_layer(
+            layer, k, shifts[k], pcts[k], limits, label, scales[k] if scales else None
+        )
         facts.append(fact)
         if k == 0 and direct:
             transform = _direct_transform(layer, fact.scale, neuron.bias_exp, limits)
@@ -358,18 +394,25 @@ def _build(layers: list[FloatLayer], steps: int, shifts: list[int], pcts: list[f
         if layer.flatten_before and len(layer.in_shape) > 1 and out:
             out.append(Flatten())
         if layer.kind == "dense":
-            out.append(Dense(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp,
-                             weight_bits=fact.weight_bits))
+            out.append(
+                Dense(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, weight_bits=fact.weight_bits)
+            )
         else:
             out.append(Conv(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, **layer.conv))
     latency = sum(isinstance(layer, (Dense, Conv)) for layer in out)
     offset = 0 if direct else 1
     start = (len(layers) - 1) + offset
     net = Netlist(
-        out, input_shape=None if direct else _input_shape(layers[0]), reset_interval=steps + latency,
-        reset_offset=offset, output_window=(start, start + steps),
-        meta={"steps": steps, "encoding_input": "bias" if direct else "spikes",
-              **({"readout": "membrane"} if is_readout(layers[-1]) else {})},
+        out,
+        input_shape=None if direct else _input_shape(layers[0]),
+        reset_interval=steps + latency,
+        reset_offset=offset,
+        output_window=(start, start + steps),
+        meta={
+            "steps": steps,
+            "encoding_input": "bias" if direct else "spikes",
+            **({"readout": "membrane"} if is_readout(layers[-1]) else {}),
+        },
     )
     return Quantized(net, facts, steps, transform)
 
@@ -381,8 +424,14 @@ def _input_shape(first: FloatLayer) -> tuple[int, ...]:
 
 def _direct_transform(layer: FloatLayer, lam: float, bias_exp: int, limits: Limits) -> dict:
     unit = lam / 2**bias_exp
-    return {"kind": layer.kind, "weight": layer.weight * unit, "bias": layer.bias * unit,
-            "clip": limits.bias_mantissa, "in_shape": layer.in_shape, **layer.conv}
+    return {
+        "kind": layer.kind,
+        "weight": layer.weight * unit,
+        "bias": layer.bias * unit,
+        "clip": limits.bias_mantissa,
+        "in_shape": layer.in_shape,
+        **layer.conv,
+    }
 
 
 def host_layer(q: Quantized) -> dict | None:
@@ -397,11 +446,15 @@ def host_layer(q: Quantized) -> dict | None:
     else:
         text, products = f"conv {dims(t['in_shape'])}->{dims(shape)}", int(np.prod(shape) * np.prod(weight.shape[1:]))
     return {
-        "layer": 0, "description": f"{text}, synapses on the host", "host_multiply_adds": int(products),
-        "note": (f"Layer 0 is the model's first hidden layer ({text}). The direct encoding computes its synaptic "
-                 f"input on the host, {int(products):,} multiply-adds a sample, and sends each of its "
-                 f"{int(np.prod(shape)):,} neurons the result as a bias; the neurons run on the chip. That host work "
-                 "is not on the chip, and not in the energy or latency figures."),
+        "layer": 0,
+        "description": f"{text}, synapses on the host",
+        "host_multiply_adds": int(products),
+        "note": (
+            f"Layer 0 is the model's first hidden layer ({text}). The direct encoding computes its synaptic "
+            f"input on the host, {int(products):,} multiply-adds a sample, and sends each of its "
+            f"{int(np.prod(shape)):,} neurons the result as a bias; the neurons run on the chip. That host work "
+            "is not on the chip, and not in the energy or latency figures."
+        ),
     }
 
 
@@ -417,7 +470,7 @@ def layer_labels(q: Quantized) -> list[str]:
 
 def run_steps(q: Quantized) -> int:
     """Steps to run one sample: the float window plus the chip's latency."""
-    return q.netlist.output_window[1]
+    return q.netlist.window[1]
 
 
 def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
@@ -425,7 +478,7 @@ def run_quantized(q: Quantized, inputs: np.ndarray, record=("s",)):
     steps = run_steps(q)
     if q.input_transform is not None:
         return simulate(q.netlist, steps, bias=q.input_bias(inputs), record=record)
-    shape = tuple(q.netlist.input_shape)
+    shape = tuple(q.netlist.input_shape or ())
     pad = np.zeros((inputs.shape[0], steps) + shape, dtype=inputs.dtype)
     pad[:, : inputs.shape[1]] = inputs.reshape(inputs.shape[:2] + shape)
     return simulate(q.netlist, steps, spikes=pad, record=record)
@@ -437,7 +490,10 @@ def _overflowing_layers(q: Quantized, calib: np.ndarray) -> list[int]:
     readout = q.netlist.meta.get("readout") == "membrane"
     for k, (fact, i) in enumerate(zip(q.layers, q.netlist.neuron_layers)):
         fired = int(rec.spike_count[i]) if readout and k == len(q.layers) - 1 else 0  # v reached the top
-        fact.calibration_u_wraps, fact.calibration_v_saturations = int(rec.u_wraps[i]), int(rec.v_saturations[i]) + fired
+        fact.calibration_u_wraps, fact.calibration_v_saturations = (
+            int(rec.u_wraps[i]),
+            int(rec.v_saturations[i]) + fired,
+        )
     return [k for k, fact in enumerate(q.layers) if fact.calibration_u_wraps or fact.calibration_v_saturations]
 
 
@@ -447,7 +503,7 @@ def layer_rates(q: Quantized, calib: np.ndarray) -> list[float]:
     rates = []
     for k, i in enumerate(q.netlist.neuron_layers):
         start = k + q.netlist.reset_offset
-        rates.append(float(rec.s[i][:, start:start + q.steps].mean()))
+        rates.append(float(rec.s[i][:, start : start + q.steps].mean()))
     return rates
 
 
@@ -502,7 +558,7 @@ def _rate_search(layers, steps, limits, calibration, float_rates) -> list[float]
     for k in range(len(layers)):
         errors = []
         for p in PERCENTILES:
-            trial = pcts[:k] + [p] + pcts[k + 1:]
+            trial = pcts[:k] + [p] + pcts[k + 1 :]
             rate = layer_rates(_build(layers, steps, [0] * len(layers), trial, limits), calibration)[k]
             errors.append(abs(rate - float_rates[k]))
         pcts[k] = PERCENTILES[int(np.argmin(errors))]

@@ -39,7 +39,7 @@ class Range:
             value = int(text) if self.whole else float(text)
         except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"{text!r} is not {self.text}") from None
-        if not self.whole and not math.isfinite(value) or not self._inside(value):
+        if (not self.whole and not math.isfinite(value)) or not self._inside(value):
             raise argparse.ArgumentTypeError(f"{text} is not {self.text}")
         return value
 
@@ -75,7 +75,9 @@ class Choices:
         picked = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
         bad = [n for n in picked if n not in self.names]
         if bad or not picked:
-            raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {', '.join(self.names)}, comma-separated")
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: choose one or more of {', '.join(self.names)}, comma-separated"
+            )
         return picked
 
 

@@ -26,13 +26,19 @@ from neurodeploy.atomic import atomic_path
 
 CONFIDENCE = 0.95
 REPORT_FILES = {"json": "report.json", "markdown": "report.md"}
-CI_METHOD = ("Agresti-Min (2005) adjusted Wald interval for paired proportions: the Wald interval of the "
-             "difference after adding half a pair to each cell of the 2x2 table of paired outcomes")
-DECODING = ("prediction = argmax of the output layer's spike counts over the output window "
-            "(steps {start}..{last} of the run), ties to the lowest class index")
-DECODING_MEMBRANE = ("prediction = argmax of the output layer's membrane potential v at step {last} of the run, "
-                     "the last of the output window (steps {start}..{last}; its neurons never fire), "
-                     "ties to the lowest class index")
+CI_METHOD = (
+    "Agresti-Min (2005) adjusted Wald interval for paired proportions: the Wald interval of the "
+    "difference after adding half a pair to each cell of the 2x2 table of paired outcomes"
+)
+DECODING = (
+    "prediction = argmax of the output layer's spike counts over the output window "
+    "(steps {start}..{last} of the run), ties to the lowest class index"
+)
+DECODING_MEMBRANE = (
+    "prediction = argmax of the output layer's membrane potential v at step {last} of the run, "
+    "the last of the output window (steps {start}..{last}; its neurons never fire), "
+    "ties to the lowest class index"
+)
 
 
 def z_value(confidence: float = CONFIDENCE) -> float:
@@ -50,8 +56,9 @@ def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def paired_difference_interval(first_only: int, second_only: int, n: int,
-                               confidence: float = CONFIDENCE) -> tuple[float, float]:
+def paired_difference_interval(
+    first_only: int, second_only: int, n: int, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Interval for p2 - p1 from ``n`` pairs, ``first_only`` / ``second_only`` of them discordant.
 
     Agresti and Min's (2005) adjusted Wald interval: half a pair added to each of
@@ -80,8 +87,9 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
     return out
 
 
-def accuracy_summary(labels: np.ndarray, float_pred: np.ndarray, quant_pred: np.ndarray,
-                     classes: int, confidence: float = CONFIDENCE) -> dict:
+def accuracy_summary(
+    labels: np.ndarray, float_pred: np.ndarray, quant_pred: np.ndarray, classes: int, confidence: float = CONFIDENCE
+) -> dict:
     """Both accuracies, their paired gap with its interval, agreement and confusion matrices."""
     labels, float_pred, quant_pred = (np.asarray(a).ravel() for a in (labels, float_pred, quant_pred))
     f_ok, q_ok = float_pred == labels, quant_pred == labels
@@ -98,14 +106,20 @@ def accuracy_summary(labels: np.ndarray, float_pred: np.ndarray, quant_pred: np.
         "gap_interval": [lo, hi],
         "confidence": confidence,
         "interval_method": CI_METHOD,
-        "pairs": {"both_right": both, "float_only_right": f_only, "quantized_only_right": q_only,
-                  "both_wrong": neither},
+        "pairs": {
+            "both_right": both,
+            "float_only_right": f_only,
+            "quantized_only_right": q_only,
+            "both_wrong": neither,
+        },
         "mcnemar_exact_p": mcnemar_exact_p(f_only, q_only),
         "agreement": agree / n if n else 0.0,
         "agreement_interval": list(wilson_interval(agree, n, confidence)),
         "disagreeing_samples": np.flatnonzero(float_pred != quant_pred).tolist(),
-        "confusion": {"float": confusion_matrix(labels, float_pred, classes).tolist(),
-                      "quantized": confusion_matrix(labels, quant_pred, classes).tolist()},
+        "confusion": {
+            "float": confusion_matrix(labels, float_pred, classes).tolist(),
+            "quantized": confusion_matrix(labels, quant_pred, classes).tolist(),
+        },
     }
 
 
@@ -123,8 +137,8 @@ class LayerActivity:
     int_spikes: int = 0
     coincident: int = 0
     mismatched: int = 0
-    float_active: np.ndarray = field(default=None)
-    int_active: np.ndarray = field(default=None)
+    float_active: np.ndarray = field(init=False)
+    int_active: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.float_active = np.zeros(self.neurons, bool)
@@ -149,10 +163,7 @@ class LayerActivity:
         rate_f = self.float_spikes / self.elements if self.elements else 0.0
         rate_i = self.int_spikes / self.elements if self.elements else 0.0
         norm = math.sqrt(self.float_spikes * self.int_spikes)
-        if norm:
-            cosine = self.coincident / norm
-        else:
-            cosine = 1.0 if self.float_spikes == self.int_spikes else 0.0
+        cosine = self.coincident / norm if norm else 1.0 if self.float_spikes == self.int_spikes else 0.0
         return {
             "neurons": self.neurons,
             "rate_float": rate_f,
@@ -166,8 +177,9 @@ class LayerActivity:
         }
 
 
-def layer_rows(activities: list[LayerActivity], descriptions: list[str], counters: dict[str, list[int]],
-               quant_facts: list[dict]) -> list[dict]:
+def layer_rows(
+    activities: list[LayerActivity], descriptions: list[str], counters: dict[str, list[int]], quant_facts: list[dict]
+) -> list[dict]:
     """One row a neuron layer: activity summary, simulator counters and how it was quantized."""
     keep = ("scale", "weight_exp", "vth", "weights_clipped", "biases_clipped")
     rows = []
@@ -193,8 +205,16 @@ def hardware_summary(mapping, cost) -> dict:
         "cores_per_chip": mapping.target.cores_per_chip,
         "chips": mapping.chips,
         "chips_needed": mapping.chips_needed(),
-        "layers": [{"index": p.index, "description": p.description, "neurons": p.neurons, "synapses": p.synapses,
-                    "cores": len(p.cores)} for p in mapping.layers],
+        "layers": [
+            {
+                "index": p.index,
+                "description": p.description,
+                "neurons": p.neurons,
+                "synapses": p.synapses,
+                "cores": len(p.cores),
+            }
+            for p in mapping.layers
+        ],
         "core_use": cores,
         "chip_of_layer": {p.index: sorted({c.chip for c in p.cores}) for p in mapping.layers},
         "energy_pj": cost.energy_pj,
@@ -246,8 +266,9 @@ def _accuracy_lines(acc: dict) -> list[str]:
     return [
         "## Accuracy",
         "",
-        *_table(["", "accuracy"], [["float (torch)", _pct(acc["float"])],
-                                   ["quantized (integer)", _pct(acc["quantized"])]]),
+        *_table(
+            ["", "accuracy"], [["float (torch)", _pct(acc["float"])], ["quantized (integer)", _pct(acc["quantized"])]]
+        ),
         "",
         f"- gap, quantized minus float: **{_points(acc['gap'])} points**, {100 * acc['confidence']:.0f}% interval "
         f"[{_points(lo)}, {_points(hi)}] points ({acc['interval_method']})",
@@ -259,8 +280,14 @@ def _accuracy_lines(acc: dict) -> list[str]:
         f"{_pct(acc['agreement_interval'][1])})",
         f"- samples where the predictions differ: {_sample_list(acc['disagreeing_samples'])}",
         "",
-        "### Confusion matrix, float", "", *_confusion_lines(acc["confusion"]["float"]), "",
-        "### Confusion matrix, quantized", "", *_confusion_lines(acc["confusion"]["quantized"]), "",
+        "### Confusion matrix, float",
+        "",
+        *_confusion_lines(acc["confusion"]["float"]),
+        "",
+        "### Confusion matrix, quantized",
+        "",
+        *_confusion_lines(acc["confusion"]["quantized"]),
+        "",
     ]
 
 
@@ -273,20 +300,49 @@ def _sample_list(indices: list[int], limit: int = 20) -> str:
 
 
 def _layer_lines(layers: list[dict], host: dict | None = None) -> list[str]:
-    header = ["layer", "kind", "neurons", "rate float", "rate int", "rate error", "cosine", "mismatch",
-              "dead float / int / both", "u wraps", "v saturations", "weights clipped", "biases clipped"]
-    rows = [[r["layer"], r["description"], r["neurons"], f"{r['rate_float']:.4f}", f"{r['rate_int']:.4f}",
-             f"{r['rate_error']:+.4f}", f"{r['cosine']:.4f}", f"{r['mismatch']:.4f}",
-             f"{r['dead_float']} / {r['dead_int']} / {r['dead_both']}", r.get("u_wraps", "n/a"),
-             r.get("v_saturations", "n/a"), r.get("weights_clipped", "n/a"), r.get("biases_clipped", "n/a")]
-            for r in layers]
+    header = [
+        "layer",
+        "kind",
+        "neurons",
+        "rate float",
+        "rate int",
+        "rate error",
+        "cosine",
+        "mismatch",
+        "dead float / int / both",
+        "u wraps",
+        "v saturations",
+        "weights clipped",
+        "biases clipped",
+    ]
+    rows = [
+        [
+            r["layer"],
+            r["description"],
+            r["neurons"],
+            f"{r['rate_float']:.4f}",
+            f"{r['rate_int']:.4f}",
+            f"{r['rate_error']:+.4f}",
+            f"{r['cosine']:.4f}",
+            f"{r['mismatch']:.4f}",
+            f"{r['dead_float']} / {r['dead_int']} / {r['dead_both']}",
+            r.get("u_wraps", "n/a"),
+            r.get("v_saturations", "n/a"),
+            r.get("weights_clipped", "n/a"),
+            r.get("biases_clipped", "n/a"),
+        ]
+        for r in layers
+    ]
     return [
-        "## Per layer", "",
+        "## Per layer",
+        "",
         "Spike rates are spikes a neuron a step over the aligned steps (the float model's T steps; on the "
         "chip, layer k's steps from k + reset offset). Cosine: similarity of the two binary spike tensors; "
         "mismatch: fraction of (sample, step, neuron) entries that differ. Dead: never spikes on any sample. "
-        "Wraps and saturations are counted over the whole run.", "",
-        *_table(header, rows), "",
+        "Wraps and saturations are counted over the whole run.",
+        "",
+        *_table(header, rows),
+        "",
         *([host["note"], ""] if host else []),
     ]
 
@@ -295,16 +351,27 @@ def _hardware_lines(hw: dict, host: dict | None = None) -> list[str]:
     rows = [[p["index"], p["description"], p["neurons"], p["synapses"], p["cores"]] for p in hw["layers"]]
     need = ", ".join(f"{v} by {k}" for k, v in hw["chips_needed"].items())
     return [
-        f"## On {hw['target']}", "",
-        f"Target: {hw['target_description']} (`{hw['target_file']}`).", "",
+        f"## On {hw['target']}",
+        "",
+        f"Target: {hw['target_description']} (`{hw['target_file']}`).",
+        "",
         f"- cores used: **{hw['cores']}** (of {hw['cores_per_chip']} a chip); chips: **{hw['chips']}** ({need})",
         f"- energy per inference: **{_si(hw['energy_pj'], 'J', 1e-12)}**{_provenance(hw, 'energy')}; latency per "
         f"inference: **{_si(hw['latency_ns'], 's', 1e-9)}**{_provenance(hw, 'latency')}"
-        + (f" (chip only: layer 0's {host['host_multiply_adds']:,} host multiply-adds a sample are not in them)"
-           if host else ""), "",
-        *_table(["layer", "kind", "neurons", "synapses", "cores"], rows), "",
-        "How the cost is computed (counts measured in the simulator on the compared samples):", "",
-        "```", *hw["cost_lines"], "```", "",
+        + (
+            f" (chip only: layer 0's {host['host_multiply_adds']:,} host multiply-adds a sample are not in them)"
+            if host
+            else ""
+        ),
+        "",
+        *_table(["layer", "kind", "neurons", "synapses", "cores"], rows),
+        "",
+        "How the cost is computed (counts measured in the simulator on the compared samples):",
+        "",
+        "```",
+        *hw["cost_lines"],
+        "```",
+        "",
     ]
 
 
@@ -323,15 +390,20 @@ def _reference_lines(ref: dict | None) -> list[str]:
     return head + [
         f"- cores: {ref['cores']}; chips: {ref['chips']}; energy per inference "
         f"{_si(ref['energy_pj'], 'J', 1e-12)}{_provenance(ref, 'energy')}; latency per inference "
-        f"{_si(ref['latency_ns'], 's', 1e-9)}{_provenance(ref, 'latency')}", "",
-        "```", *ref["cost_lines"], "```", "",
+        f"{_si(ref['latency_ns'], 's', 1e-9)}{_provenance(ref, 'latency')}",
+        "",
+        "```",
+        *ref["cost_lines"],
+        "```",
+        "",
     ]
 
 
 def _run_lines(report: dict) -> list[str]:
     run, rep = report["run"], report["reproduce"]
     return [
-        "## Run conventions", "",
+        "## Run conventions",
+        "",
         f"- {run['steps']} float steps a sample; the chip runs {run['run_steps']} steps (one step of latency a "
         f"synaptic layer)",
         f"- reset interval {run['reset_interval']}, reset offset {run['reset_offset']}: neuron layer k resets at "
@@ -339,11 +411,20 @@ def _run_lines(report: dict) -> list[str]:
         f"- output window: steps {run['output_window'][0]}..{run['output_window'][1] - 1}",
         f"- conventions: {run.get('conventions', 'lava')} (when resets fall and the v a trace shows on a spike "
         "step: lava as Lava's fixed_pt models, loihi2 as Loihi 2 silicon)",
-        f"- input: {run['input']}", "",
-        "## Reproduce the quantized accuracy", "",
-        "```", rep["command"], "```", "",
-        f"{rep['decoding']}. Labels: `{rep['files']['labels']}`. The same decoding in Python:", "",
-        "```python", *rep["python"], "```", "",
+        f"- input: {run['input']}",
+        "",
+        "## Reproduce the quantized accuracy",
+        "",
+        "```",
+        rep["command"],
+        "```",
+        "",
+        f"{rep['decoding']}. Labels: `{rep['files']['labels']}`. The same decoding in Python:",
+        "",
+        "```python",
+        *rep["python"],
+        "```",
+        "",
     ]
 
 
@@ -360,7 +441,8 @@ def _lava_lines(lava: dict | None) -> list[str]:
     if not lava:
         return []
     return [
-        "## Lava cross-check", "",
+        "## Lava cross-check",
+        "",
         f"- {lava['samples']} samples run in Lava ({lava['backend']}): spikes identical to the simulator's in "
         f"{_pct(lava['spike_match'], 4)} of entries, predictions equal on {lava['prediction_match']} of "
         f"{lava['samples']}; Lava accuracy on them {_pct(lava['accuracy'])} (simulator {_pct(lava['sim_accuracy'])})",
@@ -379,10 +461,12 @@ def render_markdown(report: dict) -> str:
     """The report as Markdown, every figure from ``report``."""
     src = report["source"]
     lines = [
-        f"# neurodeploy compare: {Path(src['model']).name} on {report['hardware']['target']}", "",
+        f"# neurodeploy compare: {Path(src['model']).name} on {report['hardware']['target']}",
+        "",
         f"Model `{src['model']}` (rule {src.get('rule')}, encoding {src.get('encoding')}), "
         f"{report['accuracy']['samples']} samples of the {src['dataset']} {src['split']} split "
-        f"(encoding seed {src['seed']}); {_sides(report)}.", "",
+        f"(encoding seed {src['seed']}); {_sides(report)}.",
+        "",
         *_accuracy_lines(report["accuracy"]),
         *_layer_lines(report["layers"], report.get("host_layer")),
         *_fault_lines(report.get("numerical_faults")),

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from neurodeploy import budget
+from neurodeploy import budget, sim_graded
 from neurodeploy import fixed_point as fx
-from neurodeploy import sim_graded
 from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_graded
 
 RECORDABLE = ("s", "u", "v", "sigma", "act")
@@ -258,8 +257,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int)
     return out.transpose(0, 3, 1, 2)
 
 
-def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int,
-                          spread: bool = False) -> np.ndarray:
+def _conv2d_channels_last(
+    x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int, spread: bool = False
+) -> np.ndarray:
     """:func:`conv2d` on x (B, H, W, C), with the output contiguous in (B, Ho, Wo, O) order.
 
     A few images at a time (while their patches fit in cache), the patches are
@@ -272,25 +272,27 @@ def _conv2d_channels_last(x: np.ndarray, w: np.ndarray, stride, padding, dilatio
     ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     og = o // groups
-    kernels = [w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T for g in range(groups)]
+    kernels = [w[g * og : (g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T for g in range(groups)]
     dtype = w.dtype if x.dtype.kind in "biu" else np.result_type(x, w)  # spikes take the weights' type
     out = np.empty((b, ho, wo, o), dtype)
     block = max(1, COLS_BLOCK_BYTES // max(1, ho * wo * kh * kw * c * dtype.itemsize))
     for lo in range(0, b, block):
-        images = x[lo:lo + block]
+        images = x[lo : lo + block]
         if ph or pw:
             padded = np.zeros((len(images), h + 2 * ph, wd + 2 * pw, c), dtype)
-            padded[:, ph:ph + h, pw:pw + wd] = images
+            padded[:, ph : ph + h, pw : pw + wd] = images
         else:
             padded = np.ascontiguousarray(images, dtype=dtype)
         st = padded.strides
         cols = np.lib.stride_tricks.as_strided(
-            padded, (len(images), ho, wo, kh, kw, c),
-            (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]), writeable=False,
+            padded,
+            (len(images), ho, wo, kh, kw, c),
+            (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]),
+            writeable=False,
         )
         for g, kernel in enumerate(kernels):
-            patch = cols[..., g * cg:(g + 1) * cg].reshape(len(images) * ho * wo, kh * kw * cg)
-            out[lo:lo + block, ..., g * og:(g + 1) * og] = _matmul(patch, kernel, spread).reshape(-1, ho, wo, og)
+            patch = cols[..., g * cg : (g + 1) * cg].reshape(len(images) * ho * wo, kh * kw * cg)
+            out[lo : lo + block, ..., g * og : (g + 1) * og] = _matmul(patch, kernel, spread).reshape(-1, ho, wo, og)
     return out
 
 
@@ -358,9 +360,15 @@ def simulate(
     return rec
 
 
-def prepare_run(net: Netlist, steps: int, spikes: np.ndarray | None, bias: np.ndarray | None,
-                record: tuple[str, ...], reset_interval: int | None,
-                conventions: str = "lava") -> tuple[Recording, int | None, int]:
+def prepare_run(
+    net: Netlist,
+    steps: int,
+    spikes: np.ndarray | None,
+    bias: np.ndarray | None,
+    record: tuple[str, ...],
+    reset_interval: int | None,
+    conventions: str = "lava",
+) -> tuple[Recording, int | None, int]:
     """Check a run's arguments (see :func:`simulate`) and its memory; its empty Recording, reset
     interval and largest input payload."""
     bad = set(record) - set(RECORDABLE)
@@ -388,8 +396,11 @@ def _require_memory(net: Netlist, batch: int, steps: int, record: tuple[str, ...
     per_value = sum(1 if name == "s" and not net.graded else 4 for name in record)
     widest = max(sizes + [math.prod(net.input_shape or (1,))])
     needed = batch * steps * sum(sizes) * per_value + steps * widest * SAMPLE_BYTES_PER_VALUE
-    budget.require(needed, f"simulating {batch} sample(s) for {steps} steps ({sum(sizes)} neurons, "
-                   f"recording {','.join(record) or 'spike counts'})")
+    budget.require(
+        needed,
+        f"simulating {batch} sample(s) for {steps} steps ({sum(sizes)} neurons, "
+        f"recording {','.join(record) or 'spike counts'})",
+    )
 
 
 class _Neurons:
@@ -443,8 +454,10 @@ class _Neurons:
         u_top = -(-self.a_bound * unity // (unity - keep_u))
         v_top = -(-(u_top + self.bias_bound) * unity // (unity - keep_v))
         return (
-            u_top < fx.MAX_UV and v_top <= fx.V_LIMIT
-            and u_top * _odd_part(keep_u) < self.FLOAT32_EXACT and v_top * _odd_part(keep_v) < self.FLOAT32_EXACT
+            u_top < fx.MAX_UV
+            and v_top <= fx.V_LIMIT
+            and u_top * _odd_part(keep_u) < self.FLOAT32_EXACT
+            and v_top * _odd_part(keep_v) < self.FLOAT32_EXACT
         )
 
     def run(self, a_in, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
@@ -574,7 +587,7 @@ class _Unit:
         if isinstance(layer, RecurrentDense) and not self.graded:
             self.rec_op = _DenseOp(_recurrent_part(layer), 1, (self.n,))
 
-    def with_graded_input(self, pre: np.ndarray | None, in_shape: tuple[int, ...]) -> "_Unit":
+    def with_graded_input(self, pre: np.ndarray | None, in_shape: tuple[int, ...]) -> _Unit:
         """This unit with synapses sized for the largest message in ``pre`` (a copy; units are shared)."""
         if isinstance(self.layer, Input) or pre is None:
             return self
@@ -609,7 +622,6 @@ class _Unit:
 
         return total
 
-
     def synaptic_input(self, pre: np.ndarray | None, spread: bool):
         """The input from ``pre`` (steps, rows, n_pre) as a function of the step it arrives at.
 
@@ -638,8 +650,13 @@ class _Unit:
 
 def _recurrent_part(layer: RecurrentDense) -> Dense:
     """The recurrent synapses of ``layer`` as a plain dense layer of its own size."""
-    return Dense(weight=layer.weight_rec, neuron=layer.neuron, weight_exp=layer.weight_exp,
-                 weight_bits=layer.weight_bits, name=layer.name)
+    return Dense(
+        weight=layer.weight_rec,
+        neuron=layer.neuron,
+        weight_exp=layer.weight_exp,
+        weight_bits=layer.weight_bits,
+        name=layer.name,
+    )
 
 
 class _Blocks:
@@ -657,7 +674,7 @@ class _Blocks:
             return None
         if not self.start <= k < self.start + len(self.block):
             self.start = k - k % self.size
-            part = self.pre[self.start:self.start + self.size]
+            part = self.pre[self.start : self.start + self.size]
             flat = part.reshape(part.shape[0] * part.shape[1], -1)
             (current,) = self.unit.op(flat, self.unit.neurons.exact_float, self.spread).values()
             self.block = current.reshape(part.shape[:2] + (self.unit.n,))
@@ -760,8 +777,10 @@ class _Run:
             s = np.empty((steps, size, unit.n), np.int32 if unit.graded else bool)
             a = unit.with_recurrence(a, s, spread)
             last = unit is self.units[-1] and not unit.graded  # a CUBA output layer's v feeds output_v
-            u, v = (np.empty((steps, size, unit.n), np.int32) if name in self.record or last and name == "v" else None
-                    for name in unit.traces)
+            u, v = (
+                np.empty((steps, size, unit.n), np.int32) if name in self.record or (last and name == "v") else None
+                for name in unit.traces
+            )
             neurons = unit.neurons
             if neurons.bias is not None and neurons.bias.shape[0] > 1:
                 neurons = _rows_of(neurons, rows)

@@ -105,12 +105,11 @@ class GradedSynapse:
         return self.inner.events(counts)
 
     def __call__(self, x: np.ndarray, exact_float: bool, spread: bool) -> dict[int, np.ndarray]:
+        if self.exp is None:  # conv synapses: no weight exponent, never delayed
+            return self.inner(x, False, spread)
         if self.delayed:
             return {d: fx.wrap32(fx.shift(v, self.exp)) for d, v in self._delayed_sums(x, spread).items()}
-        out = self.inner(x, False, spread)
-        if self.exp is None:
-            return out
-        return {d: fx.graded_sum(v, self.exp) for d, v in out.items()}
+        return {d: fx.graded_sum(v, self.exp) for d, v in self.inner(x, False, spread).items()}
 
     def _delayed_sums(self, x: np.ndarray, spread: bool) -> dict[int, np.ndarray]:
         """Per delay, the int64 sum of int32-wrapped products, as ``DelayDense`` forms it."""
@@ -125,6 +124,6 @@ class GradedSynapse:
         for d, w in weights.items():
             total = np.empty((rows, n_out), np.int64)
             for lo in range(0, rows, block):
-                total[lo:lo + block] = fx.wrap32(x[lo:lo + block, :, None] * w[None]).sum(axis=1)
+                total[lo : lo + block] = fx.wrap32(x[lo : lo + block, :, None] * w[None]).sum(axis=1)
             out[d] = total
         return out

@@ -28,20 +28,31 @@ CHUNK_BYTES = 1 << 30  # about the device memory a chunk of samples takes in its
 COUNTERS = ("synaptic_events", "u_wraps", "v_saturations", "spike_count")
 
 
-def simulate(net: Netlist, steps: int, spikes: np.ndarray | None = None, bias: np.ndarray | None = None,
-             record: tuple[str, ...] = ("s",), reset_interval: int | None = -1, conventions: str = "lava",
-             device: str = "cpu") -> Recording:
+def simulate(
+    net: Netlist,
+    steps: int,
+    spikes: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    record: tuple[str, ...] = ("s",),
+    reset_interval: int | None = -1,
+    conventions: str = "lava",
+    device: str = "cpu",
+) -> Recording:
     """:func:`neurodeploy.sim.simulate` on a torch device ('cpu', 'cuda', 'cuda:1'...), spike for spike."""
     if net.graded or net.recurrent:
-        raise NeurodeployError("the torch simulator runs feed-forward CUBA netlists; run sigma-delta and "
-                               "recurrent ones without --device (numpy's simulator)")
+        raise NeurodeployError(
+            "the torch simulator runs feed-forward CUBA netlists; run sigma-delta and "
+            "recurrent ones without --device (numpy's simulator)"
+        )
     rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval, conventions)
     resets = (reset_interval, conventions)
     dev = _device(device)
     layers = [_Layer(k, i, net, graded_max if k == 0 else 1, dev) for k, i in enumerate(net.neuron_layers)]
     for layer in layers:
         for name in (n for n in record if n in ("s", "u", "v")):  # sigma and act: sigma-delta layers only
-            getattr(rec, name)[layer.index] = np.zeros((rec.batch, steps) + layer.shape, bool if name == "s" else np.int32)
+            getattr(rec, name)[layer.index] = np.zeros(
+                (rec.batch, steps) + layer.shape, bool if name == "s" else np.int32
+            )
         for counter in COUNTERS:
             getattr(rec, counter)[layer.index] = 0
         rec.neuron_updates[layer.index] = rec.batch * steps * layer.n
@@ -82,13 +93,15 @@ class _Layer:
             self.by_delay = {int(d): self._tensor(np.where(delay == d, weight, 0).T) for d in np.unique(delay)}
             self.fan_out = torch.from_numpy((weight != 0).sum(axis=0).astype(np.float64)).to(device)
         elif isinstance(layer, Conv):
-            o, cg, kh, kw = layer.weight.shape
+            _o, cg, kh, kw = layer.weight.shape
             self.dtype = self._sum_dtype(layer.weight, cg * kh * kw, graded_max, dense=False)
             self.by_delay = {0: self._tensor(layer.weight)}
             self.taps = self._tensor(layer.weight != 0).to(torch.float64)
         elif not isinstance(layer, Input):
-            raise NeurodeployError(f"layer {index} ({layer.kind}): the torch simulator runs input, dense and "
-                                   "conv layers only; use the numpy simulator (no --device)")
+            raise NeurodeployError(
+                f"layer {index} ({layer.kind}): the torch simulator runs input, dense and "
+                "conv layers only; use the numpy simulator (no --device)"
+            )
 
     def _sum_dtype(self, weight: np.ndarray, fan_in: int, graded_max: int, dense: bool) -> torch.dtype:
         bound = int(np.abs(weight).max(initial=0)) * fan_in * graded_max
@@ -96,8 +109,10 @@ class _Layer:
             return torch.float64
         if dense and self.device.type == "cpu":
             return torch.int64
-        raise NeurodeployError(f"layer {self.index} ({self.layer.kind}): synaptic sums may reach {bound:,}, beyond "
-                               f"what float64 holds exactly (2**53); run it with the numpy simulator (no --device)")
+        raise NeurodeployError(
+            f"layer {self.index} ({self.layer.kind}): synaptic sums may reach {bound:,}, beyond "
+            f"what float64 holds exactly (2**53); run it with the numpy simulator (no --device)"
+        )
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, self.dtype)
@@ -109,7 +124,9 @@ class _Layer:
             return {d: fx.shift(self._integer(x @ w), self.exp) for d, w in self.by_delay.items()}
         c = self.layer
         image = x.reshape((x.shape[0],) + tuple(c.in_shape))
-        out = F.conv2d(image, self.by_delay[0], stride=c.stride, padding=c.padding, dilation=c.dilation, groups=c.groups)
+        out = F.conv2d(
+            image, self.by_delay[0], stride=c.stride, padding=c.padding, dilation=c.dilation, groups=c.groups
+        )
         return {0: fx.wrap_bits(fx.shift(self._integer(out), self.exp), 24).reshape(x.shape[0], -1)}
 
     @staticmethod
@@ -140,8 +157,9 @@ def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, 
         s, u, v, wraps, saturations = _step_all(net, layer, a, _bias(layer, bias, rows), resets, steps, size, rec)
         for name, held in (("s", s), ("u", u), ("v", v)):
             if held is not None and layer.index in getattr(rec, name):
-                getattr(rec, name)[layer.index][rows] = held.transpose(0, 1).reshape(
-                    (size, steps) + layer.shape).cpu().numpy()
+                getattr(rec, name)[layer.index][rows] = (
+                    held.transpose(0, 1).reshape((size, steps) + layer.shape).cpu().numpy()
+                )
         for counter, value in zip(COUNTERS, (events, wraps, saturations, int(s.count_nonzero().item()))):
             getattr(rec, counter)[layer.index] += value
         pre = s
@@ -160,7 +178,7 @@ def _inputs(layer: _Layer, pre: torch.Tensor | None, steps: int, size: int) -> t
     flat = pre[: steps - 1].reshape((steps - 1) * size, -1)
     for d, current in layer.currents(flat).items():
         if d + 1 < steps:
-            a[d + 1:] += current.reshape(steps - 1, size, layer.n)[: steps - 1 - d]
+            a[d + 1 :] += current.reshape(steps - 1, size, layer.n)[: steps - 1 - d]
     return a
 
 
@@ -186,8 +204,11 @@ def _step_all(net: Netlist, layer: _Layer, a, bias: torch.Tensor, resets, steps:
     v = torch.zeros_like(u)
     zero = torch.zeros_like(u)
     s = torch.zeros((steps, size, layer.n), dtype=torch.bool, device=dev)
-    keep = {name: torch.zeros((steps, size, layer.n), dtype=torch.int32, device=dev)
-            for name in ("u", "v") if layer.index in getattr(rec, name)}
+    keep = {
+        name: torch.zeros((steps, size, layer.n), dtype=torch.int32, device=dev)
+        for name in ("u", "v")
+        if layer.index in getattr(rec, name)
+    }
     wraps = torch.zeros((), dtype=torch.int64, device=dev)
     saturations = torch.zeros_like(wraps)
     threshold = n.vth << fx.ACT_SHIFT

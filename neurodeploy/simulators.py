@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
-DEVICE_HELP = ("run the simulator on torch on this device (cpu, cuda, cuda:N); bit-exact with the default "
-               "numpy simulator, which runs when this is not given")
+DEVICE_HELP = (
+    "run the simulator on torch on this device (cpu, cuda, cuda:N); bit-exact with the default "
+    "numpy simulator, which runs when this is not given"
+)
 
 
 def simulator(device: str | None = None) -> Callable:

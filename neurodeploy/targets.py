@@ -135,7 +135,8 @@ _SCHEMA = (
     _Key("run", "conventions", "conventions", "conventions"),
 ) + tuple(
     _Key(section, f.name, f.name, "str" if f.name in ("source", "basis") else "float")
-    for section, cls in (("energy", Energy), ("timing", Timing)) for f in fields(cls)
+    for section, cls in (("energy", Energy), ("timing", Timing))
+    for f in fields(cls)
 )
 
 _EXPECTED = {
@@ -169,12 +170,16 @@ def _valid(kind: str, value) -> bool:
         return _is_int(value) and 1 <= value <= MAX_BITS
     if kind in ("range", "exponents"):
         bound = MAX_BITS if kind == "exponents" else MAX_INT
-        return (isinstance(value, list) and len(value) == 2 and all(_is_int(v) and abs(v) <= bound for v in value)
-                and value[0] <= value[1])
+        return (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(_is_int(v) and abs(v) <= bound for v in value)
+            and value[0] <= value[1]
+        )
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "float":
-        return (_is_int(value) or isinstance(value, float) and math.isfinite(value)) and value >= 0
+        return (_is_int(value) or (isinstance(value, float) and math.isfinite(value))) and value >= 0
     if kind == "conventions":
         return value in fx.CONVENTIONS
     return isinstance(value, str)

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -34,6 +35,9 @@ from .models.network import NeuronLayer, SpikingNetwork, predict
 from .models.qat import enable_qat, fix_scales, qat_entry
 from .models.rules import BPSA_VARIANTS, READOUTS, RULES, TSSL_GRADS, Rule, make_rule
 from .ranges import integer, number, seed, show_ranges
+
+if TYPE_CHECKING:
+    from .targets import Target
 
 EVAL_BATCH = 500
 MAX_EPOCHS = 100_000
@@ -78,7 +82,7 @@ class TrainConfig:
     variant: str = "binary"
     readout: str | None = None
     qat: bool = False
-    target: object = None  # --qat's target: a name, a file, or a neurodeploy.targets.Target
+    target: str | os.PathLike | Target | None = None  # --qat's target: a name, a file, or a Target
     init: str | None = None
     bin_us: int | None = None
     limit: int | None = None
@@ -120,7 +124,11 @@ def default_threads() -> int:
 
 def resolve_config(cfg: TrainConfig) -> tuple[Rule, dict, str]:
     """Check ``cfg``; return its rule, encoding dict and loss name (defaults filled in)."""
-    for name, value, low in (("--steps", cfg.steps, 1), ("--epochs", cfg.epochs, 1), ("--batch-size", cfg.batch_size, 1)):
+    for name, value, low in (
+        ("--steps", cfg.steps, 1),
+        ("--epochs", cfg.epochs, 1),
+        ("--batch-size", cfg.batch_size, 1),
+    ):
         if int(value) < low:
             raise TrainError(f"{name} = {value} must be >= {low}")
     rule = make_rule(cfg.rule, cfg.tau_m, cfg.tau_s, cfg.vth, cfg.tssl_grad, cfg.variant, readout=cfg.readout)
@@ -162,16 +170,18 @@ def evaluate(model: SpikingNetwork, x, y, encoding: dict, steps: int, seed: int,
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    correct = 0
+    correct: float = 0  # counts, summed from tensors' .item()
     for start in range(0, len(y), batch_size):
         xb = torch.as_tensor(np.asarray(x[start : start + batch_size]))
         output = model(encode(xb, encoding, steps, gen).to(device))
-        correct += (predict(output, model.rule.readout).cpu() == torch.as_tensor(y[start : start + batch_size])).sum().item()
+        correct += (
+            (predict(output, model.rule.readout).cpu() == torch.as_tensor(y[start : start + batch_size])).sum().item()
+        )
     return correct / len(y)
 
 
 def _load(cfg: TrainConfig, data: str):
-    kwargs = {"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}
+    kwargs: dict[str, Any] = {"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}
     x_tr, y_tr = load_dataset(data, cfg.data_root, "train", **kwargs)
     x_te, y_te = load_dataset(data, cfg.data_root, "test", **kwargs)
     if cfg.limit is not None:
@@ -204,14 +214,15 @@ class LayerActivity:
         """Take one batch's binary spikes (T, B, ...) of every neuron layer."""
         for k, s in enumerate(layers):
             fired, every = (s > 0).flatten(2).any(0).any(0), (s > 0).flatten(2).all(0).all(0)
-            self.ever[k] = fired if self.ever[k] is None else self.ever[k] | fired
-            self.always[k] = every if self.always[k] is None else self.always[k] & every
+            ever, always = self.ever[k], self.always[k]
+            self.ever[k] = fired if ever is None else ever | fired
+            self.always[k] = every if always is None else always & every
 
     def warnings(self, epoch: int) -> list[str]:
         """A line for each layer silent or saturated all epoch, and for output neurons that never fired."""
         out = []
         for k, (layer, ever, always) in enumerate(zip(self.layers, self.ever, self.always)):
-            if layer.readout or ever is None:
+            if layer.readout or ever is None or always is None:
                 continue
             name = f"layer {k + 1} ({layer_name(layer)})"
             if not ever.any():
@@ -220,8 +231,10 @@ class LayerActivity:
                 out.append(f"{name} was saturated for the whole of epoch {epoch}: every neuron fired every step")
             elif k == len(self.layers) - 1 and not ever.all():
                 dead = [str(i) for i in torch.nonzero(~ever).flatten().tolist()]
-                out.append(f"{name}: output neuron(s) {', '.join(dead)} never fired in epoch {epoch}; "
-                           "their classes cannot be predicted")
+                out.append(
+                    f"{name}: output neuron(s) {', '.join(dead)} never fired in epoch {epoch}; "
+                    "their classes cannot be predicted"
+                )
         return out
 
 
@@ -230,14 +243,16 @@ def layer_name(layer: NeuronLayer) -> str:
     syn = layer.synapse
     if isinstance(syn, torch.nn.Linear):
         return f"dense {syn.out_features}"
-    return f"conv {syn.out_channels}C{syn.kernel_size[0]}"
+    conv = cast(torch.nn.Conv2d, syn)  # a network's synapses are Linear or Conv2d
+    return f"conv {conv.out_channels}C{conv.kernel_size[0]}"
 
 
 def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int, gen, bar, activity: LayerActivity):
     """One pass over ``batches`` of (x, y); return the mean loss and the training accuracy."""
     model.train()
     device = next(model.parameters()).device
-    total, correct, loss_sum = 0, 0, 0.0
+    total, loss_sum = 0, 0.0
+    correct: float = 0  # counts, summed from tensors' .item()
     for (x, y), _ in zip(batches, bar):
         xb = encode(torch.as_tensor(np.asarray(x)), encoding, steps, gen).to(device)
         yb = torch.as_tensor(y).to(device)
@@ -259,9 +274,11 @@ def _require_memory(cfg: TrainConfig, sample_shape: tuple[int, ...], rule: Rule,
         params = sum(p.numel() for p in SpikingNetwork(arch, sample_shape, rule, kind).parameters())
     neurons = math.prod(sample_shape) + sum(math.prod(shape) for shape in layer_shapes(arch, sample_shape))
     values = cfg.batch_size * cfg.steps * neurons
-    budget.require(params * PARAMETER_BYTES + values * ACTIVATION_BYTES,
-                   f"--arch {cfg.arch}: training {params} parameters and {neurons} neurons a sample over "
-                   f"{cfg.steps} steps, batches of {cfg.batch_size}")
+    budget.require(
+        params * PARAMETER_BYTES + values * ACTIVATION_BYTES,
+        f"--arch {cfg.arch}: training {params} parameters and {neurons} neurons a sample over "
+        f"{cfg.steps} steps, batches of {cfg.batch_size}",
+    )
 
 
 def _warn(line: str) -> None:
@@ -294,7 +311,9 @@ def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, 
     torch.manual_seed(cfg.seed)
     model = SpikingNetwork(parse_arch(cfg.arch), sample_shape, rule, input_kind(encoding)).to(device)
     if model.arch.num_outputs != NUM_CLASSES:
-        raise TrainError(f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes")
+        raise TrainError(
+            f"arch {cfg.arch!r} ends with {model.arch.num_outputs} neurons but {data} has {NUM_CLASSES} classes"
+        )
     if cfg.init is not None:
         _start_from(model, cfg.init)
     qat = _qat_target(cfg, model)
@@ -311,36 +330,65 @@ def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, 
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(len(y_tr), generator=order_gen).numpy()
-        bar = tqdm(range(batches), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=None if cfg.progress and world.rank == 0 else True, file=sys.stderr)
+        bar = tqdm(
+            range(batches),
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            leave=False,
+            disable=None if cfg.progress and world.rank == 0 else True,
+            file=sys.stderr,
+        )
         shards = [world.shard(idx) for idx in np.split(order, range(cfg.batch_size, len(order), cfg.batch_size))]
         batches_of = ((x_tr[idx], y_tr[idx]) for idx in shards)
         activity = LayerActivity(model)
-        loss, train_acc = _train_epoch(runner, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar,
-                                       activity)
+        loss, train_acc = _train_epoch(
+            runner, opt, sched, loss_fn, batches_of, encoding, cfg.steps, enc_gen, bar, activity
+        )
         loss, train_acc = world.mean((loss, train_acc), sum(len(idx) for idx in shards))
         if qat and epoch == cfg.epochs:  # the last evaluation is of the integer network export will give
             qat = qat_entry(qat[0], qat[1], fix_scales(model))
         test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
-        row = {"epoch": epoch, "loss": loss, "train_accuracy": train_acc, "test_accuracy": test_acc,
-               "seconds": time.perf_counter() - start, "warnings": activity.warnings(epoch)}
+        row = {
+            "epoch": epoch,
+            "loss": loss,
+            "train_accuracy": train_acc,
+            "test_accuracy": test_acc,
+            "seconds": time.perf_counter() - start,
+            "warnings": activity.warnings(epoch),
+        }
         for line in row["warnings"]:
             warn(line)
         history.append(row)
-        log(f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  train {100 * row['train_accuracy']:.2f}%  "
-            f"test {100 * test_acc:.2f}%  ({row['seconds']:.1f} s)")
+        log(
+            f"epoch {epoch:3d}/{cfg.epochs}  loss {row['loss']:.4f}  train {100 * row['train_accuracy']:.2f}%  "
+            f"test {100 * test_acc:.2f}%  ({row['seconds']:.1f} s)"
+        )
     split = split_info(data, **({"steps": cfg.steps, "bin_us": cfg.bin_us} if data == "nmnist" else {}))
     if cfg.limit is not None:
         split["train_limit"] = int(cfg.limit)
     if cfg.data_root is not None and data != "digits":
         split["data_root"] = str(Path(cfg.data_root).expanduser().resolve())
     skip = ("progress", "device", "threads", "data_root", "target")
-    training = {**{k: v for k, v in asdict(cfg).items() if k not in skip}, "target": qat and qat["target"],
-                "lr": lr, "loss": loss_name, "optimizer": "AdamW", "schedule": "OneCycleLR", "history": history}
+    training = {
+        **{k: v for k, v in asdict(cfg).items() if k not in skip},
+        "target": qat and qat["target"],
+        "lr": lr,
+        "loss": loss_name,
+        "optimizer": "AdamW",
+        "schedule": "OneCycleLR",
+        "history": history,
+    }
     ckpt = save_checkpoint(
-        None, model, encoding=encoding, steps=cfg.steps, dataset=data, split=split,
-        float_test_accuracy=history[-1]["test_accuracy"], seed=cfg.seed,
-        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH}, training=training, qat=qat,
+        None,
+        model,
+        encoding=encoding,
+        steps=cfg.steps,
+        dataset=data,
+        split=split,
+        float_test_accuracy=history[-1]["test_accuracy"],
+        seed=cfg.seed,
+        evaluation={"seed": cfg.seed, "batch_size": EVAL_BATCH},
+        training=training,
+        qat=qat,
     )
     return TrainResult(model, ckpt, history, world.rank)
 
@@ -388,30 +436,58 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
     a("--force", action="store_true", help="overwrite an existing checkpoint")
     a("--batch-size", type=integer(1, MAX_BATCH), default=d.batch_size, help="default %(default)s")
-    a("--lr", type=number(0, 10, low_open=True), help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})")
+    a(
+        "--lr",
+        type=number(0, 10, low_open=True),
+        help=f"peak learning rate of the one-cycle schedule (default {DEFAULT_LR})",
+    )
     a("--weight-decay", type=number(0, 10), default=d.weight_decay, help="AdamW weight decay (default %(default)s)")
     a("--encoding", choices=ENCODINGS, help="input encoding (default: direct; events for nmnist)")
     a("--gain", type=number(0, 1e6), default=d.gain, help="rate encoding: spike probability = gain * pixel")
-    a("--loss", choices=sorted({v for vs in LOSSES.values() for v in vs}),
-      help="tssl: kernel (default) or count; others: ce (default) or mse")
+    a(
+        "--loss",
+        choices=sorted({v for vs in LOSSES.values() for v in vs}),
+        help="tssl: kernel (default) or count; others: ce (default) or mse",
+    )
     a("--tau-m", type=number(0, 1e6, low_open=True), help="membrane time constant in steps (tssl, bptt-lif; default 5)")
     a("--tau-s", type=number(0, 1e6, low_open=True), help="synaptic time constant in steps (tssl, bptt-lif; default 3)")
     a("--vth", type=number(0, 1e6, low_open=True), help="threshold (default 1 for tssl/bptt-lif, 0.5 for bpsa/bptt-if)")
-    a("--tssl-grad", choices=TSSL_GRADS, default=d.tssl_grad,
-      help="reference: add the reference code's surrogate fallback for quiet neurons; paper: without")
+    a(
+        "--tssl-grad",
+        choices=TSSL_GRADS,
+        default=d.tssl_grad,
+        help="reference: add the reference code's surrogate fallback for quiet neurons; paper: without",
+    )
     a("--desired", choices=DESIRED_TRAINS, default=d.desired, help="kernel loss: desired train of the true class")
-    a("--desired-count", type=number(0, MAX_STEPS), help="count loss: spikes wanted from the true class (default 0.8 T)")
+    a(
+        "--desired-count",
+        type=number(0, MAX_STEPS),
+        help="count loss: spikes wanted from the true class (default 0.8 T)",
+    )
     a("--undesired-count", type=number(0, MAX_STEPS), help="count loss: spikes allowed to the others (default 0.2 T)")
-    a("--variant", choices=BPSA_VARIANTS, default=d.variant,
-      help="bpsa: binary spikes (deployable) or graded output with ReLU input (not deployable)")
-    a("--readout", choices=READOUTS,
-      help="classify by the output spike counts, or by the output membrane (its neurons never fire); "
-           "default membrane for bpsa binary, spikes otherwise")
-    a("--qat", action="store_true",
-      help="quantization-aware: train with the integer weights, thresholds and decays of --target")
+    a(
+        "--variant",
+        choices=BPSA_VARIANTS,
+        default=d.variant,
+        help="bpsa: binary spikes (deployable) or graded output with ReLU input (not deployable)",
+    )
+    a(
+        "--readout",
+        choices=READOUTS,
+        help="classify by the output spike counts, or by the output membrane (its neurons never fire); "
+        "default membrane for bpsa binary, spikes otherwise",
+    )
+    a(
+        "--qat",
+        action="store_true",
+        help="quantization-aware: train with the integer weights, thresholds and decays of --target",
+    )
     a("--target", metavar="NAME|FILE", help="the target --qat trains for (loihi1, loihi2 or a target file)")
-    a("--init", metavar="CKPT", help="start from this checkpoint's weights (same rule and arch), e.g. to "
-                                     "fine-tune a float model with --qat")
+    a(
+        "--init",
+        metavar="CKPT",
+        help="start from this checkpoint's weights (same rule and arch), e.g. to fine-tune a float model with --qat",
+    )
     a("--bin-us", type=integer(1, 10**9), help="nmnist: time bin in microseconds (default 300 ms / steps)")
     a("--limit", type=integer(1), help="train on the first N training samples only")
     a("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")

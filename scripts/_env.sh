@@ -18,7 +18,7 @@ ensure_venv() {
     echo "== installing ${NEURODEPLOY_TORCH:-torch==2.13.0}"
     "$PY" -m pip install -q "${NEURODEPLOY_TORCH:-torch==2.13.0}"
   fi
-  if ! "$PY" -c 'import neurodeploy, nir, onnxruntime, hypothesis' 2>/dev/null \
+  if ! "$PY" -c 'import neurodeploy, nir, onnxruntime, hypothesis, ruff, mypy' 2>/dev/null \
      || [ "$ROOT/pyproject.toml" -nt "$VENV/.neurodeploy-installed" ]; then
     echo "== installing neurodeploy and its test dependencies"
     "$PY" -m pip install -q -e "$ROOT[dev]"

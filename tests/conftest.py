@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from neurodeploy.backends.lava_env import lava_python
 from neurodeploy.extras import missing_extra
 

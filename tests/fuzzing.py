@@ -23,13 +23,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 import numpy as np
-
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Input, Netlist
 
@@ -54,6 +54,7 @@ class Hang(BaseException):
 @contextlib.contextmanager
 def deadline(seconds: float):
     """Raise :class:`Hang` in the main thread once ``seconds`` have passed."""
+
     def expire(signum, frame):
         raise Hang(f"no answer within {seconds} s")
 
@@ -83,13 +84,21 @@ class Tally:
 
     def summary(self, name: str) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.by_kind.items()))
-        return (f"{name}: {self.total} corrupted inputs in {self.seconds:.1f} s ({self.cpu_seconds:.1f} s CPU): "
-                f"{self.refused} refused, "
-                f"{self.accepted} still valid, {len(self.failures)} failures ({kinds})")
+        return (
+            f"{name}: {self.total} corrupted inputs in {self.seconds:.1f} s ({self.cpu_seconds:.1f} s CPU): "
+            f"{self.refused} refused, "
+            f"{self.accepted} still valid, {len(self.failures)} failures ({kinds})"
+        )
 
 
-def fuzz(n: int, corrupt: Callable[[Rng, Path], str], load: Callable[[Path], Any] | LoaderProcess, path: Path,
-         keep: Path, first_seed: int = 0) -> Tally:
+def fuzz(
+    n: int,
+    corrupt: Callable[[Rng, Path], str],
+    load: Callable[[Path], Any] | LoaderProcess,
+    path: Path,
+    keep: Path,
+    first_seed: int = 0,
+) -> Tally:
     """Run ``n`` cases: ``corrupt(rng, path)`` writes a corrupted file and names the corruption,
     ``load(path)`` must return or raise a :class:`NeurodeployError` whose message names the file.
 
@@ -154,9 +163,14 @@ class LoaderProcess:
     def outcome(self, path: Path) -> str | None:
         """As :func:`_outcome`, from the other process."""
         if self.proc is None:
-            self.proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(Path(__file__).parent), self.spec],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                         text=True, bufsize=1)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _WORKER, str(Path(__file__).parent), self.spec],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+            )
         self.proc.stdin.write(f"{path}\n")
         self.proc.stdin.flush()
         if not select.select([self.proc.stdout], [], [], 3 * CASE_SECONDS)[0]:
@@ -167,7 +181,7 @@ class LoaderProcess:
             code = self.proc.wait()
             self.proc = None
             return f"crash: the loader's process ended with status {code}"
-        return None if answer == "ok\n" else "" if answer == "refused\n" else answer[len("fail "):].rstrip("\n")
+        return None if answer == "ok\n" else "" if answer == "refused\n" else answer[len("fail ") :].rstrip("\n")
 
     def _stop(self) -> None:
         if self.proc is not None:
@@ -216,8 +230,10 @@ def corrupt_bytes(data: bytes, rng: Rng) -> tuple[bytes, str]:
     """One random byte-level corruption of ``data`` and its name."""
     buf = bytearray(data)
     n = len(buf)
-    kind = rng.choice(["truncate", "flip", "overwrite", "zero", "delete", "insert", "duplicate", "empty"],
-                      p=[0.2, 0.25, 0.15, 0.1, 0.1, 0.1, 0.08, 0.02])
+    kind = rng.choice(
+        ["truncate", "flip", "overwrite", "zero", "delete", "insert", "duplicate", "empty"],
+        p=[0.2, 0.25, 0.15, 0.1, 0.1, 0.1, 0.08, 0.02],
+    )
     at = int(rng.integers(0, n))
     span = int(rng.choice([1, 2, 4, 8, 64, 512]))
     if kind == "truncate":
@@ -227,25 +243,26 @@ def corrupt_bytes(data: bytes, rng: Rng) -> tuple[bytes, str]:
             buf[pos] ^= 1 << int(rng.integers(0, 8))
         return bytes(buf), "flip"
     if kind == "overwrite":
-        buf[at:at + span] = rng.integers(0, 256, len(buf[at:at + span]), dtype=np.uint8).tobytes()
+        buf[at : at + span] = rng.integers(0, 256, len(buf[at : at + span]), dtype=np.uint8).tobytes()
         return bytes(buf), f"overwrite:{at}+{span}"
     if kind == "zero":
-        buf[at:at + span] = bytes(len(buf[at:at + span]))
+        buf[at : at + span] = bytes(len(buf[at : at + span]))
         return bytes(buf), f"zero:{at}+{span}"
     if kind == "delete":
-        del buf[at:at + span]
+        del buf[at : at + span]
         return bytes(buf), f"delete:{at}+{span}"
     if kind == "insert":
         buf[at:at] = rng.integers(0, 256, span, dtype=np.uint8).tobytes()
         return bytes(buf), f"insert:{at}+{span}"
     if kind == "duplicate":
-        buf[at:at] = buf[at:at + span]
+        buf[at:at] = buf[at : at + span]
         return bytes(buf), f"duplicate:{at}+{span}"
     return b"", "empty"
 
 
 def byte_corrupter(valid: bytes) -> Callable[[Rng, Path], str]:
     """A ``corrupt`` function for :func:`fuzz` writing byte corruptions of ``valid``."""
+
     def corrupt(rng: Rng, path: Path) -> str:
         data, kind = corrupt_bytes(valid, rng)
         path.write_bytes(data)
@@ -266,9 +283,28 @@ def _objects(h5) -> list[str]:
 def _bad_values(rng: Rng, like: np.ndarray) -> tuple[np.ndarray, str]:
     """Values of the wrong type, range or shape for a dataset shaped like ``like``."""
     shape = like.shape
-    kind = rng.choice(["nan", "inf", "fraction", "negative", "huge", "int64max", "zero", "string", "bool",
-                       "float", "uint64", "int8wrap", "empty", "scalar", "extra_dim", "drop_dim", "longer",
-                       "transpose"])
+    kind = rng.choice(
+        [
+            "nan",
+            "inf",
+            "fraction",
+            "negative",
+            "huge",
+            "int64max",
+            "zero",
+            "string",
+            "bool",
+            "float",
+            "uint64",
+            "int8wrap",
+            "empty",
+            "scalar",
+            "extra_dim",
+            "drop_dim",
+            "longer",
+            "transpose",
+        ]
+    )
     base = np.asarray(like)
     numeric = base.dtype.kind in "biuf"
     values = base.astype(np.float64) if numeric else np.ones(shape)
@@ -327,13 +363,16 @@ def _string_edit(rng: Rng, text: bytes) -> bytes:
         digits = [i for i, c in enumerate(buf) if chr(c).isdigit()]
         if digits:
             pos = int(rng.choice(digits))
-            return bytes(buf[:pos]) + rng.choice([b"-1", b"1e400", b"NaN", b"99999999999999999999", b"0.5", b"\"x\""]) \
-                + bytes(buf[pos + 1:])
+            return (
+                bytes(buf[:pos])
+                + rng.choice([b"-1", b"1e400", b"NaN", b"99999999999999999999", b"0.5", b'"x"'])
+                + bytes(buf[pos + 1 :])
+            )
     if choice == "delete" and buf:
         del buf[at]
         return bytes(buf)
     if choice == "insert":
-        buf[at:at] = bytes(rng.choice([b"{", b"}", b"[", b"]", b",", b"\"", b":", b"null", b"\xff"]))
+        buf[at:at] = bytes(rng.choice([b"{", b"}", b"[", b"]", b",", b'"', b":", b"null", b"\xff"]))
         return bytes(buf)
     if buf:
         buf[at] = int(rng.integers(0, 256))
@@ -346,8 +385,26 @@ def corrupt_hdf5(rng: Rng, path: Path) -> str:
     with h5py.File(path, "r+") as h5:
         names = _objects(h5)
         target = names[int(rng.integers(0, len(names)))]
-        kind = str(rng.choice(["delete", "values", "values", "values", "string", "swap", "soft", "external", "alias",
-                               "cycle", "huge", "extra", "rename", "attr"]))
+        kind = str(
+            rng.choice(
+                [
+                    "delete",
+                    "values",
+                    "values",
+                    "values",
+                    "string",
+                    "swap",
+                    "soft",
+                    "external",
+                    "alias",
+                    "cycle",
+                    "huge",
+                    "extra",
+                    "rename",
+                    "attr",
+                ]
+            )
+        )
         try:
             kind = _edit_hdf5(rng, h5, names, target, kind)
         except (ValueError, KeyError, TypeError):  # h5py refuses the edit (a name taken, a link already gone)
@@ -411,6 +468,7 @@ def _edit_hdf5(rng: Rng, h5, names: list[str], target: str, kind: str) -> str:
 
 def hdf5_corrupter(valid: bytes) -> Callable[[Rng, Path], str]:
     """A ``corrupt`` function: ``valid`` written out, then one to three structured HDF5 edits."""
+
     def corrupt(rng: Rng, path: Path) -> str:
         path.write_bytes(valid)
         kinds = [corrupt_hdf5(rng, path) for _ in range(int(rng.choice([1, 1, 1, 2, 3])))]
@@ -434,11 +492,37 @@ def _leaves(tree, prefix=()) -> list[tuple]:
 
 def wrong_value(rng: Rng, old) -> tuple[Any, str]:
     """A value of the wrong type or range in place of ``old`` (numpy arrays and torch tensors kept in kind)."""
-    kind = str(rng.choice(["none", "string", "negative", "zero", "huge", "nan", "inf", "list", "dict", "bool",
-                           "float", "bigint", "empty"]))
+    kind = str(
+        rng.choice(
+            [
+                "none",
+                "string",
+                "negative",
+                "zero",
+                "huge",
+                "nan",
+                "inf",
+                "list",
+                "dict",
+                "bool",
+                "float",
+                "bigint",
+                "empty",
+            ]
+        )
+    )
     table = {
-        "none": None, "string": "x" * int(rng.integers(0, 4)), "zero": 0, "huge": 10**15, "nan": math.nan,
-        "inf": math.inf, "list": [1, "a", None], "dict": {"a": 1}, "bool": True, "float": 0.5, "bigint": 2**70,
+        "none": None,
+        "string": "x" * int(rng.integers(0, 4)),
+        "zero": 0,
+        "huge": 10**15,
+        "nan": math.nan,
+        "inf": math.inf,
+        "list": [1, "a", None],
+        "dict": {"a": 1},
+        "bool": True,
+        "float": 0.5,
+        "bigint": 2**70,
         "empty": [],
     }
     if kind == "negative":
@@ -479,17 +563,40 @@ def checkpoint_value(rng: Rng, old) -> tuple[Any, str]:
     import torch
 
     if isinstance(old, torch.Tensor):
-        kind = str(rng.choice(["nan", "inf", "shape", "transpose", "empty", "scalar", "int", "bool", "complex",
-                               "half", "list", "string"]))
+        kind = str(
+            rng.choice(
+                [
+                    "nan",
+                    "inf",
+                    "shape",
+                    "transpose",
+                    "empty",
+                    "scalar",
+                    "int",
+                    "bool",
+                    "complex",
+                    "half",
+                    "list",
+                    "string",
+                ]
+            )
+        )
         t = old.detach().clone().float()
         if kind in ("nan", "inf") and t.numel():
             t.view(-1)[int(rng.integers(0, t.numel()))] = math.nan if kind == "nan" else -math.inf
             return t, kind
-        table = {"shape": lambda: torch.zeros(tuple(s + 1 for s in t.shape) or (2,)),
-                 "transpose": lambda: t.T.contiguous() if t.dim() == 2 else t.reshape(-1, 1),
-                 "empty": lambda: torch.zeros(0), "scalar": lambda: torch.tensor(1.0),
-                 "int": lambda: t.to(torch.int64), "bool": lambda: t > 0, "complex": lambda: t.to(torch.complex64),
-                 "half": lambda: t.half(), "list": lambda: t.tolist(), "string": lambda: "weights"}
+        table = {
+            "shape": lambda: torch.zeros(tuple(s + 1 for s in t.shape) or (2,)),
+            "transpose": lambda: t.T.contiguous() if t.dim() == 2 else t.reshape(-1, 1),
+            "empty": lambda: torch.zeros(0),
+            "scalar": lambda: torch.tensor(1.0),
+            "int": lambda: t.to(torch.int64),
+            "bool": lambda: t > 0,
+            "complex": lambda: t.to(torch.complex64),
+            "half": lambda: t.half(),
+            "list": lambda: t.tolist(),
+            "string": lambda: "weights",
+        }
         return table.get(kind, lambda: t)(), kind
     if rng.random() < 0.1:
         unsafe = [datetime.date(2020, 1, 1), {1, 2}, complex(1, 2), range(3)]
@@ -507,8 +614,11 @@ def to_toml(data: dict) -> str:
         if isinstance(table, dict):
             lines.append(f"[{name}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
-            lines += [f"{k} = {{ {', '.join(f'{a} = {_toml_value(b)}' for a, b in v.items())} }}"
-                      for k, v in table.items() if isinstance(v, dict)]
+            lines += [
+                f"{k} = {{ {', '.join(f'{a} = {_toml_value(b)}' for a, b in v.items())} }}"
+                for k, v in table.items()
+                if isinstance(v, dict)
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -530,13 +640,42 @@ def _toml_value(value) -> str:
 
 def toml_value(rng: Rng, old) -> tuple[Any, str]:
     """Values TOML can hold, wrong for a target file: types, signs, sizes, order of ranges."""
-    kind = str(rng.choice(["string", "negative", "zero", "huge", "nan", "inf", "float", "bool", "reversed",
-                           "short", "nested", "bigint", "table"]))
+    kind = str(
+        rng.choice(
+            [
+                "string",
+                "negative",
+                "zero",
+                "huge",
+                "nan",
+                "inf",
+                "float",
+                "bool",
+                "reversed",
+                "short",
+                "nested",
+                "bigint",
+                "table",
+            ]
+        )
+    )
     if kind == "reversed" and isinstance(old, list):
         return list(reversed(old)), kind
-    table = {"string": "eight", "negative": -1, "zero": 0, "huge": 2**62, "nan": math.nan, "inf": math.inf,
-             "float": 2.5, "bool": False, "reversed": [5, 1], "short": [1], "nested": [[1, 2], [3]],
-             "bigint": 9223372036854775807, "table": {"a": 1}}
+    table = {
+        "string": "eight",
+        "negative": -1,
+        "zero": 0,
+        "huge": 2**62,
+        "nan": math.nan,
+        "inf": math.inf,
+        "float": 2.5,
+        "bool": False,
+        "reversed": [5, 1],
+        "short": [1],
+        "nested": [[1, 2], [3]],
+        "bigint": 9223372036854775807,
+        "table": {"a": 1},
+    }
     return table[kind], kind
 
 
@@ -557,7 +696,7 @@ def npy_header_edit(data: bytes, rng: Rng) -> tuple[bytes, str]:
     elif kind == "descr":
         descr = str(rng.choice(["<f8", "|O", "<U3", "|V8", "<c16", ">i8", "|b1", "<M8[s]"]))
         start = header.index("'descr': '") + 10
-        header = header[:start] + descr + header[header.index("'", start):]
+        header = header[:start] + descr + header[header.index("'", start) :]
         kind += ":" + descr
     elif kind == "fortran":
         header = header.replace("'fortran_order': False", "'fortran_order': True")
@@ -577,9 +716,33 @@ def npy_bytes(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
 
 def wrong_array(rng: Rng, good: np.ndarray) -> tuple[bytes, str]:
     """An array file of the wrong dtype, shape or values in place of ``good``."""
-    kind = str(rng.choice(["object", "complex", "string", "structured", "datetime", "nan", "inf", "fraction",
-                           "huge", "negative", "graded", "extra_dim", "drop_dim", "wrong_dim", "empty", "scalar",
-                           "short", "bigendian", "uint64", "float16", "fortran"]))
+    kind = str(
+        rng.choice(
+            [
+                "object",
+                "complex",
+                "string",
+                "structured",
+                "datetime",
+                "nan",
+                "inf",
+                "fraction",
+                "huge",
+                "negative",
+                "graded",
+                "extra_dim",
+                "drop_dim",
+                "wrong_dim",
+                "empty",
+                "scalar",
+                "short",
+                "bigendian",
+                "uint64",
+                "float16",
+                "fortran",
+            ]
+        )
+    )
     a = good.astype(np.int64)
     if kind == "object":
         return npy_bytes(np.array([{"a": 1}, None], dtype=object), allow_pickle=True), kind
@@ -633,8 +796,19 @@ def sample_netlist(input_layer: bool) -> Netlist:
     layers: list = [Input((2, 4, 4), neuron, bias=rng.integers(0, 40, (2, 4, 4)))] if input_layer else []
     layers += [
         Conv(rng.integers(-8, 9, (2, 2, 3, 3)), neuron, padding=(1, 1), bias=rng.integers(-5, 5, 2)),
-        Dense(rng.integers(-100, 100, (3, 32)), neuron, bias=rng.integers(-20, 30, 3),
-              delay=rng.integers(0, 4, (3, 32)), name="out"),
+        Dense(
+            rng.integers(-100, 100, (3, 32)),
+            neuron,
+            bias=rng.integers(-20, 30, 3),
+            delay=rng.integers(0, 4, (3, 32)),
+            name="out",
+        ),
     ]
-    return Netlist(layers, input_shape=None if input_layer else (2, 4, 4), reset_interval=7, reset_offset=1,
-                   output_window=(2, 9), meta={"simulation": {"Ts": 1, "tSample": 9}})
+    return Netlist(
+        layers,
+        input_shape=None if input_layer else (2, 4, 4),
+        reset_interval=7,
+        reset_offset=1,
+        output_window=(2, 9),
+        meta={"simulation": {"Ts": 1, "tSample": 9}},
+    )

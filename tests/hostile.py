@@ -12,9 +12,9 @@ import io
 import json
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -52,8 +52,16 @@ def _netx(path: Path, layers: list[dict]) -> Path:
 
 def _conv(channels: int, size: int, padding: int) -> dict:
     side = size + 2 * padding - 2
-    return {"type": b"conv", "shape": [channels, side, side], "weight": np.ones((channels, channels, 3, 3), np.int8),
-            "stride": [1, 1], "padding": [padding, padding], "dilation": [1, 1], "groups": 1, "neuron": NEURON}
+    return {
+        "type": b"conv",
+        "shape": [channels, side, side],
+        "weight": np.ones((channels, channels, 3, 3), np.int8),
+        "stride": [1, 1],
+        "padding": [padding, padding],
+        "dilation": [1, 1],
+        "groups": 1,
+        "neuron": NEURON,
+    }
 
 
 def conv_padding(folder: Path) -> list[Case]:
@@ -67,13 +75,18 @@ def conv_padding(folder: Path) -> list[Case]:
     ten = _netx(folder / "pad-ten.net", layers)
     over = "more than the memory budget"
     return [
-        Case("netx conv padded to 32M neurons: run --steps 2", ["run", str(huge), "--steps", "2", "-o",
-                                                                 str(folder / "o.npz")], over),
+        Case(
+            "netx conv padded to 32M neurons: run --steps 2",
+            ["run", str(huge), "--steps", "2", "-o", str(folder / "o.npz")],
+            over,
+        ),
         Case("netx conv padded to 32M neurons: map", ["map", str(huge), "--target", "loihi2"], over),
         Case("netx conv padded to 32M neurons: inspect", ["inspect", str(huge)], over),
         Case("netx ten padded conv layers: run", ["run", str(ten), "--steps", "2", "-o", str(folder / "o.npz")], over),
-        Case("netx conv padded to 2.9M neurons: run --steps 2", ["run", str(fits), "--steps", "2", "--record", "s",
-                                                                 "-o", str(folder / "fits.npz")]),
+        Case(
+            "netx conv padded to 2.9M neurons: run --steps 2",
+            ["run", str(fits), "--steps", "2", "--record", "s", "-o", str(folder / "fits.npz")],
+        ),
     ]
 
 
@@ -117,9 +130,16 @@ def run_inputs(folder: Path) -> list[Case]:
     empty.write_bytes(npy_bytes(np.zeros((0, 9, 2, 4, 4), bool)))
     out = str(folder / "o.npz")
     return [
-        Case("run --steps 1000000000", ["run", str(net), "--steps", "1000000000", "-o", out], "more than the memory budget"),
-        Case("run with a 12 GB sparse .npy", ["run", str(net), "--steps", "9", "--input", str(sparse), "-o", out],
-             "more than the memory budget"),
+        Case(
+            "run --steps 1000000000",
+            ["run", str(net), "--steps", "1000000000", "-o", out],
+            "more than the memory budget",
+        ),
+        Case(
+            "run with a 12 GB sparse .npy",
+            ["run", str(net), "--steps", "9", "--input", str(sparse), "-o", out],
+            "more than the memory budget",
+        ),
         Case("run with an empty batch", ["run", str(net), "--steps", "9", "--input", str(empty), "-o", out], "batch 0"),
     ]
 
@@ -129,7 +149,6 @@ def run_inputs(folder: Path) -> list[Case]:
 
 def _own_nir(folder: Path, name: str, edit: Callable) -> Path:
     import nir
-
     from neurodeploy.exporters.nir import netlist_to_nir
 
     graph = netlist_to_nir(sample_netlist(input_layer=False))
@@ -148,6 +167,7 @@ def nir_metadata(folder: Path) -> list[Case]:
             data = json.loads(g.metadata["netlist"])
             data["dict"][key] = value
             g.metadata["netlist"] = json.dumps(data)
+
         return edit
 
     cases = {
@@ -177,14 +197,28 @@ def foreign_nir(folder: Path) -> list[Case]:
 
     def graph(synapse, tau=1e-3, r=1.0, threshold=1.0) -> nir.NIRGraph:
         n = synapse.weight.shape[0]
-        lif = nir.LIF(tau=np.full(n, tau), r=np.full(n, r), v_leak=np.zeros(n), v_threshold=np.full(n, threshold),
-                      v_reset=np.zeros(n))
+        lif = nir.LIF(
+            tau=np.full(n, tau),
+            r=np.full(n, r),
+            v_leak=np.zeros(n),
+            v_threshold=np.full(n, threshold),
+            v_reset=np.zeros(n),
+        )
         shape = np.array(synapse.weight.shape[1:2]) if isinstance(synapse, nir.Linear) else np.array([1, 4, 4])
         if not isinstance(synapse, nir.Linear):  # a conv: its neurons (2, 2, 2), flattened to the output
-            lif = nir.LIF(tau=np.full((2, 2, 2), tau), r=np.ones((2, 2, 2)), v_leak=np.zeros((2, 2, 2)),
-                          v_threshold=np.ones((2, 2, 2)), v_reset=np.zeros((2, 2, 2)))
-        nodes = {"input": nir.Input(input_type={"input": shape}), "syn": synapse, "lif": lif,
-                 "output": nir.Output(output_type={"output": np.array(lif.tau.shape)})}
+            lif = nir.LIF(
+                tau=np.full((2, 2, 2), tau),
+                r=np.ones((2, 2, 2)),
+                v_leak=np.zeros((2, 2, 2)),
+                v_threshold=np.ones((2, 2, 2)),
+                v_reset=np.zeros((2, 2, 2)),
+            )
+        nodes = {
+            "input": nir.Input(input_type={"input": shape}),
+            "syn": synapse,
+            "lif": lif,
+            "output": nir.Output(output_type={"output": np.array(lif.tau.shape)}),
+        }
         return nir.NIRGraph(nodes=nodes, edges=[("input", "syn"), ("syn", "lif"), ("lif", "output")])
 
     cases = {
@@ -192,25 +226,55 @@ def foreign_nir(folder: Path) -> list[Case]:
         "tau of 1e-300": graph(nir.Linear(weight=np.ones((4, 4), np.float32)), tau=1e-300),
         "weights below float32's smallest": graph(nir.Linear(weight=np.full((4, 4), 1e-45, np.float32))),
         "r of 1e308": graph(nir.Linear(weight=np.ones((4, 4), np.float32)), r=1e308),
-        "threshold of 1e-308 under weights of 1e38": graph(nir.Linear(weight=np.full((4, 4), 1e38, np.float32)),
-                                                            threshold=1e-308),
-        "mixed thresholds 1e-300 and 1e300": graph(nir.Linear(weight=np.ones((4, 4), np.float32)),
-                                                  threshold=np.array([1e-300, 1e300, 1, 1])),
+        "threshold of 1e-308 under weights of 1e38": graph(
+            nir.Linear(weight=np.full((4, 4), 1e38, np.float32)), threshold=1e-308
+        ),
+        "mixed thresholds 1e-300 and 1e300": graph(
+            nir.Linear(weight=np.ones((4, 4), np.float32)), threshold=np.array([1e-300, 1e300, 1, 1])
+        ),
     }
     out = []
     for name, g in cases.items():
         path = folder / f"foreign-{len(out)}.nir"
         nir.write(path, g)
-        out.append(Case(f"foreign NIR {name}: export", ["export", str(path), "--steps", "5", "--dt", "1e-4", "--calibrate", "0",
-                                                         "-o", str(folder / f"exp{len(out)}")], ""))
-    conv = nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3), np.float32), stride=(1, 1), padding=(0, 0),
-                      dilation=(1, 1), groups=1, bias=np.zeros(2, np.float32))
+        out.append(
+            Case(
+                f"foreign NIR {name}: export",
+                [
+                    "export",
+                    str(path),
+                    "--steps",
+                    "5",
+                    "--dt",
+                    "1e-4",
+                    "--calibrate",
+                    "0",
+                    "-o",
+                    str(folder / f"exp{len(out)}"),
+                ],
+                "",
+            )
+        )
+    conv = nir.Conv2d(
+        input_shape=(4, 4),
+        weight=np.ones((2, 1, 3, 3), np.float32),
+        stride=(1, 1),
+        padding=(0, 0),
+        dilation=(1, 1),
+        groups=1,
+        bias=np.zeros(2, np.float32),
+    )
     path = folder / "stride0.nir"
     nir.write(path, graph(conv))
     with h5py.File(path, "r+") as h5:
         h5["node/nodes/syn/stride"][...] = 0
-    out.append(Case("foreign NIR conv stride 0: export", ["export", str(path), "--steps", "5", "--dt", "1e-4", "--calibrate", "0",
-                                                         "-o", str(folder / "stride0")], "stride"))
+    out.append(
+        Case(
+            "foreign NIR conv stride 0: export",
+            ["export", str(path), "--steps", "5", "--dt", "1e-4", "--calibrate", "0", "-o", str(folder / "stride0")],
+            "stride",
+        )
+    )
     return out
 
 
@@ -219,22 +283,25 @@ def foreign_nir(folder: Path) -> list[Case]:
 
 def checkpoints(folder: Path) -> list[Case]:
     import torch
-
     from neurodeploy.models import make_rule, parse_arch, save_checkpoint
     from neurodeploy.models.network import SpikingNetwork
 
     model = SpikingNetwork(parse_arch("64-16-10"), (1, 8, 8), make_rule("tssl"), "current")
-    base = save_checkpoint(None, model, encoding={"name": "direct"}, steps=4, dataset="digits", split={},
-                           float_test_accuracy=0.5, seed=0)
+    base = save_checkpoint(
+        None, model, encoding={"name": "direct"}, steps=4, dataset="digits", split={}, float_test_accuracy=0.5, seed=0
+    )
 
     def variant(name: str, **changes) -> Path:
         path = folder / f"{name}.pt"
         torch.save({**base, **changes}, path)
         return path
 
-    big = {"blocks.1.synapse.weight": torch.zeros(1).expand(100_000_000, 64),
-           "blocks.1.synapse.bias": torch.zeros(1).expand(100_000_000),
-           "blocks.2.synapse.weight": torch.zeros(1).expand(10, 100_000_000), "blocks.2.synapse.bias": torch.zeros(10)}
+    big = {
+        "blocks.1.synapse.weight": torch.zeros(1).expand(100_000_000, 64),
+        "blocks.1.synapse.bias": torch.zeros(1).expand(100_000_000),
+        "blocks.2.synapse.weight": torch.zeros(1).expand(10, 100_000_000),
+        "blocks.2.synapse.bias": torch.zeros(10),
+    }
     small = dict(base["state_dict"], **{"blocks.1.synapse.weight": torch.zeros(1).expand(16, 64)})
     sparse = dict(base["state_dict"], **{"blocks.1.synapse.weight": torch.zeros(16, 64).to_sparse()})
     nested: list = []
@@ -248,9 +315,16 @@ def checkpoints(folder: Path) -> list[Case]:
         sys.setrecursionlimit(limit)
     export = ["--calibrate", "0", "-o", str(folder / "never")]
     return [
-        Case("checkpoint of expanded tensors, 6.4e9 parameters", ["export", str(variant("expanded-big", arch="64-100000000-10", state_dict=big)), *export],
-             "more than the memory budget"),
-        Case("checkpoint of an expanded tensor", ["export", str(variant("expanded", state_dict=small)), *export], "is a view"),
+        Case(
+            "checkpoint of expanded tensors, 6.4e9 parameters",
+            ["export", str(variant("expanded-big", arch="64-100000000-10", state_dict=big)), *export],
+            "more than the memory budget",
+        ),
+        Case(
+            "checkpoint of an expanded tensor",
+            ["export", str(variant("expanded", state_dict=small)), *export],
+            "is a view",
+        ),
         Case("checkpoint of a sparse tensor", ["export", str(variant("sparse", state_dict=sparse)), *export], "sparse"),
         Case("checkpoint nested 5000 deep", ["export", str(deep), *export], "arch = "),
     ]
@@ -281,11 +355,20 @@ def mnist(folder: Path) -> list[Case]:
     train = ["train", "--dataset", "mnist", "--epochs", "1", "--no-progress", "-o", str(folder / "m.pt"), "--data-root"]
     budget = {"NEURODEPLOY_MAX_BYTES": "512M"}
     return [
-        Case("MNIST gzip decompressing to 300 MB (budget 512M)", [*train, str(root("bomb", bomb.getvalue(), gz=True))],
-             "more than the memory budget", budget),
-        Case("IDX header overflowing int64", [*train, str(root("overflow", _idx((2**32 - 1,) * 3)))], "header says shape"),
-        Case("IDX header of 0 images of 2**31-1 squared", [*train, str(root("zero", _idx((0, 2**31 - 1, 2**31 - 1))))],
-             "header says shape"),
+        Case(
+            "MNIST gzip decompressing to 300 MB (budget 512M)",
+            [*train, str(root("bomb", bomb.getvalue(), gz=True))],
+            "more than the memory budget",
+            budget,
+        ),
+        Case(
+            "IDX header overflowing int64", [*train, str(root("overflow", _idx((2**32 - 1,) * 3)))], "header says shape"
+        ),
+        Case(
+            "IDX header of 0 images of 2**31-1 squared",
+            [*train, str(root("zero", _idx((0, 2**31 - 1, 2**31 - 1))))],
+            "header says shape",
+        ),
     ]
 
 
@@ -315,10 +398,24 @@ def cifar(folder: Path) -> list[Case]:
         data = pickle.dumps(batch, protocol=2)
         for part in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
             (root / part).write_bytes(data)
-        cases.append(Case(f"CIFAR-10 pickle with {name} ({len(data)} bytes)",
-                          ["train", "--dataset", "cifar10", "--data-root", str(root.parent), "--epochs", "1",
-                           "--no-progress", "-o", str(folder / "c.pt")], "not a CIFAR-10 python batch"
-                          if k < 2 else "expected"))
+        cases.append(
+            Case(
+                f"CIFAR-10 pickle with {name} ({len(data)} bytes)",
+                [
+                    "train",
+                    "--dataset",
+                    "cifar10",
+                    "--data-root",
+                    str(root.parent),
+                    "--epochs",
+                    "1",
+                    "--no-progress",
+                    "-o",
+                    str(folder / "c.pt"),
+                ],
+                "not a CIFAR-10 python batch" if k < 2 else "expected",
+            )
+        )
     return cases
 
 
@@ -330,16 +427,32 @@ def targets(folder: Path) -> list[Case]:
 
     text = (Path(neurodeploy.__file__).parent / "hw_configs" / "loihi2.toml").read_text()
     cases = []
-    for section, key, value in (("synapse", "weight_exp", "[-9007199254740992, 9007199254740992]"),
-                                ("neuron", "bias_exp", "[0, 4611686018427387904]")):
+    for section, key, value in (
+        ("synapse", "weight_exp", "[-9007199254740992, 9007199254740992]"),
+        ("neuron", "bias_exp", "[0, 4611686018427387904]"),
+    ):
         lines = [line for line in text.splitlines() if line.split("=")[0].strip() != key]
         lines.insert(lines.index(f"[{section}]") + 1, f"{key} = {value}")
         path = folder / f"{key}.toml"
         path.write_text("\n".join(lines) + "\n")
-        cases.append(Case(f"target with {key} = {value}", ["map", str(folder / "small.net"), "--target", str(path)],
-                          "within +-64"))
+        cases.append(
+            Case(
+                f"target with {key} = {value}", ["map", str(folder / "small.net"), "--target", str(path)], "within +-64"
+            )
+        )
     return cases
 
 
-GENERATORS = (conv_padding, wide_weights, many_layers, escaped_strings, run_inputs, nir_metadata, foreign_nir,
-              checkpoints, mnist, cifar, targets)
+GENERATORS = (
+    conv_padding,
+    wide_weights,
+    many_layers,
+    escaped_strings,
+    run_inputs,
+    nir_metadata,
+    foreign_nir,
+    checkpoints,
+    mnist,
+    cifar,
+    targets,
+)

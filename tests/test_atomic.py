@@ -12,10 +12,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import neurodeploy.atomic as atomic
 import pytest
 import torch
-
-import neurodeploy.atomic as atomic
 from neurodeploy.atomic import atomic_path, deferred_signals, replace_all
 from neurodeploy.cli import main
 from neurodeploy.errors import OutputFileError
@@ -50,8 +49,16 @@ def _checkpoint(path: Path, seed: int) -> Path:
     model = SpikingNetwork(parse_arch("64-16-10"), (1, 8, 8), make_rule("tssl"), "current")
     for p in model.parameters():
         torch.nn.init.normal_(p, 0.0, 0.4)
-    save_checkpoint(path, model, encoding={"name": "direct"}, steps=5, dataset="digits", split={},
-                    float_test_accuracy=0.0, seed=seed)
+    save_checkpoint(
+        path,
+        model,
+        encoding={"name": "direct"},
+        steps=5,
+        dataset="digits",
+        split={},
+        float_test_accuracy=0.0,
+        seed=seed,
+    )
     return path
 
 
@@ -93,8 +100,12 @@ def _wait_for_staging(out: Path, child: subprocess.Popen) -> Path:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_export_killed_halfway_leaves_the_previous_files(exported, signum):
     out, ckpt, before = exported
-    child = subprocess.Popen([sys.executable, "-c", PAUSED_EXPORT, *_export_args(ckpt, out)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_EXPORT, *_export_args(ckpt, out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     staging = _wait_for_staging(out, child)
     child.send_signal(signum)
     _, err = child.communicate(timeout=WAIT_SECONDS)
@@ -109,8 +120,12 @@ def test_real_export_killed_as_soon_as_it_stages(exported, signum):
     """The unmodified command, signalled the moment its staging folder appears: whenever the signal
     lands, the folder holds either the previous export or the new one, complete, and nothing else."""
     out, ckpt, before = exported
-    child = subprocess.Popen([sys.executable, "-m", "neurodeploy", *_export_args(ckpt, out)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "neurodeploy", *_export_args(ckpt, out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + WAIT_SECONDS
     while not list(out.glob(".export-*")) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -137,8 +152,10 @@ def test_full_disk_while_writing_keeps_the_previous_files(exported, monkeypatch,
     monkeypatch.setattr(onnx_exporter, "write_onnx", full_disk)
     assert main(_export_args(ckpt, out)) == 2
     err = capsys.readouterr().err
-    assert err == (f"neurodeploy export: error: {out / 'model.onnx'}: cannot write: No space left on device; "
-                   "the previous files are kept\n")
+    assert err == (
+        f"neurodeploy export: error: {out / 'model.onnx'}: cannot write: No space left on device; "
+        "the previous files are kept\n"
+    )
     assert _snapshot(out) == before
 
 
@@ -177,11 +194,10 @@ def test_atomic_path_keeps_the_old_file_on_error(tmp_path):
 
 def test_signals_wait_for_the_end_of_a_deferred_block():
     reached_end = False
-    with pytest.raises(KeyboardInterrupt):
-        with deferred_signals():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            reached_end = True
+    with pytest.raises(KeyboardInterrupt), deferred_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        reached_end = True
     assert reached_end
 
 
@@ -193,8 +209,11 @@ def test_replace_all_restores_on_failure(tmp_path):
     (staging / "a").write_text("new a")
     (staging / "b").write_text("new b")
     moves = [(staging / "a", out / "a"), (staging / "b", out / "b"), (staging / "missing", out / "c")]
-    with pytest.raises(OutputFileError, match=r"out/c: cannot put the new files in place: No such file or directory; "
-                                              r"the ones already moved were put back"):
+    with pytest.raises(
+        OutputFileError,
+        match=r"out/c: cannot put the new files in place: No such file or directory; "
+        r"the ones already moved were put back",
+    ):
         replace_all(moves, staging)
     assert _snapshot(out) == {"a": b"old a"}
 
@@ -219,13 +238,12 @@ def test_an_interrupt_dropped_by_a_finalizer_is_sent_again(monkeypatch):
     reported = []  # what Python reports as "Exception ignored in ..."
     monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reported.append(unraisable.exc_type))
     start, past_the_finalizer = time.monotonic(), False
-    with pytest.raises(Interrupted) as caught:
-        with interrupts_raise():
-            _DropsAnInterrupt()  # made and finalized at once; the interrupt raised in there is lost
-            _FailsInFinalizer()
-            past_the_finalizer = True
-            while time.monotonic() - start < 10:
-                time.sleep(0.01)
+    with pytest.raises(Interrupted) as caught, interrupts_raise():
+        _DropsAnInterrupt()  # made and finalized at once; the interrupt raised in there is lost
+        _FailsInFinalizer()
+        past_the_finalizer = True
+        while time.monotonic() - start < 10:
+            time.sleep(0.01)
     assert past_the_finalizer and caught.value.signum == signal.SIGINT
     assert time.monotonic() - start < 5
     assert reported == [ValueError]  # the lost interrupt itself is not reported: it was sent again

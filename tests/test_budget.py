@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from fuzzing import sample_netlist
 from neurodeploy import budget
 from neurodeploy.cli import main
 from neurodeploy.exporters.netx import write_netx
+
+from fuzzing import sample_netlist
 
 
 @pytest.mark.parametrize("text, value", [("123", 123), ("4G", 4 << 30), ("512m", 512 << 20), ("2KiB", 2048)])

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from neurodeploy import __version__
 
 SHARED_NET = "import sys; sys.modules[{mod!r}] = None; from neurodeploy.cli import main; sys.exit(main({argv!r}))"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-
 from neurodeploy.cli import main
 from neurodeploy.commands.inspect import synapse_count
 from neurodeploy.exporters.netx import read_netx, write_netx
@@ -19,8 +18,12 @@ COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_sa
 def dense_file(tmp_path):
     rng = np.random.default_rng(0)
     net = Netlist(
-        [Dense(rng.integers(-60, 61, (8, 6)), CubaNeuron(3, 100, 200, 6)), Dense(rng.integers(0, 90, (2, 8)), CubaNeuron(2, 0, 0, 6))],
-        input_shape=(6,), reset_interval=9,
+        [
+            Dense(rng.integers(-60, 61, (8, 6)), CubaNeuron(3, 100, 200, 6)),
+            Dense(rng.integers(0, 90, (2, 8)), CubaNeuron(2, 0, 0, 6)),
+        ],
+        input_shape=(6,),
+        reset_interval=9,
     )
     path = tmp_path / "dense.net"
     write_netx(net, path)
@@ -39,10 +42,25 @@ def test_inspect_prints_the_layer_table(conformance_dir, capsys):
     assert main(["inspect", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["#", "type", "shape"])
-    rows = [line.split() for line in lines[header + 1:]]
+    rows = [line.split() for line in lines[header + 1 :]]
     net = read_netx(path)
-    assert rows[1] == ["1", "conv", "24x6x6", "5x5", "2x2", "0x0", "-", "0", "cuba", "25", "4095", "1024", "-", "864",
-                       str(synapse_count(net.layers[1]))]
+    assert rows[1] == [
+        "1",
+        "conv",
+        "24x6x6",
+        "5x5",
+        "2x2",
+        "0x0",
+        "-",
+        "0",
+        "cuba",
+        "25",
+        "4095",
+        "1024",
+        "-",
+        "864",
+        str(synapse_count(net.layers[1])),
+    ]
     assert rows[0][:3] == ["0", "input", "3x16x16"]
     assert rows[-1] == ["total", str(768 + 864 + 36), str(synapse_count(net.layers[1]) + synapse_count(net.layers[2]))]
 
@@ -64,10 +82,26 @@ def test_conv_synapse_count_by_brute_force(stride, padding, dilation, groups):
 
 def test_run_saves_what_simulate_computes(conformance_dir, tiny_bias, tmp_path):
     out = tmp_path / "out.npz"
-    assert main(["run", str(conformance_dir / "tiny.net"), "--steps", "20", "--input-bias", str(tiny_bias),
-                 "--reset-interval", "17", "-o", str(out)]) == 0
-    rec = simulate(read_netx(conformance_dir / "tiny.net"), 20, bias=np.load(tiny_bias), record=("s", "u", "v"),
-                   reset_interval=17)
+    assert (
+        main(
+            [
+                "run",
+                str(conformance_dir / "tiny.net"),
+                "--steps",
+                "20",
+                "--input-bias",
+                str(tiny_bias),
+                "--reset-interval",
+                "17",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rec = simulate(
+        read_netx(conformance_dir / "tiny.net"), 20, bias=np.load(tiny_bias), record=("s", "u", "v"), reset_interval=17
+    )
     with np.load(out) as saved:
         expected = {f"{n}{i}" for n in "suv" for i in range(3)} | set(COUNTERS)
         expected |= {"layers", "output_counts", "conventions"}
@@ -75,7 +109,11 @@ def test_run_saves_what_simulate_computes(conformance_dir, tiny_bias, tmp_path):
         for name in "suv":
             for i in range(3):
                 want = getattr(rec, name)[i]
-                assert saved[f"{name}{i}"].shape == want.shape == (1, 20) + read_netx(conformance_dir / "tiny.net").layers[i].shape
+                assert (
+                    saved[f"{name}{i}"].shape
+                    == want.shape
+                    == (1, 20) + read_netx(conformance_dir / "tiny.net").layers[i].shape
+                )
                 assert np.array_equal(saved[f"{name}{i}"], want)
         assert saved["layers"].tolist() == [0, 1, 2]
         for counter in COUNTERS:
@@ -87,8 +125,23 @@ def test_run_with_spikes_and_defaults(dense_file, tmp_path):
     spikes = np.random.default_rng(2).integers(0, 2, (15, 6)).astype(np.int8)  # no batch axis
     np.save(tmp_path / "in.npy", spikes)
     out = tmp_path / "out.npz"
-    assert main(["run", str(dense_file), "--steps", "12", "--input", str(tmp_path / "in.npy"), "--record", "s",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(dense_file),
+                "--steps",
+                "12",
+                "--input",
+                str(tmp_path / "in.npy"),
+                "--record",
+                "s",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rec = simulate(read_netx(dense_file), 12, spikes=spikes[None, :12].astype(bool))  # the file's reset interval
     with np.load(out) as saved:
         assert {f for f in saved.files if f[0] in "suv" and f[1:].isdigit()} == {"s0", "s1"}
@@ -99,21 +152,41 @@ def test_run_with_spikes_and_defaults(dense_file, tmp_path):
 def test_reset_interval_zero_means_never(dense_file, tmp_path):
     np.save(tmp_path / "in.npy", np.ones((1, 20, 6), bool))
     out = tmp_path / "out.npz"
-    assert main(["run", str(dense_file), "--steps", "20", "--input", str(tmp_path / "in.npy"), "--record", "v",
-                 "--reset-interval", "0", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(dense_file),
+                "--steps",
+                "20",
+                "--input",
+                str(tmp_path / "in.npy"),
+                "--record",
+                "v",
+                "--reset-interval",
+                "0",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rec = simulate(read_netx(dense_file), 20, spikes=np.ones((1, 20, 6), bool), record=("v",), reset_interval=None)
     with np.load(out) as saved:
         assert np.array_equal(saved["v1"], rec.v[1])
 
 
-@pytest.mark.parametrize("array,message", [
-    (np.ones((1, 10, 5)), "expected shape (batch, steps, 6)"),
-    (np.ones((1, 3, 6)), "covers 3 steps, 10 were asked for"),
-    (np.full((1, 10, 6), np.nan), "non-finite"),
-    (np.full((1, 10, 6), 0.5), "fractional"),
-    (np.full((1, 10, 6), 2), "must be 0 or 1"),
-    (np.array([[{"a": 1}]], dtype=object), "not a readable .npy array"),
-])
+@pytest.mark.parametrize(
+    "array,message",
+    [
+        (np.ones((1, 10, 5)), "expected shape (batch, steps, 6)"),
+        (np.ones((1, 3, 6)), "covers 3 steps, 10 were asked for"),
+        (np.full((1, 10, 6), np.nan), "non-finite"),
+        (np.full((1, 10, 6), 0.5), "fractional"),
+        (np.full((1, 10, 6), 2), "must be 0 or 1"),
+        (np.array([[{"a": 1}]], dtype=object), "not a readable .npy array"),
+    ],
+)
 def test_bad_input_arrays_are_refused(dense_file, tmp_path, capsys, array, message):
     np.save(tmp_path / "in.npy", array, allow_pickle=True)
     out = tmp_path / "out.npz"
@@ -125,15 +198,41 @@ def test_bad_input_arrays_are_refused(dense_file, tmp_path, capsys, array, messa
 
 def test_input_bias_needs_an_input_layer(dense_file, tmp_path, capsys):
     np.save(tmp_path / "b.npy", np.ones(6, int))
-    assert main(["run", str(dense_file), "--steps", "3", "--input-bias", str(tmp_path / "b.npy"),
-                 "-o", str(tmp_path / "o.npz")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(dense_file),
+                "--steps",
+                "3",
+                "--input-bias",
+                str(tmp_path / "b.npy"),
+                "-o",
+                str(tmp_path / "o.npz"),
+            ]
+        )
+        == 2
+    )
     assert "needs an input layer" in capsys.readouterr().err
 
 
 def test_bias_shape_is_checked(conformance_dir, tmp_path, capsys):
     np.save(tmp_path / "b.npy", np.ones((16, 16, 3), int))  # Lava's (x, y, f), not (C, H, W)
-    assert main(["run", str(conformance_dir / "tiny.net"), "--steps", "3", "--input-bias", str(tmp_path / "b.npy"),
-                 "-o", str(tmp_path / "o.npz")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(conformance_dir / "tiny.net"),
+                "--steps",
+                "3",
+                "--input-bias",
+                str(tmp_path / "b.npy"),
+                "-o",
+                str(tmp_path / "o.npz"),
+            ]
+        )
+        == 2
+    )
     assert "expected shape ([batch,] 3, 16, 16)" in capsys.readouterr().err
 
 
@@ -147,8 +246,23 @@ def test_unreadable_netlists(tmp_path, capsys, name, message):
 def test_run_in_lava_gives_the_simulators_arrays(dense_file, tmp_path, lava_exe):
     np.save(tmp_path / "in.npy", np.random.default_rng(3).integers(0, 2, (1, 10, 6)))
     for backend in ("sim", "lava"):
-        assert main(["run", str(dense_file), "--steps", "10", "--input", str(tmp_path / "in.npy"), "--backend", backend,
-                     "-o", str(tmp_path / f"{backend}.npz")]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(dense_file),
+                    "--steps",
+                    "10",
+                    "--input",
+                    str(tmp_path / "in.npy"),
+                    "--backend",
+                    backend,
+                    "-o",
+                    str(tmp_path / f"{backend}.npz"),
+                ]
+            )
+            == 0
+        )
     with np.load(tmp_path / "sim.npz") as sim, np.load(tmp_path / "lava.npz") as lava:
         for key in ("s0", "u0", "v0", "s1", "u1", "v1", "spike_count"):
             assert np.array_equal(sim[key], lava[key]), key
@@ -164,9 +278,27 @@ def test_run_conventions_loihi2_gives_the_chip_trace_past_the_reset(conformance_
     golden = np.load(conformance_dir / PILOTNET / "conv-1-v.npy").transpose(3, 2, 1, 0)  # (x, y, f, t) -> t, C, H, W
     for conventions, mismatches in (("loihi2", 0), ("lava", None)):
         out = tmp_path / f"{conventions}.npz"
-        assert main(["run", str(conformance_dir / PILOTNET / "network.net"), "--steps", "24", "--input-bias",
-                     str(tmp_path / "image.npy"), "--reset-interval", "16", "--record", "v",
-                     "--conventions", conventions, "-o", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(conformance_dir / PILOTNET / "network.net"),
+                    "--steps",
+                    "24",
+                    "--input-bias",
+                    str(tmp_path / "image.npy"),
+                    "--reset-interval",
+                    "16",
+                    "--record",
+                    "v",
+                    "--conventions",
+                    conventions,
+                    "-o",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         with np.load(out) as saved:
             assert str(saved["conventions"]) == conventions
             wrong = int(np.count_nonzero(saved["v2"][0] != golden))
@@ -176,8 +308,22 @@ def test_run_conventions_loihi2_gives_the_chip_trace_past_the_reset(conformance_
 def test_run_refuses_loihi2_conventions_on_the_lava_backend(dense_file, tmp_path, capsys):
     spikes = np.zeros((4, 6), np.int8)
     np.save(tmp_path / "in.npy", spikes)
-    code = main(["run", str(dense_file), "--steps", "4", "--input", str(tmp_path / "in.npy"), "--backend", "lava",
-                 "--conventions", "loihi2", "-o", str(tmp_path / "out.npz")])
+    code = main(
+        [
+            "run",
+            str(dense_file),
+            "--steps",
+            "4",
+            "--input",
+            str(tmp_path / "in.npy"),
+            "--backend",
+            "lava",
+            "--conventions",
+            "loihi2",
+            "-o",
+            str(tmp_path / "out.npz"),
+        ]
+    )
     assert code == 2
     assert "conventions" in capsys.readouterr().err
     assert not (tmp_path / "out.npz").exists()
@@ -187,9 +333,20 @@ def test_run_refuses_loihi2_conventions_on_the_lava_backend(dense_file, tmp_path
 def shapeless_conv(tmp_path):
     """A conv -> flatten -> dense netx file laid out as SLAYER's export_hdf5 writes it: no input layer, no shape."""
     rng = np.random.default_rng(3)
-    net = Netlist([Conv(rng.integers(-90, 91, (4, 2, 3, 3)), CubaNeuron(3, 100, 200, 6), in_shape=(2, 7, 9),
-                        stride=(2, 2), padding=(1, 1)), Flatten((4, 4, 5)),
-                   Dense(rng.integers(-90, 91, (3, 80)), CubaNeuron(3, 100, 200, 6))], input_shape=(2, 7, 9))
+    net = Netlist(
+        [
+            Conv(
+                rng.integers(-90, 91, (4, 2, 3, 3)),
+                CubaNeuron(3, 100, 200, 6),
+                in_shape=(2, 7, 9),
+                stride=(2, 2),
+                padding=(1, 1),
+            ),
+            Flatten((4, 4, 5)),
+            Dense(rng.integers(-90, 91, (3, 80)), CubaNeuron(3, 100, 200, 6)),
+        ],
+        input_shape=(2, 7, 9),
+    )
     write_netx(net, tmp_path / "full.net")
     path = tmp_path / "slayer.net"
     with h5py.File(tmp_path / "full.net", "r") as src, h5py.File(path, "w") as dst:
@@ -203,14 +360,19 @@ def test_a_netx_file_without_input_shape_takes_it_from_the_input_or_the_option(s
     net, path = shapeless_conv
     spikes = np.random.default_rng(4).random((2, 12, 2, 7, 9)) < 0.4
     np.save(tmp_path / "in.npy", spikes.astype(np.int8))
-    assert main(["run", str(path), "--steps", "12", "--input", str(tmp_path / "in.npy"), "-o", str(tmp_path / "a.npz")]) == 0
+    assert (
+        main(["run", str(path), "--steps", "12", "--input", str(tmp_path / "in.npy"), "-o", str(tmp_path / "a.npz")])
+        == 0
+    )
     expected = simulate(net, 12, spikes=spikes)
     with np.load(tmp_path / "a.npz") as saved:
         assert expected.s[2].any()
         assert np.array_equal(saved["s2"], expected.s[2])
     assert main(["inspect", str(path), "--input-shape", "2,7,9"]) == 0
     assert "input shape 2x7x9" in capsys.readouterr().out
-    assert main(["map", str(path), "--target", "loihi1", "--input-shape", "2,7,9", "--steps", "12"]) == 0  # odd mixed weights: 9 bits
+    assert (
+        main(["map", str(path), "--target", "loihi1", "--input-shape", "2,7,9", "--steps", "12"]) == 0
+    )  # odd mixed weights: 9 bits
     assert read_netx(path, input_shape=(2, 7, 9)).layers[0].shape == (4, 4, 5)
 
 

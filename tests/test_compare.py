@@ -14,7 +14,6 @@ import json
 
 import numpy as np
 import pytest
-
 from neurodeploy.cli import main
 from neurodeploy.compare import (
     CompareError,
@@ -44,12 +43,20 @@ def copy_net() -> Quantized:
     weight = np.zeros((4, 6), np.int64)
     weight[[0, 1, 2], [0, 1, 2]] = 10
     net = Netlist(
-        [Input(shape=(6,), neuron=CubaNeuron(vth=5, du=0, dv=0, bias_exp=6), bias=np.zeros(6, np.int64)),
-         Dense(weight=weight, neuron=CubaNeuron(vth=5, du=4095, dv=4096))],
-        reset_interval=T + 1, reset_offset=0, output_window=(1, T + 1),
+        [
+            Input(shape=(6,), neuron=CubaNeuron(vth=5, du=0, dv=0, bias_exp=6), bias=np.zeros(6, np.int64)),
+            Dense(weight=weight, neuron=CubaNeuron(vth=5, du=4095, dv=4096)),
+        ],
+        reset_interval=T + 1,
+        reset_offset=0,
+        output_window=(1, T + 1),
     )
-    return Quantized(net, [_facts(0, "dense", 5), _facts(1, "dense", 5, clipped=3)], T,
-                     {"kind": "dense", "weight": np.eye(6), "bias": np.zeros(6), "clip": (-4096, 4095)})
+    return Quantized(
+        net,
+        [_facts(0, "dense", 5), _facts(1, "dense", 5, clipped=3)],
+        T,
+        {"kind": "dense", "weight": np.eye(6), "bias": np.zeros(6), "clip": (-4096, 4095)},
+    )
 
 
 def copy_inputs() -> tuple[np.ndarray, np.ndarray]:
@@ -138,9 +145,12 @@ def wrap_net() -> Netlist:
     arrival only, within 12 arrivals; v = u stays below the threshold, so no spike.
     """
     return Netlist(
-        [Input(shape=(1,), neuron=CubaNeuron(vth=5, du=0, dv=0, bias_exp=6), bias=np.array([6])),
-         Dense(weight=np.array([[255]]), weight_exp=7, neuron=CubaNeuron(vth=131071, du=-1, dv=4096))],
-        reset_interval=T + 1, output_window=(1, T + 1),
+        [
+            Input(shape=(1,), neuron=CubaNeuron(vth=5, du=0, dv=0, bias_exp=6), bias=np.array([6])),
+            Dense(weight=np.array([[255]]), weight_exp=7, neuron=CubaNeuron(vth=131071, du=-1, dv=4096)),
+        ],
+        reset_interval=T + 1,
+        output_window=(1, T + 1),
     )
 
 
@@ -157,8 +167,17 @@ def test_tally_counts_known_u_wraps():
 
 
 def test_integer_inputs_pad_spikes_to_the_run():
-    q = Quantized(Netlist([Dense(weight=np.ones((2, 3), np.int64), neuron=CubaNeuron(vth=1, du=0, dv=0))],
-                          input_shape=(3,), reset_interval=5, reset_offset=1, output_window=(1, 5)), [], 4)
+    q = Quantized(
+        Netlist(
+            [Dense(weight=np.ones((2, 3), np.int64), neuron=CubaNeuron(vth=1, du=0, dv=0))],
+            input_shape=(3,),
+            reset_interval=5,
+            reset_offset=1,
+            output_window=(1, 5),
+        ),
+        [],
+        4,
+    )
     spikes = np.ones((2, 4, 3), bool)
     padded, kind = integer_inputs(q, spikes)
     assert kind == "spikes" and padded.shape == (2, 5, 3)
@@ -180,8 +199,16 @@ def checkpoint(request, tmp_path_factory):
 
     from neurodeploy.train import TrainConfig, train
 
-    cfg = TrainConfig(rule="tssl", arch="64-32-10", dataset="digits", steps=5, epochs=1, limit=128,
-                      encoding=request.param, progress=False)
+    cfg = TrainConfig(
+        rule="tssl",
+        arch="64-32-10",
+        dataset="digits",
+        steps=5,
+        epochs=1,
+        limit=128,
+        encoding=request.param,
+        progress=False,
+    )
     path = tmp_path_factory.mktemp(request.param) / "tiny.pt"
     torch.save(train(cfg, log=lambda _: None).checkpoint, path)
     return path
@@ -189,8 +216,24 @@ def checkpoint(request, tmp_path_factory):
 
 def test_compare_then_run_gives_the_same_quantized_accuracy(checkpoint, tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert main(["compare", str(checkpoint), "--target", "loihi2", "--samples", "60", "--calibrate", "32",
-                 "--no-progress", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(checkpoint),
+                "--target",
+                "loihi2",
+                "--samples",
+                "60",
+                "--calibrate",
+                "32",
+                "--no-progress",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert "quantized accuracy" in capsys.readouterr().out
     argv = report["reproduce"]["argv"]
@@ -208,8 +251,27 @@ def test_compare_then_run_gives_the_same_quantized_accuracy(checkpoint, tmp_path
 
 def test_compare_with_lava_matches_the_simulator(checkpoint, tmp_path, lava_exe):
     out = tmp_path / "lava"
-    assert main(["compare", str(checkpoint), "--samples", "6", "--calibrate", "16", "--backend", "lava",
-                 "--lava-samples", "3", "--no-plots", "--no-progress", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(checkpoint),
+                "--samples",
+                "6",
+                "--calibrate",
+                "16",
+                "--backend",
+                "lava",
+                "--lava-samples",
+                "3",
+                "--no-plots",
+                "--no-progress",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lava = json.loads((out / "report.json").read_text())["lava"]
     assert lava["samples"] == 3 and lava["spike_match"] == 1.0 and lava["prediction_match"] == 3
 
@@ -226,14 +288,17 @@ def test_compare_refuses_a_dataset_of_another_shape(checkpoint, tmp_path):
 
 def test_report_names_the_host_layer_and_the_raster_sample(checkpoint, tmp_path):
     out = tmp_path / "cmp"
-    assert main(["compare", str(checkpoint), "--samples", "20", "--calibrate", "16", "--no-progress",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["compare", str(checkpoint), "--samples", "20", "--calibrate", "16", "--no-progress", "-o", str(out)]) == 0
+    )
     report = json.loads((out / "report.json").read_text())
     text = (out / "report.md").read_text()
     host = report["host_layer"]
     if report["source"]["encoding"] == "direct":
         assert host["description"] == "dense 64->32, synapses on the host" and host["host_multiply_adds"] == 64 * 32
-        assert report["layers"][0]["description"] == report["hardware"]["layers"][0]["description"] == host["description"]
+        assert (
+            report["layers"][0]["description"] == report["hardware"]["layers"][0]["description"] == host["description"]
+        )
         assert "input 32" not in text and "not on the chip, and not in the energy or latency figures" in text
     else:
         assert host is None and "synapses on the host" not in text
@@ -246,8 +311,18 @@ def test_report_names_the_host_layer_and_the_raster_sample(checkpoint, tmp_path)
 
 def test_compare_refuses_to_overwrite_a_report_without_force(checkpoint, tmp_path, capsys):
     out = tmp_path / "cmp"
-    args = ["compare", str(checkpoint), "--samples", "4", "--calibrate", "0", "--no-progress", "--no-plots",
-            "-o", str(out)]
+    args = [
+        "compare",
+        str(checkpoint),
+        "--samples",
+        "4",
+        "--calibrate",
+        "0",
+        "--no-progress",
+        "--no-plots",
+        "-o",
+        str(out),
+    ]
     assert main(args) == 0
     before = (out / "report.md").read_text()
     (out / "report.md").write_text("kept")

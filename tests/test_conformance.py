@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy import fixed_point as fx
 from neurodeploy import sim as sim_module
 from neurodeploy.backends.lava import check_lava_limits
@@ -89,8 +88,9 @@ def test_float_path_takes_huge_graded_sums_exactly(monkeypatch):
     """
     spike = 141289400107265
     assert 2**55 <= 255 * spike < 2**56 and (255 * spike) % 2**16 == 2**16 - 1
-    net = Netlist([Dense(weight=np.array([[255]]), neuron=CubaNeuron(vth=0, du=4095, dv=4096), weight_exp=-16)],
-                  input_shape=(1,))
+    net = Netlist(
+        [Dense(weight=np.array([[255]]), neuron=CubaNeuron(vth=0, du=4095, dv=4096), weight_exp=-16)], input_shape=(1,)
+    )
     spikes = np.full((1, 3, 1), spike)
     fast = simulate(net, 3, spikes=spikes, record=("u",))
     monkeypatch.setattr(sim_module._Neurons, "FLOAT_INPUT_LIMIT", 0)
@@ -178,22 +178,27 @@ def test_recurrent_cases_feed_back_in_both_kinds_of_network():
         cut = simulate(case.net, case.steps, spikes=case.spikes, record=state)
         if any(np.count_nonzero(ours.s[i][:, :-1]) for i in index):  # messages that come back
             sending += 1
-            changed += any(not np.array_equal(getattr(ours, v)[i], getattr(cut, v)[i])
-                           for v in state for i in getattr(ours, v))
+            changed += any(
+                not np.array_equal(getattr(ours, v)[i], getattr(cut, v)[i]) for v in state for i in getattr(ours, v)
+            )
     assert sending >= 10 and changed > sending // 2  # the rest: recurrent weights truncated or shifted to 0
 
 
 def test_delay_cases_have_delays_of_every_form():
     dense = _layers(generate_cases(40, seed=1, kind="delay"), Dense)
     assert dense and all(layer.delay is not None for layer in dense)
-    forms = {(bool(np.ptp(layer.delay, axis=0).any()), bool(np.ptp(layer.delay, axis=1).any())) for layer in dense
-             if min(layer.delay.shape) > 1}
+    forms = {
+        (bool(np.ptp(layer.delay, axis=0).any()), bool(np.ptp(layer.delay, axis=1).any()))
+        for layer in dense
+        if min(layer.delay.shape) > 1
+    }
     assert len(forms) >= 3 and max(int(layer.delay.max()) for layer in dense) > 40
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize("kind,n", [("sdnn", SDNN_LAVA_CASES), ("recurrent", RECURRENT_LAVA_CASES),
-                                    ("delay", DELAY_LAVA_CASES)])
+@pytest.mark.parametrize(
+    "kind,n", [("sdnn", SDNN_LAVA_CASES), ("recurrent", RECURRENT_LAVA_CASES), ("delay", DELAY_LAVA_CASES)]
+)
 def test_simulator_equals_lava_on_random_graded_and_delayed_netlists(lava_exe, kind, n):
     report = run_conformance(n, seed=1, kind=kind)
     details = "\n".join(f"case {r.index} ({r.description}): {r.mismatching}; {r.first[0]}" for r in report.failed[:5])

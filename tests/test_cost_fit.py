@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-
 from neurodeploy import cli
 from neurodeploy.cost_fit import PILOTNET_LIF_LOIHI2, Measurement, fit_costs
 from neurodeploy.exporters.netx import read_netx
@@ -79,8 +78,20 @@ def test_map_pilotnet_on_loihi2_reproduces_the_measurement(pilotnet, tmp_path, c
 def test_cost_reference_loihi1_stays_an_option(pilotnet, tmp_path, capsys):
     path, _, image, _ = pilotnet
     np.save(tmp_path / "image.npy", image)
-    assert cli.main(["map", path, "--target", "loihi2", "--input-bias",
-                     str(tmp_path / "image.npy"), "--cost-reference", "loihi1"]) == 0
+    assert (
+        cli.main(
+            [
+                "map",
+                path,
+                "--target",
+                "loihi2",
+                "--input-bias",
+                str(tmp_path / "image.npy"),
+                "--cost-reference",
+                "loihi1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "with loihi1's figures, on its placement (269 cores, 3 chip(s)):" in out and "x 23.6 pJ" in out
-

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from neurodeploy.drc import DesignRuleError, check, require, unchecked
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.targets import load_target
@@ -27,12 +26,14 @@ def quantities(violations) -> list[str]:
 
 
 def test_a_fitting_network_has_no_violations():
-    net = Netlist([
-        Input((2, 6, 6), NEURON, np.zeros((2, 6, 6), int)),
-        Conv(np.ones((3, 2, 3, 3), int), NEURON),
-        Flatten(),
-        Dense(np.ones((4, 48), int), NEURON, bias=np.arange(4)),
-    ])
+    net = Netlist(
+        [
+            Input((2, 6, 6), NEURON, np.zeros((2, 6, 6), int)),
+            Conv(np.ones((3, 2, 3, 3), int), NEURON),
+            Flatten(),
+            Dense(np.ones((4, 48), int), NEURON, bias=np.arange(4)),
+        ]
+    )
     assert check(net, LOIHI1) == []
     require(net, LOIHI1)
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.encoding import EncodingError, encode, input_kind, make_encoding
 
 X = torch.tensor([[0.0, 0.25, 0.5, 1.0]])
@@ -49,8 +48,14 @@ def test_events_are_binary_and_time_major():
         encode(torch.zeros(2, 4, 2, 4, 4), make_encoding("events"), 3)
 
 
-@pytest.mark.parametrize("name, params, words", [("poisson", {}, "unknown encoding"), ("rate", {"gain": 0}, "gain"),
-                                                  ("direct", {"gain": 2}, "takes no parameters")])
+@pytest.mark.parametrize(
+    "name, params, words",
+    [
+        ("poisson", {}, "unknown encoding"),
+        ("rate", {"gain": 0}, "gain"),
+        ("direct", {"gain": 2}, "takes no parameters"),
+    ],
+)
 def test_bad_encodings(name, params, words):
     with pytest.raises(EncodingError, match=words):
         make_encoding(name, **params)

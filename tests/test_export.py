@@ -7,9 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from datafiles import mnist_folder
-
 from neurodeploy.cli import main
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import encoded_inputs, export_model, load_float_model, quantize_model
@@ -19,6 +16,8 @@ from neurodeploy.models.network import SpikingNetwork
 from neurodeploy.quantize import run_quantized
 from neurodeploy.sim import simulate
 from neurodeploy.targets import load_target
+
+from datafiles import mnist_folder
 
 SMALL_TARGET = """
 name = "tiny-core"
@@ -45,11 +44,21 @@ dv = [0, 4095]
 
 def _checkpoint(path, arch="64-32-10", rule="tssl", encoding="direct", seed=0):
     torch.manual_seed(seed)
-    model = SpikingNetwork(parse_arch(arch), (1, 8, 8), make_rule(rule), "current" if encoding == "direct" else "spikes")
+    model = SpikingNetwork(
+        parse_arch(arch), (1, 8, 8), make_rule(rule), "current" if encoding == "direct" else "spikes"
+    )
     for p in model.parameters():
         torch.nn.init.normal_(p, 0.0, 0.4)
-    save_checkpoint(path, model, encoding={"name": encoding}, steps=6, dataset="digits", split={},
-                    float_test_accuracy=0.0, seed=seed)
+    save_checkpoint(
+        path,
+        model,
+        encoding={"name": encoding},
+        steps=6,
+        dataset="digits",
+        split={},
+        float_test_accuracy=0.0,
+        seed=seed,
+    )
     return path
 
 
@@ -159,8 +168,29 @@ def test_loihi1_and_loihi2_exports_differ_where_their_weight_bits_do(tmp_path):
 def test_export_as_typed_uses_the_training_folder_and_without_it_exports_uncalibrated(tmp_path, capsys):
     data = mnist_folder(tmp_path / "data")
     model = tmp_path / "model.pt"
-    assert main(["train", "--dataset", "mnist", "--data-root", str(data), "--arch", "784-16-10", "--steps", "4",
-                 "--epochs", "1", "--threads", "1", "--no-progress", "-o", str(model)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "mnist",
+                "--data-root",
+                str(data),
+                "--arch",
+                "784-16-10",
+                "--steps",
+                "4",
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+                "--no-progress",
+                "-o",
+                str(model),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "export"
     assert main(["export", str(model), "--target", "loihi2", "-o", str(out)]) == 0
     assert "no calibration" not in capsys.readouterr().out
@@ -176,8 +206,22 @@ def test_export_as_typed_uses_the_training_folder_and_without_it_exports_uncalib
     assert calibration["samples"] == 0 and "--data-root" in calibration["reason"]
     assert read_netx(out / "model.net").layers[-1].weight.any()
 
-    assert main(["export", str(model), "--target", "loihi2", "-o", str(out), "--force",
-                 "--data-root", str(tmp_path / "moved")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(model),
+                "--target",
+                "loihi2",
+                "-o",
+                str(out),
+                "--force",
+                "--data-root",
+                str(tmp_path / "moved"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "export.json").read_text())["calibration"]["samples"] == 20
     assert main(["export", str(model), "-o", str(out), "--force", "--calibration", "rate"]) == 2
     assert "calibration 'rate' needs calibration samples" in capsys.readouterr().err
@@ -187,8 +231,10 @@ def test_export_names_the_host_layer_of_the_direct_encoding(tmp_path, capsys):
     ckpt = _checkpoint(tmp_path / "m.pt")
     out = tmp_path / "out"
     assert main(["export", str(ckpt), "--target", "loihi2", "-o", str(out), "--calibrate", "8"]) == 0
-    assert ("layer 0 (dense 64->32, synapses on the host): its 2,048 multiply-adds a sample run on the host "
-            "(m.input.npz holds them); its neurons run on the chip") in capsys.readouterr().out
+    assert (
+        "layer 0 (dense 64->32, synapses on the host): its 2,048 multiply-adds a sample run on the host "
+        "(m.input.npz holds them); its neurons run on the chip"
+    ) in capsys.readouterr().out
     host = json.loads((out / "export.json").read_text())["host_layer"]
     assert host["host_multiply_adds"] == 64 * 32 and "not in the energy" in host["note"]
     rate = _checkpoint(tmp_path / "r.pt", encoding="rate")

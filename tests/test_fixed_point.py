@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy import fixed_point as fx
 
 A = np.array
@@ -72,7 +71,9 @@ class TestVoltageSaturation:
     def test_clips_to_24_bits_symmetrically(self):
         limit = 2**23 - 1
         assert voltage([0, 0, 0], [2**23, -(2**23), limit], [0, 0, 0], dv=0) == (
-            [limit, -limit, limit], [True, True, False])
+            [limit, -limit, limit],
+            [True, True, False],
+        )
 
     def test_adds_u_and_bias_after_decay(self):
         assert voltage([limit := 2**23 - 1], [1], [0], dv=0) == ([limit], [True])
@@ -136,4 +137,8 @@ class TestDenseWeights:
 class TestWrapBits:
     def test_true_modulo(self):
         assert fx.wrap_bits(A([2**23, 2**23 - 1, -(2**23) - 1, 3 * 2**24 + 5]), 24).tolist() == [
-            -(2**23), 2**23 - 1, 2**23 - 1, 5]
+            -(2**23),
+            2**23 - 1,
+            2**23 - 1,
+            5,
+        ]

@@ -8,11 +8,11 @@ import io
 
 import pytest
 import torch
-
-from fuzzing import byte_corrupter, cases, checkpoint_value, corrupt_tree, fuzz
 from neurodeploy.export import load_float_model
 from neurodeploy.models import load_checkpoint, make_rule, parse_arch, save_checkpoint
 from neurodeploy.models.network import SpikingNetwork
+
+from fuzzing import byte_corrupter, cases, checkpoint_value, corrupt_tree, fuzz
 
 BYTE_CASES = 500
 STRUCTURED_CASES = 600
@@ -24,8 +24,17 @@ def valid(tmp_path_factory) -> bytes:
     torch.manual_seed(0)
     model = SpikingNetwork(parse_arch("4C3p1bn-P2-10"), (1, 8, 8), make_rule("tssl"), "current")
     path = tmp_path_factory.mktemp("ckpt") / "valid.pt"
-    save_checkpoint(path, model, encoding={"name": "direct"}, steps=4, dataset="digits", split={},
-                    float_test_accuracy=0.5, seed=0, evaluation={"seed": 0, "batch_size": 8})
+    save_checkpoint(
+        path,
+        model,
+        encoding={"name": "direct"},
+        steps=4,
+        dataset="digits",
+        split={},
+        float_test_accuracy=0.5,
+        seed=0,
+        evaluation={"seed": 0, "batch_size": 8},
+    )
     load_float_model(path)
     return path.read_bytes()
 
@@ -42,10 +51,13 @@ def _tree_corrupter(valid: bytes):
     return corrupt
 
 
-@pytest.mark.parametrize("kind,corrupter,n,first_seed", [
-    ("bytes", byte_corrupter, BYTE_CASES, 0),
-    ("structured", _tree_corrupter, STRUCTURED_CASES, 1_000_000),
-])
+@pytest.mark.parametrize(
+    "kind,corrupter,n,first_seed",
+    [
+        ("bytes", byte_corrupter, BYTE_CASES, 0),
+        ("structured", _tree_corrupter, STRUCTURED_CASES, 1_000_000),
+    ],
+)
 def test_corrupted_checkpoints_are_refused_cleanly(valid, tmp_path, kind, corrupter, n, first_seed):
     tally = fuzz(cases(n), corrupter(valid), load_float_model, tmp_path / "case.pt", tmp_path / "failing", first_seed)
     print(tally.summary(f"checkpoint {kind}"))

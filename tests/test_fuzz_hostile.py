@@ -29,8 +29,14 @@ def _run(case: hostile.Case) -> tuple[hostile.Case, int | None, str, float]:
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **case.env}
     start = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, "-m", "neurodeploy", *case.argv], capture_output=True, text=True,
-                              timeout=SECONDS, env=env, preexec_fn=_limited)
+        done = subprocess.run(
+            [sys.executable, "-m", "neurodeploy", *case.argv],
+            capture_output=True,
+            text=True,
+            timeout=SECONDS,
+            env=env,
+            preexec_fn=_limited,
+        )
     except subprocess.TimeoutExpired as err:
         return case, None, str(err.stderr or ""), time.monotonic() - start
     return case, done.returncode, done.stderr, time.monotonic() - start
@@ -59,6 +65,5 @@ def test_hostile_inputs_end_cleanly_within_time_and_memory(tmp_path, generator):
         results = list(pool.map(_run, cases))
     for case, status, _, seconds in results:
         print(f"{seconds:5.1f} s  exit {status}  {case.name}")
-    problems = [f"{case.name}: {problem}" for case, *outcome in results
-                if (problem := _problem(case, *outcome))]
+    problems = [f"{case.name}: {problem}" for case, *outcome in results if (problem := _problem(case, *outcome))]
     assert not problems, "\n".join(problems)

@@ -7,11 +7,18 @@ import pytest
 
 pytest.importorskip("nir")
 
-from fuzzing import (  # noqa: E402
-    LoaderProcess, byte_corrupter, cases, fuzz, hdf5_corrupter, load_float_graph, sample_netlist,
+from neurodeploy.exporters.nir import write_nir
+from neurodeploy.netio import load_netlist
+
+from fuzzing import (
+    LoaderProcess,
+    byte_corrupter,
+    cases,
+    fuzz,
+    hdf5_corrupter,
+    load_float_graph,
+    sample_netlist,
 )
-from neurodeploy.exporters.nir import write_nir  # noqa: E402
-from neurodeploy.netio import load_netlist  # noqa: E402
 
 BYTE_CASES = 500
 STRUCTURED_CASES = 500
@@ -26,10 +33,13 @@ def valid(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("kind,corrupter,n,first_seed", [
-    ("bytes", byte_corrupter, BYTE_CASES, 0),
-    ("structured", hdf5_corrupter, STRUCTURED_CASES, 1_000_000),
-])
+@pytest.mark.parametrize(
+    "kind,corrupter,n,first_seed",
+    [
+        ("bytes", byte_corrupter, BYTE_CASES, 0),
+        ("structured", hdf5_corrupter, STRUCTURED_CASES, 1_000_000),
+    ],
+)
 def test_corrupted_nir_files_are_refused_cleanly(valid, tmp_path, kind, corrupter, n, first_seed):
     with LoaderProcess("fuzzing:load_nir_alternately") as load:  # each reader on every other case
         tally = fuzz(cases(n), corrupter(valid), load, tmp_path / "case.nir", tmp_path / "failing", first_seed)

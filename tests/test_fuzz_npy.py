@@ -7,9 +7,9 @@ import io
 
 import numpy as np
 import pytest
+from neurodeploy.commands.run import load_bias, load_spikes
 
 from fuzzing import byte_corrupter, cases, corrupt_bytes, fuzz, npy_bytes, npy_header_edit, sample_netlist, wrong_array
-from neurodeploy.commands.run import load_bias, load_spikes
 
 STEPS = 9
 CASES = 300  # of each kind, for each of the two arrays

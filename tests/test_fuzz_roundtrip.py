@@ -10,17 +10,21 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-
-from fuzzing import SCALE
 from neurodeploy import fixed_point as fx
 from neurodeploy.exporters.netx import NetxExportError, integer_weights, read_netx, write_netx
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import simulate
 
+from fuzzing import SCALE
+
 EXAMPLES = 60
 STEPS = 12
-SETTINGS = settings(max_examples=EXAMPLES * SCALE, deadline=None, derandomize=SCALE == 1,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=EXAMPLES * SCALE,
+    deadline=None,
+    derandomize=SCALE == 1,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 # --------------------------------------------------------------------------- random valid netlists
@@ -59,8 +63,11 @@ def netlists(draw, netx: bool = False) -> Netlist:
     delays and biases, and the run conventions. ``netx`` keeps to what netx stores exactly."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     spatial = draw(st.integers(0, 2)) > 0
-    shape = (draw(st.integers(1, 3)), draw(st.integers(2, 7)), draw(st.integers(2, 7))) if spatial \
+    shape = (
+        (draw(st.integers(1, 3)), draw(st.integers(2, 7)), draw(st.integers(2, 7)))
+        if spatial
         else (draw(st.integers(1, 20)),)
+    )
     layers: list = []
     if draw(st.booleans()):
         bias = rng.integers(-100, 100, shape)
@@ -77,8 +84,17 @@ def netlists(draw, netx: bool = False) -> Netlist:
         n_out = draw(st.integers(1, 12))
         weight, bits, exp = _dense_weights(draw, rng, (n_out, int(np.prod(shape))), netx)
         delay = rng.integers(0, draw(st.sampled_from([1, 4, 63])), weight.shape) if draw(st.booleans()) else None
-        layers.append(Dense(weight, _neuron(draw, netx), bias=_bias(draw, rng, (n_out,)), weight_exp=exp,
-                            weight_bits=bits, delay=delay, name=draw(st.sampled_from(["", "hidden", "out"]))))
+        layers.append(
+            Dense(
+                weight,
+                _neuron(draw, netx),
+                bias=_bias(draw, rng, (n_out,)),
+                weight_exp=exp,
+                weight_bits=bits,
+                delay=delay,
+                name=draw(st.sampled_from(["", "hidden", "out"])),
+            )
+        )
         shape = (n_out,)
     start = draw(st.integers(0, 5))
     return Netlist(
@@ -102,8 +118,16 @@ def _conv(draw, rng: np.random.Generator, in_shape: tuple[int, int, int], netx: 
     if any(size + 2 * p - d * (kk - 1) < 1 for size, kk, p, d in zip((h, w), kernel, padding, dilation)):
         return None
     weight = rng.integers(-20, 21, (out, c // groups) + kernel)
-    layer = Conv(weight=weight, neuron=_neuron(draw, netx), in_shape=in_shape, stride=stride, padding=padding,
-                 dilation=dilation, groups=groups, weight_exp=draw(st.integers(0, 3)))
+    layer = Conv(
+        weight=weight,
+        neuron=_neuron(draw, netx),
+        in_shape=in_shape,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        weight_exp=draw(st.integers(0, 3)),
+    )
     per_neuron = draw(st.booleans())
     layer.bias = _bias(draw, rng, layer.shape if per_neuron else (out,))
     return layer
@@ -115,8 +139,15 @@ def _conv(draw, rng: np.random.Generator, in_shape: tuple[int, int, int], netx: 
 def canonical(net: Netlist) -> list:
     """What a netlist computes, layer by layer, independent of how a format encodes it: effective
     synaptic weights, per-neuron effective biases, delays, geometry, neuron constants and run conventions."""
-    out: list = [("conventions", net.input_shape, net.reset_interval if net.reset_interval else None,
-                  net.reset_offset, net.output_window)]
+    out: list = [
+        (
+            "conventions",
+            net.input_shape,
+            net.reset_interval if net.reset_interval else None,
+            net.reset_offset,
+            net.output_window,
+        )
+    ]
     for layer in net.layers:
         if isinstance(layer, Flatten):
             continue
@@ -133,8 +164,14 @@ def canonical(net: Netlist) -> list:
             delay = np.zeros(layer.weight.shape, np.int64) if layer.delay is None else layer.delay
             row.append(delay.tolist())
         elif isinstance(layer, Conv):
-            row += [(layer.weight << layer.weight_exp).tolist(), layer.stride, layer.padding, layer.dilation,
-                    layer.groups, layer.in_shape]
+            row += [
+                (layer.weight << layer.weight_exp).tolist(),
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                layer.groups,
+                layer.in_shape,
+            ]
         out.append(row)
     return out
 
@@ -146,14 +183,18 @@ def _feeds(net: Netlist, seed: int, batch: int = 3) -> dict:
     rng = np.random.default_rng(seed)
     first = net.layers[0]
     if isinstance(first, Input):
-        drive = rng.integers(-3000, 3000, (batch, STEPS) + first.shape) * (rng.random((batch, STEPS) + first.shape) < 0.3)
+        drive = rng.integers(-3000, 3000, (batch, STEPS) + first.shape) * (
+            rng.random((batch, STEPS) + first.shape) < 0.3
+        )
         return {"spikes": drive, "bias": rng.integers(-300, 300, (batch,) + first.shape)}
     return {"spikes": rng.random((batch, STEPS) + net.input_shape) < 0.4}
 
 
 def _kinds(net: Netlist) -> str:
     """The kinds of layer a netlist holds, and whether it has delays: hypothesis's coverage statistics."""
-    kinds = {layer.kind for layer in net.layers} | {"delay" for layer in net.layers if getattr(layer, "delay", None) is not None}
+    kinds = {layer.kind for layer in net.layers} | {
+        "delay" for layer in net.layers if getattr(layer, "delay", None) is not None
+    }
     return " ".join(sorted(kinds))
 
 

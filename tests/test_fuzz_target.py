@@ -7,10 +7,12 @@ import copy
 from importlib import resources
 
 import pytest
+from neurodeploy.targets import (
+    load_target,
+    tomllib,  # the standard library's, or tomli on Python 3.10
+)
 
 from fuzzing import byte_corrupter, cases, corrupt_tree, fuzz, to_toml, toml_value
-from neurodeploy.targets import tomllib  # the standard library's, or tomli on Python 3.10
-from neurodeploy.targets import load_target
 
 BYTE_CASES = 600
 STRUCTURED_CASES = 600
@@ -39,10 +41,13 @@ def test_the_writer_of_corruptions_reproduces_the_file(valid, tmp_path):
     assert load_target(path).__dict__ | {"path": ""} == load_target("loihi1").__dict__ | {"path": ""}
 
 
-@pytest.mark.parametrize("kind,corrupter,n,first_seed", [
-    ("bytes", byte_corrupter, BYTE_CASES, 0),
-    ("structured", _tree_corrupter, STRUCTURED_CASES, 1_000_000),
-])
+@pytest.mark.parametrize(
+    "kind,corrupter,n,first_seed",
+    [
+        ("bytes", byte_corrupter, BYTE_CASES, 0),
+        ("structured", _tree_corrupter, STRUCTURED_CASES, 1_000_000),
+    ],
+)
 def test_corrupted_target_files_are_refused_cleanly(valid, tmp_path, kind, corrupter, n, first_seed):
     tally = fuzz(cases(n), corrupter(valid), load_target, tmp_path / "case.toml", tmp_path / "failing", first_seed)
     print(tally.summary(f"target TOML {kind}"))

@@ -10,7 +10,9 @@ MANIFEST = SCRIPT.with_name("conformance.sha256")
 
 
 def _check(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), "--check", str(folder)], capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--check", str(folder)], capture_output=True, text=True, check=False, timeout=120
+    )
 
 
 def _names() -> list[str]:
@@ -18,8 +20,9 @@ def _names() -> list[str]:
 
 
 def test_the_manifest_lists_every_golden_file(conformance_dir):
-    held = sorted(str(p.relative_to(conformance_dir)) for p in conformance_dir.rglob("*")
-                  if p.is_file() and p.name != "README.md")
+    held = sorted(
+        str(p.relative_to(conformance_dir)) for p in conformance_dir.rglob("*") if p.is_file() and p.name != "README.md"
+    )
     assert sorted(_names()) == held
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy import fixed_point as fx
 from neurodeploy.exporters.netx import read_netx
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist
@@ -18,8 +17,15 @@ PILOTNET_RESET = 16
 PILOTNET_STEPS = 24
 # netlist layer index -> golden file stem; k, the layer's place among neuron layers, sets its resets
 PILOTNET_TRACES = {
-    0: ("input", 0), 1: ("conv-0", 1), 2: ("conv-1", 2), 3: ("conv-2", 3), 4: ("conv-3", 4),
-    5: ("conv-4", 5), 7: ("fc-0", 6), 8: ("fc-1", 7), 9: ("fc-2", 8),
+    0: ("input", 0),
+    1: ("conv-0", 1),
+    2: ("conv-1", 2),
+    3: ("conv-2", 3),
+    4: ("conv-3", 4),
+    5: ("conv-4", 5),
+    7: ("fc-0", 6),
+    8: ("fc-1", 7),
+    9: ("fc-2", 8),
 }
 
 
@@ -93,8 +99,14 @@ def test_dense_current_and_spikes(conformance_dir):
 def pilotnet_run(conformance_dir, conventions: str):
     net = read_netx(conformance_dir / "gts/pilotnet_lif/network.net")
     image = np.load(conformance_dir / "gts/pilotnet_lif/image.npy").transpose(2, 1, 0)
-    return simulate(net, PILOTNET_STEPS, bias=image.astype(np.int64), record=("s", "u", "v"),
-                    reset_interval=PILOTNET_RESET, conventions=conventions)
+    return simulate(
+        net,
+        PILOTNET_STEPS,
+        bias=image.astype(np.int64),
+        record=("s", "u", "v"),
+        reset_interval=PILOTNET_RESET,
+        conventions=conventions,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +141,7 @@ def test_pilotnet_chip_every_step(pilotnet_chip, conformance_dir, layer, var):
     golden = golden_trace(conformance_dir, layer, var)
     ours = getattr(pilotnet_chip, var)[layer][0].reshape(golden.shape)
     _, k = PILOTNET_TRACES[layer]
-    past = golden[PILOTNET_RESET + k:]  # from Lava's second reset of the layer on (none within 24 steps for fc-2)
+    past = golden[PILOTNET_RESET + k :]  # from Lava's second reset of the layer on (none within 24 steps for fc-2)
     assert past.size == 0 or np.abs(past).max() > 0
     assert np.count_nonzero(ours != golden) == 0
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.exporters.netx import read_netx
-from neurodeploy.netlist import Conv, Dense, DeltaNeuron, Input, Netlist, SigmaDeltaNeuron, SigmaNeuron
+from neurodeploy.netlist import Conv, DeltaNeuron, Dense, Input, Netlist, SigmaDeltaNeuron, SigmaNeuron
 from neurodeploy.sim import simulate
 
 SQUARE_STEPS = 20
@@ -84,8 +83,13 @@ def test_tinynet_sdnn_input_block(tiny):
 
 def test_tinynet_sdnn_conv_block(tiny):
     """lava-dl's test runs the block one step (the golden's later steps are empty): that step equal."""
-    conv = Conv(weight=lava_kernel(tiny("layer1_kernel")), neuron=SigmaDeltaNeuron(vth=TINY_VTH),
-                in_shape=(3, 16, 16), stride=(2, 2), bias=tiny("layer1_bias"))
+    conv = Conv(
+        weight=lava_kernel(tiny("layer1_kernel")),
+        neuron=SigmaDeltaNeuron(vth=TINY_VTH),
+        in_shape=(3, 16, 16),
+        stride=(2, 2),
+        bias=tiny("layer1_bias"),
+    )
     net = Netlist([conv], input_shape=(3, 16, 16), input_message_bits=16)
     rec = simulate(net, 1, spikes=xyf_t(tiny("input"))[None].astype(np.int64))
     golden = xyf_t(tiny("layer1"))
@@ -127,8 +131,23 @@ def test_cli_inspect_and_run_pilotnet_sdnn(conformance_dir, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "sigma_delta" in table and "sigma-delta network" in table
     out = tmp_path / "out.npz"
-    assert main(["run", str(folder / "network.net"), "--steps", "9", "--input", str(folder / "input.npy"),
-                 "--input-order", "lava", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(folder / "network.net"),
+                "--steps",
+                "9",
+                "--input",
+                str(folder / "input.npy"),
+                "--input-order",
+                "lava",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with np.load(out) as saved:
         assert np.array_equal(saved["s9"][0].T, np.load(folder / "output.npy"))
         assert "sigma1" in saved and "u1" not in saved
@@ -139,7 +158,7 @@ def test_onnx_and_nir_refuse_sigma_delta_by_name(conformance_dir, tmp_path):
     from neurodeploy.exporters.onnx import OnnxExportError, write_onnx
 
     net = read_netx(conformance_dir / "gts/pilotnet_sdnn/network.net")
-    with pytest.raises(OnnxExportError, match="layer 0 .*sigma-delta"):
+    with pytest.raises(OnnxExportError, match=r"layer 0 .*sigma-delta"):
         write_onnx(net, tmp_path / "a.onnx", steps=9)
     with pytest.raises(NirExportError, match="NIR has no node for sigma-delta"):
         write_nir(net, tmp_path / "a.nir")

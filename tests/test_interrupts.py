@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from neurodeploy.exporters.netx import write_netx
 
 from fuzzing import sample_netlist
-from neurodeploy.exporters.netx import write_netx
 
 RUNS = 100
 AT_ONCE = 4  # processes at a time
@@ -40,8 +40,12 @@ def _burst(net: Path, out: Path, seed: int) -> tuple[int | None, str, float]:
     """Start the command, wait for its handler, sleep 0-300 ms, send three SIGINTs 0.1-2 ms apart;
     (exit status or None if it did not end in time, stderr, seconds from the first signal to the end)."""
     rng = np.random.default_rng(seed)
-    child = subprocess.Popen([sys.executable, "-m", "neurodeploy", *COMMAND, str(net), "-o", str(out)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "neurodeploy", *COMMAND, str(net), "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + START_SECONDS
     while not _handles_sigterm(child.pid) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -68,8 +72,11 @@ def test_bursts_of_sigint_end_every_run_cleanly(tmp_path):
         outs[-1].write_bytes(b"the previous output %d" % k)
     with concurrent.futures.ThreadPoolExecutor(AT_ONCE) as pool:
         results = list(pool.map(lambda run: _burst(net, outs[run % AT_ONCE], run), range(RUNS)))
-    bad = [(run, status, round(seconds, 2), err[-600:]) for run, (status, err, seconds) in enumerate(results)
-           if status not in (130, 2) or "Traceback" in err or "Exception ignored" in err or seconds > END_SECONDS]
+    bad = [
+        (run, status, round(seconds, 2), err[-600:])
+        for run, (status, err, seconds) in enumerate(results)
+        if status not in (130, 2) or "Traceback" in err or "Exception ignored" in err or seconds > END_SECONDS
+    ]
     assert not bad, bad[:5]
     assert all(out.read_bytes() == b"the previous output %d" % k for k, out in enumerate(outs))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["net.net", *(out.name for out in outs)])

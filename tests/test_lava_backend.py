@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.backends import lava as backend
 from neurodeploy.backends.lava import NO_LAVA, check_lava_limits, run_lava, run_lava_cases
 from neurodeploy.backends.lava_exchange import (
@@ -22,8 +21,13 @@ from neurodeploy.sim import simulate
 def _dense_net(rng) -> Netlist:
     return Netlist(
         [
-            Dense(weight=rng.integers(-300, 300, (9, 14)), neuron=CubaNeuron(vth=30, du=-1, dv=700, bias_exp=5),
-                  bias=rng.integers(-90, 90, 9), weight_exp=-3, weight_bits=6),
+            Dense(
+                weight=rng.integers(-300, 300, (9, 14)),
+                neuron=CubaNeuron(vth=30, du=-1, dv=700, bias_exp=5),
+                bias=rng.integers(-90, 90, 9),
+                weight_exp=-3,
+                weight_bits=6,
+            ),
             Dense(weight=-rng.integers(0, 255, (4, 9)), neuron=CubaNeuron(vth=5, du=4095, dv=0), weight_exp=7),
         ],
         input_shape=(14,),
@@ -36,13 +40,27 @@ def _conv_net(rng) -> Netlist:
     """Non-square maps and kernels, stride, padding, dilation and groups: catches any axis swap."""
     return Netlist(
         [
-            Conv(weight=rng.integers(-120, 120, (4, 1, 3, 2)), neuron=CubaNeuron(vth=20, du=400, dv=300),
-                 stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2, weight_exp=2, bias=rng.integers(-500, 500, 4)),
-            Conv(weight=rng.integers(0, 90, (2, 4, 2, 3)), neuron=CubaNeuron(vth=40, du=0, dv=100, bias_exp=-2),
-                 padding=(0, 1)),
+            Conv(
+                weight=rng.integers(-120, 120, (4, 1, 3, 2)),
+                neuron=CubaNeuron(vth=20, du=400, dv=300),
+                stride=(2, 1),
+                padding=(1, 0),
+                dilation=(1, 2),
+                groups=2,
+                weight_exp=2,
+                bias=rng.integers(-500, 500, 4),
+            ),
+            Conv(
+                weight=rng.integers(0, 90, (2, 4, 2, 3)),
+                neuron=CubaNeuron(vth=40, du=0, dv=100, bias_exp=-2),
+                padding=(0, 1),
+            ),
             Flatten(),
-            Dense(weight=rng.integers(-60, 60, (5, 18)), neuron=CubaNeuron(vth=10, du=1000, dv=1000),
-                  delay=rng.integers(0, 4, (5, 18))),
+            Dense(
+                weight=rng.integers(-60, 60, (5, 18)),
+                neuron=CubaNeuron(vth=10, du=1000, dv=1000),
+                delay=rng.integers(0, 4, (5, 18)),
+            ),
         ],
         input_shape=(2, 7, 5),
     )
@@ -51,7 +69,9 @@ def _conv_net(rng) -> Netlist:
 def _input_net(rng) -> Netlist:
     return Netlist(
         [
-            Input(shape=(2, 3, 4), neuron=CubaNeuron(vth=100, du=200, dv=50, bias_exp=9), bias=np.zeros((2, 3, 4), int)),
+            Input(
+                shape=(2, 3, 4), neuron=CubaNeuron(vth=100, du=200, dv=50, bias_exp=9), bias=np.zeros((2, 3, 4), int)
+            ),
             Dense(weight=rng.integers(0, 200, (6, 24)), neuron=CubaNeuron(vth=300, du=3000, dv=4096), weight_exp=10),
         ],
         reset_interval=4,
@@ -80,7 +100,10 @@ def test_netlist_survives_the_exchange_format(hand_built):
         arrays: dict = {}
         back = decode_netlist(encode_netlist(case.net, "n", arrays), arrays)
         assert (back.input_shape, back.reset_interval, back.reset_offset) == (
-            case.net.input_shape, case.net.reset_interval, case.net.reset_offset)
+            case.net.input_shape,
+            case.net.reset_interval,
+            case.net.reset_offset,
+        )
         for a, b in zip(case.net.layers, back.layers):
             assert type(a) is type(b) and a.shape == b.shape
             for name in ("weight", "bias", "delay"):
@@ -105,7 +128,9 @@ def test_limits_name_the_layer_and_the_range():
     weight = np.ones((2, 3))
     neuron = CubaNeuron(vth=1, du=0, dv=0)
     wide_bias = Netlist([Dense(weight=weight, neuron=neuron, bias=np.array([0, 40000]))], input_shape=(3,))
-    with pytest.raises(LavaError, match=r"layer 0 \(dense\): bias mantissa 40000 is outside Lava's range \[-32768, 32767\]"):
+    with pytest.raises(
+        LavaError, match=r"layer 0 \(dense\): bias mantissa 40000 is outside Lava's range \[-32768, 32767\]"
+    ):
         check_lava_limits(LavaCase(wide_bias, 3))
     conv = Netlist([Conv(weight=np.ones((1, 1, 2, 2), int), neuron=neuron, weight_exp=-1)], input_shape=(1, 3, 3))
     with pytest.raises(LavaError, match="layer 0 \\(conv\\): weight_exp = -1"):
@@ -134,7 +159,9 @@ def test_hand_built_networks_equal_the_simulator(lava_exe, hand_built):
         assert lava.batch == sim.batch and lava.steps == sim.steps
         for name in ("s", "u", "v"):
             for i in sim.s:
-                np.testing.assert_array_equal(getattr(lava, name)[i], getattr(sim, name)[i], err_msg=f"layer {i} {name}")
+                np.testing.assert_array_equal(
+                    getattr(lava, name)[i], getattr(sim, name)[i], err_msg=f"layer {i} {name}"
+                )
         assert lava.spike_count == sim.spike_count and sum(sim.spike_count.values()) > 0
         np.testing.assert_array_equal(lava.output_counts, sim.output_counts)
     wrapped = simulate(hand_built[2].net, hand_built[2].steps, spikes=hand_built[2].spikes, bias=hand_built[2].bias)

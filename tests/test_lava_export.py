@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.backends.lava import run_netx_in_lava
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import encoded_inputs, export_model, load_float_model
@@ -17,23 +16,31 @@ SAMPLES = 100
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize("rule, arch, encoding, target", [
-    ("tssl", "64-128-10", "direct", "loihi2"), ("bpsa", "64-128-10bn", "rate", "loihi2"),
-    ("tssl", "64-128-10", "direct", "loihi1"),  # 9-bit mixed-sign weights
-    ("bpsa", "64-128-10bn", "rate", "4-bit"),
-])
+@pytest.mark.parametrize(
+    "rule, arch, encoding, target",
+    [
+        ("tssl", "64-128-10", "direct", "loihi2"),
+        ("bpsa", "64-128-10bn", "rate", "loihi2"),
+        ("tssl", "64-128-10", "direct", "loihi1"),  # 9-bit mixed-sign weights
+        ("bpsa", "64-128-10bn", "rate", "4-bit"),
+    ],
+)
 def test_exported_digits_model_runs_in_lava_netx_like_the_simulator(tmp_path, lava_exe, rule, arch, encoding, target):
     cfg = TrainConfig(rule=rule, arch=arch, steps=5, epochs=2, encoding=encoding, progress=False, device="cpu")
     path = tmp_path / f"{rule}.pt"
     from neurodeploy.models import save_checkpoint
 
     result = train(cfg, log=lambda *a, **k: None)
-    save_checkpoint(path, result.model, **{k: result.checkpoint[k] for k in (
-        "encoding", "steps", "dataset", "split", "float_test_accuracy", "seed")})
+    save_checkpoint(
+        path,
+        result.model,
+        **{k: result.checkpoint[k] for k in ("encoding", "steps", "dataset", "split", "float_test_accuracy", "seed")},
+    )
     if target == "4-bit":
         target = tmp_path / "four.toml"
-        target.write_text('name = "four"\n[system]\ncores_per_chip = 128\n[core]\nneurons = 8192\n'
-                          '[synapse]\nweight_bits = 4\n')
+        target.write_text(
+            'name = "four"\n[system]\ncores_per_chip = 128\n[core]\nneurons = 8192\n[synapse]\nweight_bits = 4\n'
+        )
     exported = export_model(path, load_target(target), tmp_path / "out", calibrate=64)
     q = exported.quantized
     net = read_netx(exported.files["netx"])
@@ -75,8 +82,11 @@ def test_the_printed_lava_dl_call_loads_the_export_with_our_spikes(tmp_path, lav
 
     cfg = TrainConfig(rule="tssl", arch="64-128-10", steps=5, epochs=2, encoding="direct", progress=False, device="cpu")
     result = train(cfg, log=lambda *a, **k: None)
-    save_checkpoint(tmp_path / "digits.pt", result.model, **{k: result.checkpoint[k] for k in (
-        "encoding", "steps", "dataset", "split", "float_test_accuracy", "seed")})
+    save_checkpoint(
+        tmp_path / "digits.pt",
+        result.model,
+        **{k: result.checkpoint[k] for k in ("encoding", "steps", "dataset", "split", "float_test_accuracy", "seed")},
+    )
     monkeypatch.chdir(tmp_path)  # the call names the file as the user gave it: relative to here
     assert main(["export", "digits.pt", "--target", "loihi2", "--calibrate", "64", "-o", "out"]) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if "netx.hdf5.Network(" in line]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.backends.lava import run_netx_in_lava
 from neurodeploy.exporters.netx import read_netx, write_netx
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
@@ -37,10 +36,18 @@ def test_written_dense_and_conv_nets_run_alike(lava_exe, tmp_path):
     rng = np.random.default_rng(5)
     with_input = Netlist(
         [
-            Input(shape=(2, 5, 6), neuron=CubaNeuron(vth=40, du=300, dv=200, bias_exp=6),
-                  bias=rng.integers(0, 90, (2, 5, 6))),
-            Conv(weight=rng.integers(-60, 60, (3, 2, 3, 2)), neuron=CubaNeuron(vth=30, du=100, dv=900, bias_exp=6),
-                 stride=(1, 2), padding=(1, 0), bias=rng.integers(-20, 20, 3)),
+            Input(
+                shape=(2, 5, 6),
+                neuron=CubaNeuron(vth=40, du=300, dv=200, bias_exp=6),
+                bias=rng.integers(0, 90, (2, 5, 6)),
+            ),
+            Conv(
+                weight=rng.integers(-60, 60, (3, 2, 3, 2)),
+                neuron=CubaNeuron(vth=30, du=100, dv=900, bias_exp=6),
+                stride=(1, 2),
+                padding=(1, 0),
+                bias=rng.integers(-20, 20, 3),
+            ),
             Flatten(),
             Dense(weight=rng.integers(-100, 100, (7, 3 * 5 * 3)), neuron=CubaNeuron(vth=20, du=4095, dv=0, bias_exp=6)),
         ],
@@ -48,8 +55,11 @@ def test_written_dense_and_conv_nets_run_alike(lava_exe, tmp_path):
     )
     spiking_in = Netlist(
         [
-            Dense(weight=rng.integers(0, 127, (12, 30)), neuron=CubaNeuron(vth=50, du=-1, dv=100, bias_exp=6),
-                  delay=rng.integers(0, 4, (12, 30))),
+            Dense(
+                weight=rng.integers(0, 127, (12, 30)),
+                neuron=CubaNeuron(vth=50, du=-1, dv=100, bias_exp=6),
+                delay=rng.integers(0, 4, (12, 30)),
+            ),
             Dense(weight=rng.integers(-128, 127, (4, 12)), neuron=CubaNeuron(vth=10, du=2000, dv=4096, bias_exp=6)),
         ],
         input_shape=(30,),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.backends.lava import run_netx_in_lava
 from neurodeploy.exporters.netx import read_netx, write_netx
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist, RecurrentDense
@@ -33,19 +32,36 @@ def test_pilotnet_sdnn_as_we_write_it_runs_alike_in_netx(conformance_dir, tmp_pa
 def test_dense_rec_as_we_write_it_runs_alike_in_netx(tmp_path, lava_exe):
     rng = np.random.default_rng(1)
     neuron = CubaNeuron(vth=100, du=500, dv=300, bias_exp=6)
-    net = Netlist([
-        RecurrentDense(weight=rng.integers(-100, 120, (12, 8)), weight_rec=rng.integers(-128, 127, (12, 12)),
-                       neuron=neuron),
-        Dense(weight=rng.integers(-100, 120, (5, 12)), neuron=neuron),
-    ], input_shape=(8,))
+    net = Netlist(
+        [
+            RecurrentDense(
+                weight=rng.integers(-100, 120, (12, 8)), weight_rec=rng.integers(-128, 127, (12, 12)), neuron=neuron
+            ),
+            Dense(weight=rng.integers(-100, 120, (5, 12)), neuron=neuron),
+        ],
+        input_shape=(8,),
+    )
     write_netx(net, tmp_path / "r.net")
     back = read_netx(tmp_path / "r.net")
     assert isinstance(back.layers[0], RecurrentDense)
     spikes = rng.random((1, 20, 8)) < 0.4
     ref = run_netx_in_lava(tmp_path / "r.net", 20, spikes=spikes, record=("s", "u", "v"))
     ours = simulate(back, 20, spikes=spikes, record=("s", "u", "v"))
-    without = simulate(Netlist([Dense(weight=back.layers[0].weight, neuron=neuron, weight_exp=back.layers[0].weight_exp,
-                                      weight_bits=back.layers[0].weight_bits)], input_shape=(8,)), 20, spikes=spikes)
+    without = simulate(
+        Netlist(
+            [
+                Dense(
+                    weight=back.layers[0].weight,
+                    neuron=neuron,
+                    weight_exp=back.layers[0].weight_exp,
+                    weight_bits=back.layers[0].weight_bits,
+                )
+            ],
+            input_shape=(8,),
+        ),
+        20,
+        spikes=spikes,
+    )
     assert not np.array_equal(without.s[0], ours.s[0])  # the recurrent synapses change what the layer does
     for i in ours.s:
         for var in ("s", "u", "v"):

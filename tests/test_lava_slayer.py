@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from neurodeploy.backends.lava import run_netx_in_lava
 from neurodeploy.cli import main
 from neurodeploy.datasets import load_dataset
@@ -78,8 +77,23 @@ def test_pilotnet_tutorial_network_runs_as_in_lava_netx(conformance_dir, tmp_pat
     image = np.load(conformance_dir / "gts/pilotnet_lif/image.npy").transpose(2, 1, 0).astype(np.int32)
     np.save(tmp_path / "in.npy", image)
     out = tmp_path / "ours.npz"
-    assert main(["run", str(net), "--steps", "20", "--input-bias", str(tmp_path / "in.npy"), "--reset-interval", "16",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(net),
+                "--steps",
+                "20",
+                "--input-bias",
+                str(tmp_path / "in.npy"),
+                "--reset-interval",
+                "16",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lava = run_netx_in_lava(net, 20, bias=image, reset_interval=16, record=("s", "u", "v"))
     with np.load(out) as saved:
         ours = {k: saved[k] for k in saved.files}

@@ -6,22 +6,31 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from neurodeploy import cli
-from neurodeploy.mapping import (
-    MappingError, assumed_activity, estimate_cost, layer_wiring, map_network, measured_activity, packing_order,
-)
-from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.exporters.netx import read_netx
+from neurodeploy.mapping import (
+    MappingError,
+    assumed_activity,
+    estimate_cost,
+    layer_wiring,
+    map_network,
+    measured_activity,
+    packing_order,
+)
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import conv2d, simulate
 from neurodeploy.targets import Energy, Timing, load_target, with_chips
 
 LOIHI1 = load_target("loihi1")
 NEURON = CubaNeuron(vth=2, du=4095, dv=0)
 BARE = dataclasses.replace(  # only the limits a test sets
-    LOIHI1, input_axons_per_core=None, output_axons_per_core=None, synapse_memory_bits=None,
-    energy=Energy(), timing=Timing(),
+    LOIHI1,
+    input_axons_per_core=None,
+    output_axons_per_core=None,
+    synapse_memory_bits=None,
+    energy=Energy(),
+    timing=Timing(),
 )
 
 
@@ -74,9 +83,15 @@ def test_weights_truncated_to_zero_are_not_stored():
     assert mapping.synapses == 1
 
 
-@pytest.mark.parametrize("kwargs", [
-    {}, {"stride": (2, 1), "padding": (1, 2)}, {"dilation": (2, 1), "padding": (2, 0)}, {"groups": 2},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"stride": (2, 1), "padding": (1, 2)},
+        {"dilation": (2, 1), "padding": (2, 0)},
+        {"groups": 2},
+    ],
+)
 def test_conv_wiring_matches_the_convolution(kwargs):
     """The expanded synapses are exactly the nonzero entries of the conv's dense equivalent."""
     rng = np.random.default_rng(1)
@@ -90,7 +105,7 @@ def test_conv_wiring_matches_the_convolution(kwargs):
     wiring = layer_wiring(layer)
     for row in range(matrix.shape[0]):
         expected = np.flatnonzero(matrix[row])
-        got = np.sort(wiring.indices[wiring.indptr[row]:wiring.indptr[row + 1]])
+        got = np.sort(wiring.indices[wiring.indptr[row] : wiring.indptr[row + 1]])
         assert np.array_equal(got, expected), row
 
 
@@ -115,15 +130,20 @@ def test_a_layer_needing_several_cores_without_split():
 
 
 def test_chips_needed():
-    net = Netlist([Dense(np.ones((5, 1), int), NEURON), Flatten(), Dense(np.ones((3, 5), int), NEURON)],
-                  input_shape=(1,))
+    net = Netlist(
+        [Dense(np.ones((5, 1), int), NEURON), Flatten(), Dense(np.ones((3, 5), int), NEURON)], input_shape=(1,)
+    )
     mapping = map_network(net, dataclasses.replace(BARE, neurons_per_core=1, cores_per_chip=3))
     assert [p.index for p in mapping.layers] == [0, 2]
     assert mapping.cores == 8 and mapping.chips == 3 and mapping.chips_needed() == {"cores": 3}
     per_chip = dataclasses.replace(mapping.target, neurons_per_chip=2, synapses_per_chip=100)
     assert dataclasses.replace(mapping, target=per_chip).chips_needed() == {"cores": 3, "neurons": 4, "synapses": 1}
     assert mapping.utilization(mapping.layers[0].cores[0]) == {
-        "neurons": 1.0, "input_axons": None, "output_axons": None, "synapse_memory": None}
+        "neurons": 1.0,
+        "input_axons": None,
+        "output_axons": None,
+        "synapse_memory": None,
+    }
 
 
 def test_energy_is_counted_events_times_picojoules():
@@ -152,8 +172,10 @@ def test_energy_is_counted_events_times_picojoules():
 def test_assumed_activity_latency_and_static_energy_by_hand():
     """One core, rate 0.5, 4 steps: step = events x 1 ns + neurons x 2 ns + 10 ns barrier."""
     target = dataclasses.replace(
-        BARE, energy=Energy(synaptic_op_pj=1.0, neuron_update_pj=1.0, static_power_mw=100.0),
-        timing=Timing(synaptic_op_ns=1.0, neuron_update_ns=2.0, barrier_sync_ns=10.0))
+        BARE,
+        energy=Energy(synaptic_op_pj=1.0, neuron_update_pj=1.0, static_power_mw=100.0),
+        timing=Timing(synaptic_op_ns=1.0, neuron_update_ns=2.0, barrier_sync_ns=10.0),
+    )
     mapping = map_network(dense(np.ones((6, 8), int)), target)
     activity = assumed_activity(mapping, steps=4, rate=0.5)
     assert activity.synaptic_events == {0: 48 * 0.5 * 4} and activity.neuron_updates == {0: 24.0}
@@ -194,8 +216,9 @@ def test_spikes_crossing_chips_are_counted_and_priced_by_hand():
     assert cost.crossing_term.count == pytest.approx(4 * 2 * 2) and cost.crossing_term.value is None
     assert any("no energy for a spike between chips" in n for n in cost.notes)
     energy = Energy(synaptic_op_pj=1.0, neuron_update_pj=1.0, chip_crossing_pj=3.0)
-    priced = estimate_cost(map_network(net, dataclasses.replace(target, energy=energy)),
-                           assumed_activity(mapping, steps=4, rate=0.5))
+    priced = estimate_cost(
+        map_network(net, dataclasses.replace(target, energy=energy)), assumed_activity(mapping, steps=4, rate=0.5)
+    )
     assert priced.energy_pj == pytest.approx(priced.dynamic_pj + 16 * 3.0)
     one_chip = estimate_cost(map_network(net, BARE), assumed_activity(mapping, steps=4, rate=0.5))
     assert one_chip.crossing_term is None
@@ -246,7 +269,7 @@ def test_a_kapoho_point_board_holds_what_one_loihi2_chip_cannot():
 def test_systems_up_to_the_largest_built(tmp_path, capsys):
     loihi2 = load_target("loihi2")
     assert with_chips(loihi2, 1152).cores == 1152 * 128
-    with pytest.raises(NeurodeployError, match="--chips 1153 exceeds system.max_chips = 1,152"):
+    with pytest.raises(NeurodeployError, match=r"--chips 1153 exceeds system\.max_chips = 1,152"):
         with_chips(loihi2, 1153)
     path = tmp_path / "big.toml"
     path.write_text('name = "big"\n[system]\ncores_per_chip = 2\nchips = 9\nmax_chips = 8\n[core]\nneurons = 4\n')
@@ -261,7 +284,7 @@ def test_map_command_on_pilotnet(conformance_dir, capsys):
     out = capsys.readouterr().out
     cores = int(out.split("cores used: ")[1].split()[0])
     rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
-    neurons = [int(row[[i for i, tok in enumerate(row) if "%" in tok][0] - 3].replace(",", "")) for row in rows]
+    neurons = [int(row[next(i for i, tok in enumerate(row) if "%" in tok) - 3].replace(",", "")) for row in rows]
     assert cores >= sum(-(-n // 1024) for n in neurons) and len(neurons) == 10
     assert "x 23.6 pJ" in out and "total" in out and "source: Davies" in out
     assert "energy per inference (published per-operation figures, pre-silicon):" in out
@@ -275,8 +298,9 @@ def test_map_command_with_measured_spikes(tmp_path, capsys):
     net = dense(np.ones((4, 6), int))
     write_netx(net, tmp_path / "net.net")
     np.save(tmp_path / "spikes.npy", np.ones((5, 6), bool))
-    assert cli.main(["map", str(tmp_path / "net.net"), "--target", "loihi1", "--input",
-                     str(tmp_path / "spikes.npy")]) == 0
+    assert (
+        cli.main(["map", str(tmp_path / "net.net"), "--target", "loihi1", "--input", str(tmp_path / "spikes.npy")]) == 0
+    )
     out = capsys.readouterr().out
     assert "measured: simulated 1 sample(s) x 5 steps" in out
     assert "120.0 x 23.6 pJ" in out  # 6 inputs x 4 synapses x 5 steps

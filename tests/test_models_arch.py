@@ -1,7 +1,6 @@
 """Architecture specs in the papers' notation."""
 
 import pytest
-
 from neurodeploy.models.arch import ArchError, Conv, Dense, Dropout, SumPool, layer_shapes, parse_arch
 
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.models.neurons import BPSAFunction
 
 VTH = 0.5

@@ -6,11 +6,10 @@ The simulator below uses numpy only and reads nothing but the graph, as a quanti
 import numpy as np
 import pytest
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
-
 from neurodeploy.encoding import encode, make_encoding
 from neurodeploy.models import float_graph, make_rule, parse_arch
 from neurodeploy.models.network import NeuronLayer, SpikingNetwork
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 def _conv(x, op):

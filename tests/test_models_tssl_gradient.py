@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.models.neurons import TSSLBPFunction
 
 TAU_M, TAU_S, VTH = 5.0, 3.0, 1.0
@@ -92,7 +91,7 @@ def test_tsslbp_matches_slow_loop(seed, fallback):
     (trace * torch.tensor(coeff)).sum().backward()
 
     current = trace_in @ weight.T
-    steps, batch, n_out = current.shape
+    _steps, batch, n_out = current.shape
     delta = np.zeros_like(current)
     for b in range(batch):
         for i in range(n_out):

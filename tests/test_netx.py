@@ -8,7 +8,6 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-
 from neurodeploy.errors import InputFileError
 from neurodeploy.exporters.netx import NetxExportError, netx_weight_encoding, read_netx, write_netx
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
@@ -17,9 +16,12 @@ from neurodeploy.sim import simulate
 
 def same_netlist(a: Netlist, b: Netlist) -> bool:
     """Field-by-field equality, arrays compared by value."""
+
     def same(x, y) -> bool:
         if dataclasses.is_dataclass(x):
-            return type(x) is type(y) and all(same(getattr(x, f.name), getattr(y, f.name)) for f in dataclasses.fields(x))
+            return type(x) is type(y) and all(
+                same(getattr(x, f.name), getattr(y, f.name)) for f in dataclasses.fields(x)
+            )
         if isinstance(x, (list, tuple)):
             return isinstance(y, (list, tuple)) and len(x) == len(y) and all(same(p, q) for p, q in zip(x, y))
         if isinstance(x, dict):
@@ -37,8 +39,12 @@ def roundtrip(net: Netlist, tmp_path, name: str = "net.net") -> Netlist:
 
 
 def neuron(rng) -> CubaNeuron:
-    return CubaNeuron(vth=int(rng.integers(1, 120)), du=int(rng.integers(-1, 4096)),
-                      dv=int(rng.choice([0, 1024, 4096, int(rng.integers(0, 4097))])), bias_exp=6)
+    return CubaNeuron(
+        vth=int(rng.integers(1, 120)),
+        du=int(rng.integers(-1, 4096)),
+        dv=int(rng.choice([0, 1024, 4096, int(rng.integers(0, 4097))])),
+        bias_exp=6,
+    )
 
 
 def random_netlists(seed: int) -> list[Netlist]:
@@ -53,8 +59,15 @@ def random_netlists(seed: int) -> list[Netlist]:
     inhibitory[0, 0] = -99  # netx loses an inhibitory minimum of minus a power of two
     conv_net = Netlist(
         [
-            Conv(ints(-8, 9, (6, 2, 3, 2)), neuron(rng), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2,
-                 bias=ints(-30, 40, 6)),
+            Conv(
+                ints(-8, 9, (6, 2, 3, 2)),
+                neuron(rng),
+                stride=(2, 1),
+                padding=(1, 0),
+                dilation=(1, 2),
+                groups=2,
+                bias=ints(-30, 40, 6),
+            ),
             Conv(ints(-6, 7, (4, 6, 2, 2)), neuron(rng), bias=ints(-30, 40, (4, 4, 5)), weight_exp=1),  # (6, 5, 6) in
             Flatten(),
             Dense(ints(-40, 41, (10, 80)), neuron(rng), bias=ints(-20, 30, 10), delay=ints(0, 6, (10, 80))),
@@ -62,7 +75,10 @@ def random_netlists(seed: int) -> list[Netlist]:
             Dense(inhibitory, neuron(rng), bias=ints(0, 30, 5)),
             Dense(ints(0, 120, (3, 5)), neuron(rng), weight_exp=1, name="out"),
         ],
-        input_shape=(4, 9, 8), reset_interval=7, output_window=(2, 9), meta={"simulation": {"Ts": 1, "tSample": 9}},
+        input_shape=(4, 9, 8),
+        reset_interval=7,
+        output_window=(2, 9),
+        meta={"simulation": {"Ts": 1, "tSample": 9}},
     )
     input_net = Netlist(
         [
@@ -71,10 +87,14 @@ def random_netlists(seed: int) -> list[Netlist]:
             Flatten(),
             Dense(ints(-90, 91, (4, 75)), neuron(rng)),
         ],
-        reset_interval=5, reset_offset=2,
+        reset_interval=5,
+        reset_offset=2,
     )
     dense_net = Netlist(
-        [Dense(ints(1, 200, (7, 12)), neuron(rng), delay=ints(0, 3, (7, 12))), Dense(ints(-250, 250, (2, 7)), neuron(rng))],
+        [
+            Dense(ints(1, 200, (7, 12)), neuron(rng), delay=ints(0, 3, (7, 12))),
+            Dense(ints(-250, 250, (2, 7)), neuron(rng)),
+        ],
         input_shape=(12,),
     )
     return [conv_net, input_net, dense_net]
@@ -87,7 +107,8 @@ def same_run(a: Netlist, b: Netlist, seed: int = 0, steps: int = 12) -> bool:
     rb = simulate(b, steps, spikes=spikes, record=("s", "u", "v"))
     pairs = list(zip(a.neuron_layers, b.neuron_layers))  # flatten layers may differ in number
     return len(a.neuron_layers) == len(b.neuron_layers) and all(
-        np.array_equal(getattr(ra, n)[i], getattr(rb, n)[j]) for n in "suv" for i, j in pairs)
+        np.array_equal(getattr(ra, n)[i], getattr(rb, n)[j]) for n in "suv" for i, j in pairs
+    )
 
 
 # ---------------------------------------------------------------------------- lava-dl's files
@@ -126,14 +147,17 @@ def test_golden_files_read_write_read(conformance_dir, tmp_path, name):
 # ---------------------------------------------------------------------------- weight encoding
 
 
-@pytest.mark.parametrize("weights,mantissas,bits,exp", [
-    ([3, -5, 7, 1], [96, -160, 224, 32], 4, -5),  # mixed: scale min(127/7, 128/5) -> 2**4, plus the sign bit
-    ([1], [128], 1, -7),  # excitatory: 255 / 1 -> 2**7
-    ([255, 1], [255, 1], 8, 0),
-    ([200, -3], [200, -3], 9, 0),  # mixed, no room to scale, odd: sign and 8 bits
-    ([-1, -3], [-64, -192], 2, -6),  # inhibitory: -256 / -3 -> 2**6
-    ([0, -4], [0, -256], 1, -6),  # netx calls a maximum of 0 mixed: 128 / 4 -> 2**5, plus one; 8 - 6 - (2 - 1)
-])
+@pytest.mark.parametrize(
+    "weights,mantissas,bits,exp",
+    [
+        ([3, -5, 7, 1], [96, -160, 224, 32], 4, -5),  # mixed: scale min(127/7, 128/5) -> 2**4, plus the sign bit
+        ([1], [128], 1, -7),  # excitatory: 255 / 1 -> 2**7
+        ([255, 1], [255, 1], 8, 0),
+        ([200, -3], [200, -3], 9, 0),  # mixed, no room to scale, odd: sign and 8 bits
+        ([-1, -3], [-64, -192], 2, -6),  # inhibitory: -256 / -3 -> 2**6
+        ([0, -4], [0, -256], 1, -6),  # netx calls a maximum of 0 mixed: 128 / 4 -> 2**5, plus one; 8 - 6 - (2 - 1)
+    ],
+)
 def test_netx_weight_encoding(weights, mantissas, bits, exp):
     m, b, e = netx_weight_encoding(np.array(weights))
     assert (m.tolist(), b, e) == (mantissas, bits, exp)
@@ -196,8 +220,10 @@ def test_numbers_are_stored_as_integers(tmp_path):
 
 def test_implied_flatten_is_written(tmp_path):
     rng = np.random.default_rng(4)
-    net = Netlist([Conv(rng.integers(-3, 4, (2, 1, 2, 2)), neuron(rng)), Dense(rng.integers(-9, 9, (3, 18)), neuron(rng))],
-                  input_shape=(1, 4, 4))
+    net = Netlist(
+        [Conv(rng.integers(-3, 4, (2, 1, 2, 2)), neuron(rng)), Dense(rng.integers(-9, 9, (3, 18)), neuron(rng))],
+        input_shape=(1, 4, 4),
+    )
     once = roundtrip(net, tmp_path)
     assert [layer.kind for layer in once.layers] == ["conv", "flatten", "dense"]
     assert same_run(net, once)
@@ -205,8 +231,10 @@ def test_implied_flatten_is_written(tmp_path):
 
 def test_bias_exponent_folds_into_netx_mantissas(tmp_path):
     rng = np.random.default_rng(5)
-    net = Netlist([Dense(rng.integers(1, 9, (3, 4)), CubaNeuron(vth=20, du=100, dv=200, bias_exp=8),
-                         bias=np.array([1, -2, 3]))], input_shape=(4,))
+    net = Netlist(
+        [Dense(rng.integers(1, 9, (3, 4)), CubaNeuron(vth=20, du=100, dv=200, bias_exp=8), bias=np.array([1, -2, 3]))],
+        input_shape=(4,),
+    )
     once = roundtrip(net, tmp_path)
     assert once.layers[0].neuron.bias_exp == 6 and once.layers[0].bias.tolist() == [4, -8, 12]
     assert same_run(net, once)
@@ -219,14 +247,20 @@ def one_layer(layer, shape) -> Netlist:
     return Netlist([layer], input_shape=shape)
 
 
-@pytest.mark.parametrize("net,match", [
-    (one_layer(Conv(np.ones((1, 1, 1, 1), int), CubaNeuron(5, 0, 0), weight_exp=-1), (1, 2, 2)), "no weight exponent"),
-    (one_layer(Dense(np.array([[3, 5]]), CubaNeuron(5, 0, 0), weight_exp=-1), (2,)), "multiples of 2"),
-    (one_layer(Dense(np.array([[-1, -2]]), CubaNeuron(5, 0, 0)), (2,)), "power of two"),
-    (one_layer(Dense(np.zeros((1, 2), int), CubaNeuron(5, 0, 0)), (2,)), "all-zero"),
-    (one_layer(Dense(np.array([[3, 5]]), CubaNeuron(5, 0, 0, bias_exp=3), bias=np.array([4])), (2,)), "bias_exp"),
-    (Netlist([Dense(np.ones((2, 2), int), CubaNeuron(5, 0, 0)), Flatten()], input_shape=(2,)), "flatten"),
-])
+@pytest.mark.parametrize(
+    "net,match",
+    [
+        (
+            one_layer(Conv(np.ones((1, 1, 1, 1), int), CubaNeuron(5, 0, 0), weight_exp=-1), (1, 2, 2)),
+            "no weight exponent",
+        ),
+        (one_layer(Dense(np.array([[3, 5]]), CubaNeuron(5, 0, 0), weight_exp=-1), (2,)), "multiples of 2"),
+        (one_layer(Dense(np.array([[-1, -2]]), CubaNeuron(5, 0, 0)), (2,)), "power of two"),
+        (one_layer(Dense(np.zeros((1, 2), int), CubaNeuron(5, 0, 0)), (2,)), "all-zero"),
+        (one_layer(Dense(np.array([[3, 5]]), CubaNeuron(5, 0, 0, bias_exp=3), bias=np.array([4])), (2,)), "bias_exp"),
+        (Netlist([Dense(np.ones((2, 2), int), CubaNeuron(5, 0, 0)), Flatten()], input_shape=(2,)), "flatten"),
+    ],
+)
 def test_writer_refuses_naming_the_layer(tmp_path, net, match):
     with pytest.raises(NetxExportError, match=match) as err:
         write_netx(net, tmp_path / "bad.net")
@@ -253,6 +287,7 @@ def replace(key, value):
     def edit(f):
         del f[key]
         f[key] = value
+
     return edit
 
 
@@ -261,24 +296,27 @@ def huge_bias(f) -> None:
     f["layer/1"].create_dataset("bias", shape=(2**30,), dtype="i1")  # declared, never written
 
 
-@pytest.mark.parametrize("edit,where,message", [
-    (replace("layer/1/weight", np.ones((6, 2))), "/layer/1/weight", "expected 4 or 5 dimensions, got 2"),
-    (replace("layer/1/weight", np.full((6, 2, 3, 2), np.nan)), "/layer/1/weight", "non-finite"),
-    (replace("layer/1/weight", np.full((6, 2, 3, 2), b"abc")), "/layer/1/weight", "expected numbers"),
-    (replace("layer/2/shape", np.array([4, 4, 4])), "/layer/2/shape", "declares (4, 4, 4)"),
-    (replace("layer/4/weight", np.ones((10, 79))), "/layer/4/weight", "expected shape (10, 80)"),
-    (replace("layer/5/bias", np.ones(11)), "/layer/5/bias", "expected (12,)"),
-    (replace("layer/1/type", np.array([b"pool"])), "/layer/1/type", "'pool' is not supported"),
-    (replace("layer/1/type", np.array([b"dense_comp"])), "/layer/1/type", "'dense_comp' is not supported"),
-    (replace("layer/1/neuron/type", np.array([b"RF"])), "/layer/1/neuron/type", "'RF'"),
-    (replace("layer/1/neuron/iDecay", np.array(5000)), "/layer/1/neuron/iDecay", "outside [0, 4096]"),
-    (replace("layer/1/stride", np.array([1, 2, 3])), "/layer/1/stride", "expected 1 or 2 values"),
-    (replace("layer/4/delay", np.ones(7)), "/layer/4/delay", "fit neither"),
-    (lambda f: f.move("layer/2", "layer/9"), "/layer", "expected layers named 0..n-1"),
-    (lambda f: f.__delitem__("layer/1/neuron/vThMant"), "/layer/1/neuron/vThMant", "missing"),
-    (lambda f: f.__delitem__("layer"), "/layer", "missing group"),
-    (huge_bias, "/layer/1/bias", "more than the limit"),
-])
+@pytest.mark.parametrize(
+    "edit,where,message",
+    [
+        (replace("layer/1/weight", np.ones((6, 2))), "/layer/1/weight", "expected 4 or 5 dimensions, got 2"),
+        (replace("layer/1/weight", np.full((6, 2, 3, 2), np.nan)), "/layer/1/weight", "non-finite"),
+        (replace("layer/1/weight", np.full((6, 2, 3, 2), b"abc")), "/layer/1/weight", "expected numbers"),
+        (replace("layer/2/shape", np.array([4, 4, 4])), "/layer/2/shape", "declares (4, 4, 4)"),
+        (replace("layer/4/weight", np.ones((10, 79))), "/layer/4/weight", "expected shape (10, 80)"),
+        (replace("layer/5/bias", np.ones(11)), "/layer/5/bias", "expected (12,)"),
+        (replace("layer/1/type", np.array([b"pool"])), "/layer/1/type", "'pool' is not supported"),
+        (replace("layer/1/type", np.array([b"dense_comp"])), "/layer/1/type", "'dense_comp' is not supported"),
+        (replace("layer/1/neuron/type", np.array([b"RF"])), "/layer/1/neuron/type", "'RF'"),
+        (replace("layer/1/neuron/iDecay", np.array(5000)), "/layer/1/neuron/iDecay", "outside [0, 4096]"),
+        (replace("layer/1/stride", np.array([1, 2, 3])), "/layer/1/stride", "expected 1 or 2 values"),
+        (replace("layer/4/delay", np.ones(7)), "/layer/4/delay", "fit neither"),
+        (lambda f: f.move("layer/2", "layer/9"), "/layer", "expected layers named 0..n-1"),
+        (lambda f: f.__delitem__("layer/1/neuron/vThMant"), "/layer/1/neuron/vThMant", "missing"),
+        (lambda f: f.__delitem__("layer"), "/layer", "missing group"),
+        (huge_bias, "/layer/1/bias", "more than the limit"),
+    ],
+)
 def test_malformed_files_name_the_file_and_the_path(good_file, edit, where, message):
     mutate(good_file, edit)
     with pytest.raises(InputFileError) as err:
@@ -336,11 +374,12 @@ def test_the_lava_dl_call_is_read_back_as_literals_only():
     from neurodeploy.errors import NeurodeployError
     from neurodeploy.exporters.netx import lava_dl_call, lava_dl_call_arguments
 
-    net = Netlist([Dense(np.ones((2, 3), np.int64), CubaNeuron(1, 0, 0, 6))], input_shape=(3,), reset_interval=7,
-                  reset_offset=2)
+    net = Netlist(
+        [Dense(np.ones((2, 3), np.int64), CubaNeuron(1, 0, 0, 6))], input_shape=(3,), reset_interval=7, reset_offset=2
+    )
     call = lava_dl_call("out/m.net", net)
     assert call == "netx.hdf5.Network(net_config='out/m.net', reset_interval=7, reset_offset=2)"
     assert lava_dl_call_arguments(call) == {"net_config": "out/m.net", "reset_interval": 7, "reset_offset": 2}
     for bad in ("netx.hdf5.Network(net_config=open('x'))", "os.system('x')", "netx.hdf5.Network('m.net')", "("):
-        with pytest.raises(NeurodeployError, match="not a netx.hdf5.Network"):
+        with pytest.raises(NeurodeployError, match=r"not a netx\.hdf5\.Network"):
             lava_dl_call_arguments(bad)

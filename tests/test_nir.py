@@ -74,8 +74,13 @@ def test_float_parameters_describe_the_chip():
     """Euler with step dt: I += (dt/tau_syn)(w_in x - I), v += (dt/tau_mem)(v_leak - v + r I)."""
     from neurodeploy.exporters.nir import netlist_to_nir
 
-    layer = Dense(weight=np.array([[3, -5], [7, 1]]), neuron=CubaNeuron(vth=90, du=1023, dv=512, bias_exp=6),
-                  bias=np.array([2, -1]), weight_exp=-1, weight_bits=8)
+    layer = Dense(
+        weight=np.array([[3, -5], [7, 1]]),
+        neuron=CubaNeuron(vth=90, du=1023, dv=512, bias_exp=6),
+        bias=np.array([2, -1]),
+        weight_exp=-1,
+        weight_bits=8,
+    )
     graph = netlist_to_nir(Netlist([layer], input_shape=(2,)), dt=1e-3)
     linear, cuba = graph.nodes["l0_dense"], graph.nodes["l0_neurons"]
     np.testing.assert_array_equal(linear.weight, [[1.0, -3.0], [3.0, 0.0]])  # [2, -6, 6, 0] as the core holds them, / 2
@@ -115,8 +120,13 @@ def test_snntorch_runs_our_file_integrate_and_fire(tmp_path):
     later on the chip, so our last layer lags snnTorch's by the two layers' two steps."""
     rng = np.random.default_rng(0)
     neuron = CubaNeuron(vth=40, du=4095, dv=0)
-    net = Netlist([Dense(weight=rng.integers(-20, 40, (30, 20)), neuron=neuron),
-                   Dense(weight=rng.integers(-20, 40, (10, 30)), neuron=neuron)], input_shape=(20,))
+    net = Netlist(
+        [
+            Dense(weight=rng.integers(-20, 40, (30, 20)), neuron=neuron),
+            Dense(weight=rng.integers(-20, 40, (10, 30)), neuron=neuron),
+        ],
+        input_shape=(20,),
+    )
     write_nir(net, tmp_path / "if.nir")
     x = rng.random((4, 30, 20)) < 0.3
     peer, _ = _snntorch_run(tmp_path / "if.nir", x)
@@ -133,8 +143,9 @@ def test_snntorch_agrees_with_a_leaky_layer_away_from_threshold(tmp_path):
     Spikes must agree (one step of latency apart) at every step before the peer's membrane
     first comes within 2 of the threshold; after that the two may part ways."""
     rng = np.random.default_rng(1)
-    net = Netlist([Dense(weight=rng.integers(-30, 60, (40, 20)), neuron=CubaNeuron(vth=100, du=511, dv=512))],
-                  input_shape=(20,))
+    net = Netlist(
+        [Dense(weight=rng.integers(-30, 60, (40, 20)), neuron=CubaNeuron(vth=100, du=511, dv=512))], input_shape=(20,)
+    )
     write_nir(net, tmp_path / "lif.nir")
     x = rng.random((8, 40, 20)) < 0.3
     peer, membrane = _snntorch_run(tmp_path / "lif.nir", x, probe="l0_neurons")
@@ -153,9 +164,14 @@ def test_snntorch_runs_a_conv_graph(tmp_path):
     torch = pytest.importorskip("torch")
     import_from_nir = pytest.importorskip("snntorch.import_nir").import_from_nir
     rng = np.random.default_rng(2)
-    net = Netlist([Conv(weight=rng.integers(-5, 6, (4, 2, 3, 3)), neuron=CubaNeuron(vth=10, du=100, dv=10), stride=(2, 1)),
-                   Flatten(), Dense(weight=rng.integers(-50, 50, (7, 4 * 3 * 4)), neuron=CubaNeuron(vth=5, du=4095, dv=300))],
-                  input_shape=(2, 8, 6))
+    net = Netlist(
+        [
+            Conv(weight=rng.integers(-5, 6, (4, 2, 3, 3)), neuron=CubaNeuron(vth=10, du=100, dv=10), stride=(2, 1)),
+            Flatten(),
+            Dense(weight=rng.integers(-50, 50, (7, 4 * 3 * 4)), neuron=CubaNeuron(vth=5, du=4095, dv=300)),
+        ],
+        input_shape=(2, 8, 6),
+    )
     write_nir(net, tmp_path / "conv.nir")
     module, state = import_from_nir(nir.read(tmp_path / "conv.nir")), None
     with torch.no_grad():
@@ -174,8 +190,10 @@ def test_float_graph_of_an_snntorch_export(tmp_path):
         return torch.full((n,), value)
 
     model = torch.nn.Sequential(
-        torch.nn.Linear(12, 8), snn.Synaptic(alpha=full(8, 0.8), beta=full(8, 0.9), threshold=full(8, 1.0), init_hidden=True),
-        torch.nn.Linear(8, 3), snn.Leaky(beta=full(3, 0.75), threshold=full(3, 0.5), init_hidden=True, output=True),
+        torch.nn.Linear(12, 8),
+        snn.Synaptic(alpha=full(8, 0.8), beta=full(8, 0.9), threshold=full(8, 1.0), init_hidden=True),
+        torch.nn.Linear(8, 3),
+        snn.Leaky(beta=full(3, 0.75), threshold=full(3, 0.5), init_hidden=True, output=True),
     )
     nir.write(tmp_path / "snn.nir", export_to_nir(model, torch.zeros(12)))
     ops = nir_to_float_graph(tmp_path / "snn.nir", dt=1e-4)
@@ -191,11 +209,20 @@ def test_float_graph_of_an_snntorch_export(tmp_path):
 
 
 def test_float_graph_of_hand_built_graphs(tmp_path):
-    conv = nir.Conv2d(input_shape=(6, 6), weight=np.ones((4, 2, 3, 3)), stride=1, padding="same", dilation=1,
-                      groups=1, bias=np.zeros(4))
+    conv = nir.Conv2d(
+        input_shape=(6, 6),
+        weight=np.ones((4, 2, 3, 3)),
+        stride=1,
+        padding="same",
+        dilation=1,
+        groups=1,
+        bias=np.zeros(4),
+    )
     pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
     graph = nir.NIRGraph.from_list(
-        conv, nir.IF(r=np.ones((4, 6, 6)), v_threshold=np.ones((4, 6, 6))), pool,
+        conv,
+        nir.IF(r=np.ones((4, 6, 6)), v_threshold=np.ones((4, 6, 6))),
+        pool,
         nir.Flatten(input_type={"input": np.array([4, 3, 3])}, start_dim=0),
         nir.Affine(weight=np.ones((5, 36)), bias=np.arange(5.0)),
         nir.LIF(tau=np.full(5, 0.01), r=np.ones(5), v_leak=np.zeros(5), v_threshold=np.ones(5)),
@@ -203,13 +230,22 @@ def test_float_graph_of_hand_built_graphs(tmp_path):
     graph.metadata = {"dt": 0.001}
     ops = nir_to_float_graph(graph)
     assert [(op["op"], op.get("model")) for op in ops] == [
-        ("input", None), ("conv", None), ("neuron", "if"), ("sumpool", None), ("flatten", None), ("dense", None), ("neuron", "lif")]
+        ("input", None),
+        ("conv", None),
+        ("neuron", "if"),
+        ("sumpool", None),
+        ("flatten", None),
+        ("dense", None),
+        ("neuron", "lif"),
+    ]
     assert ops[1]["padding"] == (1, 1) and ops[3]["kernel"] == (2, 2) and ops[3]["shape"] == (4, 3, 3)
     assert ops[6]["dt"] == 0.001 and ops[5]["bias"].tolist() == [0, 1, 2, 3, 4]
 
 
 def test_float_graph_of_our_own_file(tmp_path):
-    net = Netlist([Dense(weight=np.array([[4, -2]]), neuron=CubaNeuron(vth=7, du=4095, dv=0), weight_exp=2)], input_shape=(2,))
+    net = Netlist(
+        [Dense(weight=np.array([[4, -2]]), neuron=CubaNeuron(vth=7, du=4095, dv=0), weight_exp=2)], input_shape=(2,)
+    )
     write_nir(net, tmp_path / "net.nir")
     ops = nir_to_float_graph(tmp_path / "net.nir")
     assert [op["op"] for op in ops] == ["input", "dense", "neuron"]
@@ -218,12 +254,18 @@ def test_float_graph_of_our_own_file(tmp_path):
 
 
 def test_unsupported_graphs_are_refused_by_name(tmp_path):
-    li = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 2))), nir.LI(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3)))
+    li = nir.NIRGraph.from_list(
+        nir.Linear(weight=np.ones((3, 2))), nir.LI(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3))
+    )
     with pytest.raises(InputFileError, match="node 'li' is a LI"):
         nir_to_float_graph(li)
     fork = nir.NIRGraph(
-        nodes={"input": nir.Input(input_type={"input": np.array([2])}), "a": nir.Linear(weight=np.ones((2, 2))),
-               "b": nir.Linear(weight=np.ones((2, 2))), "output": nir.Output(output_type={"output": np.array([2])})},
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "a": nir.Linear(weight=np.ones((2, 2))),
+            "b": nir.Linear(weight=np.ones((2, 2))),
+            "output": nir.Output(output_type={"output": np.array([2])}),
+        },
         edges=[("input", "a"), ("input", "b"), ("a", "output"), ("b", "output")],
     )
     with pytest.raises(InputFileError, match="node 'input' feeds 2 nodes"):
@@ -235,7 +277,7 @@ def test_read_nir_refuses_foreign_and_broken_files(tmp_path):
     with pytest.raises(InputFileError, match="nir_to_float_graph"):
         read_nir(tmp_path / "foreign.nir")
     (tmp_path / "junk.nir").write_bytes(b"not hdf5")
-    with pytest.raises(InputFileError, match="junk.nir: not a readable NIR graph"):
+    with pytest.raises(InputFileError, match=r"junk\.nir: not a readable NIR graph"):
         read_nir(tmp_path / "junk.nir")
     with pytest.raises(InputFileError, match="no such file"):
         read_nir(tmp_path / "missing.nir")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
-
 from neurodeploy.cli import main
 from neurodeploy.errors import InputFileError
 from neurodeploy.export import export_model
@@ -22,12 +21,19 @@ def _graph(rng, reset=0.0):
     nodes = {
         "input": nir.Input(input_type=np.array([12])),
         "fc1": nir.Affine(weight=w1, bias=b1),
-        "lif1": nir.CubaLIF(tau_syn=np.full(16, 2e-3), tau_mem=np.full(16, 4e-3), r=np.full(16, 2.0),
-                            v_leak=np.zeros(16), v_threshold=np.linspace(0.5, 1.5, 16), v_reset=np.full(16, reset),
-                            w_in=np.ones(16)),
+        "lif1": nir.CubaLIF(
+            tau_syn=np.full(16, 2e-3),
+            tau_mem=np.full(16, 4e-3),
+            r=np.full(16, 2.0),
+            v_leak=np.zeros(16),
+            v_threshold=np.linspace(0.5, 1.5, 16),
+            v_reset=np.full(16, reset),
+            w_in=np.ones(16),
+        ),
         "fc2": nir.Linear(weight=w2),
-        "lif2": nir.LIF(tau=np.full(4, 2e-3), r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.full(4, 0.3),
-                        v_reset=np.zeros(4)),
+        "lif2": nir.LIF(
+            tau=np.full(4, 2e-3), r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.full(4, 0.3), v_reset=np.zeros(4)
+        ),
         "output": nir.Output(output_type=np.array([4])),
     }
     edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")]
@@ -63,11 +69,11 @@ def test_peer_graph_exports_and_simulates_like_its_equations(tmp_path):
     x = rng.random((32, steps, 12)) < 0.3
     s1, s2 = _euler(params, x.astype(np.float64))
     rec = run_quantized(result.quantized, x)
-    got1 = rec.s[0][:, 1:1 + steps]
+    got1 = rec.s[0][:, 1 : 1 + steps]
     assert s1.mean() > 0.05
     # The bias enters at its steady state on the chip, so the first steps may differ.
     assert np.mean(got1[:, 5:] != s1[:, 5:]) < 0.03
-    got2 = rec.s[1][:, 2:2 + steps]
+    got2 = rec.s[1][:, 2 : 2 + steps]
     assert s2.mean() > 0.05 and np.mean(got2[:, 5:] != s2[:, 5:]) < 0.03
 
 

@@ -56,9 +56,12 @@ def test_random_netlists_match_simulator_exactly(tmp_path):
 def test_model_is_valid_and_integer(tmp_path):
     rng = np.random.default_rng(1)
     net = Netlist(
-        [Conv(weight=rng.integers(-9, 10, (3, 2, 3, 3)), neuron=CubaNeuron(vth=3, du=500, dv=100), padding=(1, 1)),
-         Dense(weight=rng.integers(-90, 90, (4, 3 * 5 * 5)), neuron=CubaNeuron(vth=2, du=4095, dv=0), weight_exp=-3)],
-        input_shape=(2, 5, 5), reset_interval=4,
+        [
+            Conv(weight=rng.integers(-9, 10, (3, 2, 3, 3)), neuron=CubaNeuron(vth=3, du=500, dv=100), padding=(1, 1)),
+            Dense(weight=rng.integers(-90, 90, (4, 3 * 5 * 5)), neuron=CubaNeuron(vth=2, du=4095, dv=0), weight_exp=-3),
+        ],
+        input_shape=(2, 5, 5),
+        reset_interval=4,
     )
     path = tmp_path / "net.onnx"
     write_onnx(net, path, steps=6)
@@ -72,10 +75,12 @@ def test_model_is_valid_and_integer(tmp_path):
 
 
 def test_input_layer_defaults_to_its_own_bias(tmp_path):
-    net = Netlist([
-        Input(shape=(6,), neuron=CubaNeuron(vth=1, du=4095, dv=0, bias_exp=6), bias=np.arange(-2, 4)),
-        Dense(weight=np.eye(6, dtype=int) * 100, neuron=CubaNeuron(vth=30, du=4095, dv=0)),
-    ])
+    net = Netlist(
+        [
+            Input(shape=(6,), neuron=CubaNeuron(vth=1, du=4095, dv=0, bias_exp=6), bias=np.arange(-2, 4)),
+            Dense(weight=np.eye(6, dtype=int) * 100, neuron=CubaNeuron(vth=30, du=4095, dv=0)),
+        ]
+    )
     path = tmp_path / "net.onnx"
     write_onnx(net, path, steps=12)
     _assert_same_spikes(run_onnx(path), simulate(net, 12), net)
@@ -107,7 +112,9 @@ def test_bad_inputs_and_overflow_are_refused(tmp_path):
         run_onnx(path)
     with pytest.raises(InputFileError, match="no input layer"):
         run_onnx(path, spikes=np.zeros((1, 4, 3), int), bias=np.zeros(3, int))
-    huge = Netlist([Conv(weight=np.full((1, 1, 2, 2), 2**40), neuron=CubaNeuron(vth=1, du=0, dv=0))], input_shape=(1, 3, 3))
+    huge = Netlist(
+        [Conv(weight=np.full((1, 1, 2, 2), 2**40), neuron=CubaNeuron(vth=1, du=0, dv=0))], input_shape=(1, 3, 3)
+    )
     with pytest.raises(OnnxExportError, match="overflow int64"):
         write_onnx(huge, tmp_path / "huge.onnx", steps=2)
     assert not (tmp_path / "huge.onnx").exists()
@@ -116,10 +123,14 @@ def test_bad_inputs_and_overflow_are_refused(tmp_path):
 def test_input_layer_bias_for_a_batch_without_drive(tmp_path):
     """A batch of biases with the one-sample default drive (as the direct encoding runs)."""
     rng = np.random.default_rng(3)
-    net = Netlist([
-        Input(shape=(128,), neuron=CubaNeuron(vth=200, du=1364, dv=819, bias_exp=6), bias=np.zeros(128, int)),
-        Dense(weight=rng.integers(-128, 127, (10, 128)) * 2, neuron=CubaNeuron(vth=900, du=1364, dv=819)),
-    ], reset_interval=6, reset_offset=0)
+    net = Netlist(
+        [
+            Input(shape=(128,), neuron=CubaNeuron(vth=200, du=1364, dv=819, bias_exp=6), bias=np.zeros(128, int)),
+            Dense(weight=rng.integers(-128, 127, (10, 128)) * 2, neuron=CubaNeuron(vth=900, du=1364, dv=819)),
+        ],
+        reset_interval=6,
+        reset_offset=0,
+    )
     path = tmp_path / "net.onnx"
     write_onnx(net, path, steps=6)
     bias = rng.integers(-100, 400, (100, 128))

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from fuzzing import sample_netlist
 from neurodeploy.atomic import atomic_path, staged_outputs
 from neurodeploy.cli import main
 from neurodeploy.errors import OutputFileError
 from neurodeploy.exporters.netx import write_netx
+
+from fuzzing import sample_netlist
 from test_atomic import _checkpoint, _snapshot
 
 EXPORT = ["--format", "netx,nir", "--calibrate", "0"]
@@ -53,10 +53,15 @@ def test_run_onto_a_device_fifo_or_folder_is_refused_by_name(tmp_path, net, caps
         before = _state(node)
         assert main(["run", str(net), "--steps", "3", "-o", str(node)]) == 2, kind
         err = capsys.readouterr().err
-        what = {"fifo": "a FIFO", "directory": "a directory", "symlink": "a FIFO (through a symlink)",
-                "device": "a character device"}[kind]
-        assert err == (f"neurodeploy run: error: {node}: is {what}; outputs are written only onto regular files "
-                       "or new paths\n")
+        what = {
+            "fifo": "a FIFO",
+            "directory": "a directory",
+            "symlink": "a FIFO (through a symlink)",
+            "device": "a character device",
+        }[kind]
+        assert err == (
+            f"neurodeploy run: error: {node}: is {what}; outputs are written only onto regular files or new paths\n"
+        )
         assert _state(node) == before
     assert not list(tmp_path.glob(".*"))
 
@@ -106,9 +111,25 @@ def test_two_exports_into_one_empty_folder_the_second_to_finish_refuses(tmp_path
     first, second, out, go = tmp_path / "a" / "model.pt", tmp_path / "b" / "model.pt", tmp_path / "out", tmp_path / "go"
     first.parent.mkdir(), second.parent.mkdir()
     _checkpoint(first, seed=0), _checkpoint(second, seed=1)
-    child = subprocess.Popen([sys.executable, "-c", PAUSED_EXPORT, str(go), "export", str(first), "-o", str(out),
-                              "--format", "netx", "--calibrate", "0"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            PAUSED_EXPORT,
+            str(go),
+            "export",
+            str(first),
+            "-o",
+            str(out),
+            "--format",
+            "netx",
+            "--calibrate",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline() == "staged\n", child.communicate()
     assert main(["export", str(second), "-o", str(out), "--format", "netx", "--calibrate", "0"]) == 0
     won = {name: data for name, data in _snapshot(out).items() if not name.startswith(".export-")}  # the child's
@@ -140,8 +161,10 @@ def test_a_failed_command_puts_none_of_its_files_in_place(tmp_path):
         for name in ("inputs.npy", "labels.npy", "plots/a.png"):
             with atomic_path(out / name) as tmp:
                 tmp.write_bytes(b"new " + name.encode())
-        assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".staging-")} == \
-            {"inputs.npy": b"50 samples", "labels.npy": b"50 labels"}
+        assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".staging-")} == {
+            "inputs.npy": b"50 samples",
+            "labels.npy": b"50 labels",
+        }
     assert _snapshot(out) == {n: b"new " + n.encode() for n in ("inputs.npy", "labels.npy", "plots/a.png")}
 
 
@@ -150,8 +173,9 @@ def small_fs(tmp_path):
     """A 256 KiB tmpfs (needs root and mount); yields its folder and a function to make it read-only."""
     folder = tmp_path / "fs"
     folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
-                      capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         yield folder, lambda: subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
@@ -169,8 +193,10 @@ def test_full_disk_and_read_only_file_system_are_one_line_and_leave_nothing(tmp_
     assert sorted(p.name for p in folder.iterdir()) == ["filler"]
     (folder / "filler").unlink()
     read_only()
-    for argv in (["export", str(ckpt), "-o", str(folder / "out"), *EXPORT],
-                 ["train", "--epochs", "1", "--no-progress", "-o", str(folder / "m.pt")]):
+    for argv in (
+        ["export", str(ckpt), "-o", str(folder / "out"), *EXPORT],
+        ["train", "--epochs", "1", "--no-progress", "-o", str(folder / "m.pt")],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "Read-only file system" in err and err.count("\n") == 1, err

@@ -12,7 +12,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.compare import compare_model
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import export_model, load_float_model, quantize_model
@@ -31,8 +30,17 @@ def four_bit():
 
 @pytest.fixture(scope="module", params=["bpsa", "tssl"])
 def qat_model(request, tmp_path_factory):
-    cfg = TrainConfig(rule=request.param, arch="64-32-10", steps=5, epochs=6, limit=600, threads=1, progress=False,
-                      qat=True, target=four_bit())
+    cfg = TrainConfig(
+        rule=request.param,
+        arch="64-32-10",
+        steps=5,
+        epochs=6,
+        limit=600,
+        threads=1,
+        progress=False,
+        qat=True,
+        target=four_bit(),
+    )
     result = train(cfg, log=lambda _: None, warn=lambda _: None)
     path = tmp_path_factory.mktemp("qat") / "m.pt"
     torch.save(result.checkpoint, path)
@@ -70,7 +78,9 @@ def test_export_gives_the_network_training_used(qat_model, tmp_path):
         assert q.netlist.readout == "membrane"
     else:  # trained with the decays the integers give: tau_s = 4096 / 1365, tau_m = 4096 / 819
         assert (hidden.du, hidden.dv) == (1364, 819)
-        assert meta["neuron"]["tau_s"] == pytest.approx(4096 / 1365) and meta["neuron"]["tau_m"] == pytest.approx(4096 / 819)
+        assert meta["neuron"]["tau_s"] == pytest.approx(4096 / 1365) and meta["neuron"]["tau_m"] == pytest.approx(
+            4096 / 819
+        )
     fm = load_float_model(qat_model)
     x, y = load_dataset("digits", split="test")
     comparison = compare_model(fm, q, x, y, progress=False)
@@ -84,12 +94,15 @@ def test_another_target_is_quantized_afresh(qat_model):
     assert q8.netlist.layers[-1].weight_bits == 8
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--qat"], "--qat needs --target"),
-    (["--target", "loihi2"], "add --qat"),
-    (["--qat", "--target", "loihi2", "--arch", "64-16bn-10"], "neuron layer 1: batch norm"),
-    (["--qat", "--target", "loihi2", "--rule", "bpsa", "--variant", "graded"], "not deployable"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--qat"], "--qat needs --target"),
+        (["--target", "loihi2"], "add --qat"),
+        (["--qat", "--target", "loihi2", "--arch", "64-16bn-10"], "neuron layer 1: batch norm"),
+        (["--qat", "--target", "loihi2", "--rule", "bpsa", "--variant", "graded"], "not deployable"),
+    ],
+)
 def test_bad_qat_arguments_exit_2(tmp_path, capsys, args, words):
     assert main([*args, "--epochs", "1", "--limit", "32", "--no-progress", "-o", str(tmp_path / "m.pt")]) == 2
     assert words in capsys.readouterr().err

@@ -4,7 +4,6 @@ the range in the message, before any work."""
 from __future__ import annotations
 
 import pytest
-
 from neurodeploy.cli import build_parser, main
 from neurodeploy.ranges import Choices, Range
 
@@ -49,5 +48,6 @@ def test_every_numeric_option_has_a_range_shown_in_help(command):
         if action.type in (int, float):
             pytest.fail(f"{command} {action.option_strings}: {action.type.__name__} without a range")
         if isinstance(action.type, (Range, Choices)):
-            assert action.type.text in sub.format_help().replace("\n", " ").replace("  ", " ") or \
-                action.type.text in (action.help or ""), action.option_strings
+            assert action.type.text in sub.format_help().replace("\n", " ").replace("  ", " ") or action.type.text in (
+                action.help or ""
+            ), action.option_strings

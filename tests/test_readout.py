@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.compare import compare_model, decode_predictions, quantized_predictions, simulate_inputs
 from neurodeploy.datasets import load_dataset
 from neurodeploy.export import export_model, load_float_model, quantize_model
@@ -23,8 +22,11 @@ from neurodeploy.train import TrainConfig, train
 
 @pytest.fixture(scope="module")
 def membrane_model(tmp_path_factory):
-    result = train(TrainConfig(rule="bpsa", arch="64-48-10", steps=5, epochs=4, limit=500, threads=1, progress=False),
-                   log=lambda _: None, warn=lambda _: None)
+    result = train(
+        TrainConfig(rule="bpsa", arch="64-48-10", steps=5, epochs=4, limit=500, threads=1, progress=False),
+        log=lambda _: None,
+        warn=lambda _: None,
+    )
     path = tmp_path_factory.mktemp("readout") / "m.pt"
     torch.save(result.checkpoint, path)
     assert result.checkpoint["rule_options"]["readout"] == "membrane"

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-
 from neurodeploy.mapping import estimate_cost, map_network, measured_activity
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist
 from neurodeploy.report import (
@@ -131,8 +130,10 @@ def test_layer_rows_merge_activity_counters_and_quantizer_facts():
     acts = [LayerActivity(2), LayerActivity(1)]
     for a in acts:
         a.add(np.ones((1, 2, a.neurons)), np.ones((1, 2, a.neurons)))
-    facts = [{"scale": 2.0, "weight_exp": 0, "vth": 5, "weights_clipped": 3, "biases_clipped": 1, "du": 0},
-             {"scale": 1.0, "weight_exp": 1, "vth": 7, "weights_clipped": 0, "biases_clipped": 0, "du": 0}]
+    facts = [
+        {"scale": 2.0, "weight_exp": 0, "vth": 5, "weights_clipped": 3, "biases_clipped": 1, "du": 0},
+        {"scale": 1.0, "weight_exp": 1, "vth": 7, "weights_clipped": 0, "biases_clipped": 0, "du": 0},
+    ]
     rows = layer_rows(acts, ["a", "b"], {"u_wraps": [4, 0], "v_saturations": [0, 9]}, facts)
     assert [r["layer"] for r in rows] == [0, 1]
     assert rows[0]["weights_clipped"] == 3 and rows[0]["biases_clipped"] == 1 and rows[0]["u_wraps"] == 4
@@ -141,8 +142,12 @@ def test_layer_rows_merge_activity_counters_and_quantizer_facts():
 
 def _tiny_net() -> Netlist:
     w = np.full((3, 4), 2, np.int64)
-    return Netlist([Dense(weight=w, neuron=CubaNeuron(vth=10, du=4095, dv=0))], input_shape=(4,),
-                   reset_interval=5, output_window=(1, 5))
+    return Netlist(
+        [Dense(weight=w, neuron=CubaNeuron(vth=10, du=4095, dv=0))],
+        input_shape=(4,),
+        reset_interval=5,
+        output_window=(1, 5),
+    )
 
 
 def test_hardware_summary_from_a_measured_run():
@@ -169,25 +174,57 @@ def _report() -> dict:
     mapping = map_network(net, load_target("loihi1"))
     cost = estimate_cost(mapping, measured_activity(simulate(net, 5, spikes=np.ones((1, 5, 4), bool))))
     return {
-        "source": {"model": "/x/m.pt", "rule": "tssl", "encoding": "direct", "dataset": "digits", "split": "test",
-                   "seed": 0, "backend": "sim"},
+        "source": {
+            "model": "/x/m.pt",
+            "rule": "tssl",
+            "encoding": "direct",
+            "dataset": "digits",
+            "split": "test",
+            "seed": 0,
+            "backend": "sim",
+        },
         "accuracy": acc,
-        "layers": layer_rows([act], ["dense 4->3"], {"u_wraps": [2], "v_saturations": [0]},
-                             [{"weights_clipped": 5, "biases_clipped": 0}]),
+        "layers": layer_rows(
+            [act], ["dense 4->3"], {"u_wraps": [2], "v_saturations": [0]}, [{"weights_clipped": 5, "biases_clipped": 0}]
+        ),
         "hardware": hardware_summary(mapping, cost),
-        "run": {"steps": 4, "run_steps": 5, "reset_interval": 5, "reset_offset": 1, "output_window": [1, 5],
-                "input": "binary spikes"},
-        "reproduce": {"files": {"labels": "/x/labels.npy"}, "command": "neurodeploy run /x/m.net --steps 5",
-                      "decoding": "argmax", "python": ["import numpy as np"]},
+        "run": {
+            "steps": 4,
+            "run_steps": 5,
+            "reset_interval": 5,
+            "reset_offset": 1,
+            "output_window": [1, 5],
+            "input": "binary spikes",
+        },
+        "reproduce": {
+            "files": {"labels": "/x/labels.npy"},
+            "command": "neurodeploy run /x/m.net --steps 5",
+            "decoding": "argmax",
+            "python": ["import numpy as np"],
+        },
     }
 
 
 def test_markdown_shows_every_section_and_figure():
     text = render_markdown(_report())
-    for needle in ("## Accuracy", "75.00%", "50.00%", "-25.00 points", "Confusion matrix, float",
-                   "Confusion matrix, quantized", "## Per layer", "dense 4->3", "| 2 |", "## On loihi1",
-                   "synaptic events", "source:", "reset interval 5, reset offset 1", "steps 1..4",
-                   "neurodeploy run /x/m.net --steps 5", "Agresti-Min"):
+    for needle in (
+        "## Accuracy",
+        "75.00%",
+        "50.00%",
+        "-25.00 points",
+        "Confusion matrix, float",
+        "Confusion matrix, quantized",
+        "## Per layer",
+        "dense 4->3",
+        "| 2 |",
+        "## On loihi1",
+        "synaptic events",
+        "source:",
+        "reset interval 5, reset offset 1",
+        "steps 1..4",
+        "neurodeploy run /x/m.net --steps 5",
+        "Agresti-Min",
+    ):
         assert needle in text, needle
 
 
@@ -216,16 +253,23 @@ def test_markdown_gives_loihi2_costs_with_their_provenance():
 def test_markdown_gives_the_count_of_differing_samples_then_their_indices():
     text = render_markdown(_report())
     assert "- samples where the predictions differ: **1**; their indices: 2\n" in text
-    many = render_markdown({**_report(), "accuracy": {**_report()["accuracy"],
-                                                      "disagreeing_samples": list(range(100, 137))}})
+    many = render_markdown(
+        {**_report(), "accuracy": {**_report()["accuracy"], "disagreeing_samples": list(range(100, 137))}}
+    )
     assert "differ: **37**; the first 20 of their indices: 100, 101," in many and "119" in many and "120" not in many
 
 
 def test_markdown_says_how_many_samples_each_backend_ran():
     report = _report()
     assert "quantized side run in the simulator on all 4 samples." in render_markdown(report)
-    report["lava"] = {"backend": "Lava fixed_pt CPU models", "samples": 3, "spike_match": 1.0,
-                      "prediction_match": 3, "accuracy": 1.0, "sim_accuracy": 1.0}
+    report["lava"] = {
+        "backend": "Lava fixed_pt CPU models",
+        "samples": 3,
+        "spike_match": 1.0,
+        "prediction_match": 3,
+        "accuracy": 1.0,
+        "sim_accuracy": 1.0,
+    }
     assert "in the simulator on all 4 samples, and in Lava on 3 of them" in render_markdown(report)
 
 

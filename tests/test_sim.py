@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import conv2d, simulate
 
@@ -32,10 +31,12 @@ class TestThresholdAndReset:
         assert trace(rec, "v", 0) == [[64, 0]] * 3  # v of a spiking neuron is 0, not v - vth
 
     def test_v_resets_to_zero_and_u_is_kept(self):
-        net = Netlist([
-            Input((1,), neuron(vth=0), bias=np.array([1])),  # spikes every step
-            Dense(np.array([[4]]), neuron(vth=5, du=-1, dv=0)),
-        ])
+        net = Netlist(
+            [
+                Input((1,), neuron(vth=0), bias=np.array([1])),  # spikes every step
+                Dense(np.array([[4]]), neuron(vth=5, du=-1, dv=0)),
+            ]
+        )
         rec = simulate(net, 4, record=("s", "u", "v"))
         assert trace(rec, "u", 1) == [[0], [256], [512], [768]]
         assert trace(rec, "v", 1) == [[0], [256], [0], [0]]  # 256 + 512 = 768 > 320: spike, v = 0
@@ -75,9 +76,7 @@ class TestSynapses:
         assert u_after([2**22, 2**22 - 1]) == (2**23 - 1) * 64 - 2**24  # no conv wrap, u wraps
 
     def test_one_step_of_latency_per_synaptic_layer(self):
-        net = Netlist(
-            [Dense(np.array([[1]]), neuron(vth=0)), Dense(np.array([[1]]), neuron(vth=0))], input_shape=(1,)
-        )
+        net = Netlist([Dense(np.array([[1]]), neuron(vth=0)), Dense(np.array([[1]]), neuron(vth=0))], input_shape=(1,))
         rec = simulate(net, 4, spikes=spikes([1], [0], [0], [0]), record=("s",))
         assert trace(rec, "s", 0) == [[0], [1], [0], [0]]
         assert trace(rec, "s", 1) == [[0], [0], [1], [0]]
@@ -127,12 +126,14 @@ class TestPeriodicReset:
 class TestEventCounts:
     def test_tiny_net_by_hand(self):
         steps = 5
-        net = Netlist([
-            Input((1, 2, 2), neuron(vth=0), bias=np.array([[[1, 0], [1, 0]]])),  # neurons 0 and 2 spike
-            Flatten(),
-            Dense(np.array([[1, 0, 0, 2], [0, 3, 4, 0]]), neuron(vth=0)),  # one synapse from each spiker
-            Dense(np.array([[1, 0]]), neuron(vth=0)),
-        ])
+        net = Netlist(
+            [
+                Input((1, 2, 2), neuron(vth=0), bias=np.array([[[1, 0], [1, 0]]])),  # neurons 0 and 2 spike
+                Flatten(),
+                Dense(np.array([[1, 0, 0, 2], [0, 3, 4, 0]]), neuron(vth=0)),  # one synapse from each spiker
+                Dense(np.array([[1, 0]]), neuron(vth=0)),
+            ]
+        )
         rec = simulate(net, steps)
         assert rec.spike_count == {0: 2 * steps, 2: 2 * (steps - 1), 3: steps - 2}
         assert rec.synaptic_events == {0: 0, 2: 2 * steps, 3: steps - 1}
@@ -187,7 +188,6 @@ class TestBatch:
             assert np.array_equal(both.v[0][b], alone.v[0][0])
             assert np.array_equal(both.s[0][b], alone.s[0][0])
 
-
     def test_parallel_chunks_equal_one_serial_run(self, monkeypatch):
         """Chunks of uneven size in threads (3 workers, small chunks) give what one serial run gives."""
         import neurodeploy.sim as sim_module
@@ -197,8 +197,11 @@ class TestBatch:
         for case in generate_cases(12, seed=11):
             shape = case.spikes.shape[2:]
             drive = rng.integers(-3, 4, (23, case.steps) + shape) if case.spikes.dtype != bool else None
-            batch = drive * (rng.random(drive.shape) < 0.3) if drive is not None else rng.random(
-                (23, case.steps) + shape) < 0.3
+            batch = (
+                drive * (rng.random(drive.shape) < 0.3)
+                if drive is not None
+                else rng.random((23, case.steps) + shape) < 0.3
+            )
             monkeypatch.setattr(sim_module._Run, "MIN_PARALLEL_ROWS", 10**9)
             serial = simulate(case.net, case.steps, spikes=batch, record=("s", "u", "v"))
             monkeypatch.setattr(sim_module._Run, "MIN_PARALLEL_ROWS", 2)
@@ -214,9 +217,14 @@ class TestBatch:
             assert np.array_equal(threaded.output_counts, serial.output_counts)
 
 
-@pytest.mark.parametrize("stride,padding,dilation,groups", [
-    ((1, 1), (0, 0), (1, 1), 1), ((2, 1), (1, 2), (1, 2), 2), ((3, 2), (2, 0), (2, 1), 4),
-])
+@pytest.mark.parametrize(
+    "stride,padding,dilation,groups",
+    [
+        ((1, 1), (0, 0), (1, 1), 1),
+        ((2, 1), (1, 2), (1, 2), 2),
+        ((3, 2), (2, 0), (2, 1), 4),
+    ],
+)
 def test_conv2d_is_a_cross_correlation(stride, padding, dilation, groups):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, (2, 4, 9, 8)).astype(np.float64)
@@ -230,7 +238,7 @@ def test_conv2d_is_a_cross_correlation(stride, padding, dilation, groups):
             for j in range(got.shape[3]):
                 rows = i * stride[0] + dilation[0] * np.arange(3)
                 cols = j * stride[1] + dilation[1] * np.arange(2)
-                patch = xp[:, g * cg:(g + 1) * cg][:, :, rows][:, :, :, cols]
+                patch = xp[:, g * cg : (g + 1) * cg][:, :, rows][:, :, :, cols]
                 assert np.array_equal(got[:, o, i, j], (patch * w[o]).sum(axis=(1, 2, 3)))
 
 
@@ -258,7 +266,9 @@ class TestFloat32Path:
         spikes[1:] = rng.random((2, 40, 85)) < 0.6
         chosen = []
         original = sim_module._Neurons._fits_float32
-        monkeypatch.setattr(sim_module._Neurons, "_fits_float32", lambda self: chosen.append(original(self)) or chosen[-1])
+        monkeypatch.setattr(
+            sim_module._Neurons, "_fits_float32", lambda self: chosen.append(original(self)) or chosen[-1]
+        )
         fast = simulate(net, 40, spikes=spikes, record=("s", "u", "v"))
         assert chosen == [True]
         monkeypatch.setattr(sim_module._Neurons, "FLOAT_INPUT_LIMIT", 0)
@@ -270,8 +280,10 @@ class TestFloat32Path:
 
 def test_output_v_is_the_last_layers_v_after_the_last_step():
     rng = np.random.default_rng(3)
-    net = Netlist([Dense(weight=2 * rng.integers(-30, 31, (5, 12)), neuron=CubaNeuron(vth=2**17 - 1, du=4095, dv=0))],
-                  input_shape=(12,))
+    net = Netlist(
+        [Dense(weight=2 * rng.integers(-30, 31, (5, 12)), neuron=CubaNeuron(vth=2**17 - 1, du=4095, dv=0))],
+        input_shape=(12,),
+    )
     spikes = rng.random((9, 7, 12)) < 0.4
     rec = simulate(net, 7, spikes=spikes, record=("s", "v"))
     assert rec.output_counts.sum() == 0 and np.abs(rec.output_v).max() > 0

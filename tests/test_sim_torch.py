@@ -10,9 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from neurodeploy import cli  # noqa: E402
+from neurodeploy import (  # noqa: E402
+    cli,
+    sim_torch,
+)
 from neurodeploy import fixed_point as fx  # noqa: E402
-from neurodeploy import sim_torch  # noqa: E402
 from neurodeploy.conformance import generate_cases, run_conformance  # noqa: E402
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist  # noqa: E402
 from neurodeploy.sim import RECORDABLE, simulate  # noqa: E402
@@ -57,14 +59,23 @@ def test_torch_equals_numpy_on_random_netlists():
     cases = generate_cases(CASES, seed=5)
     seen = {"wraps": 0, "saturations": 0, "spikes": 0, "kinds": set(), "modes": set(), "delays": 0}
     for k, case in enumerate(cases):
-        ours, theirs = run_both(case.net, case.steps, spikes=case.spikes, bias=case.bias, record=RECORDABLE,
-                                reset_interval=case.reset_interval, conventions=fx.CONVENTIONS[k % 2])
+        ours, theirs = run_both(
+            case.net,
+            case.steps,
+            spikes=case.spikes,
+            bias=case.bias,
+            record=RECORDABLE,
+            reset_interval=case.reset_interval,
+            conventions=fx.CONVENTIONS[k % 2],
+        )
         assert not differences(ours, theirs), (k, differences(ours, theirs))
         seen["wraps"] += sum(ours.u_wraps.values())
         seen["saturations"] += sum(ours.v_saturations.values())
         seen["spikes"] += int(ours.spike_count[case.net.neuron_layers[-1]] > 0)
         seen["kinds"] |= {layer.kind for layer in case.net.layers}
-        seen["modes"] |= {(layer.kind, fx.sign_mode(layer.weight)) for layer in case.net.layers if hasattr(layer, "weight")}
+        seen["modes"] |= {
+            (layer.kind, fx.sign_mode(layer.weight)) for layer in case.net.layers if hasattr(layer, "weight")
+        }
         seen["delays"] += sum(getattr(layer, "delay", None) is not None for layer in case.net.layers)
     assert seen["kinds"] == {"input", "dense", "conv", "flatten"}
     assert {m for kind, m in seen["modes"] if kind == "dense"} == {"exc", "inh", "mixed"}
@@ -81,8 +92,14 @@ def test_graded_input_into_the_first_layer(layer):
         net = Netlist([Dense(rng.integers(-60, 60, (9, 12)), neuron, weight_exp=-2)], input_shape=(12,))
         spikes = rng.integers(-5, 40, (2, 10, 12)) * (rng.random((2, 10, 12)) < 0.5)
     else:
-        net = Netlist([Conv(rng.integers(-90, 90, (4, 2, 3, 3)), neuron, padding=(1, 1), weight_exp=3), Flatten(),
-                       Dense(rng.integers(0, 40, (5, 4 * 5 * 6)), neuron)], input_shape=(2, 5, 6))
+        net = Netlist(
+            [
+                Conv(rng.integers(-90, 90, (4, 2, 3, 3)), neuron, padding=(1, 1), weight_exp=3),
+                Flatten(),
+                Dense(rng.integers(0, 40, (5, 4 * 5 * 6)), neuron),
+            ],
+            input_shape=(2, 5, 6),
+        )
         spikes = rng.integers(0, 30, (2, 10, 2, 5, 6))
     ours, theirs = run_both(net, 10, spikes=spikes, record=RECORDABLE)
     assert ours.spike_count[0] > 0 and not differences(ours, theirs)
@@ -103,24 +120,32 @@ def test_pilotnet_on_loihi2_conventions(conformance_dir):
 
     folder = conformance_dir / "gts" / "pilotnet_lif"
     image = np.load(folder / "image.npy").transpose(2, 1, 0).astype(np.int64)
-    ours, theirs = run_both(read_netx(folder / "network.net"), 24, bias=image, record=RECORDABLE, reset_interval=16,
-                            conventions="loihi2")
+    ours, theirs = run_both(
+        read_netx(folder / "network.net"), 24, bias=image, record=RECORDABLE, reset_interval=16, conventions="loihi2"
+    )
     assert ours.spike_count[9] > 0 and not differences(ours, theirs)  # the last layer stays silent
 
 
 def test_input_layer_with_bias_per_sample():
     rng = np.random.default_rng(9)
-    net = Netlist([Input((2, 4, 4), CubaNeuron(vth=20, du=4095, dv=10), np.zeros((2, 4, 4), int)),
-                   Conv(rng.integers(0, 50, (3, 2, 2, 2)), CubaNeuron(vth=40, du=0, dv=0), bias=np.array([1, 2, 3]))])
+    net = Netlist(
+        [
+            Input((2, 4, 4), CubaNeuron(vth=20, du=4095, dv=10), np.zeros((2, 4, 4), int)),
+            Conv(rng.integers(0, 50, (3, 2, 2, 2)), CubaNeuron(vth=40, du=0, dv=0), bias=np.array([1, 2, 3])),
+        ]
+    )
     ours, theirs = run_both(net, 12, bias=rng.integers(0, 3000, (3, 2, 4, 4)), record=("s", "v"))
     assert ours.spike_count[1] > 0 and not differences(ours, theirs)
 
 
 def test_conformance_and_run_take_a_device(tmp_path):
     """`conformance --device cpu` compares the torch path; `run --device cpu` saves numpy's arrays."""
+
     def numpy_reference(cases):
-        return [simulate(c.net, c.steps, spikes=c.spikes, bias=c.bias, record=c.record,
-                         reset_interval=c.reset_interval) for c in cases]
+        return [
+            simulate(c.net, c.steps, spikes=c.spikes, bias=c.bias, record=c.record, reset_interval=c.reset_interval)
+            for c in cases
+        ]
 
     assert run_conformance(20, seed=2, reference=numpy_reference, device="cpu").ok
     from neurodeploy.exporters.netx import write_netx
@@ -130,8 +155,22 @@ def test_conformance_and_run_take_a_device(tmp_path):
     write_netx(net, tmp_path / "net.net")
     np.save(tmp_path / "in.npy", rng.integers(0, 2, (3, 9, 10)).astype(np.int8))
     for name, extra in (("numpy.npz", []), ("torch.npz", ["--device", "cpu"])):
-        assert cli.main(["run", str(tmp_path / "net.net"), "--steps", "9", "--input", str(tmp_path / "in.npy"),
-                         "-o", str(tmp_path / name)] + extra) == 0
+        assert (
+            cli.main(
+                [
+                    "run",
+                    str(tmp_path / "net.net"),
+                    "--steps",
+                    "9",
+                    "--input",
+                    str(tmp_path / "in.npy"),
+                    "-o",
+                    str(tmp_path / name),
+                ]
+                + extra
+            )
+            == 0
+        )
     with np.load(tmp_path / "numpy.npz") as a, np.load(tmp_path / "torch.npz") as b:
         assert a.files == b.files and all(np.array_equal(a[f], b[f]) for f in a.files)
         assert a["spike_count"].sum() > 0
@@ -145,17 +184,50 @@ def test_a_missing_device_is_refused(tmp_path, capsys):
 
     write_netx(net, tmp_path / "net.net")
     np.save(tmp_path / "in.npy", np.ones((4, 3), np.int8))
-    assert cli.main(["run", str(tmp_path / "net.net"), "--steps", "4", "--input", str(tmp_path / "in.npy"),
-                     "--device", "cuda", "-o", str(tmp_path / "o.npz")]) == 2
+    assert (
+        cli.main(
+            [
+                "run",
+                str(tmp_path / "net.net"),
+                "--steps",
+                "4",
+                "--input",
+                str(tmp_path / "in.npy"),
+                "--device",
+                "cuda",
+                "-o",
+                str(tmp_path / "o.npz"),
+            ]
+        )
+        == 2
+    )
     assert "--device cuda: torch finds no CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
-    assert cli.main(["run", str(tmp_path / "net.net"), "--steps", "4", "--input", str(tmp_path / "in.npy"),
-                     "--device", "gpu", "-o", str(tmp_path / "o.npz")]) == 2
+    assert (
+        cli.main(
+            [
+                "run",
+                str(tmp_path / "net.net"),
+                "--steps",
+                "4",
+                "--input",
+                str(tmp_path / "in.npy"),
+                "--device",
+                "gpu",
+                "-o",
+                str(tmp_path / "o.npz"),
+            ]
+        )
+        == 2
+    )
     assert "--device gpu: the torch simulator runs on cpu, cuda or cuda:N" in capsys.readouterr().err
 
 
 def test_numpy_simulator_does_not_import_torch():
-    code = ("import sys; from neurodeploy.simulators import simulator; from neurodeploy import conformance; import neurodeploy.commands.run; "
-            "simulator(None); print('torch' in sys.modules)")
+    code = (
+        "import sys; from neurodeploy.simulators import simulator; from neurodeploy import conformance; "
+        "import neurodeploy.commands.run; "
+        "simulator(None); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

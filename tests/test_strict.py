@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.cli import main
 from neurodeploy.exporters.netx import write_netx
 from neurodeploy.models import make_rule, parse_arch, save_checkpoint
@@ -34,8 +33,16 @@ def _checkpoint(path, weight_scale: float = 1.0):
     with torch.no_grad():
         for p in model.parameters():
             torch.nn.init.normal_(p, 0.0, 0.3 * weight_scale)
-    save_checkpoint(path, model, encoding={"name": "rate", "gain": 1.0}, steps=6, dataset="digits", split={},
-                    float_test_accuracy=0.0, seed=0)
+    save_checkpoint(
+        path,
+        model,
+        encoding={"name": "rate", "gain": 1.0},
+        steps=6,
+        dataset="digits",
+        split={},
+        float_test_accuracy=0.0,
+        seed=0,
+    )
     return path
 
 
@@ -43,8 +50,10 @@ def _overflowing_netlist(path):
     """u wraps in layer 0 (128 inputs of weight 255, no current decay) and v saturates in layer 1 (no
     voltage decay, a threshold out of reach)."""
     net = Netlist(
-        [Dense(np.full((16, 128), 255), CubaNeuron(vth=10, du=-1, dv=0)),
-         Dense(np.full((2, 16), 255), CubaNeuron(vth=2**23 - 1, du=-1, dv=0))],
+        [
+            Dense(np.full((16, 128), 255), CubaNeuron(vth=10, du=-1, dv=0)),
+            Dense(np.full((2, 16), 255), CubaNeuron(vth=2**23 - 1, du=-1, dv=0)),
+        ],
         input_shape=(128,),
     )
     write_netx(net, path)
@@ -104,16 +113,28 @@ def test_run_prints_wraps_and_saturations_per_layer_and_strict_fails(tmp_path, c
     (tmp_path / "out.npz").unlink()
     assert main([*args, "--strict"]) == 2
     err = capsys.readouterr().err
-    assert err == (f"neurodeploy run: error: {net}: --strict: numerical faults: layer 0 (dense 128->16): "
-                   f"{wraps[0]} u wraps, {saturations[0]} v saturations; layer 1 (dense 16->2): "
-                   f"{saturations[1]} v saturations\n")
+    assert err == (
+        f"neurodeploy run: error: {net}: --strict: numerical faults: layer 0 (dense 128->16): "
+        f"{wraps[0]} u wraps, {saturations[0]} v saturations; layer 1 (dense 16->2): "
+        f"{saturations[1]} v saturations\n"
+    )
     assert (tmp_path / "out.npz").exists()  # the run's arrays are saved first, to look into
 
 
 def test_compare_reports_faults_and_strict_fails_after_writing(tmp_path, capsys):
     ckpt = _checkpoint(tmp_path / "m.pt")
-    args = ["compare", str(ckpt), "--samples", "24", "--calibrate", "64", "--calibration", "percentile",
-            "--no-plots", "--no-progress"]
+    args = [
+        "compare",
+        str(ckpt),
+        "--samples",
+        "24",
+        "--calibrate",
+        "64",
+        "--calibration",
+        "percentile",
+        "--no-plots",
+        "--no-progress",
+    ]
     assert main([*args, "-o", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     found = report["numerical_faults"]
@@ -136,8 +157,11 @@ def test_require_none_names_layer_and_count(count):
     if not count:
         require_none(counts, labels, "net.net")
         return
-    with pytest.raises(NumericalFaultError, match=r"net\.net: --strict: numerical faults: layer 1 \(dense 3->2\): "
-                                                  r"3 v saturations$"):
+    with pytest.raises(
+        NumericalFaultError,
+        match=r"net\.net: --strict: numerical faults: layer 1 \(dense 3->2\): "
+        r"3 v saturations$",
+    ):
         require_none(counts, labels, "net.net")
 
 

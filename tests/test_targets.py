@@ -8,7 +8,6 @@ import re
 from importlib import resources
 
 import pytest
-
 from neurodeploy.commands import targets as targets_command
 from neurodeploy.errors import InputFileError
 from neurodeploy.targets import Target, list_targets, load_target
@@ -71,7 +70,7 @@ def test_every_bundled_figure_carries_a_source_comment(name):
 
 
 def test_a_users_target_file(tmp_path):
-    path = write(tmp_path, MINIMAL + '[synapse]\ndelay = [0, 7]\n[energy]\nsynaptic_op_pj = 10\n')
+    path = write(tmp_path, MINIMAL + "[synapse]\ndelay = [0, 7]\n[energy]\nsynaptic_op_pj = 10\n")
     t = load_target(path)
     assert (t.name, t.cores_per_chip, t.neurons_per_core, t.chips, t.allow_split) == ("tiny", 4, 16, 1, True)
     assert t.delay == (0, 7) and t.energy.synaptic_op_pj == 10.0 and t.energy.neuron_update_pj is None
@@ -89,20 +88,23 @@ def test_target_is_frozen():
         load_target("loihi1").neurons_per_core = 5
 
 
-@pytest.mark.parametrize("text, expected", [
-    (MINIMAL.replace("neurons = 16", "neurons = \"many\""), r"core\.neurons = 'many': expected an integer >= 1"),
-    (MINIMAL.replace("neurons = 16", "neurons = 0"), r"core\.neurons = 0: expected an integer >= 1"),
-    (MINIMAL.replace("neurons = 16", "neurons = true"), r"core\.neurons = True"),
-    (MINIMAL.replace("neurons = 16", ""), r"missing key core\.neurons"),
-    (MINIMAL.replace('name = "tiny"', ""), r"missing key name"),
-    (MINIMAL + "[synapse]\ndelay = [9, 2]\n", r"synapse\.delay = \[9, 2\]: expected two integers"),
-    (MINIMAL + "[synapse]\ngraded_spikes = 1\n", r"synapse\.graded_spikes = 1: expected true or false"),
-    (MINIMAL + "[energy]\nsynaptic_op_pj = -1.0\n", r"energy\.synaptic_op_pj = -1\.0: expected a number >= 0"),
-    (MINIMAL.replace("neurons = 16", "neurons = 16\nnuerons = 3"), r"unknown key core\.nuerons"),
-    (MINIMAL + "[cache]\nsize = 3\n", r"unknown section \[cache\]"),
-    (MINIMAL + "[run]\nconventions = \"loihi3\"\n", r"run\.conventions = 'loihi3': expected one of lava, loihi2"),
-    (MINIMAL + "[system\n", r"not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (MINIMAL.replace("neurons = 16", 'neurons = "many"'), r"core\.neurons = 'many': expected an integer >= 1"),
+        (MINIMAL.replace("neurons = 16", "neurons = 0"), r"core\.neurons = 0: expected an integer >= 1"),
+        (MINIMAL.replace("neurons = 16", "neurons = true"), r"core\.neurons = True"),
+        (MINIMAL.replace("neurons = 16", ""), r"missing key core\.neurons"),
+        (MINIMAL.replace('name = "tiny"', ""), r"missing key name"),
+        (MINIMAL + "[synapse]\ndelay = [9, 2]\n", r"synapse\.delay = \[9, 2\]: expected two integers"),
+        (MINIMAL + "[synapse]\ngraded_spikes = 1\n", r"synapse\.graded_spikes = 1: expected true or false"),
+        (MINIMAL + "[energy]\nsynaptic_op_pj = -1.0\n", r"energy\.synaptic_op_pj = -1\.0: expected a number >= 0"),
+        (MINIMAL.replace("neurons = 16", "neurons = 16\nnuerons = 3"), r"unknown key core\.nuerons"),
+        (MINIMAL + "[cache]\nsize = 3\n", r"unknown section \[cache\]"),
+        (MINIMAL + '[run]\nconventions = "loihi3"\n', r"run\.conventions = 'loihi3': expected one of lava, loihi2"),
+        (MINIMAL + "[system\n", r"not valid TOML"),
+    ],
+)
 def test_malformed_target_files_name_file_and_key(tmp_path, text, expected):
     path = write(tmp_path, text)
     with pytest.raises(InputFileError, match=expected) as info:
@@ -132,5 +134,5 @@ def test_targets_command_checks_a_users_file(tmp_path, capsys):
     assert _run_targets_command([str(write(tmp_path, MINIMAL))]) == 0
     out = capsys.readouterr().out
     assert "neurons_per_core" in out and "not checked" in out and "input axons a core" in out
-    with pytest.raises(InputFileError, match="core.neurons"):
+    with pytest.raises(InputFileError, match=r"core\.neurons"):
         _run_targets_command([str(write(tmp_path, MINIMAL.replace("16", "-3"), "bad.toml"))])

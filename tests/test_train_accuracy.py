@@ -6,7 +6,6 @@ everywhere torch computes the same).
 """
 
 import pytest
-
 from neurodeploy.train import DIGITS_RECIPES, TrainConfig, train
 
 TARGETS = {"mlp-tssl": 0.97, "mlp-bpsa": 0.97, "mlp-bpsa-plain": 0.97, "cnn-tssl": 0.98, "cnn-bpsa": 0.98}
@@ -14,6 +13,7 @@ TARGETS = {"mlp-tssl": 0.97, "mlp-bpsa": 0.97, "mlp-bpsa-plain": 0.97, "cnn-tssl
 
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_recipe_reaches_target(name):
-    result = train(TrainConfig(epochs=30, seed=0, threads=1, progress=False, **DIGITS_RECIPES[name]), log=lambda _: None)
+    result = train(
+        TrainConfig(epochs=30, seed=0, threads=1, progress=False, **DIGITS_RECIPES[name]), log=lambda _: None
+    )
     assert result.history[-1]["test_accuracy"] >= TARGETS[name]
-

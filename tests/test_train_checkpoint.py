@@ -3,21 +3,41 @@
 import numpy as np
 import pytest
 import torch
-
 from neurodeploy.datasets import load_dataset
 from neurodeploy.encoding import encode
 from neurodeploy.models import CheckpointError, float_graph, load_checkpoint, predict
 from neurodeploy.train import TrainConfig, train
 
-KEYS = {"format", "version", "rule", "variant", "deployable", "arch", "input_shape", "neuron", "encoding", "steps",
-        "dataset", "split", "float_test_accuracy", "seed", "state_dict", "evaluation", "training", "num_classes"}
+KEYS = {
+    "format",
+    "version",
+    "rule",
+    "variant",
+    "deployable",
+    "arch",
+    "input_shape",
+    "neuron",
+    "encoding",
+    "steps",
+    "dataset",
+    "split",
+    "float_test_accuracy",
+    "seed",
+    "state_dict",
+    "evaluation",
+    "training",
+    "num_classes",
+}
 
 
-@pytest.fixture(scope="module", params=[
-    dict(rule="tssl", arch="4C3p1-P2-D0.1-10", encoding="rate"),
-    dict(rule="bpsa", arch="64-16bn-10bn", steps=4),
-    dict(rule="bpsa", arch="64-16-10", variant="graded"),
-])
+@pytest.fixture(
+    scope="module",
+    params=[
+        dict(rule="tssl", arch="4C3p1-P2-D0.1-10", encoding="rate"),
+        dict(rule="bpsa", arch="64-16bn-10bn", steps=4),
+        dict(rule="bpsa", arch="64-16-10", variant="graded"),
+    ],
+)
 def trained(request, tmp_path_factory):
     cfg = TrainConfig(epochs=1, limit=128, progress=False, threads=1, **request.param)
     result = train(cfg, log=lambda _: None)
@@ -29,7 +49,7 @@ def trained(request, tmp_path_factory):
 def test_checkpoint_is_self_describing(trained):
     result, path = trained
     ckpt = torch.load(path, weights_only=True)
-    assert KEYS <= set(ckpt)
+    assert set(ckpt) >= KEYS
     assert ckpt["format"] == "neurodeploy-checkpoint" and ckpt["version"] == 1
     assert ckpt["dataset"] == "digits" and ckpt["split"]["random_state"] == 0 and ckpt["split"]["train_limit"] == 128
     assert ckpt["input_shape"] == [1, 8, 8] and ckpt["num_classes"] == 10
@@ -72,15 +92,15 @@ def test_bad_checkpoints_raise_clear_errors(tmp_path, trained):
         load_checkpoint(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt: not a checkpoint"):
+    with pytest.raises(CheckpointError, match=r"junk\.pt: not a checkpoint"):
         load_checkpoint(junk)
     ckpt = torch.load(path, weights_only=True)
     del ckpt["neuron"]
     torch.save(ckpt, tmp_path / "partial.pt")
-    with pytest.raises(CheckpointError, match="partial.pt: missing key 'neuron'"):
+    with pytest.raises(CheckpointError, match=r"partial\.pt: missing key 'neuron'"):
         load_checkpoint(tmp_path / "partial.pt")
     ckpt = torch.load(path, weights_only=True)
     ckpt["arch"] = "64-99-10"
     torch.save(ckpt, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="other.pt"):
+    with pytest.raises(CheckpointError, match=r"other\.pt"):
         load_checkpoint(tmp_path / "other.pt")

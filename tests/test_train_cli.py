@@ -6,16 +6,34 @@ import sys
 import numpy as np
 import pytest
 import torch
+from neurodeploy.train import main
 
 from datafiles import mnist_folder, nmnist_bytes
-
-from neurodeploy.train import main
 
 
 def test_module_entry_point_trains_and_writes(tmp_path):
     out = tmp_path / "m.pt"
-    cmd = [sys.executable, "-m", "neurodeploy.train", "--rule", "bpsa", "--arch", "64-16-10bn", "--steps", "4",
-           "--epochs", "2", "--limit", "200", "--seed", "3", "--threads", "1", "-o", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "neurodeploy.train",
+        "--rule",
+        "bpsa",
+        "--arch",
+        "64-16-10bn",
+        "--steps",
+        "4",
+        "--epochs",
+        "2",
+        "--limit",
+        "200",
+        "--seed",
+        "3",
+        "--threads",
+        "1",
+        "-o",
+        str(out),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "epoch   2/2" in run.stdout and "float test accuracy" in run.stdout
@@ -63,13 +81,30 @@ def _fake_nmnist(root, per_class=2):
                 (folder / f"{k:05d}.bin").write_bytes(nmnist_bytes(events))
 
 
-@pytest.mark.parametrize("dataset, arch, extra", [("mnist", "8C5s2-P2-10", ["--encoding", "rate"]),
-                                                 ("nmnist", "2x34x34-4C5s3-P2-10", [])])
+@pytest.mark.parametrize(
+    "dataset, arch, extra", [("mnist", "8C5s2-P2-10", ["--encoding", "rate"]), ("nmnist", "2x34x34-4C5s3-P2-10", [])]
+)
 def test_trains_from_local_files(tmp_path, dataset, arch, extra):
     (mnist_folder if dataset == "mnist" else _fake_nmnist)(tmp_path / "data")
     out = tmp_path / "m.pt"
-    args = ["--dataset", dataset, "--data-root", str(tmp_path / "data"), "--arch", arch, "--steps", "4",
-            "--epochs", "1", "--threads", "1", "--no-progress", "-o", str(out), *extra]
+    args = [
+        "--dataset",
+        dataset,
+        "--data-root",
+        str(tmp_path / "data"),
+        "--arch",
+        arch,
+        "--steps",
+        "4",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "-o",
+        str(out),
+        *extra,
+    ]
     assert main(args) == 0
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["dataset"] == dataset and ckpt["encoding"]["name"] == ("rate" if dataset == "mnist" else "events")
@@ -78,8 +113,21 @@ def test_trains_from_local_files(tmp_path, dataset, arch, extra):
 def test_an_existing_checkpoint_is_refused_before_training_without_force(tmp_path, capsys):
     out = tmp_path / "m.pt"
     out.write_bytes(b"earlier")
-    args = ["--arch", "64-8-10", "--steps", "2", "--epochs", "1", "--limit", "20", "--threads", "1",
-            "--no-progress", "-o", str(out)]
+    args = [
+        "--arch",
+        "64-8-10",
+        "--steps",
+        "2",
+        "--epochs",
+        "1",
+        "--limit",
+        "20",
+        "--threads",
+        "1",
+        "--no-progress",
+        "-o",
+        str(out),
+    ]
     assert main(args) == 2
     captured = capsys.readouterr()
     assert f"{out} exist(s); pass --force to overwrite" in captured.err and "epoch" not in captured.out

@@ -9,15 +9,34 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from neurodeploy.distributed import World
 from neurodeploy.errors import NeurodeployError
 
 REPO = Path(__file__).resolve().parents[1]
 # 301 samples in batches of 33: the shards of a batch are 17 and 16 samples, the last batch's 2 and 1,
 # so the step is only right if each process's gradient counts by its share of the batch
-ARGS = ["train", "--rule", "tssl", "--arch", "64-32-10", "--steps", "4", "--epochs", "2", "--limit", "301",
-        "--batch-size", "33", "--seed", "4", "--device", "cpu", "--threads", "1", "--no-progress"]
+ARGS = [
+    "train",
+    "--rule",
+    "tssl",
+    "--arch",
+    "64-32-10",
+    "--steps",
+    "4",
+    "--epochs",
+    "2",
+    "--limit",
+    "301",
+    "--batch-size",
+    "33",
+    "--seed",
+    "4",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -30,7 +49,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 def test_two_gloo_processes_match_one_process(tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     two = _run(torchrun + ["-m", "neurodeploy"] + ARGS + ["-o", str(tmp_path / "two.pt")])
-    one = _run([sys.executable, "-m", "neurodeploy"] + ARGS + ["-o", str(tmp_path / "one.pt")])
+    _run([sys.executable, "-m", "neurodeploy"] + ARGS + ["-o", str(tmp_path / "one.pt")])
     assert two.stdout.count("epoch   2/2") == 1 and two.stdout.count("checkpoint written") == 1  # rank 0 only
     a, b = (torch.load(tmp_path / f"{name}.pt", weights_only=True) for name in ("one", "two"))
     assert a["state_dict"].keys() == b["state_dict"].keys()

@@ -14,9 +14,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
-from datafiles import idx_bytes
-from fuzzing import sample_netlist
 from neurodeploy.cli import main
 from neurodeploy.commands.run import load_array
 from neurodeploy.errors import InputFileError
@@ -24,6 +21,9 @@ from neurodeploy.exporters.netx import write_netx
 from neurodeploy.models import CheckpointError, load_checkpoint, make_rule, parse_arch, save_checkpoint
 from neurodeploy.models.network import SpikingNetwork
 from neurodeploy.netio import load_netlist
+
+from datafiles import idx_bytes
+from fuzzing import sample_netlist
 
 MAX_GROWTH_MB = 200  # what refusing a file may add to the process's peak memory
 
@@ -50,8 +50,9 @@ class OpenFile:
 
 def _checkpoint(path) -> dict:
     model = SpikingNetwork(parse_arch("64-10"), (1, 8, 8), make_rule("tssl"), "current")
-    return save_checkpoint(path, model, encoding={"name": "direct"}, steps=4, dataset="digits", split={},
-                           float_test_accuracy=0.5, seed=0)
+    return save_checkpoint(
+        path, model, encoding={"name": "direct"}, steps=4, dataset="digits", split={}, float_test_accuracy=0.5, seed=0
+    )
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_cli_refuses_the_pickle_in_one_line_exit_2(tmp_path, marker, capsys):
 def test_plain_pickle_is_never_unpickled(tmp_path, marker):
     path = tmp_path / "legacy.pt"
     path.write_bytes(pickle.dumps({"format": "neurodeploy-checkpoint", "x": SystemCall(f"touch {marker}")}))
-    with pytest.raises(CheckpointError, match="not a checkpoint written by torch.save"):
+    with pytest.raises(CheckpointError, match=r"not a checkpoint written by torch\.save"):
         load_checkpoint(path)
 
 
@@ -108,7 +109,7 @@ def test_compressed_checkpoint_is_refused_before_it_expands(tmp_path):
 
 def test_valid_checkpoint_still_loads(tmp_path):
     _checkpoint(tmp_path / "ok.pt")
-    model, ckpt = load_checkpoint(tmp_path / "ok.pt")
+    _model, ckpt = load_checkpoint(tmp_path / "ok.pt")
     assert ckpt["format"] == "neurodeploy-checkpoint"
 
 
@@ -134,7 +135,7 @@ def test_npz_archive_is_not_an_input_array(tmp_path):
     path = tmp_path / "arrays.npy"
     with open(path, "wb") as fh:
         np.savez(fh, a=np.zeros(3))
-    with pytest.raises(InputFileError, match="not a .npy array file"):
+    with pytest.raises(InputFileError, match=r"not a \.npy array file"):
         load_array(str(path))
 
 
@@ -276,8 +277,10 @@ def test_a_corrupt_file_is_one_line_and_exit_2_and_debug_shows_the_traceback(tmp
     good_net = tmp_path / "good.net"
     write_netx(sample_netlist(input_layer=False), good_net)
     argv = {
-        ".net": ["inspect", str(path)], ".nir": ["inspect", str(path)],
-        ".pt": ["export", str(path), "-o", str(tmp_path / "out")], ".toml": ["targets", str(path)],
+        ".net": ["inspect", str(path)],
+        ".nir": ["inspect", str(path)],
+        ".pt": ["export", str(path), "-o", str(tmp_path / "out")],
+        ".toml": ["targets", str(path)],
         ".npy": ["run", str(good_net), "--steps", "3", "--input", str(path), "-o", str(tmp_path / "o.npz")],
     }[suffix]
     assert main(argv) == 2
@@ -296,14 +299,17 @@ def test_cifar_batch_whose_pickle_runs_code_is_refused(tmp_path, marker):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     (folder / "test_batch").write_bytes(pickle.dumps({"data": SystemCall(f"touch {marker}"), "labels": [0]}))
-    with pytest.raises(DatasetError, match="test_batch: not a CIFAR-10 python batch.*not allowed"):
+    with pytest.raises(DatasetError, match=r"test_batch: not a CIFAR-10 python batch.*not allowed"):
         load_dataset("cifar10", root=tmp_path, split="test")
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda raw: raw[: len(raw) // 2], "cannot read"),  # a truncated gzip stream
-    (lambda raw: b"\x1f\x8b" + bytes(40), "cannot read"),  # a gzip header, then garbage
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda raw: raw[: len(raw) // 2], "cannot read"),  # a truncated gzip stream
+        (lambda raw: b"\x1f\x8b" + bytes(40), "cannot read"),  # a gzip header, then garbage
+    ],
+)
 def test_damaged_mnist_files_are_dataset_errors(tmp_path, damage, message):
     import gzip
 
@@ -331,6 +337,7 @@ def test_labels_outside_the_classes_are_refused(tmp_path):
 
 def _compress(path, dataset: str) -> None:
     """Store ``dataset`` chunked and compressed, which is read through structures the file describes."""
+
     def edit(h5):
         data = h5[dataset][()]
         del h5[dataset]
@@ -371,7 +378,9 @@ def test_a_read_that_crashes_the_library_is_refused_not_fatal(hdf5_file, monkeyp
 
     path, dataset = hdf5_file
     _compress(path, dataset)
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", _stall_on("/" + dataset, lambda: os.kill(os.getpid(), signal.SIGSEGV)))
+    monkeypatch.setattr(
+        h5py.Dataset, "__getitem__", _stall_on("/" + dataset, lambda: os.kill(os.getpid(), signal.SIGSEGV))
+    )
     with pytest.raises(InputFileError, match=rf"the HDF5 library failed \(signal SIGSEGV\) reading /{dataset}"):
         load_netlist(path)
 
@@ -387,7 +396,7 @@ def test_a_nir_file_that_hangs_hdf5_ends(tmp_path):
     path = tmp_path / "hang.nir"
     write_nir(sample_netlist(input_layer=False), path)
     data = bytearray(path.read_bytes())
-    data[2513:2513 + 512] = bytes(512)
+    data[2513 : 2513 + 512] = bytes(512)
     path.write_bytes(bytes(data))
     start = time.monotonic()
     try:

@@ -23,8 +23,8 @@ import os
 import subprocess
 import tempfile
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -38,7 +38,6 @@ NO_LAVA = "no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_
 INT16 = (-(2**15), 2**15 - 1)
 INT32_LIMIT = 2**31
 LAVA_INT8_MAX = 127
-
 
 
 def run_lava(
@@ -119,8 +118,7 @@ def run_lava_dl_call(
     if not path.is_file():
         raise LavaError(f"{call}: net_config {str(path)!r} is not a file")
     _check_record(record)
-    spec = {"call": call, "cwd": os.getcwd(), "path": str(path.resolve()), "steps": int(steps),
-            "record": list(record)}
+    spec = {"call": call, "cwd": os.getcwd(), "path": str(path.resolve()), "steps": int(steps), "record": list(record)}
     return _run_netx_spec(spec, bias, spikes)
 
 
@@ -156,7 +154,9 @@ def check_lava_limits(case: LavaCase, where: str = "case") -> None:
 
 def _check_conv(label: str, layer: Conv) -> None:
     if layer.weight_exp < 0:
-        raise LavaError(f"{label}: weight_exp = {layer.weight_exp}; Lava's Conv has no weight exponent, it must be >= 0")
+        raise LavaError(
+            f"{label}: weight_exp = {layer.weight_exp}; Lava's Conv has no weight exponent, it must be >= 0"
+        )
     bound = int(np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1).max(initial=0)) << layer.weight_exp
     if bound >= INT32_LIMIT:
         raise LavaError(f"{label}: a conv sum can reach {bound}, Lava casts it to int32 (limit {INT32_LIMIT - 1})")
@@ -196,13 +196,14 @@ def _in_subprocess(mode: str, write_input) -> list[Recording]:
         progress = Progress("lava")
         progress({"stage": f"starting {exe}"})
         try:
-            proc = subprocess.Popen(cmd, env=worker_env(Path(tmp)), cwd=tmp, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                cmd, env=worker_env(Path(tmp)), cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
         except OSError as err:
             raise LavaError(f"cannot start the Lava interpreter {exe}: {err}") from err
         tail: deque[str] = deque(maxlen=15)  # the worker's last lines of its own, for an error
         with proc:
-            for line in proc.stderr:
+            for line in proc.stderr or ():
                 event = parse_event(line.rstrip("\n"))
                 if event is None:
                     tail.append(line.rstrip("\n"))

@@ -5,15 +5,25 @@ plain arrays and one JSON string (no pickle), written by one interpreter and rea
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import (
-    Conv, CubaNeuron, DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaDeltaNeuron, SigmaNeuron,
+    Conv,
+    CubaNeuron,
+    DeltaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    RecurrentDense,
+    SigmaDeltaNeuron,
+    SigmaNeuron,
 )
 from neurodeploy.sim import RECORDABLE, Recording
 
@@ -50,7 +60,7 @@ class LavaCase:
 
 def save_exchange(path: Path, spec: dict, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
-        np.savez(fh, __spec__=np.array(json.dumps(spec)), **arrays)
+        np.savez(fh, __spec__=np.array(json.dumps(spec)), **arrays)  # type: ignore[arg-type]  # numpy's stub lets **arrays fill allow_pickle
 
 
 def load_exchange(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -74,7 +84,7 @@ def encode_netlist(net: Netlist, prefix: str, arrays: dict[str, np.ndarray]) -> 
     """The netlist as a JSON-able spec; its arrays go into ``arrays`` under ``prefix``."""
     layers = []
     for i, layer in enumerate(net.layers):
-        entry = {"kind": layer.kind}
+        entry: dict[str, Any] = {"kind": layer.kind}
         for f in fields(layer):
             value = getattr(layer, f.name)
             if isinstance(value, np.ndarray):
@@ -154,11 +164,13 @@ def write_recordings(path: Path, recs: Sequence[Recording]) -> None:
                 arrays[f"r{k}/{name}/{i}"] = arr
         if rec.output_counts is not None:
             arrays[f"r{k}/output_counts"] = rec.output_counts
-        specs.append({
-            "steps": rec.steps,
-            "batch": rec.batch,
-            "spike_count": {str(i): int(c) for i, c in rec.spike_count.items()},
-        })
+        specs.append(
+            {
+                "steps": rec.steps,
+                "batch": rec.batch,
+                "spike_count": {str(i): int(c) for i, c in rec.spike_count.items()},
+            }
+        )
     save_exchange(path, {"recordings": specs}, arrays)
 
 

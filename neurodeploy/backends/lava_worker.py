@@ -23,8 +23,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs
@@ -39,7 +39,8 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.conv.process import Conv as LavaConv
-from lava.proc.dense.process import DelayDense, Dense as LavaDense
+from lava.proc.dense.process import DelayDense
+from lava.proc.dense.process import Dense as LavaDense
 from lava.proc.io.source import RingBuffer as SpikeSource
 from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
@@ -76,8 +77,9 @@ def _graded_neuron(layer, bias):
     lava_shape = tuple(to_lava(np.empty(shape), len(shape)).shape)
     if isinstance(n, SigmaNeuron):
         return Sigma(shape=lava_shape)
-    common = dict(shape=lava_shape, vth=int(n.vth), spike_exp=int(n.spike_exp), state_exp=STATE_EXP,
-                  cum_error=bool(n.cum_error))
+    common = dict(
+        shape=lava_shape, vth=int(n.vth), spike_exp=int(n.spike_exp), state_exp=STATE_EXP, cum_error=bool(n.cum_error)
+    )
     if isinstance(n, DeltaNeuron):
         return Delta(**common)
     mode = ActivationMode.RELU if n.activation == "relu" else ActivationMode.UNIT
@@ -107,8 +109,9 @@ def _neuron(layer, k: int, bias, reset_interval: int | None, reset_offset: int):
 def _synapse(layer, message_bits: int = 0):
     """Lava's synapse for ``layer``, taking messages of ``message_bits`` bits (0: binary spikes)."""
     if isinstance(layer, Dense):
-        common = dict(weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits),
-                      num_message_bits=int(message_bits))
+        common = dict(
+            weight_exp=int(layer.weight_exp), num_weight_bits=int(layer.weight_bits), num_message_bits=int(message_bits)
+        )
         weight = layer.weight.astype(np.int32)
         if layer.delay is not None:  # as netx: a layer with a delay dataset is a DelayDense, zeros or not
             delay = layer.delay.astype(int)  # Lava insists on the default int dtype
@@ -213,11 +216,12 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
     ``spikes`` is (steps, *input shape) or None; ``bias`` replaces the input layer's.
     """
     procs, neurons = [], []
-    prev_port, prev_shape = None, None
+    prev_port = None
+    prev_shape: tuple[int, ...] = ()  # of prev_port's output, once there is one
     bits = net.input_message_bits
     if spikes is not None:
         first = net.layers[0]
-        shape = first.shape if isinstance(first, Input) else net.input_shape
+        shape = first.shape if isinstance(first, Input) else net.input_shape or ()  # validated: set without Input
         first_synapse = next(x for x in net.layers if not isinstance(x, Flatten))
         if not isinstance(first, Input) and isinstance(first_synapse, Dense):
             shape = (int(np.prod(shape)),)
@@ -227,6 +231,8 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
         prev_port, prev_shape = source.s_out, tuple(shape)
     for k, i in enumerate(net.neuron_layers):
         layer = net.layers[i]
+        if isinstance(layer, Flatten):  # not among the neuron layers
+            continue
         layer_bias = bias if isinstance(layer, Input) and bias is not None else layer.bias
         lif = _neuron(layer, k, layer_bias, reset_interval, net.reset_offset)
         procs.append(lif)
@@ -239,9 +245,17 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
             if prev_port is not None:
                 _connect(prev_port, prev_shape, layer, syn.s_in)
             syn.a_out.connect(lif.a_in)
-            if isinstance(layer, RecurrentDense):  # as netx's RecurrentDense block: the input's message bits
-                back = _synapse(Dense(weight=layer.weight_rec, neuron=layer.neuron, weight_exp=layer.weight_exp,
-                                      weight_bits=layer.weight_bits), bits)
+            if isinstance(layer, RecurrentDense) and layer.weight_rec is not None:
+                # as netx's RecurrentDense block: the input's message bits
+                back = _synapse(
+                    Dense(
+                        weight=layer.weight_rec,
+                        neuron=layer.neuron,
+                        weight_exp=layer.weight_exp,
+                        weight_bits=layer.weight_bits,
+                    ),
+                    bits,
+                )
                 procs.append(back)
                 lif.s_out.connect(back.s_in)
                 back.a_out.connect(lif.a_in)
@@ -315,24 +329,28 @@ def _split(data: np.ndarray, where: list, steps: list[int]) -> list[Traces]:
     for j, index, var, shape, graded in where:
         size = int(np.prod(shape))
         lava_shape = tuple(reversed(shape)) if len(shape) == 3 else shape
-        trace = to_lava(data[: steps[j], lo:lo + size].reshape((steps[j],) + lava_shape), len(shape))
+        trace = to_lava(data[: steps[j], lo : lo + size].reshape((steps[j],) + lava_shape), len(shape))
         out[j][var][index] = trace != 0 if var == "s" and not graded else trace.astype(np.int32)
         lo += size
     return out
 
 
-def _in_groups(builders: list[Builder], steps: list[int], record, size: int, timings, progress=None,
-               owner: list[int] | None = None) -> list[Traces]:
+def _in_groups(
+    builders: list[Builder], steps: list[int], record, size: int, timings, progress=None, owner: list[int] | None = None
+) -> list[Traces]:
     """Run the samples ``size`` at a time; after each group ``progress`` (if any) gets the units done
     (cases, by ``owner``: each sample's case, in order; else samples) and steps done."""
     out: list[Traces] = []
     ends = {k: i + 1 for i, k in enumerate(owner or ())}  # each case's samples end here
     for g in range(0, len(builders), size):
-        out += run_group(builders[g:g + size], steps[g:g + size], record, timings)
+        out += run_group(builders[g : g + size], steps[g : g + size], record, timings)
         if progress is not None:
             done = len(out)
-            units = [done, len(builders), "samples"] if len(ends) < 2 else [
-                sum(end <= done for end in ends.values()), len(ends), "cases"]
+            units = (
+                [done, len(builders), "samples"]
+                if len(ends) < 2
+                else [sum(end <= done for end in ends.values()), len(ends), "cases"]
+            )
             progress({"units": units, "steps": [sum(steps[:done]), sum(steps)]})
     return out
 
@@ -365,8 +383,9 @@ def _case_builders(case: LavaCase) -> list[Builder]:
     return [builder(b) for b in range(case.batch())]
 
 
-def run_cases(cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict | None = None,
-              progress=None) -> list[Recording]:
+def run_cases(
+    cases: list[LavaCase], group_size: int = GROUP_SIZE, timings: dict | None = None, progress=None
+) -> list[Recording]:
     """Run every sample of every case, ``group_size`` samples a Lava run, and stack them per case.
 
     ``timings`` accumulates seconds as in :func:`run_group`; ``progress`` takes events as
@@ -406,12 +425,16 @@ def run_netx(spec: dict, arrays: dict[str, np.ndarray], progress=None) -> Record
     spikes, bias = arrays.get("spikes"), arrays.get("bias")
     layers = _netx_layers(spec["path"])
     per_sample = bias is not None and bias.ndim > len(layers[0][1])
-    batch = spikes.shape[0] if spikes is not None else (bias.shape[0] if per_sample else 1)
+    batch = spikes.shape[0] if spikes is not None else (bias.shape[0] if bias is not None and per_sample else 1)
     traces = []
     for b in range(batch):
         sample_spikes = None if spikes is None else spikes[b, :steps]
         sample_bias = _sample(bias, b, per_sample)
-        traces += run_group([lambda _: _build_netx(spec, sample_spikes, sample_bias, layers)], [steps], record)
+
+        def build(_, s=sample_spikes, b=sample_bias):
+            return _build_netx(spec, s, b, layers)
+
+        traces += run_group([build], [steps], record)
         if progress is not None:
             progress({"units": [b + 1, batch, "samples"], "steps": [(b + 1) * steps, batch * steps]})
     return _recording(traces, steps, record, _netx_blocks(layers)[-1])
@@ -425,9 +448,14 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
         os.chdir(spec["cwd"])
         net = hdf5.Network(**lava_dl_call_arguments(spec["call"]))
     else:
-        net = hdf5.Network(net_config=spec["path"], reset_interval=spec["reset_interval"],
-                           reset_offset=spec["reset_offset"], input_shape=input_shape,
-                           spike_exp=spec.get("spike_exp", 6), input_message_bits=spec.get("input_message_bits", 0))
+        net = hdf5.Network(
+            net_config=spec["path"],
+            reset_interval=spec["reset_interval"],
+            reset_offset=spec["reset_offset"],
+            input_shape=input_shape,
+            spike_exp=spec.get("spike_exp", 6),
+            input_message_bits=spec.get("input_message_bits", 0),
+        )
     if bias is not None:
         net.in_layer.neuron.bias_mant.init = to_lava(np.asarray(bias), bias.ndim).astype(np.int32)
     if spikes is not None:
@@ -435,7 +463,9 @@ def _build_netx(spec: dict, spikes, bias, layers) -> tuple[list, Neurons]:
             spikes = spikes.reshape(len(spikes), -1)
         data = to_lava(spikes, spikes.ndim - 1)
         source = SpikeSource(data=np.moveaxis(data, 0, -1).astype(np.int32))
-        delta = isinstance(net.in_layer.neuron, Delta)  # a Delta input layer encodes the input, as lava-dl's test feeds it
+        delta = isinstance(
+            net.in_layer.neuron, Delta
+        )  # a Delta input layer encodes the input, as lava-dl's test feeds it
         source.s_out.connect(net.in_layer.neuron.a_in if delta else net.inp)
     neurons = []
     for index, block in zip(_netx_blocks(layers), net.layers):

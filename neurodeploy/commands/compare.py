@@ -16,29 +16,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train'")
     parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a target TOML file (default loihi2)")
     parser.add_argument("--dataset", help="dataset of the test samples (default: the model's)")
-    parser.add_argument("--data-root", metavar="DIR", help="folder of the dataset, all but digits (default: the "
-                        "folder the model was trained from, if it still exists)")
-    parser.add_argument("--backend", choices=BACKENDS, default="sim",
-                        help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples")
+    parser.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="folder of the dataset, all but digits (default: the "
+        "folder the model was trained from, if it still exists)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="sim",
+        help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples",
+    )
     add_conventions(parser, "the simulator's (default: the target's [run] conventions; Lava's check always uses lava)")
-    parser.add_argument("--lava-samples", type=integer(1, 1_000_000), default=8, metavar="N", help="samples run in Lava (default 8)")
+    parser.add_argument(
+        "--lava-samples", type=integer(1, 1_000_000), default=8, metavar="N", help="samples run in Lava (default 8)"
+    )
     parser.add_argument("--samples", type=integer(1), metavar="N", help="first N test samples (default: all)")
     parser.add_argument("--seed", type=seed(), default=0, help="encoding seed (batch b uses seed + b; default 0)")
     parser.add_argument("--batch-size", type=integer(1, 1 << 16), default=256, help="samples a batch (default 256)")
-    parser.add_argument("--calibrate", type=integer(0, 1_000_000), default=256, metavar="N",
-                        help="calibration samples from the training split (0: none; default 256)")
+    parser.add_argument(
+        "--calibrate",
+        type=integer(0, 1_000_000),
+        default=256,
+        metavar="N",
+        help="calibration samples from the training split (0: none; default 256)",
+    )
     parser.add_argument("--calibration", choices=CALIBRATIONS, default="max", help="weight range calibration")
-    parser.add_argument("--cost-reference", metavar="TARGET",
-                        help="also price the measured operations with this target's figures (e.g. loihi1, "
-                        "published pre-silicon figures, beside loihi2's fitted ones)")
+    parser.add_argument(
+        "--cost-reference",
+        metavar="TARGET",
+        help="also price the measured operations with this target's figures (e.g. loihi1, "
+        "published pre-silicon figures, beside loihi2's fitted ones)",
+    )
     parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
     parser.add_argument("--force", action="store_true", help="overwrite the report files of an earlier run")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 2 (after writing the report) on any numerical fault: weights or biases clipped, "
-                        "thresholds beyond 17 bits, u wraps or v saturations on the compared samples")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 (after writing the report) on any numerical fault: weights or biases clipped, "
+        "thresholds beyond 17 bits, u wraps or v saturations on the compared samples",
+    )
 
 
 def print_summary(report: dict, paths: dict) -> None:
@@ -46,17 +67,23 @@ def print_summary(report: dict, paths: dict) -> None:
     acc, hw = report["accuracy"], report["hardware"]
     lo, hi = acc["gap_interval"]
     print(f"float accuracy     {100 * acc['float']:6.2f}%   ({acc['samples']} test samples)")
-    print(f"quantized accuracy {100 * acc['quantized']:6.2f}%   gap {100 * acc['gap']:+.2f} points "
-          f"[{100 * lo:+.2f}, {100 * hi:+.2f}]")
+    print(
+        f"quantized accuracy {100 * acc['quantized']:6.2f}%   gap {100 * acc['gap']:+.2f} points "
+        f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+    )
     print(f"agreement          {100 * acc['agreement']:6.2f}%")
     energy = "unknown" if hw["energy_pj"] is None else f"{hw['energy_pj'] / 1e6:.4g} uJ"
     latency = "unknown" if hw["latency_ns"] is None else f"{hw['latency_ns'] / 1e3:.4g} us"
-    print(f"{hw['target']}: {hw['cores']} cores on {hw['chips']} chip(s); energy {energy}, latency {latency} "
-          "per inference" + (f" ({hw['energy_basis']})" if hw["energy_pj"] is not None and hw["energy_basis"] else ""))
+    print(
+        f"{hw['target']}: {hw['cores']} cores on {hw['chips']} chip(s); energy {energy}, latency {latency} "
+        "per inference" + (f" ({hw['energy_basis']})" if hw["energy_pj"] is not None and hw["energy_basis"] else "")
+    )
     if report.get("lava"):
         lava = report["lava"]
-        print(f"Lava: {lava['samples']} samples, spikes equal in {100 * lava['spike_match']:.2f}% of entries, "
-              f"{lava['prediction_match']} predictions equal")
+        print(
+            f"Lava: {lava['samples']} samples, spikes equal in {100 * lava['spike_match']:.2f}% of entries, "
+            f"{lava['prediction_match']} predictions equal"
+        )
     ref = report.get("hardware_reference")
     if ref and "error" not in ref:
         energy = "unknown" if ref["energy_pj"] is None else f"{ref['energy_pj'] / 1e6:.4g} uJ"
@@ -89,9 +116,26 @@ def run(args: argparse.Namespace) -> int:
     except DatasetError as err:
         raise CompareError(str(err)) from err
     reference = load_target(args.cost_reference) if args.cost_reference else None
-    report, paths = compare_and_report(args.model, fm, q, target, x, y, args.output, dataset, args.seed,
-                                       args.backend, args.lava_samples, args.batch_size, args.plots, args.progress,
-                                       reference, args.conventions, args.force, args.device)
+    report, paths = compare_and_report(
+        args.model,
+        fm,
+        q,
+        target,
+        x,
+        y,
+        args.output,
+        dataset,
+        args.seed,
+        args.backend,
+        args.lava_samples,
+        args.batch_size,
+        args.plots,
+        args.progress,
+        reference,
+        args.conventions,
+        args.force,
+        args.device,
+    )
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)

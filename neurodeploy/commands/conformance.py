@@ -11,12 +11,18 @@ SHOWN_CASES = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cases", type=integer(1, 1_000_000), default=200, metavar="N", help="random netlists to run (default 200)")
+    parser.add_argument(
+        "--cases", type=integer(1, 1_000_000), default=200, metavar="N", help="random netlists to run (default 200)"
+    )
     parser.add_argument("--seed", type=seed(), default=0, metavar="S", help="seed of the generator (default 0)")
     parser.add_argument("--device", help=DEVICE_HELP)
-    parser.add_argument("--kind", choices=("cuba", "sdnn", "recurrent", "delay", "all"), default="all",
-                        help="networks to draw: CUBA, sigma-delta, with recurrent dense layers, CUBA with delays "
-                        "in every dense layer, or all in turn (default)")
+    parser.add_argument(
+        "--kind",
+        choices=("cuba", "sdnn", "recurrent", "delay", "all"),
+        default="all",
+        help="networks to draw: CUBA, sigma-delta, with recurrent dense layers, CUBA with delays "
+        "in every dense layer, or all in turn (default)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,8 +40,9 @@ def train_model(out_dir: Path, epochs: int, seed: int, progress: bool) -> Path:
     from neurodeploy.atomic import atomic_path
     from neurodeploy.train import TrainConfig, train
 
-    cfg = TrainConfig(rule="tssl", arch=ARCH, dataset="digits", steps=STEPS, epochs=epochs, seed=seed,
-                      progress=progress)
+    cfg = TrainConfig(
+        rule="tssl", arch=ARCH, dataset="digits", steps=STEPS, epochs=epochs, seed=seed, progress=progress
+    )
     print(f"[1/3] training {cfg.rule} {cfg.arch} on digits, {epochs} epoch(s)")
     result = train(cfg, log=lambda line: print("      " + line))
     path = out_dir / "model.pt"
@@ -59,7 +60,10 @@ def export(checkpoint: Path, target, out_dir: Path):
     print(f"[2/3] exporting to {target.name}: {', '.join(formats)}")
     try:
         return export_model(checkpoint, target, out_dir, formats, force=True)
-    except (NeurodeployError, ImportError) as err:  # an optional writer that refuses or is missing must not stop the demo
+    except (
+        NeurodeployError,
+        ImportError,
+    ) as err:  # an optional writer that refuses or is missing must not stop the demo
         if formats == ("netx",):
             raise
         print(f"      {', '.join(formats[1:])} export failed ({type(err).__name__}: {err}); exporting netx only")
@@ -91,5 +95,17 @@ def _demo(args: argparse.Namespace, out_dir: Path, target, reference) -> tuple[d
     print("[3/3] comparing the float model with the quantized netlist on the digits test split")
     fm = load_float_model(checkpoint)
     x, y = load_test_samples("digits", None, None)
-    return compare_and_report(checkpoint, fm, exported.quantized, target, x, y, out_dir / "report", "digits",
-                              seed=args.seed, progress=args.progress, cost_reference=reference, force=True)
+    return compare_and_report(
+        checkpoint,
+        fm,
+        exported.quantized,
+        target,
+        x,
+        y,
+        out_dir / "report",
+        "digits",
+        seed=args.seed,
+        progress=args.progress,
+        cost_reference=reference,
+        force=True,
+    )

@@ -9,8 +9,23 @@ import numpy as np
 from neurodeploy.commands.run import add_input_shape, load_network
 from neurodeploy.errors import printable
 
-COLUMNS = ("#", "type", "shape", "kernel", "stride", "padding", "w bits", "w exp", "neuron", "vth", "du", "dv",
-           "msg bits", "neurons", "synapses")
+COLUMNS = (
+    "#",
+    "type",
+    "shape",
+    "kernel",
+    "stride",
+    "padding",
+    "w bits",
+    "w exp",
+    "neuron",
+    "vth",
+    "du",
+    "dv",
+    "msg bits",
+    "neurons",
+    "synapses",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,10 +53,13 @@ def describe(net, title: str) -> str:
     reset = "never" if net.reset_interval is None else f"every {net.reset_interval} steps (offset {net.reset_offset})"
     lines.append(f"reset: {reset}; latency {net.latency} step{'' if net.latency == 1 else 's'}")
     if net.graded:
-        exps = sorted({net.layers[i].neuron.spike_exp for i in net.neuron_layers
-                       if hasattr(net.layers[i].neuron, "spike_exp")})
-        lines.append(f"sigma-delta network (graded spikes): spike_exp {', '.join(map(str, exps))}, "
-                     f"state_exp 6, {_graded_input(net)}; no resets")
+        exps = sorted(
+            {net.layers[i].neuron.spike_exp for i in net.neuron_layers if hasattr(net.layers[i].neuron, "spike_exp")}
+        )
+        lines.append(
+            f"sigma-delta network (graded spikes): spike_exp {', '.join(map(str, exps))}, "
+            f"state_exp 6, {_graded_input(net)}; no resets"
+        )
     if net.output_window is not None:
         lines.append(f"output window: steps {net.output_window[0]} .. {net.output_window[1] - 1}")
     for key, value in net.meta.get("simulation", {}).items():
@@ -79,8 +97,20 @@ def layer_row(index: int, layer) -> tuple[str, ...]:
     neuron_kind = "-" if neuron is None else getattr(neuron, "kind", "cuba")
     neurons = str(int(np.prod(layer.shape))) if neuron is not None else "-"
     synapses = str(synapse_count(layer)) if layer.kind in ("conv", "dense", "dense_rec") else "-"
-    return (str(index), kind, _dims(layer.shape), kernel, stride, padding, bits, exp, neuron_kind, *cells,
-            neurons, synapses)
+    return (
+        str(index),
+        kind,
+        _dims(layer.shape),
+        kernel,
+        stride,
+        padding,
+        bits,
+        exp,
+        neuron_kind,
+        *cells,
+        neurons,
+        synapses,
+    )
 
 
 def synapse_count(layer) -> int:
@@ -88,7 +118,9 @@ def synapse_count(layer) -> int:
     from neurodeploy import fixed_point as fx
 
     if layer.kind == "dense_rec":
-        return sum(int(np.count_nonzero(fx.dense_weights(w, layer.weight_bits))) for w in (layer.weight, layer.weight_rec))
+        return sum(
+            int(np.count_nonzero(fx.dense_weights(w, layer.weight_bits))) for w in (layer.weight, layer.weight_rec)
+        )
     if layer.kind == "dense":
         return int(np.count_nonzero(fx.dense_weights(layer.weight, layer.weight_bits)))
     if layer.kind != "conv":

@@ -16,21 +16,39 @@ DEFAULT_RATE = 0.1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("net", help="netlist file (netx HDF5)")
-    parser.add_argument("--target", required=True, help="bundled target name (see `neurodeploy targets`) or a TOML file")
-    parser.add_argument("--chips", type=integer(1, 1 << 20), help="chips in the system (overrides the target's system.chips)")
-    parser.add_argument("--steps", type=integer(1, 1 << 31), help="time steps an inference (default: the input's length, the end "
-                        "of the netlist's output window, or a netx file's tSample)")
-    parser.add_argument("--rate", type=number(0, 1), default=DEFAULT_RATE,
-                        help=f"without input data: assumed spikes a neuron a step (default {DEFAULT_RATE})")
+    parser.add_argument(
+        "--target", required=True, help="bundled target name (see `neurodeploy targets`) or a TOML file"
+    )
+    parser.add_argument(
+        "--chips", type=integer(1, 1 << 20), help="chips in the system (overrides the target's system.chips)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=integer(1, 1 << 31),
+        help="time steps an inference (default: the input's length, the end "
+        "of the netlist's output window, or a netx file's tSample)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=number(0, 1),
+        default=DEFAULT_RATE,
+        help=f"without input data: assumed spikes a neuron a step (default {DEFAULT_RATE})",
+    )
     data = parser.add_mutually_exclusive_group()
-    data.add_argument("--input", help="input spikes .npy, (steps, *input shape) or (batch, steps, *input shape): "
-                      "simulate and count the operations")
+    data.add_argument(
+        "--input",
+        help="input spikes .npy, (steps, *input shape) or (batch, steps, *input shape): "
+        "simulate and count the operations",
+    )
     data.add_argument("--input-bias", help="input layer bias .npy, (*shape) or (batch, *shape): simulate and count")
     add_conventions(parser, "of the simulation that counts operations (default: the target's [run] conventions)")
     add_input_shape(parser)
     parser.add_argument("--per-core", action="store_true", help="list every core's use")
-    parser.add_argument("--cost-reference", metavar="TARGET",
-                        help="also price the same operations with this target's figures (e.g. loihi1)")
+    parser.add_argument(
+        "--cost-reference",
+        metavar="TARGET",
+        help="also price the same operations with this target's figures (e.g. loihi1)",
+    )
 
 
 def _inputs(args, net):
@@ -94,19 +112,25 @@ def print_mapping(mapping, per_core: bool = False) -> None:
     t = mapping.target
     limits = ("neurons", "input_axons", "output_axons", "synapse_memory")
     print(f"target {t.name}: {t.description}")
-    print(f"{'layer':<6} {'kind':<28} {'neurons':>9} {'synapses':>11} {'cores':>6}  "
-          "fullest core: neurons / input axons / output axons / synapse memory")
+    print(
+        f"{'layer':<6} {'kind':<28} {'neurons':>9} {'synapses':>11} {'cores':>6}  "
+        "fullest core: neurons / input axons / output axons / synapse memory"
+    )
     for p in mapping.layers:
         use = [mapping.utilization(c) for c in p.cores]
         peak = " / ".join(_percent(_peak(u[k] for u in use)) for k in limits)
         print(f"{p.index:<6} {p.description:<28} {p.neurons:>9,} {p.synapses:>11,} {len(p.cores):>6}  {peak}")
         for k, (core, u) in enumerate(zip(p.cores, use) if per_core else ()):
-            print(f"{'':<7}core {k}: {core.neurons} neurons from {core.first}, {core.input_axons:,} in-axons, "
-                  f"{core.output_axons:,} out-axons, {core.synapses:,} synapses ({core.synapse_bits:,} bits); "
-                  + ", ".join(f"{n} {_percent(v)}" for n, v in u.items()))
+            print(
+                f"{'':<7}core {k}: {core.neurons} neurons from {core.first}, {core.input_axons:,} in-axons, "
+                f"{core.output_axons:,} out-axons, {core.synapses:,} synapses ({core.synapse_bits:,} bits); "
+                + ", ".join(f"{n} {_percent(v)}" for n, v in u.items())
+            )
     need = ", ".join(f"{v} for its {k}" for k, v in mapping.chips_needed().items())
-    print(f"cores used: {mapping.cores} ({t.cores_per_chip} a chip); chips needed: {mapping.chips} ({need}); "
-          f"system: {t.chips} chip(s)")
+    print(
+        f"cores used: {mapping.cores} ({t.cores_per_chip} a chip); chips needed: {mapping.chips} ({need}); "
+        f"system: {t.chips} chip(s)"
+    )
     if mapping.chips > 1:
         print("placement on chips: " + "; ".join(_chip_lines(mapping)))
 
@@ -136,7 +160,6 @@ def _print_reference(net, activity, reference) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from neurodeploy.commands.run import load_network
     from neurodeploy.drc import DesignRuleError, check, unchecked
     from neurodeploy.mapping import MappingError, estimate_cost, map_network, network_wiring
     from neurodeploy.targets import load_target, with_chips

@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import tokenize
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from neurodeploy import budget
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.fixed_point import INT32
 from neurodeploy.ranges import integer
+
+if TYPE_CHECKING:
+    from neurodeploy.netlist import Netlist
 
 COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
 
@@ -39,22 +43,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--input", metavar="SPIKES.npy", help="input spikes (batch, T, *input shape)")
     source.add_argument("--input-bias", metavar="BIAS.npy", help="input layer bias mantissas ([batch,] *layer shape)")
     add_input_shape(parser)
-    parser.add_argument("--input-order", choices=("ours", "lava"), default="ours",
-                        help="--input as (batch, T, C, H, W) (default) or as lava-dl stores it, (x, y, f, t), "
-                        "played cyclically")
-    parser.add_argument("--reset-interval", type=integer(0, 1 << 31), metavar="N",
-                        help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)")
-    parser.add_argument("--backend", choices=("sim", "lava"), default="sim",
-                        help="our bit-accurate simulator (default) or Lava's fixed-point models")
+    parser.add_argument(
+        "--input-order",
+        choices=("ours", "lava"),
+        default="ours",
+        help="--input as (batch, T, C, H, W) (default) or as lava-dl stores it, (x, y, f, t), played cyclically",
+    )
+    parser.add_argument(
+        "--reset-interval",
+        type=integer(0, 1 << 31),
+        metavar="N",
+        help="reset u and v every N steps, staggered by layer (default: the netlist's; 0: never)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("sim", "lava"),
+        default="sim",
+        help="our bit-accurate simulator (default) or Lava's fixed-point models",
+    )
     add_conventions(parser, "lava (Lava's fixed_pt, the default) or loihi2 (Loihi 2 silicon)")
     parser.add_argument("--device", help=DEVICE_HELP + " (with --backend sim)")
-    parser.add_argument("--record", type=_record, default=None, metavar="s,u,v",
-                        help="variables to save: s and u, v (CUBA) or sigma, act (sigma-delta) (default all the "
-                        "network has)")
+    parser.add_argument(
+        "--record",
+        type=_record,
+        default=None,
+        metavar="s,u,v",
+        help="variables to save: s and u, v (CUBA) or sigma, act (sigma-delta) (default all the network has)",
+    )
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="output file")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 2 (after saving) if u wraps or v saturates in any layer (counted by the "
-                        "simulator, with either backend)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 (after saving) if u wraps or v saturates in any layer (counted by the "
+        "simulator, with either backend)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,16 +100,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         from neurodeploy.simulators import simulator
 
-        rec = simulator(args.device)(net, args.steps, spikes=spikes, bias=bias, record=record,
-                                     reset_interval=reset, conventions=conventions)
+        rec = simulator(args.device)(
+            net, args.steps, spikes=spikes, bias=bias, record=record, reset_interval=reset, conventions=conventions
+        )
     arrays = recording_arrays(rec, args.backend == "sim")
     arrays["conventions"] = np.array(conventions)
-    with atomic_path(args.output) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+    with atomic_path(args.output) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub lets **arrays fill allow_pickle
     spikes_out = ", ".join(f"{i}: {rec.spike_count[i]}" for i in sorted(rec.spike_count))
-    print(f"{args.net}: {args.steps} steps, batch {rec.batch}, backend {args.backend}, conventions {conventions}; "
-          f"spikes by layer {spikes_out}")
+    print(
+        f"{args.net}: {args.steps} steps, batch {rec.batch}, backend {args.backend}, conventions {conventions}; "
+        f"spikes by layer {spikes_out}"
+    )
     print(f"wrote {args.output}")
     if args.backend != "sim":  # Lava's models wrap and saturate alike but do not count; the simulator does
         from neurodeploy.sim import simulate
@@ -99,9 +123,13 @@ def run(args: argparse.Namespace) -> int:
 
 def add_input_shape(parser: argparse.ArgumentParser) -> None:
     """The ``--input-shape`` option, for netx files that give no input shape."""
-    parser.add_argument("--input-shape", type=_shape, metavar="C,H,W",
-                        help="input shape of a netx file that gives none (lava-dl's SLAYER export of a conv "
-                        "network); taken from --input's spikes where given")
+    parser.add_argument(
+        "--input-shape",
+        type=_shape,
+        metavar="C,H,W",
+        help="input shape of a netx file that gives none (lava-dl's SLAYER export of a conv "
+        "network); taken from --input's spikes where given",
+    )
 
 
 def load_network(args: argparse.Namespace):
@@ -207,8 +235,9 @@ def _check_npy_header(fh, path: str) -> tuple[int, ...]:
     except (ValueError, SyntaxError, tokenize.TokenError) as err:  # numpy parses the header as Python literals
         raise InputFileError(f"{path}: damaged .npy header: {err}") from None
     if dtype.hasobject:
-        raise InputFileError(f"{path}: not a readable .npy array: dtype {dtype} holds pickled Python objects, "
-                             "which are never loaded")
+        raise InputFileError(
+            f"{path}: not a readable .npy array: dtype {dtype} holds pickled Python objects, which are never loaded"
+        )
     if dtype.kind not in "biuf" or dtype.fields is not None:
         raise InputFileError(f"{path}: expected numbers, got dtype {dtype}")
     if any(d < 0 for d in shape):
@@ -255,17 +284,21 @@ def _from_lava_order(arr: np.ndarray, shape: tuple[int, ...], steps: int, path: 
     return ours[np.arange(steps) % ours.shape[0]][None]
 
 
-def load_bias(path: str, net) -> np.ndarray:
+def load_bias(path: str, net: Netlist) -> np.ndarray:
     """Bias mantissas of the input layer, ([batch,] *layer shape), within 32 bits once shifted."""
     from neurodeploy import fixed_point as fx
-    from neurodeploy.netlist import Input
+    from neurodeploy.netlist import CubaNeuron, Input
 
     first = net.layers[0]
     if not isinstance(first, Input):
         raise InputFileError(f"{path}: layer 0 is a {first.kind} layer; --input-bias needs an input layer")
+    if not isinstance(first.neuron, CubaNeuron):
+        raise InputFileError(
+            f"{path}: layer 0 holds {type(first.neuron).__name__} neurons; --input-bias needs CUBA ones"
+        )
     arr = load_array(path).astype(np.int64)
     shape = tuple(first.shape)
-    if tuple(arr.shape[-len(shape):]) != shape or arr.ndim not in (len(shape), len(shape) + 1):
+    if tuple(arr.shape[-len(shape) :]) != shape or arr.ndim not in (len(shape), len(shape) + 1):
         raise InputFileError(f"{path}: expected shape ([batch,] {_dims(shape)}), got {arr.shape}")
     if arr.size == 0:
         raise InputFileError(f"{path}: holds no sample (shape {arr.shape}: batch 0)")
@@ -295,4 +328,3 @@ def _record(text: str) -> tuple[str, ...]:
 
 def _dims(shape) -> str:
     return ", ".join(str(s) for s in shape)
-

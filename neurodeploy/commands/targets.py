@@ -6,8 +6,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs="?",
-                        help="show every figure of one target: a bundled name or a TOML file (checks the file)")
+    parser.add_argument(
+        "target", nargs="?", help="show every figure of one target: a bundled name or a TOML file (checks the file)"
+    )
 
 
 def _value(value, unit: str = "") -> str:
@@ -27,16 +28,22 @@ def summary_rows(target) -> list[tuple[str, str]]:
     return [
         ("cores a chip x chips", f"{target.cores_per_chip} x {target.chips}"),
         ("neurons a core", _value(target.neurons_per_core)),
-        ("input / output axons a core",
-         f"{_value(target.input_axons_per_core)} / {_value(target.output_axons_per_core)}"),
+        (
+            "input / output axons a core",
+            f"{_value(target.input_axons_per_core)} / {_value(target.output_axons_per_core)}",
+        ),
         ("synapse memory a core", _value(target.synapse_memory_bits, " bits")),
         ("neurons / synapses a chip", f"{_value(target.neurons_per_chip)} / {_value(target.synapses_per_chip)}"),
         ("weight bits, exponent", f"{_value(target.weight_bits)}, {_value(target.weight_exp)}"),
         ("delay", _value(target.delay)),
-        ("graded spikes", _value(target.graded_spikes) + (
-            f" ({target.graded_spike_bits} bits)" if target.graded_spike_bits else "")),
-        ("energy: synaptic op, neuron update",
-         f"{_value(target.energy.synaptic_op_pj, ' pJ')}, {_value(target.energy.neuron_update_pj, ' pJ')}"),
+        (
+            "graded spikes",
+            _value(target.graded_spikes) + (f" ({target.graded_spike_bits} bits)" if target.graded_spike_bits else ""),
+        ),
+        (
+            "energy: synaptic op, neuron update",
+            f"{_value(target.energy.synaptic_op_pj, ' pJ')}, {_value(target.energy.neuron_update_pj, ' pJ')}",
+        ),
     ]
 
 
@@ -70,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {target.description}")
         for label, value in summary_rows(target):
             print(f"  {label:<36} {value}")
-    print("Sources are cited in each file (neurodeploy/hw_configs/*.toml); "
-          "`neurodeploy targets NAME` shows every figure.")
+    print(
+        "Sources are cited in each file (neurodeploy/hw_configs/*.toml); `neurodeploy targets NAME` shows every figure."
+    )
     return 0

@@ -242,8 +242,12 @@ class _Reader:
         return shape
 
 
-def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None,
-              spike_exp: int | None = None, input_message_bits: int | None = None) -> Netlist:
+def read_netx(
+    path: str | os.PathLike,
+    input_shape: tuple[int, ...] | None = None,
+    spike_exp: int | None = None,
+    input_message_bits: int | None = None,
+) -> Netlist:
     """Read a netx HDF5 file into a netlist, as ``netx.hdf5.Network`` would build it.
 
     ``input_shape`` (C, H, W) is needed only when the first layer is a conv layer
@@ -369,7 +373,8 @@ def _read_conv(r: _Reader, base: str, in_shape) -> Conv:
         raise InputShapeUnknown(
             f"{r.name}: {base}: the file has no input layer and gives no input shape (as lava-dl's SLAYER "
             "export_hdf5 writes a convolutional network); give it: --input-shape C,H,W or input spikes "
-            "(--input) on the command line, input_shape=(C, H, W) in Python")
+            "(--input) on the command line, input_shape=(C, H, W) in Python"
+        )
     if len(in_shape) != 3:
         raise r.fail(base, f"conv needs a (C, H, W) input, got {in_shape}")
     weight = r.numbers(f"{base}/weight", (4, 5), truncate=True)
@@ -436,11 +441,16 @@ def _read_dense(r: _Reader, base: str, in_shape, prev_layer, recurrent: bool = F
         raise r.fail(f"{base}/weight", str(err)) from None
     held = [lava_dense_weights(m, bits) for m in np.split(mantissas, [weight.shape[1]], axis=1)[: len(parts)]]
     if not np.any(held[0]):
-        raise r.fail(f"{base}/weight", f"netx encodes these weights with {bits} bits and Lava truncates all of them to 0")
+        raise r.fail(
+            f"{base}/weight", f"netx encodes these weights with {bits} bits and Lava truncates all of them to 0"
+        )
     for part, kept in zip(parts, held):
         exact = integer_weights(kept, exp)
         if exact is None or not np.array_equal(exact, part):
-            warnings.warn(f"{r.name}: {base}: netx and Lava clip or truncate these weights; read as Lava computes them")
+            warnings.warn(
+                f"{r.name}: {base}: netx and Lava clip or truncate these weights; read as Lava computes them",
+                stacklevel=2,
+            )
     has_neuron = r.has(f"{base}/neuron")
     extra = {"weight_rec": held[1]} if recurrent else {}
     layer = (RecurrentDense if recurrent else Dense)(
@@ -468,7 +478,9 @@ def _read_delay(r: _Reader, path: str, shape: tuple[int, int]) -> np.ndarray:
     if delay.size and delay.min() < 0:
         raise r.fail(path, f"negative delay {delay.min()}")
     if delay.size and delay.max() > MAX_DELAY:
-        warnings.warn(f"{r.name}: {path}: delays up to {delay.max()} clamped to {MAX_DELAY}, as netx does")
+        warnings.warn(
+            f"{r.name}: {path}: delays up to {delay.max()} clamped to {MAX_DELAY}, as netx does", stacklevel=2
+        )
         delay = np.minimum(delay, MAX_DELAY)
     if delay.ndim == 1:
         if delay.size == shape[0]:
@@ -488,7 +500,11 @@ def _read_simulation(r: _Reader) -> dict:
     if not r.has("/simulation"):
         return out
     r.node("/simulation", "group")
-    sim = {key: r.integer(f"/simulation/{key}", 0, fx.INT32 - 1) for key in ("Ts", "tSample") if r.has(f"/simulation/{key}")}
+    sim = {
+        key: r.integer(f"/simulation/{key}", 0, fx.INT32 - 1)
+        for key in ("Ts", "tSample")
+        if r.has(f"/simulation/{key}")
+    }
     if sim:
         out["meta"]["simulation"] = sim
     if r.has("/simulation/resetInterval"):
@@ -498,7 +514,9 @@ def _read_simulation(r: _Reader) -> dict:
     if r.has("/simulation/outputWindow"):
         window = r.numbers("/simulation/outputWindow", (1,))
         if window.shape != (2,) or window[0] < 0 or window[1] < window[0]:
-            raise r.fail("/simulation/outputWindow", f"expected (start, stop) with 0 <= start <= stop, got {window.tolist()}")
+            raise r.fail(
+                "/simulation/outputWindow", f"expected (start, stop) with 0 <= start <= stop, got {window.tolist()}"
+            )
         out["output_window"] = (int(window[0]), int(window[1]))
     if r.has("/simulation/readout"):
         readout = r.string("/simulation/readout")
@@ -547,14 +565,13 @@ def write_netx(net: Netlist, path: str | os.PathLike) -> None:
     net.validate()
     _spike_exp(net)
     entries = _entries(net)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            layer_group = h5.create_group("layer")
-            for i, entry in enumerate(entries):
-                group = layer_group.create_group(str(i))
-                for key, value in entry.items():
-                    _put(group, key, value)
-            _write_simulation(h5, net)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        layer_group = h5.create_group("layer")
+        for i, entry in enumerate(entries):
+            group = layer_group.create_group(str(i))
+            for key, value in entry.items():
+                _put(group, key, value)
+        _write_simulation(h5, net)
 
 
 def _put(group, key: str, value) -> None:

@@ -31,9 +31,11 @@ plain numpy op dicts for the quantizer.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,7 +44,7 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import H5_ERRORS, open_hdf5
-from neurodeploy.netlist import MAX_LAYERS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError
+from neurodeploy.netlist import MAX_LAYERS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError, pair
 
 DEFAULT_DT = 1e-4  # seconds a step; snnTorch's fixed NIR convention
 NO_DECAY_STEPS = 2.0**40  # tau, in steps, that stands for "no decay"
@@ -53,8 +55,17 @@ LATENCY_NOTE = (
     "that caused it (plus per-synapse delays); this graph's float semantics have no such latency"
 )
 # what nir.read raises for a graph it cannot build: HDF5 errors, its asserts and type checks
-NIR_READ_ERRORS = (*H5_ERRORS, ValueError, TypeError, AssertionError, AttributeError, IndexError, OverflowError,
-                   ZeroDivisionError, RecursionError)  # the last three: shape inference on degenerate parameters
+NIR_READ_ERRORS = (
+    *H5_ERRORS,
+    ValueError,
+    TypeError,
+    AssertionError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    ZeroDivisionError,
+    RecursionError,
+)  # the last three: shape inference on degenerate parameters
 LAYER_CLASSES = {cls.kind: cls for cls in (Input, Dense, Conv, Flatten)}
 MAX_NODES = 4 * MAX_LAYERS + 2  # a layer is at most reshape, synapse and neurons; plus input and output
 NEURON_SIDE = ("neuron", "bias")  # layer fields kept on the CubaLIF node; the rest on the synapse node
@@ -83,7 +94,7 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
             f"layer {i} ({net.layers[i].kind}): NIR has no node for sigma-delta neurons (graded spikes)"
         )
     first = net.layers[0]
-    shape = tuple(first.shape if isinstance(first, Input) else net.input_shape)
+    shape = tuple(first.shape if isinstance(first, Input) else net.input_shape or ())
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
     for i, layer in enumerate(net.layers):
         for key, node in _layer_nodes(i, layer, shape, dt):
@@ -92,7 +103,7 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     names = list(nodes)
     metadata = {FORMAT_KEY: FORMAT_VERSION, "dt": float(dt), "latency": LATENCY_NOTE, "netlist": _netlist_json(net)}
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata=metadata)
+    return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(names)), metadata=metadata)
 
 
 def _layer_nodes(i: int, layer, in_shape: tuple[int, ...], dt: float) -> list[tuple[str, Any]]:
@@ -149,8 +160,8 @@ def _square_kernel(weight: np.ndarray, layer: Conv, label: str) -> tuple[np.ndar
             "(nir 1.0.8) takes the kernel as square, and sides of odd and even size cannot be padded to a square"
         )
     pads = [(0, 0), (0, 0)] + [(g // 2, g // 2) for g in grow]
-    padding = tuple(int(p + d * g // 2) for p, d, g in zip(layer.padding, layer.dilation, grow))
-    return np.pad(weight, pads), padding
+    rows, cols = (int(p + d * g // 2) for p, d, g in zip(layer.padding, layer.dilation, grow))
+    return np.pad(weight, pads), (rows, cols)
 
 
 def _ungrouped(layer: Conv) -> np.ndarray:
@@ -160,7 +171,7 @@ def _ungrouped(layer: Conv) -> np.ndarray:
     full = np.zeros((out, per_group * layer.groups) + layer.weight.shape[2:], layer.weight.dtype)
     step = out // layer.groups
     for g in range(layer.groups):
-        full[g * step:(g + 1) * step, g * per_group:(g + 1) * per_group] = layer.weight[g * step:(g + 1) * step]
+        full[g * step : (g + 1) * step, g * per_group : (g + 1) * per_group] = layer.weight[g * step : (g + 1) * step]
     return full
 
 
@@ -219,9 +230,12 @@ def _layer_from_metadata(md: dict[str, Any], where: str):
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(LAYER_CLASSES[kind]):
         if f.name == "neuron":
-            kwargs["neuron"] = CubaNeuron(**{
-                n.name: _meta_int(md[f"neuron_{n.name}"], where, f"neuron_{n.name}") for n in dataclasses.fields(CubaNeuron)
-            })
+            kwargs["neuron"] = CubaNeuron(
+                **{
+                    n.name: _meta_int(md[f"neuron_{n.name}"], where, f"neuron_{n.name}")
+                    for n in dataclasses.fields(CubaNeuron)
+                }
+            )
         elif f.name in md:
             value = md[f.name]
             if f.name == "name":
@@ -241,7 +255,7 @@ def _meta_ints(value, where: str, name: str) -> np.ndarray:
     if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
         if arr.size and np.abs(arr).max() >= 2.0**63:
             raise InputFileError(f"{where}: {name} holds values beyond 64 bits")
-    elif arr.dtype.kind not in "biu" or arr.dtype.kind == "u" and arr.size and arr.max() >= 2**63:
+    elif arr.dtype.kind not in "biu" or (arr.dtype.kind == "u" and arr.size and arr.max() >= 2**63):
         raise InputFileError(f"{where}: {name} must hold integers, got {arr.dtype} {np.ravel(arr)[:4].tolist()}")
     return arr.astype(np.int64)
 
@@ -307,13 +321,16 @@ def _conventions(text, source: str) -> dict[str, Any]:
     conventions = _decode(json.loads(_text(text)))
     names = {f.name for f in dataclasses.fields(Netlist)} - {"layers"}
     if not isinstance(conventions, dict) or not set(conventions) <= names:
-        raise InputFileError(f"{source}: metadata 'netlist' must map some of {sorted(names)}, got {str(conventions)[:80]}")
+        raise InputFileError(
+            f"{source}: metadata 'netlist' must map some of {sorted(names)}, got {str(conventions)[:80]}"
+        )
     checks = {
-        "input_shape": lambda v: v is None or isinstance(v, tuple) and all(_is_int(x) for x in v),
+        "input_shape": lambda v: v is None or (isinstance(v, tuple) and all(_is_int(x) for x in v)),
         "reset_interval": lambda v: v is None or _is_int(v),
         "reset_offset": _is_int,
-        "output_window": lambda v: v is None or isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v)
-        and 0 <= v[0] <= v[1],
+        "output_window": lambda v: (
+            v is None or (isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v) and 0 <= v[0] <= v[1])
+        ),
         "meta": lambda v: isinstance(v, dict),
         "input_message_bits": lambda v: _is_int(v) and v == 0,  # NIR carries binary-spike networks only
     }
@@ -372,8 +389,10 @@ def _read_graph(path: str | os.PathLike):
             raise InputFileError(f"{path}: not a NIR file: it has no /node group")
         nodes = len(h5["node"])
         if nodes > MAX_NODES:
-            raise InputFileError(f"{path}: /node: {nodes} nodes, more than the limit of {MAX_NODES} "
-                                 f"(at most {MAX_LAYERS} layers of a few nodes each)")
+            raise InputFileError(
+                f"{path}: /node: {nodes} nodes, more than the limit of {MAX_NODES} "
+                f"(at most {MAX_LAYERS} layers of a few nodes each)"
+            )
     try:
         with np.errstate(all="ignore"):  # nir's shape inference divides by a stride of 0: refused below
             return nir.read(path)
@@ -387,7 +406,9 @@ def _chain(graph, source: str) -> list[str]:
 
     inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
-        raise InputFileError(f"{source}: the graph has {len(inputs)} Input nodes; only chains with one input are supported")
+        raise InputFileError(
+            f"{source}: the graph has {len(inputs)} Input nodes; only chains with one input are supported"
+        )
     succ: dict[str, list[str]] = {}
     preds: dict[str, int] = {}
     for a, b in graph.edges:
@@ -397,10 +418,14 @@ def _chain(graph, source: str) -> list[str]:
     while succ.get(order[-1]):
         after = succ[order[-1]]
         if len(after) > 1:
-            raise InputFileError(f"{source}: node {order[-1]!r} feeds {len(after)} nodes {after}; only chains are supported")
+            raise InputFileError(
+                f"{source}: node {order[-1]!r} feeds {len(after)} nodes {after}; only chains are supported"
+            )
         key = after[0]
         if key in order or preds[key] > 1:
-            raise InputFileError(f"{source}: node {key!r} has {preds[key]} inputs (or closes a loop); only chains are supported")
+            raise InputFileError(
+                f"{source}: node {key!r} has {preds[key]} inputs (or closes a loop); only chains are supported"
+            )
         order.append(key)
     if not isinstance(graph.nodes[order[-1]], nir.Output):
         raise InputFileError(f"{source}: the chain ends at {order[-1]!r}, not at an Output node")
@@ -428,7 +453,7 @@ def nir_to_float_graph(graph, dt: float | None = None) -> list[dict[str, Any]]:
         source, graph = str(graph), _read_graph(graph)
     if dt is None and "dt" in (graph.metadata or {}):
         dt = _graph_dt(graph.metadata["dt"], source)
-    ops = []
+    ops: list[dict[str, Any]] = []
     for key in _chain(graph, source)[:-1]:
         node = graph.nodes[key]
         convert = _FLOAT_OPS.get(type(node).__name__)
@@ -438,7 +463,7 @@ def nir_to_float_graph(graph, dt: float | None = None) -> list[dict[str, Any]]:
                 f"supported: {', '.join(sorted(_FLOAT_OPS))}"
             )
         try:
-            op = {"name": key, **convert(node, source, key)}
+            op: dict[str, Any] = {"name": key, **convert(node, source, key)}
             out = (node.output_type or {}).get("output")
             op["shape"] = None if out is None else tuple(int(s) for s in np.atleast_1d(out))
         except (TypeError, ValueError, OverflowError) as err:
@@ -467,47 +492,79 @@ def _f64(x) -> np.ndarray:
     return arr
 
 
-def _pair(x) -> tuple[int, int]:
-    return tuple(int(v) for v in np.broadcast_to(np.asarray(x), (2,)))
-
-
 def _conv_padding(node, source: str, key: str) -> tuple[int, int]:
     if isinstance(node.padding, str):
         if node.padding == "valid":
             return (0, 0)
-        total = np.asarray(_pair(node.dilation)) * (np.asarray(node.weight.shape[2:]) - 1)
-        if np.any(total % 2) or np.any(np.asarray(_pair(node.stride)) != 1):
-            raise InputFileError(f"{source}: node {key!r}: padding 'same' is asymmetric here (even kernel or stride > 1)")
-        return _pair(total // 2)
-    return _pair(node.padding)
+        total = np.asarray(pair(node.dilation)) * (np.asarray(node.weight.shape[2:]) - 1)
+        if np.any(total % 2) or np.any(np.asarray(pair(node.stride)) != 1):
+            raise InputFileError(
+                f"{source}: node {key!r}: padding 'same' is asymmetric here (even kernel or stride > 1)"
+            )
+        return pair(total // 2)
+    return pair(node.padding)
 
 
 def _flatten_op(node, source: str, key: str) -> dict:
     if int(node.end_dim) != -1 or int(node.start_dim) not in (0, 1):
         raise InputFileError(
-            f"{source}: node {key!r}: only flattening all dimensions is supported, got start_dim={node.start_dim}, end_dim={node.end_dim}"
+            f"{source}: node {key!r}: only flattening all dimensions is supported, "
+            f"got start_dim={node.start_dim}, end_dim={node.end_dim}"
         )
     return {"op": "flatten"}
 
 
-_FLOAT_OPS = {
+_FLOAT_OPS: dict[str, Callable[[Any, str, str], dict[str, Any]]] = {
     "Input": lambda n, s, k: {"op": "input"},
     "Affine": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": _f64(n.bias)},
     "Linear": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": None},
     "Conv2d": lambda n, s, k: {
-        "op": "conv", "weight": _f64(n.weight), "bias": _f64(n.bias), "stride": _pair(n.stride),
-        "padding": _conv_padding(n, s, k), "dilation": _pair(n.dilation), "groups": int(n.groups),
+        "op": "conv",
+        "weight": _f64(n.weight),
+        "bias": _f64(n.bias),
+        "stride": pair(n.stride),
+        "padding": _conv_padding(n, s, k),
+        "dilation": pair(n.dilation),
+        "groups": int(n.groups),
     },
-    "SumPool2d": lambda n, s, k: {"op": "sumpool", "kernel": _pair(n.kernel_size), "stride": _pair(n.stride), "padding": _pair(n.padding)},
-    "AvgPool2d": lambda n, s, k: {"op": "avgpool", "kernel": _pair(n.kernel_size), "stride": _pair(n.stride), "padding": _pair(n.padding)},
+    "SumPool2d": lambda n, s, k: {
+        "op": "sumpool",
+        "kernel": pair(n.kernel_size),
+        "stride": pair(n.stride),
+        "padding": pair(n.padding),
+    },
+    "AvgPool2d": lambda n, s, k: {
+        "op": "avgpool",
+        "kernel": pair(n.kernel_size),
+        "stride": pair(n.stride),
+        "padding": pair(n.padding),
+    },
     "Flatten": _flatten_op,
     "CubaLIF": lambda n, s, k: {
-        "op": "neuron", "model": "cuba", "tau_syn": _f64(n.tau_syn), "tau_mem": _f64(n.tau_mem), "r": _f64(n.r),
-        "v_leak": _f64(n.v_leak), "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset), "w_in": _f64(n.w_in),
+        "op": "neuron",
+        "model": "cuba",
+        "tau_syn": _f64(n.tau_syn),
+        "tau_mem": _f64(n.tau_mem),
+        "r": _f64(n.r),
+        "v_leak": _f64(n.v_leak),
+        "v_threshold": _f64(n.v_threshold),
+        "v_reset": _f64(n.v_reset),
+        "w_in": _f64(n.w_in),
     },
     "LIF": lambda n, s, k: {
-        "op": "neuron", "model": "lif", "tau_mem": _f64(n.tau), "r": _f64(n.r), "v_leak": _f64(n.v_leak),
-        "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset),
+        "op": "neuron",
+        "model": "lif",
+        "tau_mem": _f64(n.tau),
+        "r": _f64(n.r),
+        "v_leak": _f64(n.v_leak),
+        "v_threshold": _f64(n.v_threshold),
+        "v_reset": _f64(n.v_reset),
     },
-    "IF": lambda n, s, k: {"op": "neuron", "model": "if", "r": _f64(n.r), "v_threshold": _f64(n.v_threshold), "v_reset": _f64(n.v_reset)},
+    "IF": lambda n, s, k: {
+        "op": "neuron",
+        "model": "if",
+        "r": _f64(n.r),
+        "v_threshold": _f64(n.v_threshold),
+        "v_reset": _f64(n.v_reset),
+    },
 }

@@ -72,7 +72,9 @@ def netlist_to_onnx(net: Netlist, steps: int):
     outer = _Builder("g")
     io = _graph_inputs(outer, net, int(steps))
     body, units = _step_body(outer, net, io)
-    states = [outer.op("ConstantOfShape", [_shape_of(outer, io.batch, *unit)], value=_int64_scalar(0)) for unit in units]
+    states = [
+        outer.op("ConstantOfShape", [_shape_of(outer, io.batch, *unit)], value=_int64_scalar(0)) for unit in units
+    ]
     loop_outs = [f"final_{i}" for i in range(len(states))] + [f"trace_{i}" for i in net.neuron_layers]
     outer.nodes.append(onnx.helper.make_node("Loop", [outer.const(np.int64(steps)), "", *states], loop_outs, body=body))
     for i in net.neuron_layers:
@@ -81,14 +83,18 @@ def netlist_to_onnx(net: Netlist, steps: int):
         outer.output(f"spikes_{i}", onnx.TensorProto.UINT8, ["batch", int(steps), *shape])
     last = net.neuron_layers[-1]
     total = outer.op("ReduceSum", [outer.op("Cast", [f"spikes_{last}"], to=INT64), outer.const([1])], keepdims=0)
-    outer.op("Reshape", [total, outer.const([-1, *net.output_shape])], out="output_counts")  # a final flatten counts too
+    outer.op(
+        "Reshape", [total, outer.const([-1, *net.output_shape])], out="output_counts"
+    )  # a final flatten counts too
     outer.output("output_counts", onnx.TensorProto.INT64, ["batch", *net.output_shape])
     last_v = len(units) - (1 if isinstance(net.layers[last], Input) else 2)  # carried: u, v (, queue) a layer
     outer.op("Reshape", [f"final_{last_v}", outer.const([-1, *net.output_shape])], out="output_v")
     outer.output("output_v", onnx.TensorProto.INT64, ["batch", *net.output_shape])
     model = onnx.helper.make_model(
-        outer.graph("neurodeploy_netlist"), opset_imports=[onnx.helper.make_opsetid("", OPSET)],
-        producer_name="neurodeploy", doc_string=f"integer netlist, {steps} steps, Loihi fixed-point semantics",
+        outer.graph("neurodeploy_netlist"),
+        opset_imports=[onnx.helper.make_opsetid("", OPSET)],
+        producer_name="neurodeploy",
+        doc_string=f"integer netlist, {steps} steps, Loihi fixed-point semantics",
     )
     model.ir_version = IR_VERSION
     onnx.helper.set_model_props(model, {"steps": str(int(steps)), "readout": net.readout})
@@ -107,14 +113,16 @@ class _Inputs:
     last_step: str | None
 
 
-def _graph_inputs(g: "_Builder", net: Netlist, steps: int) -> _Inputs:
+def _graph_inputs(g: _Builder, net: Netlist, steps: int) -> _Inputs:
     """``spikes`` for the first synaptic layer; or, for an input layer, ``bias`` and ``spikes``
     (its drive), both overridable initializers: the layer's own bias, and no drive."""
     import onnx
 
     first = net.layers[0]
     if isinstance(first, Input) and np.abs(first.bias).max(initial=0) >= 2**31:
-        raise OnnxExportError(f"layer 0 (input): bias mantissas beyond int32 ({np.abs(first.bias).max()}) cannot be a graph input")
+        raise OnnxExportError(
+            f"layer 0 (input): bias mantissas beyond int32 ({np.abs(first.bias).max()}) cannot be a graph input"
+        )
     if not isinstance(first, Input):
         spikes = g.input("spikes", onnx.TensorProto.INT32, ["batch", steps, *net.input_shape])
         return _Inputs(spikes, None, _dim(g, spikes, 0), None)
@@ -128,7 +136,7 @@ def _graph_inputs(g: "_Builder", net: Netlist, steps: int) -> _Inputs:
     return _Inputs(spikes, bias, batch, last_step)
 
 
-def _dim(g: "_Builder", x: str, axis: int) -> str:
+def _dim(g: _Builder, x: str, axis: int) -> str:
     """Size of ``x`` along ``axis``, as a 1-D tensor."""
     return g.op("Slice", [g.op("Shape", [x]), g.const([axis]), g.const([axis + 1])])
 
@@ -139,7 +147,7 @@ def _int64_scalar(value: int):
     return onnx.helper.make_tensor("value", onnx.TensorProto.INT64, [1], [value])
 
 
-def _shape_of(g: "_Builder", batch: str, depth: int | None, n: int) -> str:
+def _shape_of(g: _Builder, batch: str, depth: int | None, n: int) -> str:
     """The shape tensor (batch, n), or (depth, batch, n) for an input queue."""
     if depth is None:
         return g.op("Concat", [batch, g.const([n])], axis=0)
@@ -149,7 +157,7 @@ def _shape_of(g: "_Builder", batch: str, depth: int | None, n: int) -> str:
 # --- one step of every layer ---------------------------------------------------------------
 
 
-def _step_body(outer: "_Builder", net: Netlist, io: _Inputs):
+def _step_body(outer: _Builder, net: Netlist, io: _Inputs):
     """The Loop body and its carried states as (queue depth or None, neurons): u and v are
     (batch, n), an input queue (depth, batch, n)."""
     import onnx
@@ -180,7 +188,9 @@ def _step_body(outer: "_Builder", net: Netlist, io: _Inputs):
             pre = spikes_before if k else _external_step(body, io.spikes, it, net.input_shape)
             new_states.append(_next_queue(body, outer, net, i, queue, pre, io.batch, zero_row))
         spikes_before = body.op("Cast", [fired], to=INT64)
-        traces.append(body.op("Reshape", [body.op("Cast", [fired], to=onnx.TensorProto.UINT8), body.const([-1, *layer.shape])]))
+        traces.append(
+            body.op("Reshape", [body.op("Cast", [fired], to=onnx.TensorProto.UINT8), body.const([-1, *layer.shape])])
+        )
     body.output(body.op("Identity", ["cond_in"]), onnx.TensorProto.BOOL, [])
     for name in new_states:
         body.output(body.op("Identity", [name]), onnx.TensorProto.INT64, None)
@@ -194,7 +204,7 @@ def _synapse_depth(layer: Dense | Conv) -> int:
     return 1 if delay is None else int(delay.max()) + 1
 
 
-def _neuron_step(g: "_Builder", it: str, u: str, v: str, a_in: str, bias: str | None, k: int, net: Netlist, layer):
+def _neuron_step(g: _Builder, it: str, u: str, v: str, a_in: str, bias: str | None, k: int, net: Netlist, layer):
     """One step of the k-th neuron layer: periodic reset, u, v, spikes, v zeroed where they fired."""
     if net.reset_interval:
         u, v = _periodic_reset(g, it, u, v, k, net)
@@ -204,7 +214,7 @@ def _neuron_step(g: "_Builder", it: str, u: str, v: str, a_in: str, bias: str | 
     return u, g.op("Where", [fired, g.const(np.int64(0)), v]), fired
 
 
-def _periodic_reset(g: "_Builder", it: str, u: str, v: str, k: int, net: Netlist) -> tuple[str, str]:
+def _periodic_reset(g: _Builder, it: str, u: str, v: str, k: int, net: Netlist) -> tuple[str, str]:
     """Zero u and v at steps t with t % interval == (k + offset) % interval."""
     interval = int(net.reset_interval)
     phase = (k + int(net.reset_offset)) % interval
@@ -213,9 +223,11 @@ def _periodic_reset(g: "_Builder", it: str, u: str, v: str, k: int, net: Netlist
     return g.op("Where", [now, zero, u]), g.op("Where", [now, zero, v])
 
 
-def _update_current(g: "_Builder", u: str, a_in: str, du: int) -> str:
+def _update_current(g: _Builder, u: str, a_in: str, du: int) -> str:
     """fixed_point.update_current: decay, add a_in << 6, int32 wrap, one-step 24-bit wrap."""
-    total = g.op("Add", [_decay(g, u, fx.DECAY_UNITY - (du + 1)), g.op("Mul", [a_in, g.const(np.int64(1 << fx.ACT_SHIFT))])])
+    total = g.op(
+        "Add", [_decay(g, u, fx.DECAY_UNITY - (du + 1)), g.op("Mul", [a_in, g.const(np.int64(1 << fx.ACT_SHIFT))])]
+    )
     total = _wrap(g, total, 32)
     span = g.const(np.int64(2 * fx.MAX_UV))
     high = g.op("Greater", [total, g.const(np.int64(fx.MAX_UV))])
@@ -224,7 +236,7 @@ def _update_current(g: "_Builder", u: str, a_in: str, du: int) -> str:
     return g.op("Where", [low, g.op("Add", [total, span]), total])
 
 
-def _update_voltage(g: "_Builder", v: str, u: str, bias: str | None, dv: int) -> str:
+def _update_voltage(g: _Builder, v: str, u: str, bias: str | None, dv: int) -> str:
     """fixed_point.update_voltage: decay, add u and the bias, int32 wrap, saturate to 24 bits."""
     total = g.op("Add", [_decay(g, v, fx.DECAY_UNITY - dv), u])
     if bias is not None:
@@ -232,18 +244,18 @@ def _update_voltage(g: "_Builder", v: str, u: str, bias: str | None, dv: int) ->
     return g.op("Clip", [_wrap(g, total, 32), g.const(np.int64(-fx.V_LIMIT)), g.const(np.int64(fx.V_LIMIT))])
 
 
-def _decay(g: "_Builder", x: str, factor: int) -> str:
+def _decay(g: _Builder, x: str, factor: int) -> str:
     """x * factor / 4096 truncated toward zero (integer Div truncates)."""
     return g.op("Div", [g.op("Mul", [x, g.const(np.int64(factor))]), g.const(np.int64(fx.DECAY_UNITY))])
 
 
-def _wrap(g: "_Builder", x: str, bits: int) -> str:
+def _wrap(g: _Builder, x: str, bits: int) -> str:
     """Two's-complement wrap into ``bits`` bits: Mod with a positive divisor is never negative."""
     half = g.const(np.int64(1 << (bits - 1)))
     return g.op("Sub", [g.op("Mod", [g.op("Add", [x, half]), g.const(np.int64(1 << bits))]), half])
 
 
-def _shift(g: "_Builder", x: str, exp: int) -> str:
+def _shift(g: _Builder, x: str, exp: int) -> str:
     """fixed_point.shift: x << exp, or a floor (arithmetic) shift right for exp < 0."""
     if exp >= 0:
         return x if exp == 0 else g.op("Mul", [x, g.const(np.int64(1 << exp))])
@@ -251,7 +263,7 @@ def _shift(g: "_Builder", x: str, exp: int) -> str:
     return g.op("Div", [g.op("Sub", [x, g.op("Mod", [x, d])]), d])
 
 
-def _bias(outer: "_Builder", layer, io: _Inputs) -> str | None:
+def _bias(outer: _Builder, layer, io: _Inputs) -> str | None:
     """The effective bias added to v: a constant, or the run's input mantissas for an input layer."""
     if isinstance(layer, Input):
         n = int(np.prod(layer.shape))
@@ -265,7 +277,7 @@ def _bias(outer: "_Builder", layer, io: _Inputs) -> str | None:
     return outer.const(fx.effective_bias(bias.reshape(1, -1), layer.neuron.bias_exp))
 
 
-def _external_step(g: "_Builder", x: str, step: str, in_shape: tuple[int, ...]) -> str:
+def _external_step(g: _Builder, x: str, step: str, in_shape: tuple[int, ...]) -> str:
     """Input spikes of one step, (B, n) int64."""
     now = g.op("Gather", [x, step], axis=1)
     return g.op("Reshape", [g.op("Cast", [now], to=INT64), g.const([-1, int(np.prod(in_shape))])])
@@ -311,7 +323,9 @@ def _dense(body, outer, weight: np.ndarray, exp: int, pre: str) -> str:
 def _conv(body, outer, layer: Conv, pre: str, batch: str) -> str:
     """Cross-correlation as im2col Gather + int64 MatMul, shifted and wrapped to 24 bits."""
     index, matrix = _im2col(layer)
-    zero_col = outer.op("ConstantOfShape", [outer.op("Concat", [batch, outer.const([1])], axis=0)], value=_int64_scalar(0))
+    zero_col = outer.op(
+        "ConstantOfShape", [outer.op("Concat", [batch, outer.const([1])], axis=0)], value=_int64_scalar(0)
+    )
     padded = body.op("Concat", [pre, zero_col], axis=1)
     patches = body.op("Gather", [padded, outer.const(index, np.int32)], axis=1)  # (B, positions, taps)
     out = body.op("Transpose", [body.op("MatMul", [patches, outer.const(matrix)])], perm=[0, 2, 1])
@@ -336,8 +350,8 @@ def _im2col(layer: Conv) -> tuple[np.ndarray, np.ndarray]:
     matrix = np.zeros((c, kh, kw, o), np.int64)
     og = o // layer.groups
     for g in range(layer.groups):
-        block = layer.weight[g * og:(g + 1) * og]  # (og, cg, kh, kw)
-        matrix[g * cg:(g + 1) * cg, :, :, g * og:(g + 1) * og] = block.transpose(1, 2, 3, 0)
+        block = layer.weight[g * og : (g + 1) * og]  # (og, cg, kh, kw)
+        matrix[g * cg : (g + 1) * cg, :, :, g * og : (g + 1) * og] = block.transpose(1, 2, 3, 0)
     return index, matrix.reshape(c * kh * kw, o)
 
 
@@ -361,7 +375,7 @@ def _check_bound(net: Netlist, i: int) -> None:
 class _Builder:
     """Accumulates nodes, initializers and value infos of one ONNX graph, naming values uniquely."""
 
-    def __init__(self, prefix: str, parent: "_Builder | None" = None):
+    def __init__(self, prefix: str, parent: _Builder | None = None):
         self.prefix, self.parent = prefix, parent
         self.nodes, self.initializers, self.inputs, self.outputs = [], [], [], []
         self.count = [0] if parent is None else parent.count
@@ -407,7 +421,9 @@ class _Builder:
 # --- running ---------------------------------------------------------------------------------
 
 
-def run_onnx(path: str | os.PathLike, spikes: np.ndarray | None = None, bias: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def run_onnx(
+    path: str | os.PathLike, spikes: np.ndarray | None = None, bias: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Run a model written by :func:`write_onnx` in onnxruntime; returns every output by name.
 
     ``spikes`` (batch, >= steps, *shape) integers feed the first synaptic layer, or
@@ -454,5 +470,7 @@ def _bias_feed(path, bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     elif len(shape) == 3 and bias.shape == (shape[0],):
         bias = np.broadcast_to(bias.reshape(-1, 1, 1), shape)[None]
     if bias.shape[1:] != shape or bias.dtype.kind not in "biu":
-        raise InputFileError(f"{path}: bias of shape {bias.shape} ({bias.dtype}) fits neither {shape} nor (batch, *{shape}) integers")
+        raise InputFileError(
+            f"{path}: bias of shape {bias.shape} ({bias.dtype}) fits neither {shape} nor (batch, *{shape}) integers"
+        )
     return np.ascontiguousarray(bias.astype(np.int32))

@@ -7,6 +7,19 @@ from .network import RunOutput, SpikingNetwork, predict
 from .rules import RULES, NeuronParams, Rule, RuleError, make_rule
 
 __all__ = [
-    "ArchError", "Architecture", "CheckpointError", "NeuronParams", "RULES", "Rule", "RuleError", "RunOutput",
-    "SpikingNetwork", "float_graph", "load_checkpoint", "make_rule", "parse_arch", "predict", "save_checkpoint",
+    "RULES",
+    "ArchError",
+    "Architecture",
+    "CheckpointError",
+    "NeuronParams",
+    "Rule",
+    "RuleError",
+    "RunOutput",
+    "SpikingNetwork",
+    "float_graph",
+    "load_checkpoint",
+    "make_rule",
+    "parse_arch",
+    "predict",
+    "save_checkpoint",
 ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from neurodeploy.errors import NeurodeployError
 
@@ -53,7 +52,7 @@ class Dropout:
     p: float
 
 
-Layer = Union[Dense, Conv, SumPool, Dropout]
+Layer = Dense | Conv | SumPool | Dropout
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,9 @@ def layer_shapes(arch: Architecture, input_shape: tuple[int, ...]) -> list[tuple
             shape = (layer.units,)
         elif isinstance(layer, (Conv, SumPool)):
             if len(shape) != 3:
-                raise ArchError(f"{where}: needs a (C, H, W) input, got {shape}; conv and pooling come before dense layers")
+                raise ArchError(
+                    f"{where}: needs a (C, H, W) input, got {shape}; conv and pooling come before dense layers"
+                )
             c, h, w = shape
             if isinstance(layer, Conv):
                 h, w = (_conv_out(s, layer.kernel, layer.padding, layer.stride) for s in (h, w))

@@ -54,35 +54,82 @@ from .rules import make_rule
 
 FORMAT = "neurodeploy-checkpoint"
 VERSION = 1
-_REQUIRED = ("format", "version", "rule", "variant", "deployable", "arch", "input_shape", "neuron", "encoding",
-             "steps", "dataset", "split", "float_test_accuracy", "seed", "state_dict")
+_REQUIRED = (
+    "format",
+    "version",
+    "rule",
+    "variant",
+    "deployable",
+    "arch",
+    "input_shape",
+    "neuron",
+    "encoding",
+    "steps",
+    "dataset",
+    "split",
+    "float_test_accuracy",
+    "seed",
+    "state_dict",
+)
 _TYPES = {
-    "format": (str,), "version": (int,), "rule": (str,), "variant": (str,), "deployable": (bool,), "arch": (str,),
-    "input_shape": (list, tuple), "neuron": (dict,), "encoding": (dict,), "steps": (int,), "dataset": (str,),
-    "split": (dict,), "float_test_accuracy": (int, float), "seed": (int,), "state_dict": (dict,),
+    "format": (str,),
+    "version": (int,),
+    "rule": (str,),
+    "variant": (str,),
+    "deployable": (bool,),
+    "arch": (str,),
+    "input_shape": (list, tuple),
+    "neuron": (dict,),
+    "encoding": (dict,),
+    "steps": (int,),
+    "dataset": (str,),
+    "split": (dict,),
+    "float_test_accuracy": (int, float),
+    "seed": (int,),
+    "state_dict": (dict,),
 }
-_OPTIONAL = {"num_classes": (int,), "rule_options": (dict,), "evaluation": (dict,), "training": (dict,),
-             "qat": (dict,)}
+_OPTIONAL = {"num_classes": (int,), "rule_options": (dict,), "evaluation": (dict,), "training": (dict,), "qat": (dict,)}
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
 PARAMETER_BYTES = 8  # float32 parameters, twice: the network's and the loaded copy
 MAX_STEPS = 100_000  # time steps a sample
 MAX_INPUT = 1 << 24  # values in one input sample
 # what torch.load raises for a damaged archive or pickle (an UnpicklingError is reported apart)
-TORCH_LOAD_ERRORS = (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-                     AssertionError, RecursionError)  # torch asserts on a damaged persistent id
+TORCH_LOAD_ERRORS = (
+    RuntimeError,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    AssertionError,
+    RecursionError,
+)  # torch asserts on a damaged persistent id
 
 
 class CheckpointError(InputFileError, ValueError):
     """A checkpoint that cannot be read; the message names the file and the key."""
 
 
-def checkpoint_dict(model: SpikingNetwork, *, encoding: dict, steps: int, dataset: str, split: dict,
-                    float_test_accuracy: float, seed: int, evaluation: dict | None = None,
-                    training: dict | None = None, qat: dict | None = None) -> dict:
+def checkpoint_dict(
+    model: SpikingNetwork,
+    *,
+    encoding: dict,
+    steps: int,
+    dataset: str,
+    split: dict,
+    float_test_accuracy: float,
+    seed: int,
+    evaluation: dict | None = None,
+    training: dict | None = None,
+    qat: dict | None = None,
+) -> dict:
     """The checkpoint of ``model`` as a plain dict (tensors on the CPU)."""
     rule = model.rule
-    return {**({"qat": qat} if qat else {}),
+    return {
+        **({"qat": qat} if qat else {}),
         "format": FORMAT,
         "version": VERSION,
         "rule": rule.name,
@@ -92,8 +139,7 @@ def checkpoint_dict(model: SpikingNetwork, *, encoding: dict, steps: int, datase
         "input_shape": list(model.input_shape),
         "num_classes": model.arch.num_outputs,
         "neuron": rule.neuron.as_dict(),
-        "rule_options": {"tssl_grad": rule.tssl_grad, "surrogate_width": rule.surrogate_width,
-                         "readout": rule.readout},
+        "rule_options": {"tssl_grad": rule.tssl_grad, "surrogate_width": rule.surrogate_width, "readout": rule.readout},
         "encoding": dict(encoding),
         "steps": int(steps),
         "dataset": dataset,
@@ -138,15 +184,21 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> SpikingNetw
             options.get("readout", "spikes"),
         )
         make_encoding(**ckpt["encoding"])
-        args = (parse_arch(ckpt["arch"]), tuple(ckpt["input_shape"]), rule,
-                "current" if ckpt["encoding"]["name"] == "direct" else "spikes")
+        args = (
+            parse_arch(ckpt["arch"]),
+            tuple(ckpt["input_shape"]),
+            rule,
+            "current" if ckpt["encoding"]["name"] == "direct" else "spikes",
+        )
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in SpikingNetwork(*args).state_dict().items()}
     except (KeyError, TypeError, ValueError) as err:  # RuleError, ArchError and EncodingError are ValueErrors
         raise CheckpointError(f"{source}: bad or missing entry: {err}") from None
     elements = sum(math.prod(shape) for shape in shapes.values())
-    budget.require(elements * PARAMETER_BYTES, f"{source}: arch {_short(ckpt['arch'])}: {elements} parameters "
-                   "(the network and the checkpoint's copy)")
+    budget.require(
+        elements * PARAMETER_BYTES,
+        f"{source}: arch {_short(ckpt['arch'])}: {elements} parameters (the network and the checkpoint's copy)",
+    )
     _check_tensors(ckpt["state_dict"], shapes, source)
     model = SpikingNetwork(*args)
     model.load_state_dict(ckpt["state_dict"])
@@ -162,25 +214,37 @@ def check_entries(ckpt: dict, source: str) -> None:
     """The type of every entry, and the range of the sizes, before anything is built from them."""
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing:
-        raise CheckpointError(f"{source}: missing key {missing[0]!r} (a neurodeploy checkpoint has {', '.join(_REQUIRED)})")
+        raise CheckpointError(
+            f"{source}: missing key {missing[0]!r} (a neurodeploy checkpoint has {', '.join(_REQUIRED)})"
+        )
     for key, kinds in {**_TYPES, **{k: v for k, v in _OPTIONAL.items() if k in ckpt}}.items():
         value = ckpt[key]
-        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             want = " or ".join(k.__name__ for k in kinds)
             raise CheckpointError(f"{source}: {key} = {_short(value)}: expected {want}")
     if ckpt["format"] != FORMAT or ckpt["version"] != VERSION:
-        raise CheckpointError(f"{source}: format {ckpt['format']!r} version {ckpt['version']!r} is not {FORMAT!r} version {VERSION}")
+        raise CheckpointError(
+            f"{source}: format {ckpt['format']!r} version {ckpt['version']!r} is not {FORMAT!r} version {VERSION}"
+        )
     shape = ckpt["input_shape"]
     if not 1 <= len(shape) <= 3 or not all(_is_int(s) and s >= 1 for s in shape) or math.prod(shape) > MAX_INPUT:
-        raise CheckpointError(f"{source}: input_shape = {_short(shape)}: expected 1 to 3 sizes >= 1, at most {MAX_INPUT} in all")
+        raise CheckpointError(
+            f"{source}: input_shape = {_short(shape)}: expected 1 to 3 sizes >= 1, at most {MAX_INPUT} in all"
+        )
     if not 1 <= ckpt["steps"] <= MAX_STEPS:
         raise CheckpointError(f"{source}: steps = {ckpt['steps']}: expected 1 .. {MAX_STEPS}")
     if not math.isfinite(ckpt["float_test_accuracy"]):
-        raise CheckpointError(f"{source}: float_test_accuracy = {ckpt['float_test_accuracy']}: expected a finite number")
+        raise CheckpointError(
+            f"{source}: float_test_accuracy = {ckpt['float_test_accuracy']}: expected a finite number"
+        )
     for key in ("tau_m", "tau_s", "vth"):
         value = ckpt["neuron"].get(key)
-        if key in ckpt["neuron"] and (not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value)
-                                      or key == "vth" and math.isinf(value)):
+        if key in ckpt["neuron"] and (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or math.isnan(value)
+            or (key == "vth" and math.isinf(value))
+        ):
             raise CheckpointError(f"{source}: neuron.{key} = {_short(value)}: expected a number")
     if not isinstance(ckpt["encoding"].get("name"), str):
         raise CheckpointError(f"{source}: encoding = {_short(ckpt['encoding'])}: expected a 'name'")
@@ -197,14 +261,19 @@ def _check_tensors(state: dict, shapes: dict[str, tuple[int, ...]], source: str)
         if not isinstance(value, torch.Tensor) or value.is_complex() or value.dtype == torch.bool:
             raise CheckpointError(f"{source}: state_dict[{key!r}] = {_short(value)}: expected a real tensor")
         if value.layout != torch.strided:
-            raise CheckpointError(f"{source}: state_dict[{key!r}] is a {value.layout} tensor; only dense tensors are read")
+            raise CheckpointError(
+                f"{source}: state_dict[{key!r}] is a {value.layout} tensor; only dense tensors are read"
+            )
         if tuple(value.shape) != shapes[key]:
-            raise CheckpointError(f"{source}: state_dict[{key!r}] has shape {tuple(value.shape)}, the architecture "
-                                  f"needs {shapes[key]}")
+            raise CheckpointError(
+                f"{source}: state_dict[{key!r}] has shape {tuple(value.shape)}, the architecture needs {shapes[key]}"
+            )
         if value.untyped_storage().nbytes() < value.numel() * value.element_size():
-            raise CheckpointError(f"{source}: state_dict[{key!r}] is a view repeating {value.untyped_storage().nbytes()} "
-                                  f"bytes over shape {tuple(value.shape)} (strides {value.stride()}); torch.save of "
-                                  "a network's own tensors stores every value")
+            raise CheckpointError(
+                f"{source}: state_dict[{key!r}] is a view repeating {value.untyped_storage().nbytes()} "
+                f"bytes over shape {tuple(value.shape)} (strides {value.stride()}); torch.save of "
+                "a network's own tensors stores every value"
+            )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{source}: state_dict[{key!r}] holds non-finite values")
 
@@ -233,8 +302,10 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNetwork, dict]:
     try:
         ckpt = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path}: refused: it holds Python objects other than tensors, numbers, strings, lists "
-                              f"and dicts, and checkpoints are never unpickled beyond those ({_refusal(err)})") from None
+        raise CheckpointError(
+            f"{path}: refused: it holds Python objects other than tensors, numbers, strings, lists "
+            f"and dicts, and checkpoints are never unpickled beyond those ({_refusal(err)})"
+        ) from None
     except TORCH_LOAD_ERRORS as err:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {_first_line(err)})") from None
     if not isinstance(ckpt, dict):
@@ -252,8 +323,10 @@ def _check_archive(path: Path) -> None:
         raise CheckpointError(f"{path}: not a checkpoint written by torch.save (not a zip archive: {err})") from None
     packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
     if packed:
-        raise CheckpointError(f"{path}: member {packed[0]!r} is compressed; torch.save stores members uncompressed, "
-                              "and compressed ones (which may expand without limit) are refused")
+        raise CheckpointError(
+            f"{path}: member {packed[0]!r} is compressed; torch.save stores members uncompressed, "
+            "and compressed ones (which may expand without limit) are refused"
+        )
 
 
 def _refusal(err: BaseException) -> str:

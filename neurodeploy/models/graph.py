@@ -33,15 +33,18 @@ baseline ``current_decay = input_scale = 1`` (current cleared each step) and
 emits ``v[t]`` instead of 1 where it spikes and applies ReLU to ``z`` first
 (``input_relu``). ``readout = "membrane"`` (the output layer of a network that
 classifies by what it integrates) means the neurons never fire: ``s[t] = 0`` and the
-class is the argmax of ``v`` at the window's last step. The float model sees a layer's spikes in the same step; a chip adds
-one step of latency a layer.
+class is the argmax of ``v`` at the window's last step. The float model sees a layer's
+spikes in the same step; a chip adds one step of latency a layer.
 """
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .network import Flatten, NeuronLayer, SpikingNetwork, SumPool2d, TimeDropout
 
@@ -50,27 +53,53 @@ def _array(t) -> np.ndarray | None:
     return None if t is None else t.detach().cpu().double().numpy().copy()
 
 
-def _synapse_ops(layer: NeuronLayer, shape: tuple) -> list[dict]:
+def _synapse_ops(layer: NeuronLayer, shape: tuple) -> list[dict[str, Any]]:
     syn = layer.synapse
     if isinstance(syn, nn.Linear):
-        ops = [{"op": "dense", "weight": _array(syn.weight), "bias": _array(syn.bias), "shape": (syn.out_features,)}]
+        ops: list[dict[str, Any]] = [
+            {"op": "dense", "weight": _array(syn.weight), "bias": _array(syn.bias), "shape": (syn.out_features,)}
+        ]
     else:
-        ops = [{
-            "op": "conv", "weight": _array(syn.weight), "bias": _array(syn.bias), "stride": tuple(syn.stride),
-            "padding": tuple(syn.padding), "dilation": tuple(syn.dilation), "groups": syn.groups, "shape": shape,
-        }]
+        syn = cast(nn.Conv2d, syn)  # the network's synapses are Linear or Conv2d
+        ops = [
+            {
+                "op": "conv",
+                "weight": _array(syn.weight),
+                "bias": _array(syn.bias),
+                "stride": tuple(syn.stride),
+                "padding": tuple(syn.padding),
+                "dilation": tuple(syn.dilation),
+                "groups": syn.groups,
+                "shape": shape,
+            }
+        ]
     if layer.norm is not None:
-        bn = layer.norm
-        ops.append({"op": "batchnorm", "mean": _array(bn.running_mean), "var": _array(bn.running_var),
-                    "gamma": _array(bn.weight), "beta": _array(bn.bias), "eps": float(bn.eps), "shape": shape})
+        bn = cast(_BatchNorm, layer.norm)
+        ops.append(
+            {
+                "op": "batchnorm",
+                "mean": _array(bn.running_mean),
+                "var": _array(bn.running_var),
+                "gamma": _array(bn.weight),
+                "beta": _array(bn.bias),
+                "eps": float(bn.eps),
+                "shape": shape,
+            }
+        )
     return ops
 
 
 def _neuron_op(layer: NeuronLayer, shape: tuple, drive: str) -> dict:
     rule = layer.rule
     op = {
-        "op": "neuron", **rule.neuron.as_dict(), "rule": rule.name, "reset": "zero",
-        "spike": rule.variant, "input_relu": rule.variant == "graded", "drive": drive, "shape": shape,
+        "op": "neuron",
+        **rule.neuron.as_dict(),
+        "rule": rule.name,
+        "reset": "zero",
+        "spike": rule.variant,
+        "input_relu": rule.variant == "graded",
+        "drive": drive,
+        "shape": shape,
     }
     return {**op, "readout": "membrane"} if layer.readout else op
 

@@ -65,7 +65,7 @@ class _CountLoss(torch.autograd.Function):
 
 def count_loss(trace: Tensor, spikes: Tensor, labels: Tensor, desired: float, undesired: float) -> Tensor:
     """Spike-count loss of output traces and spikes (T, B, C) (see the module docstring)."""
-    steps, batch = spikes.shape[:2]
+    steps, _batch = spikes.shape[:2]
     count = spikes.detach().sum(0)
     is_true = F.one_hot(labels, count.shape[-1]).bool()
     target = torch.where(is_true, float(desired), float(undesired)).to(count)

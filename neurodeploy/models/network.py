@@ -131,7 +131,7 @@ def _neuron_layer(layer: Dense | Conv, in_shape: tuple[int, ...], rule: Rule, re
     bias = not layer.batchnorm
     if isinstance(layer, Dense):
         synapse: nn.Module = nn.Linear(math.prod(in_shape), layer.units, bias=bias)
-        norm = nn.BatchNorm1d(layer.units) if layer.batchnorm else None
+        norm: nn.Module | None = nn.BatchNorm1d(layer.units) if layer.batchnorm else None
     else:
         synapse = nn.Conv2d(in_shape[0], layer.channels, layer.kernel, layer.stride, layer.padding, bias=bias)
         norm = nn.BatchNorm2d(layer.channels) if layer.batchnorm else None
@@ -172,7 +172,9 @@ class SpikingNetwork(nn.Module):
     def run(self, x: Tensor) -> RunOutput:
         """Forward pass with everything training needs."""
         if x.shape[2:] != self.input_shape:
-            raise ValueError(f"input has shape {tuple(x.shape)}, expected (T, B, {', '.join(map(str, self.input_shape))})")
+            raise ValueError(
+                f"input has shape {tuple(x.shape)}, expected (T, B, {', '.join(map(str, self.input_shape))})"
+            )
         signal = x
         if self.input_kind == "spikes" and self.rule.passes_trace:
             signal = psp(x, self.rule.neuron.tau_s)

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.fold import FloatLayer
-from neurodeploy.quantize import Limits, LayerScale, WeightGrid, chip_decays, decays, layer_scale
+from neurodeploy.quantize import LayerScale, Limits, WeightGrid, chip_decays, decays, layer_scale
 
 from .network import NeuronLayer, SpikingNetwork, over_time
 from .rules import Rule
@@ -106,16 +106,19 @@ def enable_qat(model: SpikingNetwork, limits: Limits, scales: list[LayerScale] |
         raise QatError(f"rule {model.rule.name} {model.rule.variant} is not deployable: nothing to train it for")
     for k, layer in enumerate(layers):
         if layer.norm is not None:
-            raise QatError(f"arch {model.arch.spec!r}, neuron layer {k + 1}: batch norm cannot be trained "
-                           "quantization-aware (its folded weights follow the batch); drop 'bn'")
+            raise QatError(
+                f"arch {model.arch.spec!r}, neuron layer {k + 1}: batch norm cannot be trained "
+                "quantization-aware (its folded weights follow the batch); drop 'bn'"
+            )
     if scales is not None and len(scales) != len(layers):
         raise QatError(f"{len(scales)} quantization scales for {len(layers)} neuron layers")
     model.rule = chip_rule(model.rule, limits)
     for k, layer in enumerate(layers):
         layer.rule = model.rule
         first_direct = k == 0 and model.input_kind == "current"
-        layer.quantizer = LayerQuantizer(limits, first_direct, f"neuron layer {k + 1}",
-                                         None if scales is None else scales[k])
+        layer.quantizer = LayerQuantizer(
+            limits, first_direct, f"neuron layer {k + 1}", None if scales is None else scales[k]
+        )
 
 
 @torch.no_grad()
@@ -136,8 +139,11 @@ def fix_scales(model: SpikingNetwork) -> list[LayerScale]:
 
 def qat_entry(target_name: str, limits: Limits, scales: list[LayerScale]) -> dict:
     """The checkpoint's ``qat`` entry: the target, its limits and every layer's frozen scale."""
-    return {"target": target_name, "limits": dataclasses.asdict(limits),
-            "scales": [dataclasses.asdict(s) for s in scales]}
+    return {
+        "target": target_name,
+        "limits": dataclasses.asdict(limits),
+        "scales": [dataclasses.asdict(s) for s in scales],
+    }
 
 
 def from_entry(entry: dict, source: str) -> tuple[Limits, list[LayerScale]]:
@@ -147,8 +153,16 @@ def from_entry(entry: dict, source: str) -> tuple[Limits, list[LayerScale]]:
         scales = []
         for d in entry["scales"]:
             grid = WeightGrid(**d["grid"])
-            scales.append(LayerScale(float(d["lam"]), int(d["weight_exp"]), grid, int(d["bias_exp"]),
-                                     tuple(int(b) for b in d["bias_mantissa"]), float(d["weight_range"])))
+            scales.append(
+                LayerScale(
+                    float(d["lam"]),
+                    int(d["weight_exp"]),
+                    grid,
+                    int(d["bias_exp"]),
+                    tuple(int(b) for b in d["bias_mantissa"]),
+                    float(d["weight_range"]),
+                )
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise QatError(f"{source}: qat entry: {type(err).__name__}: {err}") from None
     if not all(math.isfinite(s.lam) and s.lam > 0 for s in scales):

@@ -137,6 +137,8 @@ def make_rule(
     if readout not in READOUTS:
         raise RuleError(f"unknown readout {readout!r}; choose one of {', '.join(READOUTS)}")
     if readout == "membrane" and (name == "tssl" or variant == "graded"):
-        raise RuleError(f"readout 'membrane' exists for binary spikes and the rules bpsa, bptt-if and bptt-lif; "
-                        f"{name} {variant} classifies by its output {'trace' if name == 'tssl' else 'spikes'}")
+        raise RuleError(
+            f"readout 'membrane' exists for binary spikes and the rules bpsa, bptt-if and bptt-lif; "
+            f"{name} {variant} classifies by its output {'trace' if name == 'tssl' else 'spikes'}"
+        )
     return Rule(name, neuron, tssl_grad, variant, float(width), readout)

@@ -16,11 +16,18 @@ from lava.lib.dl import slayer
 
 def _neuron(rng: torch.Generator) -> dict:
     """CUBA parameters drawn at random (threshold, decays), fixed by the generator."""
+
     def draw(lo: float, hi: float) -> float:
         return float(lo + (hi - lo) * torch.rand(1, generator=rng))
 
-    return {"threshold": draw(0.3, 1.2), "current_decay": draw(0.0, 0.6), "voltage_decay": draw(0.0, 0.3),
-            "tau_grad": 0.03, "scale_grad": 3, "requires_grad": False}
+    return {
+        "threshold": draw(0.3, 1.2),
+        "current_decay": draw(0.0, 0.6),
+        "voltage_decay": draw(0.0, 0.3),
+        "tau_grad": 0.03,
+        "scale_grad": 3,
+        "requires_grad": False,
+    }
 
 
 def _blocks(name: str, rng: torch.Generator) -> list:
@@ -28,12 +35,18 @@ def _blocks(name: str, rng: torch.Generator) -> list:
     if name == "dense":
         return [cuba.Dense(_neuron(rng), 30, 24, weight_scale=2), cuba.Dense(_neuron(rng), 24, 6, weight_scale=2)]
     if name == "conv_flatten_dense":
-        return [cuba.Conv(_neuron(rng), 2, 6, 3, weight_scale=2), cuba.Flatten(),
-                cuba.Dense(_neuron(rng), 6 * 7 * 9, 5, weight_scale=2)]
+        return [
+            cuba.Conv(_neuron(rng), 2, 6, 3, weight_scale=2),
+            cuba.Flatten(),
+            cuba.Dense(_neuron(rng), 6 * 7 * 9, 5, weight_scale=2),
+        ]
     if name == "stride_padding":
-        return [cuba.Conv(_neuron(rng), 2, 8, 3, stride=2, padding=1, weight_scale=2),
-                cuba.Conv(_neuron(rng), 8, 6, (3, 2), stride=(1, 2), padding=(0, 1), weight_scale=2),
-                cuba.Flatten(), cuba.Dense(_neuron(rng), 6 * 3 * 4, 4, weight_scale=2)]
+        return [
+            cuba.Conv(_neuron(rng), 2, 8, 3, stride=2, padding=1, weight_scale=2),
+            cuba.Conv(_neuron(rng), 8, 6, (3, 2), stride=(1, 2), padding=(0, 1), weight_scale=2),
+            cuba.Flatten(),
+            cuba.Dense(_neuron(rng), 6 * 3 * 4, 4, weight_scale=2),
+        ]
     raise ValueError(name)
 
 
