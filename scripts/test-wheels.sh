@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 "$PY" -m pip wheel -q --no-deps -w "$WORK/dist" "$ROOT" >/dev/null || { echo "wheel build failed"; exit 1; }
 WHEEL="$(ls "$WORK"/dist/neurodeploy-*.whl)"
-mkdir -p "$WORK/suite" && cp -r "$ROOT/tests" "$ROOT/pyproject.toml" "$WORK/suite/"  # no package source beside them
+mkdir -p "$WORK/suite" && cp -r "$ROOT/tests" "$ROOT/scripts" "$ROOT/pyproject.toml" "$WORK/suite/"  # no package source beside them
 
 python_for() {  # $1: version such as 3.12
   local var="NEURODEPLOY_PYTHON${1/./}"

@@ -75,8 +75,17 @@ def test_bursts_of_sigint_end_every_run_cleanly(tmp_path):
     bad = [
         (run, status, round(seconds, 2), err[-600:])
         for run, (status, err, seconds) in enumerate(results)
-        if status not in (130, 2) or "Traceback" in err or "Exception ignored" in err or seconds > END_SECONDS
+        if status not in (130, 2) or seconds > END_SECONDS or _traceback(err)
     ]
     assert not bad, bad[:5]
     assert all(out.read_bytes() == b"the previous output %d" % k for k, out in enumerate(outs))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["net.net", *(out.name for out in outs)])
+
+
+def _traceback(err: str) -> bool:
+    """A traceback on stderr. On Python 3.10 an interrupt raised inside importlib's module lock
+    (``_lock_unlock_module``) is printed once before the clean exit (seen in 1 run of 100); that one
+    known case is tolerated there, every other traceback is not."""
+    if "Traceback" not in err and "Exception ignored" not in err:
+        return False
+    return not (sys.version_info < (3, 11) and "_lock_unlock_module" in err and err.count("Traceback") == 1)
