@@ -64,9 +64,20 @@ def restore_handlers(previous: dict) -> None:
     if previous:
         (signum, handler), *rest = previous.items()
         try:
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+            _set_handler(signum, signal.SIG_DFL if handler is None else handler)
         finally:
             restore_handlers(dict(rest))
+
+
+def _set_handler(signum: int, handler) -> None:
+    """``signal.signal``, once more where Python 3.10 reports a signal that arrived while a handler
+    was being replaced ("Signal N ignored due to race condition", raised before the change)."""
+    try:
+        signal.signal(signum, handler)
+    except OSError as err:
+        if "race condition" not in str(err):
+            raise
+        signal.signal(signum, handler)
 
 
 def check_output(path: str | os.PathLike) -> Path:
