@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from neurodeploy import faults
+from neurodeploy.commands.export import add_calibration
 from neurodeploy.commands.run import add_conventions
 from neurodeploy.compare import BACKENDS
-from neurodeploy.quantize import CALIBRATIONS
 from neurodeploy.ranges import integer, seed
 from neurodeploy.simulators import DEVICE_HELP
 
@@ -35,14 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=integer(1), metavar="N", help="first N test samples (default: all)")
     parser.add_argument("--seed", type=seed(), default=0, help="encoding seed (batch b uses seed + b; default 0)")
     parser.add_argument("--batch-size", type=integer(1, 1 << 16), default=256, help="samples a batch (default 256)")
-    parser.add_argument(
-        "--calibrate",
-        type=integer(0, 1_000_000),
-        default=256,
-        metavar="N",
-        help="calibration samples from the training split (0: none; default 256)",
-    )
-    parser.add_argument("--calibration", choices=CALIBRATIONS, default="max", help="weight range calibration")
+    add_calibration(parser)
     parser.add_argument(
         "--cost-reference",
         metavar="TARGET",

@@ -10,13 +10,8 @@ from neurodeploy.quantize import CALIBRATIONS, host_layer, layer_labels
 from neurodeploy.ranges import Choices, integer, number
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train', or a NIR graph (.nir)")
-    parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a path to a target TOML file")
-    parser.add_argument(
-        "--format", type=Choices(tuple(FORMATS)), default=("netx",), help="formats to write (default netx)"
-    )
-    parser.add_argument("-o", "--output", default="export", help="output folder (default ./export)")
+def add_calibration(parser: argparse.ArgumentParser) -> None:
+    """``--calibrate`` and ``--calibration``, shared by export and compare."""
     parser.add_argument(
         "--calibrate",
         type=integer(0, 1_000_000),
@@ -30,6 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="max",
         help="weight range: largest weight, a percentile, or the best spike-rate match",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint (.pt) from 'neurodeploy train', or a NIR graph (.nir)")
+    parser.add_argument("--target", default="loihi2", help="loihi1, loihi2, or a path to a target TOML file")
+    parser.add_argument(
+        "--format", type=Choices(tuple(FORMATS)), default=("netx",), help="formats to write (default netx)"
+    )
+    parser.add_argument("-o", "--output", default="export", help="output folder (default ./export)")
+    add_calibration(parser)
     parser.add_argument(
         "--data-root",
         help="folder of the dataset, for datasets other than digits "
