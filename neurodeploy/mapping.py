@@ -449,7 +449,7 @@ class Term:
 
     def text(self) -> str:
         cost = "unknown" if self.unit_cost is None else f"{self.unit_cost:g} {self.unit}"
-        value = _fmt(self.value, "s", 1e-9) if self.unit == "ns" else _fmt(self.value, "J", 1e-12)
+        value = si_format(self.value, "s", 1e-9) if self.unit == "ns" else si_format(self.value, "J", 1e-12)
         return f"{self.name:<34} {self.count:>16,.1f} x {cost:<12} = {value:>12}   [{self.key}]"
 
 
@@ -486,9 +486,9 @@ class Cost:
         blank = f"{'':>16}   {'':<12}"
         out = [f"activity: {self.activity.basis}", "energy per inference" + _basis(self.energy_basis) + ":"]
         out += ["  " + t.text() for t in self.energy_terms]
-        out.append(f"  {'dynamic':<34} {blank} = {_fmt(self.dynamic_pj, 'J', 1e-12):>12}")
+        out.append(f"  {'dynamic':<34} {blank} = {si_format(self.dynamic_pj, 'J', 1e-12):>12}")
         out += ["  " + t.text() for t in (self.static_term, self.crossing_term) if t is not None]
-        out.append(f"  {'total':<34} {blank} = {_fmt(self.energy_pj, 'J', 1e-12):>12}")
+        out.append(f"  {'total':<34} {blank} = {si_format(self.energy_pj, 'J', 1e-12):>12}")
         if self.latency_ns is None:
             out.append("latency per inference: unknown")
         else:
@@ -497,9 +497,11 @@ class Cost:
                 "of the busiest core:"
             )
             out += ["  " + t.text() for t in self.step_terms]
-            out.append(f"  {'one step':<34} {blank} = {_fmt(self.latency_ns / self.activity.steps, 's', 1e-9):>12}")
             out.append(
-                f"  {'total':<34} {blank} = {_fmt(self.latency_ns, 's', 1e-9):>12}"
+                f"  {'one step':<34} {blank} = {si_format(self.latency_ns / self.activity.steps, 's', 1e-9):>12}"
+            )
+            out.append(
+                f"  {'total':<34} {blank} = {si_format(self.latency_ns, 's', 1e-9):>12}"
                 f"   ({1e9 / self.latency_ns:,.1f} inferences/s)"
             )
         out += [f"note: {n}" for n in self.notes]
@@ -652,7 +654,7 @@ def _core_step_terms(label: str, events: float, neurons: int, active: float, t) 
     return terms
 
 
-def _fmt(value: float | None, unit: str, scale: float) -> str:
+def si_format(value: float | None, unit: str, scale: float) -> str:
     """``value`` x ``scale`` (pJ or ns to SI) written with the best prefix."""
     if value is None:
         return "unknown"

@@ -23,6 +23,7 @@ import numpy as np
 
 from neurodeploy import faults
 from neurodeploy.atomic import atomic_path
+from neurodeploy.mapping import si_format
 
 CONFIDENCE = 0.95
 REPORT_FILES = {"json": "report.json", "markdown": "report.md"}
@@ -238,16 +239,6 @@ def _points(x: float) -> str:
     return f"{100 * x:+.2f}"
 
 
-def _si(value: float | None, unit: str, scale: float) -> str:
-    if value is None:
-        return "unknown"
-    x = value * scale
-    for prefix, factor in (("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9), ("p", 1e-12)):
-        if abs(x) >= factor or prefix == "p":
-            return f"{x / factor:.4g} {prefix}{unit}"
-    return f"{x:g} {unit}"
-
-
 def _table(header: list[str], rows: list[list]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -356,8 +347,8 @@ def _hardware_lines(hw: dict, host: dict | None = None) -> list[str]:
         f"Target: {hw['target_description']} (`{hw['target_file']}`).",
         "",
         f"- cores used: **{hw['cores']}** (of {hw['cores_per_chip']} a chip); chips: **{hw['chips']}** ({need})",
-        f"- energy per inference: **{_si(hw['energy_pj'], 'J', 1e-12)}**{_provenance(hw, 'energy')}; latency per "
-        f"inference: **{_si(hw['latency_ns'], 's', 1e-9)}**{_provenance(hw, 'latency')}"
+        f"- energy per inference: **{si_format(hw['energy_pj'], 'J', 1e-12)}**{_provenance(hw, 'energy')}; latency per "
+        f"inference: **{si_format(hw['latency_ns'], 's', 1e-9)}**{_provenance(hw, 'latency')}"
         + (
             f" (chip only: layer 0's {host['host_multiply_adds']:,} host multiply-adds a sample are not in them)"
             if host
@@ -389,8 +380,8 @@ def _reference_lines(ref: dict | None) -> list[str]:
         return head + [f"Not placeable on {ref['target']}: {ref['error']}", ""]
     return head + [
         f"- cores: {ref['cores']}; chips: {ref['chips']}; energy per inference "
-        f"{_si(ref['energy_pj'], 'J', 1e-12)}{_provenance(ref, 'energy')}; latency per inference "
-        f"{_si(ref['latency_ns'], 's', 1e-9)}{_provenance(ref, 'latency')}",
+        f"{si_format(ref['energy_pj'], 'J', 1e-12)}{_provenance(ref, 'energy')}; latency per inference "
+        f"{si_format(ref['latency_ns'], 's', 1e-9)}{_provenance(ref, 'latency')}",
         "",
         "```",
         *ref["cost_lines"],
