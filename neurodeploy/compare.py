@@ -25,8 +25,9 @@ import numpy as np
 from neurodeploy import faults
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
+from neurodeploy.cost import estimate_cost, measured_activity
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
+from neurodeploy.mapping import describe_layer, map_network
 from neurodeploy.netlist import Conv, Dense, Netlist
 from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import (

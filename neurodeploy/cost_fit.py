@@ -22,7 +22,8 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from neurodeploy.mapping import Activity, Mapping, estimate_cost, map_network, measured_activity
+from neurodeploy.cost import Activity, estimate_cost, measured_activity
+from neurodeploy.mapping import Mapping, map_network
 from neurodeploy.targets import Energy, Target, Timing, load_target
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from neurodeploy import faults
 from neurodeploy.atomic import atomic_path
-from neurodeploy.mapping import si_format
+from neurodeploy.cost import si_format
 
 CONFIDENCE = 0.95
 REPORT_FILES = {"json": "report.json", "markdown": "report.md"}

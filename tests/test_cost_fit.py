@@ -8,9 +8,10 @@ import re
 import numpy as np
 import pytest
 from neurodeploy import cli
+from neurodeploy.cost import assumed_activity, estimate_cost, measured_activity
 from neurodeploy.cost_fit import PILOTNET_LIF_LOIHI2, Measurement, fit_costs
 from neurodeploy.exporters.netx import read_netx
-from neurodeploy.mapping import assumed_activity, estimate_cost, map_network, measured_activity
+from neurodeploy.mapping import map_network
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist
 from neurodeploy.sim import simulate
 from neurodeploy.targets import load_target

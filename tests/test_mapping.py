@@ -7,17 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 from neurodeploy import cli
+from neurodeploy.cost import assumed_activity, estimate_cost, measured_activity
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.exporters.netx import read_netx
-from neurodeploy.mapping import (
-    MappingError,
-    assumed_activity,
-    estimate_cost,
-    layer_wiring,
-    map_network,
-    measured_activity,
-    packing_order,
-)
+from neurodeploy.mapping import MappingError, layer_wiring, map_network, packing_order
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import conv2d, simulate
 from neurodeploy.targets import Energy, Timing, load_target, with_chips

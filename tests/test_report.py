@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from neurodeploy.mapping import estimate_cost, map_network, measured_activity
+from neurodeploy.cost import estimate_cost, measured_activity
+from neurodeploy.mapping import map_network
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist
 from neurodeploy.report import (
     LayerActivity,

@@ -86,8 +86,8 @@ def _steps(args, net, spikes) -> int:
 
 def _activity(args, net, mapping, spikes, bias, steps: int, conventions: str):
     """Measured counts when input data is given, otherwise the stated rate assumption."""
+    from neurodeploy.cost import assumed_activity, measured_activity
     from neurodeploy.errors import InputFileError
-    from neurodeploy.mapping import assumed_activity, measured_activity
     from neurodeploy.sim import simulate
 
     if spikes is None and bias is None:
@@ -149,7 +149,8 @@ def _chip_lines(mapping) -> list[str]:
 
 def _print_reference(net, activity, reference) -> None:
     """The same operations priced with ``reference``'s figures, on its own placement."""
-    from neurodeploy.mapping import estimate_cost, map_network
+    from neurodeploy.cost import estimate_cost
+    from neurodeploy.mapping import map_network
 
     mapping = map_network(net, reference)
     print(f"with {reference.name}'s figures, on its placement ({mapping.cores} cores, {mapping.chips} chip(s)):")
@@ -160,8 +161,9 @@ def _print_reference(net, activity, reference) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from neurodeploy.cost import estimate_cost
     from neurodeploy.drc import DesignRuleError, check, unchecked
-    from neurodeploy.mapping import MappingError, estimate_cost, map_network, network_wiring
+    from neurodeploy.mapping import MappingError, map_network, network_wiring
     from neurodeploy.targets import load_target, with_chips
 
     net = load_network(args)
