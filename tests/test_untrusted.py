@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 from neurodeploy.cli import main
-from neurodeploy.commands.run import load_array
 from neurodeploy.errors import InputFileError
 from neurodeploy.exporters.netx import write_netx
 from neurodeploy.models import CheckpointError, load_checkpoint, make_rule, parse_arch, save_checkpoint
 from neurodeploy.models.network import SpikingNetwork
 from neurodeploy.netio import load_netlist
+from neurodeploy.npyfile import load_array
 
 from datafiles import idx_bytes
 from fuzzing import sample_netlist

@@ -53,8 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _inputs(args, net):
     """Input spikes (with a batch axis) and input bias from the files given, or None."""
-    from neurodeploy.commands.run import load_array, load_bias
+    from neurodeploy.commands.run import load_bias
     from neurodeploy.errors import InputFileError
+    from neurodeploy.npyfile import load_array
 
     spikes = load_array(args.input) if args.input else None
     shape = tuple(net.input_shape or net.layers[0].shape)
