@@ -26,6 +26,7 @@ from neurodeploy import faults
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
 from neurodeploy.cost import estimate_cost, measured_activity
+from neurodeploy.counters import COUNTERS, FAULTS
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.mapping import describe_layer, map_network
 from neurodeploy.netlist import Conv, Dense, Netlist
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from neurodeploy.targets import Target
 
 BACKENDS = ("sim", "lava")
-COUNTERS = ("u_wraps", "v_saturations")
 RASTER_SAMPLE = 0
 RUN_FILES = {"netx": "{stem}.net", "inputs": "inputs.npy", "labels": "labels.npy"}
 
@@ -150,7 +150,7 @@ class Tally:
         for act, f, s in zip(self.activities, float_layers, layers_i):
             act.add(f, s)
         self.total.batch += rec.batch
-        for name in ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
+        for name in COUNTERS:
             mine = getattr(self.total, name)
             for i, value in getattr(rec, name).items():
                 mine[i] = mine.get(i, 0) + int(value)
@@ -161,9 +161,7 @@ class Tally:
             self.raster = ([f[RASTER_SAMPLE] for f in float_layers], [s[RASTER_SAMPLE] for s in layers_i])
 
     def comparison(self, labels: np.ndarray, input_kind: str) -> Comparison:
-        counters = {
-            name: [int(getattr(self.total, name).get(i, 0)) for i in self.net.neuron_layers] for name in COUNTERS
-        }
+        counters = {name: [int(getattr(self.total, name).get(i, 0)) for i in self.net.neuron_layers] for name in FAULTS}
         return Comparison(
             np.asarray(labels),
             np.concatenate(self.float_pred),
@@ -384,7 +382,7 @@ def build_report(
 
 def numerical_faults(q: Quantized, comparison: Comparison) -> faults.Counts:
     """Per neuron layer, the quantizer's counts and the simulator's over the compared samples."""
-    measured = [{name: comparison.counters[name][k] for name in faults.SIMULATOR} for k in range(len(q.layers))]
+    measured = [{name: comparison.counters[name][k] for name in FAULTS} for k in range(len(q.layers))]
     return faults.merged(faults.quantizer_counts(q.layers), measured)
 
 

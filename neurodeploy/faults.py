@@ -8,10 +8,10 @@ with ``--strict`` any nonzero count is an error naming the layer and the count.
 
 from __future__ import annotations
 
+from neurodeploy.counters import FAULTS
 from neurodeploy.errors import NeurodeployError
 
 QUANTIZER = ("weights_clipped", "biases_clipped", "thresholds_beyond_17_bits")
-SIMULATOR = ("u_wraps", "v_saturations")
 
 Counts = list[dict[str, int]]  # one dict a neuron layer, counter name -> count
 
@@ -37,7 +37,7 @@ def calibration_counts(facts) -> Counts:
 
 def simulator_counts(rec, net) -> Counts:
     """The counts of a :class:`neurodeploy.sim.Recording` of ``net``."""
-    return [{name: int(getattr(rec, name).get(i, 0)) for name in SIMULATOR} for i in net.neuron_layers]
+    return [{name: int(getattr(rec, name).get(i, 0)) for name in FAULTS} for i in net.neuron_layers]
 
 
 def merged(*counts: Counts) -> Counts:

@@ -34,6 +34,7 @@ from threadpoolctl import ThreadpoolController
 
 from neurodeploy import budget, sim_graded
 from neurodeploy import fixed_point as fx
+from neurodeploy.counters import STEPPED
 from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_graded
 
 RECORDABLE = ("s", "u", "v", "sigma", "act")
@@ -727,7 +728,7 @@ class _Run:
                 if name == "s" or name in unit.traces:
                     dtype = bool if name == "s" and not unit.graded else np.int32
                     getattr(rec, name)[unit.index] = np.zeros(shape, dtype)
-            for counter in ("spike_count", "synaptic_events", "u_wraps", "v_saturations"):
+            for counter in STEPPED:
                 getattr(rec, counter)[unit.index] = 0
             rec.neuron_updates[unit.index] = batch * steps * unit.n
             if unit.graded:
@@ -746,7 +747,7 @@ class _Run:
             counted = [self._chunk(rows, steps, spread=True) for rows in parts]
         for counts in counted:
             for unit, values in zip(self.units, counts):
-                for counter, value in zip(("synaptic_events", "u_wraps", "v_saturations", "spike_count"), values):
+                for counter, value in zip(STEPPED, values):
                     getattr(rec, counter)[unit.index] += value
 
     def _bytes_per_sample(self, steps: int) -> int:

@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from neurodeploy import fixed_point as fx
+from neurodeploy.counters import STEPPED
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import Conv, Dense, Input, Netlist
 from neurodeploy.sim import Recording, _bias_per_neuron, prepare_run
 
 EXACT_SUM = 2**53  # float64 sums of integers below this are exact in any order
 CHUNK_BYTES = 1 << 30  # about the device memory a chunk of samples takes in its widest layer
-COUNTERS = ("synaptic_events", "u_wraps", "v_saturations", "spike_count")
 
 
 def simulate(
@@ -53,7 +53,7 @@ def simulate(
             getattr(rec, name)[layer.index] = np.zeros(
                 (rec.batch, steps) + layer.shape, bool if name == "s" else np.int32
             )
-        for counter in COUNTERS:
+        for counter in STEPPED:
             getattr(rec, counter)[layer.index] = 0
         rec.neuron_updates[layer.index] = rec.batch * steps * layer.n
     rec.output_counts = np.zeros((rec.batch,) + tuple(net.output_shape), np.int64)
@@ -160,7 +160,7 @@ def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, 
                 getattr(rec, name)[layer.index][rows] = (
                     held.transpose(0, 1).reshape((size, steps) + layer.shape).cpu().numpy()
                 )
-        for counter, value in zip(COUNTERS, (events, wraps, saturations, int(s.count_nonzero().item()))):
+        for counter, value in zip(STEPPED, (events, wraps, saturations, int(s.count_nonzero().item()))):
             getattr(rec, counter)[layer.index] += value
         pre = s
     rec.output_counts[rows] = pre.sum(dim=0).reshape(rec.output_counts[rows].shape).cpu().numpy()

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 from neurodeploy.cli import main
 from neurodeploy.commands.inspect import synapse_count
+from neurodeploy.counters import COUNTERS
 from neurodeploy.exporters.netx import read_netx, write_netx
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Netlist
 from neurodeploy.sim import conv2d, simulate
-
-COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
 
 
 @pytest.fixture

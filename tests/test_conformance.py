@@ -8,6 +8,7 @@ from neurodeploy import fixed_point as fx
 from neurodeploy import sim as sim_module
 from neurodeploy.backends.lava import check_lava_limits
 from neurodeploy.conformance import compare, describe, generate_cases, run_conformance
+from neurodeploy.counters import STEPPED
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Input, Netlist
 from neurodeploy.sim import simulate
 
@@ -76,7 +77,7 @@ def test_float_path_equals_the_int64_rules(cases, monkeypatch):
     for k, (case, fast) in enumerate(zip(cases, float_runs)):
         exact = simulate(case.net, case.steps, spikes=case.spikes, record=case.record)
         assert compare(k, case, fast, exact).mismatching == 0
-        for counter in ("u_wraps", "v_saturations", "synaptic_events", "spike_count"):
+        for counter in STEPPED:
             assert getattr(fast, counter) == getattr(exact, counter)
 
 

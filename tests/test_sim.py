@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from neurodeploy.counters import COUNTERS
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
 from neurodeploy.sim import conv2d, simulate
 
@@ -212,7 +213,7 @@ class TestBatch:
             for name in ("s", "u", "v"):
                 for i, trace_ in getattr(serial, name).items():
                     assert np.array_equal(getattr(threaded, name)[i], trace_), (name, i)
-            for counter in ("spike_count", "synaptic_events", "u_wraps", "v_saturations", "neuron_updates"):
+            for counter in COUNTERS:
                 assert getattr(threaded, counter) == getattr(serial, counter), counter
             assert np.array_equal(threaded.output_counts, serial.output_counts)
 

@@ -16,11 +16,11 @@ from neurodeploy import (  # noqa: E402
 )
 from neurodeploy import fixed_point as fx  # noqa: E402
 from neurodeploy.conformance import generate_cases, run_conformance  # noqa: E402
+from neurodeploy.counters import COUNTERS  # noqa: E402
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist  # noqa: E402
 from neurodeploy.sim import RECORDABLE, simulate  # noqa: E402
 
 CASES = 240
-COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
 
 
 @pytest.fixture(scope="module", autouse=True)

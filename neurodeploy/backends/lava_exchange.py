@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from neurodeploy.counters import COUNTERS
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import (
     Conv,
@@ -181,8 +182,8 @@ def read_recordings(path: Path) -> list[Recording]:
         rec = Recording(steps=r["steps"], batch=r["batch"], output_counts=arrays.get(f"r{k}/output_counts"))
         rec.spike_count = {int(i): c for i, c in r["spike_count"].items()}
         for i in rec.spike_count:
-            for counter in ("synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
-                getattr(rec, counter)[i] = 0
+            for counter in COUNTERS:  # Lava's models count spikes only
+                getattr(rec, counter).setdefault(i, 0)
         for key, arr in arrays.items():
             parts = key.split("/")
             if parts[0] == f"r{k}" and parts[1] in RECORDABLE:

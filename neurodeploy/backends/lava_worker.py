@@ -47,6 +47,7 @@ from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
 
 from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava_exchange import LavaCase, load_exchange, read_cases, write_recordings
+from neurodeploy.counters import COUNTERS
 from neurodeploy.exporters.netx import lava_dl_call_arguments
 from neurodeploy.fixed_point import STATE_EXP
 from neurodeploy.netlist import DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaNeuron, is_graded
@@ -410,8 +411,8 @@ def _recording(traces: list[Traces], steps: int, record, last: int) -> Recording
     for i in traces[0]["s"]:
         s = np.stack([t["s"][i] for t in traces])
         rec.spike_count[i] = int(np.count_nonzero(s))
-        for counter in ("synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
-            getattr(rec, counter)[i] = 0
+        for counter in COUNTERS:  # Lava's models count spikes only
+            getattr(rec, counter).setdefault(i, 0)
         for name in record:
             if name == "s" or i in traces[0][name]:
                 getattr(rec, name)[i] = s if name == "s" else np.stack([t[name][i] for t in traces])

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from neurodeploy.counters import COUNTERS
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.fixed_point import INT32
 from neurodeploy.npyfile import load_array, npy_shape
@@ -26,8 +27,6 @@ from neurodeploy.ranges import integer
 
 if TYPE_CHECKING:
     from neurodeploy.netlist import Netlist
-
-COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
