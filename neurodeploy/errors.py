@@ -26,3 +26,7 @@ class OutputFileError(NeurodeployError):
 
 class ExistingOutputError(NeurodeployError):
     """Outputs that exist already: train, export and compare refuse them without ``--force``."""
+
+
+class SimulationError(NeurodeployError, ValueError):
+    """A run the netlist cannot take: input shaped or as long as it needs not, variables or conventions unknown."""

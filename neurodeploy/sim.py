@@ -35,6 +35,7 @@ from threadpoolctl import ThreadpoolController
 from neurodeploy import budget, sim_graded
 from neurodeploy import fixed_point as fx
 from neurodeploy.counters import STEPPED
+from neurodeploy.errors import SimulationError
 from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_graded
 
 RECORDABLE = ("s", "u", "v", "sigma", "act")
@@ -374,18 +375,18 @@ def prepare_run(
     interval and largest input payload."""
     bad = set(record) - set(RECORDABLE)
     if bad:
-        raise ValueError(f"cannot record {sorted(bad)}; choose from {RECORDABLE}")
+        raise SimulationError(f"cannot record {sorted(bad)}; choose from {RECORDABLE}")
     if conventions not in fx.CONVENTIONS:
-        raise ValueError(f"unknown run conventions {conventions!r}; choose from {fx.CONVENTIONS}")
+        raise SimulationError(f"unknown run conventions {conventions!r}; choose from {fx.CONVENTIONS}")
     if reset_interval == -1:
         reset_interval = net.reset_interval
     batch = _batch_size(spikes, bias, net)
     first = net.layers[0]
     expected = first.shape if isinstance(first, Input) else net.input_shape
     if spikes is not None and tuple(spikes.shape[2:]) != tuple(expected):
-        raise ValueError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
+        raise SimulationError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
-        raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
+        raise SimulationError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
     _require_memory(net, batch, steps, record)
     graded_max = int(np.abs(spikes).max(initial=1)) if spikes is not None and spikes.dtype != bool else 1
     return Recording(steps=steps, batch=batch), reset_interval, graded_max
@@ -824,4 +825,4 @@ def _bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...], batch: int) -> np
         return bias.reshape(1, n)
     if len(shape) == 3 and bias.shape == (shape[0],):
         return np.repeat(bias, shape[1] * shape[2]).reshape(1, n)
-    raise ValueError(f"bias of shape {bias.shape} does not fit a layer of shape {shape} (batch {batch})")
+    raise SimulationError(f"bias of shape {bias.shape} does not fit a layer of shape {shape} (batch {batch})")

@@ -297,3 +297,16 @@ def test_map_command_with_measured_spikes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "measured: simulated 1 sample(s) x 5 steps" in out
     assert "120.0 x 23.6 pJ" in out  # 6 inputs x 4 synapses x 5 steps
+
+
+def test_map_command_refuses_steps_beyond_the_spikes(tmp_path, capsys):
+    from neurodeploy.exporters.netx import write_netx
+
+    net = dense(np.ones((4, 6), int))
+    write_netx(net, tmp_path / "net.net")
+    spikes = tmp_path / "spikes.npy"
+    np.save(spikes, np.ones((5, 6), bool))
+    argv = ["map", str(tmp_path / "net.net"), "--target", "loihi1", "--input", str(spikes), "--steps", "9"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{spikes}: covers 5 steps, --steps 9 were asked for" in err and "Traceback" not in err

@@ -71,8 +71,10 @@ def _inputs(args, net):
 
 
 def _steps(args, net, spikes) -> int:
-    from neurodeploy.errors import NeurodeployError
+    from neurodeploy.errors import InputFileError, NeurodeployError
 
+    if args.steps and spikes is not None and spikes.shape[1] < args.steps:
+        raise InputFileError(f"{args.input}: covers {spikes.shape[1]} steps, --steps {args.steps} were asked for")
     if args.steps:
         return args.steps
     if spikes is not None:
@@ -88,15 +90,11 @@ def _steps(args, net, spikes) -> int:
 def _activity(args, net, mapping, spikes, bias, steps: int, conventions: str):
     """Measured counts when input data is given, otherwise the stated rate assumption."""
     from neurodeploy.cost import assumed_activity, measured_activity
-    from neurodeploy.errors import InputFileError
     from neurodeploy.sim import simulate
 
     if spikes is None and bias is None:
         return assumed_activity(mapping, steps, args.rate)
-    try:
-        return measured_activity(simulate(net, steps, spikes=spikes, bias=bias, conventions=conventions))
-    except ValueError as err:
-        raise InputFileError(f"{args.input or args.input_bias}: {err}") from err
+    return measured_activity(simulate(net, steps, spikes=spikes, bias=bias, conventions=conventions))
 
 
 def _percent(value) -> str:
