@@ -359,7 +359,7 @@ def build_report(
             "float": int(comparison.float_pred[RASTER_SAMPLE]),
             "quantized": int(comparison.quant_pred[RASTER_SAMPLE]),
         },
-        "accuracy": accuracy_summary(comparison.labels, comparison.float_pred, comparison.quant_pred, classes),
+        "accuracy": accuracy_summary(comparison.labels, comparison.float_pred, comparison.quant_pred, classes=classes),
         "layers": layer_rows(comparison.activities, descriptions, comparison.counters, [f.as_dict() for f in q.layers]),
         "hardware": hardware,
         "numerical_faults": faults.summary(numerical_faults(q, comparison), layer_labels(q)),

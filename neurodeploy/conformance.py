@@ -397,7 +397,7 @@ def describe(net: Netlist) -> str:
 # --- the comparison ----------------------------------------------------------------
 
 
-def compare(index: int, case: LavaCase, sim: Recording, ref: Recording, keep: int = 5) -> CaseResult:
+def compare(index: int, case: LavaCase, sim: Recording, ref: Recording, *, keep: int = 5) -> CaseResult:
     """Count the values of s, u and v that differ; keep the first ``keep`` (earliest steps first)."""
     result = CaseResult(index, describe(case.net))
     found: list[Mismatch] = []
@@ -421,6 +421,7 @@ def compare(index: int, case: LavaCase, sim: Recording, ref: Recording, keep: in
 
 def run_conformance(
     n: int,
+    *,
     seed: int = 0,
     reference: Callable[[Sequence[LavaCase]], list[Recording]] | None = None,
     kind: str = "cuba",

@@ -67,6 +67,7 @@ def unchecked(target: Target) -> list[str]:
 def check(
     net: Netlist,
     target: Target,
+    *,
     input_payload: int = 1,
     wiring: dict | None = None,
     input_bias: np.ndarray | None = None,
@@ -91,7 +92,7 @@ def check(
 
 def require(net: Netlist, target: Target, input_payload: int = 1) -> None:
     """Raise DesignRuleError naming every violation, if there is any."""
-    found = check(net, target, input_payload)
+    found = check(net, target, input_payload=input_payload)
     if found:
         raise DesignRuleError(found, target)
 

@@ -94,7 +94,7 @@ def calibration_samples(fm: FloatModel, n: int, data_root: str | None) -> np.nda
 
 
 def quantize_model(
-    fm: FloatModel, target, calibrate: int = 256, method: str = "max", data_root: str | None = None, seed: int = 0
+    fm: FloatModel, target, *, calibrate: int = 256, method: str = "max", data_root: str | None = None, seed: int = 0
 ) -> Quantized:
     """Fold and quantize ``fm`` within ``target``'s ranges, calibrated on ``calibrate`` training samples.
 
@@ -110,7 +110,7 @@ def quantize_model(
     if reason is not None:
         if method == "rate":
             raise ExportError(f"calibration 'rate' needs calibration samples, and there are none: {reason}")
-        q = quantize(layers, fm.steps, limits, scales=scales)
+        q = quantize(layers, fm.steps, limits=limits, scales=scales)
         q.calibration = {"samples": 0, "reason": reason}
         return q
     x = calibration_samples(fm, calibrate, root)
@@ -118,7 +118,7 @@ def quantize_model(
     rates = None
     if method == "rate":
         rates = [float(s.mean()) for s in float_rates(fm, enc)[1]]
-    q = quantize(layers, fm.steps, limits, calibration=inputs, method=method, float_rates=rates, scales=scales)
+    q = quantize(layers, fm.steps, limits=limits, calibration=inputs, method=method, float_rates=rates, scales=scales)
     q.calibration = {"samples": len(x), "method": method, "data_root": root}
     return q
 
@@ -152,6 +152,7 @@ def export_model(
     source: str | Path,
     target,
     out_dir: str | Path,
+    *,
     formats=("netx",),
     calibrate: int = 256,
     method: str = "max",
@@ -178,7 +179,7 @@ def export_model(
     refuse_existing([*targets.values(), report_path], force)
     writers = {fmt: _writer(fmt) for fmt in formats}
     fm = load_float_model(source, dt=dt, steps=steps)
-    q = quantize_model(fm, target, calibrate, method, data_root)
+    q = quantize_model(fm, target, calibrate=calibrate, method=method, data_root=data_root)
     violations = check(q.netlist, target)
     if violations:
         err = DesignRuleError(violations, target)

@@ -178,6 +178,7 @@ def raster(
     int_spikes: list[np.ndarray],
     labels: list[str],
     path: Path,
+    *,
     sample: dict | None = None,
 ) -> None:
     """One sample's spikes, layer by layer, float and integer side by side; mismatches marked.
@@ -274,6 +275,6 @@ def write_plots(report: dict, raster_spikes, grids: list[dict], out_dir: str | P
         del paths["weights"]
     labels = [f"{r['layer']}: {r['description']}" for r in report["layers"]]
     float_spikes, int_spikes = raster_spikes
-    raster(float_spikes, int_spikes, labels, paths["raster"], report.get("raster_sample"))
+    raster(float_spikes, int_spikes, labels, paths["raster"], sample=report.get("raster_sample"))
     core_utilization(report["hardware"]["core_use"], paths["core_utilization"])
     return {k: str(p.relative_to(out_dir)) for k, p in paths.items()}

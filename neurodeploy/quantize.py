@@ -229,7 +229,14 @@ def input_bias(transform: dict, x: np.ndarray) -> np.ndarray:
     if transform["kind"] == "dense":
         z = x.reshape(x.shape[0], -1) @ weight.T + bias
     else:
-        z = conv2d(x, weight, transform["stride"], transform["padding"], transform["dilation"], transform["groups"])
+        z = conv2d(
+            x,
+            weight,
+            stride=transform["stride"],
+            padding=transform["padding"],
+            dilation=transform["dilation"],
+            groups=transform["groups"],
+        )
         z = z + bias[None, :, None, None]
     lo, hi = transform["clip"]
     return np.clip(np.rint(z), lo, hi).astype(np.int64)
@@ -277,7 +284,7 @@ def _exponent_range(layer: FloatLayer, grid: WeightGrid, limits: Limits, label: 
 
 
 def layer_scale(
-    layer: FloatLayer, limits: Limits = Limits(), pct: float = 100.0, exp_shift: int = 0, label: str = "layer"
+    layer: FloatLayer, *, limits: Limits = Limits(), pct: float = 100.0, exp_shift: int = 0, label: str = "layer"
 ) -> LayerScale:
     """The largest scale every range allows, halved ``exp_shift`` times (by the exponent where it can).
 
@@ -334,7 +341,7 @@ def _quantize_layer(
     """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times,
     or at ``scale`` when given."""
     du, dv = decays(layer.neuron, limits, label)
-    scale = scale or layer_scale(layer, limits, pct, exp_shift, label)
+    scale = scale or layer_scale(layer, limits=limits, pct=pct, exp_shift=exp_shift, label=label)
     vth = limits.vth[1] if is_readout(layer) else round(float(layer.neuron["vth"]) * scale.lam / 64)
     if vth < max(1, limits.vth[0]):
         raise QuantizeError(
@@ -510,6 +517,7 @@ def layer_rates(q: Quantized, calib: np.ndarray) -> list[float]:
 def quantize(
     layers: list[FloatLayer],
     steps: int,
+    *,
     limits: Limits = Limits(),
     calibration: np.ndarray | None = None,
     method: str = "max",

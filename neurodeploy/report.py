@@ -89,7 +89,7 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
 
 
 def accuracy_summary(
-    labels: np.ndarray, float_pred: np.ndarray, quant_pred: np.ndarray, classes: int, confidence: float = CONFIDENCE
+    labels: np.ndarray, float_pred: np.ndarray, quant_pred: np.ndarray, *, classes: int, confidence: float = CONFIDENCE
 ) -> dict:
     """Both accuracies, their paired gap with its interval, agreement and confusion matrices."""
     labels, float_pred, quant_pred = (np.asarray(a).ravel() for a in (labels, float_pred, quant_pred))

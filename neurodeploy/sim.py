@@ -253,7 +253,7 @@ def _scaled(y: np.ndarray, exp: int, exact_float: bool, then: int = 0) -> np.nda
     return y
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: int) -> np.ndarray:
+def conv2d(x: np.ndarray, w: np.ndarray, *, stride, padding, dilation, groups: int) -> np.ndarray:
     """Batched 2-D cross-correlation: x (B, C, H, W), w (O, C/groups, kH, kW) -> (B, O, Ho, Wo)."""
     out = _conv2d_channels_last(x.transpose(0, 2, 3, 1), w, stride, padding, dilation, groups)
     return out.transpose(0, 3, 1, 2)
@@ -337,6 +337,7 @@ def _batch_size(spikes: np.ndarray | None, bias: np.ndarray | None, net: Netlist
 def simulate(
     net: Netlist,
     steps: int,
+    *,
     spikes: np.ndarray | None = None,
     bias: np.ndarray | None = None,
     record: tuple[str, ...] = ("s",),

@@ -31,6 +31,7 @@ CHUNK_BYTES = 1 << 30  # about the device memory a chunk of samples takes in its
 def simulate(
     net: Netlist,
     steps: int,
+    *,
     spikes: np.ndarray | None = None,
     bias: np.ndarray | None = None,
     record: tuple[str, ...] = ("s",),

@@ -131,7 +131,15 @@ def resolve_config(cfg: TrainConfig) -> tuple[Rule, dict, str]:
     ):
         if int(value) < low:
             raise TrainError(f"{name} = {value} must be >= {low}")
-    rule = make_rule(cfg.rule, cfg.tau_m, cfg.tau_s, cfg.vth, cfg.tssl_grad, cfg.variant, readout=cfg.readout)
+    rule = make_rule(
+        cfg.rule,
+        tau_m=cfg.tau_m,
+        tau_s=cfg.tau_s,
+        vth=cfg.vth,
+        tssl_grad=cfg.tssl_grad,
+        variant=cfg.variant,
+        readout=cfg.readout,
+    )
     data = dataset_name(cfg.dataset)
     default_encoding = "events" if data == "nmnist" else "direct"
     enc_name = cfg.encoding or default_encoding
@@ -165,7 +173,9 @@ class TrainingLoss:
 
 
 @torch.no_grad()
-def evaluate(model: SpikingNetwork, x, y, encoding: dict, steps: int, seed: int, batch_size: int = EVAL_BATCH) -> float:
+def evaluate(
+    model: SpikingNetwork, x, y, *, encoding: dict, steps: int, seed: int, batch_size: int = EVAL_BATCH
+) -> float:
     """Accuracy on (x, y), inputs encoded in order with a generator seeded with ``seed``."""
     model.eval()
     device = next(model.parameters()).device
@@ -346,7 +356,7 @@ def _train(cfg: TrainConfig, rule: Rule, encoding: dict, loss_name: str, world, 
         loss, train_acc = world.mean((loss, train_acc), sum(len(idx) for idx in shards))
         if qat and epoch == cfg.epochs:  # the last evaluation is of the integer network export will give
             qat = qat_entry(qat[0], qat[1], fix_scales(model))
-        test_acc = evaluate(model, x_te, y_te, encoding, cfg.steps, cfg.seed)
+        test_acc = evaluate(model, x_te, y_te, encoding=encoding, steps=cfg.steps, seed=cfg.seed)
         row = {
             "epoch": epoch,
             "loss": loss,

@@ -174,7 +174,7 @@ def test_failed_rename_puts_the_previous_files_back(exported, monkeypatch):
 
     monkeypatch.setattr(atomic.os, "replace", flaky)
     with pytest.raises(OutputFileError, match="the previous files are kept"):
-        export_model(ckpt, load_target("loihi2"), out, FORMATS.split(","), calibrate=0, force=True)
+        export_model(ckpt, load_target("loihi2"), out, formats=FORMATS.split(","), calibrate=0, force=True)
     monkeypatch.undo()
     assert len(into_out) == 3 and into_out[2] == into_out[0]  # the third: the first file's backup restored
     assert _snapshot(out) == before

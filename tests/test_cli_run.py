@@ -74,7 +74,14 @@ def test_conv_synapse_count_by_brute_force(stride, padding, dilation, groups):
     for n in range(4 * 7 * 6):  # each input neuron alone: which outputs does it reach?
         x = np.zeros((1, 4 * 7 * 6))
         x[0, n] = 1
-        out = conv2d(x.reshape(1, 4, 7, 6), weight.astype(float), stride, padding, dilation, groups)
+        out = conv2d(
+            x.reshape(1, 4, 7, 6),
+            weight.astype(float),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+        )
         connected += int(np.count_nonzero(out))
     assert synapse_count(layer) == connected
 

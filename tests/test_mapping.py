@@ -93,7 +93,9 @@ def test_conv_wiring_matches_the_convolution(kwargs):
     layer = Conv(weight, NEURON, **kwargs)
     Netlist([Input((c_in, 7, 8), NEURON, np.zeros((c_in, 7, 8), int)), layer])  # validation sets in_shape
     eye = np.eye(c_in * 56).reshape(-1, c_in, 7, 8)
-    matrix = conv2d(eye, weight.astype(float), layer.stride, layer.padding, layer.dilation, groups)
+    matrix = conv2d(
+        eye, weight.astype(float), stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=groups
+    )
     matrix = matrix.reshape(c_in * 56, -1).T  # (outputs, inputs)
     wiring = layer_wiring(layer)
     for row in range(matrix.shape[0]):

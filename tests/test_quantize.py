@@ -113,8 +113,15 @@ def test_sum_pooling_folds_into_the_next_conv_and_dense():
         _neuron(),
     ]
     conv = fold(graph)[1]
-    expected = conv2d(pooled, wc, (1, 1), (1, 1), (1, 1), 1) / 2.0  # input scale 1/tau_s
-    got = conv2d(x, conv.weight, conv.conv["stride"], conv.conv["padding"], conv.conv["dilation"], 1)
+    expected = conv2d(pooled, wc, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1) / 2.0  # input scale 1/tau_s
+    got = conv2d(
+        x,
+        conv.weight,
+        stride=conv.conv["stride"],
+        padding=conv.conv["padding"],
+        dilation=conv.conv["dilation"],
+        groups=1,
+    )
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
     wd = rng.normal(size=(5, 4 * 4 * 4))
@@ -199,7 +206,7 @@ def test_threshold_out_of_range_is_an_error():
         _neuron(vth=1e-13),
     ]
     with pytest.raises(QuantizeError, match="threshold"):
-        quantize(fold(graph), 4, Limits(vth=(0, 10)))
+        quantize(fold(graph), 4, limits=Limits(vth=(0, 10)))
 
 
 @pytest.mark.parametrize(
@@ -242,7 +249,7 @@ def _two_layer_graph(rng, bias=0.05):
 
 @pytest.mark.parametrize("bits", [2, 4, 6, 9])
 def test_every_dense_layer_holds_the_targets_weight_bits(bits):
-    q = quantize(fold(_two_layer_graph(np.random.default_rng(5))), 8, Limits(weight_bits=bits))
+    q = quantize(fold(_two_layer_graph(np.random.default_rng(5))), 8, limits=Limits(weight_bits=bits))
     for fact, layer in zip(q.layers, q.netlist.layers):
         assert layer.weight_bits == fact.weight_bits == bits
         assert fx.weight_bits_used(layer.weight) == bits  # the mantissas use all of them, no more
@@ -264,7 +271,7 @@ def test_conv_weights_and_decay_and_bias_ranges_come_from_the_limits():
         },
         _neuron(),
     ]
-    q = quantize(fold(graph), 8, Limits(weight_bits=3, bias_exp=(0, 3), vth=(0, 5000)))
+    q = quantize(fold(graph), 8, limits=Limits(weight_bits=3, bias_exp=(0, 3), vth=(0, 5000)))
     conv = q.netlist.layers[0]
     assert conv.weight_bits == 3 and len(np.unique(conv.weight)) <= 8
     assert conv.neuron.bias_exp == 3 and q.layers[0].bias_exp == 3
@@ -272,7 +279,7 @@ def test_conv_weights_and_decay_and_bias_ranges_come_from_the_limits():
     with pytest.raises(
         QuantizeError, match=r"layer 0 \(conv .*decay du=2047 is outside the target's range \[0, 2000\]"
     ):
-        quantize(fold(graph), 8, Limits(du=(0, 2000)))
+        quantize(fold(graph), 8, limits=Limits(du=(0, 2000)))
 
 
 def test_a_layer_whose_positive_weights_round_away_takes_the_inhibitory_grid():
@@ -281,7 +288,7 @@ def test_a_layer_whose_positive_weights_round_away_takes_the_inhibitory_grid():
         {"op": "dense", "weight": np.array([[-1.0, -0.5, 0.01], [-0.9, -0.2, -0.7]]), "bias": None},
         _neuron(),
     ]
-    q = quantize(fold(graph), 4, Limits(weight_bits=4))
+    q = quantize(fold(graph), 4, limits=Limits(weight_bits=4))
     layer = q.netlist.layers[0]
     assert fx.sign_mode(layer.weight) == "inh" and layer.weight_bits == 4
     np.testing.assert_array_equal(fx.dense_weights(layer.weight, 4), layer.weight)
@@ -291,9 +298,9 @@ def test_layer_scale_rounds_torch_weights_as_the_quantizer_does_with_straight_th
     torch = pytest.importorskip("torch")
     layers = fold(_two_layer_graph(np.random.default_rng(7)))
     limits = Limits(weight_bits=4)
-    q = quantize(layers, 8, limits)
+    q = quantize(layers, 8, limits=limits)
     for layer, fact, net_layer in zip(layers, q.layers, q.netlist.layers):
-        scale = layer_scale(layer, limits)
+        scale = layer_scale(layer, limits=limits)
         w = torch.tensor(layer.weight, requires_grad=True)
         chip = scale.weight(w)
         np.testing.assert_allclose(chip.detach().numpy(), net_layer.weight * scale.weight_unit)

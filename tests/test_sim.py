@@ -230,7 +230,7 @@ def test_conv2d_is_a_cross_correlation(stride, padding, dilation, groups):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, (2, 4, 9, 8)).astype(np.float64)
     w = rng.integers(-5, 6, (8, 4 // groups, 3, 2)).astype(np.float64)
-    got = conv2d(x, w, stride, padding, dilation, groups)
+    got = conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
     og, cg = 8 // groups, 4 // groups
     for o in range(8):

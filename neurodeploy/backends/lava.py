@@ -43,6 +43,7 @@ LAVA_INT8_MAX = 127
 def run_lava(
     net: Netlist,
     steps: int,
+    *,
     spikes: np.ndarray | None = None,
     bias: np.ndarray | None = None,
     record: tuple[str, ...] = ("s",),
@@ -70,6 +71,7 @@ def run_lava_cases(cases: Sequence[LavaCase]) -> list[Recording]:
 def run_netx_in_lava(
     path: str | os.PathLike,
     steps: int,
+    *,
     bias: np.ndarray | None = None,
     spikes: np.ndarray | None = None,
     reset_interval: int | None = None,
@@ -105,6 +107,7 @@ def run_netx_in_lava(
 def run_lava_dl_call(
     call: str,
     steps: int,
+    *,
     bias: np.ndarray | None = None,
     spikes: np.ndarray | None = None,
     record: tuple[str, ...] = ("s",),

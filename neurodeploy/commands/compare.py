@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         extra = {"steps": fm.steps} if dataset == "nmnist" else {}
         root = data_folder(fm, args.data_root) if dataset == fm.meta["dataset"] else args.data_root
         x, y = load_test_samples(dataset, root, args.samples, **extra)
-        q = quantize_model(fm, target, args.calibrate, args.calibration, args.data_root)
+        q = quantize_model(fm, target, calibrate=args.calibrate, method=args.calibration, data_root=args.data_root)
     except DatasetError as err:
         raise CompareError(str(err)) from err
     reference = load_target(args.cost_reference) if args.cost_reference else None

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from neurodeploy.conformance import run_conformance
 
-    report = run_conformance(args.cases, args.seed, kind=args.kind, device=args.device)
+    report = run_conformance(args.cases, seed=args.seed, kind=args.kind, device=args.device)
     for result in report.failed[:SHOWN_CASES]:
         print(f"case {result.index} ({result.description}): {result.mismatching} mismatching values")
         for mismatch in result.first:

@@ -59,7 +59,7 @@ def export(checkpoint: Path, target, out_dir: Path):
     formats = available_formats()
     print(f"[2/3] exporting to {target.name}: {', '.join(formats)}")
     try:
-        return export_model(checkpoint, target, out_dir, formats, force=True)
+        return export_model(checkpoint, target, out_dir, formats=formats, force=True)
     except (
         NeurodeployError,
         ImportError,
@@ -67,7 +67,7 @@ def export(checkpoint: Path, target, out_dir: Path):
         if formats == ("netx",):
             raise
         print(f"      {', '.join(formats[1:])} export failed ({type(err).__name__}: {err}); exporting netx only")
-        return export_model(checkpoint, target, out_dir, ("netx",), force=True)
+        return export_model(checkpoint, target, out_dir, formats=("netx",), force=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -64,14 +64,14 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         target,
         args.output,
-        formats,
-        args.calibrate,
-        args.calibration,
-        args.force,
-        args.data_root,
-        args.dt,
-        args.steps,
-        args.strict,
+        formats=formats,
+        calibrate=args.calibrate,
+        method=args.calibration,
+        force=args.force,
+        data_root=args.data_root,
+        dt=args.dt,
+        steps=args.steps,
+        strict=args.strict,
     )
     q = result.quantized
     net = q.netlist

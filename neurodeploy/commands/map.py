@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     steps = _steps(args, net, spikes)
     payload = 1 if spikes is None or spikes.dtype == bool else int(np.abs(spikes).max(initial=1))
     wiring = network_wiring(net)
-    violations = check(net, target, payload, wiring, input_bias=bias)
+    violations = check(net, target, input_payload=payload, wiring=wiring, input_bias=bias)
     try:
         mapping = map_network(net, target, wiring)
     except MappingError:

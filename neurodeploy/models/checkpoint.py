@@ -175,13 +175,13 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> SpikingNetw
     try:
         rule = make_rule(
             ckpt["rule"],
-            neuron["tau_m"] if own_taus else None,
-            neuron["tau_s"] if own_taus else None,
-            neuron["vth"],
-            options.get("tssl_grad", "reference"),
-            ckpt["variant"],
-            options.get("surrogate_width"),
-            options.get("readout", "spikes"),
+            tau_m=neuron["tau_m"] if own_taus else None,
+            tau_s=neuron["tau_s"] if own_taus else None,
+            vth=neuron["vth"],
+            tssl_grad=options.get("tssl_grad", "reference"),
+            variant=ckpt["variant"],
+            surrogate_width=options.get("surrogate_width"),
+            readout=options.get("readout", "spikes"),
         )
         make_encoding(**ckpt["encoding"])
         args = (

@@ -71,7 +71,7 @@ class LayerQuantizer:
         weight = syn.weight.detach().double().cpu().numpy() * self.input_scale(layer)
         bias = np.zeros(weight.shape[0]) if syn.bias is None else syn.bias.detach().double().cpu().numpy()
         kind = "dense" if isinstance(syn, nn.Linear) else "conv"
-        return layer_scale(FloatLayer(kind, weight, bias, neuron, (), ()), self.limits, label=self.label)
+        return layer_scale(FloatLayer(kind, weight, bias, neuron, (), ()), limits=self.limits, label=self.label)
 
     def parameters(self, layer: NeuronLayer, scale: LayerScale) -> tuple[Tensor, Tensor | None]:
         """(weight, bias) as the chip holds them, in the layer's float units."""

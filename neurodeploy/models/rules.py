@@ -101,6 +101,7 @@ DEFAULT_NEURONS = {"tssl": _LIF, "bptt-lif": _LIF, "bpsa": _IF, "bptt-if": _IF}
 
 def make_rule(
     name: str,
+    *,
     tau_m: float | None = None,
     tau_s: float | None = None,
     vth: float | None = None,
