@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import NeurodeployError
+from neurodeploy.netlist import conv_output_size
 
 
 class FoldError(NeurodeployError):
@@ -36,14 +37,6 @@ class FloatLayer:
     shape: tuple[int, ...]
     flatten_before: bool = False
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups
-
-
-def _conv_shape(in_shape, weight, stride, padding, dilation) -> tuple[int, int, int]:
-    _, h, w = in_shape
-    kh, kw = weight.shape[2:]
-    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    return (weight.shape[0], ho, wo)
 
 
 def _pool_into_conv(op: dict, k: int, pooled_in: tuple[int, int, int], label: str) -> dict:
@@ -147,7 +140,8 @@ def _start_layer(op, kind, shape, unpooled, pool, flatten, label) -> dict:
         weight = conv.pop("weight")
         conv.pop("_unpooled")
         in_shape = unpooled
-    out_shape = _conv_shape(in_shape, weight, conv["stride"], conv["padding"], conv["dilation"])
+    size = conv_output_size(in_shape[1:], weight.shape[2:], conv["stride"], conv["padding"], conv["dilation"])
+    out_shape = (weight.shape[0], *size)
     return {
         "kind": kind,
         "weight": weight,

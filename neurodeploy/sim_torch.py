@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy.netlist import Conv, Dense, Input, Netlist, layer_label
 from neurodeploy.sim import Recording, _bias_per_neuron, prepare_run
 
 EXACT_SUM = 2**53  # float64 sums of integers below this are exact in any order
@@ -99,7 +99,7 @@ class _Layer:
             self.taps = self._tensor(layer.weight != 0).to(torch.float64)
         elif not isinstance(layer, Input):
             raise NeurodeployError(
-                f"layer {index} ({layer.kind}): the torch simulator runs input, dense and "
+                f"{layer_label(index, layer)}: the torch simulator runs input, dense and "
                 "conv layers only; use the numpy simulator (no --device)"
             )
 
@@ -110,7 +110,7 @@ class _Layer:
         if dense and self.device.type == "cpu":
             return torch.int64
         raise NeurodeployError(
-            f"layer {self.index} ({self.layer.kind}): synaptic sums may reach {bound:,}, beyond "
+            f"{layer_label(self.index, self.layer)}: synaptic sums may reach {bound:,}, beyond "
             f"what float64 holds exactly (2**53); run it with the numpy simulator (no --device)"
         )
 

@@ -49,7 +49,17 @@ from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava_exchange import LavaCase, load_exchange, read_cases, write_recordings
 from neurodeploy.exporters.netx import lava_dl_call_arguments
 from neurodeploy.fixed_point import STATE_EXP
-from neurodeploy.netlist import DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaNeuron, is_graded
+from neurodeploy.netlist import (
+    DeltaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    RecurrentDense,
+    SigmaNeuron,
+    bias_per_neuron,
+    is_graded,
+)
 from neurodeploy.progress import event_line
 from neurodeploy.sim import Recording
 
@@ -65,10 +75,7 @@ def to_lava(x: np.ndarray, ndim: int) -> np.ndarray:
 def _per_neuron(bias, shape: tuple[int, ...]) -> np.ndarray:
     if bias is None:
         return np.zeros(shape, np.int64)
-    bias = np.asarray(bias, np.int64)
-    if len(shape) == 3 and bias.shape == (shape[0],):
-        bias = bias.reshape(-1, 1, 1)
-    return np.broadcast_to(bias, shape)
+    return np.broadcast_to(bias_per_neuron(np.asarray(bias, np.int64), shape), shape)
 
 
 def _graded_neuron(layer, bias):

@@ -67,6 +67,7 @@ from neurodeploy.netlist import (
     SigmaDeltaNeuron,
     SigmaNeuron,
     is_graded,
+    layer_label,
 )
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
@@ -593,7 +594,7 @@ def _entries(net: Netlist) -> list[dict]:
         entries.append({"type": "input", "shape": list(net.input_shape)})
     shape = net.input_shape
     for i, layer in enumerate(net.layers):
-        label = f"layer {i} ({layer.kind}{' ' + layer.name if layer.name else ''})"
+        label = layer_label(i, layer)
         if isinstance(layer, Dense) and i > 0 and len(shape) > 1 and not isinstance(net.layers[i - 1], Flatten):
             entries.append({"type": "flatten"})  # netx needs it explicit; ours flattens implicitly alike
         if isinstance(layer, Input):

@@ -44,7 +44,18 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import H5_ERRORS, open_hdf5
-from neurodeploy.netlist import MAX_LAYERS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError, pair
+from neurodeploy.netlist import (
+    MAX_LAYERS,
+    Conv,
+    CubaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    NetlistError,
+    bias_per_neuron,
+    pair,
+)
 
 DEFAULT_DT = 1e-4  # seconds a step; snnTorch's fixed NIR convention
 NO_DECAY_STEPS = 2.0**40  # tau, in steps, that stands for "no decay"
@@ -180,7 +191,7 @@ def _cuba_params(layer, dt: float) -> dict[str, np.ndarray]:
     neuron, shape = layer.neuron, tuple(layer.shape)
     syn_steps = fx.DECAY_UNITY / (neuron.du + 1) if neuron.du >= 0 else NO_DECAY_STEPS
     mem_steps = fx.DECAY_UNITY / neuron.dv if neuron.dv > 0 else NO_DECAY_STEPS
-    bias = np.zeros(shape) if layer.bias is None else _bias_per_neuron(np.asarray(layer.bias), shape)
+    bias = np.zeros(shape) if layer.bias is None else bias_per_neuron(np.asarray(layer.bias), shape)
     bias = fx.effective_bias(bias, neuron.bias_exp) / 2.0**fx.ACT_SHIFT
     full = np.ones(shape)
     return {
@@ -192,13 +203,6 @@ def _cuba_params(layer, dt: float) -> dict[str, np.ndarray]:
         "v_reset": np.zeros(shape),
         "w_in": full * syn_steps,
     }
-
-
-def _bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A per-channel (C,) bias of a (C, H, W) layer repeated over H and W; a per-neuron one as is."""
-    if bias.shape == tuple(shape):
-        return bias
-    return np.broadcast_to(bias.reshape(-1, 1, 1), shape)
 
 
 # --- exact integer content as metadata -------------------------------------------------

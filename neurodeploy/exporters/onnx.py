@@ -37,7 +37,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy.netlist import Conv, Dense, Input, Netlist, bias_per_neuron, layer_label
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17
@@ -66,7 +66,7 @@ def netlist_to_onnx(net: Netlist, steps: int):
     if net.graded:
         i = net.neuron_layers[0]
         raise OnnxExportError(
-            f"layer {i} ({net.layers[i].kind}): sigma-delta neurons (graded spikes) are not exported to ONNX; "
+            f"{layer_label(i, net.layers[i])}: sigma-delta neurons (graded spikes) are not exported to ONNX; "
             "see docs/formats.md"
         )
     outer = _Builder("g")
@@ -271,9 +271,7 @@ def _bias(outer: _Builder, layer, io: _Inputs) -> str | None:
         return _wrap(outer, _shift(outer, mant, layer.neuron.bias_exp), 32)
     if layer.bias is None:
         return None
-    bias = np.asarray(layer.bias)
-    if bias.shape != tuple(layer.shape):  # one mantissa a channel
-        bias = np.broadcast_to(bias.reshape(-1, 1, 1), layer.shape)
+    bias = bias_per_neuron(np.asarray(layer.bias), layer.shape)
     return outer.const(fx.effective_bias(bias.reshape(1, -1), layer.neuron.bias_exp))
 
 
@@ -364,7 +362,7 @@ def _check_bound(net: Netlist, i: int) -> None:
     bound = int(np.abs(weight).max(initial=0)) * fan_in * payload << (max(layer.weight_exp, 0) + fx.ACT_SHIFT)
     if bound >= INT64_BOUND:
         raise OnnxExportError(
-            f"layer {i} ({layer.kind}): sums up to {bound} (|weight| x fan-in {fan_in} x input {payload} "
+            f"{layer_label(i, layer)}: sums up to {bound} (|weight| x fan-in {fan_in} x input {payload} "
             f"x 2**{max(layer.weight_exp, 0) + fx.ACT_SHIFT}) could overflow int64 (limit 2**63)"
         )
 
@@ -465,10 +463,8 @@ def _spikes_feed(path, spikes: np.ndarray, steps: int, shape: tuple[int, ...]) -
 
 
 def _bias_feed(path, bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if bias.shape == shape:
-        bias = bias[None]
-    elif len(shape) == 3 and bias.shape == (shape[0],):
-        bias = np.broadcast_to(bias.reshape(-1, 1, 1), shape)[None]
+    if bias.shape == shape or (len(shape) == 3 and bias.shape == (shape[0],)):
+        bias = bias_per_neuron(bias, shape)[None]
     if bias.shape[1:] != shape or bias.dtype.kind not in "biu":
         raise InputFileError(
             f"{path}: bias of shape {bias.shape} ({bias.dtype}) fits neither {shape} nor (batch, *{shape}) integers"
