@@ -331,6 +331,13 @@ class RecurrentDense(Dense):
         if self.delay is not None and np.any(self.delay):
             raise NetlistError(f"{label}: delay: a recurrent layer takes no delays (netx drops their weight exponent)")
 
+    @property
+    def recurrent_weight(self) -> np.ndarray:
+        """``weight_rec``, which a valid layer always has."""
+        if self.weight_rec is None:
+            raise NetlistError(f"{self.kind} layer {self.name!r}: weight_rec is missing")
+        return self.weight_rec
+
 
 @dataclass
 class Conv:
@@ -436,11 +443,34 @@ def layer_label(index: int, layer: Layer) -> str:
     return f"layer {index} ({layer.kind}{' ' + layer.name if layer.name else ''})"
 
 
-def layer_neuron(layer: Layer) -> Neuron:
-    """The neurons of a layer that holds them (any but flatten)."""
+NeuronLayer = Input | Dense | RecurrentDense | Conv
+
+
+def neuron_layer(layer: Layer) -> NeuronLayer:
+    """A layer that holds neurons (any but flatten), as such."""
     if isinstance(layer, Flatten):
         raise NetlistError(f"{layer.kind} layer {layer.name!r} holds no neurons")
-    return layer.neuron
+    return layer
+
+
+def synaptic_layer(layer: Layer) -> Dense | Conv:
+    """A layer that holds synapses (dense, recurrent dense or conv), as such."""
+    if not isinstance(layer, (Dense, Conv)):
+        raise NetlistError(f"{layer.kind} layer {layer.name!r} holds no synapses")
+    return layer
+
+
+def layer_neuron(layer: Layer) -> Neuron:
+    """The neurons of a layer that holds them (any but flatten)."""
+    return neuron_layer(layer).neuron
+
+
+def cuba_neuron(layer: Layer) -> CubaNeuron:
+    """The neurons of a layer of a CUBA netlist."""
+    neuron = layer_neuron(layer)
+    if not isinstance(neuron, CubaNeuron):
+        raise NetlistError(f"{layer.kind} layer {layer.name!r}: {type(neuron).__name__} neurons are not CUBA")
+    return neuron
 
 
 @dataclass
@@ -511,6 +541,16 @@ class Netlist:
         if self.output_window is None:
             raise NetlistError("netlist: no output_window is set")
         return self.output_window
+
+    @property
+    def external_shape(self) -> tuple[int, ...]:
+        """The shape of one step's external input: the input layer's, else ``input_shape`` (then always set)."""
+        first = self.layers[0]
+        if isinstance(first, Input):
+            return first.shape
+        if self.input_shape is None:
+            raise NetlistError("netlist: no input_shape is set")
+        return self.input_shape
 
     @property
     def readout(self) -> str:
