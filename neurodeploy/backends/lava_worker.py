@@ -228,7 +228,7 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
     bits = net.input_message_bits
     if spikes is not None:
         first = net.layers[0]
-        shape = first.shape if isinstance(first, Input) else net.input_shape or ()  # validated: set without Input
+        shape = net.external_shape
         first_synapse = next(x for x in net.layers if not isinstance(x, Flatten))
         if not isinstance(first, Input) and isinstance(first_synapse, Dense):
             shape = (int(np.prod(shape)),)
