@@ -1,0 +1,128 @@
+"""snnTorch's own run of a NIR graph beside the integer network's, and how often their spikes agree.
+
+snnTorch 1.0's ``import_from_nir`` turns each node into a module (recurrent loops
+into ``RLeaky``/``RSynaptic``) and wires them with nirtorch; nirtorch 2.6 cannot
+wire the nested graph it makes of a loop (AttributeError), and a hidden-state
+``RSynaptic`` built with ``reset_delay=False`` fails on its first step (TypeError).
+So :func:`snntorch_spikes` takes the modules snnTorch's importer builds, node by
+node, and steps them along the chain with explicit states.
+
+Run by hand on a file:
+``python tests/snntorch_nir.py graph.nir --steps 100 --dt 1e-4 --rate 0.3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from neurodeploy.exporters.nir import chain  # noqa: E402
+from neurodeploy.export import quantize_model  # noqa: E402
+from neurodeploy.float_model import float_model_from_nir  # noqa: E402
+from neurodeploy.quantize import Quantized, run_quantized  # noqa: E402
+from neurodeploy.targets import load_target  # noqa: E402
+
+
+def snntorch_spikes(graph, x: np.ndarray, reset_now: bool = False) -> list[np.ndarray]:
+    """Spikes (B, T, n) of each neuron node of ``graph`` on input spikes ``x`` (B, T, n_in), run by snnTorch.
+
+    ``reset_now``: zero a recurrent neuron's v in the step it spikes, as the importer's
+    ``reset_delay=False`` asks and snnTorch's ``Synaptic`` and ``Leaky`` do; its ``RSynaptic``
+    and ``RLeaky`` apply that reset to a local copy only, so they zero v one step later
+    (the whole of that step's integration is lost).
+    """
+    import snntorch as snn
+    import torch
+    from snntorch import import_nir
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the importer prints its progress
+        graph = import_nir._replace_rnn_subgraph_with_nirgraph(copy.deepcopy(graph))
+        keys = chain(graph, "snnTorch's graph")[1:-1]
+        modules = [import_nir._nir_to_snntorch_module(graph.nodes[k], init_hidden=False) for k in keys]
+    recurrent = (snn.RLeaky, snn.RSynaptic)
+    neurons = [m for m in modules if isinstance(m, (snn.Leaky, snn.Synaptic, *recurrent))]
+    states: dict[int, tuple] = {}
+    out: list[list[np.ndarray]] = [[] for _ in neurons]
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            h = torch.as_tensor(x[:, t], dtype=torch.float32)
+            for m in modules:
+                if m not in neurons:
+                    h = m(h)
+                    continue
+                k = neurons.index(m)
+                if k not in states:  # all zero before the first step
+                    zero = torch.zeros_like(h)
+                    states[k] = (zero,) * (3 if isinstance(m, (snn.Synaptic, snn.RSynaptic)) else 2)
+                given = states[k] if isinstance(m, recurrent) else states[k][1:]
+                states[k] = m(h, *given)
+                h = states[k][0]
+                if reset_now and isinstance(m, recurrent):
+                    states[k] = (*states[k][:-1], states[k][-1] * (1 - h))
+                out[k].append(h.numpy() > 0)
+    return [np.stack(s, axis=1) for s in out]
+
+
+def chip_spikes(q: Quantized, x: np.ndarray) -> list[np.ndarray]:
+    """Spikes (B, T, n) of each neuron layer of the integer network, aligned with the float steps."""
+    rec = run_quantized(q, x)
+    net, steps = q.netlist, x.shape[1]
+    return [
+        rec.s[i][:, k + net.reset_offset : k + net.reset_offset + steps].reshape(x.shape[0], steps, -1)
+        for k, i in enumerate(net.neuron_layers)
+    ]
+
+
+def agreement(
+    path: str | Path, steps: int, dt: float, rate: float, batch: int = 64, seed: int = 0, reset_now: bool = False
+) -> list[dict]:
+    """Per neuron layer: the share of entries where chip and snnTorch agree, both spike rates, and the
+    agreement among entries where either spikes; on Bernoulli(``rate``) input spikes."""
+    import nir
+
+    fm = float_model_from_nir(path, dt=dt, steps=steps)
+    q = quantize_model(fm, load_target("loihi2"), calibrate=0)
+    n_in = int(np.prod(q.netlist.input_shape))
+    x = np.random.default_rng(seed).random((batch, steps, n_in)) < rate
+    ours, theirs = chip_spikes(q, x), snntorch_spikes(nir.read(path), x.astype(np.float32), reset_now)
+    rows = []
+    for a, b in zip(ours, theirs):
+        either = a | b
+        rows.append(
+            {
+                "agree": float(np.mean(a == b)),
+                "chip_rate": float(a.mean()),
+                "snntorch_rate": float(b.mean()),
+                "agree_where_spiking": float(np.mean(a[either] == b[either])) if either.any() else 1.0,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("graph")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--dt", type=float, default=1e-4)
+    parser.add_argument("--rate", type=float, default=0.3)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rows = agreement(args.graph, args.steps, args.dt, args.rate, args.batch, args.seed)
+    for k, row in enumerate(rows):
+        print(
+            f"layer {k}: agree {row['agree']:.4f}  spike rate chip {row['chip_rate']:.4f} "
+            f"snntorch {row['snntorch_rate']:.4f}  agree where either spikes {row['agree_where_spiking']:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
