@@ -7,8 +7,8 @@ wire the nested graph it makes of a loop (AttributeError), and a hidden-state
 So :func:`snntorch_spikes` takes the modules snnTorch's importer builds, node by
 node, and steps them along the chain with explicit states.
 
-Run by hand on a file:
-``python tests/snntorch_nir.py graph.nir --steps 100 --dt 1e-4 --rate 0.3``.
+Run by hand on a file, from the repository root:
+``PYTHONPATH=$PWD python tests/snntorch_nir.py graph.nir --steps 100 --dt 1e-4 --rate 0.3 [--reset-now]``.
 """
 
 from __future__ import annotations
@@ -17,18 +17,15 @@ import argparse
 import contextlib
 import copy
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from neurodeploy.exporters.nir import chain  # noqa: E402
-from neurodeploy.export import quantize_model  # noqa: E402
-from neurodeploy.float_model import float_model_from_nir  # noqa: E402
-from neurodeploy.quantize import Quantized, run_quantized  # noqa: E402
-from neurodeploy.targets import load_target  # noqa: E402
+from neurodeploy.export import quantize_model
+from neurodeploy.exporters.nir import chain
+from neurodeploy.float_model import float_model_from_nir
+from neurodeploy.quantize import Quantized, run_quantized
+from neurodeploy.targets import load_target
 
 
 def snntorch_spikes(graph, x: np.ndarray, reset_now: bool = False) -> list[np.ndarray]:
@@ -115,8 +112,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reset-now", action="store_true", help="recurrent neurons reset in the step they spike")
     args = parser.parse_args()
-    rows = agreement(args.graph, args.steps, args.dt, args.rate, args.batch, args.seed)
+    rows = agreement(args.graph, args.steps, args.dt, args.rate, args.batch, args.seed, args.reset_now)
     for k, row in enumerate(rows):
         print(
             f"layer {k}: agree {row['agree']:.4f}  spike rate chip {row['chip_rate']:.4f} "
