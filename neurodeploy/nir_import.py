@@ -42,6 +42,7 @@ from neurodeploy.netlist import pair
 
 RECURRENT_NEURONS = ("LIF", "CubaLIF")  # node types a recurrent loop may close on
 RECURRENT_SYNAPSES = ("Affine", "Linear")
+BIAS_UNIT_DRIVE = 2.0  # an always-on neuron's bias, in thresholds
 
 
 def _uniform(values: np.ndarray, what: str, where: str) -> float:
@@ -150,12 +151,14 @@ def float_graph_from_nir(ops: list[dict], dt: float | None, source: str) -> list
     if not ops or ops[0]["op"] != "input" or ops[0].get("shape") is None:
         raise InputFileError(f"{source}: the graph must start with an input node of known shape")
     graph = [{"op": "input", "kind": "spikes", "shape": tuple(ops[0]["shape"])}]
-    syn, scale = None, 1.0
-    for op in ops[1:]:
+    syn, scale, unit = None, 1.0, False  # unit: the layer before ends in an always-on neuron
+    for i, op in enumerate(ops[1:], start=1):
         where = f"{source}: node {op.get('name', op['op'])!r}"
         if op["op"] in ("dense", "conv"):
             syn = {k: v for k, v in op.items() if k not in ("name", "shape")}
             syn["weight"] = syn["weight"] * scale
+            if unit:
+                _bias_column(syn, "weight", where)
             graph.append(syn)
             scale = 1.0
         elif op["op"] in ("sumpool", "avgpool"):
@@ -166,13 +169,44 @@ def float_graph_from_nir(ops: list[dict], dt: float | None, source: str) -> list
         elif op["op"] == "neuron":
             if syn is None:
                 raise InputFileError(f"{where}: a neuron needs synapses (Affine, Linear or Conv2d) before it")
-            if op.get("recurrent") is not None:
+            unit = op.get("recurrent") is not None
+            if unit:
                 _add_recurrence(syn, op["recurrent"], where)
+                unit = _needs_bias_unit(syn, ops[i + 1 :])
+                if unit:
+                    _bias_column(syn, "weight_rec", where)
             graph.append(_neuron(op, syn, op.get("dt", dt), where))
+            if unit:
+                _add_bias_unit(syn)
             syn = None
     if syn is not None:
         raise InputFileError(f"{source}: the graph ends with synapses that have no neurons")
     return graph
+
+
+def _needs_bias_unit(syn: dict, later: list[dict]) -> bool:
+    """Whether a recurrent layer gets an always-on neuron: a layer follows it, and it or that layer has a bias."""
+    after = next((op for op in later if op["op"] in ("dense", "conv")), None)
+    biases = [syn.get("bias"), None if after is None else after.get("bias")]
+    return after is not None and any(b is not None and np.any(b) for b in biases)
+
+
+def _bias_column(syn: dict, key: str, where: str) -> None:
+    """Move the synapses' bias into a new last column of ``syn[key]``, fed by an always-on neuron (modified)."""
+    if syn["op"] != "dense":
+        raise InputFileError(f"{where}: after a recurrent layer only dense synapses (Affine or Linear) can follow")
+    bias = syn.get("bias")
+    column = np.zeros(syn[key].shape[0]) if bias is None else bias
+    syn[key] = np.hstack([syn[key], column[:, None]])
+    syn["bias"] = None
+
+
+def _add_bias_unit(syn: dict) -> None:
+    """Append the always-on neuron to a recurrent layer whose synapses are scaled (threshold 1): no input,
+    a bias of twice the threshold, so that it fires every step from the first (modified)."""
+    syn["weight"] = np.vstack([syn["weight"], np.zeros((1, syn["weight"].shape[1]))])
+    syn["weight_rec"] = np.vstack([syn["weight_rec"], np.zeros((1, syn["weight_rec"].shape[1]))])
+    syn["bias"] = np.append(syn["bias"], BIAS_UNIT_DRIVE)
 
 
 # --- reading the graph ------------------------------------------------------------------

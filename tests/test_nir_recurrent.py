@@ -64,17 +64,20 @@ def braille_like(seed: int = 0, bias: float = 0.05) -> nir.NIRGraph:
 
 def _equations(graph: nir.NIRGraph, x: np.ndarray) -> list[np.ndarray]:
     """The graph's forward-Euler equations with the chip's conventions: v reset to zero in the step it
-    spikes, the recurrent input the layer's spikes of the step before. Biases must be zero here."""
+    spikes, the recurrent input the layer's spikes of the step before, biases into the current."""
     n = graph.nodes
-    layers = [(n["fc1"].weight, n["lif1.w_rec"].weight, n["lif1.lif"]), (n["fc2"].weight, None, n["lif2"])]
+    layers = [
+        (n["fc1"].weight, n["fc1"].bias + n["lif1.w_rec"].bias, n["lif1.w_rec"].weight, n["lif1.lif"]),
+        (n["fc2"].weight, n["fc2"].bias, None, n["lif2"]),
+    ]
     spikes = x.astype(np.float64)
     out = []
-    for weight, rec, node in layers:
+    for weight, bias, rec, node in layers:
         alpha, beta = 1 - DT / node.tau_syn[0], 1 - DT / node.tau_mem[0]
         i = v = s = np.zeros((x.shape[0], weight.shape[0]))
         record = []
         for t in range(x.shape[1]):
-            i = alpha * i + spikes[:, t] @ weight.T + (0 if rec is None else s @ rec.T)
+            i = alpha * i + spikes[:, t] @ weight.T + bias + (0 if rec is None else s @ rec.T)
             v = beta * v + i
             s = (v > 1.0).astype(np.float64)
             v = v * (1 - s)
@@ -104,25 +107,33 @@ def test_recurrent_graph_exports_to_loihi2_as_dense_rec(tmp_path):
     net = read_netx(result.files["netx"])
     first, second = net.layers
     assert isinstance(first, RecurrentDense) and type(second) is Dense
-    assert first.weight.shape == (HIDDEN, 12) and first.weight_rec.shape == (HIDDEN, HIDDEN)
+    # one more neuron, always on: its synapses carry the biases into the currents
+    assert first.weight.shape == (HIDDEN + 1, 12) and first.weight_rec.shape == (HIDDEN + 1, HIDDEN + 1)
+    assert second.weight.shape == (OUT, HIDDEN + 1)
+    assert not first.weight[-1].any() and not first.weight_rec[-1].any() and first.bias[-1] > first.neuron.vth
+    assert not first.bias[:-1].any() and not second.bias.any()
+    bias = graph.nodes["fc1"].bias + graph.nodes["lif1.w_rec"].bias
+    unit = first.weight_rec[:-1, -1] * 2.0**first.weight_exp / first.neuron.vth  # in thresholds
+    np.testing.assert_allclose(unit, bias, atol=2 / first.neuron.vth)
     # one scale for both matrices: the largest weight fills the 8-bit grid (steps of 2), the other follows
     w, v = (np.abs(graph.nodes[k].weight).max() for k in ("fc1", "lif1.w_rec"))
     assert w > v and np.abs(first.weight).max() == 254
-    assert np.abs(first.weight_rec).max() == pytest.approx(254 * v / w, abs=1)
+    assert np.abs(first.weight_rec[:-1, :-1]).max() == pytest.approx(254 * v / w, abs=1)
     assert main(["export", str(tmp_path / "rnn.nir"), "--steps", "50", "--dt", str(DT), "-o", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "rnn.net").exists()
 
 
 def test_integer_network_runs_the_recurrent_equations(tmp_path):
-    graph = braille_like(bias=0.0)
+    graph = braille_like()
     nir.write(tmp_path / "rnn.nir", graph)
     steps = 50
     q = quantize_model(float_model_from_nir(tmp_path / "rnn.nir", dt=DT, steps=steps), load_target("loihi2"), 0)
     x = np.random.default_rng(3).random((32, steps, 12)) < 0.5
     ours, expected = chip_spikes(q, x), _equations(graph, x)
+    assert ours[0][..., -1].all()  # the always-on neuron
     for got, want in zip(ours, expected):
         assert 0.05 < want.mean() < 0.8
-        assert np.mean(got == want) >= 0.95
+        assert np.mean(got[..., : want.shape[-1]] == want) >= 0.95
     # without its recurrent synapses the hidden layer fires differently: the loop is carried
     graph.nodes["lif1.w_rec"].weight = np.zeros((HIDDEN, HIDDEN), np.float32)
     assert np.mean(_equations(graph, x)[0] != expected[0]) > 0.05
