@@ -412,8 +412,17 @@ def _build(
         if layer.flatten_before and len(layer.in_shape) > 1 and out:
             out.append(Flatten())
         if layer.kind == "dense":
-            dense = dict(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, weight_bits=fact.weight_bits)
-            out.append(Dense(**dense) if mant_rec is None else RecurrentDense(**dense, weight_rec=mant_rec))
+            cls, extra = (Dense, {}) if mant_rec is None else (RecurrentDense, {"weight_rec": mant_rec})
+            out.append(
+                cls(
+                    weight=mant,
+                    neuron=neuron,
+                    bias=bias,
+                    weight_exp=fact.weight_exp,
+                    weight_bits=fact.weight_bits,
+                    **extra,
+                )
+            )
         else:
             out.append(Conv(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, **layer.conv))
     latency = sum(isinstance(layer, (Dense, Conv)) for layer in out)

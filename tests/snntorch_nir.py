@@ -20,7 +20,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-
 from neurodeploy.export import quantize_model
 from neurodeploy.exporters.nir import chain
 from neurodeploy.float_model import float_model_from_nir

@@ -14,6 +14,7 @@ from neurodeploy.float_model import float_model_from_nir
 from neurodeploy.netlist import Dense, RecurrentDense
 from neurodeploy.nir_import import float_graph_from_nir, nir_to_float_graph
 from neurodeploy.targets import load_target
+
 from snntorch_nir import agreement, chip_spikes
 
 DT = 1e-4  # snnTorch's fixed time step for NIR graphs
@@ -119,7 +120,8 @@ def test_recurrent_graph_exports_to_loihi2_as_dense_rec(tmp_path):
     w, v = (np.abs(graph.nodes[k].weight).max() for k in ("fc1", "lif1.w_rec"))
     assert w > v and np.abs(first.weight).max() == 254
     assert np.abs(first.weight_rec[:-1, :-1]).max() == pytest.approx(254 * v / w, abs=1)
-    assert main(["export", str(tmp_path / "rnn.nir"), "--steps", "50", "--dt", str(DT), "-o", str(tmp_path / "cli")]) == 0
+    command = ["export", str(tmp_path / "rnn.nir"), "--steps", "50", "--dt", str(DT), "-o", str(tmp_path / "cli")]
+    assert main(command) == 0
     assert (tmp_path / "cli" / "rnn.net").exists()
 
 
@@ -151,7 +153,7 @@ def test_recurrent_graph_agrees_with_snntorch(tmp_path):
 def test_loops_the_chip_cannot_hold_are_refused_by_name():
     graph = braille_like()
     graph.nodes["lif1.w_rec"] = nir.Linear(weight=np.ones((HIDDEN, 5), np.float32))
-    with pytest.raises(InputFileError, match="node 'lif1.lif': its recurrent synapses 'lif1.w_rec' have shape"):
+    with pytest.raises(InputFileError, match=r"node 'lif1\.lif': its recurrent synapses 'lif1\.w_rec' have shape"):
         float_graph_from_nir(nir_to_float_graph(graph, dt=DT), DT, "rnn.nir")
     graph = braille_like()
     graph.edges.append(("lif1.w_rec", "fc2"))  # the recurrent synapse feeds another node: no loop of its own
