@@ -96,12 +96,30 @@ def agreement(
         rows.append(
             {
                 "agree": float(np.mean(a == b)),
+                "entries": int(a.size),
                 "chip_rate": float(a.mean()),
                 "snntorch_rate": float(b.mean()),
                 "agree_where_spiking": float(np.mean(a[either] == b[either])) if either.any() else 1.0,
             }
         )
     return rows
+
+
+def sensitivity(path: str | Path, steps: int, rate: float, rel: float, batch: int = 64, seed: int = 0) -> list[float]:
+    """Per neuron layer, how often snnTorch's spikes agree with its own run of the graph whose weights are
+    multiplied by 1 + ``rel`` N(0, 1): the agreement a float network keeps under a small weight error."""
+    import nir
+
+    graph = nir.read(path)
+    source = next(n for n in graph.nodes.values() if isinstance(n, nir.Input))
+    x = np.random.default_rng(seed).random((batch, steps, int(np.prod(source.output_type["output"])))) < rate
+    rng = np.random.default_rng(seed + 1)
+    noisy = copy.deepcopy(graph)
+    for node in noisy.nodes.values():
+        if type(node).__name__ in ("Affine", "Linear"):
+            node.weight = (node.weight * (1 + rel * rng.standard_normal(node.weight.shape))).astype(np.float32)
+    runs = [snntorch_spikes(g, x.astype(np.float32), reset_now=True) for g in (graph, noisy)]
+    return [float(np.mean(a == b)) for a, b in zip(*runs)]
 
 
 def main() -> None:
@@ -113,13 +131,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reset-now", action="store_true", help="recurrent neurons reset in the step they spike")
+    parser.add_argument("--perturb", type=float, help="instead: snnTorch against itself with weights * (1 + REL N(0,1))")
     args = parser.parse_args()
+    if args.perturb is not None:
+        for k, agree in enumerate(sensitivity(args.graph, args.steps, args.rate, args.perturb, args.batch, args.seed)):
+            print(f"layer {k}: snnTorch agrees with itself under a {args.perturb:g} weight error on {agree:.4f}")
+        return
     rows = agreement(args.graph, args.steps, args.dt, args.rate, args.batch, args.seed, args.reset_now)
     for k, row in enumerate(rows):
         print(
             f"layer {k}: agree {row['agree']:.4f}  spike rate chip {row['chip_rate']:.4f} "
             f"snntorch {row['snntorch_rate']:.4f}  agree where either spikes {row['agree_where_spiking']:.4f}"
         )
+    pooled = sum(row["agree"] * row["entries"] for row in rows) / sum(row["entries"] for row in rows)
+    print(f"all layers: agree {pooled:.4f}")
 
 
 if __name__ == "__main__":
