@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reset-now", action="store_true", help="recurrent neurons reset in the step they spike")
-    parser.add_argument("--perturb", type=float, help="instead: snnTorch against itself with weights * (1 + REL N(0,1))")
+    parser.add_argument("--perturb", type=float, help="instead: snnTorch against itself, weights * (1 + REL N(0,1))")
     args = parser.parse_args()
     if args.perturb is not None:
         for k, agree in enumerate(sensitivity(args.graph, args.steps, args.rate, args.perturb, args.batch, args.seed)):
