@@ -17,7 +17,10 @@ NIR reference simulators do) they become CUBA neurons with reset to zero:
 * ``CubaLIF``: :math:`I \leftarrow (1 - dt/\tau_{syn}) I + (dt/\tau_{syn}) w_{in} x`,
   :math:`v \leftarrow (1 - dt/\tau_{mem}) v + (dt/\tau_{mem}) (v_{leak} + R I)`.
   An affine bias enters ``I`` in NIR; the chip adds biases to ``v``, so it is
-  applied at its steady-state value (exact after the first ~tau_syn steps).
+  applied at its steady-state value (exact after the first ~tau_syn steps). A
+  recurrent layer that another layer follows gets one more neuron instead, which
+  fires every step: its recurrent and feed-forward synapses carry the biases of
+  its own layer and of the next into their currents, exactly from the first step.
 * ``IF``: :math:`v \leftarrow v + dt\,R I`.
 
 Per-neuron ``R``, ``w_in`` and thresholds fold into the rows of the weights

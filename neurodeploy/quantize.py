@@ -14,6 +14,9 @@ input alignment) and bias exponent ``eb``::
     current decay    du = round(4096 * current_decay) - 1
     voltage decay    dv = round(4096 * voltage_decay)
 
+A recurrent dense layer's feed-forward and recurrent weights share its scale,
+exponent and ``weight_bits`` (8 at most, as ``dense_rec`` holds them).
+
 The weight grid (:func:`weight_grid`) holds the mantissas a chip with
 ``weight_bits`` keeps: multiples of ``2**(8 - bits + mixed)`` within the 8-bit
 range and the target's mantissa range. ``lam`` is as large as the weight grid,

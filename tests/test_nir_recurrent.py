@@ -150,6 +150,19 @@ def test_recurrent_graph_agrees_with_snntorch(tmp_path):
         assert row["agree"] >= 0.95, rows
 
 
+def test_snntorch_recurrent_neurons_reset_a_step_late():
+    """The convention docs/nir.md names: snnTorch's RSynaptic zeroes v the step after a spike, so it never
+    fires two steps in a row, where the chip (and snnTorch's Synaptic) may."""
+    pytest.importorskip("snntorch")
+    from snntorch_nir import snntorch_spikes
+
+    graph = braille_like()
+    x = (np.random.default_rng(4).random((16, 50, 12)) < 0.5).astype(np.float32)
+    late, now = (snntorch_spikes(graph, x, reset_now=flag) for flag in (False, True))
+    assert late[0].mean() > 0.05 and not np.any(late[0][:, 1:] & late[0][:, :-1])
+    assert np.any(now[0][:, 1:] & now[0][:, :-1]) and np.any(late[1][:, 1:] & late[1][:, :-1])
+
+
 def test_loops_the_chip_cannot_hold_are_refused_by_name():
     graph = braille_like()
     graph.nodes["lif1.w_rec"] = nir.Linear(weight=np.ones((HIDDEN, 5), np.float32))
