@@ -28,8 +28,8 @@ from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, sta
 from neurodeploy.cost import estimate_cost, measured_activity
 from neurodeploy.counters import COUNTERS, FAULTS
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.mapping import describe_layer, map_network
-from neurodeploy.netlist import Conv, Dense, Netlist
+from neurodeploy.mapping import map_network
+from neurodeploy.netlist import Conv, Dense, Netlist, describe_layer
 from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import (
     DECODING,

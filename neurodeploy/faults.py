@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from neurodeploy.counters import FAULTS
 from neurodeploy.errors import NeurodeployError
+from neurodeploy.netlist import describe_layer
 
 QUANTIZER = ("weights_clipped", "biases_clipped", "thresholds_beyond_17_bits")
 
@@ -47,8 +48,6 @@ def merged(*counts: Counts) -> Counts:
 
 def layer_labels(net) -> list[str]:
     """``layer k (description)`` for each neuron layer k of ``net``."""
-    from neurodeploy.mapping import describe_layer
-
     return [f"layer {k} ({describe_layer(net.layers[i])})" for k, i in enumerate(net.neuron_layers)]
 
 
