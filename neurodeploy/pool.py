@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from neurodeploy import budget
+from neurodeploy.atomic import deferred_signals
 from neurodeploy.errors import NeurodeployError
 
 STOP_SECONDS = 5.0  # for a worker to end after its last result, or once terminated
@@ -50,10 +51,12 @@ def run_pool(
             proc = context.Process(
                 target=_serve, args=(theirs, work, share), name=f"neurodeploy-worker-{k + 1}", daemon=True
             )
-            with _sigint_blocked():  # inherited: the worker's Python starts with SIGINT held, then ignores it
+            # a started worker is always in the list that the cleanup below ends; it inherits the
+            # mask, so its Python starts with SIGINT held (it ignores SIGINT once running)
+            with deferred_signals(), _sigint_blocked():
                 proc.start()
+                workers.append((proc, mine))
             theirs.close()
-            workers.append((proc, mine))
         for (_, conn), job in zip(workers, jobs):
             conn.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
         _collect(workers, take)
