@@ -41,14 +41,13 @@ from neurodeploy.report import (
     layer_rows,
 )
 from neurodeploy.sim import Recording
-from neurodeploy.simulators import simulator
+from neurodeploy.simulators import Backend, find_backend, simulator
 
 if TYPE_CHECKING:
     from neurodeploy.datasets import PackedSpikes
     from neurodeploy.export import FloatModel
     from neurodeploy.targets import Target
 
-BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
 RASTER_SAMPLE = 0
 RUN_FILES = {"netx": "{stem}.net", "inputs": "inputs.npy", "labels": "labels.npy"}
@@ -338,16 +337,15 @@ def _tally_ranks(shard: Shard, bar) -> Tally | None:
     return tally
 
 
-def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
-    """Run the first ``samples`` samples in Lava; compare its spikes and predictions with the simulator's."""
-    from neurodeploy.backends.lava import run_lava
-
+def reference_check(q: Quantized, comparison: Comparison, samples: int, reference: Backend) -> dict:
+    """Run the first ``samples`` samples on the ``reference`` backend (Lava); compare its spikes and
+    predictions with the simulator's."""
     net, steps = q.netlist, run_steps(q)
     n = min(samples, len(comparison.labels))
     inputs = comparison.inputs[:n]
     kwargs: dict[str, Any] = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
     how = net.readout
-    lava = run_lava(net, steps, record=("s", "v") if how == "membrane" else ("s",), **kwargs)
+    lava = reference.run(net, steps, record=("s", "v") if how == "membrane" else ("s",), **kwargs)
     sim = simulate_inputs(net, steps, inputs, comparison.input_kind)
     equal = sum(int(np.sum(lava.s[i] == sim.s[i])) for i in net.neuron_layers)
     size = sum(sim.s[i].size for i in net.neuron_layers)
@@ -355,7 +353,7 @@ def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
     pred = decode_predictions((lava.v if how == "membrane" else lava.s)[last], net.window, how)
     labels = comparison.labels[:n]
     return {
-        "backend": "Lava fixed_pt CPU models",
+        "backend": reference.label,
         "samples": n,
         "spike_match": equal / size if size else 1.0,
         "prediction_match": int(np.sum(pred == comparison.quant_pred[:n])),
@@ -559,8 +557,7 @@ def compare_and_report(
     from neurodeploy.plots import PLOT_FILES
     from neurodeploy.report import REPORT_FILES, write_report
 
-    if backend not in BACKENDS:
-        raise CompareError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    chosen = find_backend(backend)
     if len(y) == 0:
         raise CompareError(f"{dataset}: no samples to compare")
     expected = tuple(fm.meta.get("input_shape") or x.shape[1:])
@@ -581,8 +578,8 @@ def compare_and_report(
     )
     if comparison is None:
         return {}, {}
-    if backend == "lava":
-        comparison.lava = lava_check(q, comparison, lava_samples)
+    if chosen.reference:
+        comparison.lava = reference_check(q, comparison, lava_samples, chosen)
     with staged_outputs(out_dir):  # all of the files or none
         files = write_run_files(q, comparison, out_dir, Path(model).stem)
         source = _source(model, fm, dataset, seed, backend, batch_size)

@@ -7,9 +7,8 @@ import argparse
 from neurodeploy import faults
 from neurodeploy.commands.export import add_calibration
 from neurodeploy.commands.run import add_conventions
-from neurodeploy.compare import BACKENDS
 from neurodeploy.ranges import integer, seed
-from neurodeploy.simulators import DEVICE_HELP
+from neurodeploy.simulators import BACKENDS, DEVICE_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=BACKENDS,
         default="sim",
-        help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples",
+        help="; ".join(
+            f"{b.name}: " + (f"also {b.help} on --lava-samples samples" if b.reference else f"{b.help} on every sample")
+            for b in BACKENDS.values()
+        ),
     )
     add_conventions(parser, "the simulator's (default: the target's [run] conventions; Lava's check always uses lava)")
     parser.add_argument(
