@@ -187,7 +187,9 @@ class Tally:
         counters = {
             name: [int(getattr(self.total, name).get(i, 0)) for i in self.net.neuron_layers] for name in COUNTERS
         }
-        float_pred, quant_pred, inputs = (np.concatenate(part) for part in zip(*map(self.batches.get, sorted(self.batches))))
+        float_pred, quant_pred, inputs = (
+            np.concatenate(part) for part in zip(*map(self.batches.get, sorted(self.batches)))
+        )
         return Comparison(
             np.asarray(labels),
             float_pred,

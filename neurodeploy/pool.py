@@ -18,7 +18,7 @@ import signal
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, cast
 
 from neurodeploy import budget
 from neurodeploy.atomic import deferred_signals
@@ -62,8 +62,8 @@ def run_pool(
         _collect(workers, take)
         done = True
     finally:
-        for proc, conn in workers:
-            _stop(proc, STOP_SECONDS if done else 0.0)
+        for started, conn in workers:
+            _stop(started, STOP_SECONDS if done else 0.0)
             conn.close()
 
 
@@ -72,20 +72,21 @@ def _collect(workers: list[tuple[multiprocessing.process.BaseProcess, Connection
     pending = {conn: k for k, (_, conn) in enumerate(workers)}
     n = len(workers)
     while pending:
-        for conn in wait(list(pending)):
-            k = pending[conn]  # type: ignore[index]  # wait() returns the connections it was given
+        for ready in wait(list(pending)):
+            conn = cast(Connection, ready)  # wait() returns some of the connections it was given
+            k = pending[conn]
             try:
-                kind, *payload = pickle.loads(conn.recv_bytes())  # type: ignore[union-attr]
+                kind, *payload = pickle.loads(conn.recv_bytes())
             except EOFError:
-                proc = workers[k][0]
-                proc.join(STOP_SECONDS)
+                ended = workers[k][0]
+                ended.join(STOP_SECONDS)
                 raise WorkerError(
-                    f"worker {k + 1} of {n} ended before its work was done (exit status {proc.exitcode})"
+                    f"worker {k + 1} of {n} ended before its work was done (exit status {ended.exitcode})"
                 ) from None
             if kind == "result":
                 take(*payload)
             elif kind == "done":
-                del pending[conn]  # type: ignore[arg-type]
+                del pending[conn]
             elif kind == "error":
                 raise WorkerError(f"worker {k + 1} of {n}: {payload[0]}")
             else:

@@ -48,5 +48,8 @@ def test_run_offers_the_tables_names(tmp_path, capsys):
         main(["run", str(net), "--steps", "2", "--backend", "loihi", "-o", str(tmp_path / "out.npz")])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "invalid choice: 'loihi'" in err and "sim" in err and "lava" in err
-    assert main(["run", str(net), "--steps", "2", "--backend", "lava", "--device", "cpu", "-o", str(tmp_path / "o.npz")]) == 2
+    assert (
+        main(["run", str(net), "--steps", "2", "--backend", "lava", "--device", "cpu", "-o", str(tmp_path / "o.npz")])
+        == 2
+    )
     assert "the device runs the simulator" in capsys.readouterr().err and not (tmp_path / "o.npz").exists()

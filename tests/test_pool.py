@@ -48,12 +48,12 @@ def test_every_result_comes_back_from_workers_on_their_budget_share():
 
 
 def test_a_workers_error_names_it_and_ends_the_others():
-    with pytest.raises(WorkerError, match="^worker 2 of 2: bad input: layer 3$"):
+    with pytest.raises(WorkerError, match=r"^worker 2 of 2: bad input: layer 3$"):
         _run([{"id": 0, "sleep": 600}, {"id": 1, "fail": "bad input: layer 3"}])
     assert not _workers_alive()
 
 
 def test_a_workers_bug_comes_back_with_its_traceback():
-    with pytest.raises(RuntimeError, match="(?s)worker 1 of 1 failed:.*ZeroDivisionError"):
+    with pytest.raises(RuntimeError, match=r"(?s)worker 1 of 1 failed:.*ZeroDivisionError"):
         _run([{"id": 0, "crash": True}])
     assert not _workers_alive()
