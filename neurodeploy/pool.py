@@ -37,7 +37,8 @@ def run_pool(
 ) -> None:
     """Run ``work(job)`` in one worker process a job; ``take(key, value)`` gets each pair it yields.
 
-    ``work`` must be a module-level function (the workers import it by name). A worker's
+    ``work`` must be a module-level function (the workers import it by name), and a script that
+    calls this needs the ``if __name__ == "__main__":`` guard of spawned processes. A worker's
     :class:`~neurodeploy.errors.NeurodeployError` is raised here as :class:`WorkerError`
     with its message; any other exception as a RuntimeError carrying the worker's traceback.
     """
