@@ -29,8 +29,8 @@ from neurodeploy import budget, faults
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
-from neurodeploy.netlist import Conv, Dense, Netlist
+from neurodeploy.mapping import estimate_cost, map_network, measured_activity
+from neurodeploy.netlist import Conv, Dense, Netlist, describe_layer
 from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import (
     DECODING,
