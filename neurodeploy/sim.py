@@ -48,8 +48,8 @@ CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit
 BLAS_THREADS = 1
 BIG_PRODUCT = 1 << 28
 M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters
-BLOCK_BYTES = 1 << 19  # a connection's input computed at a time, while the neurons use it from cache
-COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
+BLOCK_BYTES = 1 << 21  # a connection's input computed at a time, while the neurons use it from cache
+COLS_BLOCK_BYTES = 1 << 23  # convolution patches gathered at a time: large enough for efficient products
 
 
 @dataclass
@@ -191,12 +191,13 @@ class _ConvOp:
         return _conv2d_channels_last(x, weight, layer.stride, layer.padding, layer.dilation, layer.groups, spread)
 
 
-def _matmul(a: np.ndarray, b: np.ndarray, spread: bool = False) -> np.ndarray:
-    """``a @ b``, on every core when ``spread`` and the product is large enough to gain from it."""
+def _matmul(a: np.ndarray, b: np.ndarray, spread: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` (into ``out`` if given), on every core when ``spread`` and the product is large
+    enough to gain from it."""
     if not spread or a.shape[0] * a.shape[1] * b.shape[1] < BIG_PRODUCT:
-        return a @ b
+        return np.matmul(a, b, out=out)
     with _blas().limit(limits=_cores(), user_api="blas"):
-        return a @ b
+        return np.matmul(a, b, out=out)
 
 
 @functools.cache
@@ -292,7 +293,10 @@ def _conv2d_channels_last(
         )
         for g, kernel in enumerate(kernels):
             patch = cols[..., g * cg : (g + 1) * cg].reshape(len(images) * ho * wo, kh * kw * cg)
-            out[lo : lo + block, ..., g * og : (g + 1) * og] = _matmul(patch, kernel, spread).reshape(-1, ho, wo, og)
+            if groups == 1:  # straight into the output, without a temporary
+                _matmul(patch, kernel, spread, out=out[lo : lo + block].reshape(len(patch), og))
+            else:
+                out[lo : lo + block, ..., g * og : (g + 1) * og] = _matmul(patch, kernel, spread).reshape(-1, ho, wo, og)
     return out
 
 
@@ -463,35 +467,34 @@ class _Neurons:
     def run(self, a_in, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
         """Step through the input, writing spikes into s (steps, rows, n).
 
-        ``a_in(t)`` is the input arriving at step t, or None where none does.
-        ``resets(t)`` says whether u and v are zeroed before step t; ``u_out`` and
-        ``v_out`` (steps, rows, n) take the traces when not None. Returns the
-        counts of u wraps and v saturations.
+        ``a_in(t)`` is the input arriving at step t, or None where none does (it may
+        be changed in place: each is used once). ``resets(t)`` says whether u and v
+        are zeroed before step t; ``u_out`` and ``v_out`` (steps, rows, n) take the
+        traces when not None. Returns the counts of u wraps and v saturations.
         """
         steps, rows, n = s.shape
+        state = _State(np.zeros((rows, n), self.dtype), np.zeros((rows, n), self.dtype), np.empty((rows, n), bool))
         step = self._float_step if self.exact_float else self._int_step
-        u, v = np.zeros((rows, n), self.dtype), np.zeros((rows, n), self.dtype)
-        bounds = [0.0, 0.0]  # bounds on |u| and |v|
         wraps = saturations = 0
         for t in range(steps):
             if resets(t):
-                u.fill(0)
-                v.fill(0)
-                bounds = [0.0, 0.0]
-            w, sat = step(u, v, a_in(t), s[t], bounds)
+                state.clear()
+            u, (w, sat) = step(state, a_in(t), s[t])
             wraps, saturations = wraps + w, saturations + sat
             if u_out is not None:
                 u_out[t] = u
             if v_out is not None:
-                v_out[t] = v
+                v_out[t] = state.v
         return wraps, saturations
 
-    def _float_step(self, u, v, a, s, bounds) -> tuple[int, int]:
+    def _float_step(self, state: _State, a: np.ndarray | None, s: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """One step in floating point; returns u (the input itself where u keeps nothing) and the counts."""
+        u, v = state.u, state.v
         wraps = saturations = 0
-        u_bound = bounds[0] * self.cu
+        u_bound = state.u_bound * self.cu
         u_zero = a is None and u_bound == 0  # u is all zero and stays so (an input layer driven by bias)
         if a is not None and self.cu == 0.0:
-            np.copyto(u, a)
+            u = a
         elif not u_zero:
             _decay(u, self.cu)
             if a is not None:
@@ -512,7 +515,7 @@ class _Neurons:
             v += u
         if self.bias is not None:
             v += self.bias
-        v_bound = bounds[1] * self.cv + u_bound + self.bias_bound
+        v_bound = state.v_bound * self.cv + u_bound + self.bias_bound
         if self.v_may_wrap32:
             _wrap32(v)
             saturations, v_bound = _saturate(v), fx.V_LIMIT
@@ -524,19 +527,37 @@ class _Neurons:
                 v_bound = max(top, -bottom)
         np.greater(v, self.threshold, out=s)
         if v_bound > self.threshold and np.count_nonzero(s):
-            np.copyto(v, 0.0, where=s)
-        bounds[0], bounds[1] = u_bound, v_bound
-        return int(wraps), int(saturations)
+            np.logical_not(s, out=state.keep)
+            v *= state.keep  # a reset by multiplication: far faster than a masked copy
+        state.u_bound, state.v_bound = float(u_bound), float(v_bound)
+        return u, (int(wraps), int(saturations))
 
-    def _int_step(self, u, v, a, s, bounds) -> tuple[int, int]:
-        n = self.neuron
+    def _int_step(self, state: _State, a: np.ndarray | None, s: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        u, v, n = state.u, state.v, self.neuron
         new_u, wrapped = fx.update_current(u, np.zeros_like(u) if a is None else a, n.du)
         bias = np.zeros_like(u) if self.bias is None else self.bias
         new_v, saturated = fx.update_voltage(v, new_u, bias, n.dv)
         np.greater(new_v, self.threshold, out=s)
         u[...] = new_u
         v[...] = np.where(s, 0, new_v)
-        return int(wrapped.sum()), int(saturated.sum())
+        return u, (int(wrapped.sum()), int(saturated.sum()))
+
+
+@dataclass
+class _State:
+    """A neuron layer's u and v over the rows of a run, with bounds on their magnitudes and scratch."""
+
+    u: np.ndarray
+    v: np.ndarray
+    keep: np.ndarray  # where no spike fell this step
+    u_bound: float = 0.0
+    v_bound: float = 0.0
+
+    def clear(self) -> None:
+        """A reset: u and v zeroed."""
+        self.u.fill(0)
+        self.v.fill(0)
+        self.u_bound = self.v_bound = 0.0
 
 
 def _odd_part(m: int) -> int:
