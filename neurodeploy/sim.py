@@ -48,8 +48,8 @@ CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit
 BLAS_THREADS = 1
 BIG_PRODUCT = 1 << 28
 M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters
-BLOCK_BYTES = 1 << 21  # a connection's input computed at a time, while the neurons use it from cache
-COLS_BLOCK_BYTES = 1 << 23  # convolution patches gathered at a time: large enough for efficient products
+BLOCK_BYTES = 1 << 19  # a connection's input computed at a time, while the neurons use it from cache
+COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
 
 
 @dataclass
@@ -296,7 +296,9 @@ def _conv2d_channels_last(
             if groups == 1:  # straight into the output, without a temporary
                 _matmul(patch, kernel, spread, out=out[lo : lo + block].reshape(len(patch), og))
             else:
-                out[lo : lo + block, ..., g * og : (g + 1) * og] = _matmul(patch, kernel, spread).reshape(-1, ho, wo, og)
+                out[lo : lo + block, ..., g * og : (g + 1) * og] = _matmul(patch, kernel, spread).reshape(
+                    -1, ho, wo, og
+                )
     return out
 
 
@@ -794,7 +796,7 @@ class _Run:
             events = 0
             if unit.op is not None and pre is not None:
                 sent = pre != 0 if unit.graded else pre  # a graded message is one event a synapse
-                events = unit.op.events(sent.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
+                events = unit.op.events(_column_counts(sent))
             s = np.empty((steps, size, unit.n), np.int32 if unit.graded else bool)
             a = unit.with_recurrence(a, s, spread)
             last = unit is self.units[-1] and not unit.graded  # a CUBA output layer's v feeds output_v
@@ -807,7 +809,7 @@ class _Run:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
             if unit.rec_op is not None and steps > 1:
-                events += unit.rec_op.events((s[:-1] != 0).reshape(-1, unit.n).sum(axis=0, dtype=np.float64))
+                events += unit.rec_op.events(_column_counts(s[:-1] != 0))
             if v is not None and self.conventions == "loihi2" and not unit.graded:
                 v[s] = fx.LOIHI2_SPIKE_V
             for name, held in zip(("s",) + unit.traces, (s, u, v)):
@@ -826,6 +828,13 @@ class _Run:
         if not interval:
             return lambda t: False
         return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
+
+
+def _column_counts(sent: np.ndarray) -> np.ndarray:
+    """How many of the (steps, rows) entries of each neuron in ``sent`` (bool, (steps, rows, n)) are
+    set, as float64 (an integer sum over bytes: several times faster than summing in float64)."""
+    flat = sent.reshape(-1, sent.shape[-1]).view(np.uint8)
+    return np.add.reduce(flat, axis=0, dtype=np.int64).astype(np.float64)
 
 
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
