@@ -28,6 +28,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -81,6 +82,8 @@ class Recording:
 
     def predictions(self) -> np.ndarray:
         """Class per sample: argmax of the last layer's spike counts (lowest index on ties)."""
+        if self.output_counts is None:
+            raise ValueError("this recording holds no output counts")
         counts = self.output_counts.reshape(self.batch, -1)
         return counts.argmax(axis=1)
 
@@ -143,7 +146,7 @@ class _ConvOp:
         self.layer = layer
         o, cg, kh, kw = layer.weight.shape
         self.dtype = _sum_dtype(layer.weight, cg * kh * kw, graded_max)
-        self.weight = layer.weight.astype(self.dtype)
+        self.weight: np.ndarray = layer.weight.astype(self.dtype)
         self.exp = int(layer.weight_exp)
         nonzero = (layer.weight != 0).reshape(layer.groups, o // layer.groups, cg, kh, kw)
         self.taps = nonzero.sum(axis=1, dtype=np.float64)  # per group: how many of its outputs use each tap
@@ -387,7 +390,7 @@ def prepare_run(
     batch = _batch_size(spikes, bias, net)
     first = net.layers[0]
     expected = first.shape if isinstance(first, Input) else net.input_shape
-    if spikes is not None and tuple(spikes.shape[2:]) != tuple(expected):
+    if spikes is not None and tuple(spikes.shape[2:]) != tuple(expected or ()):
         raise ValueError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise ValueError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
@@ -438,7 +441,7 @@ class _Neurons:
         self.bias = bias if self.bias_bound else None
         self.u_may_wrap32 = self.a_bound >= 2**24
         self.v_may_wrap32 = self.u_may_wrap32 or self.bias_bound + 2**24 >= fx.INT32
-        self.dtype = np.int64
+        self.dtype: type[np.generic] = np.int64
         if self.exact_float:
             self.dtype = np.float32 if self._fits_float32() else np.float64
             self.threshold = min(self.threshold, fx.MAX_UV)  # |v| < 2**23: a higher threshold acts as this one
@@ -601,12 +604,14 @@ class _Unit:
     :func:`_channels_last`."""
 
     def __init__(self, k: int, index: int, layer, op, neurons: _Neurons):
-        self.k, self.index, self.layer, self.op, self.neurons = k, index, layer, op, neurons
+        self.k, self.index, self.layer, self.neurons = k, index, layer, neurons
+        self.op: _DenseOp | _ConvOp | sim_graded.GradedSynapse | None = op
         self.shape = tuple(layer.shape)
         self.n = int(np.prod(layer.shape))
         self.graded = is_graded(layer.neuron)
         self.traces = sim_graded.traces(layer.neuron) if self.graded else ("u", "v")
-        self.rec_op, self.rec_binary = None, True
+        self.rec_op: _DenseOp | sim_graded.GradedSynapse | None = None
+        self.rec_binary = True
         if isinstance(layer, RecurrentDense) and not self.graded:
             self.rec_op = _DenseOp(_recurrent_part(layer), 1, (self.n,))
 
@@ -631,7 +636,8 @@ class _Unit:
 
     def with_recurrence(self, a, s: np.ndarray, spread: bool):
         """The input function ``a`` plus the recurrent input: the layer's own messages of step t - 1."""
-        if self.rec_op is None:
+        rec_op = self.rec_op
+        if rec_op is None:
             return a
         exact = self.neurons.exact_float
 
@@ -640,7 +646,7 @@ class _Unit:
             if t < 1:
                 return own
             prev = s[t - 1] != 0 if self.rec_binary else s[t - 1]
-            (back,) = self.rec_op(prev, exact, spread).values()
+            (back,) = rec_op(prev, exact, spread).values()
             return back if own is None else own + back
 
         return total
@@ -663,7 +669,7 @@ class _Unit:
             return lambda t: None
         if len(self.op.delays) == 1:
             (delay,) = self.op.delays
-            return _Blocks(self, pre[: steps - 1 - delay], delay + 1, spread)
+            return _Blocks(self, self.op, pre[: steps - 1 - delay], delay + 1, spread)
         a = np.zeros((steps - 1, rows, self.n), np.float64 if exact else np.int64)
         currents = self.op(pre[: steps - 1].reshape((steps - 1) * rows, -1), exact, spread)
         for d, current in currents.items():
@@ -674,7 +680,7 @@ class _Unit:
 def _recurrent_part(layer: RecurrentDense) -> Dense:
     """The recurrent synapses of ``layer`` as a plain dense layer of its own size."""
     return Dense(
-        weight=layer.weight_rec,
+        weight=cast(np.ndarray, layer.weight_rec),  # never None in a validated layer
         neuron=layer.neuron,
         weight_exp=layer.weight_exp,
         weight_bits=layer.weight_bits,
@@ -685,8 +691,8 @@ def _recurrent_part(layer: RecurrentDense) -> Dense:
 class _Blocks:
     """A connection's input computed a block of presynaptic steps at a time (BLOCK_BYTES of output)."""
 
-    def __init__(self, unit: _Unit, pre: np.ndarray, first: int, spread):
-        self.unit, self.pre, self.first, self.spread = unit, pre, first, spread
+    def __init__(self, unit: _Unit, op, pre: np.ndarray, first: int, spread: bool):
+        self.unit, self.op, self.pre, self.first, self.spread = unit, op, pre, first, spread
         rows = pre.shape[1]
         self.size = max(1, BLOCK_BYTES // max(1, 4 * rows * unit.n))
         self.start, self.block = 0, pre[:0]
@@ -699,7 +705,7 @@ class _Blocks:
             self.start = k - k % self.size
             part = self.pre[self.start : self.start + self.size]
             flat = part.reshape(part.shape[0] * part.shape[1], -1)
-            (current,) = self.unit.op(flat, self.unit.neurons.exact_float, self.spread).values()
+            (current,) = self.op(flat, self.unit.neurons.exact_float, self.spread).values()
             self.block = current.reshape(part.shape[:2] + (self.unit.n,))
         return self.block[k - self.start]
 
@@ -813,14 +819,14 @@ class _Run:
             if v is not None and self.conventions == "loihi2" and not unit.graded:
                 v[s] = fx.LOIHI2_SPIKE_V
             for name, held in zip(("s",) + unit.traces, (s, u, v)):
-                if name in self.record:
+                if name in self.record and held is not None:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
             counts.append((events, wraps, saturations, int(np.count_nonzero(s))))
             pre = s
-        total = pre.sum(axis=0, dtype=np.int64)
+        total, out_v = s.sum(axis=0, dtype=np.int64), v  # the last unit's spikes and v
         rec.output_counts[rows] = _to_netlist(total, self.units[-1].shape).reshape(rec.output_counts[rows].shape)
-        if not self.units[-1].graded:
-            rec.output_v[rows] = _to_netlist(v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
+        if not self.units[-1].graded and out_v is not None:
+            rec.output_v[rows] = _to_netlist(out_v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
         return counts
 
     def _resets(self, k: int):
@@ -840,7 +846,7 @@ def _column_counts(sent: np.ndarray) -> np.ndarray:
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
     """The same neurons with the per-sample bias of some rows."""
     part = copy.copy(neurons)
-    part.bias = neurons.bias[rows]
+    part.bias = None if neurons.bias is None else neurons.bias[rows]
     return part
 
 
