@@ -142,6 +142,8 @@ class _DenseOp:
 class _ConvOp:
     """Convolution synapses (cross-correlation), output wrapped to 24 bits; channels-last in and out."""
 
+    REUSE_LIMIT = 0.5  # the fraction of windows changed above which :meth:`update` multiplies them all
+
     def __init__(self, layer: Conv, graded_max: int):
         self.layer = layer
         o, cg, kh, kw = layer.weight.shape
@@ -155,9 +157,11 @@ class _ConvOp:
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
         self.wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
         self.delays = (0,)
-        self.prescaled = None
+        self.prescaled = self.kernel = None  # kernel: prescaled, (kH kW C, O), with one group (see update)
         if self.exp >= 0 and self.dtype != np.int64 and not self.wraps:
             self.prescaled = self.weight * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT))
+            if layer.groups == 1:
+                self.kernel = self.prescaled.transpose(2, 3, 1, 0).reshape(-1, o)
 
     def events(self, counts: np.ndarray) -> int:
         """Synaptic events from the summed presynaptic values of each input neuron (channels-last).
@@ -188,6 +192,31 @@ class _ConvOp:
             out = fx.wrap_bits(_scaled(out, self.exp, False), 24)
             out = (out << fx.ACT_SHIFT).astype(np.float64) if exact_float else out
         return {0: out.reshape(rows, -1)}
+
+    def update(self, x: np.ndarray, before: np.ndarray, sums: np.ndarray) -> np.ndarray | None:
+        """The float input from spikes x (rows, n_in) given the spikes one step before and the input
+        ``sums`` they gave: only the windows that saw a change are multiplied again.
+
+        For input that changes little from step to step (a layer fed by a bias-driven input
+        layer, most of whose neurons spike on every step). Only with the prescaled float
+        kernel (exact, no wrap) and one group; None where it has none or most windows changed.
+        """
+        if self.kernel is None:
+            return None
+        layer, rows = self.layer, x.shape[0]
+        shape = (rows,) + _channels_last(layer.in_shape)
+        size, kernel_hw = tuple(layer.shape[1:]), self.weight.shape[2:]
+        changed = (x != before).reshape(shape).any(axis=3, keepdims=True)
+        seen = _windows(_padded(changed, layer.padding, bool), size, kernel_hw, layer.stride, layer.dilation)
+        redo = seen.any(axis=(3, 4, 5))
+        if np.count_nonzero(redo) > self.REUSE_LIMIT * redo.size:
+            return None
+        out = sums.copy()
+        if redo.any():
+            padded = _padded(x.reshape(shape), layer.padding, self.dtype)
+            patches = _windows(padded, size, kernel_hw, layer.stride, layer.dilation)[redo]
+            out.reshape(redo.shape + (-1,))[redo] = patches.reshape(len(patches), -1) @ self.kernel
+        return out
 
     def _conv(self, x: np.ndarray, weight: np.ndarray, spread: bool = False) -> np.ndarray:
         layer = self.layer
@@ -282,18 +311,7 @@ def _conv2d_channels_last(
     block = max(1, COLS_BLOCK_BYTES // max(1, ho * wo * kh * kw * c * dtype.itemsize))
     for lo in range(0, b, block):
         images = x[lo : lo + block]
-        if ph or pw:
-            padded = np.zeros((len(images), h + 2 * ph, wd + 2 * pw, c), dtype)
-            padded[:, ph : ph + h, pw : pw + wd] = images
-        else:
-            padded = np.ascontiguousarray(images, dtype=dtype)
-        st = padded.strides
-        cols = np.lib.stride_tricks.as_strided(
-            padded,
-            (len(images), ho, wo, kh, kw, c),
-            (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]),
-            writeable=False,
-        )
+        cols = _windows(_padded(images, padding, dtype), (ho, wo), (kh, kw), stride, dilation)
         for g, kernel in enumerate(kernels):
             patch = cols[..., g * cg : (g + 1) * cg].reshape(len(images) * ho * wo, kh * kw * cg)
             if groups == 1:  # straight into the output, without a temporary
@@ -303,6 +321,27 @@ def _conv2d_channels_last(
                     -1, ho, wo, og
                 )
     return out
+
+
+def _padded(x: np.ndarray, padding, dtype) -> np.ndarray:
+    """x (B, H, W, C) zero-padded on H and W, contiguous, in ``dtype``."""
+    (ph, pw), (b, h, w, c) = padding, x.shape
+    if not (ph or pw):
+        return np.ascontiguousarray(x, dtype=dtype)
+    out = np.zeros((b, h + 2 * ph, w + 2 * pw, c), dtype)
+    out[:, ph : ph + h, pw : pw + w] = x
+    return out
+
+
+def _windows(padded: np.ndarray, out_hw, kernel_hw, stride, dilation) -> np.ndarray:
+    """The windows of a padded x (B, H, W, C) as a read-only view (B, Ho, Wo, kH, kW, C)."""
+    (sh, sw), (dh, dw), st = stride, dilation, padded.strides
+    return np.lib.stride_tricks.as_strided(
+        padded,
+        (padded.shape[0], *out_hw, *kernel_hw, padded.shape[3]),
+        (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]),
+        writeable=False,
+    )
 
 
 def _channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -440,6 +479,7 @@ class _Neurons:
         self.bias_bound = int(np.abs(bias).max(initial=0))
         self.bias = bias if self.bias_bound else None
         self.u_may_wrap32 = self.a_bound >= 2**24
+        self.alias_input = self.cu == 0.0 and self.a_bound < fx.MAX_UV  # u is the input, which never wraps
         self.v_may_wrap32 = self.u_may_wrap32 or self.bias_bound + 2**24 >= fx.INT32
         self.dtype: type[np.generic] = np.int64
         if self.exact_float:
@@ -472,8 +512,8 @@ class _Neurons:
     def run(self, a_in, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
         """Step through the input, writing spikes into s (steps, rows, n).
 
-        ``a_in(t)`` is the input arriving at step t, or None where none does (it may
-        be changed in place: each is used once). ``resets(t)`` says whether u and v
+        ``a_in(t)`` is the input arriving at step t, or None where none does (never
+        changed here). ``resets(t)`` says whether u and v
         are zeroed before step t; ``u_out`` and ``v_out`` (steps, rows, n) take the
         traces when not None. Returns the counts of u wraps and v saturations.
         """
@@ -498,8 +538,10 @@ class _Neurons:
         wraps = saturations = 0
         u_bound = state.u_bound * self.cu
         u_zero = a is None and u_bound == 0  # u is all zero and stays so (an input layer driven by bias)
-        if a is not None and self.cu == 0.0:
+        if a is not None and self.alias_input:
             u = a
+        elif a is not None and self.cu == 0.0:
+            np.copyto(u, a)
         elif not u_zero:
             _decay(u, self.cu)
             if a is not None:
@@ -689,18 +731,26 @@ def _recurrent_part(layer: RecurrentDense) -> Dense:
 
 
 class _Blocks:
-    """A connection's input computed a block of presynaptic steps at a time (BLOCK_BYTES of output)."""
+    """A connection's input computed a block of presynaptic steps at a time (BLOCK_BYTES of output),
+    or, for binary input into a convolution that allows it, from the step before (see
+    :meth:`_ConvOp.update`)."""
 
     def __init__(self, unit: _Unit, op, pre: np.ndarray, first: int, spread: bool):
         self.unit, self.op, self.pre, self.first, self.spread = unit, op, pre, first, spread
         rows = pre.shape[1]
         self.size = max(1, BLOCK_BYTES // max(1, 4 * rows * unit.n))
         self.start, self.block = 0, pre[:0]
+        self.reusable = isinstance(op, _ConvOp) and pre.dtype == bool and unit.neurons.exact_float
 
     def __call__(self, t: int) -> np.ndarray | None:
         k = t - self.first  # the presynaptic step
         if not 0 <= k < len(self.pre):
             return None
+        if k == self.start + len(self.block) and k and self.block.size and self.reusable:
+            updated = self.op.update(self.pre[k], self.pre[k - 1], self.block[-1])
+            self.reusable = updated is not None  # where most windows changed once, stop looking
+            if updated is not None:  # the step after the last one computed, from it
+                self.start, self.block = k, updated[None]
         if not self.start <= k < self.start + len(self.block):
             self.start = k - k % self.size
             part = self.pre[self.start : self.start + self.size]
@@ -802,7 +852,7 @@ class _Run:
             events = 0
             if unit.op is not None and pre is not None:
                 sent = pre != 0 if unit.graded else pre  # a graded message is one event a synapse
-                events = unit.op.events(_column_counts(sent))
+                events = unit.op.events(_column_sums(sent))
             s = np.empty((steps, size, unit.n), np.int32 if unit.graded else bool)
             a = unit.with_recurrence(a, s, spread)
             last = unit is self.units[-1] and not unit.graded  # a CUBA output layer's v feeds output_v
@@ -815,7 +865,7 @@ class _Run:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
             if unit.rec_op is not None and steps > 1:
-                events += unit.rec_op.events(_column_counts(s[:-1] != 0))
+                events += unit.rec_op.events(_column_sums(s[:-1] != 0))
             if v is not None and self.conventions == "loihi2" and not unit.graded:
                 v[s] = fx.LOIHI2_SPIKE_V
             for name, held in zip(("s",) + unit.traces, (s, u, v)):
@@ -836,11 +886,15 @@ class _Run:
         return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
 
 
-def _column_counts(sent: np.ndarray) -> np.ndarray:
-    """How many of the (steps, rows) entries of each neuron in ``sent`` (bool, (steps, rows, n)) are
-    set, as float64 (an integer sum over bytes: several times faster than summing in float64)."""
-    flat = sent.reshape(-1, sent.shape[-1]).view(np.uint8)
-    return np.add.reduce(flat, axis=0, dtype=np.int64).astype(np.float64)
+def _column_sums(sent: np.ndarray) -> np.ndarray:
+    """The sum over steps and rows of each neuron's values in ``sent`` (steps, rows, n), as float64.
+
+    Spikes (bool) are counted as bytes summed in int64, several times faster than a float64 sum.
+    """
+    flat = sent.reshape(-1, sent.shape[-1])
+    if flat.dtype != bool:
+        return flat.sum(axis=0, dtype=np.float64)
+    return np.add.reduce(flat.view(np.uint8), axis=0, dtype=np.int64).astype(np.float64)
 
 
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:

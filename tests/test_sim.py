@@ -290,3 +290,49 @@ def test_output_v_is_the_last_layers_v_after_the_last_step():
     np.testing.assert_array_equal(rec.output_v, rec.v[0][:, -1])
     expected = (spikes[:, :6].astype(np.int64) @ net.layers[0].weight.T.astype(np.int64)).sum(axis=1) << 6
     np.testing.assert_array_equal(rec.output_v, expected)  # one step of latency, v integrates every input
+
+
+class TestConvFromTheStepBefore:
+    """Binary input that changes little between steps: a convolution multiplies again only the
+    windows that saw a change (``_ConvOp.update``); the rest keep the step before's sums."""
+
+    @pytest.mark.parametrize(
+        "stride,padding,dilation,change",
+        [((2, 2), (0, 0), (1, 1), 0.005), ((1, 2), (1, 2), (2, 1), 0.003), ((1, 1), (2, 1), (1, 1), 0.0)],
+    )
+    def test_equals_the_full_product_and_the_int64_rules(self, monkeypatch, stride, padding, dilation, change):
+        import neurodeploy.sim as sim_module
+
+        rng = np.random.default_rng(5)
+        in_shape = (3, 12, 14)
+        net = Netlist(
+            [
+                Input(in_shape, neuron(vth=0), bias=np.zeros(in_shape, int)),
+                Conv(
+                    weight=rng.integers(-40, 60, (5, 3, 3, 3)),
+                    neuron=CubaNeuron(vth=900, du=4095, dv=1024),
+                    in_shape=in_shape,
+                    stride=stride,
+                    padding=padding,
+                    dilation=dilation,
+                    bias=rng.integers(-5, 30, 5),
+                ),
+            ]
+        )
+        drive = np.repeat(rng.random((4, 1) + in_shape) < 0.8, 12, axis=1)  # steady spikes...
+        drive ^= rng.random(drive.shape) < change  # ...with a few flipped each step
+        monkeypatch.setattr(sim_module, "BLOCK_BYTES", 1)  # a step a block, as in a large layer
+        calls = []
+        update = sim_module._ConvOp.update
+        monkeypatch.setattr(sim_module._ConvOp, "update", lambda op, *a: calls.append(update(op, *a)) or calls[-1])
+        fast = simulate(net, 12, spikes=drive, record=("s", "u", "v"))
+        assert calls and all(c is not None for c in calls)  # every step after the first came from the one before
+        monkeypatch.setattr(sim_module._ConvOp, "REUSE_LIMIT", -1.0)
+        full = simulate(net, 12, spikes=drive, record=("s", "u", "v"))
+        monkeypatch.setattr(sim_module._Neurons, "FLOAT_INPUT_LIMIT", 0)
+        exact = simulate(net, 12, spikes=drive, record=("s", "u", "v"))
+        assert 0 < exact.s[1].mean() < 1  # the reference spikes, and not everywhere
+        for reference in (full, exact):
+            for name in ("s", "u", "v"):
+                np.testing.assert_array_equal(getattr(fast, name)[1], getattr(reference, name)[1])
+            assert fast.synaptic_events == reference.synaptic_events
