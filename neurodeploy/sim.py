@@ -142,8 +142,6 @@ class _DenseOp:
 class _ConvOp:
     """Convolution synapses (cross-correlation), output wrapped to 24 bits; channels-last in and out."""
 
-    REUSE_LIMIT = 0.5  # the fraction of windows changed above which :meth:`update` multiplies them all
-
     def __init__(self, layer: Conv, graded_max: int):
         self.layer = layer
         o, cg, kh, kw = layer.weight.shape
@@ -157,11 +155,9 @@ class _ConvOp:
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
         self.wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
         self.delays = (0,)
-        self.prescaled = self.kernel = None  # kernel: prescaled, (kH kW C, O), with one group (see update)
+        self.prescaled = None
         if self.exp >= 0 and self.dtype != np.int64 and not self.wraps:
             self.prescaled = self.weight * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT))
-            if layer.groups == 1:
-                self.kernel = self.prescaled.transpose(2, 3, 1, 0).reshape(-1, o)
 
     def events(self, counts: np.ndarray) -> int:
         """Synaptic events from the summed presynaptic values of each input neuron (channels-last).
@@ -192,31 +188,6 @@ class _ConvOp:
             out = fx.wrap_bits(_scaled(out, self.exp, False), 24)
             out = (out << fx.ACT_SHIFT).astype(np.float64) if exact_float else out
         return {0: out.reshape(rows, -1)}
-
-    def update(self, x: np.ndarray, before: np.ndarray, sums: np.ndarray) -> np.ndarray | None:
-        """The float input from spikes x (rows, n_in) given the spikes one step before and the input
-        ``sums`` they gave: only the windows that saw a change are multiplied again.
-
-        For input that changes little from step to step (a layer fed by a bias-driven input
-        layer, most of whose neurons spike on every step). Only with the prescaled float
-        kernel (exact, no wrap) and one group; None where it has none or most windows changed.
-        """
-        if self.kernel is None:
-            return None
-        layer, rows = self.layer, x.shape[0]
-        shape = (rows,) + _channels_last(layer.in_shape)
-        size, kernel_hw = tuple(layer.shape[1:]), self.weight.shape[2:]
-        changed = (x != before).reshape(shape).any(axis=3, keepdims=True)
-        seen = _windows(_padded(changed, layer.padding, bool), size, kernel_hw, layer.stride, layer.dilation)
-        redo = seen.any(axis=(3, 4, 5))
-        if np.count_nonzero(redo) > self.REUSE_LIMIT * redo.size:
-            return None
-        out = sums.copy()
-        if redo.any():
-            padded = _padded(x.reshape(shape), layer.padding, self.dtype)
-            patches = _windows(padded, size, kernel_hw, layer.stride, layer.dilation)[redo]
-            out.reshape(redo.shape + (-1,))[redo] = patches.reshape(len(patches), -1) @ self.kernel
-        return out
 
     def _conv(self, x: np.ndarray, weight: np.ndarray, spread: bool = False) -> np.ndarray:
         layer = self.layer
@@ -731,26 +702,18 @@ def _recurrent_part(layer: RecurrentDense) -> Dense:
 
 
 class _Blocks:
-    """A connection's input computed a block of presynaptic steps at a time (BLOCK_BYTES of output),
-    or, for binary input into a convolution that allows it, from the step before (see
-    :meth:`_ConvOp.update`)."""
+    """A connection's input computed a block of presynaptic steps at a time (BLOCK_BYTES of output)."""
 
     def __init__(self, unit: _Unit, op, pre: np.ndarray, first: int, spread: bool):
         self.unit, self.op, self.pre, self.first, self.spread = unit, op, pre, first, spread
         rows = pre.shape[1]
         self.size = max(1, BLOCK_BYTES // max(1, 4 * rows * unit.n))
         self.start, self.block = 0, pre[:0]
-        self.reusable = isinstance(op, _ConvOp) and pre.dtype == bool and unit.neurons.exact_float
 
     def __call__(self, t: int) -> np.ndarray | None:
         k = t - self.first  # the presynaptic step
         if not 0 <= k < len(self.pre):
             return None
-        if k == self.start + len(self.block) and k and self.block.size and self.reusable:
-            updated = self.op.update(self.pre[k], self.pre[k - 1], self.block[-1])
-            self.reusable = updated is not None  # where most windows changed once, stop looking
-            if updated is not None:  # the step after the last one computed, from it
-                self.start, self.block = k, updated[None]
         if not self.start <= k < self.start + len(self.block):
             self.start = k - k % self.size
             part = self.pre[self.start : self.start + self.size]
