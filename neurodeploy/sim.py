@@ -484,9 +484,9 @@ class _Neurons:
         """Step through the input, writing spikes into s (steps, rows, n).
 
         ``a_in(t)`` is the input arriving at step t, or None where none does (never
-        changed here). ``resets(t)`` says whether u and v
-        are zeroed before step t; ``u_out`` and ``v_out`` (steps, rows, n) take the
-        traces when not None. Returns the counts of u wraps and v saturations.
+        changed here). ``resets(t)`` says whether u and v are zeroed before step t;
+        ``u_out`` and ``v_out`` (steps, rows, n) take the traces when not None.
+        Returns the counts of u wraps and v saturations.
         """
         steps, rows, n = s.shape
         state = _State(np.zeros((rows, n), self.dtype), np.zeros((rows, n), self.dtype), np.empty((rows, n), bool))
@@ -704,7 +704,7 @@ def _recurrent_part(layer: RecurrentDense) -> Dense:
 class _Blocks:
     """A connection's input computed a block of presynaptic steps at a time (BLOCK_BYTES of output)."""
 
-    def __init__(self, unit: _Unit, op, pre: np.ndarray, first: int, spread: bool):
+    def __init__(self, unit: _Unit, op: _DenseOp | _ConvOp | sim_graded.GradedSynapse, pre, first: int, spread: bool):
         self.unit, self.op, self.pre, self.first, self.spread = unit, op, pre, first, spread
         rows = pre.shape[1]
         self.size = max(1, BLOCK_BYTES // max(1, 4 * rows * unit.n))
