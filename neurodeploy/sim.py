@@ -50,6 +50,7 @@ BLAS_THREADS = 1
 BIG_PRODUCT = 1 << 28
 M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters
 BLOCK_BYTES = 1 << 19  # a connection's input computed at a time, while the neurons use it from cache
+COUNT_ROWS = 2**16 - 1  # spikes counted at a time in uint16 (see _column_sums)
 COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
 
 
@@ -852,12 +853,16 @@ class _Run:
 def _column_sums(sent: np.ndarray) -> np.ndarray:
     """The sum over steps and rows of each neuron's values in ``sent`` (steps, rows, n), as float64.
 
-    Spikes (bool) are counted as bytes summed in int64, several times faster than a float64 sum.
+    Spikes (bool) are counted as bytes summed in uint16, 2**16 - 1 rows at a time (so that no
+    count overflows): several times faster than a sum in float64 or int64.
     """
     flat = sent.reshape(-1, sent.shape[-1])
     if flat.dtype != bool:
         return flat.sum(axis=0, dtype=np.float64)
-    return np.add.reduce(flat.view(np.uint8), axis=0, dtype=np.int64).astype(np.float64)
+    total = np.zeros(flat.shape[1], np.float64)
+    for lo in range(0, len(flat), COUNT_ROWS):
+        total += np.add.reduce(flat[lo : lo + COUNT_ROWS].view(np.uint8), axis=0, dtype=np.uint16)
+    return total
 
 
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:

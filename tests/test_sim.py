@@ -317,3 +317,26 @@ def test_u_that_keeps_nothing_is_the_input_and_equals_the_int64_rules(monkeypatc
     for name in ("s", "u", "v"):
         np.testing.assert_array_equal(getattr(fast, name)[0], getattr(exact, name)[0])
     assert fast.u_wraps == exact.u_wraps and fast.v_saturations == exact.v_saturations
+
+
+def test_event_counts_do_not_depend_on_the_rows_counted_at_a_time(monkeypatch):
+    import neurodeploy.sim as sim_module
+
+    rng = np.random.default_rng(6)
+    net = Netlist(
+        [
+            Dense(
+                2 * rng.integers(-9, 12, (30, 20)) * (rng.random((30, 20)) < 0.7), CubaNeuron(vth=3, du=4095, dv=1024)
+            ),
+            Dense(rng.integers(-9, 12, (4, 30)), CubaNeuron(vth=3, du=4095, dv=1024)),
+        ],
+        input_shape=(20,),
+    )
+    spikes = rng.random((7, 9, 20)) < 0.4
+    whole = simulate(net, 9, spikes=spikes)
+    monkeypatch.setattr(sim_module, "COUNT_ROWS", 5)  # 9 steps x 7 samples: 13 blocks, the last one short
+    blocks = simulate(net, 9, spikes=spikes)
+    assert whole.spike_count[0] > 0 and whole.synaptic_events[1] > 0
+    assert blocks.synaptic_events == whole.synaptic_events
+    fan_out = (net.layers[0].weight != 0).sum(axis=0)  # even weights: all kept at 8 bits
+    assert whole.synaptic_events[0] == int((spikes.sum(axis=(0, 1)) * fan_out).sum())
