@@ -15,19 +15,22 @@ output layer's v at the window's last step (its neurons never fire).
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neurodeploy import faults
+from neurodeploy import budget, faults
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path, check_writable, refuse_existing, staged_outputs
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.mapping import describe_layer, estimate_cost, map_network, measured_activity
-from neurodeploy.netlist import Conv, Dense, Netlist
+from neurodeploy.mapping import estimate_cost, map_network, measured_activity
+from neurodeploy.netlist import Conv, Dense, Netlist, describe_layer
 from neurodeploy.quantize import Quantized, host_layer, layer_labels, run_steps
 from neurodeploy.report import (
     DECODING,
@@ -38,14 +41,13 @@ from neurodeploy.report import (
     layer_rows,
 )
 from neurodeploy.sim import Recording
-from neurodeploy.simulators import simulator
+from neurodeploy.simulators import Backend, find_backend, simulator
 
 if TYPE_CHECKING:
     from neurodeploy.datasets import PackedSpikes
     from neurodeploy.export import FloatModel
     from neurodeploy.targets import Target
 
-BACKENDS = ("sim", "lava")
 COUNTERS = ("u_wraps", "v_saturations")
 RASTER_SAMPLE = 0
 RUN_FILES = {"netx": "{stem}.net", "inputs": "inputs.npy", "labels": "labels.npy"}
@@ -132,48 +134,107 @@ class Tally:
     """Batch after batch, what both sides did: predictions, per-layer activity, counters, inputs.
 
     Takes plain arrays: the float side's output spikes (B, T, classes) and layer
-    spikes (B, T, ...), and the simulator's recording of the same samples.
+    spikes (B, T, ...), and the simulator's recording of the same samples. Tallies of
+    different batches merge exactly (counts add, predictions and inputs go in batch
+    order), so processes can share a comparison's batches.
     """
 
     def __init__(self, net: Netlist, float_steps: int, run_steps: int):
         self.net, self.float_steps = net, float_steps
         self.activities = [LayerActivity(int(np.prod(net.layers[i].shape))) for i in net.neuron_layers]
         self.total = Recording(steps=run_steps, batch=0)
-        self.float_pred: list[np.ndarray] = []
-        self.quant_pred: list[np.ndarray] = []
-        self.inputs: list[np.ndarray] = []
-        self.raster: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+        self.batches: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # b -> float, quantized pred, inputs
+        self.raster: tuple[list[np.ndarray], list[np.ndarray]] | None = None  # from batch 0
 
-    def add(self, float_out: np.ndarray, float_layers: list[np.ndarray], rec: Recording, inputs: np.ndarray) -> None:
+    def add(
+        self,
+        float_out: np.ndarray,
+        float_layers: list[np.ndarray],
+        rec: Recording,
+        inputs: np.ndarray,
+        batch: int | None = None,
+    ) -> None:
+        """Tally one batch, the ``batch``-th of the comparison (default: the next one)."""
+        b = len(self.batches) if batch is None else batch
         layers_i = aligned_spikes(rec.s, self.net, self.float_steps)
         for act, f, s in zip(self.activities, float_layers, layers_i):
             act.add(f, s)
+        self._count(rec)
+        float_pred = decode_predictions(float_out, (0, float_out.shape[1]), self.net.readout)
+        self.batches[b] = (float_pred, quantized_predictions(rec, self.net), inputs)
+        if b == 0:
+            self.raster = ([f[RASTER_SAMPLE] for f in float_layers], [s[RASTER_SAMPLE] for s in layers_i])
+
+    def merge(self, other: Tally) -> None:
+        """Take in ``other``'s batches (others than this tally's, of the same comparison)."""
+        if self.batches.keys() & other.batches.keys():
+            raise ValueError(f"batches {sorted(self.batches.keys() & other.batches.keys())} tallied twice")
+        for mine, theirs in zip(self.activities, other.activities):
+            mine.merge(theirs)
+        self._count(other.total)
+        self.batches.update(other.batches)
+        if self.raster is None:
+            self.raster = other.raster
+
+    def _count(self, rec: Recording) -> None:
         self.total.batch += rec.batch
         for name in ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_saturations"):
             mine = getattr(self.total, name)
             for i, value in getattr(rec, name).items():
                 mine[i] = mine.get(i, 0) + int(value)
-        self.float_pred.append(decode_predictions(float_out, (0, float_out.shape[1]), self.net.readout))
-        self.quant_pred.append(quantized_predictions(rec, self.net))
-        self.inputs.append(inputs)
-        if self.raster is None:
-            self.raster = ([f[RASTER_SAMPLE] for f in float_layers], [s[RASTER_SAMPLE] for s in layers_i])
 
     def comparison(self, labels: np.ndarray, input_kind: str) -> Comparison:
         counters = {
             name: [int(getattr(self.total, name).get(i, 0)) for i in self.net.neuron_layers] for name in COUNTERS
         }
+        float_pred, quant_pred, inputs = (
+            np.concatenate(part) for part in zip(*map(self.batches.get, sorted(self.batches)))
+        )
         return Comparison(
             np.asarray(labels),
-            np.concatenate(self.float_pred),
-            np.concatenate(self.quant_pred),
+            float_pred,
+            quant_pred,
             self.activities,
             counters,
             self.total,
-            np.concatenate(self.inputs),
+            inputs,
             input_kind,
             self.raster,
         )
+
+
+@dataclass
+class Shard:
+    """One process's part of a comparison: both models, its samples, and the batches they form."""
+
+    fm: FloatModel
+    q: Quantized
+    x: np.ndarray | PackedSpikes
+    spans: list[tuple[int, int, int]]  # (batch index in the comparison, first sample in x, end)
+    seed: int
+    conventions: str
+    device: str | None
+    threads: int | None = None  # torch's CPU threads, when this process is one of several on the machine
+
+
+def evaluate(shard: Shard) -> Iterator[tuple[int, Tally]]:
+    """(batch index, the tally of that batch alone) for each of the shard's batches; batch ``b``'s
+    samples are encoded with seed ``seed + b``, wherever it runs."""
+    from neurodeploy.export import encoded_inputs, float_rates
+
+    if shard.threads:
+        import torch
+
+        torch.set_num_threads(shard.threads)
+    q, net, steps = shard.q, shard.q.netlist, run_steps(shard.q)
+    for b, start, stop in shard.spans:
+        encoded, enc = encoded_inputs(shard.fm, shard.x[start:stop], shard.seed + b)
+        out_f, layers_f = float_rates(shard.fm, enc)
+        ints, kind = integer_inputs(q, encoded)
+        rec = simulate_inputs(net, steps, ints, kind, conventions=shard.conventions, device=shard.device)
+        tally = Tally(net, q.steps, steps)
+        tally.add(out_f, layers_f, rec, ints, batch=b)
+        yield b, tally
 
 
 def compare_model(
@@ -186,41 +247,107 @@ def compare_model(
     progress: bool = True,
     conventions: str = "lava",
     device: str | None = None,
-) -> Comparison:
+    workers: int = 1,
+) -> Comparison | None:
     """Run the float model and the quantized netlist on ``x`` (same encoding draws) and measure both;
-    the simulator under run ``conventions``, torch's on ``device`` if given (else numpy's)."""
+    the simulator under run ``conventions``, torch's on ``device`` if given (else numpy's).
+
+    The batches are shared by ``workers`` local processes, or under torchrun by its
+    processes (``workers`` must then be 1), whose rank 0 gets the comparison and the
+    others None. Either way the comparison equals a single process's.
+    """
     from tqdm import tqdm
 
-    from neurodeploy.export import encoded_inputs, float_rates
-
-    net, steps = q.netlist, run_steps(q)
-    tally = Tally(net, q.steps, steps)
-    kind = "bias" if q.input_transform is not None else "spikes"
-    starts = range(0, len(y), batch_size)
-    for b, start in enumerate(
-        tqdm(starts, desc="compare", unit="batch", disable=None if progress else True, file=sys.stderr)
-    ):
-        encoded, enc = encoded_inputs(fm, x[start : start + batch_size], seed + b)
-        out_f, layers_f = float_rates(fm, enc)
-        ints, kind = integer_inputs(q, encoded)
-        tally.add(
-            out_f, layers_f, simulate_inputs(net, steps, ints, kind, conventions=conventions, device=device), ints
-        )
-    comparison = tally.comparison(y, kind)
+    spans = [(b, start, min(start + batch_size, len(y))) for b, start in enumerate(range(0, len(y), batch_size))]
+    shard = Shard(fm, q, x, spans, seed, conventions, device)
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    if ranks > 1 and workers > 1:
+        raise CompareError(f"--workers {workers} under torchrun: its {ranks} processes share the batches already")
+    shown = progress and os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0's bar alone
+    with tqdm(total=len(spans), desc="compare", unit="batch", disable=None if shown else True, file=sys.stderr) as bar:
+        if ranks > 1:
+            tally = _tally_ranks(shard, bar)
+        elif workers > 1 and len(spans) > 1:
+            tally = _tally_pool(shard, min(workers, len(spans)), bar)
+        else:
+            tally = _tally(shard, bar)
+    if tally is None:
+        return None
+    comparison = tally.comparison(y, "bias" if q.input_transform is not None else "spikes")
     comparison.conventions = conventions
     return comparison
 
 
-def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
-    """Run the first ``samples`` samples in Lava; compare its spikes and predictions with the simulator's."""
-    from neurodeploy.backends.lava import run_lava
+def _tally(shard: Shard, bar) -> Tally:
+    """The shard's batches, evaluated in this process."""
+    tally = Tally(shard.q.netlist, shard.q.steps, run_steps(shard.q))
+    for _, part in evaluate(shard):
+        tally.merge(part)
+        bar.update()
+    return tally
 
+
+def _tally_pool(shard: Shard, workers: int, bar) -> Tally:
+    """The shard's batches shared by ``workers`` local processes (batch b to worker b % workers)."""
+    from neurodeploy.pool import run_pool
+    from neurodeploy.train import default_threads
+
+    budget.require(shard.x.nbytes, f"the samples of {len(shard.spans)} batches, copied for {workers} workers")
+    threads, jobs = max(1, default_threads() // workers), []
+    for k in range(workers):  # each worker gets its batches' samples only, renumbered from 0
+        mine = shard.spans[k::workers]
+        rows = np.concatenate([np.arange(start, stop) for _, start, stop in mine])
+        ends = np.cumsum([stop - start for _, start, stop in mine])
+        spans = [(b, int(end - (stop - start)), int(end)) for (b, start, stop), end in zip(mine, ends)]
+        jobs.append(dataclasses.replace(shard, x=shard.x.take(rows, axis=0), spans=spans, threads=threads))
+    tally = Tally(shard.q.netlist, shard.q.steps, run_steps(shard.q))
+
+    def take(_: int, part: Tally) -> None:
+        tally.merge(part)
+        bar.update()
+
+    run_pool(evaluate, jobs, take)
+    return tally
+
+
+def _tally_ranks(shard: Shard, bar) -> Tally | None:
+    """The shard's batches shared by torchrun's processes; the merged tally on rank 0, None elsewhere."""
+    import torch
+
+    from neurodeploy.distributed import start
+    from neurodeploy.train import default_threads
+
+    cuda = shard.device is not None and shard.device.startswith("cuda")
+    world = start(torch.device("cuda" if cuda else "cpu"))
+    try:
+        q = world.broadcast(shard.q)  # every process runs rank 0's netlist
+        mine = dataclasses.replace(
+            shard,
+            q=q,
+            spans=world.shard(shard.spans),
+            device=str(world.device) if cuda else shard.device,
+            threads=max(1, default_threads() // world.local_size),
+        )
+        parts = world.gather(_tally(mine, bar))
+    finally:
+        world.close()
+    if parts is None:
+        return None
+    tally, *rest = parts
+    for part in rest:
+        tally.merge(part)
+    return tally
+
+
+def reference_check(q: Quantized, comparison: Comparison, samples: int, reference: Backend) -> dict:
+    """Run the first ``samples`` samples on the ``reference`` backend (Lava); compare its spikes and
+    predictions with the simulator's."""
     net, steps = q.netlist, run_steps(q)
     n = min(samples, len(comparison.labels))
     inputs = comparison.inputs[:n]
     kwargs: dict[str, Any] = {"bias": inputs} if comparison.input_kind == "bias" else {"spikes": inputs}
     how = net.readout
-    lava = run_lava(net, steps, record=("s", "v") if how == "membrane" else ("s",), **kwargs)
+    lava = reference.run(net, steps, record=("s", "v") if how == "membrane" else ("s",), **kwargs)
     sim = simulate_inputs(net, steps, inputs, comparison.input_kind)
     equal = sum(int(np.sum(lava.s[i] == sim.s[i])) for i in net.neuron_layers)
     size = sum(sim.s[i].size for i in net.neuron_layers)
@@ -228,7 +355,7 @@ def lava_check(q: Quantized, comparison: Comparison, samples: int) -> dict:
     pred = decode_predictions((lava.v if how == "membrane" else lava.s)[last], net.window, how)
     labels = comparison.labels[:n]
     return {
-        "backend": "Lava fixed_pt CPU models",
+        "backend": reference.label,
         "samples": n,
         "spike_match": equal / size if size else 1.0,
         "prediction_match": int(np.sum(pred == comparison.quant_pred[:n])),
@@ -418,18 +545,21 @@ def compare_and_report(
     conventions: str | None = None,
     force: bool = False,
     device: str | None = None,
+    workers: int = 1,
 ) -> tuple[dict, dict[str, Path]]:
     """Compare, then write the run files, ``report.json``, ``report.md`` and the plots into ``out_dir``.
 
     The simulator runs under ``conventions``, by default the target's, on torch's ``device`` if given;
     Lava's check under Lava's. Existing outputs are refused unless ``force``, before anything runs.
+    The batches are shared by ``workers`` local processes, or by torchrun's processes; the files are
+    those of a single process. Under torchrun only rank 0 checks in Lava and writes; the others
+    return ``({}, {})``.
     """
     from neurodeploy.drc import require
     from neurodeploy.plots import PLOT_FILES
     from neurodeploy.report import REPORT_FILES, write_report
 
-    if backend not in BACKENDS:
-        raise CompareError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    chosen = find_backend(backend)
     if len(y) == 0:
         raise CompareError(f"{dataset}: no samples to compare")
     expected = tuple(fm.meta.get("input_shape") or x.shape[1:])
@@ -445,9 +575,13 @@ def compare_and_report(
         *(f"plots/{name}" for name in PLOT_FILES.values() if plots),
     ]
     refuse_existing([out_dir / name for name in names], force)
-    comparison = compare_model(fm, q, x, y, seed, batch_size, progress, conventions or target.conventions, device)
-    if backend == "lava":
-        comparison.lava = lava_check(q, comparison, lava_samples)
+    comparison = compare_model(
+        fm, q, x, y, seed, batch_size, progress, conventions or target.conventions, device, workers
+    )
+    if comparison is None:
+        return {}, {}
+    if chosen.reference:
+        comparison.lava = reference_check(q, comparison, lava_samples, chosen)
     with staged_outputs(out_dir):  # all of the files or none
         files = write_run_files(q, comparison, out_dir, Path(model).stem)
         source = _source(model, fm, dataset, seed, backend, batch_size)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurodeploy import fixed_point as fx
-from neurodeploy.backends.lava import check_lava_limits
+from neurodeploy.backends.lava import check_lava_limits, run_lava_cases
 from neurodeploy.backends.lava_exchange import LavaCase
 from neurodeploy.netlist import (
     INT32_MAX,
@@ -50,10 +50,12 @@ from neurodeploy.netlist import (
     Dense,
     Flatten,
     Input,
+    Layer,
     Netlist,
     RecurrentDense,
     SigmaDeltaNeuron,
     SigmaNeuron,
+    pair,
 )
 from neurodeploy.sim import RECORDABLE, Recording, simulate
 from neurodeploy.simulators import simulator
@@ -111,10 +113,10 @@ class Report:
 
 
 def _neuron(rng: np.random.Generator) -> CubaNeuron:
-    choices = [0, rng.integers(1, 64), rng.integers(64, 4096), rng.integers(4096, 2**17)]
+    choices = [0, int(rng.integers(1, 64)), int(rng.integers(64, 4096)), int(rng.integers(4096, 2**17))]
     vth = int(rng.choice(choices, p=[0.1, 0.5, 0.3, 0.1]))
-    du = int(rng.choice([-1, 0, 4095, rng.integers(0, 4096)], p=[0.15, 0.15, 0.15, 0.55]))
-    dv = int(rng.choice([0, 4096, rng.integers(0, 4097)], p=[0.25, 0.1, 0.65]))
+    du = int(rng.choice([-1, 0, 4095, int(rng.integers(0, 4096))], p=[0.15, 0.15, 0.15, 0.55]))
+    dv = int(rng.choice([0, 4096, int(rng.integers(0, 4097))], p=[0.25, 0.1, 0.65]))
     bias_exp = int(rng.integers(-24, 25)) if rng.random() < 0.2 else int(rng.integers(-4, 9))
     return CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=bias_exp)
 
@@ -169,9 +171,7 @@ def _conv(rng: np.random.Generator, in_shape: tuple[int, int, int]) -> Conv | No
     groups = int(rng.choice([g for g in (1, 2, 3) if c % g == 0]))
     out = groups * int(rng.integers(1, 5 // groups + 1))
     kernel = tuple(int(k) for k in rng.integers(1, 4, 2))
-    stride = tuple(int(s) for s in rng.integers(1, 3, 2))
-    padding = tuple(int(p) for p in rng.integers(0, 3, 2))
-    dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
+    stride, padding, dilation = pair(rng.integers(1, 3, 2)), pair(rng.integers(0, 3, 2)), pair(rng.integers(1, 3, 2))
     for size, k, p, d in zip((h, w), kernel, padding, dilation):
         if size + 2 * p - d * (k - 1) < 1:
             return None
@@ -205,12 +205,13 @@ def random_case(rng: np.random.Generator, delays: bool = False) -> LavaCase:
     ``delays``: every dense layer has delays.
     """
     shape: tuple[int, ...] = _spatial(rng) if rng.random() < 0.5 else (int(rng.integers(1, 25)),)
-    in_shape, layers = shape, []
+    in_shape = shape
+    layers: list[Layer] = []
     if rng.random() < 0.3:
         bias = _bias(rng, shape)
         layers.append(Input(shape=shape, neuron=_neuron(rng), bias=np.zeros(shape, int) if bias is None else bias))
     for _ in range(int(rng.integers(1, 5))):
-        layer = _conv(rng, shape) if len(shape) == 3 and rng.random() < 0.6 else None
+        layer: Dense | Conv | None = _conv(rng, shape) if len(shape) == 3 and rng.random() < 0.6 else None
         if layer is None:
             if len(shape) == 3 and rng.random() < 0.5:
                 layers.append(Flatten())
@@ -224,6 +225,7 @@ def random_case(rng: np.random.Generator, delays: bool = False) -> LavaCase:
         reset_offset=int(rng.integers(0, 4)),
     )
     steps, batch = int(rng.integers(4, 25)), 1 if rng.random() < 0.8 else 2
+    spikes: np.ndarray
     if isinstance(layers[0], Input):
         drive = rng.integers(-INPUT_DRIVE, INPUT_DRIVE + 1, (batch, steps) + tuple(in_shape))
         spikes = drive * (rng.random(drive.shape) < 0.3)
@@ -240,7 +242,8 @@ def _graded_vth(rng: np.random.Generator, spike_exp: int) -> int:
     limit = INT32_MAX >> (spike_exp + STATE_EXP)
     return int(
         rng.choice(
-            [0, rng.integers(0, min(limit, 64) + 1), rng.integers(0, limit + 1), limit], p=[0.25, 0.5, 0.17, 0.08]
+            [0, int(rng.integers(0, min(limit, 64) + 1)), int(rng.integers(0, limit + 1)), limit],
+            p=[0.25, 0.5, 0.17, 0.08],
         )
     )
 
@@ -264,14 +267,14 @@ def _graded_bias(rng: np.random.Generator, neuron, shape: tuple[int, ...]) -> np
     return rng.integers(-limit - 1, limit + 1, shape) if rng.random() < 0.2 else rng.integers(-small, small + 1, shape)
 
 
-def _graded_layer(rng: np.random.Generator, shape: tuple[int, ...], last: bool) -> list:
+def _graded_layer(rng: np.random.Generator, shape: tuple[int, ...], last: bool) -> list[Layer]:
     neuron = (
         SigmaNeuron(message_bits=int(rng.integers(1, 25)))
         if rng.random() < (0.5 if last else 0.1)
         else _sigma_delta(rng)
     )
-    layer = _conv(rng, shape) if len(shape) == 3 and rng.random() < 0.6 else None
-    out = []
+    layer: Dense | Conv | None = _conv(rng, shape) if len(shape) == 3 and rng.random() < 0.6 else None
+    out: list[Layer] = []
     if layer is None:
         if len(shape) == 3 and rng.random() < 0.5:
             out.append(Flatten())
@@ -286,7 +289,8 @@ def _graded_layer(rng: np.random.Generator, shape: tuple[int, ...], last: bool) 
 def random_sdnn_case(rng: np.random.Generator) -> LavaCase:
     """One random sigma-delta netlist with graded input (see the module's docstring)."""
     shape: tuple[int, ...] = _spatial(rng) if rng.random() < 0.5 else (int(rng.integers(1, 25)),)
-    in_shape, layers, bits = shape, [], 0
+    in_shape, bits = shape, 0
+    layers: list[Layer] = []
     if rng.random() < 0.5:
         spike_exp = _spike_exp(rng)
         neuron = DeltaNeuron(
@@ -305,6 +309,7 @@ def random_sdnn_case(rng: np.random.Generator) -> LavaCase:
     net = Netlist(layers, input_shape=None if layers[0].kind == "input" else in_shape, input_message_bits=bits)
     steps, batch = int(rng.integers(4, 25)), 1 if rng.random() < 0.8 else 2
     size = (batch, steps) + tuple(in_shape)
+    spikes: np.ndarray
     if bits == 0 and layers[0].kind != "input":
         spikes = rng.random(size) < rng.uniform(0.05, 0.6)
     else:
@@ -334,12 +339,12 @@ def recurrent_case(rng: np.random.Generator) -> LavaCase:
     """A CUBA or sigma-delta case whose dense layers are recurrent (one at least, none delayed)."""
     while True:
         case = random_sdnn_case(rng) if rng.random() < 0.5 else random_case(rng)
-        dense = [i for i, layer in enumerate(case.net.layers) if isinstance(layer, Dense)]
+        dense = {i: layer for i, layer in enumerate(case.net.layers) if isinstance(layer, Dense)}
         if dense:
             break
-    chosen = [i for i in dense if rng.random() < 0.6] or [int(rng.choice(dense))]
+    chosen = [i for i in dense if rng.random() < 0.6] or [int(rng.choice(list(dense)))]
     for i in chosen:
-        layer = case.net.layers[i]
+        layer = dense[i]
         n = layer.shape[0]
         weight_rec = _weights(rng, (n, n), int(rng.choice([8, 64, WEIGHT_MAG])))
         bits = layer.weight_bits if fx.sign_mode(weight_rec) == "mixed" else min(layer.weight_bits, 8)
@@ -429,7 +434,7 @@ def run_conformance(
     """Generate ``n`` cases of ``kind``, run them in the simulator (torch's on ``device`` if given) and in
     ``reference`` (Lava by default), compare."""
     if reference is None:
-        from neurodeploy.backends.lava import run_lava_cases as reference
+        reference = run_lava_cases
     cases = generate_cases(n, seed, kind)
     refs = reference(cases)
     failed, total = [], 0

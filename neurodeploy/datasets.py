@@ -341,6 +341,18 @@ class PackedSpikes:
         flat = np.unpackbits(rows, axis=-1, count=size)
         return flat.reshape(*rows.shape[:-1], *self.sample_shape)
 
+    @property
+    def nbytes(self) -> int:
+        return int(self.bits.nbytes)
+
+    def take(self, indices, axis: int = 0) -> PackedSpikes:
+        """The samples at ``indices``, still packed (as ``ndarray.take`` along the sample axis)."""
+        if axis != 0:
+            raise ValueError(f"packed spikes are taken along the sample axis 0, not {axis}")
+        out = PackedSpikes([])
+        out.sample_shape, out.bits = self.sample_shape, self.bits.take(indices, axis=0)
+        return out
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         full = self[:]
         return full if dtype is None else full.astype(dtype)

@@ -1,4 +1,5 @@
-"""Training on several processes: ``torchrun --nproc_per_node N -m neurodeploy train ...``.
+"""Training and comparing on several processes: ``torchrun --nproc_per_node N -m neurodeploy train ...``
+(or ``compare ...``).
 
 Under torchrun (``WORLD_SIZE`` > 1) each process joins a process group (NCCL on
 CUDA, gloo on the CPU), takes every global batch's samples ``rank::world_size``
@@ -6,7 +7,9 @@ and runs the model through PyTorch's DistributedDataParallel. Its gradient hook
 weights each process's gradient by its share of the global batch before summing,
 so a step equals the single-process step on the same global batch (the losses are
 means over samples) up to float summation order; only rank 0 logs and writes the
-checkpoint. Without torchrun nothing here changes a run.
+checkpoint. ``compare`` shares its batches the same way and gathers what each
+process measured on rank 0, which alone writes the report. Without torchrun
+nothing here changes a run.
 """
 
 from __future__ import annotations
@@ -58,6 +61,22 @@ class World:
         totals = torch.tensor([v * samples for v in values] + [samples], dtype=torch.float64, device=self.device)
         dist.all_reduce(totals)
         return tuple((totals[:-1] / totals[-1]).tolist())
+
+    def gather(self, value):
+        """Every process's ``value`` in rank order, on rank 0; None on the others."""
+        if self.size == 1:
+            return [value]
+        out = [None] * self.size if self.rank == 0 else None
+        dist.gather_object(value, out, dst=0)
+        return out
+
+    def broadcast(self, value):
+        """Rank 0's ``value``, on every process."""
+        if self.size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def close(self) -> None:
         if self.size > 1:

@@ -13,8 +13,8 @@ import numpy as np
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.mapping import MappingError, Wiring, describe_layer, map_network, network_wiring, synapse_bits
-from neurodeploy.netlist import Conv, Dense, Flatten, Layer, Netlist, is_graded
+from neurodeploy.mapping import MappingError, Wiring, map_network, network_wiring, synapse_bits
+from neurodeploy.netlist import Conv, Dense, Flatten, Layer, Netlist, describe_layer, is_graded
 from neurodeploy.targets import Target
 
 

@@ -9,6 +9,7 @@ with ``--strict`` any nonzero count is an error naming the layer and the count.
 from __future__ import annotations
 
 from neurodeploy.errors import NeurodeployError
+from neurodeploy.netlist import describe_layer
 
 QUANTIZER = ("weights_clipped", "biases_clipped", "thresholds_beyond_17_bits")
 SIMULATOR = ("u_wraps", "v_saturations")
@@ -47,8 +48,6 @@ def merged(*counts: Counts) -> Counts:
 
 def layer_labels(net) -> list[str]:
     """``layer k (description)`` for each neuron layer k of ``net``."""
-    from neurodeploy.mapping import describe_layer
-
     return [f"layer {k} ({describe_layer(net.layers[i])})" for k, i in enumerate(net.neuron_layers)]
 
 

@@ -9,7 +9,15 @@ so the torch simulator runs them as they are.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# An integer array of either kind, for the rules that numpy and torch share.
+Ints = TypeVar("Ints", np.ndarray, "torch.Tensor")
 
 DECAY_SHIFT = 12
 DECAY_UNITY = 1 << DECAY_SHIFT
@@ -18,20 +26,20 @@ MAX_UV = 1 << 23  # u and v are 24-bit
 V_LIMIT = MAX_UV - 1
 
 
-def wrap_bits(x: np.ndarray, bits: int) -> np.ndarray:
+def wrap_bits(x: Ints, bits: int) -> Ints:
     """Two's-complement wrap of ``x`` into ``bits`` bits (a true modulo)."""
     half = 1 << (bits - 1)
     return ((x + half) & ((1 << bits) - 1)) - half
 
 
-def decay(x: np.ndarray, factor: int) -> np.ndarray:
+def decay(x: Ints, factor: int) -> Ints:
     """``x * factor / 4096`` rounded toward zero, as the chip's decay unit does."""
     prod = x * factor
     magnitude = abs(prod) >> DECAY_SHIFT  # type: ignore[operator]  # numpy's stub types abs() of any array as float
     return magnitude - 2 * magnitude * (prod < 0)
 
 
-def shift(x: np.ndarray, exp: int) -> np.ndarray:
+def shift(x: Ints, exp: int) -> Ints:
     """``x << exp`` for ``exp >= 0``, arithmetic (floor) ``x >> -exp`` otherwise."""
     return x << exp if exp >= 0 else x >> -exp
 
@@ -41,7 +49,7 @@ def effective_bias(bias_mant: np.ndarray, bias_exp: int) -> np.ndarray:
     return wrap_bits(shift(np.asarray(bias_mant, dtype=np.int64), bias_exp), 32)
 
 
-def update_current(u: np.ndarray, a_in: np.ndarray, du: int) -> tuple[np.ndarray, np.ndarray]:
+def update_current(u: Ints, a_in: Ints, du: int) -> tuple[Ints, Ints]:
     """One step of u: decay, add ``a_in << 6``, then Lava's one-step 24-bit wrap.
 
     The sum is formed in int32 (wrapping modulo 2**32); the 24-bit wrap then
@@ -53,7 +61,7 @@ def update_current(u: np.ndarray, a_in: np.ndarray, du: int) -> tuple[np.ndarray
     return total - (high * (2 * MAX_UV)) + (low * (2 * MAX_UV)), high | low
 
 
-def update_voltage(v: np.ndarray, u: np.ndarray, bias: np.ndarray, dv: int) -> tuple[np.ndarray, np.ndarray]:
+def update_voltage(v: Ints, u: Ints, bias: Ints, dv: int) -> tuple[Ints, Ints]:
     """One step of v: decay, add u and the bias (int32), saturate to 24 bits.
 
     Returns the new v and where it saturated.

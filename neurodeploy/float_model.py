@@ -45,8 +45,7 @@ def load_float_model(path: str | Path, dt: float | None = None, steps: int | Non
 
 def float_model_from_nir(path: str | Path, dt: float | None = None, steps: int | None = None) -> FloatModel:
     """A float model from a NIR file written by any framework; ``steps`` is required."""
-    from neurodeploy.exporters.nir import nir_to_float_graph
-    from neurodeploy.nir_import import float_graph_from_nir
+    from neurodeploy.nir_import import float_graph_from_nir, nir_to_float_graph
 
     if not steps or steps < 1:
         raise InputFileError(f"{path}: a NIR graph does not say how many steps a sample runs; pass --steps")

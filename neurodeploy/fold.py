@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from neurodeploy.errors import NeurodeployError
+from neurodeploy.netlist import conv_output_size
 
 
 class FoldError(NeurodeployError):
@@ -26,6 +27,8 @@ class FloatLayer:
 
     ``weight`` already includes batch norm, pooling and the input scale;
     ``bias`` is the constant drive per output neuron (or channel for conv).
+    ``weight_rec`` (out, out), for a recurrent dense layer, weighs the layer's own
+    spikes of the step before, with the same scaling as ``weight``.
     """
 
     kind: str  # "dense" or "conv"
@@ -36,14 +39,7 @@ class FloatLayer:
     shape: tuple[int, ...]
     flatten_before: bool = False
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups
-
-
-def _conv_shape(in_shape, weight, stride, padding, dilation) -> tuple[int, int, int]:
-    _, h, w = in_shape
-    kh, kw = weight.shape[2:]
-    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    return (weight.shape[0], ho, wo)
+    weight_rec: np.ndarray | None = None
 
 
 def _pool_into_conv(op: dict, k: int, pooled_in: tuple[int, int, int], label: str) -> dict:
@@ -134,6 +130,7 @@ def _start_layer(op, kind, shape, unpooled, pool, flatten, label) -> dict:
             "out_shape": (weight.shape[0],),
             "flatten": flatten or len(in_shape) > 1,
             "conv": {},
+            "weight_rec": None if op.get("weight_rec") is None else np.asarray(op["weight_rec"], dtype=np.float64),
         }
     conv: dict[str, Any] = {
         "stride": tuple(op["stride"]),
@@ -147,7 +144,8 @@ def _start_layer(op, kind, shape, unpooled, pool, flatten, label) -> dict:
         weight = conv.pop("weight")
         conv.pop("_unpooled")
         in_shape = unpooled
-    out_shape = _conv_shape(in_shape, weight, conv["stride"], conv["padding"], conv["dilation"])
+    size = conv_output_size(in_shape[1:], weight.shape[2:], conv["stride"], conv["padding"], conv["dilation"])
+    out_shape = (weight.shape[0], *size)
     return {
         "kind": kind,
         "weight": weight,
@@ -164,9 +162,11 @@ def _close_layer(pending: dict, neuron: dict, label: str) -> FloatLayer:
         raise FoldError(
             f"{label}: graded spikes with ReLU input (BPSA's graded variant) cannot run as a binary CUBA neuron"
         )
-    weight = pending["weight"]
+    weight, weight_rec = pending["weight"], pending.get("weight_rec")
     if neuron.get("drive", "synaptic") == "synaptic":
         weight = weight * float(neuron.get("input_scale", 1.0))
+        if weight_rec is not None:
+            weight_rec = weight_rec * float(neuron.get("input_scale", 1.0))
     return FloatLayer(
         pending["kind"],
         weight,
@@ -176,4 +176,5 @@ def _close_layer(pending: dict, neuron: dict, label: str) -> FloatLayer:
         tuple(pending["out_shape"]),
         pending["flatten"],
         pending["conv"],
+        weight_rec,
     )

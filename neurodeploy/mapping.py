@@ -30,7 +30,7 @@ import numpy as np
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Input, Layer, Netlist, layer_neuron
+from neurodeploy.netlist import Conv, Dense, Layer, Netlist, describe_layer, layer_neuron
 from neurodeploy.targets import Target
 
 
@@ -41,20 +41,6 @@ class MappingError(NeurodeployError):
         self.layer, self.description, self.quantity = layer, description, quantity
         self.value, self.limit, self.reason = value, limit, reason
         super().__init__(f"layer {layer} ({description}): {reason}")
-
-
-def describe_layer(layer) -> str:
-    """A short description such as 'dense 1024->1024' or 'conv 3x66x200->24x32x99'."""
-    dims = lambda shape: "x".join(str(s) for s in shape)  # noqa: E731
-    if isinstance(layer, Dense):
-        text = f"dense {layer.weight.shape[1]}->{layer.weight.shape[0]}"
-    elif isinstance(layer, Conv):
-        text = f"conv {dims(layer.in_shape)}->{dims(layer.shape)}"
-    elif isinstance(layer, Input):
-        text = f"input {dims(layer.shape)}"
-    else:
-        text = f"flatten {dims(layer.in_shape)}"
-    return f"{text} {layer.name}" if layer.name else text
 
 
 @dataclass(frozen=True)

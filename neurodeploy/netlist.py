@@ -197,6 +197,30 @@ def pair(value) -> tuple[int, int]:
     return a, b
 
 
+def conv_output_size(
+    size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[int, int]:
+    """(H_out, W_out) of a 2-D convolution over an (H, W) input, each argument an (H, W) pair.
+
+    On each axis ``(n + 2 padding - dilation (kernel - 1) - 1) // stride + 1``.
+    """
+    (h, w), (kh, kw) = size, kernel
+    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return int(ho), int(wo)
+
+
+def bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A (C, H, W) layer's per-channel (C,) bias repeated over H and W (a read-only view); any other bias as is."""
+    if len(shape) == 3 and bias.shape == (shape[0],):
+        return np.broadcast_to(bias.reshape(-1, 1, 1), shape)
+    return bias
+
+
 def _shape(layer: str, shape) -> tuple[int, ...]:
     shape = tuple(int(s) for s in shape)
     if not shape or any(s <= 0 for s in shape):
@@ -307,6 +331,13 @@ class RecurrentDense(Dense):
         if self.delay is not None and np.any(self.delay):
             raise NetlistError(f"{label}: delay: a recurrent layer takes no delays (netx drops their weight exponent)")
 
+    @property
+    def recurrent_weight(self) -> np.ndarray:
+        """``weight_rec``, which a valid layer always has."""
+        if self.weight_rec is None:
+            raise NetlistError(f"{self.kind} layer {self.name!r}: weight_rec is missing")
+        return self.weight_rec
+
 
 @dataclass
 class Conv:
@@ -338,9 +369,8 @@ class Conv:
     def shape(self) -> tuple[int, int, int]:
         _c, h, w = self.in_shape
         kh, kw = self.weight.shape[2:]
-        ho = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
-        wo = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
-        return (int(self.weight.shape[0]), int(ho), int(wo))
+        ho, wo = conv_output_size((h, w), (kh, kw), self.stride, self.padding, self.dilation)
+        return (int(self.weight.shape[0]), ho, wo)
 
     def validate(self, label: str, in_shape: tuple[int, ...] | None) -> None:
         self.weight = _int_array(label, "weight", self.weight, ndim=4)
@@ -394,11 +424,53 @@ class Flatten:
 Layer = Input | Dense | RecurrentDense | Conv | Flatten
 
 
-def layer_neuron(layer: Layer) -> Neuron:
-    """The neurons of a layer that holds them (any but flatten)."""
+def describe_layer(layer: Layer) -> str:
+    """A short description such as 'dense 1024->1024' or 'conv 3x66x200->24x32x99'."""
+    dims = lambda shape: "x".join(str(s) for s in shape)  # noqa: E731
+    if isinstance(layer, Dense):
+        text = f"dense {layer.weight.shape[1]}->{layer.weight.shape[0]}"
+    elif isinstance(layer, Conv):
+        text = f"conv {dims(layer.in_shape)}->{dims(layer.shape)}"
+    elif isinstance(layer, Input):
+        text = f"input {dims(layer.shape)}"
+    else:
+        text = f"flatten {dims(layer.in_shape)}"
+    return f"{text} {layer.name}" if layer.name else text
+
+
+def layer_label(index: int, layer: Layer) -> str:
+    """How messages name a layer: 'layer 2 (conv)', or 'layer 2 (conv c1)' for a layer named c1."""
+    return f"layer {index} ({layer.kind}{' ' + layer.name if layer.name else ''})"
+
+
+NeuronLayer = Input | Dense | RecurrentDense | Conv
+
+
+def neuron_layer(layer: Layer) -> NeuronLayer:
+    """A layer that holds neurons (any but flatten), as such."""
     if isinstance(layer, Flatten):
         raise NetlistError(f"{layer.kind} layer {layer.name!r} holds no neurons")
-    return layer.neuron
+    return layer
+
+
+def synaptic_layer(layer: Layer) -> Dense | Conv:
+    """A layer that holds synapses (dense, recurrent dense or conv), as such."""
+    if not isinstance(layer, (Dense, Conv)):
+        raise NetlistError(f"{layer.kind} layer {layer.name!r} holds no synapses")
+    return layer
+
+
+def layer_neuron(layer: Layer) -> Neuron:
+    """The neurons of a layer that holds them (any but flatten)."""
+    return neuron_layer(layer).neuron
+
+
+def cuba_neuron(layer: Layer) -> CubaNeuron:
+    """The neurons of a layer of a CUBA netlist."""
+    neuron = layer_neuron(layer)
+    if not isinstance(neuron, CubaNeuron):
+        raise NetlistError(f"{layer.kind} layer {layer.name!r}: {type(neuron).__name__} neurons are not CUBA")
+    return neuron
 
 
 @dataclass
@@ -445,7 +517,7 @@ class Netlist:
             self.input_shape = _shape("netlist input", self.input_shape)
         shape, neurons = self.input_shape, 0
         for i, layer in enumerate(self.layers):
-            label = f"layer {i} ({layer.kind}{' ' + layer.name if layer.name else ''})"
+            label = layer_label(i, layer)
             if isinstance(layer, Input) and i != 0:
                 raise NetlistError(f"{label}: an input layer may only come first")
             if shape is None and not isinstance(layer, Input):
@@ -471,6 +543,16 @@ class Netlist:
         return self.output_window
 
     @property
+    def external_shape(self) -> tuple[int, ...]:
+        """The shape of one step's external input: the input layer's, else ``input_shape`` (then always set)."""
+        first = self.layers[0]
+        if isinstance(first, Input):
+            return first.shape
+        if self.input_shape is None:
+            raise NetlistError("netlist: no input_shape is set")
+        return self.input_shape
+
+    @property
     def readout(self) -> str:
         """What the classes are read from: ``spikes`` (counts over the window) or ``membrane``."""
         return self.meta.get("readout", "spikes")
@@ -484,7 +566,7 @@ class Netlist:
             i = self.neuron_layers[k]
             layer = self.layers[i]
             raise NetlistError(
-                f"layer {i} ({layer.kind}): a {type(layer_neuron(layer)).__name__} after "
+                f"{layer_label(i, layer)}: a {type(layer_neuron(layer)).__name__} after "
                 f"{'sigma-delta' if kinds[0] else 'CUBA'} layers; a netlist is all CUBA or all sigma-delta"
             )
 

@@ -14,6 +14,9 @@ input alignment) and bias exponent ``eb``::
     current decay    du = round(4096 * current_decay) - 1
     voltage decay    dv = round(4096 * voltage_decay)
 
+A recurrent dense layer's feed-forward and recurrent weights share its scale,
+exponent and ``weight_bits`` (8 at most, as ``dense_rec`` holds them).
+
 The weight grid (:func:`weight_grid`) holds the mantissas a chip with
 ``weight_bits`` keeps: multiples of ``2**(8 - bits + mixed)`` within the 8-bit
 range and the target's mantissa range. ``lam`` is as large as the weight grid,
@@ -41,7 +44,7 @@ model's step 0; the output window is the last layer's T steps from there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -49,7 +52,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.fold import FloatLayer
-from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense
 from neurodeploy.sim import conv2d, simulate
 from neurodeploy.targets import Target
 
@@ -286,8 +289,9 @@ def layer_scale(
     (the ``pct`` percentile of |W|) fills the weight grid, or the smallest allowed.
     """
     vth_f = float(layer.neuron["vth"])
-    grid = weight_grid(fx.sign_mode(layer.weight), limits, label)
-    w_range = float(np.percentile(np.abs(layer.weight), pct)) or 1.0
+    weights = synapse_weights(layer)
+    grid = weight_grid(fx.sign_mode(weights), limits, label)
+    w_range = float(np.percentile(np.abs(weights), pct)) or 1.0
     drive = _drive_range(layer)
     bias_exp = limits.bias_exp_used
     lam_max = limits.vth[1] * 64 / vth_f
@@ -301,18 +305,25 @@ def layer_scale(
     return LayerScale(lam, e, grid, bias_exp, limits.bias_mantissa, w_range)
 
 
+def synapse_weights(layer: FloatLayer) -> np.ndarray:
+    """All float weights of ``layer``, its recurrent ones among them (one scale covers both)."""
+    if layer.weight_rec is None:
+        return layer.weight
+    return np.concatenate([layer.weight.ravel(), layer.weight_rec.ravel()])
+
+
 def _clipped(raw: np.ndarray, lo: int, hi: int, step: int = 1) -> int:
     """How many of ``raw`` lie beyond [lo, hi] by more than half a step."""
     return int(np.sum((raw < lo - step / 2) | (raw > hi + step / 2)))
 
 
-def _weights(layer: FloatLayer, scale: LayerScale, limits: Limits, label: str) -> tuple[np.ndarray, WeightGrid, int]:
-    """(mantissas, the grid they lie on, how many clipped).
+def _weights(weight: np.ndarray, scale: LayerScale, limits: Limits, label: str) -> tuple[np.ndarray, WeightGrid, int]:
+    """(mantissas of the float ``weight``, the grid they lie on, how many clipped).
 
-    Where rounding zeroes every weight of one sign, the layer changes sign mode;
+    Where rounding zeroes every weight of one sign, the matrix changes sign mode;
     its mantissas are then cut to that mode's grid (Lava would clip them there).
     """
-    raw = layer.weight / scale.weight_unit
+    raw = weight / scale.weight_unit
     grid = scale.grid
     mant = _integers(raw, grid.lo, grid.hi, grid.step)
     mode = fx.sign_mode(mant)
@@ -331,8 +342,14 @@ def _quantize_layer(
     label: str,
     scale: LayerScale | None = None,
 ):
-    """The integer layer (and its facts) at the largest scale the ranges allow, halved ``exp_shift`` times,
-    or at ``scale`` when given."""
+    """The integer layer's weights, recurrent weights (or None), bias, neuron and facts, at the largest
+    scale the ranges allow, halved ``exp_shift`` times, or at ``scale`` when given.
+
+    A recurrent layer's two matrices share one ``weight_bits``, and 9 bits need both of mixed sign,
+    so such a layer is held to 8-bit weights.
+    """
+    if layer.weight_rec is not None:
+        limits = replace(limits, weight_bits=min(limits.weight_bits, 8))
     du, dv = decays(layer.neuron, limits, label)
     scale = scale or layer_scale(layer, limits, pct, exp_shift, label)
     vth = limits.vth[1] if is_readout(layer) else round(float(layer.neuron["vth"]) * scale.lam / 64)
@@ -341,13 +358,17 @@ def _quantize_layer(
             f"{label}: threshold rounds to {vth} at scale {scale.lam:.3g}, below the target's "
             f"range [{max(1, limits.vth[0])}, {limits.vth[1]}]"
         )
-    mant, grid, clipped_w = _weights(layer, scale, limits, label)
+    mant, grid, clipped_w = _weights(layer.weight, scale, limits, label)
+    mant_rec = None
+    if layer.weight_rec is not None:
+        mant_rec, _, clipped_rec = _weights(layer.weight_rec, scale, limits, f"{label} (recurrent)")
+        clipped_w += clipped_rec
     braw = layer.bias * scale.lam / 2**scale.bias_exp
     bias = _integers(braw, *limits.bias_mantissa)
     neuron = CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=scale.bias_exp)
     facts = LayerQuant(
         index,
-        layer.kind,
+        layer.kind if mant_rec is None else RecurrentDense.kind,
         scale.lam,
         scale.weight_exp,
         grid.bits,
@@ -361,7 +382,7 @@ def _quantize_layer(
         thresholds_beyond_17_bits=int(vth > VTH_17_BITS),
         bias_exp=scale.bias_exp,
     )
-    return mant, bias, neuron, facts
+    return mant, mant_rec, bias, neuron, facts
 
 
 def is_readout(layer: FloatLayer) -> bool:
@@ -383,7 +404,7 @@ def _build(
     transform = None
     for k, layer in enumerate(layers):
         label = f"layer {k} ({layer.kind} {'x'.join(map(str, layer.in_shape))}->{'x'.join(map(str, layer.shape))})"
-        mant, bias, neuron, fact = _quantize_layer(
+        mant, mant_rec, bias, neuron, fact = _quantize_layer(
             layer, k, shifts[k], pcts[k], limits, label, scales[k] if scales else None
         )
         facts.append(fact)
@@ -394,8 +415,16 @@ def _build(
         if layer.flatten_before and len(layer.in_shape) > 1 and out:
             out.append(Flatten())
         if layer.kind == "dense":
+            cls, extra = (Dense, {}) if mant_rec is None else (RecurrentDense, {"weight_rec": mant_rec})
             out.append(
-                Dense(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, weight_bits=fact.weight_bits)
+                cls(
+                    weight=mant,
+                    neuron=neuron,
+                    bias=bias,
+                    weight_exp=fact.weight_exp,
+                    weight_bits=fact.weight_bits,
+                    **extra,
+                )
             )
         else:
             out.append(Conv(weight=mant, neuron=neuron, bias=bias, weight_exp=fact.weight_exp, **layer.conv))

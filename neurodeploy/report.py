@@ -159,6 +159,13 @@ class LayerActivity:
         self.float_active |= f.any(axis=(0, 1))
         self.int_active |= s.any(axis=(0, 1))
 
+    def merge(self, other: LayerActivity) -> None:
+        """Add ``other``'s counts (the same layer on other samples): exact, in any order."""
+        for name in ("elements", "float_spikes", "int_spikes", "coincident", "mismatched"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.float_active |= other.float_active
+        self.int_active |= other.int_active
+
     def summary(self) -> dict:
         """Rates, their error, cosine similarity, mismatch fraction and dead neurons."""
         rate_f = self.float_spikes / self.elements if self.elements else 0.0

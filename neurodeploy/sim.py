@@ -35,7 +35,16 @@ from threadpoolctl import ThreadpoolController
 
 from neurodeploy import budget, sim_graded
 from neurodeploy import fixed_point as fx
-from neurodeploy.netlist import Conv, Dense, Input, Netlist, RecurrentDense, is_graded
+from neurodeploy.netlist import (
+    Conv,
+    Dense,
+    Input,
+    Netlist,
+    RecurrentDense,
+    bias_per_neuron,
+    conv_output_size,
+    is_graded,
+)
 
 RECORDABLE = ("s", "u", "v", "sigma", "act")
 FLOAT_EXACT = 2**53  # float64 holds every integer below this exactly
@@ -272,10 +281,8 @@ def _conv2d_channels_last(
     innermost runs are whole channel vectors rather than kernel rows.
     """
     o, cg, kh, kw = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     b, h, wd, c = x.shape
-    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    ho, wo = conv_output_size((h, wd), (kh, kw), stride, padding, dilation)
     og = o // groups
     kernels = [w[g * og : (g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T for g in range(groups)]
     dtype = w.dtype if x.dtype.kind in "biu" else np.result_type(x, w)  # spikes take the weights' type
@@ -880,5 +887,5 @@ def _bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...], batch: int) -> np
     if bias.shape == tuple(shape):
         return bias.reshape(1, n)
     if len(shape) == 3 and bias.shape == (shape[0],):
-        return np.repeat(bias, shape[1] * shape[2]).reshape(1, n)
+        return bias_per_neuron(bias, shape).reshape(1, n)
     raise ValueError(f"bias of shape {bias.shape} does not fit a layer of shape {shape} (batch {batch})")

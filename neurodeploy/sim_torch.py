@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy.netlist import Conv, Dense, Input, Netlist, cuba_neuron, layer_label, neuron_layer
 from neurodeploy.sim import Recording, _bias_per_neuron, prepare_run
 
 EXACT_SUM = 2**53  # float64 sums of integers below this are exact in any order
@@ -56,12 +56,13 @@ def simulate(
         for counter in COUNTERS:
             getattr(rec, counter)[layer.index] = 0
         rec.neuron_updates[layer.index] = rec.batch * steps * layer.n
-    rec.output_counts = np.zeros((rec.batch,) + tuple(net.output_shape), np.int64)
+    counts = rec.output_counts = np.zeros((rec.batch,) + tuple(net.output_shape), np.int64)
     widest = max(max(layer.n for layer in layers), int(np.prod(net.input_shape or (1,))))
     chunk = max(1, CHUNK_BYTES // (steps * widest * 8 * 4))
     with torch.no_grad():
         for start in range(0, rec.batch, chunk):
-            _run_chunk(net, layers, rec, slice(start, min(rec.batch, start + chunk)), spikes, bias, resets)
+            rows = slice(start, min(rec.batch, start + chunk))
+            counts[rows] = _run_chunk(net, layers, rec, rows, spikes, bias, resets).reshape(counts[rows].shape)
     return rec
 
 
@@ -81,8 +82,9 @@ class _Layer:
     """One neuron layer: its synapses as float64 (or int64) tensors and its neuron parameters."""
 
     def __init__(self, k: int, index: int, net: Netlist, graded_max: int, device: torch.device):
-        layer = net.layers[index]
+        layer = neuron_layer(net.layers[index])
         self.k, self.index, self.layer, self.device = k, index, layer, device
+        self.neuron = cuba_neuron(layer)
         self.shape = tuple(layer.shape)
         self.n = int(np.prod(self.shape))
         self.exp = int(getattr(layer, "weight_exp", 0))
@@ -99,7 +101,7 @@ class _Layer:
             self.taps = self._tensor(layer.weight != 0).to(torch.float64)
         elif not isinstance(layer, Input):
             raise NeurodeployError(
-                f"layer {index} ({layer.kind}): the torch simulator runs input, dense and "
+                f"{layer_label(index, layer)}: the torch simulator runs input, dense and "
                 "conv layers only; use the numpy simulator (no --device)"
             )
 
@@ -110,7 +112,7 @@ class _Layer:
         if dense and self.device.type == "cpu":
             return torch.int64
         raise NeurodeployError(
-            f"layer {self.index} ({self.layer.kind}): synaptic sums may reach {bound:,}, beyond "
+            f"{layer_label(self.index, self.layer)}: synaptic sums may reach {bound:,}, beyond "
             f"what float64 holds exactly (2**53); run it with the numpy simulator (no --device)"
         )
 
@@ -122,11 +124,7 @@ class _Layer:
         x = pre.to(self.dtype)
         if isinstance(self.layer, Dense):
             return {d: fx.shift(self._integer(x @ w), self.exp) for d, w in self.by_delay.items()}
-        c = self.layer
-        image = x.reshape((x.shape[0],) + tuple(c.in_shape))
-        out = F.conv2d(
-            image, self.by_delay[0], stride=c.stride, padding=c.padding, dilation=c.dilation, groups=c.groups
-        )
+        out = self._conv2d(x, self.by_delay[0])
         return {0: fx.wrap_bits(fx.shift(self._integer(out), self.exp), 24).reshape(x.shape[0], -1)}
 
     @staticmethod
@@ -138,14 +136,21 @@ class _Layer:
         counts = pre.reshape(-1, pre.shape[-1]).to(torch.float64).sum(dim=0)
         if isinstance(self.layer, Dense):
             return int(torch.round(counts @ self.fan_out).item())
-        c = self.layer
-        image = counts.reshape((1,) + tuple(c.in_shape))
-        reached = F.conv2d(image, self.taps, stride=c.stride, padding=c.padding, dilation=c.dilation, groups=c.groups)
+        reached = self._conv2d(counts.reshape(1, -1), self.taps)
         return int(torch.round(reached.sum()).item())
 
+    def _conv2d(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Rows of flat (C*H*W) inputs through ``weight`` with this conv layer's geometry: (rows, C_out, H, W)."""
+        c = self.layer
+        if not isinstance(c, Conv):
+            raise NeurodeployError(f"{layer_label(self.index, c)}: not a conv layer")
+        image = x.reshape((x.shape[0],) + tuple(c.in_shape))
+        return F.conv2d(image, weight, stride=c.stride, padding=c.padding, dilation=c.dilation, groups=c.groups)
 
-def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, spikes, bias, resets) -> None:
-    """Run samples ``rows`` through every layer, writing their records and adding their counters."""
+
+def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, spikes, bias, resets) -> np.ndarray:
+    """Run samples ``rows`` through every layer, writing their records and adding their counters; the
+    last layer's spike counts (rows, n)."""
     size, steps = rows.stop - rows.start, rec.steps
     pre = None
     if spikes is not None:
@@ -163,7 +168,7 @@ def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, 
         for counter, value in zip(COUNTERS, (events, wraps, saturations, int(s.count_nonzero().item()))):
             getattr(rec, counter)[layer.index] += value
         pre = s
-    rec.output_counts[rows] = pre.sum(dim=0).reshape(rec.output_counts[rows].shape).cpu().numpy()
+    return s.sum(dim=0).cpu().numpy()
 
 
 def _inputs(layer: _Layer, pre: torch.Tensor | None, steps: int, size: int) -> torch.Tensor | None:
@@ -189,7 +194,7 @@ def _bias(layer: _Layer, bias: np.ndarray | None, rows: slice) -> torch.Tensor:
         return torch.zeros((1, 1), dtype=torch.int64, device=layer.device)
     per = _bias_per_neuron(np.asarray(given, np.int64), layer.shape, rows.stop)
     per = per[rows] if per.shape[0] > 1 else per
-    effective = fx.effective_bias(per, layer.layer.neuron.bias_exp)
+    effective = fx.effective_bias(per, layer.neuron.bias_exp)
     return torch.from_numpy(np.ascontiguousarray(effective)).to(layer.device)
 
 
@@ -199,7 +204,7 @@ def _step_all(net: Netlist, layer: _Layer, a, bias: torch.Tensor, resets, steps:
     ``resets``: the reset interval (None: never) and the run conventions, as :func:`fixed_point.resets` takes them.
     """
     interval, conventions = resets
-    n, dev = layer.layer.neuron, layer.device
+    n, dev = layer.neuron, layer.device
     u = torch.zeros((size, layer.n), dtype=torch.int64, device=dev)
     v = torch.zeros_like(u)
     zero = torch.zeros_like(u)

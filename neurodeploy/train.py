@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -243,8 +243,7 @@ def layer_name(layer: NeuronLayer) -> str:
     syn = layer.synapse
     if isinstance(syn, torch.nn.Linear):
         return f"dense {syn.out_features}"
-    conv = cast(torch.nn.Conv2d, syn)  # a network's synapses are Linear or Conv2d
-    return f"conv {conv.out_channels}C{conv.kernel_size[0]}"
+    return f"conv {syn.out_channels}C{syn.kernel_size[0]}"
 
 
 def _train_epoch(model, opt, sched, loss_fn, batches, encoding: dict, steps: int, gen, bar, activity: LayerActivity):

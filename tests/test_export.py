@@ -231,10 +231,15 @@ def test_export_names_the_host_layer_of_the_direct_encoding(tmp_path, capsys):
     ckpt = _checkpoint(tmp_path / "m.pt")
     out = tmp_path / "out"
     assert main(["export", str(ckpt), "--target", "loihi2", "-o", str(out), "--calibrate", "8"]) == 0
+    printed = capsys.readouterr().out
     assert (
         "layer 0 (dense 64->32, synapses on the host): its 2,048 multiply-adds a sample run on the host "
         "(m.input.npz holds them); its neurons run on the chip"
-    ) in capsys.readouterr().out
+    ) in printed
+    # Every line about layer 0 (the scales, the host work, the numerical faults) names it as the same dense layer.
+    layer0 = [line.strip() for line in printed.splitlines() if line.strip().startswith("layer 0")]
+    assert len(layer0) == 3, layer0
+    assert all(line.startswith(("layer 0 dense ", "layer 0 (dense 64->32, synapses on the host)")) for line in layer0)
     host = json.loads((out / "export.json").read_text())["host_layer"]
     assert host["host_multiply_adds"] == 64 * 32 and "not in the energy" in host["note"]
     rate = _checkpoint(tmp_path / "r.pt", encoding="rate")

@@ -1,9 +1,11 @@
 """Signals in bursts: the CLI's interrupt handler never blocks, survives being re-entered, prints no
-traceback, and an interrupted command leaves the previous outputs as they were."""
+traceback, and an interrupted command leaves the previous outputs as they were; Ctrl-C ends compare's
+worker processes with it."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import subprocess
 import sys
@@ -89,3 +91,79 @@ def _traceback(err: str) -> bool:
     if "Traceback" not in err and "Exception ignored" not in err:
         return False
     return not (sys.version_info < (3, 11) and "_lock_unlock_module" in err and err.count("Traceback") == 1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system time of a running process (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _workers(pid: int) -> list[int]:
+    """The spawned worker processes among ``pid``'s children."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _ctrl_c_compare(model: Path, out: Path, busy: float) -> tuple[int | None, str, float, list[int]]:
+    """Start ``compare --workers 2``; once each worker has run ``busy`` CPU seconds, send SIGINT to the
+    process group as Ctrl-C does; (exit status, stderr, seconds to the end, the workers' ids)."""
+    args = ["compare", str(model), "--batch-size", "1", "--calibrate", "0", "--no-progress", "--workers", "2"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "neurodeploy", *args, "--force", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + START_SECONDS
+    workers: list[int] = []
+    while len(workers) < 2 and child.poll() is None and time.monotonic() < deadline:
+        workers = _workers(child.pid)
+        time.sleep(0.001)
+    while min(map(_cpu_seconds, workers), default=busy) < busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first = time.monotonic()
+    os.killpg(child.pid, signal.SIGINT)
+    try:
+        _, err = child.communicate(timeout=END_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        _, err = child.communicate()
+        return None, err, time.monotonic() - first, workers
+    return child.returncode, err, time.monotonic() - first, workers
+
+
+def test_ctrl_c_ends_compare_and_its_workers(tmp_path):
+    torch = pytest.importorskip("torch")
+    from neurodeploy.models import SpikingNetwork, make_rule, parse_arch, save_checkpoint
+
+    # wide enough that the 450 test samples, one a batch, keep two workers busy for seconds
+    net = SpikingNetwork(parse_arch("64-512-512-10"), (1, 8, 8), make_rule("tssl"), "current")
+    for p in net.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.4)
+    model = tmp_path / "model.pt"
+    meta = {"split": {}, "float_test_accuracy": 0.0, "seed": 0}
+    save_checkpoint(model, net, encoding={"name": "direct"}, steps=10, dataset="digits", **meta)
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "report.md").write_text("the previous report")
+    for busy in (0.0, 1.5):  # while the workers start, and while they work
+        status, err, seconds, workers = _ctrl_c_compare(model, out, busy)
+        assert len(workers) == 2, err[-600:]
+        assert status == 130 and "interrupted (SIGINT)" in err and not _traceback(err), (status, err[-600:])
+        assert seconds < END_SECONDS and not [pid for pid in workers if _running(pid)]
+    assert [p.name for p in out.iterdir()] == ["report.md"] and (out / "report.md").read_text() == "the previous report"

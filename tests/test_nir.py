@@ -11,8 +11,9 @@ nir = pytest.importorskip("nir")
 
 from neurodeploy.conformance import random_case  # noqa: E402
 from neurodeploy.errors import InputFileError  # noqa: E402
-from neurodeploy.exporters.nir import NirExportError, nir_to_float_graph, read_nir, write_nir  # noqa: E402
+from neurodeploy.exporters.nir import NirExportError, read_nir, write_nir  # noqa: E402
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Netlist  # noqa: E402
+from neurodeploy.nir_import import nir_to_float_graph  # noqa: E402
 from neurodeploy.sim import simulate  # noqa: E402
 
 

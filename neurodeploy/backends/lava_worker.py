@@ -49,7 +49,17 @@ from neurodeploy.atomic import atomic_path
 from neurodeploy.backends.lava_exchange import LavaCase, load_exchange, read_cases, write_recordings
 from neurodeploy.exporters.netx import lava_dl_call_arguments
 from neurodeploy.fixed_point import STATE_EXP
-from neurodeploy.netlist import DeltaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense, SigmaNeuron, is_graded
+from neurodeploy.netlist import (
+    DeltaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    RecurrentDense,
+    SigmaNeuron,
+    bias_per_neuron,
+    is_graded,
+)
 from neurodeploy.progress import event_line
 from neurodeploy.sim import Recording
 
@@ -65,10 +75,7 @@ def to_lava(x: np.ndarray, ndim: int) -> np.ndarray:
 def _per_neuron(bias, shape: tuple[int, ...]) -> np.ndarray:
     if bias is None:
         return np.zeros(shape, np.int64)
-    bias = np.asarray(bias, np.int64)
-    if len(shape) == 3 and bias.shape == (shape[0],):
-        bias = bias.reshape(-1, 1, 1)
-    return np.broadcast_to(bias, shape)
+    return np.broadcast_to(bias_per_neuron(np.asarray(bias, np.int64), shape), shape)
 
 
 def _graded_neuron(layer, bias):
@@ -221,7 +228,7 @@ def build(net: Netlist, steps: int, spikes, bias, reset_interval) -> tuple[list,
     bits = net.input_message_bits
     if spikes is not None:
         first = net.layers[0]
-        shape = first.shape if isinstance(first, Input) else net.input_shape or ()  # validated: set without Input
+        shape = net.external_shape
         first_synapse = next(x for x in net.layers if not isinstance(x, Flatten))
         if not isinstance(first, Input) and isinstance(first_synapse, Dense):
             shape = (int(np.prod(shape)),)

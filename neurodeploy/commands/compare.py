@@ -7,9 +7,8 @@ import argparse
 from neurodeploy import faults
 from neurodeploy.commands.export import add_calibration
 from neurodeploy.commands.run import add_conventions
-from neurodeploy.compare import BACKENDS
 from neurodeploy.ranges import integer, seed
-from neurodeploy.simulators import DEVICE_HELP
+from neurodeploy.simulators import BACKENDS, DEVICE_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=BACKENDS,
         default="sim",
-        help="sim: the simulator on every sample; lava: also Lava on --lava-samples samples",
+        help="; ".join(
+            f"{b.name}: " + (f"also {b.help} on --lava-samples samples" if b.reference else f"{b.help} on every sample")
+            for b in BACKENDS.values()
+        ),
     )
     add_conventions(parser, "the simulator's (default: the target's [run] conventions; Lava's check always uses lava)")
     parser.add_argument(
@@ -43,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "published pre-silicon figures, beside loihi2's fitted ones)",
     )
     parser.add_argument("--device", help=DEVICE_HELP)
+    parser.add_argument(
+        "--workers",
+        type=integer(1, 256),
+        default=1,
+        metavar="N",
+        help="share the batches among N local processes, with the same report as one (default 1: this "
+        "process alone; under torchrun its processes share them, and rank 0 writes the report)",
+    )
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("-o", "--output", default="compare", metavar="DIR", help="output folder (default ./compare)")
@@ -128,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
         args.conventions,
         args.force,
         args.device,
+        args.workers,
     )
+    if not report:  # another of torchrun's processes writes the report
+        return 0
     print_summary(report, paths)
     if args.strict:
         faults.require_none(*faults.from_summary(report["numerical_faults"]), args.model)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from neurodeploy import budget
-from neurodeploy.errors import InputFileError, NeurodeployError
+from neurodeploy.errors import InputFileError
 from neurodeploy.fixed_point import INT32
 from neurodeploy.ranges import integer
 
@@ -35,7 +35,7 @@ COUNTERS = ("spike_count", "synaptic_events", "neuron_updates", "u_wraps", "v_sa
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurodeploy.netio import READERS
-    from neurodeploy.simulators import DEVICE_HELP
+    from neurodeploy.simulators import BACKENDS, DEVICE_HELP
 
     parser.add_argument("net", help=f"netlist file ({', '.join(sorted(READERS))})")
     parser.add_argument("--steps", type=integer(1, 1 << 31), required=True, metavar="T", help="time steps to run")
@@ -57,9 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("sim", "lava"),
+        choices=BACKENDS,
         default="sim",
-        help="our bit-accurate simulator (default) or Lava's fixed-point models",
+        help=", ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()),
     )
     add_conventions(parser, "lava (Lava's fixed_pt, the default) or loihi2 (Loihi 2 silicon)")
     parser.add_argument("--device", help=DEVICE_HELP + " (with --backend sim)")
@@ -81,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from neurodeploy.atomic import atomic_path, check_writable
+    from neurodeploy.simulators import find_backend
 
     check_writable(args.output)
     net = load_network(args)
@@ -89,21 +90,18 @@ def run(args: argparse.Namespace) -> int:
     reset = -1 if args.reset_interval is None else (args.reset_interval or None)
     conventions = args.conventions or "lava"
     record = args.record or (("s", "sigma", "act") if net.graded else ("s", "u", "v"))
-    if args.backend == "lava":
-        if args.device:
-            raise NeurodeployError(f"--device {args.device}: the device runs the simulator, not --backend lava")
-        from neurodeploy.backends.lava import run_lava
-
-        if conventions != "lava":
-            raise NeurodeployError(f"--backend lava computes Lava's conventions only, not {conventions}")
-        rec = run_lava(net, args.steps, spikes=spikes, bias=bias, record=record, reset_interval=reset)
-    else:
-        from neurodeploy.simulators import simulator
-
-        rec = simulator(args.device)(
-            net, args.steps, spikes=spikes, bias=bias, record=record, reset_interval=reset, conventions=conventions
-        )
-    arrays = recording_arrays(rec, args.backend == "sim")
+    chosen = find_backend(args.backend)
+    rec = chosen.run(
+        net,
+        args.steps,
+        spikes=spikes,
+        bias=bias,
+        record=record,
+        reset_interval=reset,
+        conventions=conventions,
+        device=args.device,
+    )
+    arrays = recording_arrays(rec, not chosen.reference)
     arrays["conventions"] = np.array(conventions)
     with atomic_path(args.output) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub lets **arrays fill allow_pickle
@@ -113,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         f"spikes by layer {spikes_out}"
     )
     print(f"wrote {args.output}")
-    if args.backend != "sim":  # Lava's models wrap and saturate alike but do not count; the simulator does
+    if chosen.reference:  # its models wrap and saturate alike but do not count; the simulator does
         from neurodeploy.sim import simulate
 
         rec = simulate(net, args.steps, spikes=spikes, bias=bias, record=(), reset_interval=reset)

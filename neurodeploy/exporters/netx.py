@@ -61,12 +61,16 @@ from neurodeploy.netlist import (
     Dense,
     Flatten,
     Input,
+    Layer,
     Netlist,
     NetlistError,
     RecurrentDense,
     SigmaDeltaNeuron,
     SigmaNeuron,
     is_graded,
+    layer_label,
+    layer_neuron,
+    pair,
 )
 
 NETX_BIAS_EXP = 6  # netx gives every neuron bias_exp = 6
@@ -158,6 +162,9 @@ def conv_mantissas(weight: np.ndarray) -> tuple[np.ndarray, int]:
 class _Reader:
     """Checked access to one netx file: every error names the file and the HDF5 path."""
 
+    spike_exp: int  # netx's spike_exp and input_message_bits for the file, set by read_netx
+    input_message_bits: int
+
     def __init__(self, path: str | os.PathLike, h5):
         self.name = str(path)
         self.h5 = h5
@@ -230,7 +237,7 @@ class _Reader:
         arr = self.numbers(path, (0, 1))
         if arr.size not in (1, 2):
             raise self.fail(path, f"expected 1 or 2 values, got {arr.size}")
-        return tuple(int(x) for x in np.broadcast_to(arr.reshape(-1), (2,)))
+        return pair(arr.reshape(-1))
 
     def shape(self, path: str) -> tuple[int, ...]:
         arr = self.numbers(path, (0, 1)).reshape(-1)
@@ -277,18 +284,20 @@ def _read(r: _Reader, input_shape) -> Netlist:
     keys = set(r.h5["layer"].keys())
     if len(keys) > MAX_LAYERS or keys != {str(i) for i in range(len(keys))}:
         raise r.fail("/layer", f"expected layers named 0..n-1 (at most {MAX_LAYERS}), found {sorted(keys)[:12]}")
-    layers: list = []
+    layers: list[Layer] = []
     shape = None if input_shape is None else tuple(int(s) for s in input_shape)
     for i in range(len(keys)):
         base = f"/layer/{i}"
         r.node(base, "group")
         kind = r.string(f"{base}/type")
         prev = layers[-1].shape if layers else shape
+        layer: Layer
         if kind == "input":
-            layer = _read_input(r, base, first=not layers)
-            if layer is None:
+            neurons = _read_input(r, base, first=not layers)
+            if neurons is None:
                 shape = r.shape(f"{base}/shape") if r.has(f"{base}/shape") else shape
                 continue
+            layer = neurons
         elif kind == "conv":
             layer = _read_conv(r, base, prev)
         elif kind in ("dense", "dense_rec"):
@@ -451,14 +460,11 @@ def _read_dense(r: _Reader, base: str, in_shape, prev_layer, recurrent: bool = F
                 f"{r.name}: {base}: netx and Lava clip or truncate these weights; read as Lava computes them",
                 stacklevel=2,
             )
-    has_neuron = r.has(f"{base}/neuron")
-    extra = {"weight_rec": held[1]} if recurrent else {}
-    layer = (RecurrentDense if recurrent else Dense)(
-        weight=held[0],
-        neuron=_read_neuron(r, f"{base}/neuron") if has_neuron else dataclasses.replace(DEFAULT_NEURON),
-        weight_bits=bits,
-        weight_exp=exp,
-        **extra,
+    neuron = _read_neuron(r, f"{base}/neuron") if r.has(f"{base}/neuron") else dataclasses.replace(DEFAULT_NEURON)
+    layer = (
+        RecurrentDense(weight=held[0], neuron=neuron, weight_bits=bits, weight_exp=exp, weight_rec=held[1])
+        if recurrent
+        else Dense(weight=held[0], neuron=neuron, weight_bits=bits, weight_exp=exp)
     )
     if r.has(f"{base}/bias"):
         bias = r.numbers(f"{base}/bias", (0, 1), truncate=True)
@@ -591,9 +597,9 @@ def _entries(net: Netlist) -> list[dict]:
     entries: list[dict] = []
     if net.input_shape is not None and not isinstance(net.layers[0], Input):
         entries.append({"type": "input", "shape": list(net.input_shape)})
-    shape = net.input_shape
+    shape = net.input_shape or ()  # () only before an input layer 0, which reads no shape
     for i, layer in enumerate(net.layers):
-        label = f"layer {i} ({layer.kind}{' ' + layer.name if layer.name else ''})"
+        label = layer_label(i, layer)
         if isinstance(layer, Dense) and i > 0 and len(shape) > 1 and not isinstance(net.layers[i - 1], Flatten):
             entries.append({"type": "flatten"})  # netx needs it explicit; ours flattens implicitly alike
         if isinstance(layer, Input):
@@ -635,10 +641,10 @@ def _bias_entry(bias: np.ndarray, neuron, label: str) -> np.ndarray:
 
 def _spike_exp(net: Netlist) -> int | None:
     """The one spike_exp of a sigma-delta network (netx takes one for all layers), or None."""
-    found = {}
+    found: dict[int, int] = {}
     for i in net.neuron_layers:
-        neuron = net.layers[i].neuron
-        if hasattr(neuron, "spike_exp"):
+        neuron = layer_neuron(net.layers[i])
+        if isinstance(neuron, (DeltaNeuron, SigmaDeltaNeuron)):
             found.setdefault(neuron.spike_exp, i)
     if len(found) > 1:
         (a, i), (b, j) = list(found.items())[:2]
@@ -659,7 +665,7 @@ def _netx_bias(bias: np.ndarray, bias_exp: int, label: str) -> np.ndarray:
 
 def _input_entry(layer: Input, label: str) -> dict:
     entry = {"type": "input", "shape": list(layer.shape), "neuron": _neuron_entry(layer.neuron, label)}
-    if np.any(layer.bias):
+    if np.any(layer.bias) and isinstance(layer.neuron, CubaNeuron):  # a delta encoder has none
         entry["biasMant"] = _netx_bias(layer.bias, layer.neuron.bias_exp, label).astype(np.int32)
     return entry
 
@@ -691,19 +697,23 @@ def _conv_entry(layer: Conv, label: str) -> dict:
 
 def _integer_weights(layer: Dense, label: str) -> list[np.ndarray]:
     """The integer weights netx stores for ``layer`` (and its recurrent weights), checked to survive netx."""
-    matrices = [layer.weight] + ([layer.weight_rec] if isinstance(layer, RecurrentDense) else [])
-    weights = [integer_weights(fx.dense_weights(m, layer.weight_bits), layer.weight_exp) for m in matrices]
-    if any(w is None for w in weights):
-        raise NetxExportError(
-            f"{label}: weight_exp = {layer.weight_exp} with weights that are not multiples of "
-            f"{1 << -layer.weight_exp}: netx stores integer weights and derives the exponent itself"
-        )
+    matrices = [layer.weight] + ([layer.recurrent_weight] if isinstance(layer, RecurrentDense) else [])
+    weights = []
+    for matrix in matrices:
+        weight = integer_weights(fx.dense_weights(matrix, layer.weight_bits), layer.weight_exp)
+        if weight is None:
+            raise NetxExportError(
+                f"{label}: weight_exp = {layer.weight_exp} with weights that are not multiples of "
+                f"{1 << -layer.weight_exp}: netx stores integer weights and derives the exponent itself"
+            )
+        weights.append(weight)
     try:
         mantissas, bits, exp = netx_weight_encoding(np.hstack(weights))
     except ValueError as err:
         raise NetxExportError(f"{label}: {err}") from None
     for m, weight in zip(np.split(mantissas, [layer.weight.shape[1]], axis=1), weights):
-        if not np.array_equal(integer_weights(lava_dense_weights(m, bits), exp), weight):
+        kept = integer_weights(lava_dense_weights(m, bits), exp)
+        if kept is None or not np.array_equal(kept, weight):
             raise NetxExportError(
                 f"{label}: netx would re-encode these weights (in [{weight.min()}, {weight.max()}]) with {bits} "
                 "bits and Lava would clip or truncate them; an inhibitory minimum of minus a power of two does this"

@@ -24,8 +24,8 @@ nodes' metadata (the integer fields of each layer) and the graph's metadata
 (the netlist's run conventions), from which :func:`read_nir` rebuilds the very
 same netlist. Metadata needs nir >= 1.0.2.
 
-:func:`nir_to_float_graph` turns a float NIR chain written by any framework into
-plain numpy op dicts for the quantizer.
+Graphs written by other frameworks are imported by :mod:`neurodeploy.nir_import`,
+which reads them with :func:`read_graph` and walks them with :func:`chain`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,7 +42,17 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.h5check import H5_ERRORS, open_hdf5
-from neurodeploy.netlist import MAX_LAYERS, Conv, CubaNeuron, Dense, Flatten, Input, Netlist, NetlistError, pair
+from neurodeploy.netlist import (
+    MAX_LAYERS,
+    Conv,
+    CubaNeuron,
+    Dense,
+    Flatten,
+    Input,
+    Netlist,
+    NetlistError,
+    bias_per_neuron,
+)
 
 DEFAULT_DT = 1e-4  # seconds a step; snnTorch's fixed NIR convention
 NO_DECAY_STEPS = 2.0**40  # tau, in steps, that stands for "no decay"
@@ -92,6 +100,12 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
         i = net.neuron_layers[0]
         raise NirExportError(
             f"layer {i} ({net.layers[i].kind}): NIR has no node for sigma-delta neurons (graded spikes)"
+        )
+    if net.recurrent:
+        i = next(i for i, layer in enumerate(net.layers) if layer.kind == "dense_rec")
+        raise NirExportError(
+            f"layer {i} (dense_rec): writing recurrent layers to NIR is not supported "
+            "(netx carries them: --format netx)"
         )
     first = net.layers[0]
     shape = tuple(first.shape if isinstance(first, Input) else net.input_shape or ())
@@ -180,7 +194,7 @@ def _cuba_params(layer, dt: float) -> dict[str, np.ndarray]:
     neuron, shape = layer.neuron, tuple(layer.shape)
     syn_steps = fx.DECAY_UNITY / (neuron.du + 1) if neuron.du >= 0 else NO_DECAY_STEPS
     mem_steps = fx.DECAY_UNITY / neuron.dv if neuron.dv > 0 else NO_DECAY_STEPS
-    bias = np.zeros(shape) if layer.bias is None else _bias_per_neuron(np.asarray(layer.bias), shape)
+    bias = np.zeros(shape) if layer.bias is None else bias_per_neuron(np.asarray(layer.bias), shape)
     bias = fx.effective_bias(bias, neuron.bias_exp) / 2.0**fx.ACT_SHIFT
     full = np.ones(shape)
     return {
@@ -192,13 +206,6 @@ def _cuba_params(layer, dt: float) -> dict[str, np.ndarray]:
         "v_reset": np.zeros(shape),
         "w_in": full * syn_steps,
     }
-
-
-def _bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A per-channel (C,) bias of a (C, H, W) layer repeated over H and W; a per-neuron one as is."""
-    if bias.shape == tuple(shape):
-        return bias
-    return np.broadcast_to(bias.reshape(-1, 1, 1), shape)
 
 
 # --- exact integer content as metadata -------------------------------------------------
@@ -348,13 +355,13 @@ def _is_int(value) -> bool:
 
 
 def read_nir(path: str | os.PathLike) -> Netlist:
-    """Read a netlist that :func:`write_nir` wrote; foreign NIR graphs need :func:`nir_to_float_graph`."""
-    graph = _read_graph(path)
+    """Read a netlist that :func:`write_nir` wrote; foreign NIR graphs need ``nir_import.nir_to_float_graph``."""
+    graph = read_graph(path)
     source = str(path)
     if FORMAT_KEY not in (graph.metadata or {}):
         raise InputFileError(
             f"{source}: the NIR graph carries no {FORMAT_KEY!r} metadata, so it holds a float network "
-            "written by another tool; import it with nir_to_float_graph and quantize it"
+            "written by another tool; import it with neurodeploy.nir_import.nir_to_float_graph and quantize it"
         )
     try:
         return _netlist_from_graph(graph, source)
@@ -367,7 +374,7 @@ def _netlist_from_graph(graph, source: str) -> Netlist:
     if version > FORMAT_VERSION:
         raise InputFileError(f"{source}: format version {version} is newer than the {FORMAT_VERSION} this reader knows")
     per_layer: dict[int, dict] = {}
-    for key in _chain(graph, source):
+    for key in chain(graph, source):
         md = graph.nodes[key].metadata or {}
         if "layer" in md:
             per_layer.setdefault(_meta_int(md["layer"], f"{source}: node {key!r}", "layer"), {}).update(md)
@@ -377,7 +384,7 @@ def _netlist_from_graph(graph, source: str) -> Netlist:
     return Netlist(layers=layers, **_conventions(graph.metadata["netlist"], source))
 
 
-def _read_graph(path: str | os.PathLike):
+def read_graph(path: str | os.PathLike):
     """The NIR graph in ``path``, its HDF5 structure checked before nir reads it."""
     import h5py
     import nir
@@ -400,7 +407,7 @@ def _read_graph(path: str | os.PathLike):
         raise InputFileError(f"{path}: not a readable NIR graph ({type(err).__name__}: {err})") from None
 
 
-def _chain(graph, source: str) -> list[str]:
+def chain(graph, source: str) -> list[str]:
     """Node keys from the single Input to the single Output; anything but a chain is refused."""
     import nir
 
@@ -433,138 +440,3 @@ def _chain(graph, source: str) -> list[str]:
     if stray:
         raise InputFileError(f"{source}: nodes {stray} are not on the chain from input to output")
     return order
-
-
-# --- foreign float graphs -----------------------------------------------------------------
-
-
-def nir_to_float_graph(graph, dt: float | None = None) -> list[dict[str, Any]]:
-    """Ordered float ops of a NIR chain (a graph or a file path), for the quantizer.
-
-    Ops: ``input`` (shape), ``dense`` (weight, bias or None), ``conv`` (weight,
-    bias, stride, padding, dilation, groups), ``sumpool``/``avgpool`` (kernel,
-    stride, padding), ``flatten`` (all but the batch axis, C order) and ``neuron``
-    (model ``cuba``/``lif``/``if`` with NIR's parameters as arrays, and ``dt``:
-    the argument, else the graph's ``dt`` metadata, else None). Every op has its
-    node's ``name`` and output ``shape`` (None where NIR left it undefined).
-    """
-    source = "NIR graph"
-    if isinstance(graph, (str, os.PathLike)):
-        source, graph = str(graph), _read_graph(graph)
-    if dt is None and "dt" in (graph.metadata or {}):
-        dt = _graph_dt(graph.metadata["dt"], source)
-    ops: list[dict[str, Any]] = []
-    for key in _chain(graph, source)[:-1]:
-        node = graph.nodes[key]
-        convert = _FLOAT_OPS.get(type(node).__name__)
-        if convert is None:
-            raise InputFileError(
-                f"{source}: node {key!r} is a {type(node).__name__}, which the importer does not take; "
-                f"supported: {', '.join(sorted(_FLOAT_OPS))}"
-            )
-        try:
-            op: dict[str, Any] = {"name": key, **convert(node, source, key)}
-            out = (node.output_type or {}).get("output")
-            op["shape"] = None if out is None else tuple(int(s) for s in np.atleast_1d(out))
-        except (TypeError, ValueError, OverflowError) as err:
-            raise InputFileError(f"{source}: node {key!r} ({type(node).__name__}): bad parameters: {err}") from None
-        if op["op"] == "neuron":
-            op["dt"] = dt
-        ops.append(op)
-    return ops
-
-
-def _graph_dt(value, source: str) -> float:
-    try:
-        dt = float(np.asarray(value).reshape(()))
-    except (TypeError, ValueError):
-        dt = math.nan
-    if not math.isfinite(dt) or dt <= 0:
-        raise InputFileError(f"{source}: metadata dt = {value!r} must be one finite number > 0")
-    return dt
-
-
-def _f64(x) -> np.ndarray:
-    """Finite float64 values (ValueError otherwise)."""
-    arr = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("holds non-finite values")
-    return arr
-
-
-def _conv_padding(node, source: str, key: str) -> tuple[int, int]:
-    if isinstance(node.padding, str):
-        if node.padding == "valid":
-            return (0, 0)
-        total = np.asarray(pair(node.dilation)) * (np.asarray(node.weight.shape[2:]) - 1)
-        if np.any(total % 2) or np.any(np.asarray(pair(node.stride)) != 1):
-            raise InputFileError(
-                f"{source}: node {key!r}: padding 'same' is asymmetric here (even kernel or stride > 1)"
-            )
-        return pair(total // 2)
-    return pair(node.padding)
-
-
-def _flatten_op(node, source: str, key: str) -> dict:
-    if int(node.end_dim) != -1 or int(node.start_dim) not in (0, 1):
-        raise InputFileError(
-            f"{source}: node {key!r}: only flattening all dimensions is supported, "
-            f"got start_dim={node.start_dim}, end_dim={node.end_dim}"
-        )
-    return {"op": "flatten"}
-
-
-_FLOAT_OPS: dict[str, Callable[[Any, str, str], dict[str, Any]]] = {
-    "Input": lambda n, s, k: {"op": "input"},
-    "Affine": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": _f64(n.bias)},
-    "Linear": lambda n, s, k: {"op": "dense", "weight": _f64(n.weight), "bias": None},
-    "Conv2d": lambda n, s, k: {
-        "op": "conv",
-        "weight": _f64(n.weight),
-        "bias": _f64(n.bias),
-        "stride": pair(n.stride),
-        "padding": _conv_padding(n, s, k),
-        "dilation": pair(n.dilation),
-        "groups": int(n.groups),
-    },
-    "SumPool2d": lambda n, s, k: {
-        "op": "sumpool",
-        "kernel": pair(n.kernel_size),
-        "stride": pair(n.stride),
-        "padding": pair(n.padding),
-    },
-    "AvgPool2d": lambda n, s, k: {
-        "op": "avgpool",
-        "kernel": pair(n.kernel_size),
-        "stride": pair(n.stride),
-        "padding": pair(n.padding),
-    },
-    "Flatten": _flatten_op,
-    "CubaLIF": lambda n, s, k: {
-        "op": "neuron",
-        "model": "cuba",
-        "tau_syn": _f64(n.tau_syn),
-        "tau_mem": _f64(n.tau_mem),
-        "r": _f64(n.r),
-        "v_leak": _f64(n.v_leak),
-        "v_threshold": _f64(n.v_threshold),
-        "v_reset": _f64(n.v_reset),
-        "w_in": _f64(n.w_in),
-    },
-    "LIF": lambda n, s, k: {
-        "op": "neuron",
-        "model": "lif",
-        "tau_mem": _f64(n.tau),
-        "r": _f64(n.r),
-        "v_leak": _f64(n.v_leak),
-        "v_threshold": _f64(n.v_threshold),
-        "v_reset": _f64(n.v_reset),
-    },
-    "IF": lambda n, s, k: {
-        "op": "neuron",
-        "model": "if",
-        "r": _f64(n.r),
-        "v_threshold": _f64(n.v_threshold),
-        "v_reset": _f64(n.v_reset),
-    },
-}

@@ -37,7 +37,19 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Input, Netlist
+from neurodeploy.netlist import (
+    Conv,
+    CubaNeuron,
+    Dense,
+    Input,
+    Layer,
+    Netlist,
+    bias_per_neuron,
+    cuba_neuron,
+    layer_label,
+    neuron_layer,
+    synaptic_layer,
+)
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17
@@ -66,7 +78,7 @@ def netlist_to_onnx(net: Netlist, steps: int):
     if net.graded:
         i = net.neuron_layers[0]
         raise OnnxExportError(
-            f"layer {i} ({net.layers[i].kind}): sigma-delta neurons (graded spikes) are not exported to ONNX; "
+            f"{layer_label(i, net.layers[i])}: sigma-delta neurons (graded spikes) are not exported to ONNX; "
             "see docs/formats.md"
         )
     outer = _Builder("g")
@@ -112,6 +124,13 @@ class _Inputs:
     batch: str
     last_step: str | None
 
+    @property
+    def drive(self) -> tuple[str, str]:
+        """``bias`` and ``last_step``, which a netlist with an input layer has."""
+        if self.bias is None or self.last_step is None:
+            raise OnnxExportError("layer 0: not an input layer, so the graph has no bias or drive input")
+        return self.bias, self.last_step
+
 
 def _graph_inputs(g: _Builder, net: Netlist, steps: int) -> _Inputs:
     """``spikes`` for the first synaptic layer; or, for an input layer, ``bias`` and ``spikes``
@@ -124,7 +143,7 @@ def _graph_inputs(g: _Builder, net: Netlist, steps: int) -> _Inputs:
             f"layer 0 (input): bias mantissas beyond int32 ({np.abs(first.bias).max()}) cannot be a graph input"
         )
     if not isinstance(first, Input):
-        spikes = g.input("spikes", onnx.TensorProto.INT32, ["batch", steps, *net.input_shape])
+        spikes = g.input("spikes", onnx.TensorProto.INT32, ["batch", steps, *net.external_shape])
         return _Inputs(spikes, None, _dim(g, spikes, 0), None)
     g.initializers.append(onnx.numpy_helper.from_array(first.bias.astype(np.int32)[None], "bias"))
     g.initializers.append(onnx.numpy_helper.from_array(np.zeros((1, 1, *first.shape), np.int32), "spikes"))
@@ -165,27 +184,28 @@ def _step_body(outer: _Builder, net: Netlist, io: _Inputs):
     body = _Builder("step", outer)
     it = body.input("iter", onnx.TensorProto.INT64, [])
     body.input("cond_in", onnx.TensorProto.BOOL, [])
-    carried, new_states, traces = [], [], []
-    spikes_before = None
-    zero_row = {}  # n -> a (1, B, n) zero tensor, made outside the loop
+    carried: list[tuple[int | None, int]] = []
+    new_states, traces = [], []
+    spikes_before: str | None = None
+    zero_row: dict[int, str] = {}  # n -> a (1, B, n) zero tensor, made outside the loop
     for k, i in enumerate(net.neuron_layers):
-        layer = net.layers[i]
+        layer = neuron_layer(net.layers[i])
         n = int(np.prod(layer.shape))
         u = body.input(f"u_{i}", onnx.TensorProto.INT64, ["batch", n])
         v = body.input(f"v_{i}", onnx.TensorProto.INT64, ["batch", n])
         carried += [(None, n), (None, n)]
         queue = None
         if isinstance(layer, Input):
-            a_in = _external_step(body, io.spikes, body.op("Min", [it, io.last_step]), layer.shape)
+            a_in = _external_step(body, io.spikes, body.op("Min", [it, io.drive[1]]), layer.shape)
         else:
             depth = _synapse_depth(layer)
             queue = body.input(f"queue_{i}", onnx.TensorProto.INT64, [depth, "batch", n])
             carried.append((depth, n))
             a_in = body.op("Gather", [queue, body.const(np.int64(0))], axis=0)
-        u, v, fired = _neuron_step(body, it, u, v, a_in, _bias(outer, layer, io), k, net, layer)
+        u, v, fired = _neuron_step(body, it, u, v, a_in, _bias(outer, layer, io), k, net, cuba_neuron(layer))
         new_states += [u, v]
         if queue is not None:
-            pre = spikes_before if k else _external_step(body, io.spikes, it, net.input_shape)
+            pre = _external_step(body, io.spikes, it, net.external_shape) if spikes_before is None else spikes_before
             new_states.append(_next_queue(body, outer, net, i, queue, pre, io.batch, zero_row))
         spikes_before = body.op("Cast", [fired], to=INT64)
         traces.append(
@@ -200,24 +220,26 @@ def _step_body(outer: _Builder, net: Netlist, io: _Inputs):
 
 
 def _synapse_depth(layer: Dense | Conv) -> int:
-    delay = getattr(layer, "delay", None)
+    delay = layer.delay if isinstance(layer, Dense) else None
     return 1 if delay is None else int(delay.max()) + 1
 
 
-def _neuron_step(g: _Builder, it: str, u: str, v: str, a_in: str, bias: str | None, k: int, net: Netlist, layer):
+def _neuron_step(
+    g: _Builder, it: str, u: str, v: str, a_in: str, bias: str | None, k: int, net: Netlist, neuron: CubaNeuron
+):
     """One step of the k-th neuron layer: periodic reset, u, v, spikes, v zeroed where they fired."""
     if net.reset_interval:
-        u, v = _periodic_reset(g, it, u, v, k, net)
-    u = _update_current(g, u, a_in, layer.neuron.du)
-    v = _update_voltage(g, v, u, bias, layer.neuron.dv)
-    fired = g.op("Greater", [v, g.const(np.int64(layer.neuron.vth << fx.ACT_SHIFT))])
+        u, v = _periodic_reset(g, it, u, v, k, net.reset_interval, net.reset_offset)
+    u = _update_current(g, u, a_in, neuron.du)
+    v = _update_voltage(g, v, u, bias, neuron.dv)
+    fired = g.op("Greater", [v, g.const(np.int64(neuron.vth << fx.ACT_SHIFT))])
     return u, g.op("Where", [fired, g.const(np.int64(0)), v]), fired
 
 
-def _periodic_reset(g: _Builder, it: str, u: str, v: str, k: int, net: Netlist) -> tuple[str, str]:
+def _periodic_reset(g: _Builder, it: str, u: str, v: str, k: int, interval: int, offset: int) -> tuple[str, str]:
     """Zero u and v at steps t with t % interval == (k + offset) % interval."""
-    interval = int(net.reset_interval)
-    phase = (k + int(net.reset_offset)) % interval
+    interval = int(interval)
+    phase = (k + int(offset)) % interval
     now = g.op("Equal", [g.op("Mod", [it, g.const(np.int64(interval))]), g.const(np.int64(phase))])
     zero = g.const(np.int64(0))
     return g.op("Where", [now, zero, u]), g.op("Where", [now, zero, v])
@@ -263,18 +285,17 @@ def _shift(g: _Builder, x: str, exp: int) -> str:
     return g.op("Div", [g.op("Sub", [x, g.op("Mod", [x, d])]), d])
 
 
-def _bias(outer: _Builder, layer, io: _Inputs) -> str | None:
+def _bias(outer: _Builder, layer: Layer, io: _Inputs) -> str | None:
     """The effective bias added to v: a constant, or the run's input mantissas for an input layer."""
+    bias_exp = cuba_neuron(layer).bias_exp
     if isinstance(layer, Input):
         n = int(np.prod(layer.shape))
-        mant = outer.op("Reshape", [outer.op("Cast", [io.bias], to=INT64), outer.const([-1, n])])
-        return _wrap(outer, _shift(outer, mant, layer.neuron.bias_exp), 32)
-    if layer.bias is None:
+        mant = outer.op("Reshape", [outer.op("Cast", [io.drive[0]], to=INT64), outer.const([-1, n])])
+        return _wrap(outer, _shift(outer, mant, bias_exp), 32)
+    bias = neuron_layer(layer).bias
+    if bias is None:
         return None
-    bias = np.asarray(layer.bias)
-    if bias.shape != tuple(layer.shape):  # one mantissa a channel
-        bias = np.broadcast_to(bias.reshape(-1, 1, 1), layer.shape)
-    return outer.const(fx.effective_bias(bias.reshape(1, -1), layer.neuron.bias_exp))
+    return outer.const(fx.effective_bias(bias_per_neuron(np.asarray(bias), layer.shape).reshape(1, -1), bias_exp))
 
 
 def _external_step(g: _Builder, x: str, step: str, in_shape: tuple[int, ...]) -> str:
@@ -283,31 +304,31 @@ def _external_step(g: _Builder, x: str, step: str, in_shape: tuple[int, ...]) ->
     return g.op("Reshape", [g.op("Cast", [now], to=INT64), g.const([-1, int(np.prod(in_shape))])])
 
 
-def _next_queue(body, outer, net: Netlist, i: int, queue: str, pre: str, batch: str, zero_row: dict) -> str:
+def _next_queue(body, outer, net: Netlist, i: int, queue: str, pre: str, batch: str, zero_row: dict[int, str]) -> str:
     """Advance layer i's input queue one step and add what this step's spikes send."""
-    layer = net.layers[i]
+    layer = synaptic_layer(net.layers[i])
     _check_bound(net, i)
     depth = _synapse_depth(layer)
-    if depth == 1:
-        if isinstance(layer, Dense):
-            sent = _dense(body, outer, fx.dense_weights(layer.weight, layer.weight_bits), layer.weight_exp, pre)
-        else:
-            sent = _conv(body, outer, layer, pre, batch)
-        return body.op("Unsqueeze", [sent, body.const([0])])
-    n = int(np.prod(layer.shape))
-    if n not in zero_row:
-        zero_row[n] = outer.op("ConstantOfShape", [_shape_of(outer, batch, 1, n)], value=_int64_scalar(0))
-    rest = body.op("Slice", [queue, body.const([1]), body.const([depth]), body.const([0])])
-    advanced = body.op("Concat", [rest, zero_row[n]], axis=0)
-    return body.op("Add", [advanced, _delayed(body, outer, layer, pre, zero_row[n])])
+    if isinstance(layer, Dense) and layer.delay is not None and depth > 1:
+        n = int(np.prod(layer.shape))
+        if n not in zero_row:
+            zero_row[n] = outer.op("ConstantOfShape", [_shape_of(outer, batch, 1, n)], value=_int64_scalar(0))
+        rest = body.op("Slice", [queue, body.const([1]), body.const([depth]), body.const([0])])
+        advanced = body.op("Concat", [rest, zero_row[n]], axis=0)
+        return body.op("Add", [advanced, _delayed(body, outer, layer, layer.delay, pre, zero_row[n])])
+    if isinstance(layer, Dense):
+        sent = _dense(body, outer, fx.dense_weights(layer.weight, layer.weight_bits), layer.weight_exp, pre)
+    else:
+        sent = _conv(body, outer, layer, pre, batch)
+    return body.op("Unsqueeze", [sent, body.const([0])])
 
 
-def _delayed(body, outer, layer: Dense, pre: str, zero: str) -> str:
-    """What this step sends, per arrival slot (depth, B, n): one weight matrix per delay in use,
-    scattered by a Gather over [zeros, sums of each delay]."""
-    delays = np.unique(layer.delay)
+def _delayed(body, outer, layer: Dense, delay: np.ndarray, pre: str, zero: str) -> str:
+    """What this step sends through ``layer`` with its ``delay``, per arrival slot (depth, B, n): one weight
+    matrix per delay in use, scattered by a Gather over [zeros, sums of each delay]."""
+    delays = np.unique(delay)
     held = fx.dense_weights(layer.weight, layer.weight_bits)
-    stack = np.stack([np.where(layer.delay == d, held, 0) for d in delays])  # (k, out, in)
+    stack = np.stack([np.where(delay == d, held, 0) for d in delays])  # (k, out, in)
     sums = _dense(body, outer, stack, layer.weight_exp, pre)  # (k, B, n)
     slot = np.zeros(int(delays[-1]) + 1, np.int64)
     slot[delays] = np.arange(1, len(delays) + 1)
@@ -357,14 +378,14 @@ def _im2col(layer: Conv) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_bound(net: Netlist, i: int) -> None:
     """Refuse a layer whose int64 sums could overflow: |w| * fan-in * payload * 2**exp * 2**6 < 2**63."""
-    layer = net.layers[i]
+    layer = synaptic_layer(net.layers[i])
     weight = fx.dense_weights(layer.weight, layer.weight_bits) if isinstance(layer, Dense) else layer.weight
     fan_in = int(np.prod(weight.shape[1:]))
     payload = MAX_PAYLOAD if i == 0 else 1
     bound = int(np.abs(weight).max(initial=0)) * fan_in * payload << (max(layer.weight_exp, 0) + fx.ACT_SHIFT)
     if bound >= INT64_BOUND:
         raise OnnxExportError(
-            f"layer {i} ({layer.kind}): sums up to {bound} (|weight| x fan-in {fan_in} x input {payload} "
+            f"{layer_label(i, layer)}: sums up to {bound} (|weight| x fan-in {fan_in} x input {payload} "
             f"x 2**{max(layer.weight_exp, 0) + fx.ACT_SHIFT}) could overflow int64 (limit 2**63)"
         )
 
@@ -377,8 +398,11 @@ class _Builder:
 
     def __init__(self, prefix: str, parent: _Builder | None = None):
         self.prefix, self.parent = prefix, parent
-        self.nodes, self.initializers, self.inputs, self.outputs = [], [], [], []
-        self.count = [0] if parent is None else parent.count
+        self.nodes: list[Any] = []  # onnx NodeProto, TensorProto and ValueInfoProto
+        self.initializers: list[Any] = []
+        self.inputs: list[Any] = []
+        self.outputs: list[Any] = []
+        self.count: list[int] = [0] if parent is None else parent.count
 
     def name(self, hint: str) -> str:
         self.count[0] += 1
@@ -465,10 +489,8 @@ def _spikes_feed(path, spikes: np.ndarray, steps: int, shape: tuple[int, ...]) -
 
 
 def _bias_feed(path, bias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if bias.shape == shape:
-        bias = bias[None]
-    elif len(shape) == 3 and bias.shape == (shape[0],):
-        bias = np.broadcast_to(bias.reshape(-1, 1, 1), shape)[None]
+    if bias.shape == shape or (len(shape) == 3 and bias.shape == (shape[0],)):
+        bias = bias_per_neuron(bias, shape)[None]
     if bias.shape[1:] != shape or bias.dtype.kind not in "biu":
         raise InputFileError(
             f"{path}: bias of shape {bias.shape} ({bias.dtype}) fits neither {shape} nor (batch, *{shape}) integers"

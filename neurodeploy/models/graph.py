@@ -60,7 +60,6 @@ def _synapse_ops(layer: NeuronLayer, shape: tuple) -> list[dict[str, Any]]:
             {"op": "dense", "weight": _array(syn.weight), "bias": _array(syn.bias), "shape": (syn.out_features,)}
         ]
     else:
-        syn = cast(nn.Conv2d, syn)  # the network's synapses are Linear or Conv2d
         ops = [
             {
                 "op": "conv",

@@ -16,6 +16,7 @@ at the window's last step decides.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -48,7 +49,7 @@ class RunOutput(NamedTuple):
         return self.layers[-1]
 
 
-def over_time(module: nn.Module, x: Tensor) -> Tensor:
+def over_time(module: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """Apply a per-sample ``module`` to every step of a time-major tensor."""
     steps, batch = x.shape[:2]
     y = module(x.reshape(steps * batch, *x.shape[2:]))
@@ -91,13 +92,14 @@ class Flatten(nn.Module):
 class NeuronLayer(nn.Module):
     """Synapses (dense or conv), optional batch norm, and the rule's neurons."""
 
-    def __init__(self, synapse: nn.Module, norm: nn.Module | None, rule: Rule, readout: bool = False):
+    def __init__(self, synapse: nn.Linear | nn.Conv2d, norm: nn.Module | None, rule: Rule, readout: bool = False):
         super().__init__()
         self.synapse = synapse
         self.norm = norm
         self.rule = rule
         self.readout = readout  # a membrane readout: the neurons integrate and never fire
-        self.quantizer = None  # quantization-aware training's rounding (neurodeploy.models.qat), if any
+        # quantization-aware training's rounding (neurodeploy.models.qat), if any: (input current, threshold)
+        self.quantizer: Callable[[NeuronLayer, Tensor], tuple[Tensor, float]] | None = None
 
     def current(self, x: Tensor) -> Tensor:
         z = over_time(self.synapse, x)
@@ -130,7 +132,7 @@ class NeuronLayer(nn.Module):
 def _neuron_layer(layer: Dense | Conv, in_shape: tuple[int, ...], rule: Rule, readout: bool) -> NeuronLayer:
     bias = not layer.batchnorm
     if isinstance(layer, Dense):
-        synapse: nn.Module = nn.Linear(math.prod(in_shape), layer.units, bias=bias)
+        synapse: nn.Linear | nn.Conv2d = nn.Linear(math.prod(in_shape), layer.units, bias=bias)
         norm: nn.Module | None = nn.BatchNorm1d(layer.units) if layer.batchnorm else None
     else:
         synapse = nn.Conv2d(in_shape[0], layer.channels, layer.kernel, layer.stride, layer.padding, bias=bias)

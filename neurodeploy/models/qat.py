@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -126,11 +127,13 @@ def fix_scales(model: SpikingNetwork) -> list[LayerScale]:
     """Freeze every layer's scale at its current value and put its weights and biases on their grids."""
     scales = []
     for layer in neuron_layers(model):
-        q: LayerQuantizer = layer.quantizer
+        q = layer.quantizer
+        if not isinstance(q, LayerQuantizer):
+            raise QatError("fix_scales needs a model made quantization-aware by enable_qat")
         scale = q.scale(layer)
         weight, bias = q.parameters(layer, scale)
         layer.synapse.weight.copy_(weight)
-        if bias is not None:
+        if bias is not None and layer.synapse.bias is not None:
             layer.synapse.bias.copy_(bias)
         q.fixed = scale
         scales.append(scale)
@@ -149,17 +152,19 @@ def qat_entry(target_name: str, limits: Limits, scales: list[LayerScale]) -> dic
 def from_entry(entry: dict, source: str) -> tuple[Limits, list[LayerScale]]:
     """(limits, scales) of a checkpoint's ``qat`` entry; :class:`QatError` naming what is wrong."""
     try:
-        limits = Limits(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in entry["limits"].items()})
+        given: dict[str, Any] = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in entry["limits"].items()}
+        limits = Limits(**given)
         scales = []
         for d in entry["scales"]:
             grid = WeightGrid(**d["grid"])
+            low, high = (int(b) for b in d["bias_mantissa"])
             scales.append(
                 LayerScale(
                     float(d["lam"]),
                     int(d["weight_exp"]),
                     grid,
                     int(d["bias_exp"]),
-                    tuple(int(b) for b in d["bias_mantissa"]),
+                    (low, high),
                     float(d["weight_range"]),
                 )
             )

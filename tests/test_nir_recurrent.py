@@ -1,0 +1,182 @@
+"""Recurrent NIR graphs (a CubaLIF fed by an Affine and by an Affine of its own output) onto dense_rec."""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+from neurodeploy.cli import main
+from neurodeploy.errors import InputFileError
+from neurodeploy.export import export_model, quantize_model
+from neurodeploy.exporters.netx import read_netx
+from neurodeploy.exporters.nir import NirExportError, write_nir
+from neurodeploy.float_model import float_model_from_nir
+from neurodeploy.netlist import Dense, RecurrentDense
+from neurodeploy.nir_import import float_graph_from_nir, nir_to_float_graph
+from neurodeploy.targets import load_target
+
+from snntorch_nir import agreement, chip_spikes
+
+DT = 1e-4  # snnTorch's fixed time step for NIR graphs
+HIDDEN, OUT = 38, 7
+
+
+def _cuba(n: int, tau_syn: float, tau_mem: float) -> nir.CubaLIF:
+    """snnTorch's parametrisation: an input x adds x to the current, the current adds itself to v."""
+    return nir.CubaLIF(
+        tau_syn=np.full(n, tau_syn),
+        tau_mem=np.full(n, tau_mem),
+        r=np.full(n, tau_mem / DT),
+        v_leak=np.zeros(n),
+        v_threshold=np.ones(n),
+        v_reset=np.zeros(n),
+        w_in=np.full(n, tau_syn / DT),
+    )
+
+
+def braille_like(seed: int = 0, bias: float = 0.05) -> nir.NIRGraph:
+    """12 inputs -> Affine -> recurrent CubaLIF (38) -> Affine -> CubaLIF (7), named as the NIR paper's Braille RNN."""
+    rng = np.random.default_rng(seed)
+
+    def affine(scale: float, shape: tuple[int, int]) -> nir.Affine:
+        weight = rng.normal(0, scale, shape).astype(np.float32)
+        return nir.Affine(weight=weight, bias=rng.normal(0, bias, shape[0]).astype(np.float32))
+
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([12])}),
+        "fc1": affine(1.0, (HIDDEN, 12)),
+        "lif1.lif": _cuba(HIDDEN, 2.2222e-4, 1e-3),
+        "lif1.w_rec": affine(0.2, (HIDDEN, HIDDEN)),
+        "fc2": affine(0.8, (OUT, HIDDEN)),
+        "lif2": _cuba(OUT, 2e-4, 2.2222e-4),
+        "output": nir.Output(output_type={"output": np.array([OUT])}),
+    }
+    edges = [
+        ("input", "fc1"),
+        ("fc1", "lif1.lif"),
+        ("lif1.lif", "lif1.w_rec"),
+        ("lif1.w_rec", "lif1.lif"),
+        ("lif1.lif", "fc2"),
+        ("fc2", "lif2"),
+        ("lif2", "output"),
+    ]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def _equations(graph: nir.NIRGraph, x: np.ndarray) -> list[np.ndarray]:
+    """The graph's forward-Euler equations with the chip's conventions: v reset to zero in the step it
+    spikes, the recurrent input the layer's spikes of the step before, biases into the current."""
+    n = graph.nodes
+    layers = [
+        (n["fc1"].weight, n["fc1"].bias + n["lif1.w_rec"].bias, n["lif1.w_rec"].weight, n["lif1.lif"]),
+        (n["fc2"].weight, n["fc2"].bias, None, n["lif2"]),
+    ]
+    spikes = x.astype(np.float64)
+    out = []
+    for weight, bias, rec, node in layers:
+        alpha, beta = 1 - DT / node.tau_syn[0], 1 - DT / node.tau_mem[0]
+        i = v = s = np.zeros((x.shape[0], weight.shape[0]))
+        record = []
+        for t in range(x.shape[1]):
+            i = alpha * i + spikes[:, t] @ weight.T + bias + (0 if rec is None else s @ rec.T)
+            v = beta * v + i
+            s = (v > 1.0).astype(np.float64)
+            v = v * (1 - s)
+            record.append(s)
+        spikes = np.stack(record, axis=1)
+        out.append(spikes > 0)
+    return out
+
+
+def test_the_walk_finds_the_loop_and_the_chain():
+    ops = nir_to_float_graph(braille_like(), dt=DT)
+    assert [(op["op"], op["name"]) for op in ops] == [
+        ("input", "input"),
+        ("dense", "fc1"),
+        ("neuron", "lif1.lif"),
+        ("dense", "fc2"),
+        ("neuron", "lif2"),
+    ]
+    assert ops[2]["recurrent"]["name"] == "lif1.w_rec" and ops[2]["recurrent"]["weight"].shape == (HIDDEN, HIDDEN)
+    assert ops[4]["recurrent"] is None
+
+
+def test_recurrent_graph_exports_to_loihi2_as_dense_rec(tmp_path):
+    graph = braille_like()
+    nir.write(tmp_path / "rnn.nir", graph)
+    result = export_model(tmp_path / "rnn.nir", load_target("loihi2"), tmp_path / "out", steps=50, dt=DT)
+    net = read_netx(result.files["netx"])
+    first, second = net.layers
+    assert isinstance(first, RecurrentDense) and type(second) is Dense
+    # one more neuron, always on: its synapses carry the biases into the currents
+    assert first.weight.shape == (HIDDEN + 1, 12) and first.weight_rec.shape == (HIDDEN + 1, HIDDEN + 1)
+    assert second.weight.shape == (OUT, HIDDEN + 1)
+    assert not first.weight[-1].any() and not first.weight_rec[-1].any() and first.bias[-1] > first.neuron.vth
+    assert not first.bias[:-1].any() and not second.bias.any()
+    bias = graph.nodes["fc1"].bias + graph.nodes["lif1.w_rec"].bias
+    unit = first.weight_rec[:-1, -1] * 2.0**first.weight_exp / first.neuron.vth  # in thresholds
+    np.testing.assert_allclose(unit, bias, atol=2 / first.neuron.vth)
+    # one scale for both matrices: the largest weight fills the 8-bit grid (steps of 2), the other follows
+    w, v = (np.abs(graph.nodes[k].weight).max() for k in ("fc1", "lif1.w_rec"))
+    assert w > v and np.abs(first.weight).max() == 254
+    assert np.abs(first.weight_rec[:-1, :-1]).max() == pytest.approx(254 * v / w, abs=1)
+    command = ["export", str(tmp_path / "rnn.nir"), "--steps", "50", "--dt", str(DT), "-o", str(tmp_path / "cli")]
+    assert main(command) == 0
+    assert (tmp_path / "cli" / "rnn.net").exists()
+
+
+def test_integer_network_runs_the_recurrent_equations(tmp_path):
+    graph = braille_like()
+    nir.write(tmp_path / "rnn.nir", graph)
+    steps = 50
+    q = quantize_model(float_model_from_nir(tmp_path / "rnn.nir", dt=DT, steps=steps), load_target("loihi2"), 0)
+    x = np.random.default_rng(3).random((32, steps, 12)) < 0.5
+    ours, expected = chip_spikes(q, x), _equations(graph, x)
+    assert ours[0][..., -1].all()  # the always-on neuron
+    for got, want in zip(ours, expected):
+        assert 0.05 < want.mean() < 0.8
+        assert np.mean(got[..., : want.shape[-1]] == want) >= 0.95
+    # without its recurrent synapses the hidden layer fires differently: the loop is carried
+    graph.nodes["lif1.w_rec"].weight = np.zeros((HIDDEN, HIDDEN), np.float32)
+    assert np.mean(_equations(graph, x)[0] != expected[0]) > 0.05
+
+
+def test_recurrent_graph_agrees_with_snntorch(tmp_path):
+    pytest.importorskip("snntorch")
+    nir.write(tmp_path / "rnn.nir", braille_like())
+    rows = agreement(tmp_path / "rnn.nir", steps=50, dt=DT, rate=0.5, batch=32, reset_now=True)
+    for row in rows:
+        assert 0.05 < row["snntorch_rate"] < 0.8
+        assert row["agree"] >= 0.95, rows
+
+
+def test_snntorch_recurrent_neurons_reset_a_step_late():
+    """The convention docs/nir.md names: snnTorch's RSynaptic zeroes v the step after a spike, so it never
+    fires two steps in a row, where the chip (and snnTorch's Synaptic) may."""
+    pytest.importorskip("snntorch")
+    from snntorch_nir import snntorch_spikes
+
+    graph = braille_like()
+    x = (np.random.default_rng(4).random((16, 50, 12)) < 0.5).astype(np.float32)
+    late, now = (snntorch_spikes(graph, x, reset_now=flag) for flag in (False, True))
+    assert late[0].mean() > 0.05 and not np.any(late[0][:, 1:] & late[0][:, :-1])
+    assert np.any(now[0][:, 1:] & now[0][:, :-1]) and np.any(late[1][:, 1:] & late[1][:, :-1])
+
+
+def test_loops_the_chip_cannot_hold_are_refused_by_name():
+    graph = braille_like()
+    graph.nodes["lif1.w_rec"] = nir.Linear(weight=np.ones((HIDDEN, 5), np.float32))
+    with pytest.raises(InputFileError, match=r"node 'lif1\.lif': its recurrent synapses 'lif1\.w_rec' have shape"):
+        float_graph_from_nir(nir_to_float_graph(graph, dt=DT), DT, "rnn.nir")
+    graph = braille_like()
+    graph.edges.append(("lif1.w_rec", "fc2"))  # the recurrent synapse feeds another node: no loop of its own
+    with pytest.raises(InputFileError, match="only chains are supported"):
+        nir_to_float_graph(graph, dt=DT)
+
+
+def test_nir_export_of_a_recurrent_netlist_is_refused(tmp_path):
+    nir.write(tmp_path / "rnn.nir", braille_like())
+    q = quantize_model(float_model_from_nir(tmp_path / "rnn.nir", dt=DT, steps=8), load_target("loihi2"), 0)
+    with pytest.raises(NirExportError, match=r"layer 0 \(dense_rec\)"):
+        write_nir(q.netlist, tmp_path / "back.nir")
+    assert not (tmp_path / "back.nir").exists()
