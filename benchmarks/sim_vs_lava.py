@@ -1,9 +1,10 @@
 """The simulator against Lava's fixed_pt models, timed in the same run.
 
-    python benchmarks/sim_vs_lava.py [--lava-samples 4]
+    python benchmarks/sim_vs_lava.py [--lava-samples 4] [--nets pilotnet,dense784]
 
-Three networks: PilotNet (lava-dl's gts/pilotnet_lif/network.net, 15 steps, batch
-1, image.npy as the input layer's bias), PilotNet SDNN (gts/pilotnet_sdnn/network.net,
+Three networks: PilotNet (lava-dl's gts/pilotnet_lif/network.net, 16 steps, a batch
+of 64 images as the input layer's bias: image.npy rolled sideways by 3 pixels more
+for each sample, so that no two are alike), PilotNet SDNN (gts/pilotnet_sdnn/network.net,
 a sigma-delta network with graded spikes: input.npy into its Delta input layer on
 each of 9 steps, as lava-dl's test runs it) and a 784-500-500-10 dense net (256
 samples of 25 steps, 20% input activity). One line each::
@@ -13,8 +14,9 @@ samples of 25 steps, 20% input activity). One line each::
 ``lava_s`` is Lava's wall time for what ``run_lava`` does (building the processes,
 compiling, starting them, running, stopping), one sample a Lava run, after a
 warm-up run that pays Lava's one-time costs; "stepping only" counts just the
-running of the started processes. Lava runs ``--lava-samples`` of the dense
-net's 256 samples and is scaled linearly to 256 (the line says so). For the
+running of the started processes. Lava runs ``--lava-samples`` of PilotNet's 64
+and of the dense net's 256 samples and is scaled linearly to the batch (the line
+says so). For the
 dense net Lava also runs one sample for ten times as many steps, and "steady"
 scales its stepping rate there (the most favourable to Lava) to the whole batch. ``sim_s``
 is the median of five runs of :func:`neurodeploy.sim.simulate` on the whole
@@ -23,6 +25,12 @@ processes), the fairer measure on a busy machine, where a single-process
 simulator gets a smaller share of the cores than Lava's dozen processes. The
 Lava side runs in the Lava interpreter (this script with ``--lava``), which also
 checks that its spikes equal the simulator's.
+
+PilotNet's line also gives the simulator's inferences per second beside the dense
+product bound measured in the same run: the float32 and float64 matrix products of
+the sizes its layers' synapses multiply over the batch and steps (each convolution
+as patches times kernel), timed alone, as inferences per second. Without
+sparsity, a simulator cannot pass the float32 bound.
 """
 
 from __future__ import annotations
@@ -52,15 +60,18 @@ PILOTNET = Path(os.environ.get("NEURODEPLOY_CONFORMANCE", REPO.parent / "shared"
 PILOTNET_SDNN = PILOTNET / "gts" / "pilotnet_sdnn"
 PILOTNET = PILOTNET / "gts" / "pilotnet_lif"
 DENSE_SAMPLES, DENSE_STEPS, ACTIVITY = 256, 25, 0.2
+PILOTNET_SAMPLES, PILOTNET_STEPS, PILOTNET_ROLL = 64, 16, 3
 STEADY_REPEAT = 10
+PRODUCT_ROWS = 1 << 15  # rows of a bound's product multiplied at a time
 
 
-def pilotnet_case() -> LavaCase:
+def pilotnet_case(samples: int = PILOTNET_SAMPLES) -> LavaCase:
     from neurodeploy.exporters.netx import read_netx
 
     net = read_netx(PILOTNET / "network.net")
     image = np.load(PILOTNET / "image.npy").transpose(2, 1, 0).astype(np.int64)  # (x, y, f) -> (C, H, W)
-    return LavaCase(net, 15, bias=image, reset_interval=16)
+    images = np.stack([np.roll(image, PILOTNET_ROLL * k, axis=2) for k in range(samples)])
+    return LavaCase(net, PILOTNET_STEPS, bias=images, reset_interval=16)
 
 
 def pilotnet_sdnn_case() -> LavaCase:
@@ -93,6 +104,52 @@ def time_sim(case: LavaCase, runs: int = 5) -> tuple[float, float]:
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return statistics.median(wall), statistics.median(cpu)
+
+
+def product_sizes(case: LavaCase) -> list[tuple[int, int, int]]:
+    """(rows, inner, columns) of each synaptic layer's product over the batch and the steps it receives."""
+    from neurodeploy.netlist import Conv
+
+    sizes = []
+    rows = case.batch() * (case.steps - 1)
+    for i in case.net.neuron_layers:
+        layer = case.net.layers[i]
+        if isinstance(layer, Conv):
+            o, cg, kh, kw = layer.weight.shape
+            sizes.append((rows * layer.shape[1] * layer.shape[2], cg * kh * kw, o))
+        elif isinstance(layer, Dense):
+            sizes.append((rows, layer.weight.shape[1], layer.weight.shape[0]))
+    return sizes
+
+
+def product_seconds(sizes: list[tuple[int, int, int]], dtype, runs: int = 3) -> float:
+    """Best of ``runs`` timings of all the products in ``sizes`` (binary inputs, 8-bit weights), in
+    blocks of PRODUCT_ROWS rows, each block's product computed on every core."""
+    rng = np.random.default_rng(0)
+    blocks = [
+        (
+            (rng.random((min(rows, PRODUCT_ROWS), inner)) < 0.1).astype(dtype),
+            rng.integers(-128, 128, (inner, cols)).astype(dtype),
+            rows,
+        )
+        for rows, inner, cols in sizes
+    ]
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        for a, b, rows in blocks:
+            out = np.empty((len(a), b.shape[1]), dtype)
+            for lo in range(0, rows, len(a)):
+                np.matmul(a[: rows - lo], b, out=out[: rows - lo])
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def gemm_bound(case: LavaCase) -> str:
+    """The simulator's inferences per second and the dense product bound for ``case``."""
+    sizes = product_sizes(case)
+    f32, f64 = (case.batch() / product_seconds(sizes, dtype) for dtype in (np.float32, np.float64))
+    return f"gemm_bound: float32={f32:.0f}/s float64={f64:.0f}/s"
 
 
 def cpu_with_children() -> float:
@@ -144,7 +201,10 @@ def steady(measured: dict, case: LavaCase, sim_s: float) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lava-samples", type=int, default=4, help="dense samples Lava runs (default 4)")
+    parser.add_argument(
+        "--lava-samples", type=int, default=4, help="samples of PilotNet and the dense net Lava runs (default 4)"
+    )
+    parser.add_argument("--nets", default="pilotnet,pilotnet_sdnn,dense784", help="comma-separated nets to run")
     parser.add_argument("--lava", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.lava:
@@ -154,8 +214,18 @@ def main() -> int:
     if exe is None:
         print("no Lava environment: run scripts/lava-env.sh or set NEURODEPLOY_LAVA_PYTHON", file=sys.stderr)
         return 2
-    named = {"pilotnet": pilotnet_case(), "pilotnet_sdnn": pilotnet_sdnn_case(), "dense784": dense_case(DENSE_SAMPLES)}
-    for_lava = [named["pilotnet"], named["pilotnet_sdnn"], dense_case(args.lava_samples)]
+    makers = {
+        "pilotnet": lambda samples: pilotnet_case(samples),
+        "pilotnet_sdnn": lambda samples: pilotnet_sdnn_case(),
+        "dense784": lambda samples: dense_case(samples),
+    }
+    chosen = args.nets.split(",")
+    unknown = set(chosen) - set(makers)
+    if unknown:
+        print(f"unknown nets {sorted(unknown)}; choose from {sorted(makers)}", file=sys.stderr)
+        return 2
+    named = {name: makers[name](PILOTNET_SAMPLES if name == "pilotnet" else DENSE_SAMPLES) for name in chosen}
+    for_lava = [makers[name](args.lava_samples) for name in chosen]
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "cases.npz", Path(tmp) / "times.json"
         write_cases(src, for_lava)
@@ -173,6 +243,7 @@ def main() -> int:
             f" | stepping only: lava_s={steps_s:.3f} ratio={steps_s / sim_s:.0f}"
             f"{steady(measured, case, sim_s)}"
             f" | batch={case.batch()} steps={case.steps}{note} spikes_equal={'yes' if measured['equal'] else 'NO'}"
+            + (f" | inferences_per_s={case.batch() / sim_s:.0f} {gemm_bound(case)}" if name == "pilotnet" else "")
         )
     return 0
 

@@ -28,6 +28,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -60,6 +61,7 @@ BLAS_THREADS = 1
 BIG_PRODUCT = 1 << 28
 M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters
 BLOCK_BYTES = 1 << 19  # a connection's input computed at a time, while the neurons use it from cache
+COUNT_ROWS = 2**16 - 1  # spikes counted at a time in uint16 (see _column_sums)
 COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
 
 
@@ -92,6 +94,8 @@ class Recording:
 
     def predictions(self) -> np.ndarray:
         """Class per sample: argmax of the last layer's spike counts (lowest index on ties)."""
+        if self.output_counts is None:
+            raise ValueError("this recording holds no output counts")
         counts = self.output_counts.reshape(self.batch, -1)
         return counts.argmax(axis=1)
 
@@ -154,7 +158,7 @@ class _ConvOp:
         self.layer = layer
         o, cg, kh, kw = layer.weight.shape
         self.dtype = _sum_dtype(layer.weight, cg * kh * kw, graded_max)
-        self.weight = layer.weight.astype(self.dtype)
+        self.weight: np.ndarray = layer.weight.astype(self.dtype)
         self.exp = int(layer.weight_exp)
         nonzero = (layer.weight != 0).reshape(layer.groups, o // layer.groups, cg, kh, kw)
         self.taps = nonzero.sum(axis=1, dtype=np.float64)  # per group: how many of its outputs use each tap
@@ -202,12 +206,13 @@ class _ConvOp:
         return _conv2d_channels_last(x, weight, layer.stride, layer.padding, layer.dilation, layer.groups, spread)
 
 
-def _matmul(a: np.ndarray, b: np.ndarray, spread: bool = False) -> np.ndarray:
-    """``a @ b``, on every core when ``spread`` and the product is large enough to gain from it."""
+def _matmul(a: np.ndarray, b: np.ndarray, spread: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` (into ``out`` if given), on every core when ``spread`` and the product is large
+    enough to gain from it."""
     if not spread or a.shape[0] * a.shape[1] * b.shape[1] < BIG_PRODUCT:
-        return a @ b
+        return np.matmul(a, b, out=out)
     with _blas().limit(limits=_cores(), user_api="blas"):
-        return a @ b
+        return np.matmul(a, b, out=out)
 
 
 @functools.cache
@@ -278,7 +283,6 @@ def _conv2d_channels_last(
     innermost runs are whole channel vectors rather than kernel rows.
     """
     o, cg, kh, kw = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     b, h, wd, c = x.shape
     ho, wo = conv_output_size((h, wd), (kh, kw), stride, padding, dilation)
     og = o // groups
@@ -288,22 +292,37 @@ def _conv2d_channels_last(
     block = max(1, COLS_BLOCK_BYTES // max(1, ho * wo * kh * kw * c * dtype.itemsize))
     for lo in range(0, b, block):
         images = x[lo : lo + block]
-        if ph or pw:
-            padded = np.zeros((len(images), h + 2 * ph, wd + 2 * pw, c), dtype)
-            padded[:, ph : ph + h, pw : pw + wd] = images
-        else:
-            padded = np.ascontiguousarray(images, dtype=dtype)
-        st = padded.strides
-        cols = np.lib.stride_tricks.as_strided(
-            padded,
-            (len(images), ho, wo, kh, kw, c),
-            (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]),
-            writeable=False,
-        )
+        cols = _windows(_padded(images, padding, dtype), (ho, wo), (kh, kw), stride, dilation)
         for g, kernel in enumerate(kernels):
             patch = cols[..., g * cg : (g + 1) * cg].reshape(len(images) * ho * wo, kh * kw * cg)
-            out[lo : lo + block, ..., g * og : (g + 1) * og] = _matmul(patch, kernel, spread).reshape(-1, ho, wo, og)
+            if groups == 1:  # straight into the output, without a temporary
+                _matmul(patch, kernel, spread, out=out[lo : lo + block].reshape(len(patch), og))
+            else:
+                out[lo : lo + block, ..., g * og : (g + 1) * og] = _matmul(patch, kernel, spread).reshape(
+                    -1, ho, wo, og
+                )
     return out
+
+
+def _padded(x: np.ndarray, padding, dtype) -> np.ndarray:
+    """x (B, H, W, C) zero-padded on H and W, contiguous, in ``dtype``."""
+    (ph, pw), (b, h, w, c) = padding, x.shape
+    if not (ph or pw):
+        return np.ascontiguousarray(x, dtype=dtype)
+    out = np.zeros((b, h + 2 * ph, w + 2 * pw, c), dtype)
+    out[:, ph : ph + h, pw : pw + w] = x
+    return out
+
+
+def _windows(padded: np.ndarray, out_hw, kernel_hw, stride, dilation) -> np.ndarray:
+    """The windows of a padded x (B, H, W, C) as a read-only view (B, Ho, Wo, kH, kW, C)."""
+    (sh, sw), (dh, dw), st = stride, dilation, padded.strides
+    return np.lib.stride_tricks.as_strided(
+        padded,
+        (padded.shape[0], *out_hw, *kernel_hw, padded.shape[3]),
+        (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]),
+        writeable=False,
+    )
 
 
 def _channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -392,7 +411,7 @@ def prepare_run(
     batch = _batch_size(spikes, bias, net)
     first = net.layers[0]
     expected = first.shape if isinstance(first, Input) else net.input_shape
-    if spikes is not None and tuple(spikes.shape[2:]) != tuple(expected):
+    if spikes is not None and tuple(spikes.shape[2:]) != tuple(expected or ()):
         raise SimulationError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise SimulationError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")
@@ -442,8 +461,9 @@ class _Neurons:
         self.bias_bound = int(np.abs(bias).max(initial=0))
         self.bias = bias if self.bias_bound else None
         self.u_may_wrap32 = self.a_bound >= 2**24
+        self.alias_input = self.cu == 0.0 and self.a_bound < fx.MAX_UV  # u is the input, which never wraps
         self.v_may_wrap32 = self.u_may_wrap32 or self.bias_bound + 2**24 >= fx.INT32
-        self.dtype = np.int64
+        self.dtype: type[np.generic] = np.int64
         if self.exact_float:
             self.dtype = np.float32 if self._fits_float32() else np.float64
             self.threshold = min(self.threshold, fx.MAX_UV)  # |v| < 2**23: a higher threshold acts as this one
@@ -474,34 +494,35 @@ class _Neurons:
     def run(self, a_in, resets, s: np.ndarray, u_out, v_out) -> tuple[int, int]:
         """Step through the input, writing spikes into s (steps, rows, n).
 
-        ``a_in(t)`` is the input arriving at step t, or None where none does.
-        ``resets(t)`` says whether u and v are zeroed before step t; ``u_out`` and
-        ``v_out`` (steps, rows, n) take the traces when not None. Returns the
-        counts of u wraps and v saturations.
+        ``a_in(t)`` is the input arriving at step t, or None where none does (never
+        changed here). ``resets(t)`` says whether u and v are zeroed before step t;
+        ``u_out`` and ``v_out`` (steps, rows, n) take the traces when not None.
+        Returns the counts of u wraps and v saturations.
         """
         steps, rows, n = s.shape
+        state = _State(np.zeros((rows, n), self.dtype), np.zeros((rows, n), self.dtype), np.empty((rows, n), bool))
         step = self._float_step if self.exact_float else self._int_step
-        u, v = np.zeros((rows, n), self.dtype), np.zeros((rows, n), self.dtype)
-        bounds = [0.0, 0.0]  # bounds on |u| and |v|
         wraps = saturations = 0
         for t in range(steps):
             if resets(t):
-                u.fill(0)
-                v.fill(0)
-                bounds = [0.0, 0.0]
-            w, sat = step(u, v, a_in(t), s[t], bounds)
+                state.clear()
+            u, (w, sat) = step(state, a_in(t), s[t])
             wraps, saturations = wraps + w, saturations + sat
             if u_out is not None:
                 u_out[t] = u
             if v_out is not None:
-                v_out[t] = v
+                v_out[t] = state.v
         return wraps, saturations
 
-    def _float_step(self, u, v, a, s, bounds) -> tuple[int, int]:
+    def _float_step(self, state: _State, a: np.ndarray | None, s: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """One step in floating point; returns u (the input itself where u keeps nothing) and the counts."""
+        u, v = state.u, state.v
         wraps = saturations = 0
-        u_bound = bounds[0] * self.cu
+        u_bound = state.u_bound * self.cu
         u_zero = a is None and u_bound == 0  # u is all zero and stays so (an input layer driven by bias)
-        if a is not None and self.cu == 0.0:
+        if a is not None and self.alias_input:
+            u = a
+        elif a is not None and self.cu == 0.0:
             np.copyto(u, a)
         elif not u_zero:
             _decay(u, self.cu)
@@ -523,7 +544,7 @@ class _Neurons:
             v += u
         if self.bias is not None:
             v += self.bias
-        v_bound = bounds[1] * self.cv + u_bound + self.bias_bound
+        v_bound = state.v_bound * self.cv + u_bound + self.bias_bound
         if self.v_may_wrap32:
             _wrap32(v)
             saturations, v_bound = _saturate(v), fx.V_LIMIT
@@ -535,19 +556,37 @@ class _Neurons:
                 v_bound = max(top, -bottom)
         np.greater(v, self.threshold, out=s)
         if v_bound > self.threshold and np.count_nonzero(s):
-            np.copyto(v, 0.0, where=s)
-        bounds[0], bounds[1] = u_bound, v_bound
-        return int(wraps), int(saturations)
+            np.logical_not(s, out=state.keep)
+            v *= state.keep  # a reset by multiplication: far faster than a masked copy
+        state.u_bound, state.v_bound = float(u_bound), float(v_bound)
+        return u, (int(wraps), int(saturations))
 
-    def _int_step(self, u, v, a, s, bounds) -> tuple[int, int]:
-        n = self.neuron
+    def _int_step(self, state: _State, a: np.ndarray | None, s: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        u, v, n = state.u, state.v, self.neuron
         new_u, wrapped = fx.update_current(u, np.zeros_like(u) if a is None else a, n.du)
         bias = np.zeros_like(u) if self.bias is None else self.bias
         new_v, saturated = fx.update_voltage(v, new_u, bias, n.dv)
         np.greater(new_v, self.threshold, out=s)
         u[...] = new_u
         v[...] = np.where(s, 0, new_v)
-        return int(wrapped.sum()), int(saturated.sum())
+        return u, (int(wrapped.sum()), int(saturated.sum()))
+
+
+@dataclass
+class _State:
+    """A neuron layer's u and v over the rows of a run, with bounds on their magnitudes and scratch."""
+
+    u: np.ndarray
+    v: np.ndarray
+    keep: np.ndarray  # where no spike fell this step
+    u_bound: float = 0.0
+    v_bound: float = 0.0
+
+    def clear(self) -> None:
+        """A reset: u and v zeroed."""
+        self.u.fill(0)
+        self.v.fill(0)
+        self.u_bound = self.v_bound = 0.0
 
 
 def _odd_part(m: int) -> int:
@@ -589,12 +628,14 @@ class _Unit:
     :func:`_channels_last`."""
 
     def __init__(self, k: int, index: int, layer, op, neurons: _Neurons):
-        self.k, self.index, self.layer, self.op, self.neurons = k, index, layer, op, neurons
+        self.k, self.index, self.layer, self.neurons = k, index, layer, neurons
+        self.op: _DenseOp | _ConvOp | sim_graded.GradedSynapse | None = op
         self.shape = tuple(layer.shape)
         self.n = int(np.prod(layer.shape))
         self.graded = is_graded(layer.neuron)
         self.traces = sim_graded.traces(layer.neuron) if self.graded else ("u", "v")
-        self.rec_op, self.rec_binary = None, True
+        self.rec_op: _DenseOp | sim_graded.GradedSynapse | None = None
+        self.rec_binary = True
         if isinstance(layer, RecurrentDense) and not self.graded:
             self.rec_op = _DenseOp(_recurrent_part(layer), 1, (self.n,))
 
@@ -619,7 +660,8 @@ class _Unit:
 
     def with_recurrence(self, a, s: np.ndarray, spread: bool):
         """The input function ``a`` plus the recurrent input: the layer's own messages of step t - 1."""
-        if self.rec_op is None:
+        rec_op = self.rec_op
+        if rec_op is None:
             return a
         exact = self.neurons.exact_float
 
@@ -628,7 +670,7 @@ class _Unit:
             if t < 1:
                 return own
             prev = s[t - 1] != 0 if self.rec_binary else s[t - 1]
-            (back,) = self.rec_op(prev, exact, spread).values()
+            (back,) = rec_op(prev, exact, spread).values()
             return back if own is None else own + back
 
         return total
@@ -651,7 +693,7 @@ class _Unit:
             return lambda t: None
         if len(self.op.delays) == 1:
             (delay,) = self.op.delays
-            return _Blocks(self, pre[: steps - 1 - delay], delay + 1, spread)
+            return _Blocks(self, self.op, pre[: steps - 1 - delay], delay + 1, spread)
         a = np.zeros((steps - 1, rows, self.n), np.float64 if exact else np.int64)
         currents = self.op(pre[: steps - 1].reshape((steps - 1) * rows, -1), exact, spread)
         for d, current in currents.items():
@@ -662,7 +704,7 @@ class _Unit:
 def _recurrent_part(layer: RecurrentDense) -> Dense:
     """The recurrent synapses of ``layer`` as a plain dense layer of its own size."""
     return Dense(
-        weight=layer.weight_rec,
+        weight=cast(np.ndarray, layer.weight_rec),  # never None in a validated layer
         neuron=layer.neuron,
         weight_exp=layer.weight_exp,
         weight_bits=layer.weight_bits,
@@ -673,8 +715,8 @@ def _recurrent_part(layer: RecurrentDense) -> Dense:
 class _Blocks:
     """A connection's input computed a block of presynaptic steps at a time (BLOCK_BYTES of output)."""
 
-    def __init__(self, unit: _Unit, pre: np.ndarray, first: int, spread):
-        self.unit, self.pre, self.first, self.spread = unit, pre, first, spread
+    def __init__(self, unit: _Unit, op: _DenseOp | _ConvOp | sim_graded.GradedSynapse, pre, first: int, spread: bool):
+        self.unit, self.op, self.pre, self.first, self.spread = unit, op, pre, first, spread
         rows = pre.shape[1]
         self.size = max(1, BLOCK_BYTES // max(1, 4 * rows * unit.n))
         self.start, self.block = 0, pre[:0]
@@ -687,7 +729,7 @@ class _Blocks:
             self.start = k - k % self.size
             part = self.pre[self.start : self.start + self.size]
             flat = part.reshape(part.shape[0] * part.shape[1], -1)
-            (current,) = self.unit.op(flat, self.unit.neurons.exact_float, self.spread).values()
+            (current,) = self.op(flat, self.unit.neurons.exact_float, self.spread).values()
             self.block = current.reshape(part.shape[:2] + (self.unit.n,))
         return self.block[k - self.start]
 
@@ -784,7 +826,7 @@ class _Run:
             events = 0
             if unit.op is not None and pre is not None:
                 sent = pre != 0 if unit.graded else pre  # a graded message is one event a synapse
-                events = unit.op.events(sent.reshape(size * steps, -1).sum(axis=0, dtype=np.float64))
+                events = unit.op.events(_column_sums(sent))
             s = np.empty((steps, size, unit.n), np.int32 if unit.graded else bool)
             a = unit.with_recurrence(a, s, spread)
             last = unit is self.units[-1] and not unit.graded  # a CUBA output layer's v feeds output_v
@@ -797,18 +839,18 @@ class _Run:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
             if unit.rec_op is not None and steps > 1:
-                events += unit.rec_op.events((s[:-1] != 0).reshape(-1, unit.n).sum(axis=0, dtype=np.float64))
+                events += unit.rec_op.events(_column_sums(s[:-1] != 0))
             if v is not None and self.conventions == "loihi2" and not unit.graded:
                 v[s] = fx.LOIHI2_SPIKE_V
             for name, held in zip(("s",) + unit.traces, (s, u, v)):
-                if name in self.record:
+                if name in self.record and held is not None:
                     getattr(rec, name)[unit.index][rows] = _to_netlist(held, unit.shape).swapaxes(0, 1)
             counts.append((events, wraps, saturations, int(np.count_nonzero(s))))
             pre = s
-        total = pre.sum(axis=0, dtype=np.int64)
+        total, out_v = s.sum(axis=0, dtype=np.int64), v  # the last unit's spikes and v
         rec.output_counts[rows] = _to_netlist(total, self.units[-1].shape).reshape(rec.output_counts[rows].shape)
-        if not self.units[-1].graded:
-            rec.output_v[rows] = _to_netlist(v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
+        if not self.units[-1].graded and out_v is not None:
+            rec.output_v[rows] = _to_netlist(out_v[-1:], self.units[-1].shape)[0].reshape(rec.output_v[rows].shape)
         return counts
 
     def _resets(self, k: int):
@@ -818,10 +860,25 @@ class _Run:
         return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
 
 
+def _column_sums(sent: np.ndarray) -> np.ndarray:
+    """The sum over steps and rows of each neuron's values in ``sent`` (steps, rows, n), as float64.
+
+    Spikes (bool) are counted as bytes summed in uint16, 2**16 - 1 rows at a time (so that no
+    count overflows): several times faster than a sum in float64 or int64.
+    """
+    flat = sent.reshape(-1, sent.shape[-1])
+    if flat.dtype != bool:
+        return flat.sum(axis=0, dtype=np.float64)
+    total = np.zeros(flat.shape[1], np.float64)
+    for lo in range(0, len(flat), COUNT_ROWS):
+        total += np.add.reduce(flat[lo : lo + COUNT_ROWS].view(np.uint8), axis=0, dtype=np.uint16)
+    return total
+
+
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
     """The same neurons with the per-sample bias of some rows."""
     part = copy.copy(neurons)
-    part.bias = neurons.bias[rows]
+    part.bias = None if neurons.bias is None else neurons.bias[rows]
     return part
 
 

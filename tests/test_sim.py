@@ -291,3 +291,53 @@ def test_output_v_is_the_last_layers_v_after_the_last_step():
     np.testing.assert_array_equal(rec.output_v, rec.v[0][:, -1])
     expected = (spikes[:, :6].astype(np.int64) @ net.layers[0].weight.T.astype(np.int64)).sum(axis=1) << 6
     np.testing.assert_array_equal(rec.output_v, expected)  # one step of latency, v integrates every input
+
+
+@pytest.mark.parametrize("exp,aliased", [(0, True), (12, False)])
+def test_u_that_keeps_nothing_is_the_input_and_equals_the_int64_rules(monkeypatch, exp, aliased):
+    """du = 4095: u is the input of the step. Where the input cannot wrap, u is that very array
+    (read, never changed); where it can, u is a copy that wraps. Spikes reset v either way."""
+    import neurodeploy.sim as sim_module
+
+    rng = np.random.default_rng(4)
+    weight = rng.integers(-60, 90, (6, 40))
+    neuron_ = CubaNeuron(vth=2000, du=4095, dv=1024)
+    net = Netlist([Dense(weight, neuron_, weight_exp=exp)], input_shape=(40,))
+    spikes = rng.random((5, 30, 40)) < 0.5
+    decided = []
+    original = sim_module._Neurons.__init__
+    monkeypatch.setattr(
+        sim_module._Neurons, "__init__", lambda self, *a: original(self, *a) or decided.append(self.alias_input)
+    )
+    fast = simulate(net, 30, spikes=spikes, record=("s", "u", "v"))
+    assert decided == [aliased]
+    monkeypatch.setattr(sim_module._Neurons, "FLOAT_INPUT_LIMIT", 0)
+    exact = simulate(net, 30, spikes=spikes, record=("s", "u", "v"))
+    assert 0 < exact.s[0].mean() < 1
+    assert (exact.u_wraps[0] > 0) == (not aliased)
+    for name in ("s", "u", "v"):
+        np.testing.assert_array_equal(getattr(fast, name)[0], getattr(exact, name)[0])
+    assert fast.u_wraps == exact.u_wraps and fast.v_saturations == exact.v_saturations
+
+
+def test_event_counts_do_not_depend_on_the_rows_counted_at_a_time(monkeypatch):
+    import neurodeploy.sim as sim_module
+
+    rng = np.random.default_rng(6)
+    net = Netlist(
+        [
+            Dense(
+                2 * rng.integers(-9, 12, (30, 20)) * (rng.random((30, 20)) < 0.7), CubaNeuron(vth=3, du=4095, dv=1024)
+            ),
+            Dense(rng.integers(-9, 12, (4, 30)), CubaNeuron(vth=3, du=4095, dv=1024)),
+        ],
+        input_shape=(20,),
+    )
+    spikes = rng.random((7, 9, 20)) < 0.4
+    whole = simulate(net, 9, spikes=spikes)
+    monkeypatch.setattr(sim_module, "COUNT_ROWS", 5)  # 9 steps x 7 samples: 13 blocks, the last one short
+    blocks = simulate(net, 9, spikes=spikes)
+    assert whole.spike_count[0] > 0 and whole.synaptic_events[1] > 0
+    assert blocks.synaptic_events == whole.synaptic_events
+    fan_out = (net.layers[0].weight != 0).sum(axis=0)  # even weights: all kept at 8 bits
+    assert whole.synaptic_events[0] == int((spikes.sum(axis=(0, 1)) * fan_out).sum())
