@@ -91,6 +91,7 @@ def simulate_inputs(
     steps: int,
     inputs: np.ndarray,
     kind: str,
+    *,
     record=("s",),
     conventions: str = "lava",
     device: str | None = None,
@@ -241,6 +242,7 @@ def compare_model(
     q: Quantized,
     x: np.ndarray | PackedSpikes,
     y: np.ndarray,
+    *,
     seed: int = 0,
     batch_size: int = 256,
     progress: bool = True,
@@ -460,7 +462,7 @@ def reference_cost(net: Netlist, activity, reference, target) -> dict:
 
 
 def build_report(
-    q: Quantized, target, comparison: Comparison, source: dict, files: dict[str, Path], cost_reference=None
+    q: Quantized, target, comparison: Comparison, source: dict, files: dict[str, Path], *, cost_reference=None
 ) -> dict:
     """The report dict: accuracy, per layer, hardware cost, run conventions and how to reproduce.
 
@@ -534,6 +536,7 @@ def compare_and_report(
     y: np.ndarray,
     out_dir: str | Path,
     dataset: str,
+    *,
     seed: int = 0,
     backend: str = "sim",
     lava_samples: int = 8,
@@ -575,7 +578,16 @@ def compare_and_report(
     ]
     refuse_existing([out_dir / name for name in names], force)
     comparison = compare_model(
-        fm, q, x, y, seed, batch_size, progress, conventions or target.conventions, device, workers
+        fm,
+        q,
+        x,
+        y,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+        conventions=conventions or target.conventions,
+        device=device,
+        workers=workers,
     )
     if comparison is None:
         return {}, {}
@@ -584,7 +596,7 @@ def compare_and_report(
     with staged_outputs(out_dir):  # all of the files or none
         files = write_run_files(q, comparison, out_dir, Path(model).stem)
         source = _source(model, fm, dataset, seed, backend, batch_size)
-        report = build_report(q, target, comparison, source, files, cost_reference)
+        report = build_report(q, target, comparison, source, files, cost_reference=cost_reference)
         if plots:
             from neurodeploy.plots import write_plots
 
