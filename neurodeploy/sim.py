@@ -409,9 +409,8 @@ def prepare_run(
     if reset_interval == -1:
         reset_interval = net.reset_interval
     batch = _batch_size(spikes, bias, net)
-    first = net.layers[0]
-    expected = first.shape if isinstance(first, Input) else net.input_shape
-    if spikes is not None and tuple(spikes.shape[2:]) != tuple(expected or ()):
+    expected = net.external_shape
+    if spikes is not None and tuple(spikes.shape[2:]) != tuple(expected):
         raise SimulationError(f"input spikes have shape {spikes.shape[2:]} per step, the netlist takes {expected}")
     if spikes is not None and spikes.shape[1] < steps:
         raise SimulationError(f"input spikes cover {spikes.shape[1]} steps, {steps} were asked for")

@@ -183,7 +183,7 @@ def load_spikes(path: str, net, steps: int, order: str = "ours") -> np.ndarray:
 
     arr = load_array(path)
     first = net.layers[0]
-    shape = tuple(first.shape) if isinstance(first, Input) else tuple(net.input_shape)
+    shape = net.external_shape
     if order == "lava":
         arr = _from_lava_order(arr, shape, steps, path)
     if arr.ndim == len(shape) + 1:

@@ -107,8 +107,7 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
             f"layer {i} (dense_rec): writing recurrent layers to NIR is not supported "
             "(netx carries them: --format netx)"
         )
-    first = net.layers[0]
-    shape = tuple(first.shape if isinstance(first, Input) else net.input_shape or ())
+    shape = net.external_shape
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
     for i, layer in enumerate(net.layers):
         for key, node in _layer_nodes(i, layer, shape, dt):
