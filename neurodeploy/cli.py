@@ -176,8 +176,11 @@ def interrupts_raise(restore: bool = True) -> Iterator[_Interrupts]:
     previous: dict = {}
     report_unraisable = sys.unraisablehook
 
-    def quiet_for_interrupts(unraisable) -> None:  # a dropped interrupt is sent again: no report
-        if not issubclass(unraisable.exc_type, Interrupted):
+    def quiet_for_interrupts(unraisable) -> None:
+        # a dropped interrupt is sent again; one that lands while the handlers are put back after the
+        # command has its interrupt (CPython: "Signal N ignored due to race condition") is not needed
+        late = handler.done and "ignored due to race condition" in str(unraisable.exc_value)
+        if not (issubclass(unraisable.exc_type, Interrupted) or late):
             report_unraisable(unraisable)
 
     try:  # a signal may come at any point from here: the handler is already in place
@@ -189,8 +192,8 @@ def interrupts_raise(restore: bool = True) -> Iterator[_Interrupts]:
     finally:
         handler.received()
         if restore:
-            sys.unraisablehook = report_unraisable
             restore_handlers(previous)
+            sys.unraisablehook = report_unraisable
         else:  # the OS ignores them from now on: Python's exit would reset a handler to the default action
             restore_handlers(dict.fromkeys(INTERRUPTS, signal.SIG_IGN))
 
