@@ -757,7 +757,7 @@ class _Run:
             layer_bias = bias if (isinstance(layer, Input) and bias is not None) else layer.bias
             b = np.zeros((1, 1), np.int64)  # no bias
             if layer_bias is not None:
-                given = _bias_per_neuron(np.asarray(layer_bias, np.int64), layer.shape, batch)
+                given = bias_rows(np.asarray(layer_bias, np.int64), layer.shape, batch)
                 if given.any():
                     b = _to_internal(given.reshape((given.shape[0],) + tuple(layer.shape)), tuple(layer.shape))
             if is_graded(layer.neuron):
@@ -881,7 +881,7 @@ def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
     return part
 
 
-def _bias_per_neuron(bias: np.ndarray, shape: tuple[int, ...], batch: int) -> np.ndarray:
+def bias_rows(bias: np.ndarray, shape: tuple[int, ...], batch: int) -> np.ndarray:
     """Broadcast a bias given per channel, per neuron, or per sample and neuron to (batch, n)."""
     n = int(np.prod(shape))
     if bias.ndim == len(shape) + 1 and bias.shape[1:] == tuple(shape):

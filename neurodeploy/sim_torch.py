@@ -22,7 +22,7 @@ from neurodeploy import fixed_point as fx
 from neurodeploy.counters import STEPPED
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import Conv, Dense, Input, Netlist, cuba_neuron, layer_label, neuron_layer
-from neurodeploy.sim import Recording, _bias_per_neuron, prepare_run
+from neurodeploy.sim import Recording, bias_rows, prepare_run
 
 EXACT_SUM = 2**53  # float64 sums of integers below this are exact in any order
 CHUNK_BYTES = 1 << 30  # about the device memory a chunk of samples takes in its widest layer
@@ -193,7 +193,7 @@ def _bias(layer: _Layer, bias: np.ndarray | None, rows: slice) -> torch.Tensor:
     given = bias if isinstance(layer.layer, Input) and bias is not None else layer.layer.bias
     if given is None:
         return torch.zeros((1, 1), dtype=torch.int64, device=layer.device)
-    per = _bias_per_neuron(np.asarray(given, np.int64), layer.shape, rows.stop)
+    per = bias_rows(np.asarray(given, np.int64), layer.shape, rows.stop)
     per = per[rows] if per.shape[0] > 1 else per
     effective = fx.effective_bias(per, layer.neuron.bias_exp)
     return torch.from_numpy(np.ascontiguousarray(effective)).to(layer.device)

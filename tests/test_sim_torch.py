@@ -184,43 +184,14 @@ def test_a_missing_device_is_refused(tmp_path, capsys):
 
     write_netx(net, tmp_path / "net.net")
     np.save(tmp_path / "in.npy", np.ones((4, 3), np.int8))
-    assert (
-        cli.main(
-            [
-                "run",
-                str(tmp_path / "net.net"),
-                "--steps",
-                "4",
-                "--input",
-                str(tmp_path / "in.npy"),
-                "--device",
-                "cuda",
-                "-o",
-                str(tmp_path / "o.npz"),
-            ]
-        )
-        == 2
-    )
-    assert "--device cuda: torch finds no CUDA device" in capsys.readouterr().err
-    assert not (tmp_path / "o.npz").exists()
-    assert (
-        cli.main(
-            [
-                "run",
-                str(tmp_path / "net.net"),
-                "--steps",
-                "4",
-                "--input",
-                str(tmp_path / "in.npy"),
-                "--device",
-                "gpu",
-                "-o",
-                str(tmp_path / "o.npz"),
-            ]
-        )
-        == 2
-    )
-    assert "--device gpu: the torch simulator runs on cpu, cuda or cuda:N" in capsys.readouterr().err
+    args = ["run", str(tmp_path / "net.net"), "--steps", "4", "--input", str(tmp_path / "in.npy")]
+    for device, message in [
+        ("cuda", "--device cuda: torch finds no CUDA device"),
+        ("gpu", "--device gpu: the torch simulator runs on cpu, cuda or cuda:N"),
+    ]:
+        assert cli.main([*args, "--device", device, "-o", str(tmp_path / "o.npz")]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "o.npz").exists()
 
 
 def test_numpy_simulator_does_not_import_torch():
