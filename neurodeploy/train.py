@@ -442,7 +442,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--steps", "-T", type=integer(1, MAX_STEPS), default=d.steps, help="time steps a sample (default %(default)s)")
     a("--epochs", type=integer(1, MAX_EPOCHS), default=d.epochs, help="default %(default)s")
     a("--seed", type=seed(), default=d.seed, help="default %(default)s")
-    a("-o", "--output", metavar="PATH", required=True, help="checkpoint to write (.pt)")
+    a("-o", "--output", metavar="PATH", default="model.pt", help="checkpoint to write (default ./model.pt)")
     a("--force", action="store_true", help="overwrite an existing checkpoint")
     a("--batch-size", type=integer(1, MAX_BATCH), default=d.batch_size, help="default %(default)s")
     a(

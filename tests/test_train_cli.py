@@ -41,6 +41,14 @@ def test_module_entry_point_trains_and_writes(tmp_path):
     assert ckpt["rule"] == "bpsa" and ckpt["steps"] == 4 and ckpt["seed"] == 3
 
 
+def test_the_checkpoint_defaults_to_model_pt_in_the_working_folder(tmp_path):
+    cmd = [sys.executable, "-m", "neurodeploy", "train", "--arch", "64-8-10", "--steps", "2", "--epochs", "1"]
+    run = subprocess.run([*cmd, "--limit", "20", "--no-progress"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "checkpoint written to model.pt" in run.stdout
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["steps"] == 2
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
