@@ -217,9 +217,9 @@ def _writer(fmt: str) -> Callable[[Quantized, Path], None]:
 
         return lambda q, path: write_netx(q.netlist, path)
     if fmt == "nir":
-        import nir  # noqa: F401
+        from neurodeploy.exporters.nir import nir_module, write_nir
 
-        from neurodeploy.exporters.nir import write_nir
+        nir_module()
 
         return lambda q, path: write_nir(q.netlist, path)
     import onnx  # noqa: F401

@@ -18,9 +18,11 @@ import select
 import signal
 import time
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 from neurodeploy import budget
+from neurodeploy.atomic import deferred_signals
 from neurodeploy.errors import InputFileError
 
 MAX_ELEMENTS = 1 << 26  # elements a dataset may declare
@@ -36,14 +38,25 @@ REHEARSAL_BYTES_PER_SECOND = 10e6
 DAMAGED = "damaged HDF5 structure or data"
 
 
+def h5py_module() -> ModuleType:
+    """h5py, imported with interrupts held back (:func:`~neurodeploy.atomic.deferred_signals`).
+
+    Its import registers HDF5 type converters, then the exit call that removes them. An interrupt
+    between the two leaves HDF5's own exit handler calling h5py after the interpreter has gone,
+    and the process ends in a segfault.
+    """
+    with deferred_signals():
+        import h5py
+    return h5py
+
+
 @contextlib.contextmanager
 def open_hdf5(path: str | os.PathLike, kind: str = "HDF5 file") -> Iterator[Any]:
     """The checked ``h5py.File`` of ``path``, read-only; HDF5 errors inside become :class:`InputFileError`.
 
     ``kind`` names what the file should be in the message when it cannot be opened.
     """
-    import h5py
-
+    h5py = h5py_module()
     name = str(path)
     try:
         h5 = h5py.File(path, "r")
@@ -103,8 +116,7 @@ def rehearse(path: str | os.PathLike, name: str, datasets: list[str]) -> None:
 def _read_all(path, datasets: list[str], out: int) -> int:
     """In the child: read each dataset, writing its path to ``out`` first; 0 once all are read."""
     try:
-        import h5py
-
+        h5py = h5py_module()
         with h5py.File(path, "r") as h5:
             for dataset in datasets:
                 os.write(out, dataset.encode("utf-8", "replace") + b"\n")
@@ -148,8 +160,7 @@ def check_tree(h5, name: str) -> list[str]:
     the heap of variable-length strings), which :func:`rehearse` reads first; contiguous and
     compact data of fixed size is one bounded read.
     """
-    import h5py
-
+    h5py = h5py_module()
     links: list[tuple[bytes, int, int]] = []
 
     def add(link: bytes, info) -> bool | None:
@@ -191,8 +202,7 @@ def check_tree(h5, name: str) -> list[str]:
 
 
 def _describe_link(h5, link: bytes, kind: int) -> str:
-    import h5py
-
+    h5py = h5py_module()
     if kind == h5py.h5l.TYPE_SOFT:
         return f"is a soft link to {h5.id.links.get_val(link).decode('utf-8', 'replace')}"
     if kind == h5py.h5l.TYPE_EXTERNAL:
@@ -203,8 +213,7 @@ def _describe_link(h5, link: bytes, kind: int) -> str:
 
 def _read_indirectly(dsid) -> bool:
     """Chunked (possibly filtered) storage, or variable-length strings."""
-    import h5py
-
+    h5py = h5py_module()
     if dsid.get_create_plist().get_layout() == h5py.h5d.CHUNKED:
         return True
     info = h5py.check_string_dtype(dsid.dtype)
@@ -214,8 +223,7 @@ def _read_indirectly(dsid) -> bool:
 def check_dataset(dsid, path: str, name: str) -> int:
     """The bytes the dataset ``dsid`` (a low-level ``h5py.h5d.DatasetID``) declares, once its storage,
     element type and size pass."""
-    import h5py
-
+    h5py = h5py_module()
     plist = dsid.get_create_plist()
     if plist.get_layout() == h5py.h5d.VIRTUAL or plist.get_external_count():
         raise InputFileError(f"{name}: {path}: stores its data outside the file; refused")

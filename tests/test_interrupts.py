@@ -194,3 +194,31 @@ def test_a_signal_lost_while_the_handlers_are_put_back_is_not_reported():
     err = subprocess.run([sys.executable, "-c", LOST_IN_HANDOVER], capture_output=True, text=True, timeout=60).stderr
     assert "another failure" in err
     assert "race condition" not in err
+
+
+# In a fresh process: SIGINT arrives during h5py's import, just before it registers the exit call
+# that removes its HDF5 type converters (the converters are registered already).
+_H5PY_IMPORT_CUT = """
+import atexit, signal, sys
+from neurodeploy.h5check import h5py_module
+
+register = atexit.register
+
+def register_after_a_signal(func, *args, **kwargs):
+    if getattr(func, "__name__", "") == "unregister_converters":
+        signal.raise_signal(signal.SIGINT)
+    return register(func, *args, **kwargs)
+
+atexit.register = register_after_a_signal
+try:
+    h5py_module()
+except KeyboardInterrupt:
+    sys.exit(130 if "h5py" in sys.modules else 3)
+"""
+
+
+def test_an_interrupt_during_the_h5py_import_ends_the_process_cleanly():
+    """Cut there, HDF5's exit handler calls h5py after the interpreter has gone (a segfault);
+    held back, the import completes and the interrupt is raised after it."""
+    done = subprocess.run([sys.executable, "-c", _H5PY_IMPORT_CUT], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (130, "")

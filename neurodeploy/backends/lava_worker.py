@@ -50,6 +50,7 @@ from neurodeploy.backends.lava_exchange import LavaCase, load_exchange, read_cas
 from neurodeploy.counters import COUNTERS
 from neurodeploy.exporters.netx import lava_dl_call_arguments
 from neurodeploy.fixed_point import STATE_EXP
+from neurodeploy.h5check import h5py_module
 from neurodeploy.netlist import (
     DeltaNeuron,
     Dense,
@@ -492,8 +493,7 @@ def _netx_blocks(layers: list[tuple[str, tuple[int, ...], bool]]) -> list[int]:
 
 def _netx_layers(path: str) -> list[tuple[str, tuple[int, ...], bool]]:
     """(type, stored shape, has a neuron group) of every layer in a netx file."""
-    import h5py
-
+    h5py = h5py_module()
     layers = []
     with h5py.File(path, "r") as f:
         for i in range(len(f["layer"])):

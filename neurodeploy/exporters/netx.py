@@ -49,7 +49,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
-from neurodeploy.h5check import MAX_ELEMENTS, open_hdf5
+from neurodeploy.h5check import MAX_ELEMENTS, h5py_module, open_hdf5
 from neurodeploy.netlist import (
     MAX_DELAY,
     MAX_LAYERS,
@@ -174,8 +174,7 @@ class _Reader:
 
     def node(self, path: str, kind: str = "dataset"):
         """The group or dataset at ``path`` (links, storage and sizes were checked on opening)."""
-        import h5py
-
+        h5py = h5py_module()
         obj = self.h5.get(path)
         if obj is None:
             raise self.fail(path, f"missing {kind}")
@@ -566,8 +565,7 @@ def write_netx(net: Netlist, path: str | os.PathLike) -> None:
     biases that are not whole multiples of 2**6 once shifted, a flatten of a
     layer that is not (C, H, W).
     """
-    import h5py
-
+    h5py = h5py_module()
     net.validate()
     _spike_exp(net)
     entries = _entries(net)

@@ -34,6 +34,7 @@ import dataclasses
 import itertools
 import json
 import os
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ import numpy as np
 from neurodeploy import fixed_point as fx
 from neurodeploy.atomic import atomic_path
 from neurodeploy.errors import InputFileError, NeurodeployError
-from neurodeploy.h5check import H5_ERRORS, open_hdf5
+from neurodeploy.h5check import H5_ERRORS, h5py_module, open_hdf5
 from neurodeploy.netlist import (
     MAX_LAYERS,
     Conv,
@@ -83,10 +84,17 @@ class NirExportError(NeurodeployError):
     """A netlist NIR cannot hold: a meta value JSON cannot store, or a kernel NIR's shape check refuses."""
 
 
-def write_nir(net: Netlist, path: str | os.PathLike, dt: float = DEFAULT_DT) -> None:
-    """Write ``net`` to ``path`` as a NIR graph (HDF5) that :func:`read_nir` reads back exactly."""
+def nir_module() -> ModuleType:
+    """The nir package; h5py, which it imports, is imported first as :func:`h5py_module` does it."""
+    h5py_module()
     import nir
 
+    return nir
+
+
+def write_nir(net: Netlist, path: str | os.PathLike, dt: float = DEFAULT_DT) -> None:
+    """Write ``net`` to ``path`` as a NIR graph (HDF5) that :func:`read_nir` reads back exactly."""
+    nir = nir_module()
     graph = netlist_to_nir(net, dt)
     with atomic_path(path) as tmp:
         nir.write(tmp, graph)
@@ -94,8 +102,7 @@ def write_nir(net: Netlist, path: str | os.PathLike, dt: float = DEFAULT_DT) -> 
 
 def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
     """The NIR graph of ``net``: a chain from ``input`` to ``output`` with metadata on every node."""
-    import nir
-
+    nir = nir_module()
     if net.graded:
         i = net.neuron_layers[0]
         raise NirExportError(
@@ -121,8 +128,7 @@ def netlist_to_nir(net: Netlist, dt: float = DEFAULT_DT) -> Any:
 
 def _layer_nodes(i: int, layer, in_shape: tuple[int, ...], dt: float) -> list[tuple[str, Any]]:
     """The NIR nodes of layer ``i``, in order, keyed ``l<i>_<part>``."""
-    import nir
-
+    nir = nir_module()
     synapse_md = {"layer": i, "kind": layer.kind, **_fields_metadata(layer, neuron_side=False)}
     if isinstance(layer, Flatten):
         return [(f"l{i}_flatten", _flatten_node(in_shape, synapse_md))]
@@ -138,14 +144,12 @@ def _layer_nodes(i: int, layer, in_shape: tuple[int, ...], dt: float) -> list[tu
 
 
 def _flatten_node(in_shape: tuple[int, ...], metadata: dict) -> Any:
-    import nir
-
+    nir = nir_module()
     return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1, metadata=metadata)
 
 
 def _synapse_node(layer: Dense | Conv, metadata: dict) -> Any:
-    import nir
-
+    nir = nir_module()
     if isinstance(layer, Dense):
         weight = fx.dense_weights(layer.weight, layer.weight_bits) * 2.0**layer.weight_exp
         return nir.Linear(weight=weight.astype(np.float32), metadata=metadata)
@@ -385,9 +389,8 @@ def _netlist_from_graph(graph, source: str) -> Netlist:
 
 def read_graph(path: str | os.PathLike):
     """The NIR graph in ``path``, its HDF5 structure checked before nir reads it."""
-    import h5py
-    import nir
-
+    h5py = h5py_module()
+    nir = nir_module()
     if not os.path.isfile(path):
         raise InputFileError(f"{path}: no such file")
     with open_hdf5(path, "NIR graph") as h5:
@@ -408,8 +411,7 @@ def read_graph(path: str | os.PathLike):
 
 def chain(graph, source: str) -> list[str]:
     """Node keys from the single Input to the single Output; anything but a chain is refused."""
-    import nir
-
+    nir = nir_module()
     inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
         raise InputFileError(
