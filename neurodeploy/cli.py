@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Iterator
 
 from neurodeploy import __version__, budget
-from neurodeploy.atomic import INTERRUPTS, restore_handlers
+from neurodeploy.atomic import INTERRUPTS, deferred_signals, restore_handlers
 from neurodeploy.errors import NeurodeployError, printable
 from neurodeploy.extras import missing_extra
 from neurodeploy.ranges import show_ranges
@@ -83,6 +83,12 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
             continue
         shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
         action.help = f"{action.help} (default: {shown})"
+
+
+def _program(argv: list[str]) -> str:
+    """How messages name the command: ``neurodeploy run``, or ``neurodeploy`` before there is one."""
+    command = _command(argv)
+    return "neurodeploy" if command is None else f"neurodeploy {command}"
 
 
 def _command(argv: list[str]) -> str | None:
@@ -187,7 +193,8 @@ def interrupts_raise(restore: bool = True) -> Iterator[_Interrupts]:
         for signum in INTERRUPTS:
             previous[signum] = signal.signal(signum, handler)
         sys.unraisablehook = quiet_for_interrupts
-        handler.start()
+        with deferred_signals():  # an interrupt inside Thread.start breaks its lock ("release unlocked lock")
+            handler.start()
         yield handler
     finally:
         handler.received()
@@ -218,7 +225,7 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
         extra = missing_extra(err) if isinstance(err, ModuleNotFoundError) else None
         if isinstance(err, ModuleNotFoundError) and extra is not None and not (args is not None and args.debug):
             print(
-                f"neurodeploy {_command(argv)}: error: this needs the optional '{extra}' part "
+                f"{_program(argv)}: error: this needs the optional '{extra}' part "
                 f'(no module named {err.name!r}): pip install "neurodeploy[{extra}]"',
                 file=sys.stderr,
             )
@@ -227,7 +234,7 @@ def _run(argv: list[str], interrupts: _Interrupts) -> int:
             raise
         if args is not None and args.debug:
             traceback.print_exc()
-        print(f"neurodeploy {_command(argv)}: error: {printable(str(err))}", file=sys.stderr)
+        print(f"{_program(argv)}: error: {printable(str(err))}", file=sys.stderr)
         return 2
 
 
@@ -248,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run(command, interrupts)
     except KeyboardInterrupt as err:  # the handlers are back (or ignoring): nothing interrupts this
         signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
-        print(f"neurodeploy {_command(command)}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        print(f"{_program(command)}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
         return 128 + signum
 
 

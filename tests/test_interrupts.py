@@ -222,3 +222,27 @@ def test_an_interrupt_during_the_h5py_import_ends_the_process_cleanly():
     held back, the import completes and the interrupt is raised after it."""
     done = subprocess.run([sys.executable, "-c", _H5PY_IMPORT_CUT], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (130, "")
+
+
+# SIGINT arrives as the CLI starts its resending thread (inside Thread.start, it broke the lock
+# that start waits on: "RuntimeError: release unlocked lock", 1 burst in 4,000)
+_THREAD_START_CUT = """
+import signal, sys, threading
+from neurodeploy.cli import main
+
+start = threading.Thread.start
+started = []
+
+def start_after_a_signal(thread):
+    signal.raise_signal(signal.SIGINT)
+    start(thread)
+    started.append(thread.name)
+
+threading.Thread.start = start_after_a_signal
+print(main(["--version"]), started)
+"""
+
+
+def test_an_interrupt_while_the_resending_thread_starts_waits_for_the_start():
+    done = subprocess.run([sys.executable, "-c", _THREAD_START_CUT], capture_output=True, text=True, timeout=120)
+    assert (done.stdout, done.stderr) == ("130 ['neurodeploy-interrupts']\n", "neurodeploy: interrupted (SIGINT)\n")
