@@ -6,7 +6,9 @@ Three networks: PilotNet (lava-dl's gts/pilotnet_lif/network.net, 16 steps, a ba
 of 64 images as the input layer's bias: image.npy rolled sideways by 3 pixels more
 for each sample, so that no two are alike), PilotNet SDNN (gts/pilotnet_sdnn/network.net,
 a sigma-delta network with graded spikes: input.npy into its Delta input layer on
-each of 9 steps, as lava-dl's test runs it) and a 784-500-500-10 dense net (256
+each of 9 steps, as lava-dl's test runs it, and a batch of 64 such inputs rolled as
+PilotNet's images are; its line also gives the golden input alone, "one sample",
+against Lava's time for one sample) and a 784-500-500-10 dense net (256
 samples of 25 steps, 20% input activity). One line each::
 
     NAME lava_s=... sim_s=... ratio=... cpu: ... stepping only: ... steady: ...
@@ -74,13 +76,14 @@ def pilotnet_case(samples: int = PILOTNET_SAMPLES) -> LavaCase:
     return LavaCase(net, PILOTNET_STEPS, bias=images, reset_interval=16)
 
 
-def pilotnet_sdnn_case() -> LavaCase:
+def pilotnet_sdnn_case(samples: int = PILOTNET_SAMPLES) -> LavaCase:
     from neurodeploy.exporters.netx import read_netx
 
     net = read_netx(PILOTNET_SDNN / "network.net")
     steps = len(net.neuron_layers)
     image = np.load(PILOTNET_SDNN / "input.npy").transpose(3, 2, 1, 0)  # (x, y, f, t) -> (t, C, H, W)
-    return LavaCase(net, steps, spikes=np.repeat(image[None], steps, axis=1).astype(np.int64))
+    frames = np.repeat(image, steps, axis=0).astype(np.int64)
+    return LavaCase(net, steps, spikes=np.stack([np.roll(frames, PILOTNET_ROLL * k, axis=3) for k in range(samples)]))
 
 
 def dense_case(samples: int) -> LavaCase:
@@ -104,6 +107,12 @@ def time_sim(case: LavaCase, runs: int = 5) -> tuple[float, float]:
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return statistics.median(wall), statistics.median(cpu)
+
+
+def one_sample(case: LavaCase, lava_s: float) -> str:
+    """The first sample of ``case`` alone, against Lava's seconds for one sample."""
+    sim_s, _ = time_sim(LavaCase(case.net, case.steps, spikes=case.spikes[:1]))
+    return f" | one sample: lava_s={lava_s:.3f} sim_s={sim_s:.4f} ratio={lava_s / sim_s:.0f}"
 
 
 def product_sizes(case: LavaCase) -> list[tuple[int, int, int]]:
@@ -216,7 +225,7 @@ def main() -> int:
         return 2
     makers = {
         "pilotnet": lambda samples: pilotnet_case(samples),
-        "pilotnet_sdnn": lambda samples: pilotnet_sdnn_case(),
+        "pilotnet_sdnn": lambda samples: pilotnet_sdnn_case(samples),
         "dense784": lambda samples: dense_case(samples),
     }
     chosen = args.nets.split(",")
@@ -224,7 +233,7 @@ def main() -> int:
     if unknown:
         print(f"unknown nets {sorted(unknown)}; choose from {sorted(makers)}", file=sys.stderr)
         return 2
-    named = {name: makers[name](PILOTNET_SAMPLES if name == "pilotnet" else DENSE_SAMPLES) for name in chosen}
+    named = {name: makers[name](DENSE_SAMPLES if name == "dense784" else PILOTNET_SAMPLES) for name in chosen}
     for_lava = [makers[name](args.lava_samples) for name in chosen]
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "cases.npz", Path(tmp) / "times.json"
@@ -244,6 +253,7 @@ def main() -> int:
             f"{steady(measured, case, sim_s)}"
             f" | batch={case.batch()} steps={case.steps}{note} spikes_equal={'yes' if measured['equal'] else 'NO'}"
             + (f" | inferences_per_s={case.batch() / sim_s:.0f} {gemm_bound(case)}" if name == "pilotnet" else "")
+            + (one_sample(case, measured["total"] / measured["samples"]) if name == "pilotnet_sdnn" else "")
         )
     return 0
 
