@@ -40,6 +40,8 @@ class FloatLayer:
     flatten_before: bool = False
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups
     weight_rec: np.ndarray | None = None
+    # "weight" or "weight_rec" where its last column is an always-on neuron's: a bias into the current
+    bias_column: str | None = None
 
 
 def _pool_into_conv(op: dict, k: int, pooled_in: tuple[int, int, int], label: str) -> dict:
@@ -131,6 +133,7 @@ def _start_layer(op, kind, shape, unpooled, pool, flatten, label) -> dict:
             "flatten": flatten or len(in_shape) > 1,
             "conv": {},
             "weight_rec": None if op.get("weight_rec") is None else np.asarray(op["weight_rec"], dtype=np.float64),
+            "bias_column": op.get("bias_column"),
         }
     conv: dict[str, Any] = {
         "stride": tuple(op["stride"]),
@@ -177,4 +180,5 @@ def _close_layer(pending: dict, neuron: dict, label: str) -> FloatLayer:
         pending["flatten"],
         pending["conv"],
         weight_rec,
+        pending.get("bias_column"),
     )

@@ -20,7 +20,8 @@ NIR reference simulators do) they become CUBA neurons with reset to zero:
   applied at its steady-state value (exact after the first ~tau_syn steps). A
   recurrent layer that another layer follows gets one more neuron instead, which
   fires every step: its recurrent and feed-forward synapses carry the biases of
-  its own layer and of the next into their currents, exactly from the first step.
+  its own layer and of the next into their currents from the first step, and
+  what their weights' rounding loses the quantizer gives the neurons' own biases.
 * ``IF``: :math:`v \leftarrow v + dt\,R I`.
 
 Per-neuron ``R``, ``w_in`` and thresholds fold into the rows of the weights
@@ -195,13 +196,14 @@ def _needs_bias_unit(syn: dict, later: list[dict]) -> bool:
 
 
 def _bias_column(syn: dict, key: str, where: str) -> None:
-    """Move the synapses' bias into a new last column of ``syn[key]``, fed by an always-on neuron (modified)."""
+    """Move the synapses' bias into a new last column of ``syn[key]``, fed by an always-on neuron (modified);
+    ``syn["bias_column"]`` names it, for the quantizer to hand what its rounding loses to the neuron's bias."""
     if syn["op"] != "dense":
         raise InputFileError(f"{where}: after a recurrent layer only dense synapses (Affine or Linear) can follow")
     bias = syn.get("bias")
     column = np.zeros(syn[key].shape[0]) if bias is None else bias
     syn[key] = np.hstack([syn[key], column[:, None]])
-    syn["bias"] = None
+    syn["bias"], syn["bias_column"] = None, key
 
 
 def _add_bias_unit(syn: dict) -> None:

@@ -15,7 +15,9 @@ input alignment) and bias exponent ``eb``::
     voltage decay    dv = round(4096 * voltage_decay)
 
 A recurrent dense layer's feed-forward and recurrent weights share its scale,
-exponent and ``weight_bits`` (8 at most, as ``dense_rec`` holds them).
+exponent and ``weight_bits`` (8 at most, as ``dense_rec`` holds them). Where a
+weight column carries a bias from an always-on neuron (``FloatLayer.bias_column``),
+what its rounding loses enters the bias mantissa at its steady state.
 
 The weight grid (:func:`weight_grid`) holds the mantissas a chip with
 ``weight_bits`` keeps: multiples of ``2**(8 - bits + mixed)`` within the 8-bit
@@ -370,7 +372,7 @@ def _quantize_layer(
     if layer.weight_rec is not None:
         mant_rec, _, clipped_rec = _weights(layer.weight_rec, scale, limits, f"{label} (recurrent)")
         clipped_w += clipped_rec
-    braw = layer.bias * scale.lam / 2**scale.bias_exp
+    braw = (layer.bias + _column_residual(layer, mant, mant_rec, scale.weight_unit, du)) * scale.lam / 2**scale.bias_exp
     bias = _integers(braw, *limits.bias_mantissa)
     neuron = CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=scale.bias_exp)
     facts = LayerQuant(
@@ -390,6 +392,18 @@ def _quantize_layer(
         bias_exp=scale.bias_exp,
     )
     return mant, mant_rec, bias, neuron, facts
+
+
+def _column_residual(layer: FloatLayer, mant, mant_rec, weight_unit: float, du: int) -> np.ndarray | float:
+    """What the chip's current loses of a bias carried by an always-on neuron (``layer.bias_column``),
+    as a constant drive of v: the float bias's settled current less the rounded weight's on the
+    chip's decay (the current keeps ``1 - current_decay`` of itself a step, the chip's
+    ``1 - (du + 1) / 4096``). The neuron's own bias adds it, exact once the current has settled."""
+    if layer.bias_column is None:
+        return 0.0
+    exact = getattr(layer, layer.bias_column)[:, -1] / float(layer.neuron["current_decay"])
+    held = (mant if layer.bias_column == "weight" else mant_rec)[:, -1] * weight_unit / ((du + 1) / fx.DECAY_UNITY)
+    return exact - held
 
 
 def is_readout(layer: FloatLayer) -> bool:

@@ -112,10 +112,21 @@ def test_recurrent_graph_exports_to_loihi2_as_dense_rec(tmp_path):
     assert first.weight.shape == (HIDDEN + 1, 12) and first.weight_rec.shape == (HIDDEN + 1, HIDDEN + 1)
     assert second.weight.shape == (OUT, HIDDEN + 1)
     assert not first.weight[-1].any() and not first.weight_rec[-1].any() and first.bias[-1] > first.neuron.vth
-    assert not first.bias[:-1].any() and not second.bias.any()
     bias = graph.nodes["fc1"].bias + graph.nodes["lif1.w_rec"].bias
     unit = first.weight_rec[:-1, -1] * 2.0**first.weight_exp / first.neuron.vth  # in thresholds
     np.testing.assert_allclose(unit, bias, atol=2 / first.neuron.vth)
+    # what the columns' rounding loses, each neuron's own bias adds: the drive of v once the current
+    # has settled equals the float bias's within half a bias step (and the threshold's own rounding)
+    for layer, column, float_bias, tau_syn in (
+        (first, first.weight_rec[:-1, -1], bias, 2.2222e-4),
+        (second, second.weight[:, -1], graph.nodes["fc2"].bias, 2e-4),
+    ):
+        held = column * 2.0 ** (layer.weight_exp + 6) * 4096 / (layer.neuron.du + 1)
+        own = layer.bias[: len(column)] * 2.0**layer.neuron.bias_exp
+        vth = layer.neuron.vth * 64
+        settled = float_bias * tau_syn / DT
+        assert np.abs(held / vth - settled).max() > 1 / layer.neuron.vth  # the columns alone are coarser
+        assert np.all(np.abs((held + own) / vth - settled) <= 0.5 / layer.neuron.vth * (1 + np.abs(settled)) + 1e-9)
     # one scale for both matrices: the largest weight fills the 8-bit grid (steps of 2), the other follows
     w, v = (np.abs(graph.nodes[k].weight).max() for k in ("fc1", "lif1.w_rec"))
     assert w > v and np.abs(first.weight).max() == 254
