@@ -110,7 +110,7 @@ def quantize_model(
     if reason is not None:
         if method == "rate":
             raise ExportError(f"calibration 'rate' needs calibration samples, and there are none: {reason}")
-        q = quantize(layers, fm.steps, limits=limits, scales=scales)
+        q = quantize(layers, fm.steps, limits=limits, method=method, scales=scales)  # percentiles need no samples
         q.calibration = {"samples": 0, "reason": reason}
         return q
     x = calibration_samples(fm, calibrate, root)

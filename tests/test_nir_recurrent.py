@@ -193,3 +193,13 @@ def test_nir_export_of_a_recurrent_netlist_is_refused(tmp_path):
     with pytest.raises(NirExportError, match=r"layer 0 \(dense_rec\)"):
         write_nir(q.netlist, tmp_path / "back.nir")
     assert not (tmp_path / "back.nir").exists()
+
+
+def test_percentile_calibration_needs_no_samples(tmp_path):
+    """A NIR graph comes without training data; ``--calibration percentile`` still clips the weight range."""
+    nir.write(tmp_path / "rnn.nir", braille_like())
+    fm = float_model_from_nir(tmp_path / "rnn.nir", dt=DT, steps=50)
+    plain, clipped = (quantize_model(fm, load_target("loihi2"), calibrate=0, method=m) for m in ("max", "percentile"))
+    assert [f.percentile for f in clipped.layers] == [99.9, 99.9]
+    assert all(f.weights_clipped > 0 for f in clipped.layers) and not any(f.weights_clipped for f in plain.layers)
+    assert clipped.calibration["samples"] == 0
