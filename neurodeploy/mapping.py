@@ -31,7 +31,7 @@ from neurodeploy.targets import Target
 class MappingError(NeurodeployError):
     """A layer that cannot be placed on the target's cores: which layer, what quantity, which limit."""
 
-    def __init__(self, layer: int, description: str, quantity: str, value: int, limit: int | None, reason: str):
+    def __init__(self, layer: int, description: str, *, quantity: str, value: int, limit: int | None, reason: str):
         self.layer, self.description, self.quantity = layer, description, quantity
         self.value, self.limit, self.reason = value, limit, reason
         super().__init__(f"layer {layer} ({description}): {reason}")
@@ -290,10 +290,10 @@ def _pack(index: int, layer, wiring: Wiring | None, out_edges: np.ndarray, targe
         raise MappingError(
             index,
             describe_layer(layer),
-            "cores",
-            len(cores),
-            1,
-            f"needs {len(cores)} cores, and target {target.name} does not split a layer across cores",
+            quantity="cores",
+            value=len(cores),
+            limit=1,
+            reason=f"needs {len(cores)} cores, and target {target.name} does not split a layer across cores",
         )
     return cores
 
@@ -351,4 +351,4 @@ def _unplaceable(
     else:
         limit, quantity, value = target.output_axons_per_core, "output axons", outs
         reason = f"{label} fan-out to {outs} cores exceeds {limit} output axons a core"
-    raise MappingError(index, describe_layer(layer), quantity, value, limit, reason)
+    raise MappingError(index, describe_layer(layer), quantity=quantity, value=value, limit=limit, reason=reason)

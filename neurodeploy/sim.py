@@ -383,7 +383,9 @@ def simulate(
     """
     if spikes is not None and net.graded and not isinstance(net.layers[0], Input) and not net.input_message_bits:
         spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
-    rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval, conventions)
+    rec, reset_interval, graded_max = prepare_run(
+        net, steps, spikes=spikes, bias=bias, record=record, reset_interval=reset_interval, conventions=conventions
+    )
     _keep_freed_memory()
     with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
         _Run(net, rec.batch, record, (reset_interval, conventions), rec, graded_max, spikes, bias).go(steps)
@@ -393,6 +395,7 @@ def simulate(
 def prepare_run(
     net: Netlist,
     steps: int,
+    *,
     spikes: np.ndarray | None,
     bias: np.ndarray | None,
     record: tuple[str, ...],

@@ -45,7 +45,9 @@ def simulate(
             "the torch simulator runs feed-forward CUBA netlists; run sigma-delta and "
             "recurrent ones without --device (numpy's simulator)"
         )
-    rec, reset_interval, graded_max = prepare_run(net, steps, spikes, bias, record, reset_interval, conventions)
+    rec, reset_interval, graded_max = prepare_run(
+        net, steps, spikes=spikes, bias=bias, record=record, reset_interval=reset_interval, conventions=conventions
+    )
     resets = (reset_interval, conventions)
     dev = _device(device)
     layers = [_Layer(k, i, net, graded_max if k == 0 else 1, dev) for k, i in enumerate(net.neuron_layers)]
