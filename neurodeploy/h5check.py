@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import functools
 import math
 import os
 import select
@@ -38,8 +39,9 @@ REHEARSAL_BYTES_PER_SECOND = 10e6
 DAMAGED = "damaged HDF5 structure or data"
 
 
+@functools.cache
 def h5py_module() -> ModuleType:
-    """h5py, imported with interrupts held back (:func:`~neurodeploy.atomic.deferred_signals`).
+    """h5py, imported once, with interrupts held back (:func:`~neurodeploy.atomic.deferred_signals`).
 
     Its import registers HDF5 type converters, then the exit call that removes them. An interrupt
     between the two leaves HDF5's own exit handler calling h5py after the interpreter has gone,

@@ -397,12 +397,11 @@ def _quantize_layer(
 def _column_residual(layer: FloatLayer, mant, mant_rec, weight_unit: float, du: int) -> np.ndarray | float:
     """What the chip's current loses of a bias carried by an always-on neuron (``layer.bias_column``),
     as a constant drive of v: the float bias's settled current less the rounded weight's on the
-    chip's decay (the current keeps ``1 - current_decay`` of itself a step, the chip's
-    ``1 - (du + 1) / 4096``). The neuron's own bias adds it, exact once the current has settled."""
+    chip's decay (:func:`chip_decays`). The neuron's own bias adds it, exact once the current has settled."""
     if layer.bias_column is None:
         return 0.0
     exact = getattr(layer, layer.bias_column)[:, -1] / float(layer.neuron["current_decay"])
-    held = (mant if layer.bias_column == "weight" else mant_rec)[:, -1] * weight_unit / ((du + 1) / fx.DECAY_UNITY)
+    held = (mant if layer.bias_column == "weight" else mant_rec)[:, -1] * weight_unit / chip_decays(du, 0)[0]
     return exact - held
 
 
