@@ -9,7 +9,8 @@ that bound dense sums run in int64 on the CPU, and a convolution, or a dense
 layer on another device, is refused); they are then rounded to int64 and shifted by the weight
 exponent, and convolution outputs wrap to 24 bits. Layers run one after another
 over all steps, in the netlist's (C, H, W) order, the batch cut into chunks of
-about CHUNK_BYTES of state.
+about CHUNK_BYTES of state; a recurrent layer adds, at each step, the product of
+its own spikes of the step before. Sigma-delta netlists are refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ import torch.nn.functional as F
 from neurodeploy import fixed_point as fx
 from neurodeploy.counters import STEPPED
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Input, Netlist, cuba_neuron, layer_label, neuron_layer
+from neurodeploy.netlist import (
+    Conv,
+    Dense,
+    Input,
+    Netlist,
+    RecurrentDense,
+    cuba_neuron,
+    layer_label,
+    neuron_layer,
+)
 from neurodeploy.sim import Recording, bias_rows, prepare_run
 
 EXACT_SUM = 2**53  # float64 sums of integers below this are exact in any order
@@ -40,10 +50,9 @@ def simulate(
     device: str = "cpu",
 ) -> Recording:
     """:func:`neurodeploy.sim.simulate` on a torch device ('cpu', 'cuda', 'cuda:1'...), spike for spike."""
-    if net.graded or net.recurrent:
+    if net.graded:
         raise NeurodeployError(
-            "the torch simulator runs feed-forward CUBA netlists; run sigma-delta and "
-            "recurrent ones without --device (numpy's simulator)"
+            "the torch simulator runs CUBA netlists; run sigma-delta ones without --device (numpy's simulator)"
         )
     rec, reset_interval, graded_max = prepare_run(
         net, steps, spikes=spikes, bias=bias, record=record, reset_interval=reset_interval, conventions=conventions
@@ -97,6 +106,11 @@ class _Layer:
             self.dtype = self._sum_dtype(weight, weight.shape[1], graded_max, dense=True)
             self.by_delay = {int(d): self._tensor(np.where(delay == d, weight, 0).T) for d in np.unique(delay)}
             self.fan_out = torch.from_numpy((weight != 0).sum(axis=0).astype(np.float64)).to(device)
+            if isinstance(layer, RecurrentDense):
+                back = fx.dense_weights(layer.recurrent_weight, layer.weight_bits)
+                self.back_dtype = self._sum_dtype(back, back.shape[1], 1, dense=True)
+                self.back = torch.from_numpy(np.ascontiguousarray(back.T)).to(device, self.back_dtype)
+                self.back_fan_out = torch.from_numpy((back != 0).sum(axis=0).astype(np.float64)).to(device)
         elif isinstance(layer, Conv):
             _o, cg, kh, kw = layer.weight.shape
             self.dtype = self._sum_dtype(layer.weight, cg * kh * kw, graded_max, dense=False)
@@ -118,6 +132,21 @@ class _Layer:
             f"{layer_label(self.index, self.layer)}: synaptic sums may reach {bound:,}, beyond "
             f"what float64 holds exactly (2**53); run it with the numpy simulator (no --device)"
         )
+
+    back: torch.Tensor | None = None  # a recurrent layer's own synapses, (n, n) transposed
+
+    def recurrent_current(self, own: torch.Tensor) -> torch.Tensor:
+        """The layer's own spikes (rows, n) of one step -> the integer input they give it at the next."""
+        if self.back is None:
+            raise NeurodeployError(f"{layer_label(self.index, self.layer)}: not a recurrent layer")
+        return fx.shift(self._integer(own.to(self.back_dtype) @ self.back), self.exp)
+
+    def recurrent_events(self, s: torch.Tensor) -> int:
+        """Events over the recurrent synapses: spikes of every step but the last (no step receives those)."""
+        if self.back is None or s.shape[0] < 2:
+            return 0
+        counts = s[:-1].reshape(-1, self.n).to(torch.float64).sum(dim=0)
+        return int(torch.round(counts @ self.back_fan_out).item())
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, self.dtype)
@@ -163,6 +192,7 @@ def _run_chunk(net: Netlist, layers: list[_Layer], rec: Recording, rows: slice, 
         a = _inputs(layer, pre, steps, size)
         events = 0 if pre is None or isinstance(layer.layer, Input) else layer.events(pre)
         s, u, v, wraps, saturations = _step_all(net, layer, a, _bias(layer, bias, rows), resets, steps, size, rec)
+        events += layer.recurrent_events(s)
         for name, held in (("s", s), ("u", u), ("v", v)):
             if held is not None and layer.index in getattr(rec, name):
                 getattr(rec, name)[layer.index][rows] = (
@@ -224,7 +254,10 @@ def _step_all(net: Netlist, layer: _Layer, a, bias: torch.Tensor, resets, steps:
     for t in range(steps):
         if interval and fx.resets(t, interval, layer.k + net.reset_offset, conventions):
             u, v = torch.zeros_like(u), torch.zeros_like(v)
-        u, wrapped = fx.update_current(u, zero if a is None else a[t], n.du)
+        a_t = zero if a is None else a[t]
+        if layer.back is not None and t > 0:
+            a_t = a_t + layer.recurrent_current(s[t - 1])
+        u, wrapped = fx.update_current(u, a_t, n.du)
         v, saturated = fx.update_voltage(v, u, bias, n.dv)
         s[t] = v > threshold
         v = torch.where(s[t], zero, v)

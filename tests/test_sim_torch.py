@@ -17,10 +17,12 @@ from neurodeploy import (  # noqa: E402
 from neurodeploy import fixed_point as fx  # noqa: E402
 from neurodeploy.conformance import generate_cases, run_conformance  # noqa: E402
 from neurodeploy.counters import COUNTERS  # noqa: E402
+from neurodeploy.errors import NeurodeployError  # noqa: E402
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist  # noqa: E402
 from neurodeploy.sim import RECORDABLE, simulate  # noqa: E402
 
 CASES = 240
+RECURRENT_CASES = 60  # 37 of them CUBA (the rest sigma-delta)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,6 +84,28 @@ def test_torch_equals_numpy_on_random_netlists():
     assert {m for kind, m in seen["modes"] if kind == "conv"} >= {"exc", "mixed"}
     assert seen["wraps"] > 0 and seen["saturations"] > 0 and seen["delays"] > 0
     assert seen["spikes"] > CASES // 3  # the reference spikes: the output layer spikes in most cases
+
+
+def test_torch_equals_numpy_on_recurrent_netlists():
+    """The conformance generator's recurrent CUBA netlists (its sigma-delta ones left out), both run
+    conventions: the recurrent input, its events and everything else equal numpy's."""
+    cases = [case for case in generate_cases(RECURRENT_CASES, seed=6, kind="recurrent") if not case.net.graded]
+    fed_back = 0  # recurrent layers whose own spikes reached them (a spike before the last step)
+    for k, case in enumerate(cases):
+        ours, theirs = run_both(
+            case.net,
+            case.steps,
+            spikes=case.spikes,
+            bias=case.bias,
+            record=RECORDABLE,
+            reset_interval=case.reset_interval,
+            conventions=fx.CONVENTIONS[k % 2],
+        )
+        assert not differences(ours, theirs), (k, differences(ours, theirs))
+        fed_back += sum(
+            bool(ours.s[i][:, :-1].any()) for i, layer in enumerate(case.net.layers) if layer.kind == "dense_rec"
+        )
+    assert len(cases) >= 20 and fed_back >= len(cases) // 2
 
 
 @pytest.mark.parametrize("layer", ["dense", "conv"])
@@ -174,6 +198,13 @@ def test_conformance_and_run_take_a_device(tmp_path):
     with np.load(tmp_path / "numpy.npz") as a, np.load(tmp_path / "torch.npz") as b:
         assert a.files == b.files and all(np.array_equal(a[f], b[f]) for f in a.files)
         assert a["spike_count"].sum() > 0
+
+
+def test_conformance_on_a_device_refuses_sigma_delta_kinds_before_running_lava():
+    ran = []
+    with pytest.raises(NeurodeployError, match="--kind sdnn draws sigma-delta cases"):
+        run_conformance(4, kind="sdnn", reference=lambda cases: ran.append(cases) or [], device="cpu")
+    assert not ran
 
 
 def test_a_missing_device_is_refused(tmp_path, capsys):
