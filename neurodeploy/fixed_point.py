@@ -2,9 +2,10 @@
 
 Each rule mirrors Lava's bit-accurate CPU models (``PyLifModelBitAcc``,
 ``PyDenseModelBitAcc``, ``PyConvModelFixed``), including where they compute in
-32-bit integers and wrap. The neuron rules (``wrap_bits`` to ``update_voltage``)
-use only operators and array methods that numpy arrays and torch tensors share,
-so the torch simulator runs them as they are.
+32-bit integers and wrap. The neuron rules (``wrap_bits`` to ``update_voltage``,
+and ``wrap32`` to ``delta_encode`` of the graded ones) use only operators and
+array methods that numpy arrays and torch tensors share, so the torch simulator
+runs them as they are.
 """
 
 from __future__ import annotations
@@ -152,14 +153,14 @@ INT32_MAX = INT32 - 1
 STATE_EXP = 6  # fraction bits of a sigma-delta neuron's state beyond its messages'
 
 
-def wrap32(x: np.ndarray) -> np.ndarray:
+def wrap32(x: Ints) -> Ints:
     """Two's-complement wrap into int32, as Lava's int32 state arrays wrap (int32 arrays wrap by themselves)."""
     return x if x.dtype == np.int32 else wrap_bits(x, 32)
 
 
-def abs32(x: np.ndarray) -> np.ndarray:
+def abs32(x: Ints) -> Ints:
     """``np.abs`` of int32 values: -2**31 stays negative."""
-    return wrap32(np.abs(x))
+    return wrap32(abs(x))
 
 
 def graded_scale(spike_exp: int) -> int:
@@ -167,22 +168,22 @@ def graded_scale(spike_exp: int) -> int:
     return spike_exp + STATE_EXP
 
 
-def delta_encode(
-    act: np.ndarray, prev: np.ndarray, residue: np.ndarray, error: np.ndarray | None, vth: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """One step of delta encoding: (message, residue, cumulative error).
+def delta_encode(act: Ints, prev: Ints, residue: Ints, error: Ints | None, vth: int) -> tuple[Ints, Ints, Ints | None]:
+    """One step of delta encoding: (message, residue, cumulative error), on int32 values.
 
     ``d = act - prev + residue`` is sent where ``|d| >= vth`` (with a cumulative
     error, where ``|error + d| >= vth``; the error clears where a nonzero message
     goes), else 0; the new residue is ``d - sent``; the message is ``sent >> 6``.
+    Operators only, so that numpy arrays (int32, or int64 holding int32 values)
+    and torch tensors step alike.
     """
     delta = wrap32(act - prev + residue)
     if error is None:
-        sent = np.where(abs32(delta) >= vth, delta, 0)
+        sent = delta * (abs32(delta) >= vth)
     else:
         error = wrap32(error + delta)
-        sent = np.where(abs32(error) >= vth, delta, 0)
-        error = np.where(abs32(sent) > 0, 0, error)
+        sent = delta * (abs32(error) >= vth)
+        error = error * (abs32(sent) <= 0)  # a sent -2**31 has abs32 < 0 and leaves the error, as in Lava
     return sent >> STATE_EXP, wrap32(delta - sent), error
 
 

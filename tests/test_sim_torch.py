@@ -17,12 +17,11 @@ from neurodeploy import (  # noqa: E402
 from neurodeploy import fixed_point as fx  # noqa: E402
 from neurodeploy.conformance import generate_cases, run_conformance  # noqa: E402
 from neurodeploy.counters import COUNTERS  # noqa: E402
-from neurodeploy.errors import NeurodeployError  # noqa: E402
 from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist  # noqa: E402
 from neurodeploy.sim import RECORDABLE, simulate  # noqa: E402
 
 CASES = 240
-RECURRENT_CASES = 60  # 37 of them CUBA (the rest sigma-delta)
+GRADED_CASES = 60
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,9 +44,9 @@ def differences(a, b) -> list[str]:
             x, y = mine[i], theirs[i]
             if x.shape != y.shape or x.dtype != y.dtype or not np.array_equal(x, y):
                 out.append(f"{name}{i}: {x.shape} {x.dtype} vs {y.shape} {y.dtype}")
-    out += [f"{c}: {getattr(a, c)} vs {getattr(b, c)}" for c in COUNTERS if getattr(a, c) != getattr(b, c)]
-    if not np.array_equal(a.output_counts, b.output_counts):
-        out.append("output_counts")
+    counters = COUNTERS + ("message_bits",)
+    out += [f"{c}: {getattr(a, c)} vs {getattr(b, c)}" for c in counters if getattr(a, c) != getattr(b, c)]
+    out += [name for name in ("output_counts", "output_v") if not np.array_equal(getattr(a, name), getattr(b, name))]
     return out
 
 
@@ -86,11 +85,13 @@ def test_torch_equals_numpy_on_random_netlists():
     assert seen["spikes"] > CASES // 3  # the reference spikes: the output layer spikes in most cases
 
 
-def test_torch_equals_numpy_on_recurrent_netlists():
-    """The conformance generator's recurrent CUBA netlists (its sigma-delta ones left out), both run
-    conventions: the recurrent input, its events and everything else equal numpy's."""
-    cases = [case for case in generate_cases(RECURRENT_CASES, seed=6, kind="recurrent") if not case.net.graded]
-    fed_back = 0  # recurrent layers whose own spikes reached them (a spike before the last step)
+@pytest.mark.parametrize("kind", ["sdnn", "recurrent"])
+def test_torch_equals_numpy_on_sigma_delta_and_recurrent_netlists(kind):
+    """The conformance generator's sigma-delta netlists (extreme thresholds, message bits, spike
+    exponents, saturating sums) and its recurrent ones (CUBA and sigma-delta), both run conventions:
+    messages, sigma, act, u, v, the recurrent input and every counter equal numpy's."""
+    cases = generate_cases(GRADED_CASES, seed=6, kind=kind)
+    sent = fed_back = 0  # cases whose output layer sent messages; recurrent layers whose own reached them
     for k, case in enumerate(cases):
         ours, theirs = run_both(
             case.net,
@@ -102,10 +103,27 @@ def test_torch_equals_numpy_on_recurrent_netlists():
             conventions=fx.CONVENTIONS[k % 2],
         )
         assert not differences(ours, theirs), (k, differences(ours, theirs))
+        sent += ours.spike_count[case.net.neuron_layers[-1]] > 0
         fed_back += sum(
             bool(ours.s[i][:, :-1].any()) for i, layer in enumerate(case.net.layers) if layer.kind == "dense_rec"
         )
-    assert len(cases) >= 20 and fed_back >= len(cases) // 2
+    assert sent > GRADED_CASES // 2
+    assert kind != "recurrent" or fed_back >= GRADED_CASES // 2
+    if kind == "sdnn":
+        assert sum(case.net.graded for case in cases) == GRADED_CASES
+
+
+def test_pilotnet_sdnn_output_exact_on_torch(conformance_dir):
+    """lava-dl's golden PilotNet SDNN output, on the torch path."""
+    from neurodeploy.exporters.netx import read_netx
+
+    folder = conformance_dir / "gts/pilotnet_sdnn"
+    net = read_netx(folder / "network.net")
+    steps = len(net.neuron_layers)
+    image = np.load(folder / "input.npy").transpose(3, 2, 1, 0)  # (x, y, f, t) -> (t, C, H, W)
+    rec = sim_torch.simulate(net, steps, spikes=np.repeat(image[None], steps, axis=1).astype(np.int64))
+    golden = np.load(folder / "output.npy")
+    assert np.abs(golden).sum() > 0 and np.array_equal(rec.s[net.neuron_layers[-1]][0].T, golden)
 
 
 @pytest.mark.parametrize("layer", ["dense", "conv"])
@@ -198,13 +216,6 @@ def test_conformance_and_run_take_a_device(tmp_path):
     with np.load(tmp_path / "numpy.npz") as a, np.load(tmp_path / "torch.npz") as b:
         assert a.files == b.files and all(np.array_equal(a[f], b[f]) for f in a.files)
         assert a["spike_count"].sum() > 0
-
-
-def test_conformance_on_a_device_refuses_sigma_delta_kinds_before_running_lava():
-    ran = []
-    with pytest.raises(NeurodeployError, match="--kind sdnn draws sigma-delta cases"):
-        run_conformance(4, kind="sdnn", reference=lambda cases: ran.append(cases) or [], device="cpu")
-    assert not ran
 
 
 def test_a_missing_device_is_refused(tmp_path, capsys):
