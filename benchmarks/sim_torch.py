@@ -2,22 +2,23 @@
 
     python benchmarks/sim_torch.py [--batch 64] [--repeat 3]
 
-PilotNet (lava-dl's gts/pilotnet_lif/network.net, 16 steps, image.npy as the
-input layer's bias, the same image for every sample of the batch). One line a
-simulator::
+Two networks, as benchmarks/sim_vs_lava.py builds them: PilotNet (lava-dl's
+gts/pilotnet_lif/network.net, 16 steps, a batch of images as the input layer's
+bias) and PilotNet SDNN (gts/pilotnet_sdnn/network.net, sigma-delta, 9 steps, a
+batch of rolled input frames). One line a network and simulator::
 
-    NAME seconds=... inferences/s=... ratio=...
+    NET NAME seconds=... inferences/s=... ratio=...
 
 ``ratio`` is numpy's time over this one's (above 1: faster than numpy), each the
 median of ``--repeat`` runs after a warm-up run. The torch lines are CPU torch
 (``torch.get_num_threads()`` threads) and, where torch finds CUDA, the GPU; each
-checks that its spikes and counters equal numpy's.
+checks that its spikes (or graded messages) and counters equal numpy's.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import statistics
 import sys
 import time
@@ -28,12 +29,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from neurodeploy.exporters.netx import read_netx  # noqa: E402
 from neurodeploy.simulators import simulator  # noqa: E402
 
-PILOTNET = Path(os.environ.get("NEURODEPLOY_CONFORMANCE", REPO.parent / "shared" / "conformance" / "lava-dl"))
-PILOTNET = PILOTNET / "gts" / "pilotnet_lif"
-STEPS = 16
+sys.path.insert(0, str(REPO / "benchmarks"))
+from sim_vs_lava import pilotnet_case, pilotnet_sdnn_case  # noqa: E402
 
 
 def timed(run, repeat: int):
@@ -53,22 +52,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    net = read_netx(PILOTNET / "network.net")
-    image = np.load(PILOTNET / "image.npy").transpose(2, 1, 0).astype(np.int64)  # (x, y, f) -> (C, H, W)
-    bias = np.broadcast_to(image, (args.batch,) + image.shape)
     devices = [None, "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    baseline = reference = None
-    for device in devices:
-        rec, seconds = timed(lambda device=device: simulator(device)(net, STEPS, bias=bias), args.repeat)
-        name = "numpy" if device is None else f"torch-{device}"
-        if reference is None:
-            baseline, reference = seconds, rec
-        same = all(np.array_equal(rec.s[i], reference.s[i]) for i in reference.s)
-        same &= rec.synaptic_events == reference.synaptic_events and rec.spike_count == reference.spike_count
-        print(
-            f"{name} seconds={seconds:.3f} inferences/s={args.batch / seconds:.1f} ratio={baseline / seconds:.2f}"
-            + ("" if device is None else f" equal={same}")
-        )
+    for label, case in (("pilotnet", pilotnet_case(args.batch)), ("pilotnet_sdnn", pilotnet_sdnn_case(args.batch))):
+        baseline = reference = None
+        for device in devices:
+            run = functools.partial(
+                simulator(device), case.net, case.steps, spikes=case.spikes, bias=case.bias,
+                reset_interval=case.reset_interval,
+            )  # fmt: skip
+            rec, seconds = timed(run, args.repeat)
+            name = "numpy" if device is None else f"torch-{device}"
+            if reference is None:
+                baseline, reference = seconds, rec
+            same = all(np.array_equal(rec.s[i], reference.s[i]) for i in reference.s)
+            same &= rec.synaptic_events == reference.synaptic_events and rec.spike_count == reference.spike_count
+            print(
+                f"{label} {name} seconds={seconds:.3f} inferences/s={args.batch / seconds:.1f} "
+                f"ratio={baseline / seconds:.2f}" + ("" if device is None else f" equal={same}")
+            )
     if "cuda" not in devices:
         print("cuda: torch finds no CUDA device here; no GPU line")
 
