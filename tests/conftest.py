@@ -4,11 +4,16 @@ Tests that need either skip with a reason when it is absent, except under CI
 (CI=true), where its absence is a failure: there they must run. A test module
 that imports an optional extra which is not installed (a core-only install has
 no torch) is reported as skipped, naming the extra.
+
+The interrupt tests need Ctrl-C to raise, in this process and in the processes it
+starts; a runner started in the background of a shell inherits SIGINT ignored,
+so the default handler is put back first.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,9 @@ from neurodeploy.extras import missing_extra
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)
