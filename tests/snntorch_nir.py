@@ -8,7 +8,8 @@ So :func:`snntorch_spikes` takes the modules snnTorch's importer builds, node by
 node, and steps them along the chain with explicit states.
 
 Run by hand on a file, from the repository root:
-``PYTHONPATH=$PWD python tests/snntorch_nir.py graph.nir --steps 100 --dt 1e-4 --rate 0.3 [--reset-now]``.
+``PYTHONPATH=$PWD python tests/snntorch_nir.py graph.nir --steps 100 --dt 1e-4 --rate 0.3 [--reset-now]``;
+``--perturb REL`` and ``--round-weights`` run snnTorch against itself instead (see docs/nir.md).
 """
 
 from __future__ import annotations
@@ -122,6 +123,27 @@ def sensitivity(path: str | Path, steps: int, rate: float, rel: float, batch: in
     return [float(np.mean(a == b)) for a, b in zip(*runs)]
 
 
+def rounding_floor(path: str | Path, steps: int, rate: float, batch: int = 64, seed: int = 0) -> list[float]:
+    """Per neuron layer, how often snnTorch's spikes agree with its own run of the graph whose weights are
+    rounded as an 8-bit chip holds them, and nothing else changed: each neuron's incoming weight nodes
+    (its recurrent ones among them) share one scale, their largest magnitude at the top of the mixed-sign
+    grid (-128..127 steps, Loihi's 8-bit mantissas -256..254 in steps of 2)."""
+    import nir
+
+    graph = nir.read(path)
+    source = next(n for n in graph.nodes.values() if isinstance(n, nir.Input))
+    x = np.random.default_rng(seed).random((batch, steps, int(np.prod(source.output_type["output"])))) < rate
+    rounded = copy.deepcopy(graph)
+    weighted = {k for k, n in rounded.nodes.items() if type(n).__name__ in ("Affine", "Linear")}
+    for target in {dst for src, dst in rounded.edges if src in weighted}:
+        group = [rounded.nodes[src] for src, dst in rounded.edges if dst == target and src in weighted]
+        unit = max(float(np.abs(n.weight).max()) for n in group) / 127
+        for node in group:
+            node.weight = (np.clip(np.rint(node.weight / unit), -128, 127) * unit).astype(np.float32)
+    runs = [snntorch_spikes(g, x.astype(np.float32), reset_now=True) for g in (graph, rounded)]
+    return [float(np.mean(a == b)) for a, b in zip(*runs)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("graph")
@@ -132,7 +154,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reset-now", action="store_true", help="recurrent neurons reset in the step they spike")
     parser.add_argument("--perturb", type=float, help="instead: snnTorch against itself, weights * (1 + REL N(0,1))")
+    parser.add_argument(
+        "--round-weights", action="store_true", help="instead: snnTorch against itself, weights rounded to 8 bits"
+    )
     args = parser.parse_args()
+    if args.round_weights:
+        for k, agree in enumerate(rounding_floor(args.graph, args.steps, args.rate, args.batch, args.seed)):
+            print(f"layer {k}: snnTorch agrees with itself on 8-bit weights on {agree:.4f}")
+        return
     if args.perturb is not None:
         for k, agree in enumerate(sensitivity(args.graph, args.steps, args.rate, args.perturb, args.batch, args.seed)):
             print(f"layer {k}: snnTorch agrees with itself under a {args.perturb:g} weight error on {agree:.4f}")
