@@ -187,6 +187,6 @@ def delta_encode(act: Ints, prev: Ints, residue: Ints, error: Ints | None, vth: 
     return sent >> STATE_EXP, wrap32(delta - sent), error
 
 
-def graded_sum(total: np.ndarray, exp: int) -> np.ndarray:
+def graded_sum(total: Ints, exp: int) -> Ints:
     """A dense sum of graded messages as Lava's Dense delivers it: int32 dot product, then the exponent."""
     return wrap32(shift(wrap32(total), exp))

@@ -214,15 +214,15 @@ class _Layer:
         if not self.graded:
             return {d: fx.shift(total, self.exp) for d, total in syn.sums(pre).items()}
         if self.delayed:
-            return {d: fx.wrap_bits(fx.shift(t, self.exp), 32) for d, t in syn.wrapped_products(pre).items()}
-        return {d: _graded_sum(total, self.exp) for d, total in syn.sums(pre).items()}
+            return {d: fx.wrap32(fx.shift(t, self.exp)) for d, t in syn.wrapped_products(pre).items()}
+        return {d: fx.graded_sum(total, self.exp) for d, total in syn.sums(pre).items()}
 
     def recurrent_current(self, own: torch.Tensor) -> torch.Tensor:
         """The layer's own messages (rows, n) of one step -> the integer input they give it at the next."""
         if self.back is None:
             raise NeurodeployError(f"{layer_label(self.index, self.layer)}: not a recurrent layer")
         (total,) = self.back.sums(own).values()
-        return _graded_sum(total, self.exp) if self.graded else fx.shift(total, self.exp)
+        return fx.graded_sum(total, self.exp) if self.graded else fx.shift(total, self.exp)
 
     def events(self, pre: torch.Tensor) -> int:
         """Synaptic events from the input (steps, rows, n_in): a graded message counts once."""
@@ -236,11 +236,6 @@ class _Layer:
         if self.back is None or s.shape[0] < 2:
             return 0
         return self.back.events((s[:-1] != 0).reshape(-1, self.n).to(torch.float64).sum(dim=0))
-
-
-def _graded_sum(total: torch.Tensor, exp: int) -> torch.Tensor:
-    """A dense sum of graded messages as Lava's Dense delivers it: int32 dot product, then the exponent."""
-    return fx.wrap_bits(fx.shift(fx.wrap_bits(total, 32), exp), 32)
 
 
 class _Chunks:

@@ -54,22 +54,29 @@ def run_both(net, steps, **kwargs):
     return simulate(net, steps, **kwargs), sim_torch.simulate(net, steps, device="cpu", **kwargs)
 
 
+def same_on_both(k: int, case):
+    """Conformance case k on both simulators, every variable recorded, under the conventions k picks
+    (Loihi 2's for odd k); numpy's recording, once the two are checked equal."""
+    ours, theirs = run_both(
+        case.net,
+        case.steps,
+        spikes=case.spikes,
+        bias=case.bias,
+        record=RECORDABLE,
+        reset_interval=case.reset_interval,
+        conventions=fx.CONVENTIONS[k % 2],
+    )
+    assert not differences(ours, theirs), (k, differences(ours, theirs))
+    return ours
+
+
 def test_torch_equals_numpy_on_random_netlists():
     """The conformance generator's netlists: every layer kind, sign mode, delays, wraps and saturations;
     every other one under Loihi 2's run conventions."""
     cases = generate_cases(CASES, seed=5)
     seen = {"wraps": 0, "saturations": 0, "spikes": 0, "kinds": set(), "modes": set(), "delays": 0}
     for k, case in enumerate(cases):
-        ours, theirs = run_both(
-            case.net,
-            case.steps,
-            spikes=case.spikes,
-            bias=case.bias,
-            record=RECORDABLE,
-            reset_interval=case.reset_interval,
-            conventions=fx.CONVENTIONS[k % 2],
-        )
-        assert not differences(ours, theirs), (k, differences(ours, theirs))
+        ours = same_on_both(k, case)
         seen["wraps"] += sum(ours.u_wraps.values())
         seen["saturations"] += sum(ours.v_saturations.values())
         seen["spikes"] += int(ours.spike_count[case.net.neuron_layers[-1]] > 0)
@@ -93,16 +100,7 @@ def test_torch_equals_numpy_on_sigma_delta_and_recurrent_netlists(kind):
     cases = generate_cases(GRADED_CASES, seed=6, kind=kind)
     sent = fed_back = 0  # cases whose output layer sent messages; recurrent layers whose own reached them
     for k, case in enumerate(cases):
-        ours, theirs = run_both(
-            case.net,
-            case.steps,
-            spikes=case.spikes,
-            bias=case.bias,
-            record=RECORDABLE,
-            reset_interval=case.reset_interval,
-            conventions=fx.CONVENTIONS[k % 2],
-        )
-        assert not differences(ours, theirs), (k, differences(ours, theirs))
+        ours = same_on_both(k, case)
         sent += ours.spike_count[case.net.neuron_layers[-1]] > 0
         fed_back += sum(
             bool(ours.s[i][:, :-1].any()) for i, layer in enumerate(case.net.layers) if layer.kind == "dense_rec"
