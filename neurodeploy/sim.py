@@ -39,6 +39,7 @@ from neurodeploy.counters import STEPPED
 from neurodeploy.errors import SimulationError
 from neurodeploy.netlist import (
     Conv,
+    CubaNeuron,
     Dense,
     Input,
     Netlist,
@@ -46,6 +47,7 @@ from neurodeploy.netlist import (
     bias_per_neuron,
     conv_output_size,
     is_graded,
+    neuron_layer,
 )
 
 RECORDABLE = ("s", "u", "v", "sigma", "act")
@@ -381,8 +383,7 @@ def simulate(
     :data:`fixed_point.CONVENTIONS`) sets when resets fall and the v shown on
     spike steps: ``lava`` as Lava's fixed_pt models, ``loihi2`` as Loihi 2 silicon.
     """
-    if spikes is not None and net.graded and not isinstance(net.layers[0], Input) and not net.input_message_bits:
-        spikes = spikes != 0  # binary messages into the first synapse, as Lava's Dense and Conv cast them
+    spikes = input_messages(net, spikes)
     rec, reset_interval, graded_max = prepare_run(
         net, steps, spikes=spikes, bias=bias, record=record, reset_interval=reset_interval, conventions=conventions
     )
@@ -390,6 +391,40 @@ def simulate(
     with _blas().limit(limits=BLAS_THREADS, user_api="blas"):
         _Run(net, rec.batch, record, (reset_interval, conventions), rec, graded_max, spikes, bias).go(steps)
     return rec
+
+
+def input_messages(net: Netlist, spikes: np.ndarray | None) -> np.ndarray | None:
+    """The external input as the first layer takes it: a sigma-delta network's first synapse, with no
+    input message bits, gets binary messages (Lava's Dense and Conv cast them)."""
+    if spikes is not None and net.graded and not isinstance(net.layers[0], Input) and not net.input_message_bits:
+        return spikes != 0
+    return spikes
+
+
+def layer_traces(neuron) -> tuple[str, ...]:
+    """The state a neuron layer can record beside s: u and v, or a sigma-delta neuron's sigma and act."""
+    return tuple(name for name in sim_graded.traces(neuron) if name) if is_graded(neuron) else ("u", "v")
+
+
+def allocate_records(rec: Recording, net: Netlist, record: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Fill ``rec`` with the zeroed records and counters of every neuron layer of ``net``, as a run of
+    ``rec.steps`` steps writes them; returns the output counts and output v it holds (zeros)."""
+    batch, steps = rec.batch, rec.steps
+    for i in net.neuron_layers:
+        layer = neuron_layer(net.layers[i])
+        neuron = layer.neuron
+        for name in record:
+            if name == "s" or name in layer_traces(neuron):
+                dtype = bool if name == "s" and isinstance(neuron, CubaNeuron) else np.int32
+                getattr(rec, name)[i] = np.zeros((batch, steps) + tuple(layer.shape), dtype)
+        for counter in STEPPED:
+            getattr(rec, counter)[i] = 0
+        rec.neuron_updates[i] = batch * steps * math.prod(layer.shape)
+        if not isinstance(neuron, CubaNeuron):
+            rec.message_bits[i] = int(neuron.message_bits)
+    rec.output_counts = np.zeros((batch,) + tuple(net.output_shape), np.int64)
+    rec.output_v = np.zeros((batch,) + tuple(net.output_shape), np.int64)
+    return rec.output_counts, rec.output_v
 
 
 def prepare_run(
@@ -776,19 +811,7 @@ class _Run:
 
     def go(self, steps: int) -> None:
         rec, batch = self.rec, self.batch
-        for unit in self.units:
-            shape = (batch, steps) + unit.shape
-            for name in self.record:
-                if name == "s" or name in unit.traces:
-                    dtype = bool if name == "s" and not unit.graded else np.int32
-                    getattr(rec, name)[unit.index] = np.zeros(shape, dtype)
-            for counter in STEPPED:
-                getattr(rec, counter)[unit.index] = 0
-            rec.neuron_updates[unit.index] = batch * steps * unit.n
-            if unit.graded:
-                rec.message_bits[unit.index] = int(unit.layer.neuron.message_bits)
-        rec.output_counts = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
-        rec.output_v = np.zeros((batch,) + tuple(self.net.output_shape), np.int64)
+        allocate_records(rec, self.net, self.record)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
         workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)
         if workers > 1:

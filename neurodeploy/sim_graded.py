@@ -36,6 +36,45 @@ def effective_bias(bias: np.ndarray, neuron) -> np.ndarray:
     return fx.wrap32(np.asarray(bias, np.int64) << fx.graded_scale(neuron.spike_exp))
 
 
+def thresholds(neuron) -> tuple[int, int]:
+    """(scale, vth): the left shift of a sigma-delta neuron's state (spike_exp + 6) and its threshold so
+    shifted; (0, 0) for a Sigma readout."""
+    if isinstance(neuron, SigmaNeuron):
+        return 0, 0
+    scale = fx.graded_scale(neuron.spike_exp)
+    return scale, int(neuron.vth) << scale
+
+
+def step(neuron, a, state: dict, bias, scale: int, vth: int):
+    """One step of a sigma-delta layer on int32 values: the message it sends (int32 arrays or int64
+    tensors holding int32 values alike, operators only).
+
+    ``a`` is the input, already cast to int32; ``state`` holds ``sigma``, ``prev``, ``residue``,
+    ``error`` (None without a cumulative error) and ``act``, and is updated; ``bias`` is the
+    effective bias (:func:`effective_bias`) or None.
+    """
+    if isinstance(neuron, DeltaNeuron):
+        act = fx.wrap32(a << scale)
+    else:
+        state["sigma"] = fx.wrap32(state["sigma"] + a)
+        if isinstance(neuron, SigmaNeuron):
+            return state["sigma"]
+        act = state["sigma"] if bias is None else fx.wrap32(state["sigma"] + bias)
+        if neuron.activation == "relu":
+            act = act * (act > 0)
+    message, residue, error = fx.delta_encode(act, state["prev"], state["residue"], state["error"], vth)
+    state.update(prev=act, act=act, residue=residue, error=error)
+    return message
+
+
+def initial_state(neuron, zero) -> dict:
+    """A sigma-delta layer's state before its first step (see :func:`step`): every value ``zero``,
+    shared, since :func:`step` replaces values rather than writing into them."""
+    state = dict.fromkeys(("sigma", "prev", "residue", "act"), zero)
+    state["error"] = zero if getattr(neuron, "cum_error", False) else None
+    return state
+
+
 class GradedNeurons:
     """One sigma-delta layer stepped over a batch; ``run`` mirrors the CUBA neurons' interface.
 
@@ -47,8 +86,7 @@ class GradedNeurons:
     def __init__(self, neuron, bias: np.ndarray):
         self.neuron = neuron
         self.bias = bias.astype(np.int32) if np.any(bias) else None
-        self.scale = 0 if isinstance(neuron, SigmaNeuron) else fx.graded_scale(neuron.spike_exp)
-        self.vth = 0 if isinstance(neuron, SigmaNeuron) else int(neuron.vth) << self.scale
+        self.scale, self.vth = thresholds(neuron)
 
     def run(self, a_in, resets, s: np.ndarray, sigma_out, act_out) -> tuple[int, int]:
         """Step through the input, writing messages into s (steps, rows, n).
@@ -60,29 +98,14 @@ class GradedNeurons:
         """
         steps, rows, n = s.shape
         zero = np.zeros((rows, n), np.int32)
-        sigma, prev, residue = zero.copy(), zero.copy(), zero.copy()
-        error = zero.copy() if getattr(self.neuron, "cum_error", False) else None
+        state = initial_state(self.neuron, zero)
         for t in range(steps):
             a = a_in(t)
             a = zero if a is None else a.astype(np.int32)  # the int32 cast wraps, as Lava's ports do
-            if isinstance(self.neuron, DeltaNeuron):
-                act = fx.wrap32(a << self.scale)
-            else:
-                sigma = fx.wrap32(sigma + a)
-                if isinstance(self.neuron, SigmaNeuron):
-                    s[t] = sigma
-                    if sigma_out is not None:
-                        sigma_out[t] = sigma
-                    continue
-                act = sigma if self.bias is None else fx.wrap32(sigma + self.bias)
-                if self.neuron.activation == "relu":
-                    act = np.maximum(act, 0)
-            s[t], residue, error = fx.delta_encode(act, prev, residue, error, self.vth)
-            prev = act
-            if sigma_out is not None:
-                sigma_out[t] = sigma
-            if act_out is not None:
-                act_out[t] = act
+            s[t] = step(self.neuron, a, state, self.bias, self.scale, self.vth)
+            for out, name in ((sigma_out, "sigma"), (act_out, "act")):
+                if out is not None:
+                    out[t] = state[name]
         return 0, 0
 
 

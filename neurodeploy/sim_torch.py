@@ -31,24 +31,20 @@ from neurodeploy.errors import NeurodeployError
 from neurodeploy.netlist import (
     Conv,
     CubaNeuron,
-    DeltaNeuron,
     Dense,
     Input,
     Netlist,
     RecurrentDense,
-    SigmaDeltaNeuron,
-    SigmaNeuron,
     cuba_neuron,
     is_graded,
     layer_label,
     neuron_layer,
 )
-from neurodeploy.sim import Recording, bias_rows, prepare_run
+from neurodeploy.sim import Recording, allocate_records, bias_rows, input_messages, layer_traces, prepare_run
 
 EXACT_SUM = 2**53  # float64 sums of integers below this are exact in any order
 CHUNK_BYTES = 1 << 30  # about the device memory a chunk of samples takes in its widest layer
 PRODUCT_BLOCK = 1 << 22  # products formed at a time where each must wrap on its own
-GradedNeuron = DeltaNeuron | SigmaDeltaNeuron | SigmaNeuron
 
 
 def simulate(
@@ -63,29 +59,19 @@ def simulate(
     device: str = "cpu",
 ) -> Recording:
     """:func:`neurodeploy.sim.simulate` on a torch device ('cpu', 'cuda', 'cuda:1'...), spike for spike."""
-    if spikes is not None and net.graded and not isinstance(net.layers[0], Input) and not net.input_message_bits:
-        spikes = spikes != 0  # binary messages into the first synapse, as numpy's simulator takes them
+    spikes = input_messages(net, spikes)
     rec, reset_interval, _ = prepare_run(
         net, steps, spikes=spikes, bias=bias, record=record, reset_interval=reset_interval, conventions=conventions
     )
     dev = _device(device)
     layers = [_Layer(k, i, net, dev) for k, i in enumerate(net.neuron_layers)]
-    for layer in layers:
-        for name in (n for n in record if n == "s" or n in layer.traces):
-            dtype = bool if name == "s" and not layer.graded else np.int32
-            getattr(rec, name)[layer.index] = np.zeros((rec.batch, steps) + layer.shape, dtype)
-        for counter in STEPPED:
-            getattr(rec, counter)[layer.index] = 0
-        rec.neuron_updates[layer.index] = rec.batch * steps * layer.n
-        if not isinstance(layer.neuron, CubaNeuron):
-            rec.message_bits[layer.index] = int(layer.neuron.message_bits)
+    outputs = allocate_records(rec, net, record)
     widest = max(max(layer.n for layer in layers), int(np.prod(net.input_shape or (1,))))
     chunk = max(1, CHUNK_BYTES // (steps * widest * 8 * 4))
-    run = _Chunks(net, layers, rec, spikes, bias, (reset_interval, conventions), record)
+    run = _Chunks(net, layers, rec, spikes, bias, (reset_interval, conventions), record, outputs)
     with torch.no_grad():
         for start in range(0, rec.batch, chunk):
             run(slice(start, min(rec.batch, start + chunk)))
-    rec.output_counts, rec.output_v = run.output_counts, run.output_v
     return rec
 
 
@@ -139,15 +125,12 @@ class _Synapses:
         if top * self.weight_sum < EXACT_SUM:
             return torch.round(product(x.to(torch.float64))).to(torch.int64)
         k = (EXACT_SUM // (4 * max(1, self.weight_sum))).bit_length() - 1  # digits below 2**k: sums below 2**52
-        total, shift = None, 0
-        while True:
-            last = int(x.abs().max().item()) < 1 << k
-            digit = x if last else x & ((1 << k) - 1)
-            part = torch.round(product(digit.to(torch.float64))).to(torch.int64) << shift
-            total = part if total is None else total + part
-            if last:
-                return total
-            x, shift = x >> k, shift + k
+        shifts = range(0, top.bit_length(), k)
+        total = torch.zeros((), dtype=torch.int64, device=x.device)
+        for shift in shifts:  # the top digit keeps the sign; |it| <= 2**k
+            digit = x >> shift if shift == shifts[-1] else (x >> shift) & ((1 << k) - 1)
+            total = total + (torch.round(product(digit.to(torch.float64))).to(torch.int64) << shift)
+        return total
 
     def wrapped_products(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """Per delay, the int64 sum of int32-wrapped products (dense only), as Lava's ``DelayDense`` forms it."""
@@ -180,7 +163,7 @@ class _Layer:
         self.k, self.index, self.layer, self.device = k, index, layer, device
         self.graded = is_graded(layer.neuron)
         self.neuron = layer.neuron
-        self.traces = tuple(t for t in sim_graded.traces(layer.neuron) if t) if self.graded else ("u", "v")
+        self.traces = layer_traces(layer.neuron)
         self.shape = tuple(layer.shape)
         self.n = int(np.prod(self.shape))
         self.exp = int(getattr(layer, "weight_exp", 0))
@@ -241,11 +224,10 @@ class _Layer:
 class _Chunks:
     """A run, chunk of samples after chunk: each through every layer, into the recording."""
 
-    def __init__(self, net: Netlist, layers: list[_Layer], rec: Recording, spikes, bias, resets, record):
+    def __init__(self, net: Netlist, layers: list[_Layer], rec: Recording, spikes, bias, resets, record, outputs):
         self.net, self.layers, self.rec, self.spikes, self.bias = net, layers, rec, spikes, bias
         self.resets, self.record = resets, record
-        out_shape = (rec.batch,) + tuple(net.output_shape)
-        self.output_counts, self.output_v = np.zeros(out_shape, np.int64), np.zeros(out_shape, np.int64)
+        self.output_counts, self.output_v = outputs  # the recording's, (batch, *output shape)
 
     def __call__(self, rows: slice) -> None:
         rec, steps, size = self.rec, self.rec.steps, rows.stop - rows.start
@@ -260,7 +242,7 @@ class _Chunks:
             events = 0 if pre is None else layer.events(pre)
             if not isinstance(layer.neuron, CubaNeuron):
                 binary = pre is None or pre.dtype == torch.bool  # the recurrent messages have the input's bits
-                s, held, faults = _step_graded(layer, layer.neuron, a, self._bias(layer, rows), steps, size, binary)
+                s, held, faults = _step_graded(layer, a, self._bias(layer, rows), steps, size, binary)
             else:
                 keep = {"u", "v"} & set(self.record) | ({"v"} if layer is self.layers[-1] else set())
                 bias = self._bias(layer, rows)
@@ -344,36 +326,21 @@ def _step_cuba(net: Netlist, layer: _Layer, a, bias: torch.Tensor, resets, steps
     return s, held, (int(wraps.item()), int(saturations.item()))
 
 
-def _step_graded(layer: _Layer, neuron: GradedNeuron, a, bias: torch.Tensor, steps: int, size: int, binary: bool):
-    """Step a sigma-delta layer through every step, as :class:`neurodeploy.sim_graded.GradedNeurons`
-    does: messages (steps, rows, n) in int64, the sigma and act traces it has, and no faults (the
-    int32 state wraps silently). ``binary``: its recurrent messages are sent as spikes (0 or 1)."""
-    dev = layer.device
+def _step_graded(layer: _Layer, a, bias: torch.Tensor, steps: int, size: int, binary: bool):
+    """Step a sigma-delta layer through every step by :func:`neurodeploy.sim_graded.step`: messages
+    (steps, rows, n) in int64, the sigma and act traces it has, and no faults (the int32 state wraps
+    silently). ``binary``: its recurrent messages are sent as spikes (0 or 1)."""
+    neuron, dev = layer.neuron, layer.device
     zero = torch.zeros((size, layer.n), dtype=torch.int64, device=dev)
-    sigma, prev, residue = zero, zero, zero
-    error = zero if getattr(neuron, "cum_error", False) else None
-    scale = 0 if isinstance(neuron, SigmaNeuron) else fx.graded_scale(neuron.spike_exp)
-    vth = 0 if isinstance(neuron, SigmaNeuron) else int(neuron.vth) << scale
+    state = sim_graded.initial_state(neuron, zero)
+    scale, vth = sim_graded.thresholds(neuron)
     s = torch.zeros((steps, size, layer.n), dtype=torch.int64, device=dev)
     held = {name: torch.zeros((steps, size, layer.n), dtype=torch.int32, device=dev) for name in layer.traces}
     for t in range(steps):
         a_t = zero if a is None else a[t]
         if layer.back is not None and t > 0:
             a_t = a_t + layer.recurrent_current(s[t - 1] != 0 if binary else s[t - 1])
-        a_t = fx.wrap_bits(a_t, 32)  # the int32 cast of Lava's ports
-        if isinstance(neuron, DeltaNeuron):
-            act = fx.wrap_bits(a_t << scale, 32)
-        else:
-            sigma = fx.wrap_bits(sigma + a_t, 32)
-            if isinstance(neuron, SigmaNeuron):
-                s[t] = held["sigma"][t] = sigma
-                continue
-            act = fx.wrap_bits(sigma + bias, 32)
-            if neuron.activation == "relu":
-                act = act.clamp(min=0)
-        s[t], residue, error = fx.delta_encode(act, prev, residue, error, vth)
-        prev = act
-        for name, trace in (("sigma", sigma), ("act", act)):
-            if name in held:
-                held[name][t] = trace
+        s[t] = sim_graded.step(neuron, fx.wrap32(a_t), state, bias, scale, vth)  # the int32 cast of Lava's ports
+        for name, trace in held.items():
+            trace[t] = state[name]
     return s, held, (0, 0)
