@@ -102,8 +102,8 @@ class Recording:
         return counts.argmax(axis=1)
 
 
-def _sum_dtype(weight: np.ndarray, fan_in: int, graded_max: int = 1) -> type:
-    bound = int(np.abs(weight).max(initial=0)) * fan_in * graded_max
+def _sum_dtype(bound: int) -> type:
+    """The narrowest type that sums exactly any integers whose sum is at most ``bound`` in magnitude."""
     if bound < 2**24:
         return np.float32
     return np.float64 if bound < 2**53 else np.int64
@@ -121,19 +121,24 @@ class _DenseOp:
         weight = _columns_channels_last(fx.dense_weights(layer.weight, layer.weight_bits, np.int16), in_shape)
         delay = None if layer.delay is None else _columns_channels_last(layer.delay, in_shape)
         self.exp = int(layer.weight_exp)
-        self.dtype = _sum_dtype(weight, weight.shape[1], graded_max)
+        row_sum = int(np.abs(weight).sum(axis=1, dtype=np.int64).max(initial=0)) * graded_max
+        self.dtype = _sum_dtype(row_sum)
         if delay is None or not delay.any():
             self.by_delay = {0: weight.astype(self.dtype).T}  # a view: BLAS takes the transpose as it is
         else:
             self.by_delay = {int(d): np.where(delay == d, weight, 0).astype(self.dtype).T for d in np.unique(delay)}
-        # in the float path a non-negative exponent and the 6-bit alignment go into the weights (exact: powers of 2)
-        self.prescaled = None
-        if self.exp >= 0 and self.dtype != np.int64:
-            self.prescaled = {d: w * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT)) for d, w in self.by_delay.items()}
         self.delays = tuple(self.by_delay)
-        self.fan_out = (weight != 0).sum(axis=0).astype(np.float64)  # nonzero synapses leaving each input
-        row_sum = int(np.abs(weight).sum(axis=1, dtype=np.int64).max(initial=0)) * graded_max
+        self.fan_out = np.count_nonzero(weight, axis=0).astype(np.float64)  # nonzero synapses leaving each input
         self.bound = _shifted_bound(row_sum, self.exp) + len(self.by_delay)  # a floor adds at most 1 a delay
+
+    @functools.cached_property
+    def prescaled(self) -> dict[int, np.ndarray] | None:
+        """For the float path, the weights with a non-negative exponent and the 6-bit alignment folded
+        in (exact: powers of 2); None where they cannot be."""
+        if self.exp < 0 or self.dtype == np.int64:
+            return None
+        scale = self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT))
+        return {d: w * scale for d, w in self.by_delay.items()}
 
     def events(self, counts: np.ndarray) -> int:
         """Synaptic events from the summed presynaptic values of each input neuron."""
@@ -159,13 +164,13 @@ class _ConvOp:
     def __init__(self, layer: Conv, graded_max: int):
         self.layer = layer
         o, cg, kh, kw = layer.weight.shape
-        self.dtype = _sum_dtype(layer.weight, cg * kh * kw, graded_max)
+        fan_sum = int(np.abs(layer.weight).reshape(o, -1).sum(axis=1).max(initial=0)) * graded_max
+        self.dtype = _sum_dtype(fan_sum)
         self.weight: np.ndarray = layer.weight.astype(self.dtype)
         self.exp = int(layer.weight_exp)
         nonzero = (layer.weight != 0).reshape(layer.groups, o // layer.groups, cg, kh, kw)
         self.taps = nonzero.sum(axis=1, dtype=np.float64)  # per group: how many of its outputs use each tap
-        fan_sum = int(np.abs(layer.weight).reshape(o, -1).sum(axis=1).max(initial=0))
-        self.raw_bound = _shifted_bound(fan_sum * graded_max, self.exp)
+        self.raw_bound = _shifted_bound(fan_sum, self.exp)
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
         self.wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
         self.delays = (0,)
@@ -191,13 +196,15 @@ class _ConvOp:
         if exact_float and self.prescaled is not None:
             return {0: self._conv(x, self.prescaled, spread).reshape(rows, -1)}
         out = self._conv(x, self.weight, spread)
-        if exact_float and self.raw_bound < FLOAT_EXACT:
+        if out.dtype.kind == "f" and self.raw_bound < FLOAT_EXACT:  # shifted and wrapped exactly as floats
             if self.wraps:
                 out = _scaled(out.astype(np.float64), self.exp, True)
                 out -= np.floor((out + fx.MAX_UV) * 2.0**-24) * 2.0**24  # two's-complement wrap to 24 bits
-                out *= 2.0**fx.ACT_SHIFT
             else:
-                out = _scaled(out, self.exp, True, fx.ACT_SHIFT)
+                out = _scaled(out, self.exp, True)
+            if not exact_float:
+                return {0: out.astype(np.int64).reshape(rows, -1)}
+            out *= 2.0**fx.ACT_SHIFT
         else:
             out = fx.wrap_bits(_scaled(out, self.exp, False), 24)
             out = (out << fx.ACT_SHIFT).astype(np.float64) if exact_float else out
