@@ -22,7 +22,7 @@ says so). For the
 dense net Lava also runs one sample for ten times as many steps, and "steady"
 scales its stepping rate there (the most favourable to Lava) to the whole batch. ``sim_s``
 is the median of five runs of :func:`neurodeploy.sim.simulate` on the whole
-batch, after a warm-up run. "cpu" gives the CPU seconds of each side (Lava's summed over its
+batch, after a warm-up run (of 25 for the one sample). "cpu" gives the CPU seconds of each side (Lava's summed over its
 processes), the fairer measure on a busy machine, where a single-process
 simulator gets a smaller share of the cores than Lava's dozen processes. The
 Lava side runs in the Lava interpreter (this script with ``--lava``), which also
@@ -64,6 +64,7 @@ PILOTNET = PILOTNET / "gts" / "pilotnet_lif"
 DENSE_SAMPLES, DENSE_STEPS, ACTIVITY = 256, 25, 0.2
 PILOTNET_SAMPLES, PILOTNET_STEPS, PILOTNET_ROLL = 64, 16, 3
 STEADY_REPEAT = 10
+ONE_SAMPLE_RUNS = 25
 PRODUCT_ROWS = 1 << 15  # rows of a bound's product multiplied at a time
 
 
@@ -110,8 +111,9 @@ def time_sim(case: LavaCase, runs: int = 5) -> tuple[float, float]:
 
 
 def one_sample(case: LavaCase, lava_s: float) -> str:
-    """The first sample of ``case`` alone, against Lava's seconds for one sample."""
-    sim_s, _ = time_sim(LavaCase(case.net, case.steps, spikes=case.spikes[:1]))
+    """The first sample of ``case`` alone (the median of ONE_SAMPLE_RUNS runs: each takes milliseconds),
+    against Lava's seconds for one sample."""
+    sim_s, _ = time_sim(LavaCase(case.net, case.steps, spikes=case.spikes[:1]), ONE_SAMPLE_RUNS)
     return f" | one sample: lava_s={lava_s:.3f} sim_s={sim_s:.4f} ratio={lava_s / sim_s:.0f}"
 
 
