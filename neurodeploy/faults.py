@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from neurodeploy.counters import FAULTS
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import describe_layer
+from neurodeploy.netlist import describe_layer, is_graded
 
 QUANTIZER = ("weights_clipped", "biases_clipped", "thresholds_beyond_17_bits")
 
@@ -37,8 +37,12 @@ def calibration_counts(facts) -> Counts:
 
 
 def simulator_counts(rec, net) -> Counts:
-    """The counts of a :class:`neurodeploy.sim.Recording` of ``net``."""
-    return [{name: int(getattr(rec, name).get(i, 0)) for name in FAULTS} for i in net.neuron_layers]
+    """The counts of a :class:`neurodeploy.sim.Recording` of ``net``; none for a sigma-delta layer, which
+    has no u or v (its int32 state wraps silently, as on the chip)."""
+    return [
+        {} if is_graded(net.layers[i].neuron) else {name: int(getattr(rec, name).get(i, 0)) for name in FAULTS}
+        for i in net.neuron_layers
+    ]
 
 
 def merged(*counts: Counts) -> Counts:
@@ -47,8 +51,9 @@ def merged(*counts: Counts) -> Counts:
 
 
 def layer_labels(net) -> list[str]:
-    """``layer k (description)`` for each neuron layer k of ``net``."""
-    return [f"layer {k} ({describe_layer(net.layers[i])})" for k, i in enumerate(net.neuron_layers)]
+    """``layer i (description)`` for each neuron layer of ``net``, i its index in ``net.layers`` (as
+    ``inspect``, the recordings and every other message number layers)."""
+    return [f"layer {i} ({describe_layer(net.layers[i])})" for i in net.neuron_layers]
 
 
 def total(counts: Counts) -> int:
@@ -67,13 +72,13 @@ def from_summary(found: dict) -> tuple[Counts, list[str]]:
 
 
 def lines(counts: Counts, labels: list[str], nonzero: bool = False) -> list[str]:
-    """One line a layer with every count; with ``nonzero``, only the counts above zero and the layers
-    that have one."""
+    """One line a layer with every count (none for a layer without counters); with ``nonzero``, only
+    the counts above zero and the layers that have one."""
     shown = [{k: v for k, v in layer.items() if v or not nonzero} for layer in counts]
     return [
         f"{label}: " + ", ".join(f"{_words(name)} {value}" for name, value in layer.items())
         for label, layer in zip(labels, shown)
-        if layer or not nonzero
+        if layer
     ]
 
 

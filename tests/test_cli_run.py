@@ -387,3 +387,18 @@ def test_a_netx_file_without_input_shape_says_what_to_give(shapeless_conv, capsy
     assert main(["inspect", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "--input-shape C,H,W" in err and "/layer/0" in err
+
+
+def test_run_numbers_layers_alike_in_every_line(shapeless_conv, tmp_path, capsys):
+    """Past a flatten, the fault lines name a layer by its index in the netlist, as the spike counts,
+    the saved arrays and ``inspect`` do."""
+    net, _ = shapeless_conv
+    write_netx(net, tmp_path / "net.net")
+    np.save(tmp_path / "in.npy", (np.random.default_rng(5).random((1, 12, 2, 7, 9)) < 0.4).astype(np.int8))
+    args = ["run", str(tmp_path / "net.net"), "--steps", "12", "--input", str(tmp_path / "in.npy")]
+    assert main([*args, "-o", str(tmp_path / "out.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "spikes by layer 0: " in out and ", 2: " in out
+    assert "  layer 2 (dense 80->3): u wraps" in out and "layer 1 (dense" not in out
+    with np.load(tmp_path / "out.npz") as saved:
+        assert "s2" in saved.files and "s1" not in saved.files

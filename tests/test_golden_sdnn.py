@@ -151,6 +151,9 @@ def test_cli_inspect_and_run_pilotnet_sdnn(conformance_dir, tmp_path, capsys):
     with np.load(out) as saved:
         assert np.array_equal(saved["s9"][0].T, np.load(folder / "output.npy"))
         assert "sigma1" in saved and "u1" not in saved
+    printed = capsys.readouterr().out
+    assert "numerical faults: 0 (sigma-delta layers count none" in printed
+    assert "u wraps" not in printed  # sigma-delta layers have no u or v
 
 
 def test_onnx_and_nir_refuse_sigma_delta_by_name(conformance_dir, tmp_path):

@@ -154,7 +154,8 @@ def report_faults(rec, net, source: str, strict: bool) -> None:
     from neurodeploy import faults
 
     counts, labels = faults.simulator_counts(rec, net), faults.layer_labels(net)
-    print(f"numerical faults: {faults.total(counts)}")
+    graded = " (sigma-delta layers count none: their int32 state wraps silently, as on the chip)"
+    print(f"numerical faults: {faults.total(counts)}" + (graded if net.graded else ""))
     for line in faults.lines(counts, labels):
         print(f"  {line}")
     if strict:
