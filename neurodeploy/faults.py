@@ -50,10 +50,11 @@ def merged(*counts: Counts) -> Counts:
     return [{k: v for layer in layers for k, v in layer.items()} for layers in zip(*counts)]
 
 
-def layer_labels(net) -> list[str]:
-    """``layer i (description)`` for each neuron layer of ``net``, i its index in ``net.layers`` (as
-    ``inspect``, the recordings and every other message number layers)."""
-    return [f"layer {i} ({describe_layer(net.layers[i])})" for i in net.neuron_layers]
+def layer_labels(net, numbers: list[int] | None = None) -> list[str]:
+    """``layer i (description)`` for each neuron layer of ``net``: i its index in ``net.layers``, as
+    ``inspect`` and the recordings number layers, or the matching entry of ``numbers``."""
+    numbers = net.neuron_layers if numbers is None else numbers
+    return [f"layer {n} ({describe_layer(net.layers[i])})" for n, i in zip(numbers, net.neuron_layers)]
 
 
 def total(counts: Counts) -> int:

@@ -508,10 +508,11 @@ def host_layer(q: Quantized) -> dict | None:
 
 
 def layer_labels(q: Quantized) -> list[str]:
-    """``layer k (description)`` for each neuron layer of ``q``, the direct encoding's host layer named as such."""
+    """``layer k (description)`` for the k-th neuron layer of ``q``, numbered as its facts (``q.layers``)
+    and the report's tables are; the direct encoding's host layer named as such."""
     from neurodeploy.faults import layer_labels as netlist_labels
 
-    labels, host = netlist_labels(q.netlist), host_layer(q)
+    labels, host = netlist_labels(q.netlist, [fact.index for fact in q.layers]), host_layer(q)
     if host is not None:
         labels[0] = f"layer 0 ({host['description']})"
     return labels
