@@ -174,9 +174,14 @@ class _ConvOp:
         self.bound = min(self.raw_bound, fx.MAX_UV)  # after the 24-bit wrap
         self.wraps = self.raw_bound >= fx.MAX_UV  # below, no sum can leave the 24 bits
         self.delays = (0,)
-        self.prescaled = None
-        if self.exp >= 0 and self.dtype != np.int64 and not self.wraps:
-            self.prescaled = self.weight * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT))
+
+    @functools.cached_property
+    def prescaled(self) -> np.ndarray | None:
+        """For the float path, the weights with a non-negative exponent and the 6-bit alignment folded
+        in, as :attr:`_DenseOp.prescaled`; None where they cannot be or a sum may wrap."""
+        if self.exp < 0 or self.dtype == np.int64 or self.wraps:
+            return None
+        return self.weight * self.dtype(2.0 ** (self.exp + fx.ACT_SHIFT))
 
     def events(self, counts: np.ndarray) -> int:
         """Synaptic events from the summed presynaptic values of each input neuron (channels-last).
