@@ -161,9 +161,11 @@ def export_model(
     dt: float | None = None,
     steps: int | None = None,
     strict: bool = False,
+    copies: int | None = None,
 ) -> ExportResult:
     """Quantize ``source`` for ``target``, check every design rule, then write the files.
 
+    ``dt``, ``steps`` and ``copies`` apply to NIR graphs (:func:`load_float_model`).
     ``strict``: any numerical fault counted (clipping, thresholds beyond 17 bits, u wraps
     or v saturations on the calibration inputs) is an error, and nothing is written.
     """
@@ -178,7 +180,7 @@ def export_model(
     report_path = out_dir / "export.json"
     refuse_existing([*targets.values(), report_path], force)
     writers = {fmt: _writer(fmt) for fmt in formats}
-    fm = load_float_model(source, dt=dt, steps=steps)
+    fm = load_float_model(source, dt=dt, steps=steps, copies=copies)
     q = quantize_model(fm, target, calibrate=calibrate, method=method, data_root=data_root)
     violations = check(q.netlist, target)
     if violations:

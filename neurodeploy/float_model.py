@@ -28,11 +28,14 @@ class FloatModel:
         return int(self.meta["steps"])
 
 
-def load_float_model(path: str | Path, dt: float | None = None, steps: int | None = None) -> FloatModel:
-    """A checkpoint (``.pt``) or a NIR graph written by any framework (``.nir``)."""
+def load_float_model(
+    path: str | Path, dt: float | None = None, steps: int | None = None, copies: int | None = None
+) -> FloatModel:
+    """A checkpoint (``.pt``) or a NIR graph written by any framework (``.nir``; ``copies``: see
+    :func:`float_model_from_nir`)."""
     path = Path(path)
     if path.suffix == ".nir":
-        return float_model_from_nir(path, dt=dt, steps=steps)
+        return float_model_from_nir(path, dt=dt, steps=steps, copies=copies)
     from neurodeploy.models import float_graph, load_checkpoint
 
     model, meta = load_checkpoint(staged_path(path))
@@ -43,13 +46,17 @@ def load_float_model(path: str | Path, dt: float | None = None, steps: int | Non
     return FloatModel(float_graph(model), meta, model)
 
 
-def float_model_from_nir(path: str | Path, dt: float | None = None, steps: int | None = None) -> FloatModel:
-    """A float model from a NIR file written by any framework; ``steps`` is required."""
+def float_model_from_nir(
+    path: str | Path, dt: float | None = None, steps: int | None = None, copies: int | None = None
+) -> FloatModel:
+    """A float model from a NIR file written by any framework; ``steps`` is required. The chip holds
+    each recurrent layer that another layer follows in ``copies`` copies (None: the import's default,
+    ``nir_import.RECURRENT_COPIES``)."""
     from neurodeploy.nir_import import float_graph_from_nir, nir_to_float_graph
 
     if not steps or steps < 1:
         raise InputFileError(f"{path}: a NIR graph does not say how many steps a sample runs; pass --steps")
     ops = nir_to_float_graph(str(path), dt=dt)
-    graph = float_graph_from_nir(ops, dt, str(path))
+    graph = float_graph_from_nir(ops, dt, str(path), copies)
     meta = {"rule": "nir", "steps": int(steps), "encoding": {"name": "rate"}, "dataset": None, "source": str(path)}
     return FloatModel(graph, meta)

@@ -29,6 +29,8 @@ class FloatLayer:
     ``bias`` is the constant drive per output neuron (or channel for conv).
     ``weight_rec`` (out, out), for a recurrent dense layer, weighs the layer's own
     spikes of the step before, with the same scaling as ``weight``.
+    ``copies``: how many times the chip holds each of the layer's neurons (a
+    recurrent dense layer only; see ``neurodeploy.quantize``).
     """
 
     kind: str  # "dense" or "conv"
@@ -42,6 +44,7 @@ class FloatLayer:
     weight_rec: np.ndarray | None = None
     # "weight" or "weight_rec" where its last column is an always-on neuron's: a bias into the current
     bias_column: str | None = None
+    copies: int = 1
 
 
 def _pool_into_conv(op: dict, k: int, pooled_in: tuple[int, int, int], label: str) -> dict:
@@ -134,6 +137,7 @@ def _start_layer(op, kind, shape, unpooled, pool, flatten, label) -> dict:
             "conv": {},
             "weight_rec": None if op.get("weight_rec") is None else np.asarray(op["weight_rec"], dtype=np.float64),
             "bias_column": op.get("bias_column"),
+            "copies": int(op.get("copies", 1)),
         }
     conv: dict[str, Any] = {
         "stride": tuple(op["stride"]),
@@ -181,4 +185,5 @@ def _close_layer(pending: dict, neuron: dict, label: str) -> FloatLayer:
         pending["conv"],
         weight_rec,
         pending.get("bias_column"),
+        pending.get("copies", 1),
     )

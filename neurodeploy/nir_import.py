@@ -47,6 +47,7 @@ from neurodeploy.netlist import pair
 RECURRENT_NEURONS = ("LIF", "CubaLIF")  # node types a recurrent loop may close on
 RECURRENT_SYNAPSES = ("Affine", "Linear")
 BIAS_UNIT_DRIVE = 2.0  # an always-on neuron's bias, in thresholds
+RECURRENT_COPIES = 4  # copies of a recurrent layer the chip holds by default: 4x finer weights (docs/nir.md)
 
 
 def _uniform(values: np.ndarray, what: str, where: str) -> float:
@@ -150,8 +151,13 @@ def _pool(op: dict, where: str) -> tuple[dict, float]:
     return {"op": "sumpool", "kernel": kh, "stride": kh}, (1.0 / (kh * kw) if op["op"] == "avgpool" else 1.0)
 
 
-def float_graph_from_nir(ops: list[dict], dt: float | None, source: str) -> list[dict]:
-    """Translate ``nir_to_float_graph`` ops into the quantizer's float graph."""
+def float_graph_from_nir(ops: list[dict], dt: float | None, source: str, copies: int | None = None) -> list[dict]:
+    """Translate ``nir_to_float_graph`` ops into the quantizer's float graph; each recurrent layer that
+    another layer follows is held in ``copies`` copies (``neurodeploy.quantize``; None:
+    :data:`RECURRENT_COPIES`)."""
+    copies = RECURRENT_COPIES if copies is None else int(copies)
+    if copies < 1:
+        raise ValueError(f"copies must be >= 1, got {copies}")
     if not ops or ops[0]["op"] != "input" or ops[0].get("shape") is None:
         raise InputFileError(f"{source}: the graph must start with an input node of known shape")
     graph = [{"op": "input", "kind": "spikes", "shape": tuple(ops[0]["shape"])}]
@@ -176,6 +182,8 @@ def float_graph_from_nir(ops: list[dict], dt: float | None, source: str) -> list
             unit = op.get("recurrent") is not None
             if unit:
                 _add_recurrence(syn, op["recurrent"], where)
+                if any(later["op"] in ("dense", "conv") for later in ops[i + 1 :]):
+                    syn["copies"] = copies
                 unit = _needs_bias_unit(syn, ops[i + 1 :])
                 if unit:
                     _bias_column(syn, "weight_rec", where)

@@ -19,6 +19,14 @@ exponent and ``weight_bits`` (8 at most, as ``dense_rec`` holds them). Where a
 weight column carries a bias from an always-on neuron (``FloatLayer.bias_column``),
 what its rounding loses enters the bias mantissa at its steady state.
 
+A dense layer may be held in ``K = FloatLayer.copies`` copies: the chip holds each
+of its ``n`` neurons K times (copy ``c`` of neuron ``i`` is neuron ``c n + i``),
+with the same inputs, so the copies spike alike. Each weight that reads the layer
+(its recurrent ones, and the next layer's) is then a mantissa on a grid K times as
+wide, split across the K copies' synapses (:func:`split_mantissas`): one scale
+rounds those weights K times finer, for K times the neurons and K times (K**2
+for recurrent weights) the synapses.
+
 The weight grid (:func:`weight_grid`) holds the mantissas a chip with
 ``weight_bits`` keeps: multiples of ``2**(8 - bits + mixed)`` within the 8-bit
 range and the target's mantissa range. ``lam`` is as large as the weight grid,
@@ -203,6 +211,7 @@ class LayerQuant:
     percentile: float
     thresholds_beyond_17_bits: int = 0  # 1 when vth needs more than Loihi's 17-bit mantissa (a wide target)
     bias_exp: int = BIAS_EXP
+    copies: int = 1  # how many times the chip holds each neuron
     calibration_u_wraps: int | None = None  # on the calibration inputs; None without calibration
     calibration_v_saturations: int | None = None
 
@@ -289,16 +298,23 @@ def _exponent_range(layer: FloatLayer, grid: WeightGrid, limits: Limits, label: 
 
 
 def layer_scale(
-    layer: FloatLayer, *, limits: Limits = Limits(), pct: float = 100.0, exp_shift: int = 0, label: str = "layer"
+    layer: FloatLayer,
+    *,
+    limits: Limits = Limits(),
+    pct: float = 100.0,
+    exp_shift: int = 0,
+    label: str = "layer",
+    in_copies: int = 1,
 ) -> LayerScale:
     """The largest scale every range allows, halved ``exp_shift`` times (by the exponent where it can).
 
     The threshold must fit the target's ``vth`` and the constant drive its bias
     mantissa; within that, the exponent is the largest at which the weight range
     (the ``pct`` percentile of |W|) fills the weight grid, or the smallest allowed.
+    ``in_copies``: how many copies of each input neuron the chip holds (the layer before's).
     """
     vth_f = float(layer.neuron["vth"])
-    weights = synapse_weights(layer)
+    weights = synapse_weights(layer, in_copies)
     grid = weight_grid(fx.sign_mode(weights), limits, label)
     w_range = float(np.percentile(np.abs(weights), pct)) or 1.0
     drive = _drive_range(layer)
@@ -314,11 +330,12 @@ def layer_scale(
     return LayerScale(lam, e, grid, bias_exp, limits.bias_mantissa, w_range)
 
 
-def synapse_weights(layer: FloatLayer) -> np.ndarray:
-    """All float weights of ``layer``, its recurrent ones among them (one scale covers both)."""
+def synapse_weights(layer: FloatLayer, in_copies: int = 1) -> np.ndarray:
+    """The float weight each synapse of ``layer`` holds, its recurrent ones among them (one scale covers
+    both): a weight split across the copies of its input neuron counts as its share."""
     if layer.weight_rec is None:
-        return layer.weight
-    return np.concatenate([layer.weight.ravel(), layer.weight_rec.ravel()])
+        return layer.weight / in_copies
+    return np.concatenate([layer.weight.ravel() / in_copies, layer.weight_rec.ravel() / layer.copies])
 
 
 def _clipped(raw: np.ndarray, lo: int, hi: int, step: int = 1) -> int:
@@ -326,20 +343,32 @@ def _clipped(raw: np.ndarray, lo: int, hi: int, step: int = 1) -> int:
     return int(np.sum((raw < lo - step / 2) | (raw > hi + step / 2)))
 
 
-def _weights(weight: np.ndarray, scale: LayerScale, limits: Limits, label: str) -> tuple[np.ndarray, WeightGrid, int]:
-    """(mantissas of the float ``weight``, the grid they lie on, how many clipped).
+def _weights(
+    weight: np.ndarray, scale: LayerScale, limits: Limits, label: str, copies: int = 1
+) -> tuple[np.ndarray, WeightGrid, int]:
+    """(mantissas of the float ``weight``, the grid they lie on, how many clipped); each mantissa the
+    total over ``copies`` synapses on that grid (:func:`split_mantissas` splits it).
 
     Where rounding zeroes every weight of one sign, the matrix changes sign mode;
     its mantissas are then cut to that mode's grid (Lava would clip them there).
     """
     raw = weight / scale.weight_unit
     grid = scale.grid
-    mant = _integers(raw, grid.lo, grid.hi, grid.step)
+    mant = _integers(raw, copies * grid.lo, copies * grid.hi, grid.step)
     mode = fx.sign_mode(mant)
     if mode != grid.mode and np.any(mant):
         grid = weight_grid(mode, limits, label)
-        mant = np.clip(mant, grid.lo, grid.hi)
-    return mant, grid, _clipped(raw, grid.lo, grid.hi, grid.step)
+        mant = np.clip(mant, copies * grid.lo, copies * grid.hi)
+    return mant, grid, _clipped(raw, copies * grid.lo, copies * grid.hi, grid.step)
+
+
+def split_mantissas(total: np.ndarray, copies: int, step: int) -> np.ndarray:
+    """Mantissas ``total`` (out, n), each on a grid ``copies`` times as wide, as ``copies`` synapses
+    (out, copies * n), copy ``c`` of column ``i`` at ``c n + i``: multiples of ``step`` that differ by at
+    most one step and sum to the total, so each lies on the grid when the total lies on the wide one."""
+    base = total // (copies * step) * step
+    extra = (total - copies * base) // step  # how many copies take one step more: 0 .. copies - 1
+    return np.concatenate([base + step * (c < extra) for c in range(copies)], axis=1)
 
 
 def _quantize_layer(
@@ -350,30 +379,39 @@ def _quantize_layer(
     limits: Limits,
     label: str,
     scale: LayerScale | None = None,
+    in_copies: int = 1,
 ):
     """The integer layer's weights, recurrent weights (or None), bias, neuron and facts, at the largest
-    scale the ranges allow, halved ``exp_shift`` times, or at ``scale`` when given.
+    scale the ranges allow, halved ``exp_shift`` times, or at ``scale`` when given; its rows repeated
+    for its copies, and its columns split across its inputs' ``in_copies``.
 
     A recurrent layer's two matrices share one ``weight_bits``, and 9 bits need both of mixed sign,
     so such a layer is held to 8-bit weights.
     """
     if layer.weight_rec is not None:
         limits = replace(limits, weight_bits=min(limits.weight_bits, 8))
+    if max(layer.copies, in_copies) > 1 and layer.kind != "dense":
+        raise QuantizeError(f"{label}: a layer held in copies, and the layer after it, must be dense")
     du, dv = decays(layer.neuron, limits, label)
-    scale = scale or layer_scale(layer, limits=limits, pct=pct, exp_shift=exp_shift, label=label)
+    scale = scale or layer_scale(layer, limits=limits, pct=pct, exp_shift=exp_shift, label=label, in_copies=in_copies)
     vth = limits.vth[1] if is_readout(layer) else round(float(layer.neuron["vth"]) * scale.lam / 64)
     if vth < max(1, limits.vth[0]):
         raise QuantizeError(
             f"{label}: threshold rounds to {vth} at scale {scale.lam:.3g}, below the target's "
             f"range [{max(1, limits.vth[0])}, {limits.vth[1]}]"
         )
-    mant, grid, clipped_w = _weights(layer.weight, scale, limits, label)
+    mant, grid, clipped_w = _weights(layer.weight, scale, limits, label, in_copies)
     mant_rec = None
     if layer.weight_rec is not None:
-        mant_rec, _, clipped_rec = _weights(layer.weight_rec, scale, limits, f"{label} (recurrent)")
+        mant_rec, grid_rec, clipped_rec = _weights(
+            layer.weight_rec, scale, limits, f"{label} (recurrent)", layer.copies
+        )
         clipped_w += clipped_rec
     braw = (layer.bias + _column_residual(layer, mant, mant_rec, scale.weight_unit, du)) * scale.lam / 2**scale.bias_exp
-    bias = _integers(braw, *limits.bias_mantissa)
+    bias = np.tile(_integers(braw, *limits.bias_mantissa), layer.copies)
+    mant = np.tile(split_mantissas(mant, in_copies, grid.step), (layer.copies, 1)) if layer.kind == "dense" else mant
+    if mant_rec is not None:
+        mant_rec = np.tile(split_mantissas(mant_rec, layer.copies, grid_rec.step), (layer.copies, 1))
     neuron = CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=scale.bias_exp)
     facts = LayerQuant(
         index,
@@ -390,6 +428,7 @@ def _quantize_layer(
         pct,
         thresholds_beyond_17_bits=int(vth > VTH_17_BITS),
         bias_exp=scale.bias_exp,
+        copies=layer.copies,
     )
     return mant, mant_rec, bias, neuron, facts
 
@@ -424,8 +463,10 @@ def _build(
     transform = None
     for k, layer in enumerate(layers):
         label = f"layer {k} ({layer.kind} {'x'.join(map(str, layer.in_shape))}->{'x'.join(map(str, layer.shape))})"
+        if layer.copies > 1 and k == len(layers) - 1:
+            raise QuantizeError(f"{label}: the output layer cannot be held in copies")
         mant, mant_rec, bias, neuron, fact = _quantize_layer(
-            layer, k, shifts[k], pcts[k], limits, label, scales[k] if scales else None
+            layer, k, shifts[k], pcts[k], limits, label, scales[k] if scales else None, layers[k - 1].copies if k else 1
         )
         facts.append(fact)
         if k == 0 and direct:

@@ -8,7 +8,7 @@ So :func:`snntorch_spikes` takes the modules snnTorch's importer builds, node by
 node, and steps them along the chain with explicit states.
 
 Run by hand on a file, from the repository root:
-``PYTHONPATH=$PWD python tests/snntorch_nir.py graph.nir --steps 100 --dt 1e-4 --rate 0.3 [--reset-now]``;
+``PYTHONPATH=$PWD python tests/snntorch_nir.py graph.nir --steps 100 --dt 1e-4 --rate 0.3 [--reset-now] [--copies K]``;
 ``--perturb REL`` and ``--round-weights`` run snnTorch against itself instead (see docs/nir.md).
 """
 
@@ -79,20 +79,28 @@ def chip_spikes(q: Quantized, x: np.ndarray) -> list[np.ndarray]:
 
 
 def agreement(
-    path: str | Path, steps: int, dt: float, rate: float, batch: int = 64, seed: int = 0, reset_now: bool = False
+    path: str | Path,
+    steps: int,
+    dt: float,
+    rate: float,
+    batch: int = 64,
+    seed: int = 0,
+    reset_now: bool = False,
+    copies: int | None = None,
 ) -> list[dict]:
     """Per neuron layer: the share of entries where chip and snnTorch agree, both spike rates, and the
-    agreement among entries where either spikes; on Bernoulli(``rate``) input spikes."""
+    agreement among entries where either spikes; on Bernoulli(``rate``) input spikes. ``copies``: of
+    each recurrent layer, as ``neurodeploy export --copies`` (None: its default)."""
     import nir
 
-    fm = float_model_from_nir(path, dt=dt, steps=steps)
+    fm = float_model_from_nir(path, dt=dt, steps=steps, copies=copies)
     q = quantize_model(fm, load_target("loihi2"), calibrate=0)
     n_in = int(np.prod(q.netlist.input_shape))
     x = np.random.default_rng(seed).random((batch, steps, n_in)) < rate
     ours, theirs = chip_spikes(q, x), snntorch_spikes(nir.read(path), x.astype(np.float32), reset_now)
     rows = []
     for a, b in zip(ours, theirs):
-        a = a[..., : b.shape[-1]]  # a recurrent layer's always-on neuron, if any, is its last
+        a = a[..., : b.shape[-1]]  # copy 0 comes first; its always-on neuron, if any, is its last
         either = a | b
         rows.append(
             {
@@ -153,6 +161,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reset-now", action="store_true", help="recurrent neurons reset in the step they spike")
+    parser.add_argument("--copies", type=int, help="copies of each recurrent layer on the chip (default: export's)")
     parser.add_argument("--perturb", type=float, help="instead: snnTorch against itself, weights * (1 + REL N(0,1))")
     parser.add_argument(
         "--round-weights", action="store_true", help="instead: snnTorch against itself, weights rounded to 8 bits"
@@ -166,7 +175,7 @@ def main() -> None:
         for k, agree in enumerate(sensitivity(args.graph, args.steps, args.rate, args.perturb, args.batch, args.seed)):
             print(f"layer {k}: snnTorch agrees with itself under a {args.perturb:g} weight error on {agree:.4f}")
         return
-    rows = agreement(args.graph, args.steps, args.dt, args.rate, args.batch, args.seed, args.reset_now)
+    rows = agreement(args.graph, args.steps, args.dt, args.rate, args.batch, args.seed, args.reset_now, args.copies)
     for k, row in enumerate(rows):
         print(
             f"layer {k}: agree {row['agree']:.4f}  spike rate chip {row['chip_rate']:.4f} "

@@ -11,8 +11,10 @@ from neurodeploy.export import export_model, quantize_model
 from neurodeploy.exporters.netx import read_netx
 from neurodeploy.exporters.nir import NirExportError, write_nir
 from neurodeploy.float_model import float_model_from_nir
+from neurodeploy.fold import fold
 from neurodeploy.netlist import Dense, RecurrentDense
 from neurodeploy.nir_import import float_graph_from_nir, nir_to_float_graph
+from neurodeploy.quantize import run_quantized
 from neurodeploy.targets import load_target
 
 from snntorch_nir import agreement, chip_spikes
@@ -101,10 +103,10 @@ def test_the_walk_finds_the_loop_and_the_chain():
     assert ops[4]["recurrent"] is None
 
 
-def test_recurrent_graph_exports_to_loihi2_as_dense_rec(tmp_path):
+def test_recurrent_graph_exports_to_loihi2_as_dense_rec(tmp_path, capsys):
     graph = braille_like()
     nir.write(tmp_path / "rnn.nir", graph)
-    result = export_model(tmp_path / "rnn.nir", load_target("loihi2"), tmp_path / "out", steps=50, dt=DT)
+    result = export_model(tmp_path / "rnn.nir", load_target("loihi2"), tmp_path / "out", steps=50, dt=DT, copies=1)
     net = read_netx(result.files["netx"])
     first, second = net.layers
     assert isinstance(first, RecurrentDense) and type(second) is Dense
@@ -132,8 +134,71 @@ def test_recurrent_graph_exports_to_loihi2_as_dense_rec(tmp_path):
     assert w > v and np.abs(first.weight).max() == 254
     assert np.abs(first.weight_rec[:-1, :-1]).max() == pytest.approx(254 * v / w, abs=1)
     command = ["export", str(tmp_path / "rnn.nir"), "--steps", "50", "--dt", str(DT), "-o", str(tmp_path / "cli")]
-    assert main(command) == 0
-    assert (tmp_path / "cli" / "rnn.net").exists()
+    assert main([*command, "--copies", "2"]) == 0
+    assert "dense_rec" in capsys.readouterr().out.split("copies 2")[0].splitlines()[-1]
+    first, second = read_netx(tmp_path / "cli" / "rnn.net").layers
+    assert first.weight_rec.shape == (2 * (HIDDEN + 1),) * 2 and second.weight.shape == (OUT, 2 * (HIDDEN + 1))
+
+
+def _copies(q, k: int) -> tuple[RecurrentDense, Dense]:
+    """The two layers of a Braille-like network held in ``k`` copies, checked to be copies."""
+    first, second = q.netlist.layers
+    n = HIDDEN + 1
+    assert first.weight.shape == (k * n, 12) and first.weight_rec.shape == (k * n, k * n)
+    assert second.weight.shape == (OUT, k * n) and q.layers[0].copies == k
+    for rows in (first.weight, first.weight_rec, first.bias):
+        blocks = rows.reshape(k, n, -1)
+        assert np.array_equal(blocks, np.broadcast_to(blocks[:1], blocks.shape))
+    return first, second
+
+
+def test_copies_of_a_recurrent_layer_hold_the_next_weights_finer(tmp_path):
+    """Held in 4 copies (the default), the weights that read the recurrent layer are split across the
+    copies' synapses, each on the 8-bit grid: the next layer's weights are held 4 times as finely."""
+    graph = braille_like()
+    nir.write(tmp_path / "rnn.nir", graph)
+    target = load_target("loihi2")
+    once, four = (
+        quantize_model(float_model_from_nir(tmp_path / "rnn.nir", dt=DT, steps=50, copies=k), target, calibrate=0)
+        for k in (1, None)
+    )
+    _copies(once, 1)
+    first, second = _copies(four, 4)
+    parts = second.weight.reshape(OUT, 4, HIDDEN + 1)
+    assert np.all(parts % 2 == 0) and parts.min() >= -256 and parts.max() <= 254  # each on the mixed 8-bit grid
+    assert np.all(parts.max(axis=1) - parts.min(axis=1) <= 2) and np.abs(parts).max() == 254
+    recurrent = first.weight_rec[: HIDDEN + 1].reshape(HIDDEN + 1, 4, HIDDEN + 1)
+    assert np.all(recurrent.max(axis=1) - recurrent.min(axis=1) <= 2)
+    want = fold(float_model_from_nir(tmp_path / "rnn.nir", dt=DT, steps=50).graph)[1].weight
+    errors = []
+    for q, held in ((once, once.netlist.layers[1].weight), (four, parts.sum(axis=1))):
+        unit = 64 * 2.0 ** q.layers[1].weight_exp / q.layers[1].scale  # a mantissa step, in the float weights' units
+        assert np.abs(held * unit - want).max() <= unit + 1e-12  # within a step of 2 (mixed sign)
+        errors.append(np.abs(held * unit - want).max())
+    assert errors[1] < errors[0] / 3
+    x = np.random.default_rng(5).random((8, 50, 12)) < 0.5
+    spikes = chip_spikes(four, x)[0].reshape(8, 50, 4, HIDDEN + 1)
+    assert spikes[..., :HIDDEN].mean() > 0.05
+    assert all(np.array_equal(spikes[:, :, c], spikes[:, :, 0]) for c in range(4))
+
+
+def test_copied_recurrent_export_runs_in_lava_as_in_the_simulator(tmp_path, lava_exe):
+    from neurodeploy.backends.lava import run_netx_in_lava
+
+    nir.write(tmp_path / "rnn.nir", braille_like())
+    result = export_model(tmp_path / "rnn.nir", load_target("loihi2"), tmp_path / "out", steps=20, dt=DT)
+    q, net = result.quantized, read_netx(result.files["netx"])
+    steps = net.output_window[1]
+    spikes = np.zeros((2, steps, 12), bool)
+    spikes[:, :20] = np.random.default_rng(6).random((2, 20, 12)) < 0.5
+    conventions = dict(reset_interval=net.reset_interval, reset_offset=net.reset_offset, record=("s", "v"))
+    lava = run_netx_in_lava(result.files["netx"], steps, spikes=spikes, **conventions)
+    ours = run_quantized(q, spikes[:, :20], record=("s", "v"))
+    assert ours.s[0].shape[-1] == 4 * (HIDDEN + 1) and ours.s[0].mean() > 0.05 and ours.s[1].any()
+    last = max(lava.s)
+    for theirs, i in ((last - 1, 0), (last, 1)):
+        np.testing.assert_array_equal(lava.s[theirs], ours.s[i])
+        np.testing.assert_array_equal(lava.v[theirs], ours.v[i])
 
 
 def test_integer_network_runs_the_recurrent_equations(tmp_path):

@@ -311,3 +311,16 @@ def test_layer_scale_rounds_torch_weights_as_the_quantizer_does_with_straight_th
         assert chip_decays(fact.du, fact.dv) == pytest.approx(
             (layer.neuron["current_decay"], layer.neuron["voltage_decay"]), abs=1 / 8192
         )
+
+
+@pytest.mark.parametrize("copies,step,lo,hi", [(2, 2, -256, 254), (3, 1, 0, 255), (4, 2, -256, 254), (5, 4, -252, 0)])
+def test_split_mantissas_sums_to_the_total_on_the_grid(copies, step, lo, hi):
+    from neurodeploy.quantize import split_mantissas
+
+    rng = np.random.default_rng(copies)
+    total = rng.integers(copies * lo // step, copies * hi // step + 1, (6, 50)) * step
+    total[0, :4] = [copies * lo, copies * hi, 0, step if hi else -step]  # the wide grid's ends, and one step
+    parts = split_mantissas(total, copies, step).reshape(6, copies, 50)
+    np.testing.assert_array_equal(parts.sum(axis=1), total)
+    assert parts.min() >= lo and parts.max() <= hi and np.all(parts % step == 0)
+    assert np.all(parts.max(axis=1) - parts.min(axis=1) <= step)

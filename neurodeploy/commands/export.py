@@ -6,6 +6,7 @@ import argparse
 
 from neurodeploy.export import FORMATS
 from neurodeploy.models.checkpoint import MAX_STEPS
+from neurodeploy.nir_import import RECURRENT_COPIES
 from neurodeploy.quantize import CALIBRATIONS, host_layer, layer_labels
 from neurodeploy.ranges import Choices, integer, number
 
@@ -44,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dt", type=number(0, 1e6, low_open=True), help="time step for NIR graphs (default: the graph's own)"
     )
     parser.add_argument("--steps", type=integer(1, MAX_STEPS), help="time steps a sample for NIR graphs")
+    parser.add_argument(
+        "--copies",
+        type=integer(1, 16),
+        help="for NIR graphs: how many copies of each recurrent layer's neurons the chip holds, for weights "
+        f"into and out of the layer that many times finer (default {RECURRENT_COPIES}; 1: no copies)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     parser.add_argument(
         "--strict",
@@ -72,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         dt=args.dt,
         steps=args.steps,
         strict=args.strict,
+        copies=args.copies,
     )
     q = result.quantized
     net = q.netlist
@@ -83,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             f"  layer {layer.index} {layer.kind:5s} scale {layer.scale:10.4g}  weight bits {layer.weight_bits}  "
             f"exp {layer.weight_exp:3d}  "
             f"vth {layer.vth:6d}  du {layer.du:4d}  dv {layer.dv:4d}  clipped w/b {layer.weights_clipped}/"
-            f"{layer.biases_clipped}"
+            f"{layer.biases_clipped}" + (f"  copies {layer.copies}" if layer.copies > 1 else "")
         )
     host = host_layer(q)
     if host is not None:
