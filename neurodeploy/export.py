@@ -148,6 +148,22 @@ def qat_summary(fm: FloatModel, target) -> dict | None:
     }
 
 
+def _quantize_to_fit(source, target, *, dt, steps, copies: int | None, **options) -> tuple[FloatModel, Quantized, list]:
+    """The float model, the quantized one and its design-rule violations; a NIR graph's recurrent layers held in
+    ``copies`` copies, or (None) in the import's default, halved until the netlist passes the rules."""
+    from neurodeploy.drc import check
+    from neurodeploy.nir_import import RECURRENT_COPIES
+
+    tries = [copies] if copies is not None else [RECURRENT_COPIES >> k for k in range(RECURRENT_COPIES.bit_length())]
+    for k in tries:
+        fm = load_float_model(source, dt=dt, steps=steps, copies=k)
+        q = quantize_model(fm, target, **options)
+        violations = check(q.netlist, target)
+        if not violations or max(fact.copies for fact in q.layers) == 1:
+            break
+    return fm, q, violations
+
+
 def export_model(
     source: str | Path,
     target,
@@ -165,11 +181,12 @@ def export_model(
 ) -> ExportResult:
     """Quantize ``source`` for ``target``, check every design rule, then write the files.
 
-    ``dt``, ``steps`` and ``copies`` apply to NIR graphs (:func:`load_float_model`).
+    ``dt``, ``steps`` and ``copies`` apply to NIR graphs (:func:`load_float_model`); without ``copies``,
+    recurrent layers get the import's default, halved until the netlist passes the design rules.
     ``strict``: any numerical fault counted (clipping, thresholds beyond 17 bits, u wraps
     or v saturations on the calibration inputs) is an error, and nothing is written.
     """
-    from neurodeploy.drc import DesignRuleError, check
+    from neurodeploy.drc import DesignRuleError
 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -180,9 +197,9 @@ def export_model(
     report_path = out_dir / "export.json"
     refuse_existing([*targets.values(), report_path], force)
     writers = {fmt: _writer(fmt) for fmt in formats}
-    fm = load_float_model(source, dt=dt, steps=steps, copies=copies)
-    q = quantize_model(fm, target, calibrate=calibrate, method=method, data_root=data_root)
-    violations = check(q.netlist, target)
+    fm, q, violations = _quantize_to_fit(
+        source, target, dt=dt, steps=steps, copies=copies, calibrate=calibrate, method=method, data_root=data_root
+    )
     if violations:
         err = DesignRuleError(violations, target)
         err.args = (f"{source}: {err}",)

@@ -268,3 +268,16 @@ def test_percentile_calibration_needs_no_samples(tmp_path):
     assert [f.percentile for f in clipped.layers] == [99.9, 99.9]
     assert all(f.weights_clipped > 0 for f in clipped.layers) and not any(f.weights_clipped for f in plain.layers)
     assert clipped.calibration["samples"] == 0
+
+
+def test_default_copies_halve_until_the_target_holds_them(tmp_path):
+    from neurodeploy.drc import DesignRuleError
+
+    nir.write(tmp_path / "rnn.nir", braille_like())
+    small = tmp_path / "small.toml"  # 100 input axons a core: the output layer's 4 x 39 inputs do not fit, 2 x 39 do
+    small.write_text('name = "small"\n[system]\ncores_per_chip = 128\n[core]\nneurons = 8192\ninput_axons = 100\n')
+    result = export_model(tmp_path / "rnn.nir", load_target(small), tmp_path / "out", steps=20, dt=DT)
+    assert [fact.copies for fact in result.quantized.layers] == [2, 1]
+    with pytest.raises(DesignRuleError, match=r"layer 1 \(dense 156->7\): fan-in 156 exceeds 100"):
+        export_model(tmp_path / "rnn.nir", load_target(small), tmp_path / "four", steps=20, dt=DT, copies=4)
+    assert not list((tmp_path / "four").glob("*"))
