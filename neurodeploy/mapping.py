@@ -6,7 +6,9 @@ core takes neurons while its neurons, input axons (distinct presynaptic neurons
 feeding it), synapse memory (nonzero weights it holds x bits a synapse) and output
 axons (distinct destination cores its neurons reach) stay within the target's
 limits. Layers do not share cores, and convolution kernels are counted expanded,
-one stored synapse a nonzero weight and output neuron. Cores fill chips in
+one stored synapse a nonzero weight and output neuron. A recurrent layer's own
+synapses count as its others do: its neurons are inputs of the cores they reach,
+and those cores destinations of theirs. Cores fill chips in
 order (layer by layer), a chip taking cores while its cores, neurons and
 synapses stay within the chip's limits; a spike sent from a neuron to a core on
 another chip crosses chips, one message a destination core. What an inference
@@ -24,7 +26,7 @@ import numpy as np
 
 from neurodeploy import fixed_point as fx
 from neurodeploy.errors import NeurodeployError
-from neurodeploy.netlist import Conv, Dense, Layer, Netlist, describe_layer, layer_neuron
+from neurodeploy.netlist import Conv, Dense, Layer, Netlist, RecurrentDense, describe_layer, layer_neuron
 from neurodeploy.targets import Target
 
 
@@ -39,10 +41,12 @@ class MappingError(NeurodeployError):
 
 @dataclass(frozen=True)
 class Wiring:
-    """The presynaptic neurons (flat indices) with a nonzero weight onto each neuron, as CSR."""
+    """The presynaptic neurons (flat indices) with a nonzero weight onto each neuron, as CSR; a recurrent
+    layer's own neuron ``j`` is source ``sources + j``, after the layer before's."""
 
     indptr: np.ndarray  # (neurons + 1,)
     indices: np.ndarray  # (synapses,) int32
+    sources: int | None = None  # neurons of the layer before, where the layer's own follow them
 
     @property
     def fan_in(self) -> np.ndarray:
@@ -52,9 +56,20 @@ class Wiring:
     def synapses(self) -> int:
         return int(self.indices.size)
 
+    def part(self, own: bool) -> Wiring:
+        """The synapses from the layer before (``own`` False) or from the layer's own neurons (True)."""
+        if self.sources is None:
+            return self if not own else Wiring(np.zeros_like(self.indptr), self.indices[:0])
+        keep = (self.indices >= self.sources) == own
+        counts = np.concatenate([[0], np.cumsum(keep)])[self.indptr]
+        return Wiring(counts.astype(np.int64), self.indices[keep] - (self.sources if own else 0))
+
 
 def layer_wiring(layer) -> Wiring | None:
     """The wiring of a dense or conv layer as the chip stores it; ``None`` for other layers."""
+    if isinstance(layer, RecurrentDense):
+        held = (fx.dense_weights(w, layer.weight_bits) for w in (layer.weight, layer.recurrent_weight))
+        return dataclasses.replace(_dense_wiring(np.hstack(list(held))), sources=layer.weight.shape[1])
     if isinstance(layer, Dense):
         return _dense_wiring(fx.dense_weights(layer.weight, layer.weight_bits))
     if isinstance(layer, Conv):
@@ -194,7 +209,8 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
     wiring = network_wiring(net) if wiring is None else wiring
     layers = net.neuron_layers
     feeds = {i: j for i, j in itertools.pairwise(layers) if wiring[j] is not None}  # layer -> the layer it feeds
-    fed = {j: w for j in feeds.values() if (w := wiring[j]) is not None}  # the wiring into each fed layer
+    fed = {j: w.part(own=False) for j in feeds.values() if (w := wiring[j]) is not None}  # from the layer before
+    own = {i: w.part(own=True) for i in layers if (w := wiring[i]) is not None and w.sources is not None}
     placements: dict[int, LayerPlacement] = {}
     core_of: dict[int, np.ndarray] = {}  # core (within its layer) of each neuron, C order
     for i in reversed(layers):
@@ -206,7 +222,7 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
             if j is not None
             else np.zeros(order.size, np.int64)
         )
-        cores = _pack(i, layer, _reorder(wiring[i], order), out_edges[order], target)
+        cores, core_of[i] = _pack_layer(i, layer, wiring[i], own.get(i), out_edges, order, target)
         placements[i] = LayerPlacement(
             i,
             describe_layer(layer),
@@ -215,14 +231,35 @@ def map_network(net: Netlist, target: Target, wiring: dict[int, Wiring | None] |
             cores,
             getattr(layer_neuron(layer), "message_bits", 0),
         )
-        core_of[i] = np.empty(order.size, np.int64)
-        core_of[i][order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
     placed = _place_on_chips([placements[i] for i in layers], target)
     chip_of = {p.index: np.array([c.chip for c in p.cores]) for p in placed}
+    sending = sorted({*feeds, *own})
     if max(int(c.max()) for c in chip_of.values()) == 0:
-        return Mapping(target, placed, {i: np.zeros(placements[i].neurons, np.int64) for i in feeds})
-    remote = {i: _remote_edges(fed[j], core_of[j], chip_of[j], chip_of[i][core_of[i]]) for i, j in feeds.items()}
+        return Mapping(target, placed, {i: np.zeros(placements[i].neurons, np.int64) for i in sending})
+    remote = {i: np.zeros(placements[i].neurons, np.int64) for i in sending}
+    for i, j in [*feeds.items(), *((i, i) for i in own)]:
+        w = fed[j] if j != i else own[i]
+        remote[i] += _remote_edges(w, core_of[j], chip_of[j], chip_of[i][core_of[i]])
     return Mapping(target, placed, remote)
+
+
+def _pack_layer(
+    index: int, layer, wiring: Wiring | None, own: Wiring | None, out_edges: np.ndarray, order, target: Target
+) -> tuple[list[CoreUse], np.ndarray]:
+    """The cores of one layer, and the core of each of its neurons (C order). A recurrent layer's edges
+    onto its own cores depend on its packing: it is packed again with them until its cores stay put."""
+    edges = out_edges
+    for _ in range(4):
+        cores = _pack(index, layer, _reorder(wiring, order), edges[order], target)
+        core_of = np.empty(order.size, np.int64)
+        core_of[order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
+        if own is None:
+            break
+        again = out_edges + np.bincount(_distinct_edges(own, core_of)[0], minlength=order.size)
+        if np.array_equal(again, edges):
+            break
+        edges = again
+    return cores, core_of
 
 
 def _place_on_chips(layers: list[LayerPlacement], target: Target) -> list[LayerPlacement]:

@@ -425,10 +425,10 @@ Layer = Input | Dense | RecurrentDense | Conv | Flatten
 
 
 def describe_layer(layer: Layer) -> str:
-    """A short description such as 'dense 1024->1024' or 'conv 3x66x200->24x32x99'."""
+    """A short description such as 'dense 1024->1024', 'dense_rec 12->39' or 'conv 3x66x200->24x32x99'."""
     dims = lambda shape: "x".join(str(s) for s in shape)  # noqa: E731
     if isinstance(layer, Dense):
-        text = f"dense {layer.weight.shape[1]}->{layer.weight.shape[0]}"
+        text = f"{layer.kind} {layer.weight.shape[1]}->{layer.weight.shape[0]}"
     elif isinstance(layer, Conv):
         text = f"conv {dims(layer.in_shape)}->{dims(layer.shape)}"
     elif isinstance(layer, Input):

@@ -11,7 +11,7 @@ from neurodeploy.cost import assumed_activity, estimate_cost, measured_activity
 from neurodeploy.errors import InputFileError, NeurodeployError
 from neurodeploy.exporters.netx import read_netx
 from neurodeploy.mapping import MappingError, layer_wiring, map_network, packing_order
-from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist, RecurrentDense
 from neurodeploy.sim import conv2d, simulate
 from neurodeploy.targets import Energy, Timing, load_target, with_chips
 
@@ -200,6 +200,25 @@ def test_cores_fill_chips_in_order_within_every_chip_limit():
     by_neurons = map_network(net, dataclasses.replace(BARE, neurons_per_core=2, neurons_per_chip=4))
     assert [[c.chip for c in p.cores] for p in by_neurons.layers] == [[0, 0], [1, 1, 2]]
     assert by_neurons.remote_edges[0].tolist() == [3, 3, 3, 3]
+
+
+def test_a_recurrent_layers_own_synapses_take_inputs_memory_outputs_and_crossings():
+    """Input (4) -> recurrent dense (6), each neuron fed by all inputs and by its next neighbour on a ring,
+    2 neurons a core and 2 cores a chip: the input fills chip 0, the ring's cores 0-1 chip 1, core 2 chip 2."""
+    ring = np.roll(np.eye(6, dtype=int), 1, axis=1)  # neuron r hears neuron r + 1 (mod 6)
+    layer = RecurrentDense(np.ones((6, 4), int), NEURON, weight_rec=ring)
+    net = Netlist([Input((4,), NEURON, np.zeros(4, int)), layer])
+    mapping = map_network(net, dataclasses.replace(BARE, neurons_per_core=2, cores_per_chip=2))
+    cores = mapping.layers[1].cores
+    assert [c.neurons for c in cores] == [2, 2, 2] and mapping.layers[1].synapses == 6 * 4 + 6
+    assert [(c.input_axons, c.synapses, c.output_axons) for c in cores] == [(6, 10, 2)] * 3
+    assert [c.chip for c in cores] == [1, 1, 2]
+    # neuron 0 (chip 1) feeds neuron 5 (chip 2), neuron 4 (chip 2) feeds neuron 3 (chip 1)
+    assert mapping.remote_edges[1].tolist() == [1, 0, 0, 0, 1, 0]
+    sparse_layer = dataclasses.replace(layer, weight=np.eye(6, 4, dtype=int))
+    sparse = Netlist([Input((4,), NEURON, np.zeros(4, int)), sparse_layer])
+    one_out = map_network(sparse, dataclasses.replace(BARE, neurons_per_core=2, output_axons_per_core=1))
+    assert [c.neurons for c in one_out.layers[1].cores] == [1] * 6  # two ring neurons would reach two cores
 
 
 def test_spikes_crossing_chips_are_counted_and_priced_by_hand():

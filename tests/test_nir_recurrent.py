@@ -274,10 +274,12 @@ def test_default_copies_halve_until_the_target_holds_them(tmp_path):
     from neurodeploy.drc import DesignRuleError
 
     nir.write(tmp_path / "rnn.nir", braille_like())
-    small = tmp_path / "small.toml"  # 100 input axons a core: the output layer's 4 x 39 inputs do not fit, 2 x 39 do
+    small = tmp_path / "small.toml"  # 100 input axons a core: 12 + 4 x 39 inputs do not fit, 12 + 2 x 39 do
     small.write_text('name = "small"\n[system]\ncores_per_chip = 128\n[core]\nneurons = 8192\ninput_axons = 100\n')
     result = export_model(tmp_path / "rnn.nir", load_target(small), tmp_path / "out", steps=20, dt=DT)
     assert [fact.copies for fact in result.quantized.layers] == [2, 1]
-    with pytest.raises(DesignRuleError, match=r"layer 1 \(dense 156->7\): fan-in 156 exceeds 100"):
+    with pytest.raises(DesignRuleError) as err:
         export_model(tmp_path / "rnn.nir", load_target(small), tmp_path / "four", steps=20, dt=DT, copies=4)
+    assert "layer 0 (dense_rec 12->156): fan-in 14" in str(err.value)  # 12 inputs: its own synapses count
+    assert "layer 1 (dense 156->7): fan-in 156 exceeds 100" in str(err.value)
     assert not list((tmp_path / "four").glob("*"))
