@@ -153,7 +153,7 @@ def _pool(op: dict, where: str) -> tuple[dict, float]:
 
 def float_graph_from_nir(ops: list[dict], dt: float | None, source: str, copies: int | None = None) -> list[dict]:
     """Translate ``nir_to_float_graph`` ops into the quantizer's float graph; each recurrent layer that
-    another layer follows is held in ``copies`` copies (``neurodeploy.quantize``; None:
+    a dense layer follows is held in ``copies`` copies (``neurodeploy.quantize``; None:
     :data:`RECURRENT_COPIES`)."""
     copies = RECURRENT_COPIES if copies is None else int(copies)
     if copies < 1:
@@ -182,7 +182,8 @@ def float_graph_from_nir(ops: list[dict], dt: float | None, source: str, copies:
             unit = op.get("recurrent") is not None
             if unit:
                 _add_recurrence(syn, op["recurrent"], where)
-                if any(later["op"] in ("dense", "conv") for later in ops[i + 1 :]):
+                after = next((later for later in ops[i + 1 :] if later["op"] in ("dense", "conv")), None)
+                if after is not None and after["op"] == "dense":
                     syn["copies"] = copies
                 unit = _needs_bias_unit(syn, ops[i + 1 :])
                 if unit:

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.model} -> {target.name}: {len(q.layers)} neuron layers, all design rules pass")
     for layer in q.layers:
         print(
-            f"  layer {layer.index} {layer.kind:5s} scale {layer.scale:10.4g}  weight bits {layer.weight_bits}  "
+            f"  layer {layer.index} {layer.kind:9s} scale {layer.scale:10.4g}  weight bits {layer.weight_bits}  "
             f"exp {layer.weight_exp:3d}  "
             f"vth {layer.vth:6d}  du {layer.du:4d}  dv {layer.dv:4d}  clipped w/b {layer.weights_clipped}/"
             f"{layer.biases_clipped}" + (f"  copies {layer.copies}" if layer.copies > 1 else "")
