@@ -149,19 +149,19 @@ def qat_summary(fm: FloatModel, target) -> dict | None:
 
 
 def _quantize_to_fit(source, target, *, dt, steps, copies: int | None, **options) -> tuple[FloatModel, Quantized, list]:
-    """The float model, the quantized one and its design-rule violations; a NIR graph's recurrent layers held in
-    ``copies`` copies, or (None) in the import's default, halved until the netlist passes the rules."""
+    """The float model, the quantized one and its design-rule violations; a NIR graph's recurrent layers
+    held in ``copies`` copies, or (None) in the import's default, halved until the netlist passes the rules."""
     from neurodeploy.drc import check
-    from neurodeploy.nir_import import RECURRENT_COPIES
 
-    tries = [copies] if copies is not None else [RECURRENT_COPIES >> k for k in range(RECURRENT_COPIES.bit_length())]
-    for k in tries:
-        fm = load_float_model(source, dt=dt, steps=steps, copies=k)
+    tried = copies
+    while True:
+        fm = load_float_model(source, dt=dt, steps=steps, copies=tried)
         q = quantize_model(fm, target, **options)
         violations = check(q.netlist, target)
-        if not violations or max(fact.copies for fact in q.layers) == 1:
-            break
-    return fm, q, violations
+        held = max(fact.copies for fact in q.layers)
+        if not violations or held == 1 or copies is not None:
+            return fm, q, violations
+        tried = held // 2
 
 
 def export_model(

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from neurodeploy import budget
 from neurodeploy.errors import InputFileError
 from neurodeploy.exporters.nir import chain, read_graph
 from neurodeploy.netlist import pair
@@ -48,6 +49,7 @@ RECURRENT_NEURONS = ("LIF", "CubaLIF")  # node types a recurrent loop may close 
 RECURRENT_SYNAPSES = ("Affine", "Linear")
 BIAS_UNIT_DRIVE = 2.0  # an always-on neuron's bias, in thresholds
 RECURRENT_COPIES = 4  # copies of a recurrent layer the chip holds by default: 4x finer weights (docs/nir.md)
+COPY_ENTRY_BYTES = 32  # what one entry of a copied layer's integer matrices may cost while they are built
 
 
 def _uniform(values: np.ndarray, what: str, where: str) -> float:
@@ -154,9 +156,8 @@ def _pool(op: dict, where: str) -> tuple[dict, float]:
 def float_graph_from_nir(ops: list[dict], dt: float | None, source: str, copies: int | None = None) -> list[dict]:
     """Translate ``nir_to_float_graph`` ops into the quantizer's float graph; each recurrent layer that
     a dense layer follows is held in ``copies`` copies (``neurodeploy.quantize``; None:
-    :data:`RECURRENT_COPIES`)."""
-    copies = RECURRENT_COPIES if copies is None else int(copies)
-    if copies < 1:
+    :data:`RECURRENT_COPIES`, halved until the matrices they make fit the memory budget)."""
+    if copies is not None and copies < 1:
         raise ValueError(f"copies must be >= 1, got {copies}")
     if not ops or ops[0]["op"] != "input" or ops[0].get("shape") is None:
         raise InputFileError(f"{source}: the graph must start with an input node of known shape")
@@ -184,7 +185,7 @@ def float_graph_from_nir(ops: list[dict], dt: float | None, source: str, copies:
                 _add_recurrence(syn, op["recurrent"], where)
                 after = next((later for later in ops[i + 1 :] if later["op"] in ("dense", "conv")), None)
                 if after is not None and after["op"] == "dense":
-                    syn["copies"] = copies
+                    syn["copies"] = _copies(copies, syn["weight"].shape, after["weight"].shape[0], where)
                 unit = _needs_bias_unit(syn, ops[i + 1 :])
                 if unit:
                     _bias_column(syn, "weight_rec", where)
@@ -195,6 +196,20 @@ def float_graph_from_nir(ops: list[dict], dt: float | None, source: str, copies:
     if syn is not None:
         raise InputFileError(f"{source}: the graph ends with synapses that have no neurons")
     return graph
+
+
+def _copies(copies: int | None, shape: tuple[int, int], after: int, where: str) -> int:
+    """The copies a recurrent layer of ``shape`` (out, in) followed by ``after`` neurons gets: ``copies``,
+    if its matrices fit the memory budget, or (None) :data:`RECURRENT_COPIES`, halved until they fit."""
+    n = shape[0] + 1  # and an always-on neuron, perhaps
+    need = lambda k: COPY_ENTRY_BYTES * k * n * (k * n + shape[1] + after)  # noqa: E731
+    if copies is None:
+        copies = RECURRENT_COPIES
+        while copies > 1 and need(copies) > budget.limit():
+            copies //= 2
+    elif copies > 1:
+        budget.require(need(copies), f"{where}: {copies} copies of its {shape[0]} neurons (their synapse matrices)")
+    return int(copies)
 
 
 def _needs_bias_unit(syn: dict, later: list[dict]) -> bool:

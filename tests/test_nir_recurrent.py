@@ -5,6 +5,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
+from neurodeploy import budget
 from neurodeploy.cli import main
 from neurodeploy.errors import InputFileError
 from neurodeploy.export import export_model, quantize_model
@@ -283,3 +284,17 @@ def test_default_copies_halve_until_the_target_holds_them(tmp_path):
     assert "layer 0 (dense_rec 12->156): fan-in 14" in str(err.value)  # 12 inputs: its own synapses count
     assert "layer 1 (dense 156->7): fan-in 156 exceeds 100" in str(err.value)
     assert not list((tmp_path / "four").glob("*"))
+
+
+def test_copies_stay_within_the_memory_budget(tmp_path, monkeypatch, capsys):
+    """4 copies of 39 neurons need 32 bytes x 156 x (156 + 12 + 7) of matrices: 873,600 bytes."""
+    nir.write(tmp_path / "rnn.nir", braille_like())
+    monkeypatch.setenv(budget.ENV, "600K")
+    fm = float_model_from_nir(tmp_path / "rnn.nir", dt=DT, steps=20)
+    assert fold(fm.graph)[0].copies == 2  # the default, halved to fit
+    with pytest.raises(budget.BudgetError, match=r"node 'lif1\.lif': 4 copies of its 38 neurons .* 853\.1 KiB"):
+        float_model_from_nir(tmp_path / "rnn.nir", dt=DT, steps=20, copies=4)
+    command = ["export", str(tmp_path / "rnn.nir"), "--steps", "20", "--dt", str(DT), "-o", str(tmp_path / "out")]
+    assert main([*command, "--copies", "4"]) == 2
+    assert "raise it with --max-bytes" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main(["--max-bytes", "1M", *command, "--copies", "4"]) == 0
