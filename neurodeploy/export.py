@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -153,15 +153,15 @@ def _quantize_to_fit(source, target, *, dt, steps, copies: int | None, **options
     held in ``copies`` copies, or (None) in the import's default, halved until the netlist passes the rules."""
     from neurodeploy.drc import check
 
-    tried = copies
+    fm = load_float_model(source, dt=dt, steps=steps, copies=copies)
     while True:
-        fm = load_float_model(source, dt=dt, steps=steps, copies=tried)
         q = quantize_model(fm, target, **options)
         violations = check(q.netlist, target)
         held = max(fact.copies for fact in q.layers)
         if not violations or held == 1 or copies is not None:
             return fm, q, violations
-        tried = held // 2
+        fewer = [{**op, "copies": held // 2} if op.get("copies", 1) > 1 else op for op in fm.graph]
+        fm = replace(fm, graph=fewer)  # fewer copies need less memory: no budget to check again
 
 
 def export_model(

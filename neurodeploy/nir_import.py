@@ -186,7 +186,7 @@ def float_graph_from_nir(ops: list[dict], dt: float | None, source: str, copies:
                 after = next((later for later in ops[i + 1 :] if later["op"] in ("dense", "conv")), None)
                 if after is not None and after["op"] == "dense":
                     syn["copies"] = _copies(copies, syn["weight"].shape, after["weight"].shape[0], where)
-                unit = _needs_bias_unit(syn, ops[i + 1 :])
+                unit = _needs_bias_unit(syn, after)
                 if unit:
                     _bias_column(syn, "weight_rec", where)
             graph.append(_neuron(op, syn, op.get("dt", dt), where))
@@ -212,9 +212,9 @@ def _copies(copies: int | None, shape: tuple[int, int], after: int, where: str) 
     return int(copies)
 
 
-def _needs_bias_unit(syn: dict, later: list[dict]) -> bool:
-    """Whether a recurrent layer gets an always-on neuron: a layer follows it, and it or that layer has a bias."""
-    after = next((op for op in later if op["op"] in ("dense", "conv")), None)
+def _needs_bias_unit(syn: dict, after: dict | None) -> bool:
+    """Whether a recurrent layer gets an always-on neuron: synapses ``after`` it lead to a layer, and they
+    or its own have a bias."""
     biases = [syn.get("bias"), None if after is None else after.get("bias")]
     return after is not None and any(b is not None and np.any(b) for b in biases)
 

@@ -371,6 +371,14 @@ def split_mantissas(total: np.ndarray, copies: int, step: int) -> np.ndarray:
     return np.concatenate([base + step * (c < extra) for c in range(copies)], axis=1)
 
 
+def _as_held(mant: np.ndarray, in_copies: int, copies: int, step: int) -> np.ndarray:
+    """Mantissas (out, in) as the chip holds them: columns split across ``in_copies`` copies of each input
+    neuron, rows repeated for the layer's ``copies``; unchanged where both are 1."""
+    if in_copies > 1:
+        mant = split_mantissas(mant, in_copies, step)
+    return np.tile(mant, (copies, 1)) if copies > 1 else mant
+
+
 def _quantize_layer(
     layer: FloatLayer,
     index: int,
@@ -409,9 +417,9 @@ def _quantize_layer(
         clipped_w += clipped_rec
     braw = (layer.bias + _column_residual(layer, mant, mant_rec, scale.weight_unit, du)) * scale.lam / 2**scale.bias_exp
     bias = np.tile(_integers(braw, *limits.bias_mantissa), layer.copies)
-    mant = np.tile(split_mantissas(mant, in_copies, grid.step), (layer.copies, 1)) if layer.kind == "dense" else mant
+    mant = _as_held(mant, in_copies, layer.copies, grid.step)
     if mant_rec is not None:
-        mant_rec = np.tile(split_mantissas(mant_rec, layer.copies, grid_rec.step), (layer.copies, 1))
+        mant_rec = _as_held(mant_rec, layer.copies, layer.copies, grid_rec.step)
     neuron = CubaNeuron(vth=vth, du=du, dv=dv, bias_exp=scale.bias_exp)
     facts = LayerQuant(
         index,
