@@ -247,19 +247,20 @@ def _pack_layer(
     index: int, layer, wiring: Wiring | None, own: Wiring | None, out_edges: np.ndarray, order, target: Target
 ) -> tuple[list[CoreUse], np.ndarray]:
     """The cores of one layer, and the core of each of its neurons (C order). A recurrent layer's edges
-    onto its own cores depend on its packing: it is packed again with them until its cores stay put."""
+    onto its own cores depend on its packing: it is packed again, each neuron counted with the most edges
+    any packing so far gave it, until its packing needs no more. The counts only grow and are bounded,
+    so this ends, and the last packing never holds more edges than it was counted with."""
     edges = out_edges
-    for _ in range(4):
+    while True:
         cores = _pack(index, layer, _reorder(wiring, order), edges[order], target)
         core_of = np.empty(order.size, np.int64)
         core_of[order] = np.repeat(np.arange(len(cores)), [c.neurons for c in cores])
         if own is None:
-            break
-        again = out_edges + np.bincount(_distinct_edges(own, core_of)[0], minlength=order.size)
-        if np.array_equal(again, edges):
-            break
-        edges = again
-    return cores, core_of
+            return cores, core_of
+        needed = out_edges + np.bincount(_distinct_edges(own, core_of)[0], minlength=order.size)
+        if np.all(needed <= edges):
+            return cores, core_of
+        edges = np.maximum(edges, needed)
 
 
 def _place_on_chips(layers: list[LayerPlacement], target: Target) -> list[LayerPlacement]:
