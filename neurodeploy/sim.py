@@ -33,7 +33,7 @@ from typing import cast
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from neurodeploy import budget, sim_graded
+from neurodeploy import budget, sim_graded, sim_native
 from neurodeploy import fixed_point as fx
 from neurodeploy.counters import STEPPED
 from neurodeploy.errors import SimulationError
@@ -824,6 +824,8 @@ class _Run:
     def go(self, steps: int) -> None:
         rec, batch = self.rec, self.batch
         allocate_records(rec, self.net, self.record)
+        if self._native(steps):
+            return
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
         workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)
         if workers > 1:
@@ -838,6 +840,52 @@ class _Run:
             for unit, values in zip(self.units, counts):
                 for counter, value in zip(STEPPED, values):
                     getattr(rec, counter)[unit.index] += value
+
+    def _native(self, steps: int) -> bool:
+        """Run on the compiled kernel (:mod:`neurodeploy.sim_native`) where it takes this run; whether it did.
+
+        It takes CUBA layers without recurrence or delays, one group a convolution, binary input
+        spikes (or none), and records spikes or nothing. A (C, H, W) layer's spikes are then held
+        channels-last and recorded as a view in the netlist's order.
+        """
+        lib, spikes = sim_native.library(), self._native_input(steps)
+        if lib is None or steps < 1 or not set(self.record) <= {"s"} or spikes is False:
+            return False
+        held: list[np.ndarray] = []  # what the kernel's pointers point into, alive through the run
+        layers = [
+            _native_layer(unit, in_shape, self._resets(unit.k), steps, held)
+            for unit, in_shape in zip(self.units, self.in_shapes)
+        ]
+        if any(layer is None for layer in layers):
+            return False
+        for unit, layer in zip(self.units, layers):
+            if "s" in self.record:
+                storage = np.empty((self.batch, steps, unit.n), bool)
+                layer.spikes = storage.ctypes.data
+                self.rec.s[unit.index] = _to_netlist(storage, unit.shape)
+        spike_v = fx.LOIHI2_SPIKE_V if self.conventions == "loihi2" else 0
+        workers = min(_cores(), self.batch)
+        out_counts, out_v, counted = sim_native.run(lib, layers, self.batch, steps, spike_v, workers, spikes)
+        for unit, values in zip(self.units, counted):
+            for counter, value in zip(STEPPED, values):
+                getattr(self.rec, counter)[unit.index] += value
+        rec, last = self.rec, self.units[-1]
+        rec.output_counts[...] = _to_netlist(out_counts, last.shape).reshape(rec.output_counts.shape)
+        rec.output_v[...] = _to_netlist(out_v, last.shape).reshape(rec.output_v.shape)
+        return True
+
+    def _native_input(self, steps: int) -> np.ndarray | None | bool:
+        """The input spikes as the kernel takes them (batch, steps, n_in) uint8; None for none, False
+        where it cannot take them (input into an input layer, or values other than 0 and 1)."""
+        if self.spikes is None:
+            return None
+        given = self.spikes[:, :steps]
+        binary = given.dtype == bool or (
+            given.dtype.kind in "iu" and given.min(initial=0) >= 0 and given.max(initial=0) <= 1
+        )
+        if self.units[0].op is None or not binary:
+            return False
+        return np.ascontiguousarray(_to_internal(given, tuple(given.shape[2:])), np.uint8)
 
     def _bytes_per_sample(self, steps: int) -> int:
         """About the bytes a sample holds at once: spikes, records and (with delays) a layer's input.
@@ -895,6 +943,75 @@ class _Run:
         if not interval:
             return lambda t: False
         return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
+
+
+def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list) -> sim_native.Layer | None:
+    """``unit`` as the compiled kernel takes it, or None where it cannot; the arrays it points into
+    are appended to ``held``."""
+    op, neuron = unit.op, unit.layer.neuron
+    if unit.graded or unit.rec_op is not None:
+        return None
+    layer = sim_native.Layer(
+        n=unit.n,
+        exact32=unit.neurons.dtype == np.float32,
+        keep_u=fx.DECAY_UNITY - (neuron.du + 1),
+        keep_v=fx.DECAY_UNITY - neuron.dv,
+        threshold=neuron.vth << fx.ACT_SHIFT,
+    )
+    arrays = {"resets": np.array([resets(t) for t in range(steps)], np.uint8)}
+    if unit.neurons.bias is not None:
+        arrays["bias"] = np.ascontiguousarray(unit.neurons.bias, np.int32)
+        layer.bias_stride = unit.n if arrays["bias"].shape[0] > 1 else 0
+    if op is not None:
+        synapses = _native_synapses(op, in_shape, layer)
+        if synapses is None or unit.n >= sim_native.SUM_LIMIT:
+            return None
+        arrays.update(synapses)
+    layer.point(arrays)
+    held.extend(arrays.values())
+    return layer
+
+
+def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndarray] | None:
+    """The synapses of ``op`` as the kernel holds them, their sizes set on ``layer``; None where the
+    kernel cannot take them (delays, groups, sums past int32, exponents out of its range)."""
+    low, high = sim_native.EXP_RANGE
+    if isinstance(op, _DenseOp) and op.delays == (0,):
+        weight = np.ascontiguousarray(op.by_delay[0], np.int32)  # (n_in, n)
+        start, taps = sim_native.dense_taps()
+        arrays = {"fan_out": op.fan_out.astype(np.int32), "ones": weight.sum(axis=0, dtype=np.int64)}
+        layer.channels_in, layer.row = weight.shape
+        reach = np.abs(weight).sum(axis=0, dtype=np.int64)
+    elif isinstance(op, _ConvOp) and op.layer.groups == 1:
+        conv = op.layer
+        weight = np.ascontiguousarray(conv.weight.transpose(2, 3, 1, 0), np.int32)  # (kH, kW, C_in, C_out)
+        start, taps = sim_native.conv_taps(
+            conv.in_shape, conv.shape, weight.shape[:2], conv.stride, conv.padding, conv.dilation
+        )
+        everywhere = np.ones((1,) + _channels_last(conv.in_shape), np.int64)
+        arrays = {
+            "fan_out": sim_native.conv_fan_out(weight, start, taps),
+            "position": np.arange(math.prod(in_shape), dtype=np.int32) // conv.in_shape[0],
+            "ones": _conv2d_channels_last(
+                everywhere, conv.weight.astype(np.int64), conv.stride, conv.padding, conv.dilation, 1
+            ),
+        }
+        layer.channels_in, layer.row, layer.wrap24 = conv.in_shape[0], conv.shape[0], op.wraps
+        reach = np.abs(weight).reshape(-1, conv.shape[0]).sum(axis=0, dtype=np.int64)
+    else:
+        return None
+    if (
+        reach.max(initial=0) >= sim_native.SUM_LIMIT
+        or math.prod(in_shape) >= sim_native.SUM_LIMIT
+        or not low <= op.exp <= high
+    ):
+        return None
+    layer.n_in, layer.exp = math.prod(in_shape), op.exp
+    padded = np.concatenate([weight.reshape(-1), np.zeros(sim_native.LANES, np.int32)])  # see sim_native.c
+    arrays.update(
+        weight=padded, ones=np.ascontiguousarray(arrays["ones"].reshape(-1), np.int32), tap_start=start, taps=taps
+    )
+    return arrays
 
 
 def _column_sums(sent: np.ndarray) -> np.ndarray:

@@ -6,13 +6,14 @@ import os
 import sys
 from pathlib import Path
 
+from neurodeploy.cache import cache_dir
+
 ENV_VAR = "NEURODEPLOY_LAVA_PYTHON"
 
 
 def default_env_dir() -> Path:
     """The Lava environment that ``scripts/lava-env.sh`` builds, outside any clone."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "neurodeploy" / "lava-py310"
+    return cache_dir() / "lava-py310"
 
 
 def lava_in_process() -> bool:

@@ -1,0 +1,199 @@
+"""The simulator's compiled kernel (sim_native.c): CUBA layers of binary spikes, sample by sample.
+
+The C file ships with the package and is compiled on first use with the system's C
+compiler (``$CC``, else ``cc``; ``-O3 -march=native``) into the user's cache, one
+library a source, compiler and CPU, then loaded with ctypes. Where no compiler is
+found, the build fails, or ``NEURODEPLOY_NATIVE=0``, :func:`library` gives None and
+:func:`neurodeploy.sim.simulate` runs its numpy path, which computes the same
+integers. This module knows layers only as the kernel takes them (:class:`Layer`);
+:mod:`neurodeploy.sim` builds them from a netlist.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from neurodeploy.cache import cache_dir
+
+SOURCE = Path(__file__).with_name("sim_native.c")
+FLAGS = ("-O3", "-march=native", "-std=c11", "-shared", "-fPIC")
+ENV_VAR = "NEURODEPLOY_NATIVE"  # 0: never use the kernel
+BUILD_TIMEOUT_S = 300
+SUM_LIMIT = 2**31  # the kernel sums weights in int32
+LANES = 16  # int32 values the kernel steps at a time
+EXP_RANGE = (-31, 25)  # weight exponents the kernel shifts by
+COUNTED = ("events", "wraps", "saturations", "spiked")  # a layer's counts, as sim.STEPPED orders them
+
+_I64, _P32, _P64, _P8 = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p
+
+
+class Layer(ctypes.Structure):
+    """One neuron layer as the kernel takes it (the fields of ``Layer`` in sim_native.c)."""
+
+    _fields_ = (
+        [
+            (name, _I64)
+            for name in (
+                "n",
+                "n_in",
+                "channels_in",
+                "row",
+                "exp",
+                "wrap24",
+                "exact32",
+                "keep_u",
+                "keep_v",
+                "threshold",
+                "bias_stride",
+            )
+        ]
+        + [
+            ("bias", _P32),
+            ("weight", _P32),
+            ("ones", _P32),
+            ("tap_start", _P64),
+            ("taps", _P64),
+            ("position", _P32),
+            ("fan_out", _P32),
+            ("resets", _P8),
+            ("spikes", _P8),
+        ]
+        + [(name, _I64) for name in ("events", "wraps", "saturations", "spiked")]
+    )
+
+    def point(self, arrays: dict[str, np.ndarray]) -> None:
+        """Point fields at C-contiguous arrays of their types; the caller keeps the arrays alive."""
+        for name, array in arrays.items():
+            kind = {np.dtype(np.int32): _P32, np.dtype(np.int64): _P64}.get(array.dtype)
+            setattr(self, name, array.ctypes.data if kind is None else array.ctypes.data_as(kind))
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel, built on first use; None where it cannot be built or is turned off."""
+    if os.environ.get(ENV_VAR, "1") == "0":
+        return None
+    compiler = shutil.which(os.environ.get("CC", "cc"))
+    if compiler is None:
+        return None
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(), compiler.encode(), _cpu()]))
+    path = cache_dir() / "native" / f"sim_native-{key.hexdigest()[:16]}.so"
+    try:
+        if not path.is_file():
+            _build(compiler, path)
+        lib = ctypes.CDLL(str(path))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lib.run.argtypes = [ctypes.POINTER(Layer), _I64, _I64, _I64, _I64, _P8, _P32, _P32, ctypes.c_int32]
+    lib.run.restype = ctypes.c_int
+    return lib
+
+
+def _cpu() -> bytes:
+    """What ``-march=native`` depends on: the CPU's model and flags where Linux tells them."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    wanted = [line for line in lines if line.startswith(("model name", "flags"))][:2]
+    return "\n".join([platform.machine(), *wanted]).encode()
+
+
+def _build(compiler: str, path: Path) -> None:
+    """Compile SOURCE to ``path``, written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".build-", suffix=".so")
+    os.close(fd)
+    try:
+        subprocess.run(
+            [compiler, *FLAGS, "-o", temp, str(SOURCE)], check=True, capture_output=True, timeout=BUILD_TIMEOUT_S
+        )
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def conv_taps(
+    in_shape: tuple[int, int, int], out_shape: tuple[int, int, int], kernel: tuple[int, int], stride, padding, dilation
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per input position (channels-last order), the outputs its spikes reach: the start of each
+    position's taps (positions + 1) and the (output offset, weight offset) pairs, for weights held
+    (kH, kW, C_in, C_out)."""
+    (ci, hi, wi), (co, ho, wo), (kh, kw) = in_shape, out_shape, kernel
+    y, x, ky, kx = np.meshgrid(np.arange(hi), np.arange(wi), np.arange(kh), np.arange(kw), indexing="ij")
+    ny, nx = y + padding[0] - ky * dilation[0], x + padding[1] - kx * dilation[1]
+    oy, ox = ny // stride[0], nx // stride[1]
+    hit = (ny >= 0) & (ny % stride[0] == 0) & (oy < ho) & (nx >= 0) & (nx % stride[1] == 0) & (ox < wo)
+    position = (y * wi + x)[hit]  # ascending: y and x are the outer axes
+    taps = np.stack([((oy * wo + ox) * co)[hit], ((ky * kw + kx) * ci * co)[hit]], axis=1).astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(np.bincount(position, minlength=hi * wi))]).astype(np.int64)
+    return start, np.ascontiguousarray(taps)
+
+
+def conv_fan_out(weight: np.ndarray, start: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """The nonzero synapses each input (channels-last) reaches, for weights (kH, kW, C_in, C_out)
+    and the taps of :func:`conv_taps`."""
+    kh, kw, ci, _ = weight.shape
+    nonzero = np.count_nonzero(weight, axis=3).reshape(kh * kw, ci)
+    positions = np.repeat(np.arange(len(start) - 1), np.diff(start))
+    fan = np.zeros((len(start) - 1, ci), np.int64)
+    np.add.at(fan, positions, nonzero[taps[:, 1] // (ci * weight.shape[3])])
+    return fan.reshape(-1).astype(np.int32)
+
+
+def dense_taps() -> tuple[np.ndarray, np.ndarray]:
+    """A dense layer's taps: one position, one tap."""
+    return np.array([0, 1], np.int64), np.zeros((1, 2), np.int64)
+
+
+def pointer(array: np.ndarray | None, kind):
+    """A ctypes pointer to a contiguous array's data (None for None)."""
+    return None if array is None else array.ctypes.data_as(kind)
+
+
+def run(
+    lib: ctypes.CDLL,
+    layers: list[Layer],
+    batch: int,
+    steps: int,
+    spike_v: int,
+    workers: int,
+    spikes_in: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, ...]]]:
+    """Run ``batch`` samples through ``layers`` on ``workers`` threads (the kernel frees the GIL).
+
+    ``spikes_in`` (batch, steps, n_in) uint8 feed layer 0. Returns the last layer's spike counts
+    and final v a sample (batch, n), and per layer its counts (:data:`COUNTED`) over the batch.
+    """
+    n = int(layers[-1].n)
+    out_counts, out_v = np.zeros((batch, n), np.int32), np.zeros((batch, n), np.int32)
+    bounds = np.linspace(0, batch, max(1, workers) + 1).astype(int)
+    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    held = [(Layer * len(layers))(*layers) for _ in parts]  # each thread counts in its own copy
+
+    def part(k: int) -> int:
+        (lo, hi), array = parts[k], held[k]
+        inputs = None if spikes_in is None else spikes_in.ctypes.data
+        return lib.run(
+            array, len(layers), lo, hi, steps, inputs, pointer(out_counts, _P32), pointer(out_v, _P32), spike_v
+        )
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        if any(list(pool.map(part, range(len(parts))))):
+            raise MemoryError("the simulator's compiled kernel ran out of memory")
+    counted = [
+        tuple(sum(int(getattr(array[k], name)) for array in held) for name in COUNTED) for k in range(len(layers))
+    ]
+    return out_counts, out_v, counted
