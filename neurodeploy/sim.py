@@ -978,9 +978,10 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
     low, high = sim_native.EXP_RANGE
     if isinstance(op, _DenseOp) and op.delays == (0,):
         weight = np.ascontiguousarray(op.by_delay[0], np.int32)  # (n_in, n)
-        start, taps = sim_native.dense_taps()
-        arrays = {"fan_out": op.fan_out.astype(np.int32), "ones": weight.sum(axis=0, dtype=np.int64)}
-        layer.channels_in, layer.row = weight.shape
+        padded = np.concatenate([weight.reshape(-1), np.zeros(sim_native.LANES, np.int32)])  # see sim_native.c
+        arrays = {"weight": padded, "ones": weight.sum(axis=0, dtype=np.int64).astype(np.int32)}
+        arrays["fan_out"] = op.fan_out.astype(np.int32)
+        layer.kind, layer.row = sim_native.KINDS["dense"], weight.shape[1]
         reach = np.abs(weight).sum(axis=0, dtype=np.int64)
     elif isinstance(op, _ConvOp) and op.layer.groups == 1:
         conv = op.layer
@@ -989,14 +990,19 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
             conv.in_shape, conv.shape, weight.shape[:2], conv.stride, conv.padding, conv.dilation
         )
         everywhere = np.ones((1,) + _channels_last(conv.in_shape), np.int64)
+        ones = _conv2d_channels_last(
+            everywhere, conv.weight.astype(np.int64), conv.stride, conv.padding, conv.dilation, 1
+        )
         arrays = {
-            "fan_out": sim_native.conv_fan_out(weight, start, taps),
+            "weight": np.concatenate([weight.reshape(-1), np.zeros(sim_native.LANES, np.int32)]),  # see sim_native.c
+            "ones": ones.reshape(-1).astype(np.int32),
+            "tap_start": start,
+            "taps": taps,
             "position": np.arange(math.prod(in_shape), dtype=np.int32) // conv.in_shape[0],
-            "ones": _conv2d_channels_last(
-                everywhere, conv.weight.astype(np.int64), conv.stride, conv.padding, conv.dilation, 1
-            ),
+            "fan_out": sim_native.conv_fan_out(weight, start, taps),
         }
-        layer.channels_in, layer.row, layer.wrap24 = conv.in_shape[0], conv.shape[0], op.wraps
+        layer.kind, layer.row, layer.wrap24 = sim_native.KINDS["conv"], conv.shape[0], op.wraps
+        layer.channels_in = conv.in_shape[0]
         reach = np.abs(weight).reshape(-1, conv.shape[0]).sum(axis=0, dtype=np.int64)
     else:
         return None
@@ -1007,10 +1013,6 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
     ):
         return None
     layer.n_in, layer.exp = math.prod(in_shape), op.exp
-    padded = np.concatenate([weight.reshape(-1), np.zeros(sim_native.LANES, np.int32)])  # see sim_native.c
-    arrays.update(
-        weight=padded, ones=np.ascontiguousarray(arrays["ones"].reshape(-1), np.int32), tap_start=start, taps=taps
-    )
     return arrays
 
 

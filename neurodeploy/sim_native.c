@@ -3,36 +3,41 @@
    sim_native.py builds this file with the system's C compiler and calls `run` on a range of samples;
    it holds the contract. The rules are those of fixed_point.py (update_current, update_voltage,
    decay, shift, wrap_bits), written again here in int32 arithmetic modulo 2**32, which is where
-   fixed_point.py wraps. Synaptic input is event-driven: each presynaptic spike adds its weight
-   rows; where most presynaptic neurons spiked, the silent ones are subtracted from the input of
-   all of them spiking instead (integer sums, so exact). A dense layer is a convolution with one
-   position and one tap. */
+   fixed_point.py wraps; every sum is exact. A layer's spikes are held as bits. Synaptic input is
+   event-driven: each presynaptic spike adds its weight rows; where most presynaptic neurons
+   spiked, the silent ones' rows are taken from the sum of all of them instead. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #define ACT_SHIFT 6
 #define MAX_UV (1 << 23)
 #define V_LIMIT (MAX_UV - 1)
 #define LANES 16
 
+enum { INPUT_LAYER, DENSE, CONV };
+
 typedef struct {
-    int64_t n;                /* neurons, channels-last */
-    int64_t n_in;             /* presynaptic neurons; 0: none (an input layer) */
-    int64_t channels_in;      /* presynaptic neurons a position (the innermost axis); dense: n_in */
-    int64_t row;              /* weights a presynaptic neuron and tap (the layer's channels); dense: n */
-    int64_t exp;              /* weight exponent, -31 .. 25: the sum is shifted by it */
-    int64_t wrap24;           /* the shifted sum may leave 24 bits and wraps there (a convolution) */
-    int64_t exact32;          /* u and v provably never wrap or saturate, and decay exactly in float32 */
-    int64_t keep_u, keep_v;   /* decay factors: 4096 - (du + 1) and 4096 - dv */
-    int64_t threshold;        /* vth << 6 */
-    int64_t bias_stride;      /* 0: one bias for all samples; n: one a sample */
+    int64_t kind;           /* INPUT_LAYER (no synapses), DENSE or CONV */
+    int64_t n;              /* neurons, channels-last */
+    int64_t n_in;           /* presynaptic neurons */
+    int64_t row;            /* the layer's channels (dense: n) */
+    int64_t channels_in;    /* conv: presynaptic channels */
+    int64_t exp;            /* weight exponent, -31 .. 25: the sum is shifted by it */
+    int64_t wrap24;         /* the shifted sum may leave 24 bits and wraps there (a convolution) */
+    int64_t exact32;        /* u and v provably never wrap or saturate, and decay exactly in float32 */
+    int64_t keep_u, keep_v; /* decay factors: 4096 - (du + 1) and 4096 - dv */
+    int64_t threshold;      /* vth << 6 */
+    int64_t bias_stride;    /* 0: one bias for all samples; n: one a sample */
     const int32_t *bias;      /* effective bias, or NULL */
-    const int32_t *weight;    /* [tap][presynaptic channel][row], and 16 values of room */
-    const int32_t *ones;      /* n: the sum with every presynaptic neuron spiking */
-    const int64_t *tap_start; /* a presynaptic position's first tap (positions + 1) */
-    const int64_t *taps;      /* (output offset, weight offset) a tap */
-    const int32_t *position;  /* a presynaptic neuron's position (its index over channels_in); NULL: 0 */
+    const int32_t *weight;    /* dense: (n_in, n); conv: (kH * kW, channels_in, row); 16 values of room */
+    const int32_t *ones;      /* n: the sum with every input spiking */
+    const int32_t *tap_start; /* conv: an input position's first tap (positions + 1) */
+    const int32_t *taps;      /* conv: (output offset, weight offset) a tap */
+    const int32_t *position;  /* conv: an input neuron's position */
     const int32_t *fan_out;   /* n_in: nonzero synapses a presynaptic spike is delivered over */
     const uint8_t *resets;    /* steps: u and v zeroed before the step */
     uint8_t *spikes;          /* (batch, steps, n) spikes out, or NULL */
@@ -66,8 +71,28 @@ static inline i32x16 decay32(i32x16 x, float factor) {
     return __builtin_convertvector(__builtin_convertvector(x, f32x16) * factor, i32x16);
 }
 
+static inline i32x16 all_lanes(void) { return (i32x16){0} == 0; }
+
+/* The lanes of a row's last chunk that hold its values. */
+static inline i32x16 tail_of(int64_t row) {
+    i32x16 lane;
+    for (int k = 0; k < LANES; k++) lane[k] = k;
+    return lane < (int32_t)(row - (row - 1) / LANES * LANES);
+}
+
+/* Bit k set where lane k is. */
+static inline uint16_t bitmask(i32x16 x) {
+#if defined(__AVX512F__)
+    return (uint16_t)_mm512_test_epi32_mask((__m512i)x, (__m512i)x);
+#else
+    uint16_t mask = 0;
+    for (int k = 0; k < LANES; k++) mask |= (uint16_t)((x[k] != 0) << k);
+    return mask;
+#endif
+}
+
 typedef struct {
-    i32x16 wraps, saturations, spiked;
+    i32x16 wraps, saturations, spiked, events;
 } Tally;
 
 /* A layer's constants, held by value so that stores through byte pointers need not reload them. */
@@ -75,19 +100,29 @@ typedef struct {
     int32_t exp, wrap24, threshold;
     uint32_t keep_u, keep_v;
     float cu, cv;
-    const int32_t *ones;
+    const int32_t *ones, *next_fan_out;
 } Rule;
+
+/* A layer's state in one sample: u, v and the synaptic input being summed (16 values of room
+   each), and the bits of which neurons spiked on the last step. */
+typedef struct {
+    int32_t *u, *v, *acc;
+    uint8_t *bits;
+} State;
 
 enum { NO_INPUT, SUM, SILENT_SUM };
 
 /* One step of 16 neurons from index i: fixed_point.update_current and update_voltage, the
    threshold and the reset. `input` says what acc holds: nothing (then u is and stays 0: only
-   input moves it), the summed weights, or the silent inputs' summed weights; acc is cleared. */
+   input moves it), the summed weights, or the silent inputs' summed weights; acc is cleared.
+   The spikes go to `bits` (16 from bit i), to `s` as bytes where not NULL, and count the
+   synaptic events of the next layer. `valid` marks the lanes that are neurons. */
 static inline __attribute__((always_inline)) void lanes(const Rule r, int64_t i, int32_t *restrict u,
                                                         int32_t *restrict v, int32_t *restrict acc,
                                                         const int input, const int exact32,
                                                         const int32_t *restrict bias, uint8_t *restrict s,
-                                                        int32_t *restrict own, Tally *restrict tally) {
+                                                        uint8_t *restrict bits, int32_t *restrict own,
+                                                        Tally *restrict tally, i32x16 valid) {
     i32x16 tu = {0};
     if (input != NO_INPUT) {
         u32x16 sum = (u32x16)LOAD(acc + i);
@@ -105,18 +140,21 @@ static inline __attribute__((always_inline)) void lanes(const Rule r, int64_t i,
         STORE(u + i, tu);
     }
     const i32x16 kept = exact32 ? decay32(LOAD(v + i), r.cv) : decay(LOAD(v + i), r.keep_v);
-    u32x16 bits = (u32x16)kept + (u32x16)tu;
-    if (bias) bits += (u32x16)LOAD(bias + i);
-    i32x16 tv = (i32x16)bits;
+    u32x16 sum = (u32x16)kept + (u32x16)tu;
+    if (bias) sum += (u32x16)LOAD(bias + i);
+    i32x16 tv = (i32x16)sum;
     if (!exact32) {
         const i32x16 above = tv > V_LIMIT, below = tv < -V_LIMIT;
         tally->saturations -= above | below;
         tv = (tv & ~(above | below)) | (above & V_LIMIT) | (below & -V_LIMIT);
     }
-    const i32x16 fired = tv > r.threshold;
+    const i32x16 fired = (tv > r.threshold) & valid;
     STORE(v + i, tv & ~fired);
-    *(u8x16_mem *)(s + i) = __builtin_convertvector(fired & 1, u8x16);
+    if (s) *(u8x16_mem *)(s + i) = __builtin_convertvector(fired & 1, u8x16);
+    const uint16_t mask = bitmask(fired);
+    memcpy(bits + i / 8, &mask, 2);
     if (own) STORE(own + i, LOAD(own + i) - fired);
+    if (r.next_fan_out) tally->events += fired & LOAD(r.next_fan_out + i);
     tally->spiked -= fired;
 }
 
@@ -126,10 +164,11 @@ static inline int64_t total(i32x16 x) {
     return sum;
 }
 
-/* One step of a layer's neurons (see `lanes`); the last n % 16 go through zero-padded copies. */
-static inline __attribute__((always_inline)) void step(Layer *L, int32_t *u, int32_t *v, int32_t *acc,
-                                                       const int input, const int exact32, const int32_t *bias,
-                                                       uint8_t *s, int32_t *own) {
+/* One step of a layer's neurons (see `lanes`); the last n % 16 go through zero-padded copies.
+   `next` is the layer they feed, or NULL. */
+static inline __attribute__((always_inline)) void step(Layer *L, Layer *next, State *st, const int input,
+                                                       const int exact32, const int32_t *bias, uint8_t *s,
+                                                       int32_t *own) {
     const int64_t n = L->n, body = n - n % LANES;
     Rule r = {(int32_t)L->exp,
               (int32_t)L->wrap24,
@@ -138,90 +177,128 @@ static inline __attribute__((always_inline)) void step(Layer *L, int32_t *u, int
               (uint32_t)L->keep_v,
               (float)L->keep_u / 4096.0f,
               (float)L->keep_v / 4096.0f,
-              L->ones};
-    Tally tally = {{0}, {0}, {0}};
-    for (int64_t i = 0; i < body; i += LANES) lanes(r, i, u, v, acc, input, exact32, bias, s, own, &tally);
+              L->ones,
+              next ? next->fan_out : NULL};
+    int32_t *u = st->u, *v = st->v, *acc = st->acc;
+    Tally tally = {{0}, {0}, {0}, {0}};
+    i32x16 index;
+    for (int k = 0; k < LANES; k++) index[k] = k;
+    for (int64_t i = 0; i < body; i += LANES)
+        lanes(r, i, u, v, acc, input, exact32, bias, s, st->bits, own, &tally, all_lanes());
     if (body < n) { /* zeros neither wrap, saturate nor spike */
         const int64_t rest = n - body;
         const size_t bytes = sizeof(int32_t) * (size_t)rest;
         int32_t tu[LANES] = {0}, tv[LANES] = {0}, ta[LANES] = {0}, tb[LANES] = {0}, to[LANES] = {0};
-        int32_t ones[LANES] = {0};
+        int32_t ones[LANES] = {0}, fan[LANES] = {0};
         uint8_t ts[LANES];
         memcpy(tu, u + body, bytes), memcpy(tv, v + body, bytes);
-        if (input != NO_INPUT) memcpy(ta, acc + body, bytes), memcpy(ones, r.ones + body, bytes);
+        if (input != NO_INPUT) memcpy(ta, acc + body, bytes);
+        if (input == SILENT_SUM) memcpy(ones, r.ones + body, bytes);
         if (bias) memcpy(tb, bias + body, bytes);
         if (own) memcpy(to, own + body, bytes);
+        if (r.next_fan_out) memcpy(fan, r.next_fan_out + body, bytes), r.next_fan_out = fan;
         r.ones = ones;
-        lanes(r, 0, tu, tv, ta, input, exact32, bias ? tb : NULL, ts, own ? to : NULL, &tally);
-        memcpy(u + body, tu, bytes), memcpy(v + body, tv, bytes), memcpy(s + body, ts, (size_t)rest);
+        lanes(r, 0, tu, tv, ta, input, exact32, bias ? tb : NULL, ts, st->bits + body / 8, own ? to : NULL, &tally,
+              index < (int32_t)rest);
+        memcpy(u + body, tu, bytes), memcpy(v + body, tv, bytes);
+        if (s) memcpy(s + body, ts, (size_t)rest);
         if (input != NO_INPUT) memcpy(acc + body, ta, bytes);
         if (own) memcpy(own + body, to, bytes);
     }
     L->wraps += total(tally.wraps);
     L->saturations += total(tally.saturations);
     L->spiked += total(tally.spiked);
+    if (next) next->events += total(tally.events);
 }
 
-static void neurons(Layer *L, int32_t *u, int32_t *v, int32_t *acc, int input, const int32_t *bias, uint8_t *s,
-                    int32_t *own) {
-#define STEP(INPUT)                                                  \
-    (L->exact32 ? step(L, u, v, acc, INPUT, 1, bias, s, own) : step(L, u, v, acc, INPUT, 0, bias, s, own))
+static void neurons(Layer *L, Layer *next, State *st, int input, const int32_t *bias, uint8_t *s, int32_t *own) {
+#define STEP(INPUT) (L->exact32 ? step(L, next, st, INPUT, 1, bias, s, own) : step(L, next, st, INPUT, 0, bias, s, own))
     if (input == NO_INPUT) STEP(NO_INPUT);
     else if (input == SUM) STEP(SUM);
     else STEP(SILENT_SUM);
 #undef STEP
 }
 
-/* The indices i < n where s[i] differs from `flip` (s holds 0 and 1), eight bytes at a time. */
-static int64_t events(const uint8_t *restrict s, int64_t n, int flip, int32_t *restrict idx) {
-    const uint64_t mask = flip ? UINT64_C(0x0101010101010101) : 0;
-    int64_t m = 0, i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t word;
-        memcpy(&word, s + i, 8);
-        for (word ^= mask; word; word &= word - 1) idx[m++] = (int32_t)(i + (__builtin_ctzll(word) >> 3));
+static inline int64_t ones_in(const uint8_t *bits, int64_t n) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < n / 8; i++) count += __builtin_popcount(bits[i]);
+    for (int64_t i = n - n % 8; i < n; i++) count += (bits[i / 8] >> (i % 8)) & 1;
+    return count;
+}
+
+/* The indices of the n_in inputs whose bit is set, or where most are set, of those whose bit is
+   clear (returns which: SUM or SILENT_SUM), into idx; m takes their number. */
+static int events(const Layer *L, const uint8_t *bits, int32_t *idx, int64_t *m) {
+    const int64_t n_in = L->n_in;
+    const int flip = 2 * ones_in(bits, n_in) > n_in;
+    *m = 0;
+    for (int64_t i = 0; i < n_in; i += 64) {
+        uint64_t word = 0;
+        memcpy(&word, bits + i / 8, 8);
+        if (flip) word = ~word;
+        if (n_in - i < 64) word &= (UINT64_C(1) << (n_in - i)) - 1;
+        for (; word; word &= word - 1) idx[(*m)++] = (int32_t)(i + __builtin_ctzll(word));
     }
-    for (; i < n; i++)
-        if (s[i] != flip) idx[m++] = (int32_t)i;
-    return m;
+    return flip ? SILENT_SUM : SUM;
 }
 
-/* The synaptic events of the spikes in `pre`. */
-static int64_t delivered(const Layer *L, const uint8_t *restrict pre) {
-    int64_t sum = 0;
-    for (int64_t i = 0; i < L->n_in; i++) sum += pre[i] ? L->fan_out[i] : 0;
-    return sum;
+/* Sum the rows `w + idx[q] * row` for q < m into d, `chunks` 16-lane chunks of each; the last
+   chunk's lanes past the row masked out by `tail`. */
+static inline __attribute__((always_inline)) void add_rows(int32_t *d, const int32_t *w, const int32_t *idx,
+                                                           int64_t m, int64_t row, const int64_t chunks,
+                                                           i32x16 tail) {
+    i32x16 sum[4] = {{0}, {0}, {0}, {0}};
+    for (int64_t q = 0; q < m; q++) {
+        const int32_t *line = w + (int64_t)idx[q] * row;
+        for (int64_t c = 0; c < chunks; c++) sum[c] += LOAD(line + c * LANES);
+    }
+    for (int64_t c = 0; c < chunks; c++) STORE(d + c * LANES, LOAD(d + c * LANES) + (c == chunks - 1 ? sum[c] & tail : sum[c]));
 }
 
-/* Add into acc the weight rows of the presynaptic spikes in `pre` (of which `count` are 1), or of
-   the silent ones where most spiked, and count the synaptic events; returns what acc then holds.
-   The rows are summed 16 at a time in registers over the events of one position, then added to
-   its outputs; acc and the weights have 16 values of room past their ends, the lanes past a row
-   masked out. */
-static int accumulate(Layer *L, const uint8_t *pre, int64_t count, int64_t all_fan_out, int32_t *acc,
-                      int32_t *idx) {
-    const int flip = 2 * count > L->n_in;
-    const int64_t m = events(pre, L->n_in, flip, idx), ci = L->channels_in, row = L->row;
-    const int32_t *position = L->position;
-    i32x16 lane;
-    for (int k = 0; k < LANES; k++) lane[k] = k;
-    int64_t fan = 0;
-    for (int64_t q = 0; q < m; q++) fan += L->fan_out[idx[q]];
-    L->events += flip ? all_fan_out - fan : fan;
-    for (int64_t e = 0; e < m;) { /* the events of one position share its taps */
-        const int64_t p = position ? position[idx[e]] : 0, first = e;
-        while (e < m && (position ? position[idx[e]] : 0) == p) e++;
+/* A dense layer's input from its input's bits (see `events`). */
+static int dense_input(const Layer *L, const uint8_t *bits, int32_t *acc, int32_t *idx) {
+    int64_t m;
+    const int what = events(L, bits, idx, &m), row = (int)L->row;
+    for (int64_t o = 0; o < row; o += 4 * LANES) {
+        const int64_t chunks = (row - o + LANES - 1) / LANES < 4 ? (row - o + LANES - 1) / LANES : 4;
+        add_rows(acc + o, L->weight + o, idx, m, row, chunks, o + chunks * LANES >= row ? tail_of(row) : all_lanes());
+    }
+    return what;
+}
+
+/* A convolution's input from its input's bits (see `events`): the events of one input position
+   share its taps, and each tap adds their weight rows summed in registers. */
+static int conv_input(const Layer *L, const uint8_t *bits, int32_t *acc, int32_t *idx) {
+    int64_t m;
+    const int what = events(L, bits, idx, &m);
+    const int64_t row = L->row, chunks = (row + LANES - 1) / LANES, ci = L->channels_in;
+    const i32x16 tail = tail_of(row);
+    for (int64_t e = 0; e < m;) {
+        const int64_t p = L->position[idx[e]], first = e;
+        while (e < m && L->position[idx[e]] == p) e++;
         for (int64_t j = L->tap_start[p]; j < L->tap_start[p + 1]; j++) {
             int32_t *d = acc + L->taps[2 * j];
-            const int32_t *tap = L->weight + L->taps[2 * j + 1] - p * ci * row;
-            for (int64_t o = 0; o < row; o += LANES) {
-                i32x16 sum = {0};
-                for (int64_t q = first; q < e; q++) sum += LOAD(tap + (int64_t)idx[q] * row + o);
-                STORE(d + o, LOAD(d + o) + (sum & (lane < (int32_t)(row - o))));
+            const int32_t *w = L->weight + L->taps[2 * j + 1] - p * ci * row;
+            switch (chunks) { /* the common row lengths with their chunk counts known */
+            case 1: add_rows(d, w, idx + first, e - first, row, 1, tail); break;
+            case 2: add_rows(d, w, idx + first, e - first, row, 2, tail); break;
+            case 3: add_rows(d, w, idx + first, e - first, row, 3, tail); break;
+            case 4: add_rows(d, w, idx + first, e - first, row, 4, tail); break;
+            default:
+                for (int64_t o = 0; o < row; o += 4 * LANES) {
+                    const int64_t here = (row - o + LANES - 1) / LANES < 4 ? (row - o + LANES - 1) / LANES : 4;
+                    add_rows(d + o, w + o, idx + first, e - first, row, here, o + here * LANES >= row ? tail : all_lanes());
+                }
             }
         }
     }
-    return flip ? SILENT_SUM : SUM;
+    return what;
+}
+
+/* Pack n bytes of 0 and 1 into bits. */
+static void pack(const uint8_t *s, int64_t n, uint8_t *bits) {
+    memset(bits, 0, (size_t)(n + 7) / 8);
+    for (int64_t i = 0; i < n; i++) bits[i / 8] |= (uint8_t)(s[i] << (i % 8));
 }
 
 /* Run samples [b0, b1) of a batch for `steps` steps through `nl` layers. `input` (batch, steps,
@@ -230,68 +307,51 @@ static int accumulate(Layer *L, const uint8_t *pre, int64_t count, int64_t all_f
    `spike_v` where it spiked on that step. Returns 0, or -1 where memory ran out. */
 int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const uint8_t *input, int32_t *out_counts,
         int32_t *out_v, int32_t spike_v) {
-    int64_t widest = 1, total = 0;
+    int64_t words = 0, bytes = 0, widest = layers[0].n_in + 64, room = 64;
     for (int64_t k = 0; k < nl; k++) {
+        words += 3 * (layers[k].n + LANES);
         widest = layers[k].n_in > widest ? layers[k].n_in : widest;
-        total += layers[k].n + LANES; /* room past each array: see accumulate */
+        room = layers[k].channels_in / 8 + 64 > room ? layers[k].channels_in / 8 + 64 : room;
     }
-    int32_t *state = malloc(sizeof(int32_t) * 3 * (size_t)total), *idx = malloc(sizeof(int32_t) * (size_t)widest);
-    uint8_t *scratch = malloc((size_t)total);
-    int64_t *last_count = malloc(sizeof(int64_t) * (size_t)nl), *all_fan_out = malloc(sizeof(int64_t) * (size_t)nl);
-    int32_t **u = malloc(sizeof(int32_t *) * 3 * (size_t)nl);
-    uint8_t **own_s = malloc(sizeof(uint8_t *) * (size_t)nl);
-    int ok = state && idx && scratch && last_count && all_fan_out && u && own_s;
-    if (ok) {
-        int32_t **v = u + nl, **acc = u + 2 * nl;
-        for (int64_t k = 0, at = 0; k < nl; at += layers[k].n + LANES, k++) {
-            u[k] = state + at, v[k] = state + total + at, acc[k] = state + 2 * total + at, own_s[k] = scratch + at;
-            all_fan_out[k] = 0;
-            for (int64_t i = 0; i < layers[k].n_in; i++) all_fan_out[k] += layers[k].fan_out[i];
-        }
-        const Layer *out = &layers[nl - 1];
-        for (int64_t b = b0; b < b1; b++) {
-            memset(state, 0, sizeof(int32_t) * 3 * (size_t)total);
-            for (int64_t t = 0; t < steps; t++) {
-                /* last layer first: each layer reads its input's spikes of step t - 1 before they change */
-                for (int64_t k = nl - 1; k >= 0; k--) {
-                    Layer *L = &layers[k];
-                    const int64_t n = L->n;
-                    uint8_t *s = L->spikes ? L->spikes + (b * steps + t) * n : own_s[k];
-                    const Layer *P = k ? &layers[k - 1] : NULL;
-                    const uint8_t *pre = NULL;
-                    if (t >= 1) pre = P ? (P->spikes ? P->spikes + (b * steps + t - 1) * P->n : own_s[k - 1])
-                                        : input ? input + (b * steps + t - 1) * L->n_in
-                                                : NULL;
-                    if (L->resets[t]) {
-                        memset(u[k], 0, sizeof(int32_t) * (size_t)n);
-                        memset(v[k], 0, sizeof(int32_t) * (size_t)n);
-                    }
-                    int what = NO_INPUT;
-                    if (L->n_in && pre) {
-                        int64_t count = 0;
-                        if (P) count = last_count[k - 1];
-                        else
-                            for (int64_t i = 0; i < L->n_in; i++) count += pre[i];
-                        what = accumulate(L, pre, count, all_fan_out[k], acc[k], idx);
-                    }
-                    const int64_t before = L->spiked;
-                    neurons(L, u[k], v[k], acc[k], what, L->bias ? L->bias + b * L->bias_stride : NULL, s,
-                            k == nl - 1 ? out_counts + b * n : NULL);
-                    last_count[k] = L->spiked - before;
+    for (int64_t k = 0; k < nl; k++) bytes += layers[k].n / 8 + room;
+    int32_t *memory = malloc(sizeof(int32_t) * (size_t)words), *idx = malloc(sizeof(int32_t) * (size_t)widest);
+    uint8_t *bit_memory = malloc((size_t)(bytes + layers[0].n_in / 8 + room));
+    State *state = malloc(sizeof(State) * (size_t)nl);
+    const int ok = memory && idx && bit_memory && state;
+    uint8_t *given = ok ? bit_memory + bytes : NULL; /* the external input's bits */
+    for (int64_t k = 0, at = 0, bit_at = 0; ok && k < nl; k++) {
+        const int64_t n = layers[k].n + LANES;
+        state[k] = (State){memory + at, memory + at + n, memory + at + 2 * n, bit_memory + bit_at};
+        at += 3 * n, bit_at += layers[k].n / 8 + room;
+    }
+    const Layer *out = &layers[nl - 1];
+    for (int64_t b = b0; ok && b < b1; b++) {
+        memset(memory, 0, sizeof(int32_t) * (size_t)words);
+        memset(bit_memory, 0, (size_t)(bytes + layers[0].n_in / 8 + room));
+        for (int64_t t = 0; t < steps; t++) {
+            if (input && t >= 1) pack(input + (b * steps + t - 1) * layers[0].n_in, layers[0].n_in, given);
+            /* last layer first: each layer reads its input's bits of step t - 1 before they change */
+            for (int64_t k = nl - 1; k >= 0; k--) {
+                Layer *L = &layers[k];
+                State *st = &state[k];
+                const uint8_t *pre = k ? state[k - 1].bits : input ? given : NULL;
+                if (L->resets[t]) {
+                    memset(st->u, 0, sizeof(int32_t) * (size_t)L->n);
+                    memset(st->v, 0, sizeof(int32_t) * (size_t)L->n);
                 }
+                int what = NO_INPUT;
+                if (L->kind == DENSE && pre && t >= 1) what = dense_input(L, pre, st->acc, idx);
+                if (L->kind == CONV && pre && t >= 1) what = conv_input(L, pre, st->acc, idx);
+                neurons(L, k + 1 < nl ? &layers[k + 1] : NULL, st, what, L->bias ? L->bias + b * L->bias_stride : NULL,
+                        L->spikes ? L->spikes + (b * steps + t) * L->n : NULL, k == nl - 1 ? out_counts + b * L->n : NULL);
             }
-            for (int64_t k = 0; k < nl && steps; k++) { /* the last step's spikes, delivered to no step */
-                const Layer *P = k ? &layers[k - 1] : NULL;
-                const int64_t last = b * steps + steps - 1;
-                const uint8_t *pre = P ? (P->spikes ? P->spikes + last * P->n : own_s[k - 1])
-                                       : input ? input + last * layers[k].n_in
-                                               : NULL;
-                if (layers[k].n_in && pre) layers[k].events += delivered(&layers[k], pre);
-            }
-            const uint8_t *s = out->spikes ? out->spikes + (b * steps + steps - 1) * out->n : own_s[nl - 1];
-            for (int64_t i = 0; i < out->n; i++) out_v[b * out->n + i] = steps && s[i] ? spike_v : v[nl - 1][i];
+            if (input) /* the external input's events of this step */
+                for (int64_t i = 0; i < layers[0].n_in; i++)
+                    layers[0].events += input[(b * steps + t) * layers[0].n_in + i] ? layers[0].fan_out[i] : 0;
         }
+        for (int64_t i = 0; i < out->n; i++)
+            out_v[b * out->n + i] = steps && (state[nl - 1].bits[i / 8] >> (i % 8)) & 1 ? spike_v : state[nl - 1].v[i];
     }
-    free(state), free(idx), free(scratch), free(last_count), free(all_fan_out), free(u), free(own_s);
+    free(memory), free(idx), free(bit_memory), free(state);
     return ok ? 0 : -1;
 }

@@ -32,51 +32,41 @@ ENV_VAR = "NEURODEPLOY_NATIVE"  # 0: never use the kernel
 BUILD_TIMEOUT_S = 300
 SUM_LIMIT = 2**31  # the kernel sums weights in int32
 LANES = 16  # int32 values the kernel steps at a time
+KINDS = {"input": 0, "dense": 1, "conv": 2}
+SIZES = (
+    "kind",
+    "n",
+    "n_in",
+    "row",
+    "channels_in",
+    "exp",
+    "wrap24",
+    "exact32",
+    "keep_u",
+    "keep_v",
+    "threshold",
+    "bias_stride",
+)  # the integer fields of a Layer, in sim_native.c's order
 EXP_RANGE = (-31, 25)  # weight exponents the kernel shifts by
 COUNTED = ("events", "wraps", "saturations", "spiked")  # a layer's counts, as sim.STEPPED orders them
 
-_I64, _P32, _P64, _P8 = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p
+_I64, _P32, _P8 = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
 
 
 class Layer(ctypes.Structure):
     """One neuron layer as the kernel takes it (the fields of ``Layer`` in sim_native.c)."""
 
     _fields_ = (
-        [
-            (name, _I64)
-            for name in (
-                "n",
-                "n_in",
-                "channels_in",
-                "row",
-                "exp",
-                "wrap24",
-                "exact32",
-                "keep_u",
-                "keep_v",
-                "threshold",
-                "bias_stride",
-            )
-        ]
-        + [
-            ("bias", _P32),
-            ("weight", _P32),
-            ("ones", _P32),
-            ("tap_start", _P64),
-            ("taps", _P64),
-            ("position", _P32),
-            ("fan_out", _P32),
-            ("resets", _P8),
-            ("spikes", _P8),
-        ]
-        + [(name, _I64) for name in ("events", "wraps", "saturations", "spiked")]
+        [(name, _I64) for name in SIZES]
+        + [(name, _P32) for name in ("bias", "weight", "ones", "tap_start", "taps", "position", "fan_out")]
+        + [("resets", _P8), ("spikes", _P8)]
+        + [(name, _I64) for name in COUNTED]
     )
 
     def point(self, arrays: dict[str, np.ndarray]) -> None:
         """Point fields at C-contiguous arrays of their types; the caller keeps the arrays alive."""
         for name, array in arrays.items():
-            kind = {np.dtype(np.int32): _P32, np.dtype(np.int64): _P64}.get(array.dtype)
-            setattr(self, name, array.ctypes.data if kind is None else array.ctypes.data_as(kind))
+            setattr(self, name, array.ctypes.data_as(_P32) if array.dtype == np.int32 else array.ctypes.data)
 
 
 @functools.cache
@@ -126,36 +116,30 @@ def _build(compiler: str, path: Path) -> None:
 
 
 def conv_taps(
-    in_shape: tuple[int, int, int], out_shape: tuple[int, int, int], kernel: tuple[int, int], stride, padding, dilation
+    conv_in: tuple[int, ...], conv_out: tuple[int, ...], kernel, stride, padding, dilation
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per input position (channels-last order), the outputs its spikes reach: the start of each
     position's taps (positions + 1) and the (output offset, weight offset) pairs, for weights held
     (kH, kW, C_in, C_out)."""
-    (ci, hi, wi), (co, ho, wo), (kh, kw) = in_shape, out_shape, kernel
+    (ci, hi, wi), (co, ho, wo), (kh, kw) = conv_in, conv_out, kernel
     y, x, ky, kx = np.meshgrid(np.arange(hi), np.arange(wi), np.arange(kh), np.arange(kw), indexing="ij")
     ny, nx = y + padding[0] - ky * dilation[0], x + padding[1] - kx * dilation[1]
     oy, ox = ny // stride[0], nx // stride[1]
     hit = (ny >= 0) & (ny % stride[0] == 0) & (oy < ho) & (nx >= 0) & (nx % stride[1] == 0) & (ox < wo)
     position = (y * wi + x)[hit]  # ascending: y and x are the outer axes
-    taps = np.stack([((oy * wo + ox) * co)[hit], ((ky * kw + kx) * ci * co)[hit]], axis=1).astype(np.int64)
-    start = np.concatenate([[0], np.cumsum(np.bincount(position, minlength=hi * wi))]).astype(np.int64)
-    return start, np.ascontiguousarray(taps)
+    taps = np.stack([((oy * wo + ox) * co)[hit], ((ky * kw + kx) * ci * co)[hit]], axis=1)
+    start = np.concatenate([[0], np.cumsum(np.bincount(position, minlength=hi * wi))])
+    return start.astype(np.int32), np.ascontiguousarray(taps, np.int32)
 
 
 def conv_fan_out(weight: np.ndarray, start: np.ndarray, taps: np.ndarray) -> np.ndarray:
     """The nonzero synapses each input (channels-last) reaches, for weights (kH, kW, C_in, C_out)
     and the taps of :func:`conv_taps`."""
-    kh, kw, ci, _ = weight.shape
+    kh, kw, ci, co = weight.shape
     nonzero = np.count_nonzero(weight, axis=3).reshape(kh * kw, ci)
-    positions = np.repeat(np.arange(len(start) - 1), np.diff(start))
-    fan = np.zeros((len(start) - 1, ci), np.int64)
-    np.add.at(fan, positions, nonzero[taps[:, 1] // (ci * weight.shape[3])])
-    return fan.reshape(-1).astype(np.int32)
-
-
-def dense_taps() -> tuple[np.ndarray, np.ndarray]:
-    """A dense layer's taps: one position, one tap."""
-    return np.array([0, 1], np.int64), np.zeros((1, 2), np.int64)
+    reached = np.zeros((len(start) - 1, kh * kw), np.int64)  # how often each position uses each tap
+    np.add.at(reached, (np.repeat(np.arange(len(start) - 1), np.diff(start)), taps[:, 1] // (ci * co)), 1)
+    return (reached @ nonzero).reshape(-1).astype(np.int32)
 
 
 def pointer(array: np.ndarray | None, kind):
