@@ -46,8 +46,12 @@ def shift(x: Ints, exp: int) -> Ints:
 
 
 def effective_bias(bias_mant: np.ndarray, bias_exp: int) -> np.ndarray:
-    """The bias added to v each step: the mantissa shifted by its exponent, in int32."""
-    return wrap_bits(shift(np.asarray(bias_mant, dtype=np.int64), bias_exp), 32)
+    """The bias added to v each step: the mantissa shifted by its exponent, in int32 (as int64)."""
+    mant = np.asarray(bias_mant, dtype=np.int64)
+    shifted = shift(mant, bias_exp) if bias_exp else mant.copy()
+    if shifted.size and (shifted.max() >= 2**31 or shifted.min() < -(2**31)):  # else the wrap changes nothing
+        return wrap_bits(shifted, 32)
+    return shifted
 
 
 def update_current(u: Ints, a_in: Ints, du: int) -> tuple[Ints, Ints]:

@@ -61,10 +61,11 @@ CHUNK_BYTES = 2**27  # samples run together while a layer's input and spikes fit
 # A run on one chunk lets products of at least BIG_PRODUCT multiply-adds use every core.
 BLAS_THREADS = 1
 BIG_PRODUCT = 1 << 28
-M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4  # glibc's mallopt parameters
 BLOCK_BYTES = 1 << 19  # a connection's input computed at a time, while the neurons use it from cache
 COUNT_ROWS = 2**16 - 1  # spikes counted at a time in uint16 (see _column_sums)
 COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
+FEW_CHANNELS = 64  # a (C, H, W) array with at most this many channels is reordered channel by channel
 
 
 @dataclass
@@ -231,19 +232,22 @@ def _matmul(a: np.ndarray, b: np.ndarray, spread: bool = False, out: np.ndarray 
 
 @functools.cache
 def _keep_freed_memory() -> None:
-    """Ask glibc's malloc to keep freed memory for reuse: blocks below 32 MB from the heap, and
-    64 MB of free heap kept rather than handed back (process-wide, set once).
+    """Ask glibc's malloc to keep freed memory for reuse: every block from the heap (none mapped on
+    its own), and up to 512 MB of free heap kept rather than handed back (process-wide, set once).
 
-    A run allocates and frees the same few megabytes layer after layer, run after run. Pages
-    handed back to the system are faulted in again, at about 2.5 us each on a virtual machine:
-    a fifth of a PilotNet run. Elsewhere (other C libraries or systems) this does nothing.
+    A run allocates and frees the same arrays layer after layer, run after run, the records
+    among them (a PilotNet batch records 160 MB of spikes). Pages handed back to the system are
+    faulted in again, at about 2.5 us each on a virtual machine: a fifth of a PilotNet run. Free
+    heap past 512 MB is still handed back. Elsewhere (other C libraries or systems) this does
+    nothing.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):
         return
     mallopt(M_TOP_PAD, 64 << 20)
-    mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(M_TRIM_THRESHOLD, 512 << 20)
+    mallopt(M_MMAP_MAX, 0)
 
 
 @functools.cache
@@ -345,8 +349,17 @@ def _channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _to_internal(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """x (..., *shape) in the netlist's order -> the held order, flattened to (..., n)."""
+    """x (..., *shape) in the netlist's order -> the held order, flattened to (..., n).
+
+    A (C, H, W) layer's channels are copied one by one where they are few: several times faster
+    than numpy's general transposing copy when C is small.
+    """
     lead = x.ndim - len(shape)
+    if len(shape) == 3 and shape[0] <= FEW_CHANNELS:
+        held = np.empty(x.shape[:lead] + tuple(shape[1:]) + tuple(shape[:1]), x.dtype)
+        for c in range(shape[0]):
+            held[..., c] = x[(slice(None),) * lead + (c,)]
+        return held.reshape(x.shape[:lead] + (-1,))
     if len(shape) == 3:
         x = np.moveaxis(x, lead, -1)
     return x.reshape(x.shape[:lead] + (-1,))
@@ -507,7 +520,7 @@ class _Neurons:
         self.threshold = neuron.vth << fx.ACT_SHIFT
         self.a_bound = input_bound << fx.ACT_SHIFT
         self.exact_float = input_bound < self.FLOAT_INPUT_LIMIT
-        self.bias_bound = int(np.abs(bias).max(initial=0))
+        self.bias_bound = max(int(bias.max(initial=0)), -int(bias.min(initial=0)))
         self.bias = bias if self.bias_bound else None
         self.u_may_wrap32 = self.a_bound >= 2**24
         self.alias_input = self.cu == 0.0 and self.a_bound < fx.MAX_UV  # u is the input, which never wraps
@@ -805,27 +818,28 @@ class _Run:
             if not isinstance(layer, Input) and not is_graded(layer.neuron):
                 op = _synapse(layer, graded_max if k == 0 else 1, in_shape)
             layer_bias = bias if (isinstance(layer, Input) and bias is not None) else layer.bias
-            b = np.zeros((1, 1), np.int64)  # no bias
-            if layer_bias is not None:
-                given = bias_rows(np.asarray(layer_bias, np.int64), layer.shape, batch)
-                if given.any():
-                    b = _to_internal(given.reshape((given.shape[0],) + tuple(layer.shape)), tuple(layer.shape))
+            given = None if layer_bias is None else bias_rows(np.asarray(layer_bias, np.int64), layer.shape, batch)
+            given = given if given is not None and given.any() else None
             if is_graded(layer.neuron):
+                b = np.zeros((1, 1), np.int64) if given is None else _held(given, layer.shape)
                 neurons = sim_graded.GradedNeurons(layer.neuron, sim_graded.effective_bias(b, layer.neuron))
             else:
                 input_bound = graded_max if op is None else op.bound
                 if isinstance(layer, RecurrentDense):
                     input_bound += _DenseOp(_recurrent_part(layer), 1, tuple(layer.shape)).bound
-                neurons = _Neurons(layer.neuron, fx.effective_bias(b, layer.neuron.bias_exp), input_bound)
+                effective = np.zeros((1, 1), np.int32)  # no bias
+                if given is not None:  # exact in int32: the effective bias is a 32-bit value
+                    effective = _held(fx.effective_bias(given, layer.neuron.bias_exp).astype(np.int32), layer.shape)
+                neurons = _Neurons(layer.neuron, effective, input_bound)
             self.units.append(_Unit(k, i, layer, op, neurons))
             self.in_shapes.append(in_shape)
             in_shape = tuple(layer.shape)
 
     def go(self, steps: int) -> None:
         rec, batch = self.rec, self.batch
-        allocate_records(rec, self.net, self.record)
         if self._native(steps):
             return
+        allocate_records(rec, self.net, self.record)
         chunk = max(1, CHUNK_BYTES // max(1, self._bytes_per_sample(steps)))
         workers = min(_cores(), batch // self.MIN_PARALLEL_ROWS)
         if workers > 1:
@@ -848,8 +862,11 @@ class _Run:
         spikes (or none), and records spikes or nothing. A (C, H, W) layer's spikes are then held
         channels-last and recorded as a view in the netlist's order.
         """
-        lib, spikes = sim_native.library(), self._native_input(steps)
-        if lib is None or steps < 1 or not set(self.record) <= {"s"} or spikes is False:
+        lib = sim_native.library()
+        if lib is None or steps < 1 or not set(self.record) <= {"s"}:
+            return False
+        spikes = self._native_input(steps)
+        if spikes is False:
             return False
         held: list[np.ndarray] = []  # what the kernel's pointers point into, alive through the run
         layers = [
@@ -858,6 +875,7 @@ class _Run:
         ]
         if any(layer is None for layer in layers):
             return False
+        allocate_records(self.rec, self.net, ())  # the counters; the spikes are recorded below
         for unit, layer in zip(self.units, layers):
             if "s" in self.record:
                 storage = np.empty((self.batch, steps, unit.n), bool)
@@ -986,24 +1004,19 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
     elif isinstance(op, _ConvOp) and op.layer.groups == 1:
         conv = op.layer
         weight = np.ascontiguousarray(conv.weight.transpose(2, 3, 1, 0), np.int32)  # (kH, kW, C_in, C_out)
-        start, taps = sim_native.conv_taps(
-            conv.in_shape, conv.shape, weight.shape[:2], conv.stride, conv.padding, conv.dilation
-        )
-        everywhere = np.ones((1,) + _channels_last(conv.in_shape), np.int64)
-        ones = _conv2d_channels_last(
-            everywhere, conv.weight.astype(np.int64), conv.stride, conv.padding, conv.dilation, 1
-        )
+        kernel, (ci, co) = weight.shape[:2], weight.shape[2:]
+        where = sim_native.conv_geometry(conv.in_shape, conv.shape, kernel, conv.stride, conv.padding, conv.dilation)
+        per_tap = weight.reshape(-1, ci, co)
         arrays = {
             "weight": np.concatenate([weight.reshape(-1), np.zeros(sim_native.LANES, np.int32)]),  # see sim_native.c
-            "ones": ones.reshape(-1).astype(np.int32),
-            "tap_start": start,
-            "taps": taps,
-            "position": np.arange(math.prod(in_shape), dtype=np.int32) // conv.in_shape[0],
-            "fan_out": sim_native.conv_fan_out(weight, start, taps),
+            "ones": (where.covers @ per_tap.sum(axis=1, dtype=np.int64)).reshape(-1).astype(np.int32),
+            "tap_start": where.tap_start,
+            "taps": where.taps,
+            "position": where.position,
+            "fan_out": (where.uses @ np.count_nonzero(per_tap, axis=2)).reshape(-1).astype(np.int32),
         }
-        layer.kind, layer.row, layer.wrap24 = sim_native.KINDS["conv"], conv.shape[0], op.wraps
-        layer.channels_in = conv.in_shape[0]
-        reach = np.abs(weight).reshape(-1, conv.shape[0]).sum(axis=0, dtype=np.int64)
+        layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
+        reach = np.abs(per_tap).sum(axis=(0, 1), dtype=np.int64)
     else:
         return None
     if (
@@ -1029,6 +1042,11 @@ def _column_sums(sent: np.ndarray) -> np.ndarray:
     for lo in range(0, len(flat), COUNT_ROWS):
         total += np.add.reduce(flat[lo : lo + COUNT_ROWS].view(np.uint8), axis=0, dtype=np.uint16)
     return total
+
+
+def _held(rows: np.ndarray, shape) -> np.ndarray:
+    """Rows (rows, n) of values a neuron in the netlist's order, in the held order."""
+    return _to_internal(rows.reshape((rows.shape[0],) + tuple(shape)), tuple(shape))
 
 
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:

@@ -92,7 +92,7 @@ static inline uint16_t bitmask(i32x16 x) {
 }
 
 typedef struct {
-    i32x16 wraps, saturations, spiked, events;
+    i32x16 wraps, saturations, spiked;
 } Tally;
 
 /* A layer's constants, held by value so that stores through byte pointers need not reload them. */
@@ -100,7 +100,7 @@ typedef struct {
     int32_t exp, wrap24, threshold;
     uint32_t keep_u, keep_v;
     float cu, cv;
-    const int32_t *ones, *next_fan_out;
+    const int32_t *ones;
 } Rule;
 
 /* A layer's state in one sample: u, v and the synaptic input being summed (16 values of room
@@ -115,8 +115,8 @@ enum { NO_INPUT, SUM, SILENT_SUM };
 /* One step of 16 neurons from index i: fixed_point.update_current and update_voltage, the
    threshold and the reset. `input` says what acc holds: nothing (then u is and stays 0: only
    input moves it), the summed weights, or the silent inputs' summed weights; acc is cleared.
-   The spikes go to `bits` (16 from bit i), to `s` as bytes where not NULL, and count the
-   synaptic events of the next layer. `valid` marks the lanes that are neurons. */
+   The spikes go to `bits` (16 from bit i) and to `s` as bytes where not NULL. `valid` marks the
+   lanes that are neurons. */
 static inline __attribute__((always_inline)) void lanes(const Rule r, int64_t i, int32_t *restrict u,
                                                         int32_t *restrict v, int32_t *restrict acc,
                                                         const int input, const int exact32,
@@ -154,7 +154,6 @@ static inline __attribute__((always_inline)) void lanes(const Rule r, int64_t i,
     const uint16_t mask = bitmask(fired);
     memcpy(bits + i / 8, &mask, 2);
     if (own) STORE(own + i, LOAD(own + i) - fired);
-    if (r.next_fan_out) tally->events += fired & LOAD(r.next_fan_out + i);
     tally->spiked -= fired;
 }
 
@@ -164,9 +163,8 @@ static inline int64_t total(i32x16 x) {
     return sum;
 }
 
-/* One step of a layer's neurons (see `lanes`); the last n % 16 go through zero-padded copies.
-   `next` is the layer they feed, or NULL. */
-static inline __attribute__((always_inline)) void step(Layer *L, Layer *next, State *st, const int input,
+/* One step of a layer's neurons (see `lanes`); the last n % 16 go through zero-padded copies. */
+static inline __attribute__((always_inline)) void step(Layer *L, State *st, const int input,
                                                        const int exact32, const int32_t *bias, uint8_t *s,
                                                        int32_t *own) {
     const int64_t n = L->n, body = n - n % LANES;
@@ -177,10 +175,9 @@ static inline __attribute__((always_inline)) void step(Layer *L, Layer *next, St
               (uint32_t)L->keep_v,
               (float)L->keep_u / 4096.0f,
               (float)L->keep_v / 4096.0f,
-              L->ones,
-              next ? next->fan_out : NULL};
+              L->ones};
     int32_t *u = st->u, *v = st->v, *acc = st->acc;
-    Tally tally = {{0}, {0}, {0}, {0}};
+    Tally tally = {{0}, {0}, {0}};
     i32x16 index;
     for (int k = 0; k < LANES; k++) index[k] = k;
     for (int64_t i = 0; i < body; i += LANES)
@@ -189,14 +186,13 @@ static inline __attribute__((always_inline)) void step(Layer *L, Layer *next, St
         const int64_t rest = n - body;
         const size_t bytes = sizeof(int32_t) * (size_t)rest;
         int32_t tu[LANES] = {0}, tv[LANES] = {0}, ta[LANES] = {0}, tb[LANES] = {0}, to[LANES] = {0};
-        int32_t ones[LANES] = {0}, fan[LANES] = {0};
+        int32_t ones[LANES] = {0};
         uint8_t ts[LANES];
         memcpy(tu, u + body, bytes), memcpy(tv, v + body, bytes);
         if (input != NO_INPUT) memcpy(ta, acc + body, bytes);
         if (input == SILENT_SUM) memcpy(ones, r.ones + body, bytes);
         if (bias) memcpy(tb, bias + body, bytes);
         if (own) memcpy(to, own + body, bytes);
-        if (r.next_fan_out) memcpy(fan, r.next_fan_out + body, bytes), r.next_fan_out = fan;
         r.ones = ones;
         lanes(r, 0, tu, tv, ta, input, exact32, bias ? tb : NULL, ts, st->bits + body / 8, own ? to : NULL, &tally,
               index < (int32_t)rest);
@@ -208,11 +204,10 @@ static inline __attribute__((always_inline)) void step(Layer *L, Layer *next, St
     L->wraps += total(tally.wraps);
     L->saturations += total(tally.saturations);
     L->spiked += total(tally.spiked);
-    if (next) next->events += total(tally.events);
 }
 
-static void neurons(Layer *L, Layer *next, State *st, int input, const int32_t *bias, uint8_t *s, int32_t *own) {
-#define STEP(INPUT) (L->exact32 ? step(L, next, st, INPUT, 1, bias, s, own) : step(L, next, st, INPUT, 0, bias, s, own))
+static void neurons(Layer *L, State *st, int input, const int32_t *bias, uint8_t *s, int32_t *own) {
+#define STEP(INPUT) (L->exact32 ? step(L, st, INPUT, 1, bias, s, own) : step(L, st, INPUT, 0, bias, s, own))
     if (input == NO_INPUT) STEP(NO_INPUT);
     else if (input == SUM) STEP(SUM);
     else STEP(SILENT_SUM);
@@ -227,8 +222,9 @@ static inline int64_t ones_in(const uint8_t *bits, int64_t n) {
 }
 
 /* The indices of the n_in inputs whose bit is set, or where most are set, of those whose bit is
-   clear (returns which: SUM or SILENT_SUM), into idx; m takes their number. */
-static int events(const Layer *L, const uint8_t *bits, int32_t *idx, int64_t *m) {
+   clear (returns which: SUM or SILENT_SUM), into idx; m takes their number. Counts the synaptic
+   events (`all_fan_out`: those of every input spiking). */
+static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *idx, int64_t *m) {
     const int64_t n_in = L->n_in;
     const int flip = 2 * ones_in(bits, n_in) > n_in;
     *m = 0;
@@ -239,7 +235,17 @@ static int events(const Layer *L, const uint8_t *bits, int32_t *idx, int64_t *m)
         if (n_in - i < 64) word &= (UINT64_C(1) << (n_in - i)) - 1;
         for (; word; word &= word - 1) idx[(*m)++] = (int32_t)(i + __builtin_ctzll(word));
     }
+    int64_t fan = 0;
+    for (int64_t q = 0; q < *m; q++) fan += L->fan_out[idx[q]];
+    L->events += flip ? all_fan_out - fan : fan;
     return flip ? SILENT_SUM : SUM;
+}
+
+/* The synaptic events of the spikes in `bits`, which reach no step (those of the last step). */
+static int64_t undelivered(const Layer *L, const uint8_t *bits) {
+    int64_t fan = 0;
+    for (int64_t i = 0; i < L->n_in; i++) fan += (bits[i / 8] >> (i % 8)) & 1 ? L->fan_out[i] : 0;
+    return fan;
 }
 
 /* Sum the rows `w + idx[q] * row` for q < m into d, `chunks` 16-lane chunks of each; the last
@@ -256,9 +262,9 @@ static inline __attribute__((always_inline)) void add_rows(int32_t *d, const int
 }
 
 /* A dense layer's input from its input's bits (see `events`). */
-static int dense_input(const Layer *L, const uint8_t *bits, int32_t *acc, int32_t *idx) {
+static int dense_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx) {
     int64_t m;
-    const int what = events(L, bits, idx, &m), row = (int)L->row;
+    const int what = events(L, bits, all_fan_out, idx, &m), row = (int)L->row;
     for (int64_t o = 0; o < row; o += 4 * LANES) {
         const int64_t chunks = (row - o + LANES - 1) / LANES < 4 ? (row - o + LANES - 1) / LANES : 4;
         add_rows(acc + o, L->weight + o, idx, m, row, chunks, o + chunks * LANES >= row ? tail_of(row) : all_lanes());
@@ -268,9 +274,9 @@ static int dense_input(const Layer *L, const uint8_t *bits, int32_t *acc, int32_
 
 /* A convolution's input from its input's bits (see `events`): the events of one input position
    share its taps, and each tap adds their weight rows summed in registers. */
-static int conv_input(const Layer *L, const uint8_t *bits, int32_t *acc, int32_t *idx) {
+static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx) {
     int64_t m;
-    const int what = events(L, bits, idx, &m);
+    const int what = events(L, bits, all_fan_out, idx, &m);
     const int64_t row = L->row, chunks = (row + LANES - 1) / LANES, ci = L->channels_in;
     const i32x16 tail = tail_of(row);
     for (int64_t e = 0; e < m;) {
@@ -301,57 +307,62 @@ static void pack(const uint8_t *s, int64_t n, uint8_t *bits) {
     for (int64_t i = 0; i < n; i++) bits[i / 8] |= (uint8_t)(s[i] << (i % 8));
 }
 
-/* Run samples [b0, b1) of a batch for `steps` steps through `nl` layers. `input` (batch, steps,
-   n_in of layer 0) holds binary spikes into layer 0, or is NULL. The last layer's spike counts
-   a sample (batch, n) add into `out_counts`; its v after the last step goes to `out_v` (batch, n),
-   `spike_v` where it spiked on that step. Returns 0, or -1 where memory ran out. */
+/* Run samples [b0, b1) of a batch for `steps` steps through `nl` layers, each layer over all steps
+   before the next (so that its state stays in cache), its spikes kept as bits for each step.
+   `input` (batch, steps, n_in of layer 0) holds binary spikes into layer 0, or is NULL. The last
+   layer's spike counts a sample (batch, n) add into `out_counts`; its v after the last step goes
+   to `out_v` (batch, n), `spike_v` where it spiked on that step. Returns 0, or -1 where memory
+   ran out. */
 int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const uint8_t *input, int32_t *out_counts,
         int32_t *out_v, int32_t spike_v) {
-    int64_t words = 0, bytes = 0, widest = layers[0].n_in + 64, room = 64;
+    int64_t words = 0, widest = layers[0].n_in + 64, room = 64, stride = 0;
     for (int64_t k = 0; k < nl; k++) {
-        words += 3 * (layers[k].n + LANES);
+        words = 3 * (layers[k].n + LANES) > words ? 3 * (layers[k].n + LANES) : words;
         widest = layers[k].n_in > widest ? layers[k].n_in : widest;
         room = layers[k].channels_in / 8 + 64 > room ? layers[k].channels_in / 8 + 64 : room;
     }
-    for (int64_t k = 0; k < nl; k++) bytes += layers[k].n / 8 + room;
+    stride = widest / 8 + room; /* bytes of one step's bits, any layer */
+    const int64_t bit_bytes = 2 * steps * stride;
     int32_t *memory = malloc(sizeof(int32_t) * (size_t)words), *idx = malloc(sizeof(int32_t) * (size_t)widest);
-    uint8_t *bit_memory = malloc((size_t)(bytes + layers[0].n_in / 8 + room));
-    State *state = malloc(sizeof(State) * (size_t)nl);
-    const int ok = memory && idx && bit_memory && state;
-    uint8_t *given = ok ? bit_memory + bytes : NULL; /* the external input's bits */
-    for (int64_t k = 0, at = 0, bit_at = 0; ok && k < nl; k++) {
-        const int64_t n = layers[k].n + LANES;
-        state[k] = (State){memory + at, memory + at + n, memory + at + 2 * n, bit_memory + bit_at};
-        at += 3 * n, bit_at += layers[k].n / 8 + room;
+    int64_t *all_fan_out = malloc(sizeof(int64_t) * (size_t)nl);
+    uint8_t *bit_memory = malloc((size_t)bit_bytes); /* a layer's input's bits and its own, each step */
+    const int ok = memory && idx && bit_memory && all_fan_out;
+    for (int64_t k = 0; ok && k < nl; k++) {
+        all_fan_out[k] = 0;
+        for (int64_t i = 0; i < layers[k].n_in; i++) all_fan_out[k] += layers[k].fan_out[i];
     }
-    const Layer *out = &layers[nl - 1];
     for (int64_t b = b0; ok && b < b1; b++) {
-        memset(memory, 0, sizeof(int32_t) * (size_t)words);
-        memset(bit_memory, 0, (size_t)(bytes + layers[0].n_in / 8 + room));
-        for (int64_t t = 0; t < steps; t++) {
-            if (input && t >= 1) pack(input + (b * steps + t - 1) * layers[0].n_in, layers[0].n_in, given);
-            /* last layer first: each layer reads its input's bits of step t - 1 before they change */
-            for (int64_t k = nl - 1; k >= 0; k--) {
-                Layer *L = &layers[k];
-                State *st = &state[k];
-                const uint8_t *pre = k ? state[k - 1].bits : input ? given : NULL;
+        uint8_t *pre = bit_memory, *own = bit_memory + steps * stride;
+        memset(bit_memory, 0, (size_t)bit_bytes);
+        if (input)
+            for (int64_t t = 0; t < steps; t++) pack(input + (b * steps + t) * layers[0].n_in, layers[0].n_in, pre + t * stride);
+        for (int64_t k = 0; k < nl; k++) {
+            Layer *L = &layers[k];
+            const int64_t n = L->n + LANES;
+            State st = {memory, memory + n, memory + 2 * n, NULL};
+            const int fed = L->n_in && (k || input);
+            memset(memory, 0, sizeof(int32_t) * (size_t)(3 * n));
+            for (int64_t t = 0; t < steps; t++) {
                 if (L->resets[t]) {
-                    memset(st->u, 0, sizeof(int32_t) * (size_t)L->n);
-                    memset(st->v, 0, sizeof(int32_t) * (size_t)L->n);
+                    memset(st.u, 0, sizeof(int32_t) * (size_t)L->n);
+                    memset(st.v, 0, sizeof(int32_t) * (size_t)L->n);
                 }
                 int what = NO_INPUT;
-                if (L->kind == DENSE && pre && t >= 1) what = dense_input(L, pre, st->acc, idx);
-                if (L->kind == CONV && pre && t >= 1) what = conv_input(L, pre, st->acc, idx);
-                neurons(L, k + 1 < nl ? &layers[k + 1] : NULL, st, what, L->bias ? L->bias + b * L->bias_stride : NULL,
+                if (fed && t >= 1 && L->kind == DENSE) what = dense_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx);
+                if (fed && t >= 1 && L->kind == CONV) what = conv_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx);
+                st.bits = own + t * stride;
+                memset(st.bits, 0, (size_t)stride);
+                neurons(L, &st, what, L->bias ? L->bias + b * L->bias_stride : NULL,
                         L->spikes ? L->spikes + (b * steps + t) * L->n : NULL, k == nl - 1 ? out_counts + b * L->n : NULL);
             }
-            if (input) /* the external input's events of this step */
-                for (int64_t i = 0; i < layers[0].n_in; i++)
-                    layers[0].events += input[(b * steps + t) * layers[0].n_in + i] ? layers[0].fan_out[i] : 0;
+            if (fed && steps) L->events += undelivered(L, pre + (steps - 1) * stride);
+            if (k == nl - 1)
+                for (int64_t i = 0; i < L->n; i++)
+                    out_v[b * L->n + i] = steps && (st.bits[i / 8] >> (i % 8)) & 1 ? spike_v : st.v[i];
+            uint8_t *swap = pre;
+            pre = own, own = swap;
         }
-        for (int64_t i = 0; i < out->n; i++)
-            out_v[b * out->n + i] = steps && (state[nl - 1].bits[i / 8] >> (i % 8)) & 1 ? spike_v : state[nl - 1].v[i];
     }
-    free(memory), free(idx), free(bit_memory), free(state);
+    free(memory), free(idx), free(all_fan_out), free(bit_memory);
     return ok ? 0 : -1;
 }

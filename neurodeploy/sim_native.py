@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,31 +116,46 @@ def _build(compiler: str, path: Path) -> None:
             os.unlink(temp)
 
 
-def conv_taps(
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Where a convolution's inputs reach, for weights held (kH, kW, C_in, C_out), channels-last.
+
+    ``tap_start`` (input positions + 1) and ``taps`` (output offset, weight offset) list the taps
+    each input position reaches; ``position`` is each input neuron's position; ``uses`` (input
+    positions, kH * kW) and ``covers`` (output positions, kH * kW) count the taps that join them.
+    The arrays are shared between calls: read-only.
+    """
+
+    tap_start: np.ndarray
+    taps: np.ndarray
+    position: np.ndarray
+    uses: np.ndarray
+    covers: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def conv_geometry(
     conv_in: tuple[int, ...], conv_out: tuple[int, ...], kernel, stride, padding, dilation
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per input position (channels-last order), the outputs its spikes reach: the start of each
-    position's taps (positions + 1) and the (output offset, weight offset) pairs, for weights held
-    (kH, kW, C_in, C_out)."""
+) -> ConvGeometry:
+    """The :class:`ConvGeometry` of a convolution from its (C, H, W) shapes and its parameters."""
     (ci, hi, wi), (co, ho, wo), (kh, kw) = conv_in, conv_out, kernel
     y, x, ky, kx = np.meshgrid(np.arange(hi), np.arange(wi), np.arange(kh), np.arange(kw), indexing="ij")
     ny, nx = y + padding[0] - ky * dilation[0], x + padding[1] - kx * dilation[1]
     oy, ox = ny // stride[0], nx // stride[1]
     hit = (ny >= 0) & (ny % stride[0] == 0) & (oy < ho) & (nx >= 0) & (nx % stride[1] == 0) & (ox < wo)
-    position = (y * wi + x)[hit]  # ascending: y and x are the outer axes
-    taps = np.stack([((oy * wo + ox) * co)[hit], ((ky * kw + kx) * ci * co)[hit]], axis=1)
+    position, out, tap = (y * wi + x)[hit], (oy * wo + ox)[hit], (ky * kw + kx)[hit]  # position ascending
     start = np.concatenate([[0], np.cumsum(np.bincount(position, minlength=hi * wi))])
-    return start.astype(np.int32), np.ascontiguousarray(taps, np.int32)
-
-
-def conv_fan_out(weight: np.ndarray, start: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """The nonzero synapses each input (channels-last) reaches, for weights (kH, kW, C_in, C_out)
-    and the taps of :func:`conv_taps`."""
-    kh, kw, ci, co = weight.shape
-    nonzero = np.count_nonzero(weight, axis=3).reshape(kh * kw, ci)
-    reached = np.zeros((len(start) - 1, kh * kw), np.int64)  # how often each position uses each tap
-    np.add.at(reached, (np.repeat(np.arange(len(start) - 1), np.diff(start)), taps[:, 1] // (ci * co)), 1)
-    return (reached @ nonzero).reshape(-1).astype(np.int32)
+    taps = hi * wi, ho * wo, kh * kw
+    geometry = ConvGeometry(
+        tap_start=start.astype(np.int32),
+        taps=np.ascontiguousarray(np.stack([out * co, tap * ci * co], axis=1), np.int32),
+        position=np.arange(hi * wi * ci, dtype=np.int32) // ci,
+        uses=np.bincount(position * taps[2] + tap, minlength=taps[0] * taps[2]).reshape(taps[0], taps[2]),
+        covers=np.bincount(out * taps[2] + tap, minlength=taps[1] * taps[2]).reshape(taps[1], taps[2]),
+    )
+    for array in vars(geometry).values():
+        array.flags.writeable = False
+    return geometry
 
 
 def pointer(array: np.ndarray | None, kind):
