@@ -971,7 +971,7 @@ def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list) -> sim_
         return None
     layer = sim_native.Layer(
         n=unit.n,
-        exact32=unit.neurons.dtype == np.float32,
+        exact32=bool(unit.neurons.dtype == np.float32),
         keep_u=fx.DECAY_UNITY - (neuron.du + 1),
         keep_v=fx.DECAY_UNITY - neuron.dv,
         threshold=neuron.vth << fx.ACT_SHIFT,
@@ -996,7 +996,7 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
     low, high = sim_native.EXP_RANGE
     if isinstance(op, _DenseOp) and op.delays == (0,):
         weight = np.ascontiguousarray(op.by_delay[0], np.int32)  # (n_in, n)
-        padded = np.concatenate([weight.reshape(-1), np.zeros(sim_native.LANES, np.int32)])  # see sim_native.c
+        padded = np.concatenate([weight.reshape(-1), np.zeros(2 * sim_native.LANES, np.int32)])  # see sim_native.c
         arrays = {"weight": padded, "ones": weight.sum(axis=0, dtype=np.int64).astype(np.int32)}
         arrays["fan_out"] = op.fan_out.astype(np.int32)
         layer.kind, layer.row = sim_native.KINDS["dense"], weight.shape[1]
@@ -1007,16 +1007,19 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
         kernel, (ci, co) = weight.shape[:2], weight.shape[2:]
         where = sim_native.conv_geometry(conv.in_shape, conv.shape, kernel, conv.stride, conv.padding, conv.dilation)
         per_tap = weight.reshape(-1, ci, co)
+        reach = np.abs(per_tap).sum(axis=(0, 1), dtype=np.int64)
+        narrow = int(reach.max(initial=0)) < sim_native.NARROW_LIMIT
+        held = np.int16 if narrow else np.int32
         arrays = {
-            "weight": np.concatenate([weight.reshape(-1), np.zeros(sim_native.LANES, np.int32)]),  # see sim_native.c
-            "ones": (where.covers @ per_tap.sum(axis=1, dtype=np.int64)).reshape(-1).astype(np.int32),
+            "weight": np.concatenate([weight.reshape(-1), np.zeros(2 * sim_native.LANES, np.int32)]).astype(held),
+            "ones": (where.covers @ per_tap.sum(axis=1, dtype=np.int64)).reshape(-1).astype(held),
             "tap_start": where.tap_start,
             "taps": where.taps,
             "position": where.position,
             "fan_out": (where.uses @ np.count_nonzero(per_tap, axis=2)).reshape(-1).astype(np.int32),
         }
         layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
-        reach = np.abs(per_tap).sum(axis=(0, 1), dtype=np.int64)
+        layer.narrow = narrow
     else:
         return None
     if (

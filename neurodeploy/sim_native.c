@@ -26,6 +26,7 @@ typedef struct {
     int64_t n_in;           /* presynaptic neurons */
     int64_t row;            /* the layer's channels (dense: n) */
     int64_t channels_in;    /* conv: presynaptic channels */
+    int64_t narrow;         /* conv: weights, sums and `ones` in int16 (every sum provably fits) */
     int64_t exp;            /* weight exponent, -31 .. 25: the sum is shifted by it */
     int64_t wrap24;         /* the shifted sum may leave 24 bits and wraps there (a convolution) */
     int64_t exact32;        /* u and v provably never wrap or saturate, and decay exactly in float32 */
@@ -33,8 +34,8 @@ typedef struct {
     int64_t threshold;      /* vth << 6 */
     int64_t bias_stride;    /* 0: one bias for all samples; n: one a sample */
     const int32_t *bias;      /* effective bias, or NULL */
-    const int32_t *weight;    /* dense: (n_in, n); conv: (kH * kW, channels_in, row); 16 values of room */
-    const int32_t *ones;      /* n: the sum with every input spiking */
+    const void *weight;       /* dense: (n_in, n); conv: (kH * kW, channels_in, row); 32 values of room */
+    const void *ones;         /* n: the sum with every input spiking */
     const int32_t *tap_start; /* conv: an input position's first tap (positions + 1) */
     const int32_t *taps;      /* conv: (output offset, weight offset) a tap */
     const int32_t *position;  /* conv: an input neuron's position */
@@ -52,6 +53,10 @@ typedef float f32x16 __attribute__((vector_size(64)));
 typedef uint8_t u8x16 __attribute__((vector_size(16)));
 typedef int32_t i32x16_mem __attribute__((vector_size(64), aligned(4)));
 typedef uint8_t u8x16_mem __attribute__((vector_size(16), aligned(1)));
+typedef int16_t i16x32 __attribute__((vector_size(64)));
+typedef int16_t i16x16 __attribute__((vector_size(32)));
+typedef int16_t i16x32_mem __attribute__((vector_size(64), aligned(2)));
+typedef int16_t i16x16_mem __attribute__((vector_size(32), aligned(2)));
 #define LOAD(p) (*(const i32x16_mem *)(p))
 #define STORE(p, x) (*(i32x16_mem *)(p) = (x))
 
@@ -91,6 +96,13 @@ static inline uint16_t bitmask(i32x16 x) {
 #endif
 }
 
+/* The same for 32 lanes of int16. */
+static inline i16x32 tail16_of(int64_t row) {
+    i16x32 lane;
+    for (int k = 0; k < 32; k++) lane[k] = (int16_t)k;
+    return lane < (int16_t)(row - (row - 1) / 32 * 32);
+}
+
 typedef struct {
     i32x16 wraps, saturations, spiked;
 } Tally;
@@ -100,7 +112,7 @@ typedef struct {
     int32_t exp, wrap24, threshold;
     uint32_t keep_u, keep_v;
     float cu, cv;
-    const int32_t *ones;
+    const void *ones;
 } Rule;
 
 /* A layer's state in one sample: u, v and the synaptic input being summed (16 values of room
@@ -114,20 +126,29 @@ enum { NO_INPUT, SUM, SILENT_SUM };
 
 /* One step of 16 neurons from index i: fixed_point.update_current and update_voltage, the
    threshold and the reset. `input` says what acc holds: nothing (then u is and stays 0: only
-   input moves it), the summed weights, or the silent inputs' summed weights; acc is cleared.
+   input moves it), the summed weights, or the silent inputs' summed weights (int16 where
+   `narrow`); acc is cleared.
    The spikes go to `bits` (16 from bit i) and to `s` as bytes where not NULL. `valid` marks the
    lanes that are neurons. */
 static inline __attribute__((always_inline)) void lanes(const Rule r, int64_t i, int32_t *restrict u,
                                                         int32_t *restrict v, int32_t *restrict acc,
-                                                        const int input, const int exact32,
+                                                        const int input, const int exact32, const int narrow,
                                                         const int32_t *restrict bias, uint8_t *restrict s,
                                                         uint8_t *restrict bits, int32_t *restrict own,
                                                         Tally *restrict tally, i32x16 valid) {
     i32x16 tu = {0};
     if (input != NO_INPUT) {
-        u32x16 sum = (u32x16)LOAD(acc + i);
-        if (input == SILENT_SUM) sum = (u32x16)LOAD(r.ones + i) - sum;
-        STORE(acc + i, (i32x16){0});
+        u32x16 sum;
+        if (narrow) {
+            i16x16 held = *(const i16x16_mem *)((const int16_t *)acc + i);
+            if (input == SILENT_SUM) held = *(const i16x16_mem *)((const int16_t *)r.ones + i) - held;
+            *(i16x16_mem *)((int16_t *)acc + i) = (i16x16){0};
+            sum = (u32x16)__builtin_convertvector(held, i32x16);
+        } else {
+            sum = (u32x16)LOAD(acc + i);
+            if (input == SILENT_SUM) sum = (u32x16)LOAD((const int32_t *)r.ones + i) - sum;
+            STORE(acc + i, (i32x16){0});
+        }
         u32x16 a = r.exp >= 0 ? sum << r.exp : (u32x16)((i32x16)sum >> -r.exp);
         if (r.wrap24) a = ((a + (uint32_t)MAX_UV) & (uint32_t)(2 * MAX_UV - 1)) - (uint32_t)MAX_UV;
         const i32x16 kept = exact32 ? decay32(LOAD(u + i), r.cu) : decay(LOAD(u + i), r.keep_u);
@@ -165,8 +186,8 @@ static inline int64_t total(i32x16 x) {
 
 /* One step of a layer's neurons (see `lanes`); the last n % 16 go through zero-padded copies. */
 static inline __attribute__((always_inline)) void step(Layer *L, State *st, const int input,
-                                                       const int exact32, const int32_t *bias, uint8_t *s,
-                                                       int32_t *own) {
+                                                       const int exact32, const int narrow, const int32_t *bias,
+                                                       uint8_t *s, int32_t *own) {
     const int64_t n = L->n, body = n - n % LANES;
     Rule r = {(int32_t)L->exp,
               (int32_t)L->wrap24,
@@ -181,24 +202,26 @@ static inline __attribute__((always_inline)) void step(Layer *L, State *st, cons
     i32x16 index;
     for (int k = 0; k < LANES; k++) index[k] = k;
     for (int64_t i = 0; i < body; i += LANES)
-        lanes(r, i, u, v, acc, input, exact32, bias, s, st->bits, own, &tally, all_lanes());
+        lanes(r, i, u, v, acc, input, exact32, narrow, bias, s, st->bits, own, &tally, all_lanes());
     if (body < n) { /* zeros neither wrap, saturate nor spike */
         const int64_t rest = n - body;
         const size_t bytes = sizeof(int32_t) * (size_t)rest;
         int32_t tu[LANES] = {0}, tv[LANES] = {0}, ta[LANES] = {0}, tb[LANES] = {0}, to[LANES] = {0};
         int32_t ones[LANES] = {0};
         uint8_t ts[LANES];
+        const int64_t width = narrow ? 2 : 4; /* bytes of a value of acc and ones */
+        int32_t *acc_rest = (int32_t *)((uint8_t *)acc + width * body);
         memcpy(tu, u + body, bytes), memcpy(tv, v + body, bytes);
-        if (input != NO_INPUT) memcpy(ta, acc + body, bytes);
-        if (input == SILENT_SUM) memcpy(ones, r.ones + body, bytes);
+        if (input != NO_INPUT) memcpy(ta, acc_rest, (size_t)(width * rest));
+        if (input == SILENT_SUM) memcpy(ones, (const uint8_t *)r.ones + width * body, (size_t)(width * rest));
         if (bias) memcpy(tb, bias + body, bytes);
         if (own) memcpy(to, own + body, bytes);
         r.ones = ones;
-        lanes(r, 0, tu, tv, ta, input, exact32, bias ? tb : NULL, ts, st->bits + body / 8, own ? to : NULL, &tally,
+        lanes(r, 0, tu, tv, ta, input, exact32, narrow, bias ? tb : NULL, ts, st->bits + body / 8, own ? to : NULL, &tally,
               index < (int32_t)rest);
         memcpy(u + body, tu, bytes), memcpy(v + body, tv, bytes);
         if (s) memcpy(s + body, ts, (size_t)rest);
-        if (input != NO_INPUT) memcpy(acc + body, ta, bytes);
+        if (input != NO_INPUT) memcpy(acc_rest, ta, (size_t)(width * rest));
         if (own) memcpy(own + body, to, bytes);
     }
     L->wraps += total(tally.wraps);
@@ -207,11 +230,14 @@ static inline __attribute__((always_inline)) void step(Layer *L, State *st, cons
 }
 
 static void neurons(Layer *L, State *st, int input, const int32_t *bias, uint8_t *s, int32_t *own) {
-#define STEP(INPUT) (L->exact32 ? step(L, st, INPUT, 1, bias, s, own) : step(L, st, INPUT, 0, bias, s, own))
+#define KIND(INPUT, EXACT)                                                                    \
+    (L->narrow ? step(L, st, INPUT, EXACT, 1, bias, s, own) : step(L, st, INPUT, EXACT, 0, bias, s, own))
+#define STEP(INPUT) (L->exact32 ? KIND(INPUT, 1) : KIND(INPUT, 0))
     if (input == NO_INPUT) STEP(NO_INPUT);
     else if (input == SUM) STEP(SUM);
     else STEP(SILENT_SUM);
 #undef STEP
+#undef KIND
 }
 
 static inline int64_t ones_in(const uint8_t *bits, int64_t n) {
@@ -248,18 +274,22 @@ static int64_t undelivered(const Layer *L, const uint8_t *bits) {
     return fan;
 }
 
-/* Sum the rows `w + idx[q] * row` for q < m into d, `chunks` 16-lane chunks of each; the last
-   chunk's lanes past the row masked out by `tail`. */
-static inline __attribute__((always_inline)) void add_rows(int32_t *d, const int32_t *w, const int32_t *idx,
-                                                           int64_t m, int64_t row, const int64_t chunks,
-                                                           i32x16 tail) {
-    i32x16 sum[4] = {{0}, {0}, {0}, {0}};
-    for (int64_t q = 0; q < m; q++) {
-        const int32_t *line = w + (int64_t)idx[q] * row;
-        for (int64_t c = 0; c < chunks; c++) sum[c] += LOAD(line + c * LANES);
+/* Sum the rows `w + idx[q] * row` for q < m into d, `chunks` chunks of each (16 int32 or 32 int16
+   lanes); the last chunk's lanes past the row masked out by `tail`. */
+#define ADD_ROWS(NAME, T, V, V_MEM)                                                                          \
+    static inline __attribute__((always_inline)) void NAME(T *d, const T *w, const int32_t *idx, int64_t m, \
+                                                           int64_t row, const int64_t chunks, V tail) {      \
+        const int64_t lanes = (int64_t)(sizeof(V) / sizeof(T));                                              \
+        V sum[4] = {{0}, {0}, {0}, {0}};                                                                     \
+        for (int64_t q = 0; q < m; q++) {                                                                    \
+            const T *line = w + (int64_t)idx[q] * row;                                                       \
+            for (int64_t c = 0; c < chunks; c++) sum[c] += *(const V_MEM *)(line + c * lanes);               \
+        }                                                                                                    \
+        for (int64_t c = 0; c < chunks; c++)                                                                 \
+            *(V_MEM *)(d + c * lanes) += c == chunks - 1 ? sum[c] & tail : sum[c];                           \
     }
-    for (int64_t c = 0; c < chunks; c++) STORE(d + c * LANES, LOAD(d + c * LANES) + (c == chunks - 1 ? sum[c] & tail : sum[c]));
-}
+ADD_ROWS(add_rows, int32_t, i32x16, i32x16_mem)
+ADD_ROWS(add_rows16, int16_t, i16x32, i16x32_mem)
 
 /* A dense layer's input from its input's bits (see `events`). */
 static int dense_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx) {
@@ -267,37 +297,48 @@ static int dense_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32
     const int what = events(L, bits, all_fan_out, idx, &m), row = (int)L->row;
     for (int64_t o = 0; o < row; o += 4 * LANES) {
         const int64_t chunks = (row - o + LANES - 1) / LANES < 4 ? (row - o + LANES - 1) / LANES : 4;
-        add_rows(acc + o, L->weight + o, idx, m, row, chunks, o + chunks * LANES >= row ? tail_of(row) : all_lanes());
+        add_rows(acc + o, (const int32_t *)L->weight + o, idx, m, row, chunks,
+                 o + chunks * LANES >= row ? tail_of(row) : all_lanes());
     }
     return what;
 }
 
 /* A convolution's input from its input's bits (see `events`): the events of one input position
-   share its taps, and each tap adds their weight rows summed in registers. */
+   share its taps, and each tap adds their weight rows summed in registers, in int32 or, where
+   `narrow`, int16. */
+#define CONV_INPUT(NAME, T, V, ADD, TAIL)                                                                     \
+    static void NAME(const Layer *L, const int32_t *idx, int64_t m, T *acc) {                                 \
+        const int64_t lanes = (int64_t)(sizeof(V) / sizeof(T)), row = L->row, ci = L->channels_in;            \
+        const int64_t chunks = (row + lanes - 1) / lanes;                                                     \
+        const V tail = TAIL;                                                                                  \
+        for (int64_t e = 0; e < m;) {                                                                         \
+            const int64_t p = L->position[idx[e]], first = e;                                                 \
+            while (e < m && L->position[idx[e]] == p) e++;                                                    \
+            for (int64_t j = L->tap_start[p]; j < L->tap_start[p + 1]; j++) {                                 \
+                T *d = acc + L->taps[2 * j];                                                                  \
+                const T *w = (const T *)L->weight + L->taps[2 * j + 1] - p * ci * row;                        \
+                switch (chunks) { /* the common row lengths with their chunk counts known */                  \
+                case 1: ADD(d, w, idx + first, e - first, row, 1, tail); break;                               \
+                case 2: ADD(d, w, idx + first, e - first, row, 2, tail); break;                               \
+                case 3: ADD(d, w, idx + first, e - first, row, 3, tail); break;                               \
+                case 4: ADD(d, w, idx + first, e - first, row, 4, tail); break;                               \
+                default:                                                                                      \
+                    for (int64_t o = 0; o < row; o += 4 * lanes) {                                            \
+                        const int64_t here = (row - o + lanes - 1) / lanes < 4 ? (row - o + lanes - 1) / lanes : 4; \
+                        ADD(d + o, w + o, idx + first, e - first, row, here, o + here * lanes >= row ? tail : tail == tail); \
+                    }                                                                                         \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+CONV_INPUT(conv_sums, int32_t, i32x16, add_rows, tail_of(row))
+CONV_INPUT(conv_sums16, int16_t, i16x32, add_rows16, tail16_of(row))
+
 static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx) {
     int64_t m;
     const int what = events(L, bits, all_fan_out, idx, &m);
-    const int64_t row = L->row, chunks = (row + LANES - 1) / LANES, ci = L->channels_in;
-    const i32x16 tail = tail_of(row);
-    for (int64_t e = 0; e < m;) {
-        const int64_t p = L->position[idx[e]], first = e;
-        while (e < m && L->position[idx[e]] == p) e++;
-        for (int64_t j = L->tap_start[p]; j < L->tap_start[p + 1]; j++) {
-            int32_t *d = acc + L->taps[2 * j];
-            const int32_t *w = L->weight + L->taps[2 * j + 1] - p * ci * row;
-            switch (chunks) { /* the common row lengths with their chunk counts known */
-            case 1: add_rows(d, w, idx + first, e - first, row, 1, tail); break;
-            case 2: add_rows(d, w, idx + first, e - first, row, 2, tail); break;
-            case 3: add_rows(d, w, idx + first, e - first, row, 3, tail); break;
-            case 4: add_rows(d, w, idx + first, e - first, row, 4, tail); break;
-            default:
-                for (int64_t o = 0; o < row; o += 4 * LANES) {
-                    const int64_t here = (row - o + LANES - 1) / LANES < 4 ? (row - o + LANES - 1) / LANES : 4;
-                    add_rows(d + o, w + o, idx + first, e - first, row, here, o + here * LANES >= row ? tail : all_lanes());
-                }
-            }
-        }
-    }
+    if (L->narrow) conv_sums16(L, idx, m, (int16_t *)acc);
+    else conv_sums(L, idx, m, acc);
     return what;
 }
 

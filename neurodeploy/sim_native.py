@@ -34,12 +34,15 @@ BUILD_TIMEOUT_S = 300
 SUM_LIMIT = 2**31  # the kernel sums weights in int32
 LANES = 16  # int32 values the kernel steps at a time
 KINDS = {"input": 0, "dense": 1, "conv": 2}
+NARROW_LIMIT = 2**15  # a convolution whose sums stay below this in magnitude is summed in int16
+POINTED = ("bias", "weight", "ones", "tap_start", "taps", "position", "fan_out")  # a Layer's array fields
 SIZES = (
     "kind",
     "n",
     "n_in",
     "row",
     "channels_in",
+    "narrow",
     "exp",
     "wrap24",
     "exact32",
@@ -59,7 +62,7 @@ class Layer(ctypes.Structure):
 
     _fields_ = (
         [(name, _I64) for name in SIZES]
-        + [(name, _P32) for name in ("bias", "weight", "ones", "tap_start", "taps", "position", "fan_out")]
+        + [(name, _P32) for name in POINTED]
         + [("resets", _P8), ("spikes", _P8)]
         + [(name, _I64) for name in COUNTED]
     )
@@ -67,7 +70,7 @@ class Layer(ctypes.Structure):
     def point(self, arrays: dict[str, np.ndarray]) -> None:
         """Point fields at C-contiguous arrays of their types; the caller keeps the arrays alive."""
         for name, array in arrays.items():
-            setattr(self, name, array.ctypes.data_as(_P32) if array.dtype == np.int32 else array.ctypes.data)
+            setattr(self, name, ctypes.cast(array.ctypes.data, _P32) if name in POINTED else array.ctypes.data)
 
 
 @functools.cache
