@@ -1009,17 +1009,19 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
         per_tap = weight.reshape(-1, ci, co)
         reach = np.abs(per_tap).sum(axis=(0, 1), dtype=np.int64)
         narrow = int(reach.max(initial=0)) < sim_native.NARROW_LIMIT
-        held = np.int16 if narrow else np.int32
+        stride = -(-co // sim_native.NARROW_LANES) * sim_native.NARROW_LANES if narrow else co  # see sim_native.c
+        rows = np.zeros((per_tap.shape[0], ci, stride), np.int16 if narrow else np.int32)
+        rows[..., :co] = per_tap
         arrays = {
-            "weight": np.concatenate([weight.reshape(-1), np.zeros(2 * sim_native.LANES, np.int32)]).astype(held),
-            "ones": (where.covers @ per_tap.sum(axis=1, dtype=np.int64)).reshape(-1).astype(held),
+            "weight": np.concatenate([rows.reshape(-1), np.zeros(2 * sim_native.LANES, rows.dtype)]),
+            "ones": (where.covers @ per_tap.sum(axis=1, dtype=np.int64)).reshape(-1).astype(rows.dtype),
             "tap_start": where.tap_start,
-            "taps": where.taps,
+            "taps": where.taps // co * stride,  # in rows of the padded stride
             "position": where.position,
             "fan_out": (where.uses @ np.count_nonzero(per_tap, axis=2)).reshape(-1).astype(np.int32),
         }
         layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
-        layer.narrow = narrow
+        layer.narrow, layer.stride = narrow, stride
     else:
         return None
     if (

@@ -27,6 +27,8 @@ typedef struct {
     int64_t row;            /* the layer's channels (dense: n) */
     int64_t channels_in;    /* conv: presynaptic channels */
     int64_t narrow;         /* conv: weights, sums and `ones` in int16 (every sum provably fits) */
+    int64_t stride;         /* conv: weights a presynaptic neuron and tap, the row padded (where narrow, to
+                               whole 32-lane chunks, as the sums are held before they are compacted) */
     int64_t exp;            /* weight exponent, -31 .. 25: the sum is shifted by it */
     int64_t wrap24;         /* the shifted sum may leave 24 bits and wraps there (a convolution) */
     int64_t exact32;        /* u and v provably never wrap or saturate, and decay exactly in float32 */
@@ -37,7 +39,7 @@ typedef struct {
     const void *weight;       /* dense: (n_in, n); conv: (kH * kW, channels_in, row); 32 values of room */
     const void *ones;         /* n: the sum with every input spiking */
     const int32_t *tap_start; /* conv: an input position's first tap (positions + 1) */
-    const int32_t *taps;      /* conv: (output offset, weight offset) a tap */
+    const int32_t *taps;      /* conv: (output offset, weight offset) a tap, in rows of `stride` */
     const int32_t *position;  /* conv: an input neuron's position */
     const int32_t *fan_out;   /* n_in: nonzero synapses a presynaptic spike is delivered over */
     const uint8_t *resets;    /* steps: u and v zeroed before the step */
@@ -247,23 +249,41 @@ static inline int64_t ones_in(const uint8_t *bits, int64_t n) {
     return count;
 }
 
+/* Append to idx, from position m, base plus the index of each set bit of mask; returns the new end
+   (idx has room for 16 past it). */
+static inline int64_t append(int32_t *idx, int64_t m, uint16_t mask, int64_t base) {
+#if defined(__AVX512F__)
+    const __m512i index = _mm512_add_epi32(_mm512_set1_epi32((int)base),
+                                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    _mm512_storeu_si512(idx + m, _mm512_maskz_compress_epi32(mask, index));
+    return m + __builtin_popcount(mask);
+#else
+    for (unsigned word = mask; word; word &= word - 1) idx[m++] = (int32_t)(base + __builtin_ctz(word));
+    return m;
+#endif
+}
+
 /* The indices of the n_in inputs whose bit is set, or where most are set, of those whose bit is
    clear (returns which: SUM or SILENT_SUM), into idx; m takes their number. Counts the synaptic
    events (`all_fan_out`: those of every input spiking). */
 static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *idx, int64_t *m) {
     const int64_t n_in = L->n_in;
     const int flip = 2 * ones_in(bits, n_in) > n_in;
-    *m = 0;
-    for (int64_t i = 0; i < n_in; i += 64) {
-        uint64_t word = 0;
-        memcpy(&word, bits + i / 8, 8);
-        if (flip) word = ~word;
-        if (n_in - i < 64) word &= (UINT64_C(1) << (n_in - i)) - 1;
-        for (; word; word &= word - 1) idx[(*m)++] = (int32_t)(i + __builtin_ctzll(word));
+    i32x16 lane, fan = {0};
+    for (int k = 0; k < LANES; k++) lane[k] = k;
+    int64_t i = 0, count = 0, rest = 0;
+    for (; i + LANES <= n_in; i += LANES) {
+        uint16_t mask;
+        memcpy(&mask, bits + i / 8, 2);
+        if (flip) mask = (uint16_t)~mask;
+        fan += LOAD(L->fan_out + i) & -((((i32x16){0} + mask) >> lane) & 1);
+        count = append(idx, count, mask, i);
     }
-    int64_t fan = 0;
-    for (int64_t q = 0; q < *m; q++) fan += L->fan_out[idx[q]];
-    L->events += flip ? all_fan_out - fan : fan;
+    for (; i < n_in; i++)
+        if (((bits[i / 8] >> (i % 8)) & 1) != flip) idx[count++] = (int32_t)i, rest += L->fan_out[i];
+    *m = count;
+    rest += total(fan);
+    L->events += flip ? all_fan_out - rest : rest;
     return flip ? SILENT_SUM : SUM;
 }
 
@@ -309,36 +329,49 @@ static int dense_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32
 #define CONV_INPUT(NAME, T, V, ADD, TAIL)                                                                     \
     static void NAME(const Layer *L, const int32_t *idx, int64_t m, T *acc) {                                 \
         const int64_t lanes = (int64_t)(sizeof(V) / sizeof(T)), row = L->row, ci = L->channels_in;            \
-        const int64_t chunks = (row + lanes - 1) / lanes;                                                     \
+        const int64_t chunks = (row + lanes - 1) / lanes, stride = L->stride;                                 \
         const V tail = TAIL;                                                                                  \
         for (int64_t e = 0; e < m;) {                                                                         \
             const int64_t p = L->position[idx[e]], first = e;                                                 \
             while (e < m && L->position[idx[e]] == p) e++;                                                    \
             for (int64_t j = L->tap_start[p]; j < L->tap_start[p + 1]; j++) {                                 \
                 T *d = acc + L->taps[2 * j];                                                                  \
-                const T *w = (const T *)L->weight + L->taps[2 * j + 1] - p * ci * row;                        \
+                const T *w = (const T *)L->weight + L->taps[2 * j + 1] - p * ci * stride;                     \
                 switch (chunks) { /* the common row lengths with their chunk counts known */                  \
-                case 1: ADD(d, w, idx + first, e - first, row, 1, tail); break;                               \
-                case 2: ADD(d, w, idx + first, e - first, row, 2, tail); break;                               \
-                case 3: ADD(d, w, idx + first, e - first, row, 3, tail); break;                               \
-                case 4: ADD(d, w, idx + first, e - first, row, 4, tail); break;                               \
+                case 1: ADD(d, w, idx + first, e - first, stride, 1, tail); break;                            \
+                case 2: ADD(d, w, idx + first, e - first, stride, 2, tail); break;                            \
+                case 3: ADD(d, w, idx + first, e - first, stride, 3, tail); break;                            \
+                case 4: ADD(d, w, idx + first, e - first, stride, 4, tail); break;                            \
                 default:                                                                                      \
                     for (int64_t o = 0; o < row; o += 4 * lanes) {                                            \
                         const int64_t here = (row - o + lanes - 1) / lanes < 4 ? (row - o + lanes - 1) / lanes : 4; \
-                        ADD(d + o, w + o, idx + first, e - first, row, here, o + here * lanes >= row ? tail : tail == tail); \
+                        ADD(d + o, w + o, idx + first, e - first, stride, here, o + here * lanes >= row ? tail : tail == tail); \
                     }                                                                                         \
                 }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
     }
 CONV_INPUT(conv_sums, int32_t, i32x16, add_rows, tail_of(row))
-CONV_INPUT(conv_sums16, int16_t, i16x32, add_rows16, tail16_of(row))
+CONV_INPUT(conv_sums16, int16_t, i16x32, add_rows16, tail16_of(row) == tail16_of(row)) /* rows padded with zeros */
 
-static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx) {
+/* A convolution's input (see `events` and conv_sums). Narrow sums are formed in `pad`, one aligned
+   padded row an output position (so that no two positions share a vector), then packed into acc
+   and cleared. */
+static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx, int16_t *pad) {
     int64_t m;
     const int what = events(L, bits, all_fan_out, idx, &m);
-    if (L->narrow) conv_sums16(L, idx, m, (int16_t *)acc);
-    else conv_sums(L, idx, m, acc);
+    if (!L->narrow) {
+        conv_sums(L, idx, m, acc);
+        return what;
+    }
+    conv_sums16(L, idx, m, pad);
+    const int64_t row = L->row, stride = L->stride, positions = L->n / row;
+    int16_t *dense = (int16_t *)acc;
+    for (int64_t o = 0; o < positions; o++) /* ascending: each row's last chunk spills into the next's place */
+        for (int64_t c = 0; c < stride; c += 32) {
+            *(i16x32_mem *)(dense + o * row + c) = *(const i16x32 *)(pad + o * stride + c);
+            *(i16x32 *)(pad + o * stride + c) = (i16x32){0};
+        }
     return what;
 }
 
@@ -364,10 +397,15 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
     }
     stride = widest / 8 + room; /* bytes of one step's bits, any layer */
     const int64_t bit_bytes = 2 * steps * stride;
-    int32_t *memory = malloc(sizeof(int32_t) * (size_t)words), *idx = malloc(sizeof(int32_t) * (size_t)widest);
+    int64_t pad_size = 32;
+    for (int64_t k = 0; k < nl; k++)
+        if (layers[k].narrow) pad_size = layers[k].n / layers[k].row * layers[k].stride > pad_size ? layers[k].n / layers[k].row * layers[k].stride : pad_size;
+    int32_t *memory = malloc(sizeof(int32_t) * (size_t)words), *idx = malloc(sizeof(int32_t) * (size_t)(widest + LANES));
+    int16_t *pad = aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32));
     int64_t *all_fan_out = malloc(sizeof(int64_t) * (size_t)nl);
     uint8_t *bit_memory = malloc((size_t)bit_bytes); /* a layer's input's bits and its own, each step */
-    const int ok = memory && idx && bit_memory && all_fan_out;
+    const int ok = memory && idx && bit_memory && all_fan_out && pad;
+    if (ok) memset(pad, 0, sizeof(int16_t) * (size_t)(pad_size + 32));
     for (int64_t k = 0; ok && k < nl; k++) {
         all_fan_out[k] = 0;
         for (int64_t i = 0; i < layers[k].n_in; i++) all_fan_out[k] += layers[k].fan_out[i];
@@ -390,7 +428,7 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
                 }
                 int what = NO_INPUT;
                 if (fed && t >= 1 && L->kind == DENSE) what = dense_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx);
-                if (fed && t >= 1 && L->kind == CONV) what = conv_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx);
+                if (fed && t >= 1 && L->kind == CONV) what = conv_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx, pad);
                 st.bits = own + t * stride;
                 memset(st.bits, 0, (size_t)stride);
                 neurons(L, &st, what, L->bias ? L->bias + b * L->bias_stride : NULL,
@@ -404,6 +442,6 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
             pre = own, own = swap;
         }
     }
-    free(memory), free(idx), free(all_fan_out), free(bit_memory);
+    free(memory), free(idx), free(all_fan_out), free(bit_memory), free(pad);
     return ok ? 0 : -1;
 }

@@ -35,6 +35,7 @@ SUM_LIMIT = 2**31  # the kernel sums weights in int32
 LANES = 16  # int32 values the kernel steps at a time
 KINDS = {"input": 0, "dense": 1, "conv": 2}
 NARROW_LIMIT = 2**15  # a convolution whose sums stay below this in magnitude is summed in int16
+NARROW_LANES = 32  # int16 values the kernel sums at a time
 POINTED = ("bias", "weight", "ones", "tap_start", "taps", "position", "fan_out")  # a Layer's array fields
 SIZES = (
     "kind",
@@ -43,6 +44,7 @@ SIZES = (
     "row",
     "channels_in",
     "narrow",
+    "stride",
     "exp",
     "wrap24",
     "exact32",
