@@ -45,13 +45,18 @@ def shift(x: Ints, exp: int) -> Ints:
     return x << exp if exp >= 0 else x >> -exp
 
 
-def effective_bias(bias_mant: np.ndarray, bias_exp: int) -> np.ndarray:
-    """The bias added to v each step: the mantissa shifted by its exponent, in int32 (as int64)."""
-    mant = np.asarray(bias_mant, dtype=np.int64)
-    shifted = shift(mant, bias_exp) if bias_exp else mant.copy()
-    if shifted.size and (shifted.max() >= 2**31 or shifted.min() < -(2**31)):  # else the wrap changes nothing
-        return wrap_bits(shifted, 32)
-    return shifted
+def effective_bias(bias_mant: np.ndarray, bias_exp: int, dtype: type = np.int64) -> np.ndarray:
+    """The bias added to v each step: the mantissa shifted by its exponent, in int32 (held as ``dtype``).
+
+    Where the shifted bounds fit 32 bits (shifts are monotonic), nothing wraps, and a left shift
+    (or none) is done in ``dtype`` itself.
+    """
+    mant = np.asarray(bias_mant)
+    low, high = (int(mant.min()), int(mant.max())) if mant.size else (0, 0)
+    if bias_exp >= 0 and -(2**31) <= shift(low, bias_exp) and shift(high, bias_exp) < 2**31:
+        held = mant.astype(dtype)  # |mant| <= |mant << bias_exp|: it fits too
+        return shift(held, bias_exp) if bias_exp else held
+    return wrap_bits(shift(mant.astype(np.int64), bias_exp), 32).astype(dtype)
 
 
 def update_current(u: Ints, a_in: Ints, du: int) -> tuple[Ints, Ints]:

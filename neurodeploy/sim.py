@@ -529,8 +529,11 @@ class _Neurons:
         if self.exact_float:
             self.dtype = np.float32 if self._fits_float32() else np.float64
             self.threshold = min(self.threshold, fx.MAX_UV)  # |v| < 2**23: a higher threshold acts as this one
-        if self.exact_float and self.bias is not None:
-            self.bias = self.bias.astype(self.dtype)
+
+    @functools.cached_property
+    def float_bias(self) -> np.ndarray | None:
+        """The bias in the float path's type (exact: its values are integers below the type's limit)."""
+        return None if self.bias is None else self.bias.astype(self.dtype)
 
     def _fits_float32(self) -> bool:
         """Whether float32 computes this layer exactly: every value an integer below 2**24.
@@ -605,7 +608,7 @@ class _Neurons:
         if not u_zero:
             v += u
         if self.bias is not None:
-            v += self.bias
+            v += self.float_bias
         v_bound = state.v_bound * self.cv + u_bound + self.bias_bound
         if self.v_may_wrap32:
             _wrap32(v)
@@ -819,17 +822,16 @@ class _Run:
                 op = _synapse(layer, graded_max if k == 0 else 1, in_shape)
             layer_bias = bias if (isinstance(layer, Input) and bias is not None) else layer.bias
             given = None if layer_bias is None else bias_rows(np.asarray(layer_bias, np.int64), layer.shape, batch)
-            given = given if given is not None and given.any() else None
             if is_graded(layer.neuron):
-                b = np.zeros((1, 1), np.int64) if given is None else _held(given, layer.shape)
+                b = np.zeros((1, 1), np.int64) if given is None or not given.any() else _held(given, layer.shape)
                 neurons = sim_graded.GradedNeurons(layer.neuron, sim_graded.effective_bias(b, layer.neuron))
             else:
                 input_bound = graded_max if op is None else op.bound
                 if isinstance(layer, RecurrentDense):
                     input_bound += _DenseOp(_recurrent_part(layer), 1, tuple(layer.shape)).bound
                 effective = np.zeros((1, 1), np.int32)  # no bias
-                if given is not None:  # exact in int32: the effective bias is a 32-bit value
-                    effective = _held(fx.effective_bias(given, layer.neuron.bias_exp).astype(np.int32), layer.shape)
+                if given is not None:
+                    effective = _held(fx.effective_bias(given, layer.neuron.bias_exp, np.int32), layer.shape)
                 neurons = _Neurons(layer.neuron, effective, input_bound)
             self.units.append(_Unit(k, i, layer, op, neurons))
             self.in_shapes.append(in_shape)
@@ -978,7 +980,7 @@ def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list) -> sim_
     )
     arrays = {"resets": np.array([resets(t) for t in range(steps)], np.uint8)}
     if unit.neurons.bias is not None:
-        arrays["bias"] = np.ascontiguousarray(unit.neurons.bias, np.int32)
+        arrays["bias"] = np.ascontiguousarray(unit.neurons.bias, np.int32)  # no copy: int32 already
         layer.bias_stride = unit.n if arrays["bias"].shape[0] > 1 else 0
     if op is not None:
         synapses = _native_synapses(op, in_shape, layer)
@@ -1058,6 +1060,7 @@ def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
     """The same neurons with the per-sample bias of some rows."""
     part = copy.copy(neurons)
     part.bias = None if neurons.bias is None else neurons.bias[rows]
+    part.__dict__.pop("float_bias", None)  # computed again for these rows
     return part
 
 
