@@ -1,0 +1,176 @@
+"""The simulator's compiled kernel against its numpy path: every spike, counter and output equal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodeploy import fixed_point as fx
+from neurodeploy import sim, sim_native
+from neurodeploy.conformance import generate_cases
+from neurodeploy.counters import COUNTERS
+from neurodeploy.netlist import Conv, CubaNeuron, Dense, Flatten, Input, Netlist
+
+CASES = 300
+
+pytestmark = pytest.mark.skipif(sim_native.library() is None, reason="no C compiler to build the kernel with")
+
+
+@pytest.fixture
+def kernel_runs(monkeypatch):
+    """The runs the kernel took, as (netlist, steps) pairs."""
+    taken = []
+    run = sim_native.run
+
+    def counted(lib, layers, batch, steps, *args, **kwargs):
+        taken.append((len(layers), steps))
+        return run(lib, layers, batch, steps, *args, **kwargs)
+
+    monkeypatch.setattr(sim_native, "run", counted)
+    return taken
+
+
+def differences(a: sim.Recording, b: sim.Recording) -> list[str]:
+    out = [
+        f"s{i}" for i in a.s.keys() | b.s.keys() if i not in a.s or i not in b.s or not np.array_equal(a.s[i], b.s[i])
+    ]
+    out += [f"{c}: {getattr(a, c)} vs {getattr(b, c)}" for c in COUNTERS if getattr(a, c) != getattr(b, c)]
+    out += [name for name in ("output_counts", "output_v") if not np.array_equal(getattr(a, name), getattr(b, name))]
+    return out
+
+
+def both(monkeypatch, net, steps, **kwargs) -> tuple[sim.Recording, sim.Recording]:
+    """The kernel's recording and the numpy path's, of the same run."""
+    native = sim.simulate(net, steps, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(sim_native, "library", lambda: None)
+        reference = sim.simulate(net, steps, **kwargs)
+    return native, reference
+
+
+def test_kernel_equals_numpy_on_random_netlists(monkeypatch, kernel_runs):
+    """The conformance generator's CUBA netlists (every other one under Loihi 2's run conventions):
+    the kernel takes those without delays or grouped convolutions, fed binary spikes."""
+    seen = {"wraps": 0, "saturations": 0, "spiking": 0, "kinds": set()}
+    for k, case in enumerate(generate_cases(CASES, seed=21)):
+        before = len(kernel_runs)
+        native, reference = both(
+            monkeypatch,
+            case.net,
+            case.steps,
+            spikes=case.spikes,
+            bias=case.bias,
+            reset_interval=case.reset_interval,
+            conventions=fx.CONVENTIONS[k % 2],
+        )
+        assert not differences(native, reference), (k, differences(native, reference))
+        if len(kernel_runs) > before:
+            seen["wraps"] += sum(native.u_wraps.values())
+            seen["saturations"] += sum(native.v_saturations.values())
+            seen["spiking"] += native.spike_count[case.net.neuron_layers[-1]] > 0
+            seen["kinds"] |= {layer.kind for layer in case.net.layers}
+    assert len(kernel_runs) > CASES // 3
+    assert seen["kinds"] >= {"dense", "conv", "flatten"}
+    assert seen["wraps"] > 0 and seen["saturations"] > 0  # the rules' 32- and 24-bit edges, taken
+    assert seen["spiking"] > len(kernel_runs) // 3  # the reference spikes
+
+
+def wide_net(rng, big: int) -> Netlist:
+    """Input (per-sample bias), a wide convolution, a convolution with a wide tap, and dense layers
+    whose sizes are no multiple of 16; weights up to ``big``."""
+    neuron = CubaNeuron(vth=40, du=300, dv=200, bias_exp=2)
+    first = Conv(rng.integers(-big, big + 1, (80, 3, 3, 3)), neuron, in_shape=(3, 9, 11), stride=(2, 1), padding=(1, 2))
+    second = Conv(
+        rng.integers(-big, big + 1, (37, 80, 2, 3)), neuron, in_shape=first.shape, dilation=(2, 1), weight_exp=-1
+    )
+    size = int(np.prod(second.shape))
+    return Netlist(
+        [
+            Input((3, 9, 11), CubaNeuron(vth=10, du=4095, dv=900, bias_exp=4), np.zeros((3, 9, 11), int)),
+            first,
+            second,
+            Flatten(),
+            Dense(rng.integers(-255, 256, (130, size)), neuron, weight_exp=-6),
+            Dense(rng.integers(-255, 256, (7, 130)), CubaNeuron(vth=3, du=0, dv=0), weight_exp=-3),
+        ],
+        reset_interval=9,
+    )
+
+
+@pytest.mark.parametrize("big", [20, 255])
+@pytest.mark.parametrize("conventions", fx.CONVENTIONS)
+def test_kernel_equals_numpy_on_wide_layers(monkeypatch, kernel_runs, big, conventions):
+    """Rows of several chunks, inputs that mostly spike (the silent ones are taken from the sum of
+    all), tails of n % 16, and per-sample bias; with weights up to 255 the second convolution's sums
+    may pass int16 (summed in int32), with weights up to 20 none does."""
+    rng = np.random.default_rng(big)
+    net = wide_net(rng, big)
+    bias = rng.integers(-30, 200, (5, 3, 9, 11))
+    native, reference = both(monkeypatch, net, 20, bias=bias, conventions=conventions)
+    assert len(kernel_runs) == 1 and not differences(native, reference)
+    rates = [native.s[i].mean() for i in net.neuron_layers]
+    assert rates[0] > 0.5 and all(rate > 0 for rate in rates)  # the input mostly spikes; every layer spikes
+
+
+def test_kernel_takes_binary_input_spikes_and_records_nothing(monkeypatch, kernel_runs):
+    rng = np.random.default_rng(3)
+    net = Netlist(
+        [
+            Conv(rng.integers(-9, 10, (5, 2, 3, 3)), CubaNeuron(vth=5, du=100, dv=100), in_shape=(2, 6, 6)),
+            Flatten(),
+            Dense(rng.integers(-50, 60, (4, 80)), CubaNeuron(vth=20, du=0, dv=4096)),
+        ],
+        input_shape=(2, 6, 6),
+    )
+    spikes = (rng.random((3, 12, 2, 6, 6)) < 0.7).astype(np.uint8)
+    native, reference = both(monkeypatch, net, 12, spikes=spikes, record=())
+    assert len(kernel_runs) == 1 and not differences(native, reference)
+    assert native.s == {} and native.output_counts.any()
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["u recorded", "integer drive", "delays"],
+)
+def test_kernel_declines_what_it_does_not_compute(monkeypatch, kernel_runs, why):
+    rng = np.random.default_rng(4)
+    neuron = CubaNeuron(vth=5, du=100, dv=100)
+    dense = Dense(rng.integers(-9, 10, (4, 6)), neuron, delay=rng.integers(0, 3, (4, 6)) if why == "delays" else None)
+    net = Netlist([dense], input_shape=(6,))
+    spikes = rng.integers(0, 3 if why == "integer drive" else 2, (2, 8, 6))
+    record = ("s", "u") if why == "u recorded" else ("s",)
+    native, reference = both(monkeypatch, net, 8, spikes=spikes, record=record)
+    assert kernel_runs == [] and not differences(native, reference)
+
+
+def test_no_compiler_falls_back_to_numpy(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sim_native.library.cache_clear()
+    try:
+        assert sim_native.library() is None
+        net = Netlist([Dense(np.full((2, 3), 9), CubaNeuron(vth=4, du=0, dv=0))], input_shape=(3,))
+        rec = sim.simulate(net, 5, spikes=np.ones((1, 5, 3), bool))
+        assert rec.s[0].sum() > 0
+    finally:
+        sim_native.library.cache_clear()
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv(sim_native.ENV_VAR, "0")
+    sim_native.library.cache_clear()
+    try:
+        assert sim_native.library() is None
+    finally:
+        sim_native.library.cache_clear()
+
+
+def test_built_once_into_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sim_native.library.cache_clear()
+    try:
+        assert sim_native.library() is not None
+        built = sorted(p.name for p in (tmp_path / "neurodeploy" / "native").iterdir())
+        assert len(built) == 1 and built[0].startswith("sim_native-") and built[0].endswith(".so")  # no leftovers
+    finally:
+        sim_native.library.cache_clear()
