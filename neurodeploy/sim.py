@@ -865,27 +865,27 @@ class _Run:
         channels-last and recorded as a view in the netlist's order.
         """
         lib = sim_native.library()
-        if lib is None or steps < 1 or not set(self.record) <= {"s"}:
-            return False
-        spikes = self._native_input(steps)
-        if spikes is False:
+        if lib is None or steps < 1 or not set(self.record) <= {"s"} or not self._native_input_ok():
             return False
         held: list[np.ndarray] = []  # what the kernel's pointers point into, alive through the run
-        layers = [
-            _native_layer(unit, in_shape, self._resets(unit.k), steps, held)
-            for unit, in_shape in zip(self.units, self.in_shapes)
-        ]
-        if any(layer is None for layer in layers):
-            return False
+        layers = []
+        for unit, in_shape in zip(self.units, self.in_shapes):
+            layer = _native_layer(unit, in_shape, self._resets(unit.k), steps, held)
+            if layer is None:
+                return False
+            layers.append(layer)
         allocate_records(self.rec, self.net, ())  # the counters; the spikes are recorded below
         for unit, layer in zip(self.units, layers):
             if "s" in self.record:
                 storage = np.empty((self.batch, steps, unit.n), bool)
                 layer.spikes = storage.ctypes.data
                 self.rec.s[unit.index] = _to_netlist(storage, unit.shape)
+        spikes = None
+        if self.spikes is not None:
+            given = self.spikes[:, :steps]
+            spikes = np.ascontiguousarray(_to_internal(given, tuple(given.shape[2:])), np.uint8)
         spike_v = fx.LOIHI2_SPIKE_V if self.conventions == "loihi2" else 0
-        workers = min(_cores(), self.batch)
-        out_counts, out_v, counted = sim_native.run(lib, layers, self.batch, steps, spike_v, workers, spikes)
+        out_counts, out_v, counted = sim_native.run(lib, layers, self.batch, steps, spike_v, _cores(), spikes)
         for unit, values in zip(self.units, counted):
             for counter, value in zip(STEPPED, values):
                 getattr(self.rec, counter)[unit.index] += value
@@ -894,18 +894,15 @@ class _Run:
         rec.output_v[...] = _to_netlist(out_v, last.shape).reshape(rec.output_v.shape)
         return True
 
-    def _native_input(self, steps: int) -> np.ndarray | None | bool:
-        """The input spikes as the kernel takes them (batch, steps, n_in) uint8; None for none, False
-        where it cannot take them (input into an input layer, or values other than 0 and 1)."""
+    def _native_input_ok(self) -> bool:
+        """Whether the kernel takes the run's input spikes: none, or 0 and 1 into a synaptic layer."""
         if self.spikes is None:
-            return None
-        given = self.spikes[:, :steps]
+            return True
+        given = self.spikes
         binary = given.dtype == bool or (
             given.dtype.kind in "iu" and given.min(initial=0) >= 0 and given.max(initial=0) <= 1
         )
-        if self.units[0].op is None or not binary:
-            return False
-        return np.ascontiguousarray(_to_internal(given, tuple(given.shape[2:])), np.uint8)
+        return self.units[0].op is not None and binary
 
     def _bytes_per_sample(self, steps: int) -> int:
         """About the bytes a sample holds at once: spikes, records and (with delays) a layer's input.

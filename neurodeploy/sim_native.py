@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -185,7 +186,7 @@ def run(
     n = int(layers[-1].n)
     out_counts, out_v = np.zeros((batch, n), np.int32), np.zeros((batch, n), np.int32)
     bounds = np.linspace(0, batch, max(1, workers) + 1).astype(int)
-    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    parts = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
     held = [(Layer * len(layers))(*layers) for _ in parts]  # each thread counts in its own copy
 
     def part(k: int) -> int:

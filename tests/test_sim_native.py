@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from neurodeploy import fixed_point as fx
 from neurodeploy import sim, sim_native
 from neurodeploy.conformance import generate_cases
