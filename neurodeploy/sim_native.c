@@ -403,7 +403,8 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
     int32_t *memory = malloc(sizeof(int32_t) * (size_t)words), *idx = malloc(sizeof(int32_t) * (size_t)(widest + LANES));
     int16_t *pad = aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32));
     int64_t *all_fan_out = malloc(sizeof(int64_t) * (size_t)nl);
-    uint8_t *bit_memory = malloc((size_t)bit_bytes); /* a layer's input's bits and its own, each step */
+    uint8_t *bit_memory = calloc((size_t)bit_bytes, 1); /* a layer's input's bits and its own, each step: a
+                                                           step writes a layer's n bits, and only those are read */
     const int ok = memory && idx && bit_memory && all_fan_out && pad;
     if (ok) memset(pad, 0, sizeof(int16_t) * (size_t)(pad_size + 32));
     for (int64_t k = 0; ok && k < nl; k++) {
@@ -412,7 +413,6 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
     }
     for (int64_t b = b0; ok && b < b1; b++) {
         uint8_t *pre = bit_memory, *own = bit_memory + steps * stride;
-        memset(bit_memory, 0, (size_t)bit_bytes);
         if (input)
             for (int64_t t = 0; t < steps; t++) pack(input + (b * steps + t) * layers[0].n_in, layers[0].n_in, pre + t * stride);
         for (int64_t k = 0; k < nl; k++) {
@@ -430,7 +430,6 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
                 if (fed && t >= 1 && L->kind == DENSE) what = dense_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx);
                 if (fed && t >= 1 && L->kind == CONV) what = conv_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx, pad);
                 st.bits = own + t * stride;
-                memset(st.bits, 0, (size_t)stride);
                 neurons(L, &st, what, L->bias ? L->bias + b * L->bias_stride : NULL,
                         L->spikes ? L->spikes + (b * steps + t) * L->n : NULL, k == nl - 1 ? out_counts + b * L->n : NULL);
             }
