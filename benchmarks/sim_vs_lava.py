@@ -28,8 +28,10 @@ simulator gets a smaller share of the cores than Lava's dozen processes. The
 Lava side runs in the Lava interpreter (this script with ``--lava``), which also
 checks that its spikes equal the simulator's.
 
-PilotNet's line also gives the simulator's inferences per second beside the dense
-product bound measured in the same run: the float32 and float64 matrix products of
+PilotNet's line also gives the simulator's inferences per second, which path ran it
+(the compiled kernel of :mod:`neurodeploy.sim_native`, or numpy where no C compiler
+built it) with the numpy path's own figure timed in the same run as the baseline, and
+the dense product bound measured in the same run: the float32 and float64 matrix products of
 the sizes its layers' synapses multiply over the batch and steps (each convolution
 as patches times kernel), timed alone, as inferences per second. Without
 sparsity, a simulator cannot pass the float32 bound.
@@ -53,6 +55,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from neurodeploy import sim_native  # noqa: E402
 from neurodeploy.backends.lava_env import lava_python  # noqa: E402
 from neurodeploy.backends.lava_exchange import LavaCase, read_cases, write_cases  # noqa: E402
 from neurodeploy.netlist import CubaNeuron, Dense, Netlist  # noqa: E402
@@ -163,6 +166,21 @@ def gemm_bound(case: LavaCase) -> str:
     return f"gemm_bound: float32={f32:.0f}/s float64={f64:.0f}/s"
 
 
+def paths(case: LavaCase, sim_s: float) -> str:
+    """Which path ran ``case`` (the compiled kernel where it built), and the numpy path's own
+    inferences per second, timed alike with the kernel turned off, as the baseline."""
+    if sim_native.library() is None:
+        return "path=numpy (no compiled kernel)"
+    os.environ[sim_native.ENV_VAR] = "0"
+    sim_native.library.cache_clear()
+    try:
+        numpy_s, _ = time_sim(case)
+    finally:
+        del os.environ[sim_native.ENV_VAR]
+        sim_native.library.cache_clear()
+    return f"path=compiled numpy_path={case.batch() / numpy_s:.0f}/s speedup={numpy_s / sim_s:.1f}"
+
+
 def cpu_with_children() -> float:
     """CPU seconds of this process and of its finished children (Lava's processes, once stopped)."""
     import resource
@@ -254,7 +272,11 @@ def main() -> int:
             f" | stepping only: lava_s={steps_s:.3f} ratio={steps_s / sim_s:.0f}"
             f"{steady(measured, case, sim_s)}"
             f" | batch={case.batch()} steps={case.steps}{note} spikes_equal={'yes' if measured['equal'] else 'NO'}"
-            + (f" | inferences_per_s={case.batch() / sim_s:.0f} {gemm_bound(case)}" if name == "pilotnet" else "")
+            + (
+                f" | inferences_per_s={case.batch() / sim_s:.0f} {paths(case, sim_s)} {gemm_bound(case)}"
+                if name == "pilotnet"
+                else ""
+            )
             + (one_sample(case, measured["total"] / measured["samples"]) if name == "pilotnet_sdnn" else "")
         )
     return 0

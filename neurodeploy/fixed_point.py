@@ -55,7 +55,7 @@ def effective_bias(bias_mant: np.ndarray, bias_exp: int, dtype: type = np.int64)
     low, high = (int(mant.min()), int(mant.max())) if mant.size else (0, 0)
     if bias_exp >= 0 and low << bias_exp >= -(2**31) and high << bias_exp < 2**31:
         held: np.ndarray = mant.astype(dtype)  # |mant| <= |mant << bias_exp|: it fits too
-        return shift(held, bias_exp) if bias_exp else held
+        return np.left_shift(held, bias_exp, out=held)
     return wrap_bits(shift(mant.astype(np.int64), bias_exp), 32).astype(dtype)
 
 
