@@ -48,15 +48,22 @@ def shift(x: Ints, exp: int) -> Ints:
 def effective_bias(bias_mant: np.ndarray, bias_exp: int, dtype: type = np.int64) -> np.ndarray:
     """The bias added to v each step: the mantissa shifted by its exponent, in int32 (held as ``dtype``).
 
-    Where the shifted bounds fit 32 bits (shifts are monotonic), nothing wraps, and a left shift
-    (or none) is done in ``dtype`` itself.
+    Where nothing can wrap (see :func:`effective_bias_bound`), a left shift (or none) is done in
+    ``dtype`` itself.
     """
     mant = np.asarray(bias_mant)
     low, high = (int(mant.min()), int(mant.max())) if mant.size else (0, 0)
-    if bias_exp >= 0 and low << bias_exp >= -(2**31) and high << bias_exp < 2**31:
+    if bias_exp >= 0 and effective_bias_bound(low, high, bias_exp) is not None:
         held: np.ndarray = mant.astype(dtype)  # |mant| <= |mant << bias_exp|: it fits too
         return np.left_shift(held, bias_exp, out=held)
     return wrap_bits(shift(mant.astype(np.int64), bias_exp), 32).astype(dtype)
+
+
+def effective_bias_bound(low: int, high: int, bias_exp: int) -> int | None:
+    """The largest magnitude of the effective bias of mantissas in [low, high], or None where it
+    may wrap (shifts are monotonic, so the shifted bounds bound every shifted value)."""
+    bottom, top = (low << bias_exp, high << bias_exp) if bias_exp >= 0 else (low >> -bias_exp, high >> -bias_exp)
+    return max(-bottom, top, 0) if bottom >= -(2**31) and top < 2**31 else None
 
 
 def update_current(u: Ints, a_in: Ints, du: int) -> tuple[Ints, Ints]:

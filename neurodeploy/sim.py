@@ -513,15 +513,14 @@ class _Neurons:
     FLOAT_INPUT_LIMIT = 2**44  # synaptic input bound below which the float64 path is exact
     FLOAT32_EXACT = 2**24
 
-    def __init__(self, neuron, bias: np.ndarray, input_bound: int):
-        self.neuron = neuron
+    def __init__(self, neuron, bias: _Bias, input_bound: int):
+        self.neuron, self.source = neuron, bias
         self.cu = (fx.DECAY_UNITY - (neuron.du + 1)) / fx.DECAY_UNITY
         self.cv = (fx.DECAY_UNITY - neuron.dv) / fx.DECAY_UNITY
         self.threshold = neuron.vth << fx.ACT_SHIFT
         self.a_bound = input_bound << fx.ACT_SHIFT
         self.exact_float = input_bound < self.FLOAT_INPUT_LIMIT
-        self.bias_bound = max(int(bias.max(initial=0)), -int(bias.min(initial=0)))
-        self.bias = bias if self.bias_bound else None
+        self.bias_bound = bias.bound
         self.u_may_wrap32 = self.a_bound >= 2**24
         self.alias_input = self.cu == 0.0 and self.a_bound < fx.MAX_UV  # u is the input, which never wraps
         self.v_may_wrap32 = self.u_may_wrap32 or self.bias_bound + 2**24 >= fx.INT32
@@ -529,6 +528,11 @@ class _Neurons:
         if self.exact_float:
             self.dtype = np.float32 if self._fits_float32() else np.float64
             self.threshold = min(self.threshold, fx.MAX_UV)  # |v| < 2**23: a higher threshold acts as this one
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        """The effective bias (rows, n) in the held order, int32; None where all zero."""
+        return self.source.held if self.bias_bound else None
 
     @functools.cached_property
     def float_bias(self) -> np.ndarray | None:
@@ -829,10 +833,7 @@ class _Run:
                 input_bound = graded_max if op is None else op.bound
                 if isinstance(layer, RecurrentDense):
                     input_bound += _DenseOp(_recurrent_part(layer), 1, tuple(layer.shape)).bound
-                effective = np.zeros((1, 1), np.int32)  # no bias
-                if given is not None:
-                    effective = _held(fx.effective_bias(given, layer.neuron.bias_exp, np.int32), layer.shape)
-                neurons = _Neurons(layer.neuron, effective, input_bound)
+                neurons = _Neurons(layer.neuron, _Bias(given, tuple(layer.shape), layer.neuron.bias_exp), input_bound)
             self.units.append(_Unit(k, i, layer, op, neurons))
             self.in_shapes.append(in_shape)
             in_shape = tuple(layer.shape)
@@ -937,7 +938,7 @@ class _Run:
                 for name in unit.traces
             )
             neurons = unit.neurons
-            if neurons.bias is not None and neurons.bias.shape[0] > 1:
+            if neurons.source.per_sample:
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
             if unit.rec_op is not None and steps > 1:
@@ -976,9 +977,12 @@ def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list) -> sim_
         threshold=neuron.vth << fx.ACT_SHIFT,
     )
     arrays = {"resets": np.array([resets(t) for t in range(steps)], np.uint8)}
-    if unit.neurons.bias is not None:
-        arrays["bias"] = np.ascontiguousarray(unit.neurons.bias, np.int32)  # no copy: int32 already
-        layer.bias_stride = unit.n if arrays["bias"].shape[0] > 1 else 0
+    source = unit.neurons.source
+    if unit.neurons.bias_bound and source.per_sample:  # made a sample at a time (fixed_point.effective_bias)
+        arrays["bias_mant"] = np.ascontiguousarray(source.rows, np.int64)
+        layer.bias_exp, layer.bias_channels = source.exp, source.shape[0] if len(source.shape) == 3 else 1
+    elif unit.neurons.bias_bound:
+        arrays["bias"] = source.held
     if op is not None:
         synapses = _native_synapses(op, in_shape, layer)
         if synapses is None or unit.n >= sim_native.SUM_LIMIT:
@@ -1056,9 +1060,45 @@ def _held(rows: np.ndarray, shape) -> np.ndarray:
 def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
     """The same neurons with the per-sample bias of some rows."""
     part = copy.copy(neurons)
-    part.bias = None if neurons.bias is None else neurons.bias[rows]
+    part.source = neurons.source.part(rows)
     part.__dict__.pop("float_bias", None)  # computed again for these rows
     return part
+
+
+@dataclass
+class _Bias:
+    """A CUBA layer's bias mantissas (rows, n) in the netlist's order (None: none), its layer's
+    shape and its exponent; the effective bias is made when first asked for (the compiled kernel
+    makes its own, a sample at a time)."""
+
+    rows: np.ndarray | None
+    shape: tuple[int, ...]
+    exp: int
+
+    @property
+    def per_sample(self) -> bool:
+        return self.rows is not None and self.rows.shape[0] > 1
+
+    @functools.cached_property
+    def bound(self) -> int:
+        """A bound on the effective bias's magnitude (2**31 where it may wrap); 0 only where all zero."""
+        if self.rows is None or not self.rows.size:
+            return 0
+        bound = fx.effective_bias_bound(int(self.rows.min()), int(self.rows.max()), self.exp)
+        return 2**31 if bound is None else bound
+
+    @functools.cached_property
+    def held(self) -> np.ndarray:
+        """The effective bias (rows, n) in the held order, int32."""
+        if self.rows is None:
+            return np.zeros((1, 1), np.int32)
+        return _held(fx.effective_bias(self.rows, self.exp, np.int32), self.shape)
+
+    def part(self, rows: slice) -> _Bias:
+        """The bias of some rows (all of it where it is the same for every sample)."""
+        if not self.per_sample:
+            return self
+        return _Bias(cast(np.ndarray, self.rows)[rows], self.shape, self.exp)
 
 
 def bias_rows(bias: np.ndarray, shape: tuple[int, ...], batch: int) -> np.ndarray:

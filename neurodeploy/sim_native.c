@@ -34,14 +34,17 @@ typedef struct {
     int64_t exact32;        /* u and v provably never wrap or saturate, and decay exactly in float32 */
     int64_t keep_u, keep_v; /* decay factors: 4096 - (du + 1) and 4096 - dv */
     int64_t threshold;      /* vth << 6 */
-    int64_t bias_stride;    /* 0: one bias for all samples; n: one a sample */
-    const int32_t *bias;      /* effective bias, or NULL */
+    int64_t bias_exp;       /* with bias_mant: the bias exponent */
+    int64_t bias_channels;  /* with bias_mant: the channels of a (C, H, W) layer, else 1 */
+    const int32_t *bias;      /* n: the effective bias, the same for every sample, or NULL */
     const void *weight;       /* dense: (n_in, n); conv: (kH * kW, channels_in, row); 32 values of room */
     const void *ones;         /* n: the sum with every input spiking */
     const int32_t *tap_start; /* conv: an input position's first tap (positions + 1) */
     const int32_t *taps;      /* conv: (output offset, weight offset) a tap, in rows of `stride` */
     const int32_t *position;  /* conv: an input neuron's position */
     const int32_t *fan_out;   /* n_in: nonzero synapses a presynaptic spike is delivered over */
+    const int64_t *bias_mant; /* (batch, n) bias mantissas a sample in the netlist's order, or NULL (then `bias`,
+                                 the effective bias of every sample, or none) */
     const uint8_t *resets;    /* steps: u and v zeroed before the step */
     uint8_t *spikes;          /* (batch, steps, n) spikes out, or NULL */
     int64_t events, wraps, saturations, spiked; /* counted over the call */
@@ -375,6 +378,18 @@ static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_
     return what;
 }
 
+/* Sample b's effective bias (fixed_point.effective_bias: the mantissa shifted by its exponent,
+   wrapped to 32 bits) in channels-last order, from its mantissas in the netlist's order. */
+static void sample_bias(const Layer *L, int64_t b, int32_t *out) {
+    const int64_t n = L->n, channels = L->bias_channels, positions = n / channels, exp = L->bias_exp;
+    const int64_t *mant = L->bias_mant + b * n;
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t p = 0; p < positions; p++) {
+            const int64_t m = mant[c * positions + p];
+            out[p * channels + c] = (int32_t)(uint32_t)(exp >= 0 ? (uint64_t)m << exp : (uint64_t)(m >> -exp));
+        }
+}
+
 /* Pack n bytes of 0 and 1 into bits. */
 static void pack(const uint8_t *s, int64_t n, uint8_t *bits) {
     memset(bits, 0, (size_t)(n + 7) / 8);
@@ -389,9 +404,10 @@ static void pack(const uint8_t *s, int64_t n, uint8_t *bits) {
    ran out. */
 int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const uint8_t *input, int32_t *out_counts,
         int32_t *out_v, int32_t spike_v) {
-    int64_t words = 0, widest = layers[0].n_in + 64, room = 64, stride = 0;
+    int64_t words = 0, widest = layers[0].n_in + 64, room = 64, stride = 0, largest = 0;
     for (int64_t k = 0; k < nl; k++) {
         words = 3 * (layers[k].n + LANES) > words ? 3 * (layers[k].n + LANES) : words;
+        largest = layers[k].n > largest ? layers[k].n : largest;
         widest = layers[k].n_in > widest ? layers[k].n_in : widest;
         room = layers[k].channels_in / 8 + 64 > room ? layers[k].channels_in / 8 + 64 : room;
     }
@@ -403,9 +419,10 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
     int32_t *memory = malloc(sizeof(int32_t) * (size_t)words), *idx = malloc(sizeof(int32_t) * (size_t)(widest + LANES));
     int16_t *pad = aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32));
     int64_t *all_fan_out = malloc(sizeof(int64_t) * (size_t)nl);
+    int32_t *sample = malloc(sizeof(int32_t) * (size_t)(largest + LANES)); /* a sample's bias */
     uint8_t *bit_memory = calloc((size_t)bit_bytes, 1); /* a layer's input's bits and its own, each step: a
                                                            step writes a layer's n bits, and only those are read */
-    const int ok = memory && idx && bit_memory && all_fan_out && pad;
+    const int ok = memory && idx && bit_memory && all_fan_out && pad && sample;
     if (ok) memset(pad, 0, sizeof(int16_t) * (size_t)(pad_size + 32));
     for (int64_t k = 0; ok && k < nl; k++) {
         all_fan_out[k] = 0;
@@ -421,6 +438,8 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
             State st = {memory, memory + n, memory + 2 * n, NULL};
             const int fed = L->n_in && (k || input);
             memset(memory, 0, sizeof(int32_t) * (size_t)(3 * n));
+            if (L->bias_mant) sample_bias(L, b, sample);
+            const int32_t *bias = L->bias_mant ? sample : L->bias;
             for (int64_t t = 0; t < steps; t++) {
                 if (L->resets[t]) {
                     memset(st.u, 0, sizeof(int32_t) * (size_t)L->n);
@@ -430,7 +449,7 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
                 if (fed && t >= 1 && L->kind == DENSE) what = dense_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx);
                 if (fed && t >= 1 && L->kind == CONV) what = conv_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx, pad);
                 st.bits = own + t * stride;
-                neurons(L, &st, what, L->bias ? L->bias + b * L->bias_stride : NULL,
+                neurons(L, &st, what, bias,
                         L->spikes ? L->spikes + (b * steps + t) * L->n : NULL, k == nl - 1 ? out_counts + b * L->n : NULL);
             }
             if (fed && steps) L->events += undelivered(L, pre + (steps - 1) * stride);
@@ -441,6 +460,6 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
             pre = own, own = swap;
         }
     }
-    free(memory), free(idx), free(all_fan_out), free(bit_memory), free(pad);
+    free(memory), free(idx), free(all_fan_out), free(bit_memory), free(pad), free(sample);
     return ok ? 0 : -1;
 }

@@ -23,6 +23,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ LANES = 16  # int32 values the kernel steps at a time
 KINDS = {"input": 0, "dense": 1, "conv": 2}
 NARROW_LIMIT = 2**15  # a convolution whose sums stay below this in magnitude is summed in int16
 NARROW_LANES = 32  # int16 values the kernel sums at a time
-POINTED = ("bias", "weight", "ones", "tap_start", "taps", "position", "fan_out")  # a Layer's array fields
+POINTED = ("bias", "weight", "ones", "tap_start", "taps", "position", "fan_out")  # a Layer's int32 array fields
 SIZES = (
     "kind",
     "n",
@@ -52,7 +53,8 @@ SIZES = (
     "keep_u",
     "keep_v",
     "threshold",
-    "bias_stride",
+    "bias_exp",
+    "bias_channels",
 )  # the integer fields of a Layer, in sim_native.c's order
 EXP_RANGE = (-31, 25)  # weight exponents the kernel shifts by
 COUNTED = ("events", "wraps", "saturations", "spiked")  # a layer's counts, as sim.STEPPED orders them
@@ -60,20 +62,25 @@ COUNTED = ("events", "wraps", "saturations", "spiked")  # a layer's counts, as s
 _I64, _P32, _P8 = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
 
 
-class Layer(ctypes.Structure):
-    """One neuron layer as the kernel takes it (the fields of ``Layer`` in sim_native.c)."""
+FIELDS: list[tuple[str, Any]] = (
+    [(name, _I64) for name in SIZES]
+    + [(name, _P32) for name in POINTED]
+    + [("bias_mant", ctypes.POINTER(ctypes.c_int64)), ("resets", _P8), ("spikes", _P8)]
+    + [(name, _I64) for name in COUNTED]
+)  # the fields of ``Layer`` in sim_native.c, in its order
+FIELD_TYPES = dict(FIELDS)
 
-    _fields_ = (
-        [(name, _I64) for name in SIZES]
-        + [(name, _P32) for name in POINTED]
-        + [("resets", _P8), ("spikes", _P8)]
-        + [(name, _I64) for name in COUNTED]
-    )
+
+class Layer(ctypes.Structure):
+    """One neuron layer as the kernel takes it."""
+
+    _fields_ = FIELDS
 
     def point(self, arrays: dict[str, np.ndarray]) -> None:
         """Point fields at C-contiguous arrays of their types; the caller keeps the arrays alive."""
         for name, array in arrays.items():
-            setattr(self, name, ctypes.cast(array.ctypes.data, _P32) if name in POINTED else array.ctypes.data)
+            kind = FIELD_TYPES[name]
+            setattr(self, name, array.ctypes.data if kind is _P8 else ctypes.cast(array.ctypes.data, kind))
 
 
 @functools.cache

@@ -249,9 +249,9 @@ class TestFloat32Path:
     LIMIT = 21845  # the largest input bound with 3 * 4 * (bound << 6) < 2**24
 
     def test_chosen_exactly_up_to_the_bound(self):
-        from neurodeploy.sim import _Neurons
+        from neurodeploy.sim import _Bias, _Neurons
 
-        n, no_bias = CubaNeuron(vth=10, du=4095, dv=1024), np.zeros((1, 1), np.int64)
+        n, no_bias = CubaNeuron(vth=10, du=4095, dv=1024), _Bias(None, (1,), 0)
         assert _Neurons(n, no_bias, self.LIMIT).dtype == np.float32
         assert _Neurons(n, no_bias, self.LIMIT + 1).dtype == np.float64
         assert _Neurons(CubaNeuron(vth=10, du=4095, dv=0), no_bias, 1).dtype == np.float64  # v never decays
