@@ -252,6 +252,16 @@ static inline int64_t ones_in(const uint8_t *bits, int64_t n) {
     return count;
 }
 
+/* x plus, in the lanes whose bit of mask is set, y (`lane`: each lane's index). */
+static inline i32x16 add_where(i32x16 x, uint16_t mask, i32x16 y, i32x16 lane) {
+#if defined(__AVX512F__)
+    (void)lane;
+    return (i32x16)_mm512_mask_add_epi32((__m512i)x, mask, (__m512i)x, (__m512i)y);
+#else
+    return x + (y & -((((i32x16){0} + mask) >> lane) & 1));
+#endif
+}
+
 /* Append to idx, from position m, base plus the index of each set bit of mask; returns the new end
    (idx has room for 16 past it). */
 static inline int64_t append(int32_t *idx, int64_t m, uint16_t mask, int64_t base) {
@@ -279,7 +289,7 @@ static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *i
         uint16_t mask;
         memcpy(&mask, bits + i / 8, 2);
         if (flip) mask = (uint16_t)~mask;
-        fan += LOAD(L->fan_out + i) & -((((i32x16){0} + mask) >> lane) & 1);
+        fan = add_where(fan, mask, LOAD(L->fan_out + i), lane);
         count = append(idx, count, mask, i);
     }
     for (; i < n_in; i++)
@@ -292,9 +302,17 @@ static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *i
 
 /* The synaptic events of the spikes in `bits`, which reach no step (those of the last step). */
 static int64_t undelivered(const Layer *L, const uint8_t *bits) {
-    int64_t fan = 0;
-    for (int64_t i = 0; i < L->n_in; i++) fan += (bits[i / 8] >> (i % 8)) & 1 ? L->fan_out[i] : 0;
-    return fan;
+    const int64_t n_in = L->n_in;
+    i32x16 lane, fan = {0};
+    for (int k = 0; k < LANES; k++) lane[k] = k;
+    int64_t i = 0, rest = 0;
+    for (; i + LANES <= n_in; i += LANES) {
+        uint16_t mask;
+        memcpy(&mask, bits + i / 8, 2);
+        fan = add_where(fan, mask, LOAD(L->fan_out + i), lane);
+    }
+    for (; i < n_in; i++) rest += (bits[i / 8] >> (i % 8)) & 1 ? L->fan_out[i] : 0;
+    return rest + total(fan);
 }
 
 /* Sum the rows `w + idx[q] * row` for q < m into d, `chunks` chunks of each (16 int32 or 32 int16
