@@ -115,15 +115,20 @@ def _cpu() -> bytes:
 
 
 def _build(compiler: str, path: Path) -> None:
-    """Compile SOURCE to ``path``, written whole or not at all."""
+    """Compile SOURCE to ``path``, written whole or not at all; without ``-march=native`` where the
+    compiler refuses it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".build-", suffix=".so")
     os.close(fd)
     try:
-        subprocess.run(
-            [compiler, *FLAGS, "-o", temp, str(SOURCE)], check=True, capture_output=True, timeout=BUILD_TIMEOUT_S
-        )
-        os.replace(temp, path)
+        for flags in (FLAGS, tuple(flag for flag in FLAGS if flag != "-march=native")):
+            done = subprocess.run(
+                [compiler, *flags, "-o", temp, str(SOURCE)], capture_output=True, timeout=BUILD_TIMEOUT_S
+            )
+            if done.returncode == 0:
+                os.replace(temp, path)
+                return
+        raise subprocess.CalledProcessError(done.returncode, compiler, done.stdout, done.stderr)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)

@@ -173,3 +173,22 @@ def test_built_once_into_the_cache(monkeypatch, tmp_path):
         assert len(built) == 1 and built[0].startswith("sim_native-") and built[0].endswith(".so")  # no leftovers
     finally:
         sim_native.library.cache_clear()
+
+
+def test_portable_build_equals_numpy(monkeypatch, tmp_path, kernel_runs):
+    """Built for a CPU without AVX-512 (x86-64-v2: SSE4.2), the kernel's portable branches run."""
+    if sim_native.platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("an x86-64 target")
+    flags = tuple(flag for flag in sim_native.FLAGS if flag != "-march=native") + ("-march=x86-64-v2",)
+    monkeypatch.setattr(sim_native, "FLAGS", flags)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sim_native.library.cache_clear()
+    try:
+        assert sim_native.library() is not None
+        rng = np.random.default_rng(12)
+        net = wide_net(rng, 255)
+        native, reference = both(monkeypatch, net, 14, bias=rng.integers(-30, 200, (3, 3, 9, 11)))
+        assert len(kernel_runs) == 1 and not differences(native, reference)
+        assert native.spike_count[net.neuron_layers[-1]] > 0
+    finally:
+        sim_native.library.cache_clear()
