@@ -1024,7 +1024,9 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
             "fan_out": (where.uses @ np.count_nonzero(per_tap, axis=2)).reshape(-1).astype(np.int32),
         }
         layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
-        layer.narrow, layer.stride = narrow, stride
+        layer.narrow, layer.stride, layer.kernel_taps = narrow, stride, per_tap.shape[0]
+        if narrow and ci <= sim_native.FEW_CHANNELS:
+            arrays.update(sim_native.few_channel_sums(per_tap, stride, where.gather))
     else:
         return None
     if (

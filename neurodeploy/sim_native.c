@@ -27,6 +27,7 @@ typedef struct {
     int64_t row;            /* the layer's channels (dense: n) */
     int64_t channels_in;    /* conv: presynaptic channels */
     int64_t narrow;         /* conv: weights, sums and `ones` in int16 (every sum provably fits) */
+    int64_t kernel_taps;    /* conv: kH * kW */
     int64_t stride;         /* conv: weights a presynaptic neuron and tap, the row padded (where narrow, to
                                whole 32-lane chunks, as the sums are held before they are compacted) */
     int64_t exp;            /* weight exponent, -31 .. 25: the sum is shifted by it */
@@ -43,6 +44,11 @@ typedef struct {
     const int32_t *taps;      /* conv: (output offset, weight offset) a tap, in rows of `stride` */
     const int32_t *position;  /* conv: an input neuron's position */
     const int32_t *fan_out;   /* n_in: nonzero synapses a presynaptic spike is delivered over */
+    const int16_t *subsets;   /* narrow conv of at most 4 input channels, or NULL: (kernel_taps + 1, 16, stride) the sum of
+                                 the weights of each subset of the channels (bit c: channel c) at each tap, then
+                                 zeros */
+    const int32_t *reads;     /* with subsets: (output positions, taps) (first bit of the input position, offset
+                                 of the tap's sums; of the zeros where the tap falls in the padding) */
     const int64_t *bias_mant; /* (batch, n) bias mantissas a sample in the netlist's order, or NULL (then `bias`,
                                  the effective bias of every sample, or none) */
     const uint8_t *resets;    /* steps: u and v zeroed before the step */
@@ -300,8 +306,8 @@ static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *i
     return flip ? SILENT_SUM : SUM;
 }
 
-/* The synaptic events of the spikes in `bits`, which reach no step (those of the last step). */
-static int64_t undelivered(const Layer *L, const uint8_t *bits) {
+/* The synaptic events of the spikes in `bits`. */
+static int64_t spike_events(const Layer *L, const uint8_t *bits) {
     const int64_t n_in = L->n_in;
     i32x16 lane, fan = {0};
     for (int k = 0; k < LANES; k++) lane[k] = k;
@@ -378,7 +384,35 @@ CONV_INPUT(conv_sums16, int16_t, i16x32, add_rows16, tail16_of(row) == tail16_of
 /* A convolution's input (see `events` and conv_sums). Narrow sums are formed in `pad`, one aligned
    padded row an output position (so that no two positions share a vector), then packed into acc
    and cleared. */
+/* Four input channels' bits from bit `at`. */
+static inline unsigned nibble(const uint8_t *bits, uint32_t at) {
+    uint16_t pair;
+    memcpy(&pair, bits + at / 8, 2);
+    return (pair >> (at % 8)) & 15u;
+}
+
+/* A convolution of at most 4 input channels (see `subsets`): for each output position and tap,
+   the input position's bits index the sums of their weights, the same work whatever spiked. */
+static void few_channels(const Layer *L, const uint8_t *bits, int16_t *acc) {
+    const int64_t row = L->row, stride = L->stride, taps = L->kernel_taps, positions = L->n / row;
+    const unsigned mask = (1u << L->channels_in) - 1;
+    for (int64_t o = 0; o < positions; o++) {
+        const int32_t *read = L->reads + 2 * taps * o;
+        for (int64_t c = 0; c < stride; c += 32) { /* ascending: a row's last chunk spills into the next's place */
+            i16x32 sum = {0};
+            for (int64_t t = 0; t < taps; t++)
+                sum += *(const i16x32_mem *)(L->subsets + read[2 * t + 1] + (nibble(bits, (uint32_t)read[2 * t]) & mask) * stride + c);
+            *(i16x32_mem *)(acc + o * row + c) = sum;
+        }
+    }
+}
+
 static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx, int16_t *pad) {
+    if (L->subsets) {
+        few_channels(L, bits, (int16_t *)acc);
+        L->events += spike_events(L, bits);
+        return SUM;
+    }
     int64_t m;
     const int what = events(L, bits, all_fan_out, idx, &m);
     if (!L->narrow) {
@@ -470,7 +504,7 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
                 neurons(L, &st, what, bias,
                         L->spikes ? L->spikes + (b * steps + t) * L->n : NULL, k == nl - 1 ? out_counts + b * L->n : NULL);
             }
-            if (fed && steps) L->events += undelivered(L, pre + (steps - 1) * stride);
+            if (fed && steps) L->events += spike_events(L, pre + (steps - 1) * stride); /* the last step's, delivered to no step */
             if (k == nl - 1)
                 for (int64_t i = 0; i < L->n; i++)
                     out_v[b * L->n + i] = steps && (st.bits[i / 8] >> (i % 8)) & 1 ? spike_v : st.v[i];

@@ -38,6 +38,7 @@ LANES = 16  # int32 values the kernel steps at a time
 KINDS = {"input": 0, "dense": 1, "conv": 2}
 NARROW_LIMIT = 2**15  # a convolution whose sums stay below this in magnitude is summed in int16
 NARROW_LANES = 32  # int16 values the kernel sums at a time
+FEW_CHANNELS = 4  # a narrow convolution of at most this many input channels sums from tables of subsets
 POINTED = ("bias", "weight", "ones", "tap_start", "taps", "position", "fan_out")  # a Layer's int32 array fields
 SIZES = (
     "kind",
@@ -46,6 +47,7 @@ SIZES = (
     "row",
     "channels_in",
     "narrow",
+    "kernel_taps",
     "stride",
     "exp",
     "wrap24",
@@ -65,6 +67,7 @@ _I64, _P32, _P8 = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.c_void_
 FIELDS: list[tuple[str, Any]] = (
     [(name, _I64) for name in SIZES]
     + [(name, _P32) for name in POINTED]
+    + [("subsets", ctypes.POINTER(ctypes.c_int16)), ("reads", _P32)]
     + [("bias_mant", ctypes.POINTER(ctypes.c_int64)), ("resets", _P8), ("spikes", _P8)]
     + [(name, _I64) for name in COUNTED]
 )  # the fields of ``Layer`` in sim_native.c, in its order
@@ -140,7 +143,9 @@ class ConvGeometry:
 
     ``tap_start`` (input positions + 1) and ``taps`` (output offset, weight offset) list the taps
     each input position reaches; ``position`` is each input neuron's position; ``uses`` (input
-    positions, kH * kW) and ``covers`` (output positions, kH * kW) count the taps that join them.
+    positions, kH * kW) and ``covers`` (output positions, kH * kW) count the taps that join them;
+    ``gather`` (output positions, kH * kW) is the input position each tap of an output reads, -1
+    in the padding.
     The arrays are shared between calls: read-only.
     """
 
@@ -149,6 +154,7 @@ class ConvGeometry:
     position: np.ndarray
     uses: np.ndarray
     covers: np.ndarray
+    gather: np.ndarray
 
 
 @functools.lru_cache(maxsize=64)
@@ -170,10 +176,25 @@ def conv_geometry(
         position=np.arange(hi * wi * ci, dtype=np.int32) // ci,
         uses=np.bincount(position * taps[2] + tap, minlength=taps[0] * taps[2]).reshape(taps[0], taps[2]),
         covers=np.bincount(out * taps[2] + tap, minlength=taps[1] * taps[2]).reshape(taps[1], taps[2]),
+        gather=np.full((taps[1], taps[2]), -1, np.int32),
     )
+    geometry.gather[out, tap] = position
     for array in vars(geometry).values():
         array.flags.writeable = False
     return geometry
+
+
+def few_channel_sums(per_tap: np.ndarray, stride: int, gather: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``subsets`` and ``reads`` of a convolution of at most 4 input channels (see
+    sim_native.c) from its weights (taps, C_in, C_out), padded row length and gather."""
+    taps, ci, co = per_tap.shape
+    chosen = (np.arange(16)[:, None] >> np.arange(ci)) & 1  # (16, C_in): the channels of each subset
+    subsets = np.zeros((taps + 1, 16, stride), np.int16)
+    subsets[:taps, :, :co] = np.einsum("sc,tco->tso", chosen, per_tap)
+    inside = gather >= 0
+    first_bit = np.where(inside, gather * ci, 0)
+    offset = np.where(inside, np.arange(taps) * 16 * stride, taps * 16 * stride)
+    return {"subsets": subsets, "reads": np.ascontiguousarray(np.stack([first_bit, offset], axis=-1), np.int32)}
 
 
 def pointer(array: np.ndarray | None, kind):
