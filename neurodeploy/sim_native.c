@@ -452,10 +452,10 @@ static void pack(const uint8_t *s, int64_t n, uint8_t *bits) {
    before the next (so that its state stays in cache), its spikes kept as bits for each step.
    `input` (batch, steps, n_in of layer 0) holds binary spikes into layer 0, or is NULL. The last
    layer's spike counts a sample (batch, n) add into `out_counts`; its v after the last step goes
-   to `out_v` (batch, n), `spike_v` where it spiked on that step. Returns 0, or -1 where memory
-   ran out. */
+   to `out_v` (batch, n), `spike_v` where it spiked on that step. Returns 0, -1 where memory ran
+   out, or 1 where `*stop` was set (checked before each layer of each sample). */
 int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const uint8_t *input, int32_t *out_counts,
-        int32_t *out_v, int32_t spike_v) {
+        int32_t *out_v, int32_t spike_v, const volatile int32_t *stop) {
     int64_t words = 0, widest = layers[0].n_in + 64, room = 64, stride = 0, largest = 0;
     for (int64_t k = 0; k < nl; k++) {
         words = 3 * (layers[k].n + LANES) > words ? 3 * (layers[k].n + LANES) : words;
@@ -484,7 +484,7 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
         uint8_t *pre = bit_memory, *own = bit_memory + steps * stride;
         if (input)
             for (int64_t t = 0; t < steps; t++) pack(input + (b * steps + t) * layers[0].n_in, layers[0].n_in, pre + t * stride);
-        for (int64_t k = 0; k < nl; k++) {
+        for (int64_t k = 0; k < nl && !*stop; k++) {
             Layer *L = &layers[k];
             const int64_t n = L->n + LANES;
             State st = {memory, memory + n, memory + 2 * n, NULL};
@@ -513,5 +513,5 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
         }
     }
     free(memory), free(idx), free(all_fan_out), free(bit_memory), free(pad), free(sample);
-    return ok ? 0 : -1;
+    return !ok ? -1 : *stop ? 1 : 0;
 }

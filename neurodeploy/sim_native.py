@@ -102,7 +102,7 @@ def library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(path))
     except (OSError, subprocess.SubprocessError):
         return None
-    lib.run.argtypes = [ctypes.POINTER(Layer), _I64, _I64, _I64, _I64, _P8, _P32, _P32, ctypes.c_int32]
+    lib.run.argtypes = [ctypes.POINTER(Layer), _I64, _I64, _I64, _I64, _P8, _P32, _P32, ctypes.c_int32, _P32]
     lib.run.restype = ctypes.c_int
     return lib
 
@@ -222,16 +222,23 @@ def run(
     parts = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
     held = [(Layer * len(layers))(*layers) for _ in parts]  # each thread counts in its own copy
 
+    stop = np.zeros(1, np.int32)  # set when the caller is interrupted: each thread ends at its next layer
+
     def part(k: int) -> int:
         (lo, hi), array = parts[k], held[k]
         inputs = None if spikes_in is None else spikes_in.ctypes.data
-        return lib.run(
-            array, len(layers), lo, hi, steps, inputs, pointer(out_counts, _P32), pointer(out_v, _P32), spike_v
-        )
+        counts, v, flag = (pointer(a, _P32) for a in (out_counts, out_v, stop))
+        return lib.run(array, len(layers), lo, hi, steps, inputs, counts, v, spike_v, flag)
 
     with ThreadPoolExecutor(len(parts)) as pool:
-        if any(list(pool.map(part, range(len(parts))))):
-            raise MemoryError("the simulator's compiled kernel ran out of memory")
+        futures = [pool.submit(part, k) for k in range(len(parts))]
+        try:
+            done = [future.result() for future in futures]
+        except BaseException:
+            stop[0] = 1
+            raise
+    if any(code < 0 for code in done):
+        raise MemoryError("the simulator's compiled kernel ran out of memory")
     counted = [
         tuple(sum(int(getattr(array[k], name)) for array in held) for name in COUNTED) for k in range(len(layers))
     ]

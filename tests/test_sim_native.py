@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 from neurodeploy import fixed_point as fx
@@ -192,3 +197,30 @@ def test_portable_build_equals_numpy(monkeypatch, tmp_path, kernel_runs):
         assert native.spike_count[net.neuron_layers[-1]] > 0
     finally:
         sim_native.library.cache_clear()
+
+
+def test_an_interrupt_ends_a_long_kernel_run_at_its_next_layer():
+    """Ctrl-C while the kernel's threads run: they stop at their next layer, and the interrupt
+    reaches the caller within a second, not at the end of the run."""
+    script = (
+        "import numpy as np, sys, time\n"
+        "from neurodeploy import sim, sim_native\n"
+        "from neurodeploy.netlist import CubaNeuron, Dense, Netlist\n"
+        "layers = [Dense(np.full((2000, 2000), 3), CubaNeuron(vth=1, du=0, dv=0)) for _ in range(4)]\n"
+        "net = Netlist(layers, input_shape=(2000,))\n"
+        "spikes = np.random.default_rng(0).random((64, 400, 2000)) < 0.5  # minutes of sums\n"
+        "assert sim_native.library() is not None\n"
+        "print('running', flush=True)\n"
+        "try:\n"
+        "    sim.simulate(net, 400, spikes=spikes, record=())\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', time.perf_counter(), flush=True)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "running"
+    time.sleep(1.5)
+    sent = time.perf_counter()
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    word, when = out.split()
+    assert word == "interrupted" and float(when) - sent < 1.0
