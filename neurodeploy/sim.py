@@ -16,6 +16,8 @@ counted for the energy model: a synaptic event is one spike delivered over one
 nonzero synapse; a neuron update is one neuron stepped. Sigma-delta networks
 (graded spikes) run the same way, their neurons and synapses from
 :mod:`neurodeploy.sim_graded`; a graded message over a synapse is one event.
+CUBA networks the compiled kernel takes (:mod:`neurodeploy.sim_native`) run there
+instead, with the same results.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class Recording:
     """What a run produced, per layer index of the netlist (flatten layers absent).
 
     ``s``, ``u`` and ``v`` hold arrays shaped (batch, steps, *layer shape) for the
-    variables asked for; the counters are totals over the batch and all steps.
+    variables asked for (a (C, H, W) layer's spikes from the compiled kernel are a
+    channels-last array seen in this order); the counters are totals over the batch
+    and all steps.
     In a sigma-delta network ``s`` holds the graded messages (int32, 0 where none
     was sent), ``sigma`` and ``act`` the neurons' sigma and activation, and a spike
     is a message sent; u and v are absent.
@@ -938,7 +942,7 @@ class _Run:
                 for name in unit.traces
             )
             neurons = unit.neurons
-            if neurons.source.per_sample:
+            if _per_sample(neurons):
                 neurons = _rows_of(neurons, rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
             if unit.rec_op is not None and steps > 1:
@@ -1059,11 +1063,21 @@ def _held(rows: np.ndarray, shape) -> np.ndarray:
     return _to_internal(rows.reshape((rows.shape[0],) + tuple(shape)), tuple(shape))
 
 
-def _rows_of(neurons: _Neurons, rows: slice) -> _Neurons:
+def _per_sample(neurons: _Neurons | sim_graded.GradedNeurons) -> bool:
+    """Whether the neurons' bias differs between samples."""
+    if isinstance(neurons, _Neurons):
+        return neurons.source.per_sample
+    return neurons.bias is not None and neurons.bias.shape[0] > 1
+
+
+def _rows_of(neurons, rows: slice):
     """The same neurons with the per-sample bias of some rows."""
     part = copy.copy(neurons)
-    part.source = neurons.source.part(rows)
-    part.__dict__.pop("float_bias", None)  # computed again for these rows
+    if isinstance(neurons, _Neurons):
+        part.source = neurons.source.part(rows)
+        part.__dict__.pop("float_bias", None)  # computed again for these rows
+    else:
+        part.bias = neurons.bias[rows]
     return part
 
 
