@@ -463,7 +463,7 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
         widest = layers[k].n_in > widest ? layers[k].n_in : widest;
         room = layers[k].channels_in / 8 + 64 > room ? layers[k].channels_in / 8 + 64 : room;
     }
-    stride = widest / 8 + room; /* bytes of one step's bits, any layer */
+    stride = (widest > largest ? widest : largest) / 8 + room; /* bytes of one step's bits, of any layer or input */
     const int64_t bit_bytes = 2 * steps * stride;
     int64_t pad_size = 32;
     for (int64_t k = 0; k < nl; k++)

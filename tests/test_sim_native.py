@@ -224,3 +224,17 @@ def test_an_interrupt_ends_a_long_kernel_run_at_its_next_layer():
     out, _ = process.communicate(timeout=60)
     word, when = out.split()
     assert word == "interrupted" and float(when) - sent < 1.0
+
+
+def test_a_last_layer_wider_than_every_input(monkeypatch, kernel_runs):
+    """A padded convolution of 1 input channel onto far more neurons than any layer's input."""
+    neuron = CubaNeuron(vth=0, du=0, dv=0)
+    net = Netlist(
+        [
+            Input((1, 4, 4), neuron, np.full((1, 4, 4), 5)),
+            Conv(np.ones((3, 1, 3, 3), int), neuron, in_shape=(1, 4, 4), padding=(60, 60)),
+        ]
+    )
+    native, reference = both(monkeypatch, net, 3)
+    assert len(kernel_runs) == 1 and not differences(native, reference)
+    assert native.s[1].any()
