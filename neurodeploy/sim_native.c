@@ -448,14 +448,15 @@ static void pack(const uint8_t *s, int64_t n, uint8_t *bits) {
     for (int64_t i = 0; i < n; i++) bits[i / 8] |= (uint8_t)(s[i] << (i % 8));
 }
 
-/* Run samples [b0, b1) of a batch for `steps` steps through `nl` layers, each layer over all steps
-   before the next (so that its state stays in cache), its spikes kept as bits for each step.
-   `input` (batch, steps, n_in of layer 0) holds binary spikes into layer 0, or is NULL. The last
+/* Run samples of a batch for `steps` steps through `nl` layers, each layer over all steps before the
+   next (so that its state stays in cache), its spikes kept as bits for each step; the threads that
+   call this together share `*next`, the next sample to take, so that each takes one while any
+   remain. `input` (batch, steps, n_in of layer 0) holds binary spikes into layer 0, or is NULL. The last
    layer's spike counts a sample (batch, n) add into `out_counts`; its v after the last step goes
    to `out_v` (batch, n), `spike_v` where it spiked on that step. Returns 0, -1 where memory ran
    out, or 1 where `*stop` was set (checked before each layer of each sample). */
-int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const uint8_t *input, int32_t *out_counts,
-        int32_t *out_v, int32_t spike_v, const volatile int32_t *stop) {
+int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, const uint8_t *input,
+        int32_t *out_counts, int32_t *out_v, int32_t spike_v, const volatile int32_t *stop) {
     int64_t words = 0, widest = layers[0].n_in + 64, room = 64, stride = 0, largest = 0;
     for (int64_t k = 0; k < nl; k++) {
         words = 3 * (layers[k].n + LANES) > words ? 3 * (layers[k].n + LANES) : words;
@@ -480,7 +481,7 @@ int run(Layer *layers, int64_t nl, int64_t b0, int64_t b1, int64_t steps, const 
         all_fan_out[k] = 0;
         for (int64_t i = 0; i < layers[k].n_in; i++) all_fan_out[k] += layers[k].fan_out[i];
     }
-    for (int64_t b = b0; ok && b < b1; b++) {
+    for (int64_t b; ok && (b = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED)) < batch;) {
         uint8_t *pre = bit_memory, *own = bit_memory + steps * stride;
         if (input)
             for (int64_t t = 0; t < steps; t++) pack(input + (b * steps + t) * layers[0].n_in, layers[0].n_in, pre + t * stride);

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
-import itertools
 import os
 import platform
 import shutil
@@ -61,7 +60,7 @@ SIZES = (
 EXP_RANGE = (-31, 25)  # weight exponents the kernel shifts by
 COUNTED = ("events", "wraps", "saturations", "spiked")  # a layer's counts, as sim.STEPPED orders them
 
-_I64, _P32, _P8 = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
+_I64, _P32, _P64, _P8 = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p
 
 
 FIELDS: list[tuple[str, Any]] = (
@@ -102,7 +101,7 @@ def library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(path))
     except (OSError, subprocess.SubprocessError):
         return None
-    lib.run.argtypes = [ctypes.POINTER(Layer), _I64, _I64, _I64, _I64, _P8, _P32, _P32, ctypes.c_int32, _P32]
+    lib.run.argtypes = [ctypes.POINTER(Layer), _I64, _P64, _I64, _I64, _P8, _P32, _P32, ctypes.c_int32, _P32]
     lib.run.restype = ctypes.c_int
     return lib
 
@@ -218,20 +217,18 @@ def run(
     """
     n = int(layers[-1].n)
     out_counts, out_v = np.zeros((batch, n), np.int32), np.zeros((batch, n), np.int32)
-    bounds = np.linspace(0, batch, max(1, workers) + 1).astype(int)
-    parts = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
-    held = [(Layer * len(layers))(*layers) for _ in parts]  # each thread counts in its own copy
-
+    threads = max(1, min(workers, batch))
+    held = [(Layer * len(layers))(*layers) for _ in range(threads)]  # each thread counts in its own copy
+    next_sample = np.zeros(1, np.int64)  # shared: each thread takes the next sample while any remain
     stop = np.zeros(1, np.int32)  # set when the caller is interrupted: each thread ends at its next layer
 
     def part(k: int) -> int:
-        (lo, hi), array = parts[k], held[k]
         inputs = None if spikes_in is None else spikes_in.ctypes.data
         counts, v, flag = (pointer(a, _P32) for a in (out_counts, out_v, stop))
-        return lib.run(array, len(layers), lo, hi, steps, inputs, counts, v, spike_v, flag)
+        return lib.run(held[k], len(layers), pointer(next_sample, _P64), batch, steps, inputs, counts, v, spike_v, flag)
 
-    with ThreadPoolExecutor(len(parts)) as pool:
-        futures = [pool.submit(part, k) for k in range(len(parts))]
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(part, k) for k in range(threads)]
         try:
             done = [future.result() for future in futures]
         except BaseException:
