@@ -76,7 +76,8 @@ def pilotnet_case(samples: int = PILOTNET_SAMPLES) -> LavaCase:
 
     net = read_netx(PILOTNET / "network.net")
     image = np.load(PILOTNET / "image.npy").transpose(2, 1, 0).astype(np.int64)  # (x, y, f) -> (C, H, W)
-    images = np.stack([np.roll(image, PILOTNET_ROLL * k, axis=2) for k in range(samples)])
+    # one (C, H, W) array a sample, in C order, as a data loader hands a batch over
+    images = np.ascontiguousarray(np.stack([np.roll(image, PILOTNET_ROLL * k, axis=2) for k in range(samples)]))
     return LavaCase(net, PILOTNET_STEPS, bias=images, reset_interval=16)
 
 
