@@ -93,13 +93,13 @@ def library() -> ctypes.CDLL | None:
     compiler = shutil.which(os.environ.get("CC", "cc"))
     if compiler is None:
         return None
-    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(), compiler.encode(), _cpu()]))
-    path = cache_dir() / "native" / f"sim_native-{key.hexdigest()[:16]}.so"
     try:
+        key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(), compiler.encode(), _cpu()]))
+        path = cache_dir() / "native" / f"sim_native-{key.hexdigest()[:16]}.so"
         if not path.is_file():
             _build(compiler, path)
         lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, RuntimeError, subprocess.SubprocessError):  # no source, no home, no build
         return None
     lib.run.argtypes = [ctypes.POINTER(Layer), _I64, _P64, _I64, _I64, _P8, _P32, _P32, ctypes.c_int32, _P32]
     lib.run.restype = ctypes.c_int
