@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 
@@ -94,6 +94,18 @@ static inline i32x16 tail_of(int64_t row) {
     i32x16 lane;
     for (int k = 0; k < LANES; k++) lane[k] = k;
     return lane < (int32_t)(row - (row - 1) / LANES * LANES);
+}
+
+/* 16 spikes into the records, past the caches where the target has streaming stores and the place
+   is aligned: the records are not read again here (run fences the stores before it returns). */
+static inline void record(uint8_t *s, u8x16 spikes) {
+#if defined(__SSE2__)
+    if (((uintptr_t)s & 15) == 0) {
+        _mm_stream_si128((__m128i *)s, (__m128i)spikes);
+        return;
+    }
+#endif
+    *(u8x16_mem *)s = spikes;
 }
 
 /* Bit k set where lane k is. */
@@ -182,7 +194,7 @@ static inline __attribute__((always_inline)) void lanes(const Rule r, int64_t i,
     }
     const i32x16 fired = (tv > r.threshold) & valid;
     STORE(v + i, tv & ~fired);
-    if (s) *(u8x16_mem *)(s + i) = __builtin_convertvector(fired & 1, u8x16);
+    if (s) record(s + i, __builtin_convertvector(fired & 1, u8x16));
     const uint16_t mask = bitmask(fired);
     memcpy(bits + i / 8, &mask, 2);
     if (own) STORE(own + i, LOAD(own + i) - fired);
@@ -514,5 +526,8 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
         }
     }
     free(memory), free(idx), free(all_fan_out), free(bit_memory), free(pad), free(sample);
+#if defined(__SSE2__)
+    _mm_sfence(); /* the streamed records, complete before the caller reads them */
+#endif
     return !ok ? -1 : *stop ? 1 : 0;
 }
