@@ -67,7 +67,7 @@ M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4  # glibc's mallopt paramete
 BLOCK_BYTES = 1 << 19  # a connection's input computed at a time, while the neurons use it from cache
 COUNT_ROWS = 2**16 - 1  # spikes counted at a time in uint16 (see _column_sums)
 COLS_BLOCK_BYTES = 1 << 19  # convolution patches gathered at a time (about a core's L2 cache)
-FEW_CHANNELS = 64  # a (C, H, W) array with at most this many channels is reordered channel by channel
+CHANNEL_COPY_LIMIT = 64  # a (C, H, W) array with at most this many channels is reordered channel by channel
 
 
 @dataclass
@@ -359,7 +359,7 @@ def _to_internal(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     than numpy's general transposing copy when C is small.
     """
     lead = x.ndim - len(shape)
-    if len(shape) == 3 and shape[0] <= FEW_CHANNELS:
+    if len(shape) == 3 and shape[0] <= CHANNEL_COPY_LIMIT:
         held = np.empty(x.shape[:lead] + tuple(shape[1:]) + tuple(shape[:1]), x.dtype)
         for c in range(shape[0]):
             held[..., c] = x[(slice(None),) * lead + (c,)]
@@ -537,6 +537,18 @@ class _Neurons:
     def bias(self) -> np.ndarray | None:
         """The effective bias (rows, n) in the held order, int32; None where all zero."""
         return self.source.held if self.bias_bound else None
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether the bias differs between samples."""
+        return self.source.per_sample
+
+    def for_rows(self, rows: slice) -> _Neurons:
+        """The same neurons with the per-sample bias of some rows."""
+        part = copy.copy(self)
+        part.source = self.source.part(rows)
+        part.__dict__.pop("float_bias", None)  # computed again for these rows
+        return part
 
     @functools.cached_property
     def float_bias(self) -> np.ndarray | None:
@@ -942,8 +954,8 @@ class _Run:
                 for name in unit.traces
             )
             neurons = unit.neurons
-            if _per_sample(neurons):
-                neurons = _rows_of(neurons, rows)
+            if neurons.per_sample:
+                neurons = neurons.for_rows(rows)
             wraps, saturations = neurons.run(a, self._resets(unit.k), s, u, v)
             if unit.rec_op is not None and steps > 1:
                 events += unit.rec_op.events(_column_sums(s[:-1] != 0))
@@ -1061,24 +1073,6 @@ def _column_sums(sent: np.ndarray) -> np.ndarray:
 def _held(rows: np.ndarray, shape) -> np.ndarray:
     """Rows (rows, n) of values a neuron in the netlist's order, in the held order."""
     return _to_internal(rows.reshape((rows.shape[0],) + tuple(shape)), tuple(shape))
-
-
-def _per_sample(neurons: _Neurons | sim_graded.GradedNeurons) -> bool:
-    """Whether the neurons' bias differs between samples."""
-    if isinstance(neurons, _Neurons):
-        return neurons.source.per_sample
-    return neurons.bias is not None and neurons.bias.shape[0] > 1
-
-
-def _rows_of(neurons, rows: slice):
-    """The same neurons with the per-sample bias of some rows."""
-    part = copy.copy(neurons)
-    if isinstance(neurons, _Neurons):
-        part.source = neurons.source.part(rows)
-        part.__dict__.pop("float_bias", None)  # computed again for these rows
-    else:
-        part.bias = neurons.bias[rows]
-    return part
 
 
 @dataclass

@@ -11,6 +11,8 @@ before its exponent is applied, as Lava's ``Dense`` computes it.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from neurodeploy import fixed_point as fx
@@ -87,6 +89,17 @@ class GradedNeurons:
         self.neuron = neuron
         self.bias = bias.astype(np.int32) if np.any(bias) else None
         self.scale, self.vth = thresholds(neuron)
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether the bias differs between samples."""
+        return self.bias is not None and self.bias.shape[0] > 1
+
+    def for_rows(self, rows: slice) -> GradedNeurons:
+        """The same neurons with the per-sample bias of some rows."""
+        part = copy.copy(self)
+        part.bias = None if self.bias is None else self.bias[rows]
+        return part
 
     def run(self, a_in, resets, s: np.ndarray, sigma_out, act_out) -> tuple[int, int]:
         """Step through the input, writing messages into s (steps, rows, n).

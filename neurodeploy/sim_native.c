@@ -1,6 +1,6 @@
 /* The simulator's CUBA rules compiled: a feed-forward network of binary spikes, sample by sample.
 
-   sim_native.py builds this file with the system's C compiler and calls `run` on a range of samples;
+   sim_native.py builds this file with the system's C compiler and calls `run` from a thread a core;
    it holds the contract. The rules are those of fixed_point.py (update_current, update_voltage,
    decay, shift, wrap_bits), written again here in int32 arithmetic modulo 2**32, which is where
    fixed_point.py wraps; every sum is exact. A layer's spikes are held as bits. Synaptic input is
@@ -38,7 +38,7 @@ typedef struct {
     int64_t bias_exp;       /* with bias_mant: the bias exponent */
     int64_t bias_channels;  /* with bias_mant: the channels of a (C, H, W) layer, else 1 */
     const int32_t *bias;      /* n: the effective bias, the same for every sample, or NULL */
-    const void *weight;       /* dense: (n_in, n); conv: (kH * kW, channels_in, row); 32 values of room */
+    const void *weight;       /* dense: (n_in, n); conv: (kH * kW, channels_in, stride); 32 values of room */
     const void *ones;         /* n: the sum with every input spiking */
     const int32_t *tap_start; /* conv: an input position's first tap (positions + 1) */
     const int32_t *taps;      /* conv: (output offset, weight offset) a tap, in rows of `stride` */
@@ -117,13 +117,6 @@ static inline uint16_t bitmask(i32x16 x) {
     for (int k = 0; k < LANES; k++) mask |= (uint16_t)((x[k] != 0) << k);
     return mask;
 #endif
-}
-
-/* The same for 32 lanes of int16. */
-static inline i16x32 tail16_of(int64_t row) {
-    i16x32 lane;
-    for (int k = 0; k < 32; k++) lane[k] = (int16_t)k;
-    return lane < (int16_t)(row - (row - 1) / 32 * 32);
 }
 
 typedef struct {
@@ -294,32 +287,8 @@ static inline int64_t append(int32_t *idx, int64_t m, uint16_t mask, int64_t bas
 #endif
 }
 
-/* The indices of the n_in inputs whose bit is set, or where most are set, of those whose bit is
-   clear (returns which: SUM or SILENT_SUM), into idx; m takes their number. Counts the synaptic
-   events (`all_fan_out`: those of every input spiking). */
-static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *idx, int64_t *m) {
-    const int64_t n_in = L->n_in;
-    const int flip = 2 * ones_in(bits, n_in) > n_in;
-    i32x16 lane, fan = {0};
-    for (int k = 0; k < LANES; k++) lane[k] = k;
-    int64_t i = 0, count = 0, rest = 0;
-    for (; i + LANES <= n_in; i += LANES) {
-        uint16_t mask;
-        memcpy(&mask, bits + i / 8, 2);
-        if (flip) mask = (uint16_t)~mask;
-        fan = add_where(fan, mask, LOAD(L->fan_out + i), lane);
-        count = append(idx, count, mask, i);
-    }
-    for (; i < n_in; i++)
-        if (((bits[i / 8] >> (i % 8)) & 1) != flip) idx[count++] = (int32_t)i, rest += L->fan_out[i];
-    *m = count;
-    rest += total(fan);
-    L->events += flip ? all_fan_out - rest : rest;
-    return flip ? SILENT_SUM : SUM;
-}
-
-/* The synaptic events of the spikes in `bits`. */
-static int64_t spike_events(const Layer *L, const uint8_t *bits) {
+/* The synaptic events of the inputs whose bit differs from `flip`: their nonzero synapses. */
+static int64_t fan_of(const Layer *L, const uint8_t *bits, int flip) {
     const int64_t n_in = L->n_in;
     i32x16 lane, fan = {0};
     for (int k = 0; k < LANES; k++) lane[k] = k;
@@ -327,10 +296,30 @@ static int64_t spike_events(const Layer *L, const uint8_t *bits) {
     for (; i + LANES <= n_in; i += LANES) {
         uint16_t mask;
         memcpy(&mask, bits + i / 8, 2);
-        fan = add_where(fan, mask, LOAD(L->fan_out + i), lane);
+        fan = add_where(fan, flip ? (uint16_t)~mask : mask, LOAD(L->fan_out + i), lane);
     }
-    for (; i < n_in; i++) rest += (bits[i / 8] >> (i % 8)) & 1 ? L->fan_out[i] : 0;
+    for (; i < n_in; i++) rest += (int)((bits[i / 8] >> (i % 8)) & 1) != flip ? L->fan_out[i] : 0;
     return rest + total(fan);
+}
+
+/* The indices of the n_in inputs whose bit is set, or where most are set, of those whose bit is
+   clear (returns which: SUM or SILENT_SUM), into idx; m takes their number. Counts the synaptic
+   events (`all_fan_out`: those of every input spiking). */
+static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *idx, int64_t *m) {
+    const int64_t n_in = L->n_in;
+    const int flip = 2 * ones_in(bits, n_in) > n_in;
+    int64_t i = 0, count = 0;
+    for (; i + LANES <= n_in; i += LANES) {
+        uint16_t mask;
+        memcpy(&mask, bits + i / 8, 2);
+        count = append(idx, count, flip ? (uint16_t)~mask : mask, i);
+    }
+    for (; i < n_in; i++)
+        if ((int)((bits[i / 8] >> (i % 8)) & 1) != flip) idx[count++] = (int32_t)i;
+    *m = count;
+    const int64_t fan = fan_of(L, bits, flip);
+    L->events += flip ? all_fan_out - fan : fan;
+    return flip ? SILENT_SUM : SUM;
 }
 
 /* Sum the rows `w + idx[q] * row` for q < m into d, `chunks` chunks of each (16 int32 or 32 int16
@@ -384,18 +373,15 @@ static int dense_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32
                 default:                                                                                      \
                     for (int64_t o = 0; o < row; o += 4 * lanes) {                                            \
                         const int64_t here = (row - o + lanes - 1) / lanes < 4 ? (row - o + lanes - 1) / lanes : 4; \
-                        ADD(d + o, w + o, idx + first, e - first, stride, here, o + here * lanes >= row ? tail : tail == tail); \
+                        ADD(d + o, w + o, idx + first, e - first, stride, here, o + here * lanes >= row ? tail : (V){0} == 0); \
                     }                                                                                         \
                 }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
     }
 CONV_INPUT(conv_sums, int32_t, i32x16, add_rows, tail_of(row))
-CONV_INPUT(conv_sums16, int16_t, i16x32, add_rows16, tail16_of(row) == tail16_of(row)) /* rows padded with zeros */
+CONV_INPUT(conv_sums16, int16_t, i16x32, add_rows16, (i16x32){0} == 0) /* rows padded with zeros: no lane masked */
 
-/* A convolution's input (see `events` and conv_sums). Narrow sums are formed in `pad`, one aligned
-   padded row an output position (so that no two positions share a vector), then packed into acc
-   and cleared. */
 /* Four input channels' bits from bit `at`. */
 static inline unsigned nibble(const uint8_t *bits, uint32_t at) {
     uint16_t pair;
@@ -419,10 +405,13 @@ static void few_channels(const Layer *L, const uint8_t *bits, int16_t *acc) {
     }
 }
 
+/* A convolution's input (see few_channels, `events` and conv_sums). Narrow sums from events are
+   formed in `pad`, one aligned padded row an output position (so that no two positions share a
+   vector), then packed into acc and cleared. */
 static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx, int16_t *pad) {
     if (L->subsets) {
         few_channels(L, bits, (int16_t *)acc);
-        L->events += spike_events(L, bits);
+        L->events += fan_of(L, bits, 0);
         return SUM;
     }
     int64_t m;
@@ -517,7 +506,7 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
                 neurons(L, &st, what, bias,
                         L->spikes ? L->spikes + (b * steps + t) * L->n : NULL, k == nl - 1 ? out_counts + b * L->n : NULL);
             }
-            if (fed && steps) L->events += spike_events(L, pre + (steps - 1) * stride); /* the last step's, delivered to no step */
+            if (fed && steps) L->events += fan_of(L, pre + (steps - 1) * stride, 0); /* the last step's, delivered to no step */
             if (k == nl - 1)
                 for (int64_t i = 0; i < L->n; i++)
                     out_v[b * L->n + i] = steps && (st.bits[i / 8] >> (i % 8)) & 1 ? spike_v : st.v[i];
