@@ -887,7 +887,7 @@ class _Run:
         held: list[np.ndarray] = []  # what the kernel's pointers point into, alive through the run
         layers = []
         for unit, in_shape in zip(self.units, self.in_shapes):
-            layer = _native_layer(unit, in_shape, self._resets(unit.k), steps, held)
+            layer = _native_layer(unit, in_shape, self._resets(unit.k), steps, held, sim_native.tiles(lib))
             if layer is None:
                 return False
             layers.append(layer)
@@ -979,9 +979,9 @@ class _Run:
         return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
 
 
-def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list) -> sim_native.Layer | None:
-    """``unit`` as the compiled kernel takes it, or None where it cannot; the arrays it points into
-    are appended to ``held``."""
+def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list, tiled: bool) -> sim_native.Layer | None:
+    """``unit`` as the compiled kernel takes it (convolutions in tiles where ``tiled``), or None where it
+    cannot; the arrays it points into are appended to ``held``."""
     op, neuron = unit.op, unit.layer.neuron
     if unit.graded or unit.rec_op is not None:
         return None
@@ -1000,7 +1000,7 @@ def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list) -> sim_
     elif unit.neurons.bias_bound:
         arrays["bias"] = source.held
     if op is not None:
-        synapses = _native_synapses(op, in_shape, layer)
+        synapses = _native_synapses(op, in_shape, layer, tiled)
         if synapses is None or unit.n >= sim_native.SUM_LIMIT:
             return None
         arrays.update(synapses)
@@ -1009,7 +1009,7 @@ def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list) -> sim_
     return layer
 
 
-def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndarray] | None:
+def _native_synapses(op, in_shape, layer: sim_native.Layer, tiled: bool) -> dict[str, np.ndarray] | None:
     """The synapses of ``op`` as the kernel holds them, their sizes set on ``layer``; None where the
     kernel cannot take them (delays, groups, sums past int32, exponents out of its range)."""
     low, high = sim_native.EXP_RANGE
@@ -1021,28 +1021,7 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
         layer.kind, layer.row = sim_native.KINDS["dense"], weight.shape[1]
         reach = np.abs(weight).sum(axis=0, dtype=np.int64)
     elif isinstance(op, _ConvOp) and op.layer.groups == 1:
-        conv = op.layer
-        weight = np.ascontiguousarray(conv.weight.transpose(2, 3, 1, 0), np.int32)  # (kH, kW, C_in, C_out)
-        kernel, (ci, co) = weight.shape[:2], weight.shape[2:]
-        where = sim_native.conv_geometry(conv.in_shape, conv.shape, kernel, conv.stride, conv.padding, conv.dilation)
-        per_tap = weight.reshape(-1, ci, co)
-        reach = np.abs(per_tap).sum(axis=(0, 1), dtype=np.int64)
-        narrow = int(reach.max(initial=0)) < sim_native.NARROW_LIMIT
-        stride = -(-co // sim_native.NARROW_LANES) * sim_native.NARROW_LANES if narrow else co  # see sim_native.c
-        rows = np.zeros((per_tap.shape[0], ci, stride), np.int16 if narrow else np.int32)
-        rows[..., :co] = per_tap
-        arrays = {
-            "weight": np.concatenate([rows.reshape(-1), np.zeros(2 * sim_native.LANES, rows.dtype)]),
-            "ones": (where.covers @ per_tap.sum(axis=1, dtype=np.int64)).reshape(-1).astype(rows.dtype),
-            "tap_start": where.tap_start,
-            "taps": where.taps // co * stride,  # in rows of the padded stride
-            "position": where.position,
-            "fan_out": (where.uses @ np.count_nonzero(per_tap, axis=2)).reshape(-1).astype(np.int32),
-        }
-        layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
-        layer.narrow, layer.stride, layer.kernel_taps = narrow, stride, per_tap.shape[0]
-        if narrow and ci <= sim_native.FEW_CHANNELS:
-            arrays.update(sim_native.few_channel_sums(per_tap, stride, where.gather))
+        arrays, reach = _native_conv(op, layer, tiled)
     else:
         return None
     if (
@@ -1053,6 +1032,43 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer) -> dict[str, np.ndar
         return None
     layer.n_in, layer.exp = math.prod(in_shape), op.exp
     return arrays
+
+
+def _native_conv(op: _ConvOp, layer: sim_native.Layer, tiled: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A one-group convolution's synapses as the kernel holds them, their sizes set on ``layer``, and
+    each output channel's sum of |w| over its inputs: in tiles where ``tiled`` and the weights fit
+    bytes, else as rows of weights an input reaches (see sim_native.c)."""
+    conv = op.layer
+    weight = np.ascontiguousarray(conv.weight.transpose(2, 3, 1, 0), np.int32)  # (kH, kW, C_in, C_out)
+    kernel, (ci, co) = weight.shape[:2], weight.shape[2:]
+    shapes = (conv.in_shape, conv.shape, kernel, conv.stride, conv.padding, conv.dilation)
+    where = sim_native.conv_geometry(*shapes)
+    per_tap = weight.reshape(-1, ci, co)
+    reach = np.abs(per_tap).sum(axis=(0, 1), dtype=np.int64)
+    arrays = {"fan_out": (where.uses @ np.count_nonzero(per_tap, axis=2)).reshape(-1).astype(np.int32)}
+    layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
+    layer.kernel_taps = per_tap.shape[0]
+    low, high = sim_native.TILE_RANGE
+    if tiled and low <= per_tap.min(initial=0) and per_tap.max(initial=0) < high:
+        tiles, sizes = sim_native.image_tiles(per_tap, *shapes)
+        for name, size in sizes.items():
+            setattr(layer, name, size)
+        arrays.update(tiles)
+        return arrays, reach
+    narrow = int(reach.max(initial=0)) < sim_native.NARROW_LIMIT
+    stride = -(-co // sim_native.NARROW_LANES) * sim_native.NARROW_LANES if narrow else co  # see sim_native.c
+    rows = np.zeros((per_tap.shape[0], ci + 1, stride), np.int16 if narrow else np.int32)  # a zero row a tap
+    rows[:, :ci, :co] = per_tap
+    arrays.update(
+        weight=np.concatenate([rows.reshape(-1), np.zeros(2 * sim_native.LANES, rows.dtype)]),
+        ones=(where.covers @ per_tap.sum(axis=1, dtype=np.int64)).reshape(-1).astype(rows.dtype),
+        tap_start=where.tap_start,
+        taps=(where.taps // [co, ci * co] * [stride, (ci + 1) * stride]).astype(np.int32),  # in the padded rows
+    )
+    layer.narrow, layer.stride = narrow, stride
+    if narrow and ci <= sim_native.FEW_CHANNELS:
+        arrays.update(sim_native.few_channel_sums(per_tap, stride, where.gather))
+    return arrays, reach
 
 
 def _column_sums(sent: np.ndarray) -> np.ndarray:

@@ -6,17 +6,28 @@
    fixed_point.py wraps; every sum is exact. A layer's spikes are held as bits. Synaptic input is
    event-driven: each presynaptic spike adds its weight rows; where most presynaptic neurons
    spiked, the silent ones' rows are taken from the sum of all of them instead. */
+#define _GNU_SOURCE /* syscall */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
+#if defined(__AMX_INT8__) && defined(__AVX512BW__) && defined(__linux__)
+#define TILES 1 /* AMX: a convolution's sums as products of tiles of bytes */
+#include <sys/syscall.h>
+#include <unistd.h>
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+#else
+#define TILES 0
+#endif
 
 #define ACT_SHIFT 6
 #define MAX_UV (1 << 23)
 #define V_LIMIT (MAX_UV - 1)
 #define LANES 16
+#define TILE_GROUP 256 /* output positions whose inputs are laid out before their tiles are multiplied */
 
 enum { INPUT_LAYER, DENSE, CONV };
 
@@ -37,18 +48,28 @@ typedef struct {
     int64_t threshold;      /* vth << 6 */
     int64_t bias_exp;       /* with bias_mant: the bias exponent */
     int64_t bias_channels;  /* with bias_mant: the channels of a (C, H, W) layer, else 1 */
+    int64_t k_tiles, n_tiles; /* with tiles: 64-byte columns of inputs, 16-lane columns of outputs */
+    int64_t runs, run_length; /* with tiles: an output's inputs, as runs of bytes of the image (run r to column
+                                 r * run_length) */
+    int64_t image_bytes;    /* with tiles: the input as bytes (H + 2 pad, W + 2 pad, C), its border zero */
+    int64_t image_start, image_row, in_rows, row_bits; /* with tiles: where the input's first row starts in the
+                                                          image, the image's row, the input's rows and bits a row */
     const int32_t *bias;      /* n: the effective bias, the same for every sample, or NULL */
     const void *weight;       /* dense: (n_in, n); conv: (kH * kW, channels_in, stride); 32 values of room */
     const void *ones;         /* n: the sum with every input spiking */
     const int32_t *tap_start; /* conv: an input position's first tap (positions + 1) */
     const int32_t *taps;      /* conv: (output offset, weight offset) a tap, in rows of `stride` */
-    const int32_t *position;  /* conv: an input neuron's position */
     const int32_t *fan_out;   /* n_in: nonzero synapses a presynaptic spike is delivered over */
     const int16_t *subsets;   /* narrow conv of at most 4 input channels, or NULL: (kernel_taps + 1, 16, stride) the sum of
                                  the weights of each subset of the channels (bit c: channel c) at each tap, then
                                  zeros */
     const int32_t *reads;     /* with subsets: (output positions, taps) (first bit of the input position, offset
                                  of the tap's sums; of the zeros where the tap falls in the padding) */
+    const int8_t *tiles;      /* conv of weights within int8 where the CPU multiplies tiles, or NULL: the weights
+                                 (taps * channels_in, row) zero-padded to (64 k_tiles, 16 n_tiles), in blocks
+                                 (k_tiles, n_tiles, 16, 16, 4) of (K / 4, N, 4) */
+    const int32_t *image_reads; /* with tiles: (output positions, runs) where each run of an output's inputs starts
+                                   in the image */
     const int64_t *bias_mant; /* (batch, n) bias mantissas a sample in the netlist's order, or NULL (then `bias`,
                                  the effective bias of every sample, or none) */
     const uint8_t *resets;    /* steps: u and v zeroed before the step */
@@ -287,25 +308,34 @@ static inline int64_t append(int32_t *idx, int64_t m, uint16_t mask, int64_t bas
 #endif
 }
 
-/* The synaptic events of the inputs whose bit differs from `flip`: their nonzero synapses. */
-static int64_t fan_of(const Layer *L, const uint8_t *bits, int flip) {
+typedef int64_t i64x16 __attribute__((vector_size(128)));
+
+/* The synaptic events of a layer's input spikes over `steps` steps (their bits `stride` bytes
+   apart): each spike is delivered over its neuron's nonzero synapses (fan_out). */
+static int64_t delivered(const Layer *L, const uint8_t *bits, int64_t steps, int64_t stride) {
     const int64_t n_in = L->n_in;
-    i32x16 lane, fan = {0};
-    for (int k = 0; k < LANES; k++) lane[k] = k;
+    i32x16 lane, one = {0};
+    i64x16 fan = {0};
+    for (int k = 0; k < LANES; k++) lane[k] = k, one[k] = 1;
     int64_t i = 0, rest = 0;
     for (; i + LANES <= n_in; i += LANES) {
-        uint16_t mask;
-        memcpy(&mask, bits + i / 8, 2);
-        fan = add_where(fan, flip ? (uint16_t)~mask : mask, LOAD(L->fan_out + i), lane);
+        i32x16 count = {0};
+        for (int64_t t = 0; t < steps; t++) {
+            uint16_t mask;
+            memcpy(&mask, bits + t * stride + i / 8, 2);
+            count = add_where(count, mask, one, lane);
+        }
+        fan += __builtin_convertvector(count, i64x16) * __builtin_convertvector(LOAD(L->fan_out + i), i64x16);
     }
-    for (; i < n_in; i++) rest += (int)((bits[i / 8] >> (i % 8)) & 1) != flip ? L->fan_out[i] : 0;
-    return rest + total(fan);
+    for (; i < n_in; i++)
+        for (int64_t t = 0; t < steps; t++) rest += ((bits[t * stride + i / 8] >> (i % 8)) & 1) * (int64_t)L->fan_out[i];
+    for (int k = 0; k < LANES; k++) rest += fan[k];
+    return rest;
 }
 
 /* The indices of the n_in inputs whose bit is set, or where most are set, of those whose bit is
-   clear (returns which: SUM or SILENT_SUM), into idx; m takes their number. Counts the synaptic
-   events (`all_fan_out`: those of every input spiking). */
-static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *idx, int64_t *m) {
+   clear (returns which: SUM or SILENT_SUM), into idx; m takes their number. */
+static int events(const Layer *L, const uint8_t *bits, int32_t *idx, int64_t *m) {
     const int64_t n_in = L->n_in;
     const int flip = 2 * ones_in(bits, n_in) > n_in;
     int64_t i = 0, count = 0;
@@ -317,8 +347,6 @@ static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *i
     for (; i < n_in; i++)
         if ((int)((bits[i / 8] >> (i % 8)) & 1) != flip) idx[count++] = (int32_t)i;
     *m = count;
-    const int64_t fan = fan_of(L, bits, flip);
-    L->events += flip ? all_fan_out - fan : fan;
     return flip ? SILENT_SUM : SUM;
 }
 
@@ -337,12 +365,11 @@ static int events(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *i
             *(V_MEM *)(d + c * lanes) += c == chunks - 1 ? sum[c] & tail : sum[c];                           \
     }
 ADD_ROWS(add_rows, int32_t, i32x16, i32x16_mem)
-ADD_ROWS(add_rows16, int16_t, i16x32, i16x32_mem)
 
 /* A dense layer's input from its input's bits (see `events`). */
-static int dense_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx) {
+static int dense_input(const Layer *L, const uint8_t *bits, int32_t *acc, int32_t *idx) {
     int64_t m;
-    const int what = events(L, bits, all_fan_out, idx, &m), row = (int)L->row;
+    const int what = events(L, bits, idx, &m), row = (int)L->row;
     for (int64_t o = 0; o < row; o += 4 * LANES) {
         const int64_t chunks = (row - o + LANES - 1) / LANES < 4 ? (row - o + LANES - 1) / LANES : 4;
         add_rows(acc + o, (const int32_t *)L->weight + o, idx, m, row, chunks,
@@ -351,36 +378,75 @@ static int dense_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32
     return what;
 }
 
-/* A convolution's input from its input's bits (see `events`): the events of one input position
-   share its taps, and each tap adds their weight rows summed in registers, in int32 or, where
-   `narrow`, int16. */
-#define CONV_INPUT(NAME, T, V, ADD, TAIL)                                                                     \
-    static void NAME(const Layer *L, const int32_t *idx, int64_t m, T *acc) {                                 \
-        const int64_t lanes = (int64_t)(sizeof(V) / sizeof(T)), row = L->row, ci = L->channels_in;            \
-        const int64_t chunks = (row + lanes - 1) / lanes, stride = L->stride;                                 \
-        const V tail = TAIL;                                                                                  \
-        for (int64_t e = 0; e < m;) {                                                                         \
-            const int64_t p = L->position[idx[e]], first = e;                                                 \
-            while (e < m && L->position[idx[e]] == p) e++;                                                    \
-            for (int64_t j = L->tap_start[p]; j < L->tap_start[p + 1]; j++) {                                 \
-                T *d = acc + L->taps[2 * j];                                                                  \
-                const T *w = (const T *)L->weight + L->taps[2 * j + 1] - p * ci * stride;                     \
-                switch (chunks) { /* the common row lengths with their chunk counts known */                  \
-                case 1: ADD(d, w, idx + first, e - first, stride, 1, tail); break;                            \
-                case 2: ADD(d, w, idx + first, e - first, stride, 2, tail); break;                            \
-                case 3: ADD(d, w, idx + first, e - first, stride, 3, tail); break;                            \
-                case 4: ADD(d, w, idx + first, e - first, stride, 4, tail); break;                            \
-                default:                                                                                      \
-                    for (int64_t o = 0; o < row; o += 4 * lanes) {                                            \
-                        const int64_t here = (row - o + lanes - 1) / lanes < 4 ? (row - o + lanes - 1) / lanes : 4; \
-                        ADD(d + o, w + o, idx + first, e - first, stride, here, o + here * lanes >= row ? tail : (V){0} == 0); \
-                    }                                                                                         \
-                }                                                                                             \
-            }                                                                                                 \
-        }                                                                                                     \
+/* Bits [at, at + width) of `bits`, width <= 32 (a step's bits have 8 bytes of room past their end). */
+static inline uint32_t field(const uint8_t *bits, int64_t at, int64_t width) {
+    uint64_t word;
+    memcpy(&word, bits + at / 8, 8);
+    return (uint32_t)((word >> (at % 8)) & ((1ull << width) - 1));
+}
+
+/* d += the sum of the rows `w + r[0..3]` (chunks of 16 int32 or 32 int16 lanes; the last chunk's
+   lanes past the row masked out by `tail`). */
+#define ADD_FOUR(NAME, T, V, V_MEM)                                                                          \
+    static inline __attribute__((always_inline)) void NAME(T *d, const T *w, const int64_t *r,             \
+                                                           const int64_t chunks, V tail) {                  \
+        const int64_t lanes = (int64_t)(sizeof(V) / sizeof(T));                                              \
+        for (int64_t c = 0; c < chunks; c++) {                                                               \
+            const T *at = w + c * lanes;                                                                     \
+            const V sum = (*(const V_MEM *)(at + r[0]) + *(const V_MEM *)(at + r[1])) +                      \
+                          (*(const V_MEM *)(at + r[2]) + *(const V_MEM *)(at + r[3]));                       \
+            *(V_MEM *)(d + c * lanes) += c == chunks - 1 ? sum & tail : sum;                                 \
+        }                                                                                                    \
     }
-CONV_INPUT(conv_sums, int32_t, i32x16, add_rows, tail_of(row))
-CONV_INPUT(conv_sums16, int16_t, i16x32, add_rows16, (i16x32){0} == 0) /* rows padded with zeros: no lane masked */
+ADD_FOUR(add_four, int32_t, i32x16, i32x16_mem)
+ADD_FOUR(add_four16, int16_t, i16x32, i16x32_mem)
+
+/* A convolution's input from its input's bits, input position by input position: the channels of
+   a position whose bit differs from `flip` are taken four at a time (a missing one reads each tap's
+   zero row, channel ci), and their weight rows, summed in registers, are added at every tap the
+   position reaches; in int32 or, where `narrow`, int16. */
+#define CONV_SUMS(NAME, T, V, ADD)                                                                            \
+    static inline __attribute__((always_inline)) void NAME(const Layer *L, const uint8_t *bits, int flip,    \
+                                                              T *acc, const int64_t chunks, V tail) {          \
+        const int64_t ci = L->channels_in, stride = L->stride, positions = L->n_in / ci;                       \
+        const T *weight = (const T *)L->weight;                                                                \
+        for (int64_t p = 0; p < positions; p++) {                                                              \
+            const int32_t *first = L->taps + 2 * L->tap_start[p], *last = L->taps + 2 * L->tap_start[p + 1];   \
+            for (int64_t c0 = 0; c0 < ci; c0 += 32) {                                                          \
+                const int64_t width = ci - c0 < 32 ? ci - c0 : 32;                                             \
+                uint32_t mask = field(bits, p * ci + c0, width);                                               \
+                if (flip) mask = ~mask & (uint32_t)((1ull << width) - 1);                                      \
+                while (mask) {                                                                                 \
+                    int64_t r[4];                                                                              \
+                    for (int k = 0; k < 4; k++) {                                                              \
+                        const int64_t c = mask ? c0 + __builtin_ctz(mask) : ci;                                \
+                        r[k] = c * stride;                                                                     \
+                        mask &= mask - 1;                                                                      \
+                    }                                                                                          \
+                    for (const int32_t *tap = first; tap < last; tap += 2)                                     \
+                        ADD(acc + tap[0], weight + tap[1], r, chunks, tail);                                   \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+CONV_SUMS(conv_sums, int32_t, i32x16, add_four)
+CONV_SUMS(conv_sums16, int16_t, i16x32, add_four16)
+
+/* conv_sums with the row's chunk count known for the common row lengths. */
+static __attribute__((noinline)) void conv_any(const Layer *L, const uint8_t *bits, int flip, void *acc) {
+    const int64_t chunks = L->narrow ? L->stride / 32 : (L->row + LANES - 1) / LANES;
+    const i16x32 all = (i16x32){0} == 0; /* narrow rows are padded with zeros: no lane masked */
+    const i32x16 tail = tail_of(L->row);
+#define SUMS(CHUNKS) (L->narrow ? conv_sums16(L, bits, flip, acc, CHUNKS, all) : conv_sums(L, bits, flip, acc, CHUNKS, tail))
+    switch (chunks) {
+    case 1: SUMS(1); break;
+    case 2: SUMS(2); break;
+    case 3: SUMS(3); break;
+    case 4: SUMS(4); break;
+    default: SUMS(chunks);
+    }
+#undef SUMS
+}
 
 /* Four input channels' bits from bit `at`. */
 static inline unsigned nibble(const uint8_t *bits, uint32_t at) {
@@ -391,7 +457,7 @@ static inline unsigned nibble(const uint8_t *bits, uint32_t at) {
 
 /* A convolution of at most 4 input channels (see `subsets`): for each output position and tap,
    the input position's bits index the sums of their weights, the same work whatever spiked. */
-static void few_channels(const Layer *L, const uint8_t *bits, int16_t *acc) {
+static __attribute__((noinline)) void few_channels(const Layer *L, const uint8_t *bits, int16_t *acc) {
     const int64_t row = L->row, stride = L->stride, taps = L->kernel_taps, positions = L->n / row;
     const unsigned mask = (1u << L->channels_in) - 1;
     for (int64_t o = 0; o < positions; o++) {
@@ -405,22 +471,136 @@ static void few_channels(const Layer *L, const uint8_t *bits, int16_t *acc) {
     }
 }
 
-/* A convolution's input (see few_channels, `events` and conv_sums). Narrow sums from events are
-   formed in `pad`, one aligned padded row an output position (so that no two positions share a
-   vector), then packed into acc and cleared. */
-static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_t *acc, int32_t *idx, int16_t *pad) {
-    if (L->subsets) {
-        few_channels(L, bits, (int16_t *)acc);
-        L->events += fan_of(L, bits, 0);
+#if TILES
+/* A 64-bit field of bits from bit `at`, width <= 56. */
+static inline uint64_t field56(const uint8_t *bits, int64_t at, int64_t width) {
+    uint64_t word;
+    memcpy(&word, bits + at / 8, 8);
+    return (word >> (at % 8)) & ((1ull << width) - 1);
+}
+
+/* A step's input bits as bytes of 0 and 1, each row in its place in the image (the border is
+   left as it is: zero). */
+static __attribute__((noinline)) void to_image(const Layer *L, const uint8_t *bits, uint8_t *image) {
+    const __m512i one = _mm512_set1_epi8(1);
+    for (int64_t y = 0; y < L->in_rows; y++) {
+        uint8_t *to = image + L->image_start + y * L->image_row;
+        for (int64_t i = 0; i < L->row_bits; i += 56) {
+            const int64_t width = L->row_bits - i < 56 ? L->row_bits - i : 56;
+            const uint64_t spiked = field56(bits, y * L->row_bits + i, width);
+            _mm512_mask_storeu_epi8(to + i, (1ull << width) - 1, _mm512_maskz_mov_epi8(spiked, one));
+        }
+    }
+}
+
+/* Copy a run of bytes, and up to 63 past it, in the widest stores that the run needs (so that
+   short runs seldom cross a cache line). */
+static inline void copy_run(uint8_t *to, const uint8_t *from, int64_t length) {
+    if (length <= 16) {
+        _mm_storeu_si128((__m128i *)to, _mm_loadu_si128((const __m128i *)from));
+    } else if (length <= 32) {
+        _mm256_storeu_si256((__m256i *)to, _mm256_loadu_si256((const __m256i *)from));
+    } else {
+        for (int64_t j = 0; j < length; j += 64) _mm512_storeu_si512(to + j, _mm512_loadu_si512(from + j));
+    }
+}
+
+/* A convolution's sums from its input image, TILE_GROUP output positions at a time: their inputs
+   as rows of bytes (`a`: TILE_GROUP rows of 64 k_tiles, and 64 bytes of room; bytes past an
+   output's runs meet zero weights), then, for each 32 of them and each two output tiles (n_tiles
+   is even), the products with the weight tiles into `c` (TILE_GROUP rows of 16 n_tiles int32),
+   then into acc. Each pass ends before the next reads what it wrote, and two blocks of rows are
+   multiplied in turn (tiles 0 to 3: sums; 4 and 5: inputs; 6 and 7: weights), so that tile loads
+   and stores seldom wait. */
+static __attribute__((noinline)) void tile_sums(const Layer *L, const uint8_t *image, uint8_t *a, int32_t *c, int32_t *acc) {
+    const int64_t row = L->row, positions = L->n / row, runs = L->runs, length = L->run_length;
+    const int64_t k_tiles = L->k_tiles, n_tiles = L->n_tiles, width = 64 * k_tiles, wide = 16 * n_tiles;
+    for (int64_t o = 0; o < positions; o += TILE_GROUP) {
+        const int64_t rows = positions - o < TILE_GROUP ? positions - o : TILE_GROUP, padded = (rows + 31) / 32 * 32;
+        for (int64_t r = 0; r < rows; r++) /* ascending: each run's spill is overwritten by what follows it */
+            for (int64_t q = 0; q < runs; q++)
+                copy_run(a + r * width + q * length, image + L->image_reads[(o + r) * runs + q], length);
+        memset(a + rows * width, 0, (size_t)((padded - rows) * width));
+        for (int64_t m = 0; m < padded; m += 32)
+            for (int64_t g = 0; g < n_tiles; g += 2) {
+                const int8_t *b = L->tiles + g * 1024;
+                const uint8_t *in = a + m * width;
+                int32_t *out = c + m * wide + 16 * g;
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+                for (int64_t k = 0; k < k_tiles; k++, b += n_tiles * 1024) {
+                    _tile_loadd(4, in + 64 * k, width);
+                    _tile_loadd(5, in + 16 * width + 64 * k, width);
+                    _tile_loadd(6, b, 64);
+                    _tile_loadd(7, b + 1024, 64);
+                    _tile_dpbusd(0, 4, 6);
+                    _tile_dpbusd(1, 4, 7);
+                    _tile_dpbusd(2, 5, 6);
+                    _tile_dpbusd(3, 5, 7);
+                }
+                _tile_stored(0, out, 4 * wide);
+                _tile_stored(1, out + 16, 4 * wide);
+                _tile_stored(2, out + 16 * wide, 4 * wide);
+                _tile_stored(3, out + 16 * wide + 16, 4 * wide);
+            }
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t n = 0; n < row; n += 16)
+                _mm512_mask_storeu_epi32(acc + (o + r) * row + n, (__mmask16)((1u << (row - n < 16 ? row - n : 16)) - 1),
+                                         _mm512_load_si512(c + r * wide + n));
+    }
+}
+
+/* Tiles of 16 rows of 64 bytes in tile registers 0 to 7, for this thread. */
+static void tiles_on(void) {
+    struct {
+        uint8_t palette, start, reserved[14];
+        uint16_t columns[16];
+        uint8_t rows[16];
+    } config = {1, 0, {0}, {0}, {0}};
+    for (int k = 0; k < 8; k++) config.columns[k] = 64, config.rows[k] = 16;
+    _tile_loadconfig(&config);
+}
+#endif
+
+/* Whether this build multiplies tiles and the system lets this process use them. */
+int tiles_ready(void) {
+#if TILES
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
+
+/* Scratch memory of a thread: event indices, narrow sums in padded rows, and with tiles the image
+   of an input (zeroed once a layer), a block of input rows and a block of sums. */
+typedef struct {
+    int32_t *idx;
+    int16_t *pad;
+    uint8_t *image, *a;
+    int32_t *c;
+} Scratch;
+
+/* A convolution's input (see tile_sums, few_channels, `events` and conv_sums). Narrow sums from
+   events are formed in `pad`, one aligned padded row an output position (so that no two positions
+   share a vector), then packed into acc and cleared. */
+static int conv_input(const Layer *L, const uint8_t *bits, int32_t *acc, Scratch *w) {
+#if TILES
+    if (L->tiles) {
+        to_image(L, bits, w->image);
+        tile_sums(L, w->image, w->a, w->c, acc);
         return SUM;
     }
-    int64_t m;
-    const int what = events(L, bits, all_fan_out, idx, &m);
-    if (!L->narrow) {
-        conv_sums(L, idx, m, acc);
-        return what;
+#endif
+    if (L->subsets) {
+        few_channels(L, bits, (int16_t *)acc);
+        return SUM;
     }
-    conv_sums16(L, idx, m, pad);
+    const int flip = 2 * ones_in(bits, L->n_in) > L->n_in;
+    int16_t *pad = w->pad;
+    conv_any(L, bits, flip, L->narrow ? (void *)pad : (void *)acc);
+    if (!L->narrow) return flip ? SILENT_SUM : SUM;
     const int64_t row = L->row, stride = L->stride, positions = L->n / row;
     int16_t *dense = (int16_t *)acc;
     for (int64_t o = 0; o < positions; o++) /* ascending: each row's last chunk spills into the next's place */
@@ -428,7 +608,7 @@ static int conv_input(Layer *L, const uint8_t *bits, int64_t all_fan_out, int32_
             *(i16x32_mem *)(dense + o * row + c) = *(const i16x32 *)(pad + o * stride + c);
             *(i16x32 *)(pad + o * stride + c) = (i16x32){0};
         }
-    return what;
+    return flip ? SILENT_SUM : SUM;
 }
 
 /* Sample b's effective bias (fixed_point.effective_bias: the mantissa shifted by its exponent,
@@ -467,21 +647,27 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
     }
     stride = (widest > largest ? widest : largest) / 8 + room; /* bytes of one step's bits, of any layer or input */
     const int64_t bit_bytes = 2 * steps * stride;
-    int64_t pad_size = 32;
-    for (int64_t k = 0; k < nl; k++)
-        if (layers[k].narrow) pad_size = layers[k].n / layers[k].row * layers[k].stride > pad_size ? layers[k].n / layers[k].row * layers[k].stride : pad_size;
-    int32_t *memory = malloc(sizeof(int32_t) * (size_t)words), *idx = malloc(sizeof(int32_t) * (size_t)(widest + LANES));
-    int16_t *pad = aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32));
-    int64_t *all_fan_out = malloc(sizeof(int64_t) * (size_t)nl);
+    int64_t pad_size = 32, image_size = 0, a_size = 0, c_size = 16, tiled = 0;
+    for (int64_t k = 0; k < nl; k++) {
+        const Layer *L = &layers[k];
+        if (L->narrow) pad_size = L->n / L->row * L->stride > pad_size ? L->n / L->row * L->stride : pad_size;
+        image_size = L->tiles && L->image_bytes > image_size ? L->image_bytes : image_size;
+        a_size = L->tiles && TILE_GROUP * 64 * L->k_tiles > a_size ? TILE_GROUP * 64 * L->k_tiles : a_size;
+        c_size = L->tiles && TILE_GROUP * 16 * L->n_tiles > c_size ? TILE_GROUP * 16 * L->n_tiles : c_size;
+        tiled |= L->tiles != NULL;
+    }
+    Scratch w = {malloc(sizeof(int32_t) * (size_t)(widest + LANES)), aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32)),
+                 malloc((size_t)(image_size + 64)), malloc((size_t)(a_size + 64)), aligned_alloc(64, sizeof(int32_t) * (size_t)c_size)};
+    int32_t *memory = malloc(sizeof(int32_t) * (size_t)words);
     int32_t *sample = malloc(sizeof(int32_t) * (size_t)(largest + LANES)); /* a sample's bias */
     uint8_t *bit_memory = calloc((size_t)bit_bytes, 1); /* a layer's input's bits and its own, each step: a
                                                            step writes a layer's n bits, and only those are read */
-    const int ok = memory && idx && bit_memory && all_fan_out && pad && sample;
-    if (ok) memset(pad, 0, sizeof(int16_t) * (size_t)(pad_size + 32));
-    for (int64_t k = 0; ok && k < nl; k++) {
-        all_fan_out[k] = 0;
-        for (int64_t i = 0; i < layers[k].n_in; i++) all_fan_out[k] += layers[k].fan_out[i];
-    }
+    const int ok = memory && w.idx && bit_memory && w.pad && sample && w.image && w.a && w.c &&
+                   (!tiled || tiles_ready());
+    if (ok) memset(w.pad, 0, sizeof(int16_t) * (size_t)(pad_size + 32)), memset(w.a, 0, (size_t)(a_size + 64));
+#if TILES
+    if (ok && tiled) tiles_on();
+#endif
     for (int64_t b; ok && (b = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED)) < batch;) {
         uint8_t *pre = bit_memory, *own = bit_memory + steps * stride;
         if (input)
@@ -493,6 +679,7 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
             const int fed = L->n_in && (k || input);
             memset(memory, 0, sizeof(int32_t) * (size_t)(3 * n));
             if (L->bias_mant) sample_bias(L, b, sample);
+            if (L->tiles) memset(w.image, 0, (size_t)L->image_bytes);
             const int32_t *bias = L->bias_mant ? sample : L->bias;
             for (int64_t t = 0; t < steps; t++) {
                 if (L->resets[t]) {
@@ -500,13 +687,13 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
                     memset(st.v, 0, sizeof(int32_t) * (size_t)L->n);
                 }
                 int what = NO_INPUT;
-                if (fed && t >= 1 && L->kind == DENSE) what = dense_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx);
-                if (fed && t >= 1 && L->kind == CONV) what = conv_input(L, pre + (t - 1) * stride, all_fan_out[k], st.acc, idx, pad);
+                if (fed && t >= 1 && L->kind == DENSE) what = dense_input(L, pre + (t - 1) * stride, st.acc, w.idx);
+                if (fed && t >= 1 && L->kind == CONV) what = conv_input(L, pre + (t - 1) * stride, st.acc, &w);
                 st.bits = own + t * stride;
                 neurons(L, &st, what, bias,
                         L->spikes ? L->spikes + (b * steps + t) * L->n : NULL, k == nl - 1 ? out_counts + b * L->n : NULL);
             }
-            if (fed && steps) L->events += fan_of(L, pre + (steps - 1) * stride, 0); /* the last step's, delivered to no step */
+            if (fed) L->events += delivered(L, pre, steps, stride); /* the last step's too, delivered to no step */
             if (k == nl - 1)
                 for (int64_t i = 0; i < L->n; i++)
                     out_v[b * L->n + i] = steps && (st.bits[i / 8] >> (i % 8)) & 1 ? spike_v : st.v[i];
@@ -514,7 +701,11 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
             pre = own, own = swap;
         }
     }
-    free(memory), free(idx), free(all_fan_out), free(bit_memory), free(pad), free(sample);
+#if TILES
+    if (ok && tiled) _tile_release();
+#endif
+    free(memory), free(bit_memory), free(sample);
+    free(w.idx), free(w.pad), free(w.image), free(w.a), free(w.c);
 #if defined(__SSE2__)
     _mm_sfence(); /* the streamed records, complete before the caller reads them */
 #endif

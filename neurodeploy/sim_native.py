@@ -38,7 +38,8 @@ KINDS = {"input": 0, "dense": 1, "conv": 2}
 NARROW_LIMIT = 2**15  # a convolution whose sums stay below this in magnitude is summed in int16
 NARROW_LANES = 32  # int16 values the kernel sums at a time
 FEW_CHANNELS = 4  # a narrow convolution of at most this many input channels sums from tables of subsets
-POINTED = ("bias", "weight", "ones", "tap_start", "taps", "position", "fan_out")  # a Layer's int32 array fields
+TILE_RANGE = (-128, 128)  # weights in this range are multiplied in tiles of bytes, where the CPU has them
+POINTED = ("bias", "weight", "ones", "tap_start", "taps", "fan_out")  # a Layer's int32 array fields
 SIZES = (
     "kind",
     "n",
@@ -56,6 +57,15 @@ SIZES = (
     "threshold",
     "bias_exp",
     "bias_channels",
+    "k_tiles",
+    "n_tiles",
+    "runs",
+    "run_length",
+    "image_bytes",
+    "image_start",
+    "image_row",
+    "in_rows",
+    "row_bits",
 )  # the integer fields of a Layer, in sim_native.c's order
 EXP_RANGE = (-31, 25)  # weight exponents the kernel shifts by
 COUNTED = ("events", "wraps", "saturations", "spiked")  # a layer's counts, as sim.STEPPED orders them
@@ -66,7 +76,7 @@ _I64, _P32, _P64, _P8 = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.P
 FIELDS: list[tuple[str, Any]] = (
     [(name, _I64) for name in SIZES]
     + [(name, _P32) for name in POINTED]
-    + [("subsets", ctypes.POINTER(ctypes.c_int16)), ("reads", _P32)]
+    + [("subsets", ctypes.POINTER(ctypes.c_int16)), ("reads", _P32), ("tiles", _P8), ("image_reads", _P32)]
     + [("bias_mant", ctypes.POINTER(ctypes.c_int64)), ("resets", _P8), ("spikes", _P8)]
     + [(name, _I64) for name in COUNTED]
 )  # the fields of ``Layer`` in sim_native.c, in its order
@@ -103,7 +113,15 @@ def library() -> ctypes.CDLL | None:
         return None
     lib.run.argtypes = [ctypes.POINTER(Layer), _I64, _P64, _I64, _I64, _P8, _P32, _P32, ctypes.c_int32, _P32]
     lib.run.restype = ctypes.c_int
+    lib.tiles_ready.restype = ctypes.c_int
     return lib
+
+
+@functools.cache
+def tiles(lib: ctypes.CDLL) -> bool:
+    """Whether ``lib`` multiplies tiles of bytes (x86 AMX) here: built for a CPU that has them and
+    allowed by the system to this process."""
+    return bool(lib.tiles_ready())
 
 
 def _cpu() -> bytes:
@@ -141,7 +159,7 @@ class ConvGeometry:
     """Where a convolution's inputs reach, for weights held (kH, kW, C_in, C_out), channels-last.
 
     ``tap_start`` (input positions + 1) and ``taps`` (output offset, weight offset) list the taps
-    each input position reaches; ``position`` is each input neuron's position; ``uses`` (input
+    each input position reaches; ``uses`` (input
     positions, kH * kW) and ``covers`` (output positions, kH * kW) count the taps that join them;
     ``gather`` (output positions, kH * kW) is the input position each tap of an output reads, -1
     in the padding.
@@ -150,7 +168,6 @@ class ConvGeometry:
 
     tap_start: np.ndarray
     taps: np.ndarray
-    position: np.ndarray
     uses: np.ndarray
     covers: np.ndarray
     gather: np.ndarray
@@ -172,7 +189,6 @@ def conv_geometry(
     geometry = ConvGeometry(
         tap_start=start.astype(np.int32),
         taps=np.ascontiguousarray(np.stack([out * co, tap * ci * co], axis=1), np.int32),
-        position=np.arange(hi * wi * ci, dtype=np.int32) // ci,
         uses=np.bincount(position * taps[2] + tap, minlength=taps[0] * taps[2]).reshape(taps[0], taps[2]),
         covers=np.bincount(out * taps[2] + tap, minlength=taps[1] * taps[2]).reshape(taps[1], taps[2]),
         gather=np.full((taps[1], taps[2]), -1, np.int32),
@@ -194,6 +210,36 @@ def few_channel_sums(per_tap: np.ndarray, stride: int, gather: np.ndarray) -> di
     first_bit = np.where(inside, gather * ci, 0)
     offset = np.where(inside, np.arange(taps) * 16 * stride, taps * 16 * stride)
     return {"subsets": subsets, "reads": np.ascontiguousarray(np.stack([first_bit, offset], axis=-1), np.int32)}
+
+
+def image_tiles(
+    per_tap: np.ndarray, conv_in: tuple[int, ...], conv_out: tuple[int, ...], kernel, stride, padding, dilation
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """A convolution's ``tiles`` and ``image_reads`` (see sim_native.c) from its weights (taps, C_in,
+    C_out) within TILE_RANGE, with the sizes they go with."""
+    taps, ci, co = per_tap.shape
+    (_, hi, wi), (_, ho, wo), (kh, kw) = conv_in, conv_out, kernel
+    k_tiles, n_tiles = -(-taps * ci // 64), -(-co // 32) * 2  # output tiles in twos
+    weight = np.zeros((64 * k_tiles, 16 * n_tiles), np.int8)
+    weight[: taps * ci, :co] = per_tap.reshape(taps * ci, co)
+    blocks = weight.reshape(k_tiles, 16, 4, n_tiles, 16).transpose(0, 3, 1, 4, 2)  # (K / 4, N, 4) in 16 x 16 blocks
+    width = wi + 2 * padding[1]  # the image's positions a row
+    oy, ox, ky, kx = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
+    start = ((oy * stride[0] + ky * dilation[0]) * width + ox * stride[1] + kx * dilation[1]) * ci
+    runs = start[..., 0] if dilation[1] == 1 else start  # with dilation 1 a kernel row's inputs are one run
+    sizes = {
+        "k_tiles": k_tiles,
+        "n_tiles": n_tiles,
+        "runs": kh if dilation[1] == 1 else kh * kw,
+        "run_length": kw * ci if dilation[1] == 1 else ci,
+        "image_bytes": (hi + 2 * padding[0]) * width * ci,
+        "image_start": (padding[0] * width + padding[1]) * ci,
+        "image_row": width * ci,
+        "in_rows": hi,
+        "row_bits": wi * ci,
+    }
+    arrays = {"tiles": np.ascontiguousarray(blocks).reshape(-1), "image_reads": runs.reshape(-1).astype(np.int32)}
+    return arrays, sizes
 
 
 def pointer(array: np.ndarray | None, kind):
