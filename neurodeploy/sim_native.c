@@ -150,6 +150,7 @@ typedef struct {
     uint32_t keep_u, keep_v;
     float cu, cv;
     const void *ones;
+    int clear; /* acc is cleared after it is read (else the next step's input overwrites it whole) */
 } Rule;
 
 /* A layer's state in one sample: u, v and the synaptic input being summed (16 values of room
@@ -159,7 +160,7 @@ typedef struct {
     uint8_t *bits;
 } State;
 
-enum { NO_INPUT, SUM, SILENT_SUM };
+enum { NO_INPUT, SUM, SILENT_SUM, WHOLE = 4 }; /* WHOLE: with SUM, every sum was written, not added to */
 
 /* One step of 16 neurons from index i: fixed_point.update_current and update_voltage, the
    threshold and the reset. `input` says what acc holds: nothing (then u is and stays 0: only
@@ -179,23 +180,23 @@ static inline __attribute__((always_inline)) void lanes(const Rule r, int64_t i,
         if (narrow) {
             i16x16 held = *(const i16x16_mem *)((const int16_t *)acc + i);
             if (input == SILENT_SUM) held = *(const i16x16_mem *)((const int16_t *)r.ones + i) - held;
-            *(i16x16_mem *)((int16_t *)acc + i) = (i16x16){0};
             sum = (u32x16)__builtin_convertvector(held, i32x16);
+            if (r.clear) *(i16x16_mem *)((int16_t *)acc + i) = (i16x16){0};
         } else {
             sum = (u32x16)LOAD(acc + i);
             if (input == SILENT_SUM) sum = (u32x16)LOAD((const int32_t *)r.ones + i) - sum;
-            STORE(acc + i, (i32x16){0});
+            if (r.clear) STORE(acc + i, (i32x16){0});
         }
         u32x16 a = r.exp >= 0 ? sum << r.exp : (u32x16)((i32x16)sum >> -r.exp);
         if (r.wrap24) a = ((a + (uint32_t)MAX_UV) & (uint32_t)(2 * MAX_UV - 1)) - (uint32_t)MAX_UV;
-        const i32x16 kept = exact32 ? decay32(LOAD(u + i), r.cu) : decay(LOAD(u + i), r.keep_u);
+        const i32x16 kept = !r.keep_u ? (i32x16){0} : exact32 ? decay32(LOAD(u + i), r.cu) : decay(LOAD(u + i), r.keep_u);
         tu = (i32x16)((u32x16)kept + (a << ACT_SHIFT));
         if (!exact32) {
             const i32x16 high = tu > MAX_UV, low = tu <= -MAX_UV;
             tu += (low & (2 * MAX_UV)) - (high & (2 * MAX_UV));
             tally->wraps -= high | low;
         }
-        STORE(u + i, tu);
+        if (r.keep_u) STORE(u + i, tu); /* else no step reads it */
     }
     const i32x16 kept = exact32 ? decay32(LOAD(v + i), r.cv) : decay(LOAD(v + i), r.keep_v);
     u32x16 sum = (u32x16)kept + (u32x16)tu;
@@ -222,7 +223,7 @@ static inline int64_t total(i32x16 x) {
 }
 
 /* One step of a layer's neurons (see `lanes`); the last n % 16 go through zero-padded copies. */
-static inline __attribute__((always_inline)) void step(Layer *L, State *st, const int input,
+static inline __attribute__((always_inline)) void step(Layer *L, State *st, const int input, const int whole,
                                                        const int exact32, const int narrow, const int32_t *bias,
                                                        uint8_t *s, int32_t *own) {
     const int64_t n = L->n, body = n - n % LANES;
@@ -233,7 +234,8 @@ static inline __attribute__((always_inline)) void step(Layer *L, State *st, cons
               (uint32_t)L->keep_v,
               (float)L->keep_u / 4096.0f,
               (float)L->keep_v / 4096.0f,
-              L->ones};
+              L->ones,
+              !whole};
     int32_t *u = st->u, *v = st->v, *acc = st->acc;
     Tally tally = {{0}, {0}, {0}};
     i32x16 index;
@@ -267,8 +269,10 @@ static inline __attribute__((always_inline)) void step(Layer *L, State *st, cons
 }
 
 static void neurons(Layer *L, State *st, int input, const int32_t *bias, uint8_t *s, int32_t *own) {
-#define KIND(INPUT, EXACT)                                                                    \
-    (L->narrow ? step(L, st, INPUT, EXACT, 1, bias, s, own) : step(L, st, INPUT, EXACT, 0, bias, s, own))
+    const int whole = input & WHOLE;
+    input &= ~WHOLE;
+#define KIND(INPUT, EXACT)                                                                           \
+    (L->narrow ? step(L, st, INPUT, whole, EXACT, 1, bias, s, own) : step(L, st, INPUT, whole, EXACT, 0, bias, s, own))
 #define STEP(INPUT) (L->exact32 ? KIND(INPUT, 1) : KIND(INPUT, 0))
     if (input == NO_INPUT) STEP(NO_INPUT);
     else if (input == SUM) STEP(SUM);
@@ -590,12 +594,12 @@ static int conv_input(const Layer *L, const uint8_t *bits, int32_t *acc, Scratch
     if (L->tiles) {
         to_image(L, bits, w->image);
         tile_sums(L, w->image, w->a, w->c, acc);
-        return SUM;
+        return SUM | WHOLE;
     }
 #endif
     if (L->subsets) {
         few_channels(L, bits, (int16_t *)acc);
-        return SUM;
+        return SUM | WHOLE;
     }
     const int flip = 2 * ones_in(bits, L->n_in) > L->n_in;
     int16_t *pad = w->pad;
