@@ -48,7 +48,8 @@ typedef struct {
     int64_t threshold;      /* vth << 6 */
     int64_t bias_exp;       /* with bias_mant: the bias exponent */
     int64_t bias_channels;  /* with bias_mant: the channels of a (C, H, W) layer, else 1 */
-    int64_t k_tiles, n_tiles; /* with tiles: 64-byte columns of inputs, 16-lane columns of outputs */
+    int64_t k_tiles, n_tiles; /* with tiles: 64-byte columns of inputs, columns of tile_width outputs */
+    int64_t tile_width;     /* with tiles: outputs a tile of sums holds, at most 16 */
     int64_t runs, run_length; /* with tiles: an output's inputs, as runs of bytes of the image (run r to column
                                  r * run_length) */
     int64_t image_bytes;    /* with tiles: the input as bytes (H + 2 pad, W + 2 pad, C), its border zero */
@@ -511,59 +512,69 @@ static inline void copy_run(uint8_t *to, const uint8_t *from, int64_t length) {
 
 /* A convolution's sums from its input image, TILE_GROUP output positions at a time: their inputs
    as rows of bytes (`a`: TILE_GROUP rows of 64 k_tiles, and 64 bytes of room; bytes past an
-   output's runs meet zero weights), then, for each 32 of them and each two output tiles (n_tiles
-   is even), the products with the weight tiles into `c` (TILE_GROUP rows of 16 n_tiles int32),
-   then into acc. Each pass ends before the next reads what it wrote, and two blocks of rows are
-   multiplied in turn (tiles 0 to 3: sums; 4 and 5: inputs; 6 and 7: weights), so that tile loads
-   and stores seldom wait. */
+   output's runs meet zero weights), then for each 16 of them the products with the weight tiles,
+   four output tiles at a time (tiles 0 to 3: sums; 4: inputs; 5 to 7: weights), stored straight
+   into acc (the last, partial 16 through `c`: 16 rows and 16 values of room). A tile of
+   tile_width columns may reach past its row into the next: those are stored first (the highest
+   tiles first), and the next row's own sums then overwrite them. */
 static __attribute__((noinline)) void tile_sums(const Layer *L, const uint8_t *image, uint8_t *a, int32_t *c, int32_t *acc) {
     const int64_t row = L->row, positions = L->n / row, runs = L->runs, length = L->run_length;
-    const int64_t k_tiles = L->k_tiles, n_tiles = L->n_tiles, width = 64 * k_tiles, wide = 16 * n_tiles;
+    const int64_t k_tiles = L->k_tiles, n_tiles = L->n_tiles, across = L->tile_width, width = 64 * k_tiles;
+    const int64_t block = 64 * across; /* bytes of a weight tile */
     for (int64_t o = 0; o < positions; o += TILE_GROUP) {
-        const int64_t rows = positions - o < TILE_GROUP ? positions - o : TILE_GROUP, padded = (rows + 31) / 32 * 32;
+        const int64_t rows = positions - o < TILE_GROUP ? positions - o : TILE_GROUP, padded = (rows + 15) / 16 * 16;
         for (int64_t r = 0; r < rows; r++) /* ascending: each run's spill is overwritten by what follows it */
             for (int64_t q = 0; q < runs; q++)
                 copy_run(a + r * width + q * length, image + L->image_reads[(o + r) * runs + q], length);
         memset(a + rows * width, 0, (size_t)((padded - rows) * width));
-        for (int64_t m = 0; m < padded; m += 32)
-            for (int64_t g = 0; g < n_tiles; g += 2) {
-                const int8_t *b = L->tiles + g * 1024;
+        for (int64_t m = 0; m < padded; m += 16) {
+            const int64_t first = o + m, partial = first + 16 > positions;
+            int32_t *out = partial ? c : acc + first * row;
+            for (int64_t g = (n_tiles - 1) / 4 * 4; g >= 0; g -= 4) {
+                const int64_t here = n_tiles - g < 4 ? n_tiles - g : 4;
+                const int8_t *b = L->tiles + g * block;
                 const uint8_t *in = a + m * width;
-                int32_t *out = c + m * wide + 16 * g;
                 _tile_zero(0);
                 _tile_zero(1);
                 _tile_zero(2);
                 _tile_zero(3);
-                for (int64_t k = 0; k < k_tiles; k++, b += n_tiles * 1024) {
+                for (int64_t k = 0; k < k_tiles; k++, b += n_tiles * block) {
                     _tile_loadd(4, in + 64 * k, width);
-                    _tile_loadd(5, in + 16 * width + 64 * k, width);
-                    _tile_loadd(6, b, 64);
-                    _tile_loadd(7, b + 1024, 64);
-                    _tile_dpbusd(0, 4, 6);
-                    _tile_dpbusd(1, 4, 7);
-                    _tile_dpbusd(2, 5, 6);
-                    _tile_dpbusd(3, 5, 7);
+                    _tile_loadd(5, b, 4 * across);
+                    _tile_dpbusd(0, 4, 5);
+                    if (here > 1) {
+                        _tile_loadd(6, b + block, 4 * across);
+                        _tile_dpbusd(1, 4, 6);
+                    }
+                    if (here > 2) {
+                        _tile_loadd(7, b + 2 * block, 4 * across);
+                        _tile_dpbusd(2, 4, 7);
+                    }
+                    if (here > 3) {
+                        _tile_loadd(5, b + 3 * block, 4 * across);
+                        _tile_dpbusd(3, 4, 5);
+                    }
                 }
-                _tile_stored(0, out, 4 * wide);
-                _tile_stored(1, out + 16, 4 * wide);
-                _tile_stored(2, out + 16 * wide, 4 * wide);
-                _tile_stored(3, out + 16 * wide + 16, 4 * wide);
+                int32_t *at = out + g * across;
+                if (here > 3) _tile_stored(3, at + 3 * across, 4 * row);
+                if (here > 2) _tile_stored(2, at + 2 * across, 4 * row);
+                if (here > 1) _tile_stored(1, at + across, 4 * row);
+                _tile_stored(0, at, 4 * row);
             }
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t n = 0; n < row; n += 16)
-                _mm512_mask_storeu_epi32(acc + (o + r) * row + n, (__mmask16)((1u << (row - n < 16 ? row - n : 16)) - 1),
-                                         _mm512_load_si512(c + r * wide + n));
+            if (partial) memcpy(acc + first * row, c, sizeof(int32_t) * (size_t)((positions - first) * row));
+        }
     }
 }
 
-/* Tiles of 16 rows of 64 bytes in tile registers 0 to 7, for this thread. */
-static void tiles_on(void) {
+/* This thread's tiles for a layer: 16 rows each; 64 bytes of inputs, and sums and weights of
+   `across` columns. */
+static void tiles_on(int64_t across) {
     struct {
         uint8_t palette, start, reserved[14];
         uint16_t columns[16];
         uint8_t rows[16];
     } config = {1, 0, {0}, {0}, {0}};
-    for (int k = 0; k < 8; k++) config.columns[k] = 64, config.rows[k] = 16;
+    for (int k = 0; k < 8; k++) config.columns[k] = (uint16_t)(k == 4 ? 64 : 4 * across), config.rows[k] = 16;
     _tile_loadconfig(&config);
 }
 #endif
@@ -657,7 +668,7 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
         if (L->narrow) pad_size = L->n / L->row * L->stride > pad_size ? L->n / L->row * L->stride : pad_size;
         image_size = L->tiles && L->image_bytes > image_size ? L->image_bytes : image_size;
         a_size = L->tiles && TILE_GROUP * 64 * L->k_tiles > a_size ? TILE_GROUP * 64 * L->k_tiles : a_size;
-        c_size = L->tiles && TILE_GROUP * 16 * L->n_tiles > c_size ? TILE_GROUP * 16 * L->n_tiles : c_size;
+        c_size = L->tiles && 16 * L->row + 16 > c_size ? 16 * L->row + 16 : c_size;
         tiled |= L->tiles != NULL;
     }
     Scratch w = {malloc(sizeof(int32_t) * (size_t)(widest + LANES)), aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32)),
@@ -669,9 +680,6 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
     const int ok = memory && w.idx && bit_memory && w.pad && sample && w.image && w.a && w.c &&
                    (!tiled || tiles_ready());
     if (ok) memset(w.pad, 0, sizeof(int16_t) * (size_t)(pad_size + 32)), memset(w.a, 0, (size_t)(a_size + 64));
-#if TILES
-    if (ok && tiled) tiles_on();
-#endif
     for (int64_t b; ok && (b = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED)) < batch;) {
         uint8_t *pre = bit_memory, *own = bit_memory + steps * stride;
         if (input)
@@ -683,7 +691,9 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
             const int fed = L->n_in && (k || input);
             memset(memory, 0, sizeof(int32_t) * (size_t)(3 * n));
             if (L->bias_mant) sample_bias(L, b, sample);
-            if (L->tiles) memset(w.image, 0, (size_t)L->image_bytes);
+#if TILES
+            if (L->tiles) memset(w.image, 0, (size_t)L->image_bytes), tiles_on(L->tile_width);
+#endif
             const int32_t *bias = L->bias_mant ? sample : L->bias;
             for (int64_t t = 0; t < steps; t++) {
                 if (L->resets[t]) {

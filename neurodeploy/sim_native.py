@@ -59,6 +59,7 @@ SIZES = (
     "bias_channels",
     "k_tiles",
     "n_tiles",
+    "tile_width",
     "runs",
     "run_length",
     "image_bytes",
@@ -219,10 +220,11 @@ def image_tiles(
     C_out) within TILE_RANGE, with the sizes they go with."""
     taps, ci, co = per_tap.shape
     (_, hi, wi), (_, ho, wo), (kh, kw) = conv_in, conv_out, kernel
-    k_tiles, n_tiles = -(-taps * ci // 64), -(-co // 32) * 2  # output tiles in twos
-    weight = np.zeros((64 * k_tiles, 16 * n_tiles), np.int8)
+    k_tiles, n_tiles = -(-taps * ci // 64), -(-co // 16)
+    across = -(-co // n_tiles)  # outputs a tile
+    weight = np.zeros((64 * k_tiles, n_tiles * across), np.int8)
     weight[: taps * ci, :co] = per_tap.reshape(taps * ci, co)
-    blocks = weight.reshape(k_tiles, 16, 4, n_tiles, 16).transpose(0, 3, 1, 4, 2)  # (K / 4, N, 4) in 16 x 16 blocks
+    blocks = weight.reshape(k_tiles, 16, 4, n_tiles, across).transpose(0, 3, 1, 4, 2)  # (K / 4, N, 4) in tiles
     width = wi + 2 * padding[1]  # the image's positions a row
     oy, ox, ky, kx = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
     start = ((oy * stride[0] + ky * dilation[0]) * width + ox * stride[1] + kx * dilation[1]) * ci
@@ -230,6 +232,7 @@ def image_tiles(
     sizes = {
         "k_tiles": k_tiles,
         "n_tiles": n_tiles,
+        "tile_width": across,
         "runs": kh if dilation[1] == 1 else kh * kw,
         "run_length": kw * ci if dilation[1] == 1 else ci,
         "image_bytes": (hi + 2 * padding[0]) * width * ci,
