@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -20,14 +21,17 @@ CASES = 300
 pytestmark = pytest.mark.skipif(sim_native.library() is None, reason="no C compiler to build the kernel with")
 
 
+TILED = sim_native.library() is not None and sim_native.tiles(sim_native.library())
+
+
 @pytest.fixture
 def kernel_runs(monkeypatch):
-    """The runs the kernel took, as (netlist, steps) pairs."""
+    """The runs the kernel took, as (layers, steps, layers summed in tiles)."""
     taken = []
     run = sim_native.run
 
     def counted(lib, layers, batch, steps, *args, **kwargs):
-        taken.append((len(layers), steps))
+        taken.append((len(layers), steps, sum(bool(layer.tiles) for layer in layers)))
         return run(lib, layers, batch, steps, *args, **kwargs)
 
     monkeypatch.setattr(sim_native, "run", counted)
@@ -52,11 +56,34 @@ def both(monkeypatch, net, steps, **kwargs) -> tuple[sim.Recording, sim.Recordin
     return native, reference
 
 
-def test_kernel_equals_numpy_on_random_netlists(monkeypatch, kernel_runs):
+@pytest.fixture(params=["tiles", "no tiles"])
+def tiled(request, monkeypatch) -> bool:
+    """Whether convolutions are summed in tiles (where the CPU multiplies them; else the test is
+    skipped) or from events."""
+    if request.param == "tiles" and not TILED:
+        pytest.skip("this CPU or system multiplies no tiles")
+    if request.param == "no tiles":
+        monkeypatch.setattr(sim_native, "tiles", lambda lib: False)
+    return request.param == "tiles"
+
+
+def in_bytes(net: Netlist) -> Netlist:
+    """``net`` with its convolutions' weights clipped to a byte (so that tiles can multiply them)."""
+    layers = [
+        dataclasses.replace(layer, weight=layer.weight.clip(-128, 127)) if layer.kind == "conv" else layer
+        for layer in net.layers
+    ]
+    return dataclasses.replace(net, layers=layers)
+
+
+def test_kernel_equals_numpy_on_random_netlists(monkeypatch, kernel_runs, tiled):
     """The conformance generator's CUBA netlists (every other one under Loihi 2's run conventions):
-    the kernel takes those without delays or grouped convolutions, fed binary spikes."""
+    the kernel takes those without delays or grouped convolutions, fed binary spikes. With tiles,
+    the convolutions' weights are clipped to a byte, so that tiles sum them."""
     seen = {"wraps": 0, "saturations": 0, "spiking": 0, "kinds": set()}
     for k, case in enumerate(generate_cases(CASES, seed=21)):
+        if tiled:
+            case = dataclasses.replace(case, net=in_bytes(case.net))
         before = len(kernel_runs)
         native, reference = both(
             monkeypatch,
@@ -74,6 +101,7 @@ def test_kernel_equals_numpy_on_random_netlists(monkeypatch, kernel_runs):
             seen["spiking"] += native.spike_count[case.net.neuron_layers[-1]] > 0
             seen["kinds"] |= {layer.kind for layer in case.net.layers}
     assert len(kernel_runs) > CASES // 3
+    assert (sum(run[2] for run in kernel_runs) > CASES // 10) == tiled  # convolutions summed in tiles
     assert seen["kinds"] >= {"dense", "conv", "flatten"}
     assert seen["wraps"] > 0 and seen["saturations"] > 0  # the rules' 32- and 24-bit edges, taken
     assert seen["spiking"] > len(kernel_runs) // 3  # the reference spikes
@@ -103,15 +131,17 @@ def wide_net(rng, big: int) -> Netlist:
 
 @pytest.mark.parametrize("big", [20, 255])
 @pytest.mark.parametrize("conventions", fx.CONVENTIONS)
-def test_kernel_equals_numpy_on_wide_layers(monkeypatch, kernel_runs, big, conventions):
+def test_kernel_equals_numpy_on_wide_layers(monkeypatch, kernel_runs, big, conventions, tiled):
     """Rows of several chunks, inputs that mostly spike (the silent ones are taken from the sum of
     all), tails of n % 16, and per-sample bias; with weights up to 255 the second convolution's sums
-    may pass int16 (summed in int32), with weights up to 20 none does."""
+    may pass int16 (summed in int32), with weights up to 20 none does. In tiles: 80 outputs in two
+    groups of tiles, and 37 in three tiles of 13 (each row's last tile reaching into the next row)."""
     rng = np.random.default_rng(big)
     net = wide_net(rng, big)
     bias = rng.integers(-30, 200, (5, 3, 9, 11))
     native, reference = both(monkeypatch, net, 20, bias=bias, conventions=conventions)
     assert len(kernel_runs) == 1 and not differences(native, reference)
+    assert kernel_runs[0][2] == (2 if tiled and big == 20 else 0)  # weights past a byte: from events
     rates = [native.s[i].mean() for i in net.neuron_layers]
     assert rates[0] > 0.5 and all(rate > 0 for rate in rates)  # the input mostly spikes; every layer spikes
 
