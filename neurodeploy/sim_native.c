@@ -650,7 +650,8 @@ static void pack(const uint8_t *s, int64_t n, uint8_t *bits) {
    remain. `input` (batch, steps, n_in of layer 0) holds binary spikes into layer 0, or is NULL. The last
    layer's spike counts a sample (batch, n) add into `out_counts`; its v after the last step goes
    to `out_v` (batch, n), `spike_v` where it spiked on that step. Returns 0, -1 where memory ran
-   out, or 1 where `*stop` was set (checked before each layer of each sample). */
+   out, -2 where layers are in tiles and the system refuses them, or 1 where `*stop` was set (checked
+   before each layer of each sample). */
 int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, const uint8_t *input,
         int32_t *out_counts, int32_t *out_v, int32_t spike_v, const volatile int32_t *stop) {
     int64_t words = 0, widest = layers[0].n_in + 64, room = 64, stride = 0, largest = 0;
@@ -671,14 +672,14 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
         c_size = L->tiles && 16 * L->row + 16 > c_size ? 16 * L->row + 16 : c_size;
         tiled |= L->tiles != NULL;
     }
+    if (tiled && !tiles_ready()) return -2;
     Scratch w = {malloc(sizeof(int32_t) * (size_t)(widest + LANES)), aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32)),
                  malloc((size_t)(image_size + 64)), malloc((size_t)(a_size + 64)), aligned_alloc(64, sizeof(int32_t) * (size_t)c_size)};
     int32_t *memory = malloc(sizeof(int32_t) * (size_t)words);
     int32_t *sample = malloc(sizeof(int32_t) * (size_t)(largest + LANES)); /* a sample's bias */
     uint8_t *bit_memory = calloc((size_t)bit_bytes, 1); /* a layer's input's bits and its own, each step: a
                                                            step writes a layer's n bits, and only those are read */
-    const int ok = memory && w.idx && bit_memory && w.pad && sample && w.image && w.a && w.c &&
-                   (!tiled || tiles_ready());
+    const int ok = memory && w.idx && bit_memory && w.pad && sample && w.image && w.a && w.c;
     if (ok) memset(w.pad, 0, sizeof(int16_t) * (size_t)(pad_size + 32)), memset(w.a, 0, (size_t)(a_size + 64));
     for (int64_t b; ok && (b = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED)) < batch;) {
         uint8_t *pre = bit_memory, *own = bit_memory + steps * stride;

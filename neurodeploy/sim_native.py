@@ -283,6 +283,8 @@ def run(
         except BaseException:
             stop[0] = 1
             raise
+    if -2 in done:
+        raise RuntimeError(f"the system refused the compiled kernel its AMX tiles; set {ENV_VAR}=0 to run on numpy")
     if any(code < 0 for code in done):
         raise MemoryError("the simulator's compiled kernel ran out of memory")
     counted = [
