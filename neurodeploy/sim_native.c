@@ -523,10 +523,25 @@ static __attribute__((noinline)) void tile_sums(const Layer *L, const uint8_t *i
     const int64_t block = 64 * across; /* bytes of a weight tile */
     for (int64_t o = 0; o < positions; o += TILE_GROUP) {
         const int64_t rows = positions - o < TILE_GROUP ? positions - o : TILE_GROUP, padded = (rows + 15) / 16 * 16;
-        for (int64_t r = 0; r < rows; r++) /* ascending: each run's spill is overwritten by what follows it */
-            for (int64_t q = 0; q < runs; q++)
-                copy_run(a + r * width + q * length, image + L->image_reads[(o + r) * runs + q], length);
+        if (runs * length <= 64) /* each row in one register, its runs expanded into their places */
+            for (int64_t r = 0; r < rows; r++) {
+                __m512i line = _mm512_setzero_si512();
+                for (int64_t q = 0; q < runs; q++)
+                    line = _mm512_mask_expandloadu_epi8(line, ((1ull << length) - 1) << (q * length),
+                                                        image + L->image_reads[(o + r) * runs + q]);
+                _mm512_store_si512(a + r * width, line);
+            }
+        else
+            for (int64_t r = 0; r < rows; r++) /* ascending: each run's spill is overwritten by what follows it */
+                for (int64_t q = 0; q < runs; q++)
+                    copy_run(a + r * width + q * length, image + L->image_reads[(o + r) * runs + q], length);
         memset(a + rows * width, 0, (size_t)((padded - rows) * width));
+        const int resident = k_tiles == 1 && n_tiles <= 3; /* the weights fit tiles 5 to 7: loaded once */
+        if (resident) {
+            _tile_loadd(5, L->tiles, 4 * across);
+            if (n_tiles > 1) _tile_loadd(6, L->tiles + block, 4 * across);
+            if (n_tiles > 2) _tile_loadd(7, L->tiles + 2 * block, 4 * across);
+        }
         for (int64_t m = 0; m < padded; m += 16) {
             const int64_t first = o + m, partial = first + 16 > positions;
             int32_t *out = partial ? c : acc + first * row;
@@ -535,10 +550,16 @@ static __attribute__((noinline)) void tile_sums(const Layer *L, const uint8_t *i
                 const int8_t *b = L->tiles + g * block;
                 const uint8_t *in = a + m * width;
                 _tile_zero(0);
-                _tile_zero(1);
-                _tile_zero(2);
-                _tile_zero(3);
-                for (int64_t k = 0; k < k_tiles; k++, b += n_tiles * block) {
+                if (here > 1) _tile_zero(1);
+                if (here > 2) _tile_zero(2);
+                if (here > 3) _tile_zero(3);
+                if (resident) {
+                    _tile_loadd(4, in, width);
+                    _tile_dpbusd(0, 4, 5);
+                    if (here > 1) _tile_dpbusd(1, 4, 6);
+                    if (here > 2) _tile_dpbusd(2, 4, 7);
+                }
+                for (int64_t k = 0; k < k_tiles && !resident; k++, b += n_tiles * block) {
                     _tile_loadd(4, in + 64 * k, width);
                     _tile_loadd(5, b, 4 * across);
                     _tile_dpbusd(0, 4, 5);
@@ -674,7 +695,7 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
     }
     if (tiled && !tiles_ready()) return -2;
     Scratch w = {malloc(sizeof(int32_t) * (size_t)(widest + LANES)), aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32)),
-                 malloc((size_t)(image_size + 64)), malloc((size_t)(a_size + 64)), aligned_alloc(64, sizeof(int32_t) * (size_t)c_size)};
+                 malloc((size_t)(image_size + 64)), aligned_alloc(64, (size_t)(a_size + 64)), aligned_alloc(64, sizeof(int32_t) * (size_t)c_size)};
     int32_t *memory = malloc(sizeof(int32_t) * (size_t)words);
     int32_t *sample = malloc(sizeof(int32_t) * (size_t)(largest + LANES)); /* a sample's bias */
     uint8_t *bit_memory = calloc((size_t)bit_bytes, 1); /* a layer's input's bits and its own, each step: a
