@@ -13,7 +13,7 @@
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
-#if defined(__AMX_INT8__) && defined(__AVX512BW__) && defined(__linux__)
+#if defined(__AMX_INT8__) && defined(__AVX512BW__) && defined(__AVX512VBMI2__) && defined(__linux__)
 #define TILES 1 /* AMX: a convolution's sums as products of tiles of bytes */
 #include <sys/syscall.h>
 #include <unistd.h>
