@@ -1052,7 +1052,7 @@ def _native_conv(op: _ConvOp, layer: sim_native.Layer, bytewise: bool) -> tuple[
     layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
     layer.kernel_taps = per_tap.shape[0]
     low, high = sim_native.TILE_RANGE
-    if bytewise and low <= per_tap.min(initial=0) and per_tap.max(initial=0) < high:
+    if bytewise and low <= per_tap.min(initial=0) and per_tap.max(initial=0) < high and sim_native.fits_bytes(*shapes):
         tiles, sizes = sim_native.image_tiles(per_tap, *shapes)
         for name, size in sizes.items():
             setattr(layer, name, size)

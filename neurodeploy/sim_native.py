@@ -39,6 +39,8 @@ NARROW_LIMIT = 2**15  # a convolution whose sums stay below this in magnitude is
 NARROW_LANES = 32  # int16 values the kernel sums at a time
 FEW_CHANNELS = 4  # a narrow convolution of at most this many input channels sums from tables of subsets
 TILE_RANGE = (-128, 128)  # weights in this range are multiplied as bytes, where the CPU can (see products)
+IMAGE_LIMIT = 2**31 - 2**16  # bytes of a convolution's input image, below this for products of bytes
+ROW_LIMIT = 2**16  # bytes of an output's inputs, at most this for products of bytes
 POINTED = ("bias", "weight", "ones", "tap_start", "taps", "fan_out")  # a Layer's int32 array fields
 SIZES = (
     "kind",
@@ -212,6 +214,13 @@ def few_channel_sums(per_tap: np.ndarray, stride: int, gather: np.ndarray) -> di
     first_bit = np.where(inside, gather * ci, 0)
     offset = np.where(inside, np.arange(taps) * 16 * stride, taps * 16 * stride)
     return {"subsets": subsets, "reads": np.ascontiguousarray(np.stack([first_bit, offset], axis=-1), np.int32)}
+
+
+def fits_bytes(conv_in: tuple[int, ...], conv_out: tuple[int, ...], kernel, stride, padding, dilation) -> bool:
+    """Whether a convolution's input image and an output's row of inputs are within the kernel's
+    limits for products of bytes (its offsets are int32; a thread lays out 256 rows at a time)."""
+    (ci, hi, wi), (kh, kw) = conv_in[:3], kernel
+    return (hi + 2 * padding[0]) * (wi + 2 * padding[1]) * ci < IMAGE_LIMIT and kh * kw * ci <= ROW_LIMIT
 
 
 def image_tiles(
