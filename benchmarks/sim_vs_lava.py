@@ -30,14 +30,13 @@ checks that its spikes equal the simulator's.
 
 PilotNet's line also gives the simulator's inferences per second, which path ran it
 (the compiled kernel of :mod:`neurodeploy.sim_native`, or numpy where no C compiler
-built it; ``products=tiles`` where the kernel multiplies convolutions of bytes in AMX
-tiles, ``dots`` with AVX-512 VNNI, ``none`` where it sums them from events)
+built it; ``tiles=yes`` where the kernel multiplies convolutions as tiles of bytes)
 with the numpy path's own figure timed in the same run as the baseline, and
 the dense product bound measured in the same run: the float32 and float64 matrix products of
 the sizes its layers' synapses multiply over the batch and steps (each convolution
 as patches times kernel), timed alone, as inferences per second. A simulator passes
 the float32 bound only by skipping silent inputs or by multiplying narrower numbers
-(the kernel multiplies bytes).
+(the kernel's tiles multiply bytes).
 """
 
 from __future__ import annotations
@@ -182,8 +181,8 @@ def paths(case: LavaCase, sim_s: float) -> str:
     finally:
         del os.environ[sim_native.ENV_VAR]
         sim_native.library.cache_clear()
-    products = sim_native.products(sim_native.library()) or "none"
-    return f"path=compiled products={products} numpy_path={case.batch() / numpy_s:.0f}/s speedup={numpy_s / sim_s:.1f}"
+    tiles = "yes" if sim_native.tiles(sim_native.library()) else "no"
+    return f"path=compiled tiles={tiles} numpy_path={case.batch() / numpy_s:.0f}/s speedup={numpy_s / sim_s:.1f}"
 
 
 def cpu_with_children() -> float:

@@ -887,9 +887,7 @@ class _Run:
         held: list[np.ndarray] = []  # what the kernel's pointers point into, alive through the run
         layers = []
         for unit, in_shape in zip(self.units, self.in_shapes):
-            layer = _native_layer(
-                unit, in_shape, self._resets(unit.k), steps, held, sim_native.products(lib) is not None
-            )
+            layer = _native_layer(unit, in_shape, self._resets(unit.k), steps, held, sim_native.tiles(lib))
             if layer is None:
                 return False
             layers.append(layer)
@@ -981,10 +979,9 @@ class _Run:
         return functools.partial(fx.resets, interval=interval, phase=phase, conventions=self.conventions)
 
 
-def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list, bytewise: bool) -> sim_native.Layer | None:
-    """``unit`` as the compiled kernel takes it (convolutions as products of bytes where ``bytewise``: see
-    :func:`sim_native.products`), or None where it cannot; the arrays it points into are appended to
-    ``held``."""
+def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list, tiled: bool) -> sim_native.Layer | None:
+    """``unit`` as the compiled kernel takes it (convolutions in tiles where ``tiled``), or None where it
+    cannot; the arrays it points into are appended to ``held``."""
     op, neuron = unit.op, unit.layer.neuron
     if unit.graded or unit.rec_op is not None:
         return None
@@ -1003,7 +1000,7 @@ def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list, bytewis
     elif unit.neurons.bias_bound:
         arrays["bias"] = source.held
     if op is not None:
-        synapses = _native_synapses(op, in_shape, layer, bytewise)
+        synapses = _native_synapses(op, in_shape, layer, tiled)
         if synapses is None or unit.n >= sim_native.SUM_LIMIT:
             return None
         arrays.update(synapses)
@@ -1012,7 +1009,7 @@ def _native_layer(unit: _Unit, in_shape, resets, steps: int, held: list, bytewis
     return layer
 
 
-def _native_synapses(op, in_shape, layer: sim_native.Layer, bytewise: bool) -> dict[str, np.ndarray] | None:
+def _native_synapses(op, in_shape, layer: sim_native.Layer, tiled: bool) -> dict[str, np.ndarray] | None:
     """The synapses of ``op`` as the kernel holds them, their sizes set on ``layer``; None where the
     kernel cannot take them (delays, groups, sums past int32, exponents out of its range)."""
     low, high = sim_native.EXP_RANGE
@@ -1024,7 +1021,7 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer, bytewise: bool) -> d
         layer.kind, layer.row = sim_native.KINDS["dense"], weight.shape[1]
         reach = np.abs(weight).sum(axis=0, dtype=np.int64)
     elif isinstance(op, _ConvOp) and op.layer.groups == 1:
-        arrays, reach = _native_conv(op, layer, bytewise)
+        arrays, reach = _native_conv(op, layer, tiled)
     else:
         return None
     if (
@@ -1037,9 +1034,9 @@ def _native_synapses(op, in_shape, layer: sim_native.Layer, bytewise: bool) -> d
     return arrays
 
 
-def _native_conv(op: _ConvOp, layer: sim_native.Layer, bytewise: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _native_conv(op: _ConvOp, layer: sim_native.Layer, tiled: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A one-group convolution's synapses as the kernel holds them, their sizes set on ``layer``, and
-    each output channel's sum of |w| over its inputs: in tiles where ``bytewise`` and the weights fit
+    each output channel's sum of |w| over its inputs: in tiles where ``tiled`` and the weights fit
     bytes, else as rows of weights an input reaches (see sim_native.c)."""
     conv = op.layer
     weight = np.ascontiguousarray(conv.weight.transpose(2, 3, 1, 0), np.int32)  # (kH, kW, C_in, C_out)
@@ -1052,7 +1049,7 @@ def _native_conv(op: _ConvOp, layer: sim_native.Layer, bytewise: bool) -> tuple[
     layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
     layer.kernel_taps = per_tap.shape[0]
     low, high = sim_native.TILE_RANGE
-    if bytewise and low <= per_tap.min(initial=0) and per_tap.max(initial=0) < high and sim_native.fits_bytes(*shapes):
+    if tiled and low <= per_tap.min(initial=0) and per_tap.max(initial=0) < high and sim_native.fits_tiles(*shapes):
         tiles, sizes = sim_native.image_tiles(per_tap, *shapes)
         for name, size in sizes.items():
             setattr(layer, name, size)

@@ -13,13 +13,8 @@
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
-#if defined(__AVX512BW__) && defined(__AVX512VBMI2__) && defined(__AVX512VNNI__)
-#define BYTES 1 /* a convolution's sums as products of bytes: rows of its inputs times its weights */
-#else
-#define BYTES 0
-#endif
-#if BYTES && defined(__AMX_INT8__) && defined(__linux__)
-#define TILES 1 /* the products in AMX tiles */
+#if defined(__AMX_INT8__) && defined(__AVX512BW__) && defined(__AVX512VBMI2__) && defined(__linux__)
+#define TILES 1 /* AMX: a convolution's sums as products of tiles of bytes */
 #include <sys/syscall.h>
 #include <unistd.h>
 #define ARCH_REQ_XCOMP_PERM 0x1023
@@ -481,7 +476,7 @@ static __attribute__((noinline)) void few_channels(const Layer *L, const uint8_t
     }
 }
 
-#if BYTES
+#if TILES
 /* A 64-bit field of bits from bit `at`, width <= 56. */
 static inline uint64_t field56(const uint8_t *bits, int64_t at, int64_t width) {
     uint64_t word;
@@ -515,71 +510,32 @@ static inline void copy_run(uint8_t *to, const uint8_t *from, int64_t length) {
     }
 }
 
-/* The inputs of output positions [o, o + rows) as rows of bytes (`a`: rows of 64 k_tiles, and 64
-   bytes of room; bytes past an output's runs meet zero weights), and zero rows to the next 16. */
-static void lay_out(const Layer *L, const uint8_t *image, uint8_t *a, int64_t o, int64_t rows) {
-    const int64_t runs = L->runs, length = L->run_length, width = 64 * L->k_tiles;
-    if (runs * length <= 64) /* each row in one register, its runs expanded into their places */
-        for (int64_t r = 0; r < rows; r++) {
-            __m512i line = _mm512_setzero_si512();
-            for (int64_t q = 0; q < runs; q++)
-                line = _mm512_mask_expandloadu_epi8(line, ((1ull << length) - 1) << (q * length),
-                                                    image + L->image_reads[(o + r) * runs + q]);
-            _mm512_store_si512(a + r * width, line);
-        }
-    else
-        for (int64_t r = 0; r < rows; r++) /* ascending: each run's spill is overwritten by what follows it */
-            for (int64_t q = 0; q < runs; q++)
-                copy_run(a + r * width + q * length, image + L->image_reads[(o + r) * runs + q], length);
-    memset(a + rows * width, 0, (size_t)((rows + 15) / 16 * 16 - rows) * (size_t)width);
-}
-
-/* A convolution's sums from its input image, TILE_GROUP output positions at a time (lay_out), each
-   output's bytes times the weights, four output tiles at a time: a weight tile's row k holds input
-   bytes 4k to 4k + 3 of each of its tile_width outputs, and AVX-512 VNNI sums the four products
-   of 16 outputs at once. */
-static __attribute__((noinline)) void dot_sums(const Layer *L, const uint8_t *image, uint8_t *a, int32_t *acc) {
-    const int64_t row = L->row, positions = L->n / row, n_tiles = L->n_tiles, across = L->tile_width;
-    const int64_t width = 64 * L->k_tiles, block = 64 * across, quads = (L->runs * L->run_length + 3) / 4;
-    for (int64_t o = 0; o < positions; o += TILE_GROUP) {
-        const int64_t rows = positions - o < TILE_GROUP ? positions - o : TILE_GROUP;
-        lay_out(L, image, a, o, rows);
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t g = 0; g < n_tiles; g += 4) {
-                const int64_t here = n_tiles - g < 4 ? n_tiles - g : 4;
-                __m512i sum[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                                  _mm512_setzero_si512()};
-                for (int64_t q = 0; q < quads; q++) {
-                    int32_t four;
-                    memcpy(&four, a + r * width + 4 * q, 4);
-                    const __m512i x = _mm512_set1_epi32(four);
-                    const int8_t *b = L->tiles + ((q / 16) * n_tiles + g) * block + (q % 16) * 4 * across;
-                    for (int64_t j = 0; j < 4; j++) /* the lanes past tile_width read the next row: not stored */
-                        if (j < here) sum[j] = _mm512_dpbusd_epi32(sum[j], x, _mm512_loadu_si512(b + j * block));
-                }
-                for (int64_t j = 0; j < here; j++) {
-                    const int64_t n = (g + j) * across, kept = row - n < across ? row - n : across;
-                    _mm512_mask_storeu_epi32(acc + (o + r) * row + n, (__mmask16)((1u << kept) - 1), sum[j]);
-                }
-            }
-    }
-}
-#endif
-
-#if TILES
-/* A convolution's sums from its input image, TILE_GROUP output positions at a time (lay_out),
-   then for each 16 of them the products with the weight tiles, four output tiles at a time (tiles
-   0 to 3: sums; 4: inputs; 5 to 7: weights), stored straight into acc (the last, partial 16
-   through `c`: 16 rows and 16 values of room). A tile of tile_width columns may reach past its row
-   into the next: those are stored first (the highest tiles first), and the next row's own sums
-   then overwrite them. */
+/* A convolution's sums from its input image, TILE_GROUP output positions at a time: their inputs
+   as rows of bytes (`a`: TILE_GROUP rows of 64 k_tiles, and 64 bytes of room; bytes past an
+   output's runs meet zero weights), then for each 16 of them the products with the weight tiles,
+   four output tiles at a time (tiles 0 to 3: sums; 4: inputs; 5 to 7: weights), stored straight
+   into acc (the last, partial 16 through `c`: 16 rows and 16 values of room). A tile of
+   tile_width columns may reach past its row into the next: those are stored first (the highest
+   tiles first), and the next row's own sums then overwrite them. */
 static __attribute__((noinline)) void tile_sums(const Layer *L, const uint8_t *image, uint8_t *a, int32_t *c, int32_t *acc) {
-    const int64_t row = L->row, positions = L->n / row;
+    const int64_t row = L->row, positions = L->n / row, runs = L->runs, length = L->run_length;
     const int64_t k_tiles = L->k_tiles, n_tiles = L->n_tiles, across = L->tile_width, width = 64 * k_tiles;
     const int64_t block = 64 * across; /* bytes of a weight tile */
     for (int64_t o = 0; o < positions; o += TILE_GROUP) {
         const int64_t rows = positions - o < TILE_GROUP ? positions - o : TILE_GROUP, padded = (rows + 15) / 16 * 16;
-        lay_out(L, image, a, o, rows);
+        if (runs * length <= 64) /* each row in one register, its runs expanded into their places */
+            for (int64_t r = 0; r < rows; r++) {
+                __m512i line = _mm512_setzero_si512();
+                for (int64_t q = 0; q < runs; q++)
+                    line = _mm512_mask_expandloadu_epi8(line, ((1ull << length) - 1) << (q * length),
+                                                        image + L->image_reads[(o + r) * runs + q]);
+                _mm512_store_si512(a + r * width, line);
+            }
+        else
+            for (int64_t r = 0; r < rows; r++) /* ascending: each run's spill is overwritten by what follows it */
+                for (int64_t q = 0; q < runs; q++)
+                    copy_run(a + r * width + q * length, image + L->image_reads[(o + r) * runs + q], length);
+        memset(a + rows * width, 0, (size_t)((padded - rows) * width));
         const int resident = k_tiles == 1 && n_tiles <= 3; /* the weights fit tiles 5 to 7: loaded once */
         if (resident) {
             _tile_loadd(5, L->tiles, 4 * across);
@@ -645,7 +601,7 @@ static void tiles_on(int64_t across) {
 #endif
 
 /* Whether this build multiplies tiles and the system lets this process use them. */
-static int tiles_ready(void) {
+int tiles_ready(void) {
 #if TILES
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 #else
@@ -653,35 +609,23 @@ static int tiles_ready(void) {
 #endif
 }
 
-/* How this build and system multiply convolutions of bytes (layers with `tiles`): 2 in AMX tiles,
-   1 with AVX-512 VNNI, 0 not at all. */
-int byte_products(void) { return tiles_ready() ? 2 : BYTES; }
-
-/* Scratch memory of a thread: event indices, narrow sums in padded rows, and for products of
-   bytes the image of an input (zeroed once a layer), a block of input rows, a block of sums and
-   whether tiles multiply them. */
+/* Scratch memory of a thread: event indices, narrow sums in padded rows, and with tiles the image
+   of an input (zeroed once a layer), a block of input rows and a block of sums. */
 typedef struct {
     int32_t *idx;
     int16_t *pad;
     uint8_t *image, *a;
     int32_t *c;
-    int amx;
 } Scratch;
 
-/* A convolution's input (see tile_sums, dot_sums, few_channels, `events` and conv_sums). Narrow sums from
+/* A convolution's input (see tile_sums, few_channels, `events` and conv_sums). Narrow sums from
    events are formed in `pad`, one aligned padded row an output position (so that no two positions
    share a vector), then packed into acc and cleared. */
 static int conv_input(const Layer *L, const uint8_t *bits, int32_t *acc, Scratch *w) {
-#if BYTES
+#if TILES
     if (L->tiles) {
         to_image(L, bits, w->image);
-#if TILES
-        if (w->amx) {
-            tile_sums(L, w->image, w->a, w->c, acc);
-            return SUM | WHOLE;
-        }
-#endif
-        dot_sums(L, w->image, w->a, acc);
+        tile_sums(L, w->image, w->a, w->c, acc);
         return SUM | WHOLE;
     }
 #endif
@@ -727,8 +671,8 @@ static void pack(const uint8_t *s, int64_t n, uint8_t *bits) {
    remain. `input` (batch, steps, n_in of layer 0) holds binary spikes into layer 0, or is NULL. The last
    layer's spike counts a sample (batch, n) add into `out_counts`; its v after the last step goes
    to `out_v` (batch, n), `spike_v` where it spiked on that step. Returns 0, -1 where memory ran
-   out, or 1 where `*stop` was set (checked before each layer of each sample). Layers with `tiles`
-   are multiplied in AMX tiles where the system grants them, else with VNNI (see byte_products). */
+   out, -2 where layers are in tiles and the system refuses them, or 1 where `*stop` was set (checked
+   before each layer of each sample). */
 int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, const uint8_t *input,
         int32_t *out_counts, int32_t *out_v, int32_t spike_v, const volatile int32_t *stop) {
     int64_t words = 0, widest = layers[0].n_in + 64, room = 64, stride = 0, largest = 0;
@@ -749,9 +693,9 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
         c_size = L->tiles && 16 * L->row + 16 > c_size ? 16 * L->row + 16 : c_size;
         tiled |= L->tiles != NULL;
     }
+    if (tiled && !tiles_ready()) return -2;
     Scratch w = {malloc(sizeof(int32_t) * (size_t)(widest + LANES)), aligned_alloc(64, sizeof(int16_t) * (size_t)(pad_size + 32)),
-                 malloc((size_t)(image_size + 64)), aligned_alloc(64, (size_t)(a_size + 64)), aligned_alloc(64, sizeof(int32_t) * (size_t)c_size),
-                 tiled && tiles_ready()};
+                 malloc((size_t)(image_size + 64)), aligned_alloc(64, (size_t)(a_size + 64)), aligned_alloc(64, sizeof(int32_t) * (size_t)c_size)};
     int32_t *memory = malloc(sizeof(int32_t) * (size_t)words);
     int32_t *sample = malloc(sizeof(int32_t) * (size_t)(largest + LANES)); /* a sample's bias */
     uint8_t *bit_memory = calloc((size_t)bit_bytes, 1); /* a layer's input's bits and its own, each step: a
@@ -769,9 +713,8 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
             const int fed = L->n_in && (k || input);
             memset(memory, 0, sizeof(int32_t) * (size_t)(3 * n));
             if (L->bias_mant) sample_bias(L, b, sample);
-            if (L->tiles) memset(w.image, 0, (size_t)L->image_bytes);
 #if TILES
-            if (L->tiles && w.amx) tiles_on(L->tile_width);
+            if (L->tiles) memset(w.image, 0, (size_t)L->image_bytes), tiles_on(L->tile_width);
 #endif
             const int32_t *bias = L->bias_mant ? sample : L->bias;
             for (int64_t t = 0; t < steps; t++) {
@@ -795,7 +738,7 @@ int run(Layer *layers, int64_t nl, int64_t *next, int64_t batch, int64_t steps, 
         }
     }
 #if TILES
-    if (w.amx) _tile_release();
+    if (ok && tiled) _tile_release();
 #endif
     free(memory), free(bit_memory), free(sample);
     free(w.idx), free(w.pad), free(w.image), free(w.a), free(w.c);

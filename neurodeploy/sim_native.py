@@ -38,9 +38,9 @@ KINDS = {"input": 0, "dense": 1, "conv": 2}
 NARROW_LIMIT = 2**15  # a convolution whose sums stay below this in magnitude is summed in int16
 NARROW_LANES = 32  # int16 values the kernel sums at a time
 FEW_CHANNELS = 4  # a narrow convolution of at most this many input channels sums from tables of subsets
-TILE_RANGE = (-128, 128)  # weights in this range are multiplied as bytes, where the CPU can (see products)
-IMAGE_LIMIT = 2**31 - 2**16  # bytes of a convolution's input image, below this for products of bytes
-ROW_LIMIT = 2**16  # bytes of an output's inputs, at most this for products of bytes
+TILE_RANGE = (-128, 128)  # weights in this range are multiplied in tiles of bytes, where the CPU has them
+IMAGE_LIMIT = 2**31 - 2**16  # bytes of a convolution's input image, below this for tiles
+ROW_LIMIT = 2**16  # bytes of an output's inputs, at most this for tiles
 POINTED = ("bias", "weight", "ones", "tap_start", "taps", "fan_out")  # a Layer's int32 array fields
 SIZES = (
     "kind",
@@ -116,16 +116,15 @@ def library() -> ctypes.CDLL | None:
         return None
     lib.run.argtypes = [ctypes.POINTER(Layer), _I64, _P64, _I64, _I64, _P8, _P32, _P32, ctypes.c_int32, _P32]
     lib.run.restype = ctypes.c_int
-    lib.byte_products.restype = ctypes.c_int
+    lib.tiles_ready.restype = ctypes.c_int
     return lib
 
 
 @functools.cache
-def products(lib: ctypes.CDLL) -> str | None:
-    """How ``lib`` multiplies convolutions whose weights fit bytes here: ``tiles`` (x86 AMX: built for
-    a CPU that has them and allowed by the system to this process), ``dots`` (AVX-512 VNNI), or
-    None (it sums them from events)."""
-    return {2: "tiles", 1: "dots"}.get(lib.byte_products())
+def tiles(lib: ctypes.CDLL) -> bool:
+    """Whether ``lib`` multiplies tiles of bytes (x86 AMX) here: built for a CPU that has them and
+    allowed by the system to this process."""
+    return bool(lib.tiles_ready())
 
 
 def _cpu() -> bytes:
@@ -216,9 +215,9 @@ def few_channel_sums(per_tap: np.ndarray, stride: int, gather: np.ndarray) -> di
     return {"subsets": subsets, "reads": np.ascontiguousarray(np.stack([first_bit, offset], axis=-1), np.int32)}
 
 
-def fits_bytes(conv_in: tuple[int, ...], conv_out: tuple[int, ...], kernel, stride, padding, dilation) -> bool:
+def fits_tiles(conv_in: tuple[int, ...], conv_out: tuple[int, ...], kernel, stride, padding, dilation) -> bool:
     """Whether a convolution's input image and an output's row of inputs are within the kernel's
-    limits for products of bytes (its offsets are int32; a thread lays out 256 rows at a time)."""
+    limits for tiles (its offsets are int32; a thread lays out 256 rows at a time)."""
     (ci, hi, wi), (kh, kw) = conv_in[:3], kernel
     return (hi + 2 * padding[0]) * (wi + 2 * padding[1]) * ci < IMAGE_LIMIT and kh * kw * ci <= ROW_LIMIT
 
@@ -251,8 +250,7 @@ def image_tiles(
         "in_rows": hi,
         "row_bits": wi * ci,
     }
-    room = np.zeros(64, np.int8)  # a row of 16 lanes read from a tile's last row (see sim_native.c)
-    arrays = {"tiles": np.concatenate([blocks.reshape(-1), room]), "image_reads": runs.reshape(-1).astype(np.int32)}
+    arrays = {"tiles": np.ascontiguousarray(blocks).reshape(-1), "image_reads": runs.reshape(-1).astype(np.int32)}
     return arrays, sizes
 
 
@@ -294,6 +292,8 @@ def run(
         except BaseException:
             stop[0] = 1
             raise
+    if -2 in done:
+        raise RuntimeError(f"the system refused the compiled kernel its AMX tiles; set {ENV_VAR}=0 to run on numpy")
     if any(code < 0 for code in done):
         raise MemoryError("the simulator's compiled kernel ran out of memory")
     counted = [

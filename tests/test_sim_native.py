@@ -21,12 +21,12 @@ CASES = 300
 pytestmark = pytest.mark.skipif(sim_native.library() is None, reason="no C compiler to build the kernel with")
 
 
-PRODUCTS = None if sim_native.library() is None else sim_native.products(sim_native.library())
+TILED = sim_native.library() is not None and sim_native.tiles(sim_native.library())
 
 
 @pytest.fixture
 def kernel_runs(monkeypatch):
-    """The runs the kernel took, as (layers, steps, layers multiplied as bytes)."""
+    """The runs the kernel took, as (layers, steps, layers summed in tiles)."""
     taken = []
     run = sim_native.run
 
@@ -56,15 +56,15 @@ def both(monkeypatch, net, steps, **kwargs) -> tuple[sim.Recording, sim.Recordin
     return native, reference
 
 
-@pytest.fixture(params=["bytes", "events"])
-def bytewise(request, monkeypatch) -> bool:
-    """Whether convolutions of bytes are multiplied as bytes (where the CPU can: else the test is
-    skipped) or summed from events."""
-    if request.param == "bytes" and PRODUCTS is None:
-        pytest.skip("this build multiplies no bytes")
-    if request.param == "events":
-        monkeypatch.setattr(sim_native, "products", lambda lib: None)
-    return request.param == "bytes"
+@pytest.fixture(params=["tiles", "no tiles"])
+def tiled(request, monkeypatch) -> bool:
+    """Whether convolutions are summed in tiles (where the CPU multiplies them; else the test is
+    skipped) or from events."""
+    if request.param == "tiles" and not TILED:
+        pytest.skip("this CPU or system multiplies no tiles")
+    if request.param == "no tiles":
+        monkeypatch.setattr(sim_native, "tiles", lambda lib: False)
+    return request.param == "tiles"
 
 
 def in_bytes(net: Netlist) -> Netlist:
@@ -76,13 +76,13 @@ def in_bytes(net: Netlist) -> Netlist:
     return dataclasses.replace(net, layers=layers)
 
 
-def test_kernel_equals_numpy_on_random_netlists(monkeypatch, kernel_runs, bytewise):
+def test_kernel_equals_numpy_on_random_netlists(monkeypatch, kernel_runs, tiled):
     """The conformance generator's CUBA netlists (every other one under Loihi 2's run conventions):
-    the kernel takes those without delays or grouped convolutions, fed binary spikes. As bytes,
-    the convolutions' weights are clipped to a byte, so that the kernel multiplies them."""
+    the kernel takes those without delays or grouped convolutions, fed binary spikes. With tiles,
+    the convolutions' weights are clipped to a byte, so that tiles sum them."""
     seen = {"wraps": 0, "saturations": 0, "spiking": 0, "kinds": set()}
     for k, case in enumerate(generate_cases(CASES, seed=21)):
-        if bytewise:
+        if tiled:
             case = dataclasses.replace(case, net=in_bytes(case.net))
         before = len(kernel_runs)
         native, reference = both(
@@ -101,7 +101,7 @@ def test_kernel_equals_numpy_on_random_netlists(monkeypatch, kernel_runs, bytewi
             seen["spiking"] += native.spike_count[case.net.neuron_layers[-1]] > 0
             seen["kinds"] |= {layer.kind for layer in case.net.layers}
     assert len(kernel_runs) > CASES // 3
-    assert (sum(run[2] for run in kernel_runs) > CASES // 10) == bytewise  # convolutions multiplied as bytes
+    assert (sum(run[2] for run in kernel_runs) > CASES // 10) == tiled  # convolutions summed in tiles
     assert seen["kinds"] >= {"dense", "conv", "flatten"}
     assert seen["wraps"] > 0 and seen["saturations"] > 0  # the rules' 32- and 24-bit edges, taken
     assert seen["spiking"] > len(kernel_runs) // 3  # the reference spikes
@@ -131,17 +131,17 @@ def wide_net(rng, big: int) -> Netlist:
 
 @pytest.mark.parametrize("big", [20, 255])
 @pytest.mark.parametrize("conventions", fx.CONVENTIONS)
-def test_kernel_equals_numpy_on_wide_layers(monkeypatch, kernel_runs, big, conventions, bytewise):
+def test_kernel_equals_numpy_on_wide_layers(monkeypatch, kernel_runs, big, conventions, tiled):
     """Rows of several chunks, inputs that mostly spike (the silent ones are taken from the sum of
     all), tails of n % 16, and per-sample bias; with weights up to 255 the second convolution's sums
-    may pass int16 (summed in int32), with weights up to 20 none does. As bytes: 80 outputs in two
+    may pass int16 (summed in int32), with weights up to 20 none does. In tiles: 80 outputs in two
     groups of tiles, and 37 in three tiles of 13 (each row's last tile reaching into the next row)."""
     rng = np.random.default_rng(big)
     net = wide_net(rng, big)
     bias = rng.integers(-30, 200, (5, 3, 9, 11))
     native, reference = both(monkeypatch, net, 20, bias=bias, conventions=conventions)
     assert len(kernel_runs) == 1 and not differences(native, reference)
-    assert kernel_runs[0][2] == (2 if bytewise and big == 20 else 0)  # weights past a byte: from events
+    assert kernel_runs[0][2] == (2 if tiled and big == 20 else 0)  # weights past a byte: from events
     rates = [native.s[i].mean() for i in net.neuron_layers]
     assert rates[0] > 0.5 and all(rate > 0 for rate in rates)  # the input mostly spikes; every layer spikes
 
@@ -225,30 +225,6 @@ def test_portable_build_equals_numpy(monkeypatch, tmp_path, kernel_runs):
         native, reference = both(monkeypatch, net, 14, bias=rng.integers(-30, 200, (3, 3, 9, 11)))
         assert len(kernel_runs) == 1 and not differences(native, reference)
         assert native.spike_count[net.neuron_layers[-1]] > 0
-    finally:
-        sim_native.library.cache_clear()
-
-
-def test_dot_products_equal_numpy(monkeypatch, tmp_path, kernel_runs):
-    """Built for this CPU without AMX, the kernel multiplies bytes with AVX-512 VNNI (where the CPU
-    has it): wide layers and random netlists with weights of a byte, equal to the numpy path."""
-    flags = sim_native.FLAGS + ("-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16")
-    monkeypatch.setattr(sim_native, "FLAGS", flags)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    sim_native.library.cache_clear()
-    try:
-        lib = sim_native.library()
-        if lib is None or sim_native.products(lib) != "dots":
-            pytest.skip("a CPU with AVX-512 VNNI, and a compiler that takes -mno-amx-*")
-        rng = np.random.default_rng(20)
-        net = wide_net(rng, 20)
-        native, reference = both(monkeypatch, net, 20, bias=rng.integers(-30, 200, (5, 3, 9, 11)))
-        assert kernel_runs[-1][2] == 2 and not differences(native, reference)
-        for k, case in enumerate(generate_cases(40, seed=5)):
-            case = dataclasses.replace(case, net=in_bytes(case.net))
-            native, reference = both(monkeypatch, case.net, case.steps, spikes=case.spikes, bias=case.bias)
-            assert not differences(native, reference), k
-        assert sum(run[2] for run in kernel_runs) > 5
     finally:
         sim_native.library.cache_clear()
 
