@@ -1049,7 +1049,8 @@ def _native_conv(op: _ConvOp, layer: sim_native.Layer, tiled: bool) -> tuple[dic
     layer.kind, layer.row, layer.wrap24, layer.channels_in = sim_native.KINDS["conv"], co, op.wraps, ci
     layer.kernel_taps = per_tap.shape[0]
     low, high = sim_native.TILE_RANGE
-    if tiled and low <= per_tap.min(initial=0) and per_tap.max(initial=0) < high and sim_native.fits_tiles(*shapes):
+    in_bytes = low <= per_tap.min(initial=0) and per_tap.max(initial=0) < high
+    if tiled and in_bytes and sim_native.fits_tiles(conv.in_shape, kernel, conv.padding):
         tiles, sizes = sim_native.image_tiles(per_tap, *shapes)
         for name, size in sizes.items():
             setattr(layer, name, size)

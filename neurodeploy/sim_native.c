@@ -3,9 +3,11 @@
    sim_native.py builds this file with the system's C compiler and calls `run` from a thread a core;
    it holds the contract. The rules are those of fixed_point.py (update_current, update_voltage,
    decay, shift, wrap_bits), written again here in int32 arithmetic modulo 2**32, which is where
-   fixed_point.py wraps; every sum is exact. A layer's spikes are held as bits. Synaptic input is
-   event-driven: each presynaptic spike adds its weight rows; where most presynaptic neurons
-   spiked, the silent ones' rows are taken from the sum of all of them instead. */
+   fixed_point.py wraps; every sum is exact. A layer's spikes are held as bits. A convolution whose
+   weights fit bytes is, where the CPU has AMX tiles and the system grants them, a product of its
+   inputs as bytes and its weights (tile_sums). Other synaptic input is event-driven: each
+   presynaptic spike adds its weight rows; where most presynaptic neurons spiked, the silent ones'
+   rows are taken from the sum of all of them instead. */
 #define _GNU_SOURCE /* syscall */
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,8 +69,8 @@ typedef struct {
     const int32_t *reads;     /* with subsets: (output positions, taps) (first bit of the input position, offset
                                  of the tap's sums; of the zeros where the tap falls in the padding) */
     const int8_t *tiles;      /* conv of weights within int8 where the CPU multiplies tiles, or NULL: the weights
-                                 (taps * channels_in, row) zero-padded to (64 k_tiles, 16 n_tiles), in blocks
-                                 (k_tiles, n_tiles, 16, 16, 4) of (K / 4, N, 4) */
+                                 (taps * channels_in, row) zero-padded to (64 k_tiles, tile_width n_tiles), in
+                                 tiles (k_tiles, n_tiles, 16, tile_width, 4) of (K / 4, N, 4) */
     const int32_t *image_reads; /* with tiles: (output positions, runs) where each run of an output's inputs starts
                                    in the image */
     const int64_t *bias_mant; /* (batch, n) bias mantissas a sample in the netlist's order, or NULL (then `bias`,
@@ -383,11 +385,11 @@ static int dense_input(const Layer *L, const uint8_t *bits, int32_t *acc, int32_
     return what;
 }
 
-/* Bits [at, at + width) of `bits`, width <= 32 (a step's bits have 8 bytes of room past their end). */
-static inline uint32_t field(const uint8_t *bits, int64_t at, int64_t width) {
+/* Bits [at, at + width) of `bits`, width <= 56 (a step's bits have 8 bytes of room past their end). */
+static inline uint64_t field(const uint8_t *bits, int64_t at, int64_t width) {
     uint64_t word;
     memcpy(&word, bits + at / 8, 8);
-    return (uint32_t)((word >> (at % 8)) & ((1ull << width) - 1));
+    return (word >> (at % 8)) & ((1ull << width) - 1);
 }
 
 /* d += the sum of the rows `w + r[0..3]` (chunks of 16 int32 or 32 int16 lanes; the last chunk's
@@ -419,7 +421,7 @@ ADD_FOUR(add_four16, int16_t, i16x32, i16x32_mem)
             const int32_t *first = L->taps + 2 * L->tap_start[p], *last = L->taps + 2 * L->tap_start[p + 1];   \
             for (int64_t c0 = 0; c0 < ci; c0 += 32) {                                                          \
                 const int64_t width = ci - c0 < 32 ? ci - c0 : 32;                                             \
-                uint32_t mask = field(bits, p * ci + c0, width);                                               \
+                uint32_t mask = (uint32_t)field(bits, p * ci + c0, width);                                     \
                 if (flip) mask = ~mask & (uint32_t)((1ull << width) - 1);                                      \
                 while (mask) {                                                                                 \
                     int64_t r[4];                                                                              \
@@ -453,37 +455,22 @@ static __attribute__((noinline)) void conv_any(const Layer *L, const uint8_t *bi
 #undef SUMS
 }
 
-/* Four input channels' bits from bit `at`. */
-static inline unsigned nibble(const uint8_t *bits, uint32_t at) {
-    uint16_t pair;
-    memcpy(&pair, bits + at / 8, 2);
-    return (pair >> (at % 8)) & 15u;
-}
-
 /* A convolution of at most 4 input channels (see `subsets`): for each output position and tap,
    the input position's bits index the sums of their weights, the same work whatever spiked. */
 static __attribute__((noinline)) void few_channels(const Layer *L, const uint8_t *bits, int16_t *acc) {
     const int64_t row = L->row, stride = L->stride, taps = L->kernel_taps, positions = L->n / row;
-    const unsigned mask = (1u << L->channels_in) - 1;
     for (int64_t o = 0; o < positions; o++) {
         const int32_t *read = L->reads + 2 * taps * o;
         for (int64_t c = 0; c < stride; c += 32) { /* ascending: a row's last chunk spills into the next's place */
             i16x32 sum = {0};
             for (int64_t t = 0; t < taps; t++)
-                sum += *(const i16x32_mem *)(L->subsets + read[2 * t + 1] + (nibble(bits, (uint32_t)read[2 * t]) & mask) * stride + c);
+                sum += *(const i16x32_mem *)(L->subsets + read[2 * t + 1] + field(bits, read[2 * t], L->channels_in) * stride + c);
             *(i16x32_mem *)(acc + o * row + c) = sum;
         }
     }
 }
 
 #if TILES
-/* A 64-bit field of bits from bit `at`, width <= 56. */
-static inline uint64_t field56(const uint8_t *bits, int64_t at, int64_t width) {
-    uint64_t word;
-    memcpy(&word, bits + at / 8, 8);
-    return (word >> (at % 8)) & ((1ull << width) - 1);
-}
-
 /* A step's input bits as bytes of 0 and 1, each row in its place in the image (the border is
    left as it is: zero). */
 static __attribute__((noinline)) void to_image(const Layer *L, const uint8_t *bits, uint8_t *image) {
@@ -492,7 +479,7 @@ static __attribute__((noinline)) void to_image(const Layer *L, const uint8_t *bi
         uint8_t *to = image + L->image_start + y * L->image_row;
         for (int64_t i = 0; i < L->row_bits; i += 56) {
             const int64_t width = L->row_bits - i < 56 ? L->row_bits - i : 56;
-            const uint64_t spiked = field56(bits, y * L->row_bits + i, width);
+            const uint64_t spiked = field(bits, y * L->row_bits + i, width);
             _mm512_mask_storeu_epi8(to + i, (1ull << width) - 1, _mm512_maskz_mov_epi8(spiked, one));
         }
     }
@@ -553,22 +540,16 @@ static __attribute__((noinline)) void tile_sums(const Layer *L, const uint8_t *i
                 if (here > 1) _tile_zero(1);
                 if (here > 2) _tile_zero(2);
                 if (here > 3) _tile_zero(3);
-                if (resident) {
-                    _tile_loadd(4, in, width);
-                    _tile_dpbusd(0, 4, 5);
-                    if (here > 1) _tile_dpbusd(1, 4, 6);
-                    if (here > 2) _tile_dpbusd(2, 4, 7);
-                }
-                for (int64_t k = 0; k < k_tiles && !resident; k++, b += n_tiles * block) {
+                for (int64_t k = 0; k < k_tiles; k++, b += n_tiles * block) {
                     _tile_loadd(4, in + 64 * k, width);
-                    _tile_loadd(5, b, 4 * across);
+                    if (!resident) _tile_loadd(5, b, 4 * across);
                     _tile_dpbusd(0, 4, 5);
                     if (here > 1) {
-                        _tile_loadd(6, b + block, 4 * across);
+                        if (!resident) _tile_loadd(6, b + block, 4 * across);
                         _tile_dpbusd(1, 4, 6);
                     }
                     if (here > 2) {
-                        _tile_loadd(7, b + 2 * block, 4 * across);
+                        if (!resident) _tile_loadd(7, b + 2 * block, 4 * across);
                         _tile_dpbusd(2, 4, 7);
                     }
                     if (here > 3) {

@@ -162,8 +162,8 @@ class ConvGeometry:
     """Where a convolution's inputs reach, for weights held (kH, kW, C_in, C_out), channels-last.
 
     ``tap_start`` (input positions + 1) and ``taps`` (output offset, weight offset) list the taps
-    each input position reaches; ``uses`` (input
-    positions, kH * kW) and ``covers`` (output positions, kH * kW) count the taps that join them;
+    each input position reaches; ``uses`` (input positions, kH * kW) and ``covers`` (output
+    positions, kH * kW) count the taps that join them;
     ``gather`` (output positions, kH * kW) is the input position each tap of an output reads, -1
     in the padding.
     The arrays are shared between calls: read-only.
@@ -215,10 +215,10 @@ def few_channel_sums(per_tap: np.ndarray, stride: int, gather: np.ndarray) -> di
     return {"subsets": subsets, "reads": np.ascontiguousarray(np.stack([first_bit, offset], axis=-1), np.int32)}
 
 
-def fits_tiles(conv_in: tuple[int, ...], conv_out: tuple[int, ...], kernel, stride, padding, dilation) -> bool:
-    """Whether a convolution's input image and an output's row of inputs are within the kernel's
-    limits for tiles (its offsets are int32; a thread lays out 256 rows at a time)."""
-    (ci, hi, wi), (kh, kw) = conv_in[:3], kernel
+def fits_tiles(conv_in: tuple[int, ...], kernel, padding) -> bool:
+    """Whether a convolution's input image (C, H, W) padded and an output's row of inputs are within
+    the kernel's limits for tiles (its offsets are int32; a thread lays out 256 rows at a time)."""
+    (ci, hi, wi), (kh, kw) = conv_in, kernel
     return (hi + 2 * padding[0]) * (wi + 2 * padding[1]) * ci < IMAGE_LIMIT and kh * kw * ci <= ROW_LIMIT
 
 
