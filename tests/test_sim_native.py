@@ -69,8 +69,9 @@ def tiled(request, monkeypatch) -> bool:
 
 def in_bytes(net: Netlist) -> Netlist:
     """``net`` with its convolutions' weights clipped to a byte (so that tiles can multiply them)."""
+    low, high = sim_native.TILE_RANGE
     layers = [
-        dataclasses.replace(layer, weight=layer.weight.clip(-128, 127)) if layer.kind == "conv" else layer
+        dataclasses.replace(layer, weight=layer.weight.clip(low, high - 1)) if layer.kind == "conv" else layer
         for layer in net.layers
     ]
     return dataclasses.replace(net, layers=layers)
